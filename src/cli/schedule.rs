@@ -1,0 +1,310 @@
+//! `curfew schedule eval|timeline` and `curfew duration`.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufWriter, Write};
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::{Schedule, Ttl, zone};
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print, for each instant, whether SPEC is active and when that next changes (JSON
+    /// lines). With --batch, read `{"spec","at","tz"}` JSON lines from stdin instead.
+    Eval {
+        /// The schedule, e.g. "Mon-Fri 08:00-19:00 Europe/Paris".
+        #[arg(required_unless_present = "batch")]
+        spec: Option<String>,
+        /// Instants to evaluate (RFC 3339 with an offset). Repeatable.
+        #[arg(long = "at", required_unless_present = "batch")]
+        at: Vec<String>,
+        /// Zone for windows that name none; also the zone printed instants are shown in.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Read JSON lines from stdin, write one result line per input line, in order.
+        #[arg(long, conflicts_with_all = ["spec", "at"])]
+        batch: bool,
+    },
+    /// Print every change of SPEC between two instants, one JSON line each.
+    Timeline {
+        /// The schedule.
+        spec: String,
+        /// Start of the range (exclusive), RFC 3339.
+        #[arg(long)]
+        from: String,
+        /// End of the range (inclusive), RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// Zone for windows that name none; also the zone printed instants are shown in.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+    },
+}
+
+const INVALID: u8 = 2;
+
+pub fn run(cmd: ScheduleCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ScheduleCommand::Eval { batch: true, .. } => batch(io::stdin().lock(), io::stdout().lock()),
+        ScheduleCommand::Eval { spec, at, tz, .. } => {
+            eval(spec.as_deref().unwrap_or_default(), &at, &tz)
+        }
+        ScheduleCommand::Timeline { spec, from, to, tz } => timeline(&spec, &from, &to, &tz),
+    }
+}
+
+fn invalid(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::from(INVALID))
+}
+
+fn zone_arg(name: &str) -> Result<Tz, String> {
+    zone::parse_zone(name).ok_or_else(|| format!("unknown time zone \"{name}\" in --tz"))
+}
+
+fn instant_arg(text: &str, flag: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("{flag} \"{text}\" is not an RFC 3339 instant with an offset"))
+}
+
+fn show(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[derive(Serialize)]
+struct Evaluation {
+    at: String,
+    active: bool,
+    next_change: Option<String>,
+}
+
+fn evaluate(schedule: &Schedule, at: DateTime<Utc>, tz: Tz) -> Evaluation {
+    Evaluation {
+        at: show(at, tz),
+        active: schedule.is_active(at),
+        next_change: schedule.next_change(at).map(|t| show(t, tz)),
+    }
+}
+
+fn eval(spec: &str, instants: &[String], tz: &str) -> anyhow::Result<ExitCode> {
+    let tz = match zone_arg(tz) {
+        Ok(tz) => tz,
+        Err(e) => return invalid(e),
+    };
+    let schedule = match Schedule::parse(spec, tz) {
+        Ok(s) => s,
+        Err(e) => return invalid(format!("invalid schedule \"{spec}\": {e}")),
+    };
+    let mut times = Vec::with_capacity(instants.len());
+    for text in instants {
+        match instant_arg(text, "--at") {
+            Ok(t) => times.push(t),
+            Err(e) => return invalid(e),
+        }
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    for t in times {
+        serde_json::to_writer(&mut out, &evaluate(&schedule, t, tz))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn timeline(spec: &str, from: &str, to: &str, tz: &str) -> anyhow::Result<ExitCode> {
+    let parsed = (|| {
+        let tz = zone_arg(tz)?;
+        let from = instant_arg(from, "--from")?;
+        let to = instant_arg(to, "--to")?;
+        let schedule =
+            Schedule::parse(spec, tz).map_err(|e| format!("invalid schedule \"{spec}\": {e}"))?;
+        Ok::<_, String>((tz, from, to, schedule))
+    })();
+    let (tz, from, to, schedule) = match parsed {
+        Ok(p) => p,
+        Err(e) => return invalid(e),
+    };
+    #[derive(Serialize)]
+    struct Change {
+        at: String,
+        active: bool,
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    for (at, active) in schedule.transitions(from, to) {
+        serde_json::to_writer(
+            &mut out,
+            &Change {
+                at: show(at, tz),
+                active,
+            },
+        )?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Deserialize)]
+struct BatchLine<'a> {
+    #[serde(borrow)]
+    spec: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    at: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    tz: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct BatchError {
+    error: String,
+}
+
+/// Parsed schedules by (spec, zone): batches repeat the same specs many times.
+type Cache = HashMap<(String, String), Rc<Result<(Schedule, Tz), String>>>;
+const CACHE_LIMIT: usize = 10_000;
+
+/// Reads `{"spec","at","tz"}` lines and writes one result line per input line, in order.
+pub fn batch(input: impl BufRead, output: impl Write) -> anyhow::Result<ExitCode> {
+    let mut out = BufWriter::with_capacity(1 << 16, output);
+    let mut cache: Cache = HashMap::new();
+    for (number, line) in input.lines().enumerate() {
+        let line = line?;
+        match batch_line(&line, &mut cache) {
+            Ok(result) => serde_json::to_writer(&mut out, &result)?,
+            Err(error) => serde_json::to_writer(
+                &mut out,
+                &BatchError {
+                    error: format!("line {}: {error}", number + 1),
+                },
+            )?,
+        }
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn batch_line(line: &str, cache: &mut Cache) -> Result<Evaluation, String> {
+    let request: BatchLine<'_> = serde_json::from_str(line)
+        .map_err(|e| format!("not a {{\"spec\",\"at\",\"tz\"}} object: {e}"))?;
+    let tz_name = request.tz.as_deref().unwrap_or("UTC");
+    let key = (request.spec.to_string(), tz_name.to_string());
+    let parsed = match cache.get(&key) {
+        Some(hit) => Rc::clone(hit),
+        None => {
+            let parsed = zone_arg(tz_name).and_then(|tz| {
+                Schedule::parse(&request.spec, tz)
+                    .map(|s| (s, tz))
+                    .map_err(|e| format!("invalid schedule \"{}\": {e}", request.spec))
+            });
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            let parsed = Rc::new(parsed);
+            cache.insert(key, Rc::clone(&parsed));
+            parsed
+        }
+    };
+    let (schedule, tz) = parsed.as_ref().as_ref().map_err(Clone::clone)?;
+    let at = instant_arg(&request.at, "at")?;
+    Ok(evaluate(schedule, at, *tz))
+}
+
+/// `curfew duration D…`: one JSON line per argument; exit 2 if any is invalid.
+pub fn durations(inputs: &[String]) -> anyhow::Result<ExitCode> {
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Line<'a> {
+        Ok {
+            input: &'a str,
+            seconds: Option<u64>,
+        },
+        Err {
+            input: &'a str,
+            error: String,
+        },
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut all_valid = true;
+    for input in inputs {
+        let line = match Ttl::parse(input) {
+            Ok(ttl) => Line::Ok {
+                input,
+                seconds: ttl.seconds(),
+            },
+            Err(e) => {
+                all_valid = false;
+                Line::Err {
+                    input,
+                    error: e.to_string(),
+                }
+            }
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(INVALID)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_batch(input: &str) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        batch(input.as_bytes(), &mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn batch_answers_every_line_in_order_with_errors_in_place() {
+        let input = [
+            r#"{"spec": "Mon-Fri 08:00-19:00", "at": "2026-11-27T18:59:59+01:00", "tz": "Europe/Paris"}"#,
+            r#"{"spec": "Mno-Fri 08:00-19:00", "at": "2026-11-27T18:59:59+01:00"}"#,
+            r#"not json"#,
+            r#"{"spec": "Mon-Fri 08:00-19:00", "at": "2026-11-27T19:00:00+01:00", "tz": "Europe/Paris"}"#,
+            r#"{"spec": "always", "at": "yesterday"}"#,
+        ]
+        .join("\n");
+        let lines = run_batch(&input);
+        assert_eq!(lines.len(), 5);
+        assert_eq!(lines[0]["active"], true);
+        assert_eq!(lines[0]["next_change"], "2026-11-27T19:00:00+01:00");
+        assert!(
+            lines[1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("unknown weekday \"Mno\" at column 1")
+        );
+        assert!(
+            lines[2]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("line 3: not a")
+        );
+        assert_eq!(lines[3]["active"], false);
+        assert_eq!(lines[3]["next_change"], "2026-11-30T08:00:00+01:00");
+        assert!(
+            lines[4]["error"]
+                .as_str()
+                .unwrap()
+                .contains("\"yesterday\" is not an RFC 3339")
+        );
+    }
+}

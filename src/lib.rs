@@ -1,0 +1,11 @@
+//! curfew: stops preview environments outside their schedules, stops them when idle,
+//! deletes them when they outlive their TTL, and reports what that saved.
+//!
+//! The parts, one module each (see `DESIGN.md` in the shared folder for the data flow):
+//! - [`schedule`]: the time-spec language and its evaluation;
+//! - [`clock`]: where "now" comes from;
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod clock;
+pub mod schedule;
