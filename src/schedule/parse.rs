@@ -209,8 +209,7 @@ impl<'a> Parser<'a> {
         for prefix in ["from-", "until-"] {
             if lower.starts_with(prefix) {
                 let keyword = &prefix[..prefix.len() - 1];
-                let at = rfc3339(&token.text[prefix.len()..])
-                    .map_err(|e| error(e, token.column + prefix.len(), None))?;
+                let at = rfc3339(&token.text[prefix.len()..], token.column + prefix.len())?;
                 self.pos += 1;
                 return Ok(Entry::Window(open_range(keyword, at)));
             }
@@ -231,14 +230,14 @@ impl<'a> Parser<'a> {
             ));
         };
         self.pos += 1;
-        rfc3339(t.text).map_err(|e| error(e, t.column, None))
+        rfc3339(t.text, t.column)
     }
 
     /// `A-B` in one token, or `A - B` in three.
     fn absolute(&mut self) -> Result<Window, ParseError> {
         let token = self.tokens[self.pos];
         if self.peek_at(1).is_some_and(|t| t.text == "-") {
-            let from = rfc3339(token.text).map_err(|e| error(e, token.column, None))?;
+            let from = rfc3339(token.text, token.column)?;
             self.pos += 2;
             let until = self.instant_token("-")?;
             return range(from, until, token.column);
@@ -358,10 +357,12 @@ fn looks_like_instant(text: &str) -> bool {
     b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
 }
 
-fn rfc3339(text: &str) -> Result<DateTime<FixedOffset>, String> {
+fn rfc3339(text: &str, column: usize) -> Result<DateTime<FixedOffset>, ParseError> {
     DateTime::parse_from_rfc3339(text).map_err(|_| {
-        format!(
-            "invalid instant \"{text}\"; expected RFC 3339 with an offset or Z, such as 2026-12-24T00:00:00+01:00"
+        error(
+            format!("invalid instant \"{text}\""),
+            column,
+            Some("RFC 3339 with an offset or Z, such as 2026-12-24T00:00:00+01:00"),
         )
     })
 }
@@ -468,7 +469,10 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
     // Custodian's `off=` and `on=` values, each with the column it starts at.
     let mut custodian: [Option<(String, usize)>; 2] = [None, None];
     let mut curfew_key_seen: Option<usize> = None;
-    let mut offset = 0usize; // in characters
+    // Custodian users sometimes keep the quotes of the docs' examples around the value.
+    let quoted = text.trim().starts_with(['\'', '"']);
+    let text = text.trim().trim_matches(|c| c == '"' || c == '\'');
+    let mut offset = usize::from(quoted); // in characters
     for piece in text.split(';') {
         let piece_column = offset + 1;
         offset += piece.chars().count() + 1;
