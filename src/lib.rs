@@ -8,4 +8,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod platform;
+pub mod policy;
 pub mod schedule;

@@ -3,7 +3,12 @@
 //! Exit codes: 0 success, 2 invalid input (a bad spec, instant or duration), 1 anything
 //! else.
 
+mod rules;
+
+pub use rules::{plan_table, rule_set_json, schema_json};
 mod schedule;
+
+use std::path::PathBuf;
 
 use std::process::ExitCode;
 
@@ -22,6 +27,31 @@ enum Command {
     /// Evaluate schedules: is a spec on at an instant, and when does that change?
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Check a rule file: exit 0 and a summary, or every error and exit 1.
+    Validate {
+        /// The rule file.
+        file: PathBuf,
+        /// Print the compiled rule set (durations in seconds, schedules normalized).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the rule file.
+    Schema,
+    /// Show what curfew would do with each environment of a snapshot, and why.
+    Plan {
+        /// The rule file.
+        #[arg(long)]
+        config: PathBuf,
+        /// A snapshot file (JSON: {"environments": [...], "complete": true}).
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Decide as of this instant (RFC 3339; default now).
+        #[arg(long)]
+        at: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Parse TTL durations (`30s 10m 4h 7d 2w`, `1d12h`, `forever`) into seconds.
     Duration {
         /// Durations to parse.
@@ -36,6 +66,17 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Schedule(cmd) => schedule::run(cmd),
         Command::Duration { durations } => schedule::durations(&durations),
+        Command::Validate { file, json } => rules::validate(&file, json),
+        Command::Schema => {
+            print!("{}", rules::schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan {
+            config,
+            snapshot,
+            at,
+            json,
+        } => rules::plan(&config, &snapshot, at.as_deref(), json),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,242 @@
+//! `curfew validate`, `curfew schema`, `curfew plan`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::config::settings::PlatformSettings;
+use crate::config::{self, Loaded, Rule, RuleSet, Settings};
+use crate::platform::Snapshot;
+use crate::policy::{self, Action, Decision, LedgerView};
+
+fn seconds(d: Option<TimeDelta>) -> Value {
+    d.map_or(Value::Null, |d| json!(d.num_seconds()))
+}
+
+/// The compiled rule set as JSON: durations in seconds, schedules normalized.
+pub fn rule_set_json(loaded: &Loaded) -> Value {
+    let rules: &RuleSet = &loaded.rules;
+    let rule = |r: &Rule| {
+        json!({
+            "name": r.name,
+            "match": r.selector.describe(),
+            "schedule": r.schedule.as_ref().map(|s| s.describe()),
+            "timezone": r.timezone.name(),
+            "wake": r.wake,
+            "stop_when_idle": seconds(r.stop_when_idle),
+            "delete_after": seconds(r.delete_after),
+            "delete_when_stopped_for": seconds(r.delete_when_stopped_for),
+            "delete_when_idle_for": seconds(r.delete_when_idle_for),
+            "warn_before_delete": seconds(Some(r.warn_before_delete)),
+            "grace_period": seconds(Some(r.grace_period)),
+            "hourly_cost": r.hourly_cost,
+            "dry_run": r.dry_run,
+            "allow_delete": r.allow_delete,
+            "notify": r.notify,
+        })
+    };
+    let s: &Settings = &loaded.settings;
+    let platform = match &s.platform {
+        PlatformSettings::Sandbox(sb) => {
+            json!({"kind": "sandbox", "projects": sb.projects, "environments": sb.environments, "seed": sb.seed, "clock_speed": sb.clock_speed})
+        }
+        PlatformSettings::Qovery(q) => {
+            json!({"kind": "qovery", "organization": q.organization, "token_env": q.token_env, "token_file": q.token_file, "api_url": q.api_url, "max_concurrency": q.max_concurrency, "requests_per_second": q.requests_per_second, "timeout": q.timeout.as_secs()})
+        }
+    };
+    json!({
+        "timezone": rules.timezone.name(),
+        "currency": rules.currency,
+        "daemon": {
+            "listen": s.listen.to_string(),
+            "ledger": s.ledger,
+            "log_format": format!("{:?}", s.log_format).to_lowercase(),
+            "resync": s.resync.as_secs(),
+            "per_environment_metrics": s.per_environment_metrics,
+        },
+        "platform": platform,
+        "safety": {
+            "dry_run": rules.safety.dry_run,
+            "max_stops_per_pass": rules.safety.max_stops_per_pass,
+            "max_deletes_per_hour": rules.safety.max_deletes_per_hour,
+            "protect_production": rules.safety.protect_production,
+        },
+        "defaults": {
+            "hourly_cost": rules.defaults.hourly_cost,
+            "vcpu_hour": rules.defaults.vcpu_hour,
+            "gib_hour": rules.defaults.gib_hour,
+            "grace_period": rules.defaults.grace_period.num_seconds(),
+            "warn_before_delete": rules.defaults.warn_before_delete.num_seconds(),
+        },
+        "protect": rules.protect.iter().map(|p| p.description.clone()).collect::<Vec<_>>(),
+        "notify": rules.notify.keys().collect::<Vec<_>>(),
+        "rules": rules.rules.iter().map(rule).collect::<Vec<_>>(),
+    })
+}
+
+fn env_vars() -> HashMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// `curfew validate FILE [--json]`.
+pub fn validate(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    match config::load(file, &env_vars(), Utc::now()) {
+        Ok(loaded) => {
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&rule_set_json(&loaded))?);
+            } else {
+                let r = &loaded.rules;
+                let platform = match &loaded.settings.platform {
+                    PlatformSettings::Sandbox(_) => "sandbox".to_string(),
+                    PlatformSettings::Qovery(q) => {
+                        format!("qovery organization {}", q.organization)
+                    }
+                };
+                println!(
+                    "{}: OK: {} rule{}, {} protection{}, platform {platform}, timezone {}{}",
+                    file.display(),
+                    r.rules.len(),
+                    if r.rules.len() == 1 { "" } else { "s" },
+                    r.protect.len(),
+                    if r.protect.len() == 1 { "" } else { "s" },
+                    r.timezone.name(),
+                    if r.safety.dry_run { ", dry run" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: {} error{}",
+                file.display(),
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The JSON Schema of the rule file.
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(config::raw::RawFile);
+    schema.insert("title".into(), json!("curfew rule file"));
+    schema.insert(
+        "$id".into(),
+        json!("https://curfew.dev/schema/curfew.schema.json"),
+    );
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+/// `curfew plan --config FILE --snapshot FILE [--at T] [--json]`.
+pub fn plan(
+    config_file: &Path,
+    snapshot_file: &PathBuf,
+    at: Option<&str>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let now = match at {
+        None => Utc::now(),
+        Some(t) => match DateTime::parse_from_rfc3339(t) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => {
+                eprintln!("error: --at \"{t}\" is not an RFC 3339 instant with an offset");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let loaded = match config::load(config_file, &env_vars(), now) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let text = match std::fs::read_to_string(snapshot_file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", snapshot_file.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let snapshot: Snapshot = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: {}:{}:{}: not a snapshot: {e}",
+                snapshot_file.display(),
+                e.line(),
+                e.column()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let decisions = policy::decide(&loaded.rules, &snapshot, &LedgerView::default(), now);
+    if as_json {
+        let out = json!({
+            "at": now,
+            "next_wakeup": policy::next_wakeup(&decisions),
+            "decisions": decisions,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", plan_table(&decisions));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Decisions as an aligned table, one environment a line.
+pub fn plan_table(decisions: &[Decision]) -> String {
+    let header = [
+        "ENVIRONMENT",
+        "PROJECT",
+        "STATE",
+        "ACTION",
+        "RULE",
+        "REASON",
+    ];
+    let rows: Vec<[String; 6]> = decisions
+        .iter()
+        .map(|d| {
+            let action = match (d.action, d.dry_run) {
+                (Action::None, _) => "-".to_string(),
+                (a, true) => format!("{a} (dry run)"),
+                (a, false) => a.to_string(),
+            };
+            [
+                d.environment.clone(),
+                d.project.clone(),
+                d.state.to_string(),
+                action,
+                d.rule.clone().unwrap_or_else(|| "-".into()),
+                d.reason.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -1,0 +1,453 @@
+//! The rule file: what users write ([`raw`]), what curfew understands ([`RuleSet`]), and the
+//! loading in between.
+//!
+//! Loading is two-phase, like ripgrep's arguments: the YAML is parsed into raw serde structs
+//! (unknown fields rejected, every value with its line and column), then compiled into a
+//! validated [`RuleSet`], collecting *every* error. The daemon's settings (everything but
+//! `protect`, `notify` and `rules`) then go through the `config` crate so that
+//! `CURFEW_*` environment variables override them ([`settings`]).
+
+mod compile;
+mod error;
+pub mod raw;
+pub mod settings;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use wildmatch::WildMatch;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use settings::Settings;
+
+use crate::platform::{Environment, Mode};
+use crate::schedule::Schedule;
+
+/// A validated rule file.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub timezone: Tz,
+    pub currency: String,
+    pub safety: Safety,
+    pub defaults: Defaults,
+    /// Checked before any rule; the built-in production protection comes first.
+    pub protect: Vec<Protection>,
+    /// In order: the first match decides.
+    pub rules: Vec<Rule>,
+    pub notify: BTreeMap<String, Target>,
+}
+
+/// Limits that hold whatever the rules say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Safety {
+    pub dry_run: bool,
+    pub max_stops_per_pass: u32,
+    pub max_deletes_per_hour: u32,
+    pub protect_production: bool,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            dry_run: false,
+            max_stops_per_pass: 100,
+            max_deletes_per_hour: 10,
+            protect_production: true,
+        }
+    }
+}
+
+/// Defaults for every rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    pub hourly_cost: Option<f64>,
+    pub vcpu_hour: Option<f64>,
+    pub gib_hour: Option<f64>,
+    pub grace_period: TimeDelta,
+    pub warn_before_delete: TimeDelta,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            hourly_cost: None,
+            vcpu_hour: None,
+            gib_hour: None,
+            grace_period: TimeDelta::minutes(30),
+            warn_before_delete: TimeDelta::zero(),
+        }
+    }
+}
+
+/// A protect entry.
+#[derive(Debug, Clone)]
+pub struct Protection {
+    pub selector: Selector,
+    /// Why, for people: "protected by protect[1] (project=billing-*)".
+    pub description: String,
+}
+
+/// A notification target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub slack: bool,
+    pub url_env: Option<String>,
+    pub url: Option<String>,
+    pub secret_env: Option<String>,
+    pub digest_at: Option<NaiveTime>,
+    pub digest_timezone: Option<Tz>,
+}
+
+/// A `*`/`?` pattern.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    pattern: String,
+    matcher: WildMatch,
+}
+
+impl Glob {
+    pub fn matches(&self, text: &str) -> bool {
+        self.matcher.matches(text)
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+}
+
+/// Which environments: every non-empty part must fit; within a part, any entry.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    pub modes: Vec<Mode>,
+    pub projects: Vec<Glob>,
+    pub environments: Vec<Glob>,
+    pub clusters: Vec<Glob>,
+    pub labels: Vec<(String, Glob)>,
+}
+
+impl Selector {
+    /// Whether `env` fits.
+    pub fn matches(&self, env: &Environment) -> bool {
+        let any = |globs: &[Glob], value: &str| {
+            globs.is_empty() || globs.iter().any(|g| g.matches(value))
+        };
+        (self.modes.is_empty() || self.modes.contains(&env.mode))
+            && any(&self.projects, &env.project)
+            && any(&self.environments, &env.name)
+            && (self.clusters.is_empty()
+                || env
+                    .cluster
+                    .as_deref()
+                    .is_some_and(|c| self.clusters.iter().any(|g| g.matches(c))))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| env.labels.get(k).is_some_and(|value| v.matches(value)))
+    }
+
+    /// `mode=preview project=web-*`, for people; `everything` when empty.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let list = |globs: &[Glob]| {
+            globs
+                .iter()
+                .map(Glob::pattern)
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        if !self.modes.is_empty() {
+            parts.push(format!(
+                "mode={}",
+                self.modes
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            ));
+        }
+        if !self.projects.is_empty() {
+            parts.push(format!("project={}", list(&self.projects)));
+        }
+        if !self.environments.is_empty() {
+            parts.push(format!("environment={}", list(&self.environments)));
+        }
+        if !self.clusters.is_empty() {
+            parts.push(format!("cluster={}", list(&self.clusters)));
+        }
+        for (k, v) in &self.labels {
+            parts.push(format!("label {k}={}", v.pattern()));
+        }
+        if parts.is_empty() {
+            "everything".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// Which stopped environments a window's start wakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wake {
+    /// Only those curfew stopped for the schedule (default): a person's stop, or an idle
+    /// stop, is respected.
+    StoppedByCurfew,
+    /// Every stopped environment the rule matches.
+    All,
+    /// None: the schedule only stops.
+    Never,
+}
+
+/// When a rule lets environments run.
+#[derive(Debug, Clone)]
+pub enum RuleSchedule {
+    /// `run:` windows (holidays included): running inside, stopped outside.
+    Run(Schedule),
+    /// `stop:` windows: stopped inside (and on holidays), running outside.
+    Stop {
+        windows: Schedule,
+        /// Every day but the holidays, when there are holidays.
+        holidays: Option<Schedule>,
+    },
+    /// Stop and start events.
+    Events(Schedule),
+}
+
+/// How many steps a combined (`stop:` + holidays) schedule looks ahead for a change.
+const MAX_COMBINED_STEPS: usize = 1000;
+
+impl RuleSchedule {
+    /// Whether environments may run at `t`.
+    pub fn is_active(&self, t: DateTime<Utc>) -> bool {
+        match self {
+            RuleSchedule::Run(s) | RuleSchedule::Events(s) => s.is_active(t),
+            RuleSchedule::Stop { windows, holidays } => {
+                !windows.is_active(t) && holidays.as_ref().is_none_or(|h| h.is_active(t))
+            }
+        }
+    }
+
+    /// The first instant after `t` where [`RuleSchedule::is_active`] changes.
+    pub fn next_change(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            RuleSchedule::Run(s) | RuleSchedule::Events(s) => s.next_change(t),
+            RuleSchedule::Stop {
+                windows,
+                holidays: None,
+            } => windows.next_change(t),
+            RuleSchedule::Stop {
+                windows,
+                holidays: Some(h),
+            } => {
+                let now = self.is_active(t);
+                let mut at = t;
+                for _ in 0..MAX_COMBINED_STEPS {
+                    let next = [windows.next_change(at), h.next_change(at)]
+                        .into_iter()
+                        .flatten()
+                        .min()?;
+                    if self.is_active(next) != now {
+                        return Some(next);
+                    }
+                    at = next;
+                }
+                None
+            }
+        }
+    }
+
+    /// The latest boundary at or before `t`: the last change of state, or for event
+    /// schedules the last event (a stop after a stop is a boundary too: a person's start in
+    /// between is undone by it).
+    pub fn last_boundary(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let RuleSchedule::Events(s) = self {
+            return s.events().and_then(|e| e.last_event(t)).map(|(at, _)| at);
+        }
+        // Walk forward from a week back; if nothing changed in that week, look further.
+        let mut lookback = TimeDelta::days(8);
+        for _ in 0..8 {
+            let from = t - lookback;
+            let mut last = None;
+            let mut at = from;
+            while let Some(next) = self.next_change(at).filter(|n| *n <= t) {
+                last = Some(next);
+                at = next;
+            }
+            if last.is_some() {
+                return last;
+            }
+            lookback = lookback * 4;
+        }
+        None
+    }
+
+    /// The next boundary after `t` (for event schedules, the next event).
+    pub fn next_boundary(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let RuleSchedule::Events(s) = self {
+            return s.events().and_then(|e| e.next_event(t)).map(|(at, _)| at);
+        }
+        self.next_change(t)
+    }
+
+    /// The schedule as written in normalized form, for reasons and `validate --json`.
+    pub fn describe(&self) -> String {
+        match self {
+            RuleSchedule::Run(s) => format!("run {s}"),
+            RuleSchedule::Events(s) => format!("events {s}"),
+            RuleSchedule::Stop { windows, holidays } => match holidays {
+                None => format!("stop {windows}"),
+                Some(h) => format!("stop {windows}; and all day on holidays ({h})"),
+            },
+        }
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub selector: Selector,
+    pub schedule: Option<RuleSchedule>,
+    pub wake: Wake,
+    pub stop_when_idle: Option<TimeDelta>,
+    pub delete_after: Option<TimeDelta>,
+    pub delete_when_stopped_for: Option<TimeDelta>,
+    pub delete_when_idle_for: Option<TimeDelta>,
+    pub warn_before_delete: TimeDelta,
+    pub grace_period: TimeDelta,
+    pub hourly_cost: Option<f64>,
+    pub dry_run: bool,
+    pub allow_delete: Vec<Mode>,
+    pub notify: Vec<String>,
+    pub timezone: Tz,
+}
+
+/// A loaded rule file: the rules and the daemon's settings.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub rules: RuleSet,
+    pub settings: Settings,
+}
+
+/// Parses and compiles rule file text, with `CURFEW_*` overrides from `env`. `file` names
+/// it in errors; `now` is when the file is checked (a schedule that never runs is measured
+/// from it). Every error found is returned, not just the first.
+pub fn parse(
+    file: &str,
+    text: &str,
+    env: &HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<Loaded, ConfigErrors> {
+    let mut raw = parse_raw(file, text)?;
+    settings::apply_env_overrides(file, text, &mut raw, env)?;
+    let mut compiler = compile::Compiler {
+        file,
+        text,
+        errors: Vec::new(),
+        now,
+    };
+    let rules = compile::compile(&mut compiler, &raw);
+    let settings = settings::settings(file, &raw);
+    let mut errors = compiler.errors;
+    if let Err(e) = &settings {
+        errors.extend(e.iter().cloned());
+    }
+    match (rules, settings) {
+        (Some(rules), Ok(settings)) if errors.is_empty() => Ok(Loaded { rules, settings }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// [`parse`] without environment overrides, keeping only the rules.
+pub fn parse_rules(file: &str, text: &str, now: DateTime<Utc>) -> Result<RuleSet, ConfigErrors> {
+    parse(file, text, &HashMap::new(), now).map(|l| l.rules)
+}
+
+/// Parses the YAML into raw structs, turning serde's error into a located [`ConfigError`].
+pub fn parse_raw(file: &str, text: &str) -> Result<raw::RawFile, ConfigErrors> {
+    if text.trim().is_empty() {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            rule: None,
+            field: None,
+            message: "the rule file is empty; it needs at least a `rules:` list".into(),
+        }]));
+    }
+    serde_saphyr::from_str::<raw::RawFile>(text).map_err(|e| {
+        let location = e.location();
+        let message = plain_message(&e);
+        let line = location.map(|l| l.line() as usize);
+        ConfigErrors(vec![ConfigError {
+            file: file.to_string(),
+            line,
+            column: location.map(|l| l.column() as usize),
+            rule: line.and_then(|l| rule_at_line(text, l)),
+            field: None,
+            message: error::explain_unknown_field(&message),
+        }])
+    })
+}
+
+/// serde-saphyr's message without its own location and snippet.
+fn plain_message(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or_default().trim();
+    let first = first.trim_start_matches("error: ");
+    // "line 7 column 5: unknown field …": the location is reported separately.
+    match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
+            rest.to_string()
+        }
+        _ => first.to_string(),
+    }
+}
+
+/// The rule a line of the file belongs to, found by the nearest `- name:` above it (used
+/// when the file is too broken to be read as rules).
+fn rule_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    let rules_start = lines.iter().rposition(|l| l.starts_with("rules:"))?;
+    lines[rules_start..].iter().rev().find_map(|l| {
+        let item = l.trim_start().strip_prefix("- ")?.trim_start();
+        let name = item
+            .strip_prefix("name:")?
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
+        (!name.is_empty()).then(|| format!("\"{name}\""))
+    })
+}
+
+/// Reads a rule file from disk and [`parse`]s it.
+pub fn load(
+    path: &Path,
+    env: &HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<Loaded, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            line: None,
+            column: None,
+            rule: None,
+            field: None,
+            message: format!("cannot read the rule file: {e}"),
+        }])
+    })?;
+    parse(&file, &text, env, now)
+}
+
+impl RuleSet {
+    /// The rule with this name.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,422 @@
+//! The daemon's settings, read from the rule file through the `config` crate so that any of
+//! them can be overridden by a `CURFEW_*` environment variable: `CURFEW_DAEMON__LISTEN`,
+//! `CURFEW_SAFETY__DRY_RUN=true`, `CURFEW_TIMEZONE=UTC` (sections joined by `__`).
+//!
+//! The environment is passed in as a map (the binary hands over `std::env::vars()`), so
+//! nothing deep in the code reads the process environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::ConfigError;
+use super::raw::{At, RawDaemon, RawDefaults, RawFile, RawSafety};
+use crate::schedule::parse_duration;
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "CURFEW";
+
+/// How the daemon runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub ledger: PathBuf,
+    pub log_format: LogFormat,
+    pub resync: Duration,
+    pub per_environment_metrics: bool,
+    pub admin_token_env: Option<String>,
+    pub admin_token_file: Option<PathBuf>,
+    pub platform: PlatformSettings,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where environments live.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlatformSettings {
+    /// The in-process Qovery-compatible sandbox.
+    Sandbox(SandboxSettings),
+    Qovery(QoverySettings),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxSettings {
+    pub projects: u32,
+    pub environments: u32,
+    pub seed: u64,
+    pub clock_speed: f64,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings {
+            projects: 4,
+            environments: 24,
+            seed: 1,
+            clock_speed: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QoverySettings {
+    pub organization: String,
+    pub token_env: String,
+    pub token_file: Option<PathBuf>,
+    pub api_url: String,
+    pub max_concurrency: u32,
+    pub requests_per_second: f64,
+    pub timeout: Duration,
+}
+
+/// The settings sections as the `config` crate sees them (file values merged with the
+/// environment's).
+#[derive(Debug, Default, Deserialize)]
+struct Merged {
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    daemon: Option<MergedDaemon>,
+    #[serde(default)]
+    safety: Option<MergedSafety>,
+    #[serde(default)]
+    defaults: Option<MergedDefaults>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MergedDaemon {
+    listen: Option<String>,
+    ledger: Option<String>,
+    log_format: Option<String>,
+    resync: Option<String>,
+    per_environment_metrics: Option<bool>,
+    admin_token_env: Option<String>,
+    admin_token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MergedSafety {
+    dry_run: Option<bool>,
+    max_stops_per_pass: Option<u32>,
+    max_deletes_per_hour: Option<u32>,
+    protect_production: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MergedDefaults {
+    hourly_cost: Option<f64>,
+    grace_period: Option<String>,
+    warn_before_delete: Option<String>,
+}
+
+/// Applies `CURFEW_*` overrides from `env` onto the raw file, through the `config` crate.
+/// Overridden values carry line 0 (they come from the environment, not the file).
+pub fn apply_env_overrides(
+    file: &str,
+    text: &str,
+    raw: &mut RawFile,
+    env: &HashMap<String, String>,
+) -> Result<(), super::ConfigErrors> {
+    let ours: HashMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let env_error = |message: String| ConfigError {
+        file: format!("{file} (with {ENV_PREFIX}_* environment variables)"),
+        line: None,
+        column: None,
+        rule: None,
+        field: None,
+        message,
+    };
+    let merged_config = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Yaml))
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(ours.clone().into_iter().collect())),
+        )
+        .build()
+        .map_err(|e| super::ConfigErrors(vec![env_error(e.to_string())]))?;
+    let merged: Merged = merged_config
+        .try_deserialize()
+        .map_err(|e| super::ConfigErrors(vec![env_error(e.to_string())]))?;
+    let set = |name: &str| ours.contains_key(&format!("{ENV_PREFIX}_{name}"));
+    let at = |value: String| At {
+        value,
+        line: 0,
+        column: 0,
+    };
+    if set("TIMEZONE") {
+        raw.timezone = merged.timezone.map(at);
+    }
+    if set("CURRENCY") {
+        raw.currency = merged.currency.map(at);
+    }
+    if let Some(d) = merged.daemon {
+        let daemon = &mut raw
+            .daemon
+            .get_or_insert_with(|| At {
+                value: RawDaemon::default(),
+                line: 0,
+                column: 0,
+            })
+            .value;
+        let pairs = [
+            ("DAEMON__LISTEN", d.listen, &mut daemon.listen),
+            ("DAEMON__LEDGER", d.ledger, &mut daemon.ledger),
+            ("DAEMON__LOG_FORMAT", d.log_format, &mut daemon.log_format),
+            ("DAEMON__RESYNC", d.resync, &mut daemon.resync),
+            (
+                "DAEMON__ADMIN_TOKEN_ENV",
+                d.admin_token_env,
+                &mut daemon.admin_token_env,
+            ),
+            (
+                "DAEMON__ADMIN_TOKEN_FILE",
+                d.admin_token_file,
+                &mut daemon.admin_token_file,
+            ),
+        ];
+        for (name, value, slot) in pairs {
+            if set(name) {
+                *slot = value.map(at);
+            }
+        }
+        if set("DAEMON__PER_ENVIRONMENT_METRICS") {
+            daemon.per_environment_metrics = d.per_environment_metrics;
+        }
+    }
+    if let Some(s) = merged.safety {
+        let safety = &mut raw
+            .safety
+            .get_or_insert_with(|| At {
+                value: RawSafety::default(),
+                line: 0,
+                column: 0,
+            })
+            .value;
+        if set("SAFETY__DRY_RUN") {
+            safety.dry_run = s.dry_run;
+        }
+        if set("SAFETY__PROTECT_PRODUCTION") {
+            safety.protect_production = s.protect_production;
+        }
+        if set("SAFETY__MAX_STOPS_PER_PASS") {
+            safety.max_stops_per_pass = s.max_stops_per_pass.map(|v| At {
+                value: v,
+                line: 0,
+                column: 0,
+            });
+        }
+        if set("SAFETY__MAX_DELETES_PER_HOUR") {
+            safety.max_deletes_per_hour = s.max_deletes_per_hour.map(|v| At {
+                value: v,
+                line: 0,
+                column: 0,
+            });
+        }
+    }
+    if let Some(d) = merged.defaults {
+        let defaults = &mut raw
+            .defaults
+            .get_or_insert_with(|| At {
+                value: RawDefaults::default(),
+                line: 0,
+                column: 0,
+            })
+            .value;
+        if set("DEFAULTS__HOURLY_COST") {
+            defaults.hourly_cost = d.hourly_cost.map(|v| At {
+                value: v,
+                line: 0,
+                column: 0,
+            });
+        }
+        if set("DEFAULTS__GRACE_PERIOD") {
+            defaults.grace_period = d.grace_period.map(at);
+        }
+        if set("DEFAULTS__WARN_BEFORE_DELETE") {
+            defaults.warn_before_delete = d.warn_before_delete.map(at);
+        }
+    }
+    Ok(())
+}
+
+/// The daemon settings of a (possibly overridden) raw file.
+pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let daemon = raw
+        .daemon
+        .as_ref()
+        .map(|d| d.value.clone())
+        .unwrap_or_default();
+    let mut error = |field: &str, at: Option<(usize, usize)>, message: String| {
+        errors.push(ConfigError {
+            file: file.to_string(),
+            line: at.map(|a| a.0).filter(|l| *l > 0),
+            column: at.map(|a| a.1).filter(|c| *c > 0),
+            rule: None,
+            field: Some(field.to_string()),
+            message,
+        });
+    };
+    let pos = |a: &At<String>| Some((a.line, a.column));
+    let listen = match &daemon.listen {
+        None => SocketAddr::from(([0, 0, 0, 0], 9464)),
+        Some(a) => a.value.trim().parse().unwrap_or_else(|_| {
+            error(
+                "daemon.listen",
+                pos(a),
+                format!("\"{}\" is not an address such as 0.0.0.0:9464", a.value),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 9464))
+        }),
+    };
+    let log_format = match daemon.log_format.as_ref().map(|a| (a, a.value.trim())) {
+        None | Some((_, "human")) => LogFormat::Human,
+        Some((_, "json")) => LogFormat::Json,
+        Some((a, other)) => {
+            error(
+                "daemon.log_format",
+                pos(a),
+                format!("unknown log format \"{other}\"; expected human or json"),
+            );
+            LogFormat::Human
+        }
+    };
+    let resync = match &daemon.resync {
+        None => Duration::from_secs(60),
+        Some(a) => match parse_duration(&a.value) {
+            Ok(0) => {
+                error(
+                    "daemon.resync",
+                    pos(a),
+                    "resync must be longer than 0s".into(),
+                );
+                Duration::from_secs(60)
+            }
+            Ok(s) => Duration::from_secs(s),
+            Err(e) => {
+                error("daemon.resync", pos(a), e.to_string());
+                Duration::from_secs(60)
+            }
+        },
+    };
+    let platform = platform_settings(raw, &mut error);
+    let settings = Settings {
+        listen,
+        ledger: daemon.ledger.as_ref().map_or_else(
+            || PathBuf::from("./curfew.db"),
+            |a| PathBuf::from(a.value.trim()),
+        ),
+        log_format,
+        resync,
+        per_environment_metrics: daemon.per_environment_metrics.unwrap_or(false),
+        admin_token_env: daemon.admin_token_env.as_ref().map(|a| a.value.clone()),
+        admin_token_file: daemon
+            .admin_token_file
+            .as_ref()
+            .map(|a| PathBuf::from(&a.value)),
+        platform,
+    };
+    if errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errors)
+    }
+}
+
+fn platform_settings(
+    raw: &RawFile,
+    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
+) -> PlatformSettings {
+    use super::raw::RawPlatform;
+    let Some(at) = &raw.platform else {
+        return PlatformSettings::Sandbox(SandboxSettings::default());
+    };
+    let place = Some((at.line, at.column));
+    let sandbox = |s: &super::raw::RawSandbox| {
+        let d = SandboxSettings::default();
+        PlatformSettings::Sandbox(SandboxSettings {
+            projects: s.projects.unwrap_or(d.projects),
+            environments: s.environments.unwrap_or(d.environments),
+            seed: s.seed.unwrap_or(d.seed),
+            clock_speed: s.clock_speed.unwrap_or(d.clock_speed),
+        })
+    };
+    match &at.value {
+        RawPlatform::Name(name) if name.trim() == "sandbox" => {
+            PlatformSettings::Sandbox(SandboxSettings::default())
+        }
+        RawPlatform::Name(name) => {
+            error(
+                "platform",
+                place,
+                format!(
+                    "unknown platform \"{name}\"; expected sandbox, or a map with qovery: {{organization, token_env}}"
+                ),
+            );
+            PlatformSettings::Sandbox(SandboxSettings::default())
+        }
+        RawPlatform::Detailed(d) => match (&d.qovery, &d.sandbox) {
+            (Some(q), None) => {
+                let timeout = q
+                    .timeout
+                    .as_deref()
+                    .map_or(Ok(30), parse_duration)
+                    .unwrap_or_else(|e| {
+                        error("platform.qovery.timeout", place, e.to_string());
+                        30
+                    });
+                if q.organization.trim().is_empty() {
+                    error(
+                        "platform.qovery.organization",
+                        place,
+                        "the organization id is empty".into(),
+                    );
+                }
+                PlatformSettings::Qovery(QoverySettings {
+                    organization: q.organization.trim().to_string(),
+                    token_env: q
+                        .token_env
+                        .clone()
+                        .unwrap_or_else(|| "QOVERY_API_TOKEN".into()),
+                    token_file: q.token_file.as_ref().map(PathBuf::from),
+                    api_url: q
+                        .api_url
+                        .clone()
+                        .unwrap_or_else(|| "https://api.qovery.com".into()),
+                    max_concurrency: q.max_concurrency.unwrap_or(8).max(1),
+                    requests_per_second: q.requests_per_second.filter(|r| *r > 0.0).unwrap_or(10.0),
+                    timeout: Duration::from_secs(timeout.max(1)),
+                })
+            }
+            (None, Some(s)) => sandbox(s),
+            _ => {
+                error(
+                    "platform",
+                    place,
+                    "name exactly one platform: qovery or sandbox".into(),
+                );
+                PlatformSettings::Sandbox(SandboxSettings::default())
+            }
+        },
+    }
+}

@@ -1,0 +1,155 @@
+//! What curfew sees of a platform: environments and their state ([`Snapshot`]).
+//!
+//! Every adapter (Qovery, Kubernetes, the sandbox) produces this one model, and `decide`
+//! reads nothing else. A snapshot is also a file format: `curfew plan --snapshot FILE`
+//! reads it as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Everything listed from a platform in one pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// The environments, in the platform's order.
+    pub environments: Vec<Environment>,
+    /// False when any part of the listing failed: curfew then deletes nothing this pass.
+    #[serde(default = "yes")]
+    pub complete: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One environment (a Qovery environment, a Kubernetes namespace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub id: String,
+    pub name: String,
+    /// Project name (Qovery project; a label on Kubernetes).
+    #[serde(default)]
+    pub project: String,
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub state: EnvState,
+    /// The platform's own word for the state (`DEPLOYED`, `STOP_QUEUED`, …), for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_state: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Last deployment, the idle clock's main signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_deployed_at: Option<DateTime<Utc>>,
+    /// Last activity other than a deployment (traffic), where the platform reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Cost per hour while running, where the platform lets curfew compute it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly_cost: Option<f64>,
+}
+
+/// Qovery's environment modes; Kubernetes namespaces take theirs from a label.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Production,
+    Staging,
+    Development,
+    Preview,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::Production,
+        Mode::Staging,
+        Mode::Development,
+        Mode::Preview,
+    ];
+
+    /// The lower-case name used in rule files and snapshots.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Production => "production",
+            Mode::Staging => "staging",
+            Mode::Development => "development",
+            Mode::Preview => "preview",
+        }
+    }
+
+    /// Parses a mode in any case (`PREVIEW` as Qovery writes it, `preview` as we do).
+    pub fn parse(text: &str) -> Option<Mode> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state curfew reasons about. Adapters map their platform's states onto these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvState {
+    /// Up and costing money (Qovery `DEPLOYED`).
+    Running,
+    /// Down (Qovery `STOPPED`).
+    Stopped,
+    /// Being deployed, started, restarted or built.
+    Starting,
+    /// Being stopped.
+    Stopping,
+    /// Being deleted.
+    Deleting,
+    /// A deployment, stop or delete failed; people should look.
+    Error,
+    /// Anything else (a state the platform added after this release, say).
+    Unknown,
+}
+
+impl EnvState {
+    /// Whether the environment is settled (running or stopped) and may be acted on.
+    pub fn is_settled(self) -> bool {
+        matches!(self, EnvState::Running | EnvState::Stopped)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvState::Running => "running",
+            EnvState::Stopped => "stopped",
+            EnvState::Starting => "starting",
+            EnvState::Stopping => "stopping",
+            EnvState::Deleting => "deleting",
+            EnvState::Error => "error",
+            EnvState::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for EnvState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

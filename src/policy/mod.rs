@@ -1,0 +1,791 @@
+//! `decide`: rules + snapshot + ledger + now → one [`Decision`] per environment.
+//!
+//! Pure: no I/O, no clock. Every decision names its rule and carries a sentence a person
+//! understands. The order of checks for one environment is the order of this file:
+//! protection, rule match, settled state, grace period, delete (with its warning), snooze,
+//! schedule, idle.
+
+mod ledger_view;
+
+use std::cell::OnceCell;
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};
+
+use crate::config::{Rule, RuleSchedule, RuleSet, Wake};
+use crate::platform::{EnvState, Environment, Snapshot};
+use crate::schedule::{format_seconds, parse_expiry};
+
+/// Label (or annotation) that protects an environment: `curfew.dev/protect: "true"`.
+pub const PROTECT_LABEL: &str = "curfew.dev/protect";
+/// Label (or annotation) that snoozes an environment until an instant.
+pub const SNOOZE_LABEL: &str = "curfew.dev/snooze-until";
+
+/// What to do with an environment now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    None,
+    Stop,
+    Start,
+    Delete,
+    /// Tell people a delete is coming.
+    Warn,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "none",
+            Action::Stop => "stop",
+            Action::Start => "start",
+            Action::Delete => "delete",
+            Action::Warn => "warn",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an action is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Schedule,
+    Idle,
+    Age,
+    StoppedFor,
+    IdleFor,
+}
+
+/// A fact for the ledger that a decision establishes without acting: the executor writes
+/// it, so the next pass knows the schedule's boundary was seen through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settle {
+    /// The environment was found stopped while the schedule is off: the boundary's stop is
+    /// done; a later start is a person's.
+    ScheduleStop,
+    /// The environment was found running while the schedule is on.
+    ScheduleStart,
+    /// A delete warning no longer applies (the condition stopped holding).
+    ClearDeleteWarning,
+}
+
+/// The decision for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub environment_id: String,
+    pub environment: String,
+    pub project: String,
+    pub state: EnvState,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// The rule that decided, if any matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub reason: String,
+    /// Since when the action has been due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_since: Option<DateTime<Utc>>,
+    /// The earliest instant at which this decision could change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_check: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Settle>,
+    /// Cost per hour while running (platform's, else the rule's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly_cost: Option<f64>,
+}
+
+/// Each rule's schedule read once per pass (every environment of a rule shares it).
+struct ScheduleNow {
+    active: bool,
+    since: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+}
+
+struct Pass<'a> {
+    rules: &'a RuleSet,
+    ledger: &'a LedgerView,
+    complete: bool,
+    now: DateTime<Utc>,
+    schedules: Vec<OnceCell<Option<ScheduleNow>>>,
+}
+
+/// Decides for every environment of `snapshot`.
+pub fn decide(
+    rules: &RuleSet,
+    snapshot: &Snapshot,
+    ledger: &LedgerView,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let pass = Pass::new(rules, ledger, snapshot.complete, now);
+    snapshot
+        .environments
+        .iter()
+        .map(|env| pass.decide(env, &mut Trace::off()))
+        .collect()
+}
+
+/// The earliest instant at which any decision could change: the daemon's next wakeup.
+pub fn next_wakeup(decisions: &[Decision]) -> Option<DateTime<Utc>> {
+    decisions.iter().filter_map(|d| d.next_check).min()
+}
+
+/// A decision and the full chain of reasoning that led to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub steps: Vec<String>,
+    pub decision: Decision,
+}
+
+/// Decides for one environment, keeping every step of the reasoning.
+pub fn explain(
+    rules: &RuleSet,
+    env: &Environment,
+    complete: bool,
+    ledger: &LedgerView,
+    now: DateTime<Utc>,
+) -> Explanation {
+    let pass = Pass::new(rules, ledger, complete, now);
+    let mut trace = Trace {
+        steps: Some(Vec::new()),
+    };
+    let decision = pass.decide(env, &mut trace);
+    Explanation {
+        steps: trace.steps.unwrap_or_default(),
+        decision,
+    }
+}
+
+/// Collects reasoning steps when explaining; costs nothing otherwise.
+struct Trace {
+    steps: Option<Vec<String>>,
+}
+
+impl Trace {
+    fn off() -> Trace {
+        Trace { steps: None }
+    }
+
+    fn note(&mut self, step: impl FnOnce() -> String) {
+        if let Some(steps) = &mut self.steps {
+            steps.push(step());
+        }
+    }
+}
+
+/// An instant as people in the rule's zone read it.
+fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+fn span(d: TimeDelta) -> String {
+    format_seconds(d.num_seconds().max(0).unsigned_abs())
+}
+
+impl<'a> Pass<'a> {
+    fn new(rules: &'a RuleSet, ledger: &'a LedgerView, complete: bool, now: DateTime<Utc>) -> Self {
+        let schedules = rules.rules.iter().map(|_| OnceCell::new()).collect();
+        Pass {
+            rules,
+            ledger,
+            complete,
+            now,
+            schedules,
+        }
+    }
+
+    fn schedule(&self, index: usize, rule: &Rule) -> Option<&ScheduleNow> {
+        self.schedules[index]
+            .get_or_init(|| {
+                rule.schedule.as_ref().map(|s| ScheduleNow {
+                    active: s.is_active(self.now),
+                    since: s.last_boundary(self.now),
+                    next: s.next_boundary(self.now),
+                })
+            })
+            .as_ref()
+    }
+
+    fn decide(&self, env: &Environment, trace: &mut Trace) -> Decision {
+        let record = self.ledger.get(&env.id);
+        let base = Decision {
+            environment_id: env.id.clone(),
+            environment: env.name.clone(),
+            project: env.project.clone(),
+            state: env.state,
+            action: Action::None,
+            cause: None,
+            rule: None,
+            reason: String::new(),
+            due_since: None,
+            next_check: None,
+            dry_run: self.rules.safety.dry_run,
+            settle: None,
+            hourly_cost: env.hourly_cost,
+        };
+        if let Some(reason) = self.protection(env, record) {
+            trace.note(|| reason.clone());
+            return Decision { reason, ..base };
+        }
+        trace.note(|| "not protected".into());
+        let Some((index, rule)) = self.matching_rule(env, trace) else {
+            let tried: Vec<&str> = self.rules.rules.iter().map(|r| r.name.as_str()).collect();
+            return Decision {
+                reason: format!(
+                    "no rule matches (tried {}); curfew leaves it alone",
+                    if tried.is_empty() {
+                        "none".into()
+                    } else {
+                        tried.join(", ")
+                    }
+                ),
+                ..base
+            };
+        };
+        let base = Decision {
+            rule: Some(rule.name.clone()),
+            dry_run: self.rules.safety.dry_run || rule.dry_run,
+            hourly_cost: env.hourly_cost.or(rule.hourly_cost),
+            ..base
+        };
+        RuleDecision {
+            pass: self,
+            env,
+            rule,
+            index,
+            record,
+            base,
+        }
+        .decide(trace)
+    }
+
+    fn protection(&self, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
+        if let Some(p) = self.rules.protect.iter().find(|p| p.selector.matches(env)) {
+            return Some(format!("{}; curfew never acts on it", p.description));
+        }
+        if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
+            return Some(format!(
+                "protected through the admin API by {by}; curfew never acts on it"
+            ));
+        }
+        if env
+            .labels
+            .get(PROTECT_LABEL)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return Some(format!(
+                "protected by its label {PROTECT_LABEL}=true; curfew never acts on it"
+            ));
+        }
+        None
+    }
+
+    fn matching_rule(&self, env: &Environment, trace: &mut Trace) -> Option<(usize, &'a Rule)> {
+        for (index, rule) in self.rules.rules.iter().enumerate() {
+            if rule.selector.matches(env) {
+                trace.note(|| format!("rule {} matches ({})", rule.name, rule.selector.describe()));
+                return Some((index, rule));
+            }
+            trace.note(|| {
+                format!(
+                    "rule {} does not match ({})",
+                    rule.name,
+                    rule.selector.describe()
+                )
+            });
+        }
+        None
+    }
+}
+
+/// Deciding under one rule.
+struct RuleDecision<'p, 'a> {
+    pass: &'p Pass<'a>,
+    env: &'p Environment,
+    rule: &'a Rule,
+    index: usize,
+    record: Option<&'p EnvRecord>,
+    base: Decision,
+}
+
+impl RuleDecision<'_, '_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.pass.now
+    }
+
+    fn at(&self, t: DateTime<Utc>) -> String {
+        local(t, self.rule.timezone)
+    }
+
+    fn with(&self, action: Action, cause: Option<Cause>, reason: String) -> Decision {
+        Decision {
+            action,
+            cause,
+            reason,
+            ..self.base.clone()
+        }
+    }
+
+    fn decide(self, trace: &mut Trace) -> Decision {
+        let env = self.env;
+        let now = self.now();
+        if !env.state.is_settled() {
+            let word = env
+                .platform_state
+                .clone()
+                .unwrap_or_else(|| env.state.to_string());
+            let reason = format!(
+                "in state {word}; left alone until it settles (rule {})",
+                self.rule.name
+            );
+            trace.note(|| reason.clone());
+            return self.with(Action::None, None, reason);
+        }
+        let grace_end = env.created_at + self.rule.grace_period;
+        if now < grace_end {
+            let reason = format!(
+                "created {} ago, in its grace period until {} (rule {})",
+                span(now - env.created_at),
+                self.at(grace_end),
+                self.rule.name
+            );
+            trace.note(|| reason.clone());
+            return Decision {
+                next_check: Some(grace_end),
+                ..self.with(Action::None, None, reason)
+            };
+        }
+        trace.note(|| format!("past its grace period ({})", span(self.rule.grace_period)));
+        let snooze = self.snoozed_until(trace);
+        let delete = self.delete(snooze.clone(), trace);
+        if let Some(d) = delete.decision {
+            return d;
+        }
+        let mut decision = match snooze {
+            Some((until, by)) => {
+                let reason = format!(
+                    "snoozed until {} by {by}: no schedule or idle stop before then",
+                    self.at(until)
+                );
+                trace.note(|| reason.clone());
+                Decision {
+                    next_check: Some(until),
+                    ..self.with(Action::None, None, reason)
+                }
+            }
+            None => self.schedule_and_idle(trace),
+        };
+        decision.next_check = [decision.next_check, delete.next_check]
+            .into_iter()
+            .flatten()
+            .min();
+        if decision.settle.is_none() && delete.clear_warning {
+            decision.settle = Some(Settle::ClearDeleteWarning);
+        }
+        decision
+    }
+
+    fn snoozed_until(&self, trace: &mut Trace) -> Option<(DateTime<Utc>, String)> {
+        let now = self.now();
+        let ledger = self.record.and_then(|r| {
+            r.snoozed_until
+                .map(|u| (u, r.snoozed_by.clone().unwrap_or_else(|| "someone".into())))
+        });
+        let label = self
+            .env
+            .labels
+            .get(SNOOZE_LABEL)
+            .and_then(|v| match parse_expiry(v) {
+                Ok(t) => Some((t, format!("its label {SNOOZE_LABEL}"))),
+                Err(e) => {
+                    trace.note(|| format!("label {SNOOZE_LABEL} ignored: {e}"));
+                    None
+                }
+            });
+        [ledger, label]
+            .into_iter()
+            .flatten()
+            .filter(|(u, _)| *u > now)
+            .max_by_key(|(u, _)| *u)
+    }
+
+    /// The last sign of life: creation, deployment, activity, or curfew's own start.
+    fn last_activity(&self) -> DateTime<Utc> {
+        let env = self.env;
+        [
+            Some(env.created_at),
+            env.last_deployed_at,
+            env.last_activity_at,
+            self.record.and_then(|r| r.last_started_by_curfew_at),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(env.created_at)
+    }
+
+    fn stopped_since(&self) -> Option<DateTime<Utc>> {
+        if self.env.state != EnvState::Stopped {
+            return None;
+        }
+        let r = self.record?;
+        [r.stopped_since, r.curfew_stop.as_ref().map(|s| s.at)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn delete(&self, snooze: Option<(DateTime<Utc>, String)>, trace: &mut Trace) -> DeleteOutcome {
+        let rule = self.rule;
+        let now = self.now();
+        let warned = self.record.and_then(|r| r.delete_warned_at);
+        let mut due: Vec<(DateTime<Utc>, Cause, String)> = Vec::new();
+        if let Some(d) = rule.delete_after {
+            due.push((
+                self.env.created_at + d,
+                Cause::Age,
+                format!("older than delete_after {}", span(d)),
+            ));
+        }
+        if let (Some(d), Some(since)) = (rule.delete_when_stopped_for, self.stopped_since()) {
+            due.push((
+                since + d,
+                Cause::StoppedFor,
+                format!("stopped for longer than {}", span(d)),
+            ));
+        }
+        if let Some(d) = rule.delete_when_idle_for {
+            due.push((
+                self.last_activity() + d,
+                Cause::IdleFor,
+                format!("no deployment or activity for longer than {}", span(d)),
+            ));
+        }
+        let Some((due_at, cause, what)) = due.into_iter().min_by_key(|(t, _, _)| *t) else {
+            return DeleteOutcome {
+                clear_warning: warned.is_some(),
+                ..DeleteOutcome::default()
+            };
+        };
+        let warn_for = rule.warn_before_delete;
+        let warn_at = due_at - warn_for;
+        if now < warn_at {
+            trace.note(|| format!("delete condition ({what}) due at {}", self.at(due_at)));
+            return DeleteOutcome {
+                next_check: Some(warn_at),
+                clear_warning: warned.is_some(),
+                decision: None,
+            };
+        }
+        if !rule.allow_delete.contains(&self.env.mode) {
+            trace.note(|| format!("delete condition ({what}) holds, but rule {} may not delete {} environments (allow_delete)", rule.name, self.env.mode));
+            return DeleteOutcome::default();
+        }
+        if let Some((until, by)) = snooze {
+            trace.note(|| {
+                format!(
+                    "delete ({what}) postponed: snoozed until {} by {by}",
+                    self.at(until)
+                )
+            });
+            return DeleteOutcome {
+                next_check: Some(until),
+                ..DeleteOutcome::default()
+            };
+        }
+        if !self.pass.complete {
+            let reason = format!(
+                "{what}, but the platform's listing was partial this pass: nothing is deleted until a full listing (rule {})",
+                rule.name
+            );
+            trace.note(|| reason.clone());
+            return DeleteOutcome {
+                decision: Some(self.with(Action::None, Some(cause), reason)),
+                ..DeleteOutcome::default()
+            };
+        }
+        let decision = match warned {
+            None if warn_for > TimeDelta::zero() => {
+                let delete_at = due_at.max(now + warn_for);
+                let reason = format!(
+                    "{what}: will be deleted at {} (rule {}); warning now",
+                    self.at(delete_at),
+                    rule.name
+                );
+                Decision {
+                    due_since: Some(warn_at),
+                    next_check: Some(delete_at),
+                    ..self.with(Action::Warn, Some(cause), reason)
+                }
+            }
+            Some(w) if now < (w + warn_for).max(due_at) => {
+                let delete_at = (w + warn_for).max(due_at);
+                let reason = format!(
+                    "{what}: warned at {}, will be deleted at {} (rule {})",
+                    self.at(w),
+                    self.at(delete_at),
+                    rule.name
+                );
+                Decision {
+                    next_check: Some(delete_at),
+                    ..self.with(Action::None, Some(cause), reason)
+                }
+            }
+            _ => {
+                let reason = format!(
+                    "{what} since {}: deleted by rule {}",
+                    self.at(due_at),
+                    rule.name
+                );
+                Decision {
+                    due_since: Some(due_at),
+                    ..self.with(Action::Delete, Some(cause), reason)
+                }
+            }
+        };
+        trace.note(|| decision.reason.clone());
+        DeleteOutcome {
+            decision: Some(decision),
+            ..DeleteOutcome::default()
+        }
+    }
+
+    fn schedule_and_idle(&self, trace: &mut Trace) -> Decision {
+        let rule = self.rule;
+        let env = self.env;
+        let mut held: Option<Decision> = None;
+        let mut next_checks: Vec<DateTime<Utc>> = Vec::new();
+        match (&rule.schedule, self.pass.schedule(self.index, rule)) {
+            (Some(schedule), Some(now_state)) => {
+                match self.scheduled(schedule, now_state, trace) {
+                    Some(d) if d.action != Action::None => return d,
+                    verdict => held = verdict,
+                }
+                next_checks.extend(now_state.next);
+            }
+            _ => trace.note(|| format!("rule {} has no schedule", rule.name)),
+        }
+        // The idle limit applies whatever the schedule says, a person's start included.
+        if let (Some(limit), EnvState::Running) = (rule.stop_when_idle, env.state) {
+            let last = self.last_activity();
+            let due = last + limit;
+            if self.now() >= due {
+                let reason = format!(
+                    "no deployment or activity since {} ({} ago, idle limit {}); stopped by rule {}",
+                    self.at(last),
+                    span(self.now() - last),
+                    span(limit),
+                    rule.name
+                );
+                trace.note(|| reason.clone());
+                return Decision {
+                    due_since: Some(due),
+                    ..self.with(Action::Stop, Some(Cause::Idle), reason)
+                };
+            }
+            trace.note(|| {
+                format!(
+                    "idle since {}: stops at {} if nothing happens",
+                    self.at(last),
+                    self.at(due)
+                )
+            });
+            next_checks.push(due);
+        }
+        let mut decision = held.unwrap_or_else(|| self.steady(trace));
+        decision.next_check = decision.next_check.into_iter().chain(next_checks).min();
+        decision
+    }
+
+    /// The schedule's verdict, if it calls for an action or a settlement.
+    fn scheduled(
+        &self,
+        schedule: &RuleSchedule,
+        s: &ScheduleNow,
+        trace: &mut Trace,
+    ) -> Option<Decision> {
+        let rule = self.rule;
+        let env = self.env;
+        let described = schedule.describe();
+        let since = s
+            .since
+            .map(|t| format!(" since {}", self.at(t)))
+            .unwrap_or_default();
+        let next = s.next.map(|t| self.at(t));
+        trace.note(|| {
+            format!(
+                "schedule {described}: {}{since}{}",
+                if s.active {
+                    "running time"
+                } else {
+                    "stopped time"
+                },
+                next.as_ref()
+                    .map(|n| format!(", next boundary {n}"))
+                    .unwrap_or_default()
+            )
+        });
+        let settled =
+            |at: Option<DateTime<Utc>>| at.is_some_and(|t| s.since.is_none_or(|b| t >= b));
+        let record = self.record;
+        match (s.active, env.state) {
+            (false, EnvState::Running) => {
+                if settled(record.and_then(|r| r.schedule_stop_settled_at)) {
+                    let reason = format!(
+                        "started by hand after the schedule's stop{since}; left running until the next scheduled stop{} (rule {})",
+                        next.map(|n| format!(" at {n}")).unwrap_or_default(),
+                        rule.name
+                    );
+                    trace.note(|| reason.clone());
+                    return Some(Decision {
+                        next_check: s.next,
+                        ..self.with(Action::None, None, reason)
+                    });
+                }
+                let reason = format!("outside {described}{since}; stopped by rule {}", rule.name);
+                trace.note(|| reason.clone());
+                Some(Decision {
+                    due_since: s.since,
+                    next_check: s.next,
+                    ..self.with(Action::Stop, Some(Cause::Schedule), reason)
+                })
+            }
+            (false, EnvState::Stopped) => {
+                let settle = (!settled(record.and_then(|r| r.schedule_stop_settled_at)))
+                    .then_some(Settle::ScheduleStop);
+                let reason = format!("stopped, as {described} wants{since}");
+                Some(Decision {
+                    next_check: s.next,
+                    settle,
+                    ..self.with(Action::None, None, reason)
+                })
+            }
+            (true, EnvState::Stopped) => self.wake(s, &described, &since, trace),
+            (true, EnvState::Running) => {
+                let settle = (rule.wake == Wake::All
+                    && !settled(record.and_then(|r| r.schedule_start_settled_at)))
+                .then_some(Settle::ScheduleStart);
+                settle.map(|settle| Decision {
+                    next_check: s.next,
+                    settle: Some(settle),
+                    ..self.with(
+                        Action::None,
+                        None,
+                        format!("running, as {described} allows"),
+                    )
+                })
+            }
+            // Unsettled states never reach here (checked first).
+            _ => None,
+        }
+    }
+
+    fn wake(
+        &self,
+        s: &ScheduleNow,
+        described: &str,
+        since: &str,
+        trace: &mut Trace,
+    ) -> Option<Decision> {
+        let rule = self.rule;
+        let record = self.record;
+        let curfew_stop = record.and_then(|r| r.curfew_stop.as_ref());
+        let start = |reason: String| {
+            Some(Decision {
+                due_since: s.since,
+                next_check: s.next,
+                ..self.with(Action::Start, Some(Cause::Schedule), reason)
+            })
+        };
+        let keep = |reason: String| {
+            Some(Decision {
+                next_check: s.next,
+                ..self.with(Action::None, None, reason)
+            })
+        };
+        let decision = match rule.wake {
+            Wake::Never => keep(format!(
+                "inside {described}{since}, but rule {} never wakes environments (wake: never)",
+                rule.name
+            )),
+            Wake::StoppedByCurfew => match curfew_stop {
+                Some(stop) if stop.cause == StopCause::Schedule => start(format!(
+                    "inside {described}{since}; curfew stopped it at {} for the schedule, so rule {} starts it",
+                    self.at(stop.at),
+                    rule.name
+                )),
+                Some(stop) => keep(format!(
+                    "inside {described}{since}, but curfew stopped it at {} because it was idle; it stays stopped until someone deploys it (wake: stopped-by-curfew)",
+                    self.at(stop.at)
+                )),
+                None => keep(format!(
+                    "inside {described}{since}, but it was not stopped by curfew's schedule; left stopped (wake: stopped-by-curfew)"
+                )),
+            },
+            Wake::All => {
+                let settled = record
+                    .and_then(|r| r.schedule_start_settled_at)
+                    .is_some_and(|t| s.since.is_none_or(|b| t >= b));
+                if settled {
+                    keep(format!(
+                        "inside {described}{since}, but stopped by hand after curfew started it; left stopped until the next window"
+                    ))
+                } else {
+                    start(format!(
+                        "inside {described}{since}; rule {} starts every stopped environment (wake: all)",
+                        rule.name
+                    ))
+                }
+            }
+        };
+        if let Some(d) = &decision {
+            trace.note(|| d.reason.clone());
+        }
+        decision
+    }
+
+    /// Nothing to do: say why, in the schedule's words.
+    fn steady(&self, trace: &mut Trace) -> Decision {
+        let rule = self.rule;
+        let reason = match (&rule.schedule, self.pass.schedule(self.index, rule)) {
+            (Some(schedule), Some(s)) => {
+                let until = s
+                    .next
+                    .map(|t| format!(" until {}", self.at(t)))
+                    .unwrap_or_default();
+                format!(
+                    "{} as {}{until} (rule {})",
+                    self.env.state,
+                    schedule.describe(),
+                    rule.name
+                )
+            }
+            _ => format!("{}; nothing due (rule {})", self.env.state, rule.name),
+        };
+        trace.note(|| reason.clone());
+        self.with(Action::None, None, reason)
+    }
+}
+
+#[derive(Default)]
+struct DeleteOutcome {
+    decision: Option<Decision>,
+    next_check: Option<DateTime<Utc>>,
+    clear_warning: bool,
+}
+
+#[cfg(test)]
+mod tests;
