@@ -666,7 +666,7 @@ impl RuleDecision<'_, '_> {
             (false, EnvState::Stopped) => {
                 let settle = (!settled(record.and_then(|r| r.schedule_stop_settled_at)))
                     .then_some(Settle::ScheduleStop);
-                let reason = format!("stopped, as {described} wants{since}");
+                let reason = format!("stopped, as wanted: outside {described}{since}");
                 Some(Decision {
                     next_check: s.next,
                     settle,

@@ -1,1 +1,692 @@
+//! `decide` table tests, a simulated fortnight around a DST change, and the property that
+//! protected and unmatched environments are never acted on.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::parse_rules;
+use crate::platform::{EnvState, Environment, Mode, Snapshot};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn rules(yaml: &str) -> RuleSet {
+    parse_rules("test.yaml", yaml, at("2026-11-01T00:00:00Z")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const PREVIEWS: &str = "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n";
+
+/// An environment that reads like a sentence: `env("pr-1").stopped().created(t)`.
+fn env(name: &str) -> Environment {
+    Environment {
+        id: format!("id-{name}"),
+        name: name.into(),
+        project: "web".into(),
+        mode: Mode::Preview,
+        cluster: None,
+        state: EnvState::Running,
+        platform_state: None,
+        created_at: at("2026-11-01T00:00:00Z"),
+        last_deployed_at: None,
+        last_activity_at: None,
+        labels: BTreeMap::new(),
+        hourly_cost: None,
+    }
+}
+
+trait EnvFixture {
+    fn stopped(self) -> Self;
+    fn in_state(self, state: EnvState, word: &str) -> Self;
+    fn mode(self, mode: Mode) -> Self;
+    fn created(self, t: &str) -> Self;
+    fn deployed(self, t: &str) -> Self;
+    fn label(self, k: &str, v: &str) -> Self;
+}
+
+impl EnvFixture for Environment {
+    fn stopped(self) -> Self {
+        Environment {
+            state: EnvState::Stopped,
+            ..self
+        }
+    }
+    fn in_state(self, state: EnvState, word: &str) -> Self {
+        Environment {
+            state,
+            platform_state: Some(word.into()),
+            ..self
+        }
+    }
+    fn mode(self, mode: Mode) -> Self {
+        Environment { mode, ..self }
+    }
+    fn created(self, t: &str) -> Self {
+        Environment {
+            created_at: at(t),
+            ..self
+        }
+    }
+    fn deployed(self, t: &str) -> Self {
+        Environment {
+            last_deployed_at: Some(at(t)),
+            ..self
+        }
+    }
+    fn label(mut self, k: &str, v: &str) -> Self {
+        self.labels.insert(k.into(), v.into());
+        self
+    }
+}
+
+fn one(rules: &RuleSet, env: Environment, ledger: &LedgerView, now: &str) -> Decision {
+    let snapshot = Snapshot {
+        environments: vec![env],
+        complete: true,
+    };
+    decide(rules, &snapshot, ledger, at(now)).remove(0)
+}
+
+fn none() -> LedgerView {
+    LedgerView::default()
+}
+
+fn record(f: impl FnOnce(&mut EnvRecord)) -> LedgerView {
+    let mut ledger = LedgerView::default();
+    f(ledger.entry("id-pr-1"));
+    ledger
+}
+
+#[test]
+fn unmatched_environments_are_left_alone_and_say_which_rules_were_tried() {
+    let d = one(
+        &rules(PREVIEWS),
+        env("pr-1").mode(Mode::Staging),
+        &none(),
+        "2026-11-27T20:00:00Z",
+    );
+    assert_eq!(d.action, Action::None);
+    assert_eq!(d.rule, None);
+    assert_eq!(
+        d.reason,
+        "no rule matches (tried previews); curfew leaves it alone"
+    );
+}
+
+#[test]
+fn protected_environments_are_never_acted_on_whatever_the_rules_say() {
+    let r = rules(concat!(
+        "timezone: Europe/Paris\nprotect:\n  - project: billing\n",
+        "rules:\n  - name: everything\n    run: Mon-Fri 08:00-19:00\n    delete_after: 1h\n    allow_delete: [production, preview]\n",
+    ));
+    let night = "2026-11-27T22:00:00+01:00";
+    let cases = [
+        (
+            env("pr-1").mode(Mode::Production),
+            "production environments are protected",
+        ),
+        (
+            Environment {
+                project: "billing".into(),
+                ..env("pr-1")
+            },
+            "protected by protect[0] (project=billing)",
+        ),
+        (
+            env("pr-1").label(PROTECT_LABEL, "true"),
+            "protected by its label curfew.dev/protect=true",
+        ),
+    ];
+    for (e, why) in cases {
+        let d = one(&r, e, &none(), night);
+        assert_eq!(d.action, Action::None, "{why}");
+        assert!(d.reason.contains(why), "{}", d.reason);
+    }
+    let ledger = record(|r| r.protected_by = Some("alice".into()));
+    let d = one(&r, env("pr-1"), &ledger, night);
+    assert_eq!(
+        (d.action, d.reason.contains("admin API by alice")),
+        (Action::None, true)
+    );
+}
+
+#[test]
+fn a_running_environment_is_stopped_outside_its_window_with_a_reason_a_person_reads() {
+    let d = one(
+        &rules(PREVIEWS),
+        env("pr-1"),
+        &none(),
+        "2026-11-27T19:00:00+01:00",
+    );
+    assert_eq!(d.action, Action::Stop);
+    assert_eq!(d.cause, Some(Cause::Schedule));
+    assert_eq!(d.rule.as_deref(), Some("previews"));
+    assert_eq!(
+        d.reason,
+        "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule previews"
+    );
+    assert_eq!(d.due_since, Some(at("2026-11-27T19:00:00+01:00")));
+    assert_eq!(d.next_check, Some(at("2026-11-30T08:00:00+01:00")));
+    // One second earlier it runs, and the daemon is told to wake at 19:00:00.
+    let before = one(
+        &rules(PREVIEWS),
+        env("pr-1"),
+        &none(),
+        "2026-11-27T18:59:59+01:00",
+    );
+    assert_eq!(before.action, Action::None);
+    assert_eq!(before.next_check, Some(at("2026-11-27T19:00:00+01:00")));
+}
+
+#[test]
+fn at_the_window_start_only_what_curfew_stopped_for_the_schedule_is_started() {
+    let morning = "2026-11-30T08:00:00+01:00";
+    let stop = |cause| StopRecord {
+        at: at("2026-11-27T19:00:00+01:00"),
+        cause,
+        rule: "previews".into(),
+    };
+    let cases = [
+        (
+            record(|r| r.curfew_stop = Some(stop(StopCause::Schedule))),
+            Action::Start,
+            "curfew stopped it at 2026-11-27 19:00 CET for the schedule",
+        ),
+        (
+            record(|r| r.curfew_stop = Some(stop(StopCause::Idle))),
+            Action::None,
+            "because it was idle",
+        ),
+        (
+            none(),
+            Action::None,
+            "it was not stopped by curfew's schedule",
+        ),
+    ];
+    for (ledger, want, why) in cases {
+        let d = one(&rules(PREVIEWS), env("pr-1").stopped(), &ledger, morning);
+        assert_eq!(d.action, want, "{why}: {}", d.reason);
+        assert!(d.reason.contains(why), "{}", d.reason);
+    }
+}
+
+#[test]
+fn wake_all_starts_every_stopped_environment_and_wake_never_none() {
+    let all = rules(&PREVIEWS.replace("run: Mon", "wake: all\n    run: Mon"));
+    let never = rules(&PREVIEWS.replace("run: Mon", "wake: never\n    run: Mon"));
+    let morning = "2026-11-30T08:00:00+01:00";
+    assert_eq!(
+        one(&all, env("pr-1").stopped(), &none(), morning).action,
+        Action::Start
+    );
+    let ledger = record(|r| {
+        r.curfew_stop = Some(StopRecord {
+            at: at("2026-11-27T18:00:00Z"),
+            cause: StopCause::Schedule,
+            rule: "previews".into(),
+        })
+    });
+    assert_eq!(
+        one(&never, env("pr-1").stopped(), &ledger, morning).action,
+        Action::None
+    );
+    // With wake: all, a person's stop after curfew's start is respected until the next window.
+    let started = record(|r| r.schedule_start_settled_at = Some(at(morning)));
+    let d = one(
+        &all,
+        env("pr-1").stopped(),
+        &started,
+        "2026-11-30T10:00:00+01:00",
+    );
+    assert_eq!(d.action, Action::None, "{}", d.reason);
+}
+
+#[test]
+fn a_persons_start_at_night_is_respected_until_the_next_scheduled_stop() {
+    let r = rules(PREVIEWS);
+    // curfew stopped it on Friday at 19:00; someone started it at 21:00.
+    let ledger = record(|r| r.schedule_stop_settled_at = Some(at("2026-11-27T19:00:00+01:00")));
+    let d = one(&r, env("pr-1"), &ledger, "2026-11-27T21:30:00+01:00");
+    assert_eq!(d.action, Action::None);
+    assert!(
+        d.reason
+            .starts_with("started by hand after the schedule's stop since 2026-11-27 19:00 CET"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(d.next_check, Some(at("2026-11-30T08:00:00+01:00")));
+    // Monday 19:00 is the next stop boundary: then it is stopped again.
+    let d = one(&r, env("pr-1"), &ledger, "2026-11-30T19:00:00+01:00");
+    assert_eq!(d.action, Action::Stop);
+}
+
+#[test]
+fn an_environment_already_stopped_at_the_boundary_settles_it_so_a_later_start_is_a_persons() {
+    let d = one(
+        &rules(PREVIEWS),
+        env("pr-1").stopped(),
+        &none(),
+        "2026-11-27T19:05:00+01:00",
+    );
+    assert_eq!(
+        (d.action, d.settle),
+        (Action::None, Some(Settle::ScheduleStop))
+    );
+    let mut ledger = none();
+    ledger.apply(&d, at("2026-11-27T19:05:00+01:00"));
+    let later = one(
+        &rules(PREVIEWS),
+        env("pr-1"),
+        &ledger,
+        "2026-11-27T21:00:00+01:00",
+    );
+    assert_eq!(later.action, Action::None, "{}", later.reason);
+}
+
+#[test]
+fn a_snooze_from_the_ledger_or_a_label_holds_off_schedule_and_idle_stops() {
+    let r = rules(&PREVIEWS.replace("run: Mon", "stop_when_idle: 1h\n    run: Mon"));
+    let night = "2026-11-27T22:00:00+01:00";
+    let ledger = record(|r| {
+        r.snoozed_until = Some(at("2026-11-28T02:00:00+01:00"));
+        r.snoozed_by = Some("alice".into());
+    });
+    let d = one(&r, env("pr-1"), &ledger, night);
+    assert_eq!(d.action, Action::None);
+    assert_eq!(
+        d.reason,
+        "snoozed until 2026-11-28 02:00 CET by alice: no schedule or idle stop before then"
+    );
+    assert_eq!(d.next_check, Some(at("2026-11-28T02:00:00+01:00")));
+    assert_eq!(
+        one(&r, env("pr-1"), &ledger, "2026-11-28T02:00:00+01:00").action,
+        Action::Stop
+    );
+    let labelled = env("pr-1").label(SNOOZE_LABEL, "2026-11-28T01:00:00Z");
+    assert_eq!(
+        one(&r, labelled.clone(), &none(), night).action,
+        Action::None
+    );
+    let broken = env("pr-1").label(SNOOZE_LABEL, "tomorrow");
+    assert_eq!(one(&r, broken, &none(), night).action, Action::Stop);
+}
+
+#[test]
+fn an_idle_environment_is_stopped_and_curfews_own_start_resets_the_idle_clock() {
+    let r = rules("timezone: UTC\nrules:\n  - name: idle\n    stop_when_idle: 3h\n");
+    let now = "2026-11-26T15:00:00Z";
+    let d = one(
+        &r,
+        env("pr-1").deployed("2026-11-26T11:30:00Z"),
+        &none(),
+        now,
+    );
+    assert_eq!((d.action, d.cause), (Action::Stop, Some(Cause::Idle)));
+    assert_eq!(d.due_since, Some(at("2026-11-26T14:30:00Z")));
+    let fresh = one(
+        &r,
+        env("pr-1").deployed("2026-11-26T12:30:00Z"),
+        &none(),
+        now,
+    );
+    assert_eq!(
+        (fresh.action, fresh.next_check),
+        (Action::None, Some(at("2026-11-26T15:30:00Z")))
+    );
+    let woke = record(|r| r.last_started_by_curfew_at = Some(at("2026-11-26T13:00:00Z")));
+    assert_eq!(
+        one(&r, env("pr-1").deployed("2026-11-26T08:00:00Z"), &woke, now).action,
+        Action::None
+    );
+}
+
+#[test]
+fn a_delete_is_warned_about_then_done_only_after_the_warning_period() {
+    let r = rules(
+        "timezone: UTC\nrules:\n  - name: ttl\n    delete_after: 7d\n    warn_before_delete: 12h\n",
+    );
+    let e = env("pr-1").created("2026-11-01T00:00:00Z");
+    // 13 hours before the TTL: nothing yet, but the daemon must wake for the warning.
+    let d = one(&r, e.clone(), &none(), "2026-11-07T11:00:00Z");
+    assert_eq!(
+        (d.action, d.next_check),
+        (Action::None, Some(at("2026-11-07T12:00:00Z")))
+    );
+    let warn = one(&r, e.clone(), &none(), "2026-11-07T12:00:00Z");
+    assert_eq!(warn.action, Action::Warn);
+    assert_eq!(warn.next_check, Some(at("2026-11-08T00:00:00Z")));
+    let mut ledger = none();
+    ledger.apply(&warn, at("2026-11-07T12:00:00Z"));
+    let waiting = one(&r, e.clone(), &ledger, "2026-11-07T23:59:59Z");
+    assert_eq!(waiting.action, Action::None, "{}", waiting.reason);
+    assert!(
+        waiting
+            .reason
+            .contains("will be deleted at 2026-11-08 00:00 UTC"),
+        "{}",
+        waiting.reason
+    );
+    assert_eq!(
+        one(&r, e.clone(), &ledger, "2026-11-08T00:00:00Z").action,
+        Action::Delete
+    );
+    // A warning given late still gives people the whole warning period.
+    let late = one(&r, e.clone(), &none(), "2026-11-09T00:00:00Z");
+    assert_eq!(
+        (late.action, late.next_check),
+        (Action::Warn, Some(at("2026-11-09T12:00:00Z")))
+    );
+}
+
+#[test]
+fn no_delete_in_the_grace_period_on_a_partial_listing_for_other_modes_or_while_snoozed() {
+    let r = rules(
+        "timezone: UTC\nrules:\n  - name: ttl\n    grace_period: 2h\n    delete_when_idle_for: 1h\n    delete_after: 2h\n",
+    );
+    let e = env("pr-1").created("2026-11-26T10:00:00Z");
+    assert_eq!(
+        one(&r, e.clone(), &none(), "2026-11-26T11:30:00Z").action,
+        Action::None
+    );
+    assert_eq!(
+        one(&r, e.clone(), &none(), "2026-11-26T12:00:00Z").action,
+        Action::Delete
+    );
+    let partial = Snapshot {
+        environments: vec![e.clone()],
+        complete: false,
+    };
+    let d = decide(&r, &partial, &none(), at("2026-11-26T12:00:00Z")).remove(0);
+    assert_eq!(d.action, Action::None);
+    assert!(d.reason.contains("listing was partial"), "{}", d.reason);
+    let dev = one(
+        &r,
+        e.clone().mode(Mode::Development),
+        &none(),
+        "2026-11-26T12:00:00Z",
+    );
+    assert_eq!(dev.action, Action::None);
+    let snoozed = record(|r| r.snoozed_until = Some(at("2026-11-27T00:00:00Z")));
+    assert_eq!(
+        one(&r, e, &snoozed, "2026-11-26T12:00:00Z").action,
+        Action::None
+    );
+}
+
+#[test]
+fn a_delete_when_stopped_for_counts_from_when_it_was_stopped() {
+    let r = rules("timezone: UTC\nrules:\n  - name: s\n    delete_when_stopped_for: 3d\n");
+    let ledger = record(|r| r.stopped_since = Some(at("2026-11-20T00:00:00Z")));
+    assert_eq!(
+        one(&r, env("pr-1").stopped(), &ledger, "2026-11-22T23:59:59Z").action,
+        Action::None
+    );
+    assert_eq!(
+        one(&r, env("pr-1").stopped(), &ledger, "2026-11-23T00:00:00Z").action,
+        Action::Delete
+    );
+    // Running again: the condition no longer holds.
+    assert_eq!(
+        one(&r, env("pr-1"), &ledger, "2026-11-23T00:00:00Z").action,
+        Action::None
+    );
+}
+
+#[test]
+fn environments_in_transition_or_error_are_left_alone_until_they_settle() {
+    for (state, word) in [
+        (EnvState::Starting, "DEPLOYING"),
+        (EnvState::Stopping, "STOP_QUEUED"),
+        (EnvState::Error, "DEPLOYMENT_ERROR"),
+        (EnvState::Deleting, "DELETING"),
+    ] {
+        let d = one(
+            &rules(PREVIEWS),
+            env("pr-1").in_state(state, word),
+            &none(),
+            "2026-11-27T22:00:00+01:00",
+        );
+        assert_eq!(d.action, Action::None);
+        assert_eq!(
+            d.reason,
+            format!("in state {word}; left alone until it settles (rule previews)")
+        );
+    }
+}
+
+#[test]
+fn dry_run_rules_and_files_mark_their_decisions() {
+    let r = rules(&PREVIEWS.replace("run: Mon", "dry_run: true\n    run: Mon"));
+    assert!(one(&r, env("pr-1"), &none(), "2026-11-27T22:00:00+01:00").dry_run);
+    let global = rules(&format!("safety:\n  dry_run: true\n{PREVIEWS}"));
+    assert!(one(&global, env("pr-1"), &none(), "2026-11-27T22:00:00+01:00").dry_run);
+}
+
+#[test]
+fn next_wakeup_is_the_earliest_instant_any_decision_could_change() {
+    let r = rules(concat!(
+        "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n",
+        "  - name: dev\n    match: { mode: development }\n    run: Mon-Fri 07:30-18:30 America/New_York\n",
+    ));
+    let snapshot = Snapshot {
+        environments: vec![env("a"), env("b").mode(Mode::Development)],
+        complete: true,
+    };
+    // 15:00 in Paris is 09:00 in New York: both run; Paris stops first.
+    let d = decide(&r, &snapshot, &none(), at("2026-11-27T15:00:00+01:00"));
+    assert_eq!(next_wakeup(&d), Some(at("2026-11-27T19:00:00+01:00")));
+}
+
+#[test]
+fn explain_lists_every_rule_tried_and_what_the_schedule_says() {
+    let r = rules(concat!(
+        "timezone: Europe/Paris\nrules:\n  - name: staging\n    match: { mode: staging }\n    stop: Sat-Sun\n",
+        "  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n",
+    ));
+    let e = explain(
+        &r,
+        &env("pr-1"),
+        true,
+        &none(),
+        at("2026-11-27T19:30:00+01:00"),
+    );
+    assert_eq!(e.decision.action, Action::Stop);
+    assert_eq!(e.steps[0], "not protected");
+    assert_eq!(e.steps[1], "rule staging does not match (mode=staging)");
+    assert_eq!(e.steps[2], "rule previews matches (mode=preview)");
+    assert!(e.steps.iter().any(|s| s.starts_with("schedule run Mon-Fri 08:00-19:00 Europe/Paris: stopped time since 2026-11-27 19:00 CET, next boundary 2026-11-30 08:00 CET")), "{:#?}", e.steps);
+}
+
+/// Runs a rule file over simulated time, acting like the daemon would (instantly), and
+/// returns every action with its instant.
+fn simulate(
+    rules: &RuleSet,
+    mut envs: Vec<Environment>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, String, Action)> {
+    let mut ledger = LedgerView::default();
+    let mut log = Vec::new();
+    let mut now = from;
+    while now <= to {
+        let snapshot = Snapshot {
+            environments: envs.clone(),
+            complete: true,
+        };
+        ledger.observe(&snapshot, now);
+        let decisions = decide(rules, &snapshot, &ledger, now);
+        for d in &decisions {
+            if d.action != Action::None {
+                log.push((now, d.environment.clone(), d.action));
+            }
+            if let Some(e) = envs.iter_mut().find(|e| e.id == d.environment_id) {
+                match d.action {
+                    Action::Stop => e.state = EnvState::Stopped,
+                    Action::Start => e.state = EnvState::Running,
+                    _ => {}
+                }
+            }
+            ledger.apply(d, now);
+        }
+        // Like the daemon: wake at the next boundary, or resync an hour later.
+        now = next_wakeup(&decisions)
+            .filter(|t| *t > now)
+            .unwrap_or(now + TimeDelta::hours(1))
+            .min(now + TimeDelta::hours(1));
+    }
+    log
+}
+
+#[test]
+fn a_fortnight_across_the_autumn_change_stops_and_starts_at_local_wall_times() {
+    for (zone, change) in [
+        ("Europe/Paris", "2026-10-25"),
+        ("America/New_York", "2026-11-01"),
+    ] {
+        let r = rules(&format!(
+            "timezone: {zone}\nrules:\n  - name: previews\n    run: Mon-Fri 08:00-19:00\n"
+        ));
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let from = at("2026-10-18T12:00:00Z");
+        let to = at("2026-11-08T12:00:00Z");
+        let log = simulate(
+            &r,
+            vec![env("pr-1").created("2026-10-01T00:00:00Z")],
+            from,
+            to,
+        );
+        // Sunday 18th noon: stopped at once (the weekend), then every weekday 08:00 / 19:00.
+        let local: Vec<String> = log
+            .iter()
+            .skip(1)
+            .map(|(t, _, a)| format!("{} {a}", t.with_timezone(&tz).format("%a %d %H:%M:%S")))
+            .collect();
+        let mut want = Vec::new();
+        for day in [19, 20, 21, 22, 23, 26, 27, 28, 29, 30] {
+            let day_name = |d: u32| ["Mon", "Tue", "Wed", "Thu", "Fri"][((d - 19) % 7) as usize];
+            want.push(format!("{} {day} 08:00:00 start", day_name(day)));
+            want.push(format!("{} {day} 19:00:00 stop", day_name(day)));
+        }
+        for day in [2, 3, 4, 5, 6] {
+            let name = ["Mon", "Tue", "Wed", "Thu", "Fri"][(day - 2) as usize];
+            want.push(format!("{name} {day:02} 08:00:00 start"));
+            want.push(format!("{name} {day:02} 19:00:00 stop"));
+        }
+        assert_eq!(
+            log[0].2,
+            Action::Stop,
+            "{zone}: the first pass stops it (Sunday)"
+        );
+        assert_eq!(local, want, "{zone} around {change}");
+    }
+}
+
+#[test]
+fn a_persons_night_start_in_the_simulation_is_not_fought() {
+    let r = rules(PREVIEWS);
+    let mut ledger = LedgerView::default();
+    let stop_at = at("2026-11-27T19:00:00+01:00");
+    let e = env("pr-1");
+    let d = one(&r, e.clone(), &ledger, "2026-11-27T19:00:00+01:00");
+    ledger.apply(&d, stop_at);
+    // 21:00: a person starts it; every pass until Monday leaves it running.
+    let running = e.clone();
+    ledger.observe(
+        &Snapshot {
+            environments: vec![running.clone()],
+            complete: true,
+        },
+        at("2026-11-27T21:00:00+01:00"),
+    );
+    for hour in [
+        "2026-11-27T21:00:00+01:00",
+        "2026-11-28T03:00:00+01:00",
+        "2026-11-29T23:59:59+01:00",
+        "2026-11-30T18:59:59+01:00",
+    ] {
+        assert_eq!(
+            one(&r, running.clone(), &ledger, hour).action,
+            Action::None,
+            "{hour}"
+        );
+    }
+    assert_eq!(
+        one(&r, running, &ledger, "2026-11-30T19:00:00+01:00").action,
+        Action::Stop
+    );
+}
+
+fn arb_env() -> impl Strategy<Value = Environment> {
+    (
+        0usize..4,
+        prop::sample::select(vec!["web", "api", "billing", "data"]),
+        prop::sample::select(vec!["pr-1", "feat-x", "e2e-nightly", "main"]),
+        any::<bool>(),
+        any::<bool>(),
+        0i64..30 * 24,
+    )
+        .prop_map(|(mode, project, name, stopped, protect_label, age_h)| {
+            let mut e = env(name);
+            e.mode = Mode::ALL[mode];
+            e.project = project.into();
+            e.created_at = at("2026-11-26T12:00:00Z") - TimeDelta::hours(age_h);
+            if stopped {
+                e.state = EnvState::Stopped;
+            }
+            if protect_label {
+                e.labels.insert(PROTECT_LABEL.into(), "true".into());
+            }
+            e
+        })
+}
+
+fn arb_rule_file() -> impl Strategy<Value = String> {
+    let rule = (
+        prop::sample::select(vec!["preview", "development", "staging", "production"]),
+        prop::sample::select(vec!["\"*\"", "web", "\"a*\"", "\"[web, data]\""]),
+        prop::sample::select(vec![
+            "run: Mon-Fri 08:00-19:00",
+            "stop: Sat-Sun",
+            "run: Mon-Sun 22:00-06:00",
+            "events: \"stop=0 19 * * *\"",
+        ]),
+        prop::sample::select(vec![
+            "",
+            "    stop_when_idle: 1h\n",
+            "    delete_after: 1d\n    allow_delete: [preview, production, staging, development]\n",
+        ]),
+    );
+    (prop::collection::vec(rule, 1..4), any::<bool>()).prop_map(|(rules, protect_production)| {
+        let mut yaml = format!("timezone: Europe/Paris\nsafety:\n  protect_production: {protect_production}\nprotect:\n  - project: billing\nrules:\n");
+        for (i, (mode, project, schedule, extra)) in rules.into_iter().enumerate() {
+            yaml.push_str(&format!("  - name: r{i}\n    match: {{ mode: {mode}, project: {project} }}\n    {schedule}\n{extra}"));
+        }
+        yaml
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn protected_and_unmatched_environments_are_never_acted_on(
+        file in arb_rule_file(),
+        envs in prop::collection::vec(arb_env(), 1..8),
+        hours in 0i64..24 * 14,
+    ) {
+        let r = rules(&file);
+        let now = at("2026-11-23T00:00:00Z") + TimeDelta::hours(hours);
+        let snapshot = Snapshot { environments: envs.clone(), complete: true };
+        for (env, d) in envs.iter().zip(decide(&r, &snapshot, &LedgerView::default(), now)) {
+            let protected = env.project == "billing"
+                || env.labels.contains_key(PROTECT_LABEL)
+                || (r.safety.protect_production && env.mode == Mode::Production);
+            let unmatched = r.rules.iter().all(|rule| !rule.selector.matches(env));
+            if protected || unmatched {
+                prop_assert_eq!(d.action, Action::None, "{} / {}: {}", env.name, env.project, d.reason);
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The command line as users and scripts call it: exit codes, output shapes.
+
+use std::process::{Command, Output};
+
+fn curfew(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CURFEW_TIMEZONE")
+        .output()
+        .expect("the curfew binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn schedule_eval_prints_one_json_line_per_instant_and_exits_2_on_a_bad_spec() {
+    let o = curfew(&[
+        "schedule",
+        "eval",
+        "Mon-Fri 08:00-19:00",
+        "--tz",
+        "Europe/Paris",
+        "--at",
+        "2026-11-27T18:59:59+01:00",
+        "--at",
+        "2026-11-27T19:00:00+01:00",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "{\"at\":\"2026-11-27T18:59:59+01:00\",\"active\":true,\"next_change\":\"2026-11-27T19:00:00+01:00\"}\n\
+         {\"at\":\"2026-11-27T19:00:00+01:00\",\"active\":false,\"next_change\":\"2026-11-30T08:00:00+01:00\"}\n"
+    );
+    let bad = curfew(&[
+        "schedule",
+        "eval",
+        "Mno-Fri 08:00-19:00",
+        "--at",
+        "2026-11-27T19:00:00+01:00",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("unknown weekday \"Mno\" at column 1; expected Mon..Sun"),
+        "{}",
+        stderr(&bad)
+    );
+    assert_eq!(
+        curfew(&["schedule", "eval", "always", "--at", "now"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn schedule_timeline_lists_every_change_in_the_range() {
+    let o = curfew(&[
+        "schedule",
+        "timeline",
+        "Mon-Fri 08:00-19:00",
+        "--tz",
+        "Europe/Paris",
+        "--from",
+        "2026-11-27T00:00:00+01:00",
+        "--to",
+        "2026-11-30T23:00:00+01:00",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        [
+            "{\"at\":\"2026-11-27T08:00:00+01:00\",\"active\":true}",
+            "{\"at\":\"2026-11-27T19:00:00+01:00\",\"active\":false}",
+            "{\"at\":\"2026-11-30T08:00:00+01:00\",\"active\":true}",
+            "{\"at\":\"2026-11-30T19:00:00+01:00\",\"active\":false}",
+        ]
+    );
+}
+
+#[test]
+fn duration_prints_seconds_or_an_error_per_argument() {
+    let o = curfew(&["duration", "1d12h", "forever", "10x"]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "{\"input\":\"1d12h\",\"seconds\":129600}");
+    assert_eq!(lines[1], "{\"input\":\"forever\",\"seconds\":null}");
+    assert!(lines[2].starts_with("{\"input\":\"10x\",\"error\":\"invalid duration"));
+    assert!(curfew(&["duration", "30s", "2w"]).status.success());
+}
+
+#[test]
+fn validate_summarizes_a_good_file_and_lists_every_error_of_a_bad_one() {
+    let good = curfew(&["validate", "config/previews-office-hours.yaml"]);
+    assert!(good.status.success(), "{}", stderr(&good));
+    assert!(
+        stdout(&good).starts_with("config/previews-office-hours.yaml: OK: 2 rules, 3 protections"),
+        "{}",
+        stdout(&good)
+    );
+    let json = curfew(&["validate", "config/previews-office-hours.yaml", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(v["rules"][0]["stop_when_idle"], 10800);
+    assert_eq!(
+        v["rules"][0]["schedule"],
+        "run Mon-Fri 08:00-19:00 Europe/Paris"
+    );
+    let dir = std::env::temp_dir().join(format!("curfew-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad_path = dir.join("bad.yaml");
+    std::fs::write(
+        &bad_path,
+        "rules:\n  - name: a\n    run: Mno\n  - name: a\n    run: Sat\n",
+    )
+    .unwrap();
+    let bad = curfew(&["validate", bad_path.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = stderr(&bad);
+    assert!(
+        err.contains("bad.yaml:3:10: rule \"a\" field `run`: unknown weekday \"Mno\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml:4:11: rule \"a\" field `name`: duplicate rule name"),
+        "{err}"
+    );
+    assert!(err.trim_end().ends_with("2 errors"), "{err}");
+}
+
+#[test]
+fn schema_is_valid_json_and_matches_the_checked_in_copy() {
+    let o = curfew(&["schema"]);
+    let stored = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/curfew.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(stdout(&o), stored);
+    let v: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert!(v["properties"]["rules"].is_object());
+}
+
+#[test]
+fn plan_explains_every_environment_of_a_snapshot() {
+    let o = curfew(&[
+        "plan",
+        "--config",
+        "config/previews-office-hours.yaml",
+        "--snapshot",
+        "examples/snapshot.json",
+        "--at",
+        "2026-11-27T20:00:00+01:00",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{table}"))
+            .to_string()
+    };
+    assert!(line("pr-1432-checkout").contains("stop"), "{table}");
+    assert!(
+        line("pr-1432-checkout")
+            .contains("outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET"),
+        "{table}"
+    );
+    assert!(
+        line("main ").contains("production environments are protected"),
+        "{table}"
+    );
+    assert!(
+        line("feature-flags").contains("protected by protect[0]"),
+        "{table}"
+    );
+    assert!(
+        line("pr-1440-cart").contains("in state DEPLOYING"),
+        "{table}"
+    );
+    assert!(line("pr-1390-legacy").contains("warn"), "{table}");
+    assert!(
+        line("pr-1433-search").contains("stopped, as wanted"),
+        "{table}"
+    );
+    let json = curfew(&[
+        "plan",
+        "--config",
+        "config/previews-office-hours.yaml",
+        "--snapshot",
+        "examples/snapshot.json",
+        "--at",
+        "2026-11-27T20:00:00+01:00",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["decisions"].as_array().unwrap().len(), 6);
+    assert_eq!(v["decisions"][0]["action"], "stop");
+}
