@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod ledger;
 pub mod platform;
 pub mod policy;
 pub mod schedule;

@@ -1,4 +1,4 @@
-//! The command line: `curfew schedule …`, `curfew duration …`.
+//! The command line: `curfew schedule …`, `curfew duration …`, `curfew sandbox …`.
 //!
 //! Exit codes: 0 success, 2 invalid input (a bad spec, instant or duration), 1 anything
 //! else.
@@ -6,6 +6,7 @@
 mod rules;
 
 pub use rules::{plan_table, rule_set_json, schema_json};
+mod sandbox;
 mod schedule;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ enum Command {
         #[arg(required = true)]
         durations: Vec<String>,
     },
+    /// Serve a Qovery-compatible API over a generated fleet (demos, trying rules) until
+    /// Ctrl-C or SIGTERM.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
             at,
             json,
         } => rules::plan(&config, &snapshot, at.as_deref(), json),
+        Command::Sandbox(args) => sandbox::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,10 @@
 //! reads nothing else. A snapshot is also a file format: `curfew plan --snapshot FILE`
 //! reads it as JSON.
 
+pub mod connect;
+pub mod qovery;
+pub mod sandbox;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -152,4 +156,64 @@ impl fmt::Display for EnvState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A platform curfew acts on. Adapters: [`qovery::Qovery`] (also used against the sandbox).
+#[async_trait::async_trait]
+pub trait Platform: Send + Sync {
+    /// Short name for metrics and logs (`qovery`, `sandbox`).
+    fn name(&self) -> &'static str;
+    /// Lists every environment with its state. A listing that failed for a part of the
+    /// platform comes back with `complete: false`; one that failed as a whole is an error.
+    async fn list(&self) -> Result<Snapshot, PlatformError>;
+    /// Asks the platform to stop an environment.
+    async fn stop(&self, id: &str) -> Result<Outcome, PlatformError>;
+    /// Asks the platform to start (deploy) an environment.
+    async fn start(&self, id: &str) -> Result<Outcome, PlatformError>;
+    /// Asks the platform to delete an environment.
+    async fn delete(&self, id: &str) -> Result<Outcome, PlatformError>;
+}
+
+/// How the platform took an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The platform accepted the request (it may take a while to finish).
+    Accepted,
+    /// Already in the asked state, or busy with an operation (Qovery's 409): not a failure;
+    /// the next pass looks again.
+    AlreadyThereOrBusy,
+    /// The environment no longer exists.
+    Gone,
+}
+
+/// Which operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    List,
+    Stop,
+    Start,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::List => "list",
+            Operation::Stop => "stop",
+            Operation::Start => "start",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// A platform call that failed. Never holds a credential.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{platform} {}: {message}{}", operation.as_str(), if *retryable { " (retryable)" } else { "" })]
+pub struct PlatformError {
+    pub platform: &'static str,
+    pub operation: Operation,
+    /// Whether trying again later may succeed (timeouts, 5xx, 429).
+    pub retryable: bool,
+    pub message: String,
 }

@@ -1,0 +1,432 @@
+//! The ledger: SQLite (bundled, WAL, synchronous FULL), the daemon's memory.
+//!
+//! It holds every action as an *intent* written before the platform is called and an
+//! *outcome* written after; curfew's stop intervals (who stopped what, why, when, and when
+//! it started again); the per-environment records `decide` reads ([`EnvRecord`]); snoozes
+//! and protections; and the savings totals, so exported counters resume after a restart.
+//! Each write is a transaction: a `kill -9` loses nothing that was written, and an intent
+//! without an outcome is found and resolved on the next start ([`Ledger::pending`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::policy::{Action, Decision, EnvRecord, LedgerView};
+
+/// A ledger problem (disk, corruption): the daemon reports it and keeps running.
+#[derive(Debug, thiserror::Error)]
+#[error("ledger: {0}")]
+pub struct LedgerError(String);
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError(e.to_string())
+    }
+}
+
+/// An action whose intent was written but whose outcome was not (the daemon died).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub id: i64,
+    pub environment_id: String,
+    pub action: String,
+    pub rule: Option<String>,
+    pub intent_at: DateTime<Utc>,
+}
+
+/// Savings of one rule in one currency, since the ledger was created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Savings {
+    pub rule: String,
+    pub currency: String,
+    pub stopped_seconds: f64,
+    pub saved: f64,
+}
+
+/// One line of an environment's history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub what: String,
+    pub detail: String,
+}
+
+pub struct Ledger {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    environment_id TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    action TEXT NOT NULL,
+    cause TEXT,
+    rule TEXT,
+    reason TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    intent_at TEXT NOT NULL,
+    outcome TEXT,
+    outcome_at TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_env ON actions(environment_id, intent_at);
+CREATE INDEX IF NOT EXISTS actions_pending ON actions(outcome) WHERE outcome IS NULL;
+CREATE TABLE IF NOT EXISTS stops (
+    id INTEGER PRIMARY KEY,
+    environment_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    hourly_cost REAL,
+    stopped_at TEXT NOT NULL,
+    accrued_until TEXT NOT NULL,
+    started_at TEXT
+);
+CREATE INDEX IF NOT EXISTS stops_open ON stops(environment_id) WHERE started_at IS NULL;
+CREATE TABLE IF NOT EXISTS records (
+    environment_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS savings (
+    rule TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    stopped_seconds REAL NOT NULL,
+    saved REAL NOT NULL,
+    PRIMARY KEY (rule, currency)
+);
+CREATE TABLE IF NOT EXISTS overrides (
+    id INTEGER PRIMARY KEY,
+    environment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    who TEXT NOT NULL,
+    at TEXT NOT NULL,
+    until TEXT,
+    detail TEXT NOT NULL
+);
+";
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_ts(text: &str) -> Result<DateTime<Utc>, rusqlite::Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| LedgerError(format!("cannot open {}: {e}", path.display())))?;
+        Self::init(conn)
+    }
+
+    /// A ledger that lives in memory (tests, `plan`).
+    pub fn in_memory() -> Result<Ledger, LedgerError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Ledger, LedgerError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Ledger {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the intent of an action before the platform is called.
+    pub fn intent(&self, d: &Decision, at: DateTime<Utc>) -> Result<i64, LedgerError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO actions (environment_id, environment, action, cause, rule, reason, dry_run, intent_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                d.environment_id,
+                d.environment,
+                d.action.as_str(),
+                d.cause.map(|c| format!("{c:?}").to_lowercase()),
+                d.rule,
+                d.reason,
+                d.dry_run,
+                ts(at)
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Writes the outcome of an action (`ok`, `already`, `gone`, `error`, `dry_run`,
+    /// `skipped_cap`, `recovered_…`).
+    pub fn outcome(
+        &self,
+        id: i64,
+        outcome: &str,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.conn().execute(
+            "UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
+            params![id, outcome, ts(at), error],
+        )?;
+        Ok(())
+    }
+
+    /// Intents without an outcome: actions in flight when the daemon last died.
+    pub fn pending(&self) -> Result<Vec<Pending>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, environment_id, action, rule, intent_at FROM actions WHERE outcome IS NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Pending {
+                id: r.get(0)?,
+                environment_id: r.get(1)?,
+                action: r.get(2)?,
+                rule: r.get(3)?,
+                intent_at: parse_ts(&r.get::<_, String>(4)?)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The per-environment records, as `decide` reads them.
+    pub fn view(&self) -> Result<LedgerView, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT environment_id, record FROM records")?;
+        let mut records = HashMap::new();
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, json) = row?;
+            match serde_json::from_str::<EnvRecord>(&json) {
+                Ok(record) => {
+                    records.insert(id, record);
+                }
+                Err(e) => {
+                    tracing::warn!(environment = %id, error = %e, "unreadable ledger record ignored")
+                }
+            }
+        }
+        Ok(LedgerView::new(records))
+    }
+
+    /// Stores the records that changed in a pass, in one transaction.
+    pub fn store(
+        &self,
+        before: &LedgerView,
+        after: &LedgerView,
+        ids: &[String],
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for id in ids {
+            match (before.get(id), after.get(id)) {
+                (b, Some(a)) if b != Some(a) => {
+                    let json = serde_json::to_string(a).map_err(|e| LedgerError(e.to_string()))?;
+                    tx.execute(
+                        "INSERT INTO records (environment_id, record) VALUES (?1, ?2)
+                         ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
+                        params![id, json],
+                    )?;
+                }
+                (Some(_), None) => {
+                    tx.execute("DELETE FROM records WHERE environment_id = ?1", params![id])?;
+                }
+                _ => {}
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Opens a stop interval for curfew's stop of an environment.
+    pub fn open_stop(
+        &self,
+        d: &Decision,
+        hourly_cost: Option<f64>,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let cause = match d.cause {
+            Some(crate::policy::Cause::Idle) => "idle",
+            _ => "schedule",
+        };
+        let conn = self.conn();
+        let open: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM stops WHERE environment_id = ?1 AND started_at IS NULL",
+                params![d.environment_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if open.is_none() {
+            conn.execute(
+                "INSERT INTO stops (environment_id, rule, cause, reason, hourly_cost, stopped_at, accrued_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![d.environment_id, d.rule.clone().unwrap_or_default(), cause, d.reason, hourly_cost, ts(at)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Accrues savings of every open stop up to `now`, and closes the stops of environments
+    /// that are running again (`running`). Returns nothing: read [`Ledger::savings`].
+    pub fn accrue(
+        &self,
+        now: DateTime<Utc>,
+        currency: &str,
+        running: &[String],
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare("SELECT id, environment_id, rule, hourly_cost, accrued_until FROM stops WHERE started_at IS NULL")?;
+            let open: Vec<(i64, String, String, Option<f64>, String)> = stmt
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (id, env, rule, cost, until) in open {
+                let from = parse_ts(&until)?;
+                let seconds = (now - from).num_milliseconds().max(0) as f64 / 1000.0;
+                if seconds > 0.0 {
+                    let saved = cost.unwrap_or(0.0) * seconds / 3600.0;
+                    tx.execute(
+                        "INSERT INTO savings (rule, currency, stopped_seconds, saved) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(rule, currency) DO UPDATE SET stopped_seconds = stopped_seconds + excluded.stopped_seconds,
+                         saved = saved + excluded.saved",
+                        params![rule, currency, seconds, saved],
+                    )?;
+                    tx.execute(
+                        "UPDATE stops SET accrued_until = ?2 WHERE id = ?1",
+                        params![id, ts(now.max(from))],
+                    )?;
+                }
+                if running.contains(&env) {
+                    tx.execute(
+                        "UPDATE stops SET started_at = ?2 WHERE id = ?1",
+                        params![id, ts(now)],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Savings totals by rule and currency.
+    pub fn savings(&self) -> Result<Vec<Savings>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT rule, currency, stopped_seconds, saved FROM savings ORDER BY rule, currency",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Savings {
+                rule: r.get(0)?,
+                currency: r.get(1)?,
+                stopped_seconds: r.get(2)?,
+                saved: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Records an operator's change (snooze, wake, protect…).
+    pub fn override_entry(
+        &self,
+        env: &str,
+        kind: &str,
+        who: &str,
+        at: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        detail: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn().execute(
+            "INSERT INTO overrides (environment_id, kind, who, at, until, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![env, kind, who, ts(at), until.map(ts), detail],
+        )?;
+        Ok(())
+    }
+
+    /// An environment's recent history: actions, stops and operator changes, newest first.
+    pub fn history(&self, env: &str, limit: usize) -> Result<Vec<HistoryEntry>, LedgerError> {
+        let conn = self.conn();
+        let mut out = Vec::new();
+        let mut actions = conn.prepare(
+            "SELECT intent_at, action, COALESCE(outcome, 'pending'), reason, COALESCE(error, '') FROM actions WHERE environment_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        for row in actions.query_map(params![env, limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })? {
+            let (at, action, outcome, reason, error) = row?;
+            let detail = if error.is_empty() {
+                reason
+            } else {
+                format!("{reason} ({error})")
+            };
+            out.push(HistoryEntry {
+                at: parse_ts(&at)?,
+                what: format!("{action}: {outcome}"),
+                detail,
+            });
+        }
+        let mut overrides = conn.prepare("SELECT at, kind, who, COALESCE(until, ''), detail FROM overrides WHERE environment_id = ?1 ORDER BY id DESC LIMIT ?2")?;
+        for row in overrides.query_map(params![env, limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })? {
+            let (at, kind, who, until, detail) = row?;
+            let until = if until.is_empty() {
+                String::new()
+            } else {
+                format!(" until {until}")
+            };
+            out.push(HistoryEntry {
+                at: parse_ts(&at)?,
+                what: format!("{kind} by {who}{until}"),
+                detail,
+            });
+        }
+        out.sort_by_key(|e| std::cmp::Reverse(e.at));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Number of actions with each outcome (tests and restart checks).
+    pub fn count_actions(&self, action: Action) -> Result<i64, LedgerError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM actions WHERE action = ?1",
+            params![action.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

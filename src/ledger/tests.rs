@@ -1,0 +1,151 @@
+//! Ledger tests: intents and outcomes, records, stop intervals and savings, restart.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::*;
+use crate::platform::EnvState;
+use crate::policy::{Cause, StopCause};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn stop_decision(id: &str) -> Decision {
+    Decision {
+        environment_id: id.into(),
+        environment: format!("env-{id}"),
+        project: "web".into(),
+        state: EnvState::Running,
+        action: Action::Stop,
+        cause: Some(Cause::Schedule),
+        rule: Some("previews".into()),
+        reason: "outside the window".into(),
+        due_since: None,
+        next_check: None,
+        dry_run: false,
+        settle: None,
+        hourly_cost: Some(0.5),
+    }
+}
+
+#[test]
+fn an_intent_without_outcome_is_found_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("curfew-ledger-{}", std::process::id()));
+    let path = dir.join("curfew.db");
+    let _ = std::fs::remove_file(&path);
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        let done = ledger
+            .intent(&stop_decision("a"), at("2026-11-27T18:00:00Z"))
+            .unwrap();
+        ledger
+            .outcome(done, "ok", None, at("2026-11-27T18:00:01Z"))
+            .unwrap();
+        ledger
+            .intent(&stop_decision("b"), at("2026-11-27T18:00:00Z"))
+            .unwrap();
+        // Dropped without an outcome for "b", as if killed.
+    }
+    let ledger = Ledger::open(&path).unwrap();
+    let pending = ledger.pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (
+            pending[0].environment_id.as_str(),
+            pending[0].action.as_str()
+        ),
+        ("b", "stop")
+    );
+    ledger
+        .outcome(
+            pending[0].id,
+            "recovered_ok",
+            None,
+            at("2026-11-27T18:05:00Z"),
+        )
+        .unwrap();
+    assert!(ledger.pending().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn records_round_trip_and_only_changes_are_written() {
+    let ledger = Ledger::in_memory().unwrap();
+    let before = ledger.view().unwrap();
+    let mut after = before.clone();
+    after.entry("a").curfew_stop = Some(crate::policy::StopRecord {
+        at: at("2026-11-27T18:00:00Z"),
+        cause: StopCause::Schedule,
+        rule: "previews".into(),
+    });
+    ledger
+        .store(&before, &after, &["a".to_string(), "b".to_string()])
+        .unwrap();
+    assert_eq!(ledger.view().unwrap(), after);
+    let mut gone = after.clone();
+    gone.apply(
+        &Decision {
+            action: Action::Delete,
+            ..stop_decision("a")
+        },
+        at("2026-11-28T00:00:00Z"),
+    );
+    ledger.store(&after, &gone, &["a".to_string()]).unwrap();
+    assert!(ledger.view().unwrap().get("a").is_none());
+}
+
+#[test]
+fn savings_accrue_while_stopped_and_stop_when_started() {
+    let ledger = Ledger::in_memory().unwrap();
+    let t0 = at("2026-11-27T18:00:00Z");
+    ledger
+        .open_stop(&stop_decision("a"), Some(0.5), t0)
+        .unwrap();
+    ledger
+        .open_stop(&stop_decision("a"), Some(0.5), t0)
+        .unwrap(); // idempotent
+    ledger.accrue(t0 + TimeDelta::hours(2), "EUR", &[]).unwrap();
+    ledger
+        .accrue(t0 + TimeDelta::hours(4), "EUR", &["a".to_string()])
+        .unwrap();
+    ledger
+        .accrue(t0 + TimeDelta::hours(10), "EUR", &[])
+        .unwrap();
+    let s = ledger.savings().unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].rule.as_str(), s[0].currency.as_str()),
+        ("previews", "EUR")
+    );
+    assert!((s[0].stopped_seconds - 4.0 * 3600.0).abs() < 1e-6, "{s:?}");
+    assert!((s[0].saved - 2.0).abs() < 1e-9, "{s:?}");
+}
+
+#[test]
+fn history_lists_actions_and_operator_changes_newest_first() {
+    let ledger = Ledger::in_memory().unwrap();
+    let id = ledger
+        .intent(&stop_decision("a"), at("2026-11-27T18:00:00Z"))
+        .unwrap();
+    ledger
+        .outcome(id, "ok", None, at("2026-11-27T18:00:01Z"))
+        .unwrap();
+    ledger
+        .override_entry(
+            "a",
+            "snooze",
+            "alice",
+            at("2026-11-27T20:00:00Z"),
+            Some(at("2026-11-28T02:00:00Z")),
+            "demo",
+        )
+        .unwrap();
+    let h = ledger.history("a", 10).unwrap();
+    assert_eq!(h.len(), 2);
+    assert!(
+        h[0].what
+            .starts_with("snooze by alice until 2026-11-28T02:00:00"),
+        "{h:?}"
+    );
+    assert_eq!(h[1].what, "stop: ok");
+}

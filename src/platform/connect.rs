@@ -1,0 +1,116 @@
+//! From the rule file's `platform:` settings to a running [`Platform`].
+//!
+//! `platform: sandbox` starts the sandbox in-process on a loopback port and points the
+//! real Qovery adapter at it, so the demo exercises the same code path as production.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::qovery::{Prices, Qovery, QoveryOptions, RequestObserver, Token};
+use super::sandbox::{RunningSandbox, Sandbox, SandboxOptions};
+use super::{Operation, Platform, PlatformError};
+use crate::clock::Clock;
+use crate::config::settings::PlatformSettings;
+
+/// A connected platform, and the sandbox behind it when there is one (kept alive here).
+pub struct Connected {
+    pub platform: Arc<dyn Platform>,
+    pub sandbox: Option<(Sandbox, RunningSandbox)>,
+}
+
+fn failure(platform: &'static str, message: String) -> PlatformError {
+    PlatformError {
+        platform,
+        operation: Operation::List,
+        retryable: false,
+        message,
+    }
+}
+
+/// Reads the API token from the environment variable or file the settings name. The
+/// error says where curfew looked, never what it found.
+pub fn read_token(
+    settings: &crate::config::settings::QoverySettings,
+    env: &HashMap<String, String>,
+) -> Result<Token, String> {
+    if let Some(path) = &settings.token_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the Qovery token file {}: {e}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!("the Qovery token file {} is empty", path.display()));
+        }
+        return Ok(Token::new(token));
+    }
+    match env.get(&settings.token_env).map(|t| t.trim()) {
+        Some(t) if !t.is_empty() => Ok(Token::new(t)),
+        _ => Err(format!(
+            "the Qovery API token is not set: put it in the environment variable {} (or name a file with platform.qovery.token_file)",
+            settings.token_env
+        )),
+    }
+}
+
+/// Connects to the configured platform.
+pub async fn connect(
+    settings: &PlatformSettings,
+    prices: Prices,
+    env: &HashMap<String, String>,
+    clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn RequestObserver>>,
+) -> Result<Connected, PlatformError> {
+    match settings {
+        PlatformSettings::Qovery(q) => {
+            let token = read_token(q, env).map_err(|m| failure("qovery", m))?;
+            let mut options = QoveryOptions::new(q.api_url.clone(), q.organization.clone(), token);
+            options.max_concurrency = q.max_concurrency as usize;
+            options.requests_per_second = q.requests_per_second;
+            options.timeout = q.timeout;
+            options.prices = prices;
+            let platform = Qovery::new(options, observer)?;
+            Ok(Connected {
+                platform: Arc::new(platform),
+                sandbox: None,
+            })
+        }
+        PlatformSettings::Sandbox(s) => {
+            let token = format!("sandbox-{}", s.seed);
+            let sandbox = Sandbox::new(
+                SandboxOptions {
+                    projects: s.projects,
+                    environments: s.environments,
+                    seed: s.seed,
+                    token,
+                    ..SandboxOptions::default()
+                },
+                clock,
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| {
+                    failure(
+                        "sandbox",
+                        format!("cannot open a loopback port for the sandbox: {e}"),
+                    )
+                })?;
+            let running = sandbox
+                .clone()
+                .spawn(listener)
+                .await
+                .map_err(|e| failure("sandbox", format!("cannot start the sandbox: {e}")))?;
+            let mut options = QoveryOptions::new(
+                running.url.clone(),
+                running.organization_id.clone(),
+                Token::new(running.token.clone()),
+            );
+            options.name = "sandbox";
+            options.requests_per_second = 1000.0;
+            options.prices = prices;
+            let platform = Qovery::new(options, observer)?;
+            Ok(Connected {
+                platform: Arc::new(platform),
+                sandbox: Some((sandbox, running)),
+            })
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! The Qovery adapter: the REST API of `reference/qovery-openapi.yaml`, with reqwest and
+//! rustls.
+//!
+//! One listing is `GET /organization/{id}/project`, `GET /organization/{id}/environments`
+//! and one `GET /project/{id}/environment/status` per project (never one call per
+//! environment). Clusters and hourly costs (services' CPU and memory × the file's unit
+//! prices) change rarely: they are fetched in the background and cached.
+//!
+//! Every request goes through one gate: a semaphore (bounded concurrency), a client-side
+//! rate limit, a timeout, and retries with exponential backoff and jitter for 5xx, 429
+//! (honouring `Retry-After`), timeouts and malformed answers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::{Method, StatusCode, header};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use super::{EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Snapshot};
+
+/// An API token. It is only ever written into the `Authorization` header: its `Debug`
+/// hides it and it has no `Display`.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: impl Into<String>) -> Token {
+        Token(token.into())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Unit prices to turn CPU and memory into an hourly cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    pub vcpu_hour: Option<f64>,
+    pub gib_hour: Option<f64>,
+}
+
+/// Sees every request the adapter makes (the daemon counts them in metrics).
+pub trait RequestObserver: Send + Sync {
+    /// `endpoint` is a bounded label (`list_status`, `stop`…); `status` an HTTP code or
+    /// `timeout`/`network`.
+    fn request(&self, endpoint: &'static str, status: &str, elapsed: Duration);
+}
+
+/// How to reach Qovery.
+#[derive(Debug, Clone)]
+pub struct QoveryOptions {
+    /// `qovery`, or `sandbox` when pointed at the sandbox (for metrics and logs).
+    pub name: &'static str,
+    pub api_url: String,
+    pub organization: String,
+    pub token: Token,
+    pub max_concurrency: usize,
+    pub requests_per_second: f64,
+    pub timeout: Duration,
+    /// Attempts after the first, for retryable failures.
+    pub max_retries: usize,
+    /// First backoff delay (doubles each time, with jitter).
+    pub backoff: Duration,
+    /// How often clusters and costs are fetched again.
+    pub cost_refresh: Duration,
+    pub prices: Prices,
+}
+
+impl QoveryOptions {
+    /// Defaults for an organization and token.
+    pub fn new(api_url: impl Into<String>, organization: impl Into<String>, token: Token) -> Self {
+        QoveryOptions {
+            name: "qovery",
+            api_url: api_url.into(),
+            organization: organization.into(),
+            token,
+            max_concurrency: 8,
+            requests_per_second: 10.0,
+            timeout: Duration::from_secs(30),
+            max_retries: 4,
+            backoff: Duration::from_millis(500),
+            cost_refresh: Duration::from_secs(3600),
+            prices: Prices::default(),
+        }
+    }
+}
+
+/// The Qovery platform.
+#[derive(Clone)]
+pub struct Qovery {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: QoveryOptions,
+    http: reqwest::Client,
+    gate: Semaphore,
+    limiter: DefaultDirectRateLimiter,
+    details: Mutex<Details>,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Cluster and cost per environment, fetched rarely.
+#[derive(Default)]
+struct Details {
+    fetched_at: Option<Instant>,
+    refreshing: bool,
+    by_env: HashMap<String, EnvDetails>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct EnvDetails {
+    cluster: Option<String>,
+    hourly_cost: Option<f64>,
+}
+
+impl fmt::Debug for Qovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Qovery")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one HTTP exchange came to.
+enum Reply<T> {
+    Ok(T),
+    Conflict,
+    NotFound,
+}
+
+/// A failed attempt, before retries are decided.
+#[derive(Debug)]
+struct Attempt {
+    retryable: bool,
+    retry_after: Option<Duration>,
+    message: String,
+}
+
+// Wire types: only the fields curfew reads; unknown fields are ignored so new API fields
+// never break the adapter.
+#[derive(Deserialize)]
+struct Results<T> {
+    #[serde(default = "Vec::new")]
+    results: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct ProjectWire {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct EnvironmentWire {
+    id: String,
+    name: String,
+    created_at: DateTime<Utc>,
+    project: Reference,
+    mode: String,
+}
+
+#[derive(Deserialize)]
+struct StatusWire {
+    id: String,
+    state: String,
+    #[serde(default)]
+    last_deployment_date: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct ProjectEnvironmentWire {
+    id: String,
+    #[serde(default)]
+    cluster_name: Option<String>,
+    #[serde(default)]
+    cluster_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ServiceWire {
+    #[serde(default)]
+    cpu: Option<f64>,
+    #[serde(default)]
+    memory: Option<f64>,
+    #[serde(default)]
+    min_running_instances: Option<f64>,
+}
+
+/// Qovery's `StateEnum` (all 29 values) in curfew's terms. Unknown values (added after
+/// this release) are `Unknown`: left alone, never fatal.
+pub fn map_state(state: &str) -> EnvState {
+    match state {
+        "DEPLOYED" | "RESTARTED" => EnvState::Running,
+        // READY: created, never deployed: costs nothing.
+        "STOPPED" | "READY" => EnvState::Stopped,
+        "BUILDING" | "DEPLOYING" | "DEPLOYMENT_QUEUED" | "QUEUED" | "EXECUTING" | "RESTARTING"
+        | "RESTART_QUEUED" | "WAITING_RUNNING" | "WAITING_RESTARTING" => EnvState::Starting,
+        "STOPPING" | "STOP_QUEUED" | "WAITING_STOPPING" | "CANCELING" => EnvState::Stopping,
+        "DELETING" | "DELETE_QUEUED" | "WAITING_DELETING" | "DELETED" => EnvState::Deleting,
+        "BUILD_ERROR" | "DEPLOYMENT_ERROR" | "STOP_ERROR" | "DELETE_ERROR" | "RESTART_ERROR"
+        | "UNAVAILABLE" => EnvState::Error,
+        // CANCELED (a deployment was cancelled: what runs is unclear) and RECAP.
+        _ => EnvState::Unknown,
+    }
+}
+
+impl Qovery {
+    /// Builds the client (rustls, timeouts, the `Authorization: Token …` header).
+    pub fn new(
+        options: QoveryOptions,
+        observer: Option<Arc<dyn RequestObserver>>,
+    ) -> Result<Qovery, PlatformError> {
+        let name = options.name;
+        let build_error = |message: String| PlatformError {
+            platform: name,
+            operation: Operation::List,
+            retryable: false,
+            message,
+        };
+        let mut auth = header::HeaderValue::from_str(&format!("Token {}", options.token.0))
+            .map_err(|_| {
+                build_error(
+                    "the API token contains characters not allowed in an HTTP header".into(),
+                )
+            })?;
+        auth.set_sensitive(true);
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, auth);
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .default_headers(headers)
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("curfew/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| build_error(format!("cannot build the HTTP client: {e}")))?;
+        let rate = options.requests_per_second.clamp(0.001, 1_000_000.0);
+        let quota = if rate >= 1.0 {
+            let per_second = NonZeroU32::new(rate.round() as u32).unwrap_or(NonZeroU32::MIN);
+            Quota::per_second(per_second)
+        } else {
+            Quota::with_period(Duration::from_secs_f64(1.0 / rate))
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        };
+        let gate = Semaphore::new(options.max_concurrency.max(1));
+        Ok(Qovery {
+            inner: Arc::new(Inner {
+                options,
+                http,
+                gate,
+                limiter: RateLimiter::direct(quota),
+                details: Mutex::new(Details::default()),
+                observer,
+            }),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}{}",
+            self.inner.options.api_url.trim_end_matches('/'),
+            path
+        )
+    }
+
+    fn error(&self, operation: Operation, retryable: bool, message: String) -> PlatformError {
+        PlatformError {
+            platform: self.inner.options.name,
+            operation,
+            retryable,
+            message,
+        }
+    }
+
+    /// One request with the gate, retries and classification.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        endpoint: &'static str,
+        operation: Operation,
+    ) -> Result<Reply<T>, PlatformError> {
+        let options = &self.inner.options;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(options.backoff)
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(options.max_retries)
+            .with_jitter();
+        let url = self.url(path);
+        let attempt = || self.attempt::<T>(method.clone(), &url, endpoint);
+        attempt
+            .retry(backoff)
+            .when(|a: &Attempt| a.retryable)
+            .adjust(|a: &Attempt, planned| planned.map(|p| a.retry_after.map_or(p, |r| r.min(Duration::from_secs(120)))))
+            .notify(|a: &Attempt, wait| tracing::debug!(endpoint, error = %a.message, ?wait, "retrying"))
+            .await
+            .map_err(|a| self.error(operation, a.retryable, format!("{endpoint} {path}: {}", a.message)))
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        endpoint: &'static str,
+    ) -> Result<Reply<T>, Attempt> {
+        let inner = &self.inner;
+        let _permit = inner.gate.acquire().await.map_err(|_| Attempt {
+            retryable: false,
+            retry_after: None,
+            message: "client is shutting down".into(),
+        })?;
+        inner.limiter.until_ready().await;
+        let started = Instant::now();
+        let sent = inner.http.request(method, url).send().await;
+        let observe = |status: &str| {
+            if let Some(o) = &inner.observer {
+                o.request(endpoint, status, started.elapsed());
+            }
+        };
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let (kind, message) = if e.is_timeout() {
+                    ("timeout", "timed out".to_string())
+                } else {
+                    ("network", format!("request failed: {}", without_url(&e)))
+                };
+                observe(kind);
+                return Err(Attempt {
+                    retryable: true,
+                    retry_after: None,
+                    message,
+                });
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await;
+        observe(status.as_str());
+        let body = body.map_err(|e| Attempt {
+            retryable: true,
+            retry_after: None,
+            message: format!("reading the answer failed: {}", without_url(&e)),
+        })?;
+        match status {
+            s if s.is_success() => {
+                // 204 (and 202 whose body curfew does not need) carry nothing to parse.
+                let parse = if body.is_empty() {
+                    serde_json::from_slice(b"null")
+                } else {
+                    serde_json::from_slice(&body)
+                };
+                match parse {
+                    Ok(v) => Ok(Reply::Ok(v)),
+                    Err(e) if body.is_empty() => Err(Attempt {
+                        retryable: false,
+                        retry_after: None,
+                        message: format!("empty answer where JSON was expected: {e}"),
+                    }),
+                    Err(e) => Err(Attempt {
+                        retryable: true,
+                        retry_after: None,
+                        message: format!("malformed JSON in a {status} answer: {e}"),
+                    }),
+                }
+            }
+            StatusCode::CONFLICT => Ok(Reply::Conflict),
+            StatusCode::NOT_FOUND => Ok(Reply::NotFound),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Attempt {
+                retryable: false,
+                retry_after: None,
+                message: format!(
+                    "{status}: the API token was refused (check the token's variable or file, and its permissions)"
+                ),
+            }),
+            StatusCode::TOO_MANY_REQUESTS => Err(Attempt {
+                retryable: true,
+                retry_after,
+                message: format!("{status}: rate limited"),
+            }),
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Err(Attempt {
+                retryable: true,
+                retry_after,
+                message: format!("{status} from the API"),
+            }),
+            s => Err(Attempt {
+                retryable: false,
+                retry_after: None,
+                message: format!("unexpected {s} from the API"),
+            }),
+        }
+    }
+
+    async fn get_list<T: DeserializeOwned>(
+        &self,
+        path: String,
+        endpoint: &'static str,
+    ) -> Result<Option<Vec<T>>, PlatformError> {
+        match self
+            .call::<Results<T>>(Method::GET, &path, endpoint, Operation::List)
+            .await?
+        {
+            Reply::Ok(r) => Ok(Some(r.results)),
+            Reply::NotFound => Ok(None),
+            Reply::Conflict => Err(self.error(
+                Operation::List,
+                true,
+                format!("{endpoint} {path}: 409 on a listing"),
+            )),
+        }
+    }
+
+    async fn action(
+        &self,
+        method: Method,
+        path: String,
+        endpoint: &'static str,
+        operation: Operation,
+    ) -> Result<Outcome, PlatformError> {
+        Ok(
+            match self
+                .call::<serde::de::IgnoredAny>(method, &path, endpoint, operation)
+                .await?
+            {
+                Reply::Ok(_) => Outcome::Accepted,
+                Reply::Conflict => Outcome::AlreadyThereOrBusy,
+                Reply::NotFound => Outcome::Gone,
+            },
+        )
+    }
+
+    /// Starts a background refresh of clusters and costs when they are stale.
+    fn refresh_details_if_stale(&self, projects: Vec<String>, environments: Vec<String>) {
+        let inner = &self.inner;
+        {
+            let mut d = inner.details.lock().unwrap_or_else(PoisonError::into_inner);
+            let fresh = d
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < inner.options.cost_refresh);
+            if fresh || d.refreshing {
+                return;
+            }
+            d.refreshing = true;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let details = this.fetch_details(&projects, &environments).await;
+            let mut d = this
+                .inner
+                .details
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            d.refreshing = false;
+            if let Some(by_env) = details {
+                d.by_env = by_env;
+                d.fetched_at = Some(Instant::now());
+            }
+        });
+    }
+
+    async fn fetch_details(
+        &self,
+        projects: &[String],
+        environments: &[String],
+    ) -> Option<HashMap<String, EnvDetails>> {
+        let mut by_env: HashMap<String, EnvDetails> = HashMap::new();
+        let clusters = futures::future::join_all(projects.iter().map(|p| {
+            self.get_list::<ProjectEnvironmentWire>(
+                format!("/project/{p}/environment"),
+                "list_project_environments",
+            )
+        }))
+        .await;
+        for list in clusters.into_iter().flatten().flatten() {
+            for e in list {
+                by_env.entry(e.id).or_default().cluster = e.cluster_name.or(e.cluster_id);
+            }
+        }
+        let prices = self.inner.options.prices;
+        if prices.vcpu_hour.is_some() || prices.gib_hour.is_some() {
+            let costs =
+                futures::future::join_all(environments.iter().map(|id| self.environment_cost(id)))
+                    .await;
+            for (id, cost) in environments.iter().zip(costs) {
+                by_env.entry(id.clone()).or_default().hourly_cost = cost;
+            }
+        }
+        Some(by_env)
+    }
+
+    /// Σ services (CPU × vCPU price + memory × GiB price) × instances.
+    async fn environment_cost(&self, id: &str) -> Option<f64> {
+        let prices = self.inner.options.prices;
+        let mut services = Vec::new();
+        for (kind, endpoint) in [
+            ("application", "list_applications"),
+            ("container", "list_containers"),
+        ] {
+            services.extend(
+                self.get_list::<ServiceWire>(format!("/environment/{id}/{kind}"), endpoint)
+                    .await
+                    .ok()??,
+            );
+        }
+        let cost = services
+            .iter()
+            .map(|s| {
+                let instances = s.min_running_instances.unwrap_or(1.0).max(0.0);
+                let cpu = s.cpu.unwrap_or(0.0) / 1000.0 * prices.vcpu_hour.unwrap_or(0.0);
+                let memory = s.memory.unwrap_or(0.0) / 1024.0 * prices.gib_hour.unwrap_or(0.0);
+                (cpu + memory) * instances
+            })
+            .sum::<f64>();
+        (cost.is_finite() && cost > 0.0).then_some(cost)
+    }
+}
+
+/// reqwest's error text without the URL (which is harmless, but long).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(&format!(" for url ({url})"), "");
+    }
+    text
+}
+
+#[async_trait::async_trait]
+impl Platform for Qovery {
+    fn name(&self) -> &'static str {
+        self.inner.options.name
+    }
+
+    async fn list(&self) -> Result<Snapshot, PlatformError> {
+        let org = &self.inner.options.organization;
+        let (projects, environments) = tokio::join!(
+            self.get_list::<ProjectWire>(format!("/organization/{org}/project"), "list_projects"),
+            self.get_list::<EnvironmentWire>(
+                format!("/organization/{org}/environments"),
+                "list_environments"
+            ),
+        );
+        let not_found = || {
+            self.error(
+                Operation::List,
+                false,
+                format!("organization {org} not found (check the organization id)"),
+            )
+        };
+        let projects = projects?.ok_or_else(not_found)?;
+        let environments = environments?.ok_or_else(not_found)?;
+        let names: HashMap<&str, &str> = projects
+            .iter()
+            .map(|p| (p.id.as_str(), p.name.as_str()))
+            .collect();
+        let statuses = futures::future::join_all(projects.iter().map(|p| async move {
+            (
+                p.id.clone(),
+                self.get_list::<StatusWire>(
+                    format!("/project/{}/environment/status", p.id),
+                    "list_status",
+                )
+                .await,
+            )
+        }))
+        .await;
+        let mut complete = true;
+        let mut by_env: HashMap<String, StatusWire> = HashMap::new();
+        for (project, result) in statuses {
+            match result {
+                Ok(Some(list)) => by_env.extend(list.into_iter().map(|s| (s.id.clone(), s))),
+                Ok(None) => {}
+                Err(e) => {
+                    complete = false;
+                    tracing::warn!(project, error = %e, "status listing failed: this pass's listing is partial");
+                }
+            }
+        }
+        let details = self
+            .inner
+            .details
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_env
+            .clone();
+        let mut out = Vec::with_capacity(environments.len());
+        for e in &environments {
+            let status = by_env.get(&e.id);
+            let detail = details.get(&e.id);
+            let Some(mode) = Mode::parse(&e.mode) else {
+                tracing::warn!(environment = %e.id, mode = %e.mode, "unknown environment mode; skipped");
+                complete = false;
+                continue;
+            };
+            out.push(Environment {
+                id: e.id.clone(),
+                name: e.name.clone(),
+                project: names
+                    .get(e.project.id.as_str())
+                    .map_or_else(|| e.project.id.clone(), |n| (*n).to_string()),
+                mode,
+                cluster: detail.and_then(|d| d.cluster.clone()),
+                state: status.map_or(EnvState::Unknown, |s| map_state(&s.state)),
+                platform_state: status.map(|s| s.state.clone()),
+                created_at: e.created_at,
+                last_deployed_at: status.and_then(|s| s.last_deployment_date),
+                last_activity_at: None,
+                labels: Default::default(),
+                hourly_cost: detail.and_then(|d| d.hourly_cost),
+            });
+        }
+        self.refresh_details_if_stale(
+            projects.iter().map(|p| p.id.clone()).collect(),
+            environments.iter().map(|e| e.id.clone()).collect(),
+        );
+        Ok(Snapshot {
+            environments: out,
+            complete,
+        })
+    }
+
+    async fn stop(&self, id: &str) -> Result<Outcome, PlatformError> {
+        self.action(
+            Method::POST,
+            format!("/environment/{id}/stop"),
+            "stop",
+            Operation::Stop,
+        )
+        .await
+    }
+
+    async fn start(&self, id: &str) -> Result<Outcome, PlatformError> {
+        self.action(
+            Method::POST,
+            format!("/environment/{id}/deploy"),
+            "deploy",
+            Operation::Start,
+        )
+        .await
+    }
+
+    async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {
+        self.action(
+            Method::DELETE,
+            format!("/environment/{id}"),
+            "delete",
+            Operation::Delete,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_qovery_state_has_an_explicit_meaning() {
+        let all = [
+            "BUILDING",
+            "BUILD_ERROR",
+            "CANCELED",
+            "CANCELING",
+            "DELETED",
+            "DELETE_ERROR",
+            "DELETE_QUEUED",
+            "DELETING",
+            "DEPLOYED",
+            "DEPLOYING",
+            "DEPLOYMENT_ERROR",
+            "DEPLOYMENT_QUEUED",
+            "EXECUTING",
+            "QUEUED",
+            "READY",
+            "RECAP",
+            "RESTARTED",
+            "RESTARTING",
+            "RESTART_ERROR",
+            "RESTART_QUEUED",
+            "STOPPED",
+            "STOPPING",
+            "STOP_ERROR",
+            "STOP_QUEUED",
+            "UNAVAILABLE",
+            "WAITING_DELETING",
+            "WAITING_RESTARTING",
+            "WAITING_RUNNING",
+            "WAITING_STOPPING",
+        ];
+        assert_eq!(all.len(), 29);
+        let running: Vec<_> = all
+            .iter()
+            .filter(|s| map_state(s) == EnvState::Running)
+            .collect();
+        let stopped: Vec<_> = all
+            .iter()
+            .filter(|s| map_state(s) == EnvState::Stopped)
+            .collect();
+        assert_eq!(running, [&"DEPLOYED", &"RESTARTED"]);
+        assert_eq!(stopped, [&"READY", &"STOPPED"]);
+        assert_eq!(map_state("STOP_QUEUED"), EnvState::Stopping);
+        assert_eq!(map_state("DEPLOYMENT_ERROR"), EnvState::Error);
+        assert_eq!(map_state("SOMETHING_NEW_IN_2027"), EnvState::Unknown);
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let options = QoveryOptions::new("http://127.0.0.1:1", "org", Token::new("s3cr3t-token"));
+        let client = Qovery::new(options, None).unwrap();
+        assert!(!format!("{client:?}").contains("s3cr3t"));
+        assert!(format!("{client:?}").contains("Token(<redacted>)"));
+    }
+}

@@ -1,0 +1,287 @@
+//! The HTTP API: the routes curfew calls, each answering as Qovery's spec says, behind
+//! the [gate](super::gate). Each handler locks the sandbox once, settles the actions that
+//! finished by the clock's now, and answers; nothing runs between requests.
+
+use axum::Router;
+use axum::extract::{Path, State as Extract};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+use super::bodies::{
+    application_body, container_body, environment_body, environment_status_body,
+    organization_environment_body, project_body, status_body,
+};
+use super::fleet::{EnvironmentRecord, Fleet, uuid};
+use super::gate::gate;
+use super::lifecycle::Action;
+use super::{ActionCounts, Inner, Sandbox};
+
+/// Qovery's answer to an action it cannot take now.
+const CONFLICT: &str = "Environment is already stopped or an operation is in progress";
+
+pub(super) fn router(sandbox: Sandbox) -> Router {
+    Router::new()
+        .route("/organization/{organizationId}/project", get(list_projects))
+        .route(
+            "/organization/{organizationId}/environments",
+            get(list_organization_environments),
+        )
+        .route("/project/{projectId}/environment", get(list_environments))
+        .route(
+            "/project/{projectId}/environment/status",
+            get(list_environment_statuses),
+        )
+        .route("/environment/{environmentId}", delete(delete_environment))
+        .route(
+            "/environment/{environmentId}/status",
+            get(environment_status),
+        )
+        .route(
+            "/environment/{environmentId}/application",
+            get(list_applications),
+        )
+        .route(
+            "/environment/{environmentId}/container",
+            get(list_containers),
+        )
+        .route("/environment/{environmentId}/stop", post(stop_environment))
+        .route(
+            "/environment/{environmentId}/deploy",
+            post(deploy_environment),
+        )
+        .fallback(unknown_path)
+        .layer(middleware::from_fn_with_state(sandbox.clone(), gate))
+        .with_state(sandbox)
+}
+
+// ---------------------------------------------------------------------------------------
+// Answers.
+
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "status": status.as_u16(),
+        "error": status.canonical_reason().unwrap_or("Error"),
+        "message": message,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn not_found(what: &str, id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, &format!("{what} {id} not found"))
+}
+
+fn ok(body: Value) -> Response {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn unknown_path() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint in the sandbox")
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers.
+
+async fn list_projects(Extract(sandbox): Extract<Sandbox>, Path(org): Path<String>) -> Response {
+    sandbox.with_fleet(|inner, _, _| {
+        let fleet = &inner.fleet;
+        if fleet.organization_id != org {
+            return not_found("organization", &org);
+        }
+        let results: Vec<Value> = (0..fleet.projects.len())
+            .map(|i| project_body(fleet, i))
+            .collect();
+        ok(json!({ "results": results }))
+    })
+}
+
+async fn list_organization_environments(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(org): Path<String>,
+) -> Response {
+    sandbox.with_fleet(|inner, _, _| {
+        let fleet = &inner.fleet;
+        if fleet.organization_id != org {
+            return not_found("organization", &org);
+        }
+        let results: Vec<Value> = fleet
+            .environments
+            .iter()
+            .map(|env| organization_environment_body(fleet, env))
+            .collect();
+        ok(json!({ "results": results }))
+    })
+}
+
+async fn list_environments(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(project): Path<String>,
+) -> Response {
+    sandbox.with_fleet(|inner, _, _| {
+        let fleet = &inner.fleet;
+        let Some(index) = fleet.projects.iter().position(|p| p.id == project) else {
+            return not_found("project", &project);
+        };
+        let results: Vec<Value> = fleet
+            .environments
+            .iter()
+            .filter(|env| env.project == index)
+            .map(|env| environment_body(fleet, env))
+            .collect();
+        ok(json!({ "results": results }))
+    })
+}
+
+async fn list_environment_statuses(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(project): Path<String>,
+) -> Response {
+    sandbox.with_fleet(|inner, now, step| {
+        let fleet = &inner.fleet;
+        let Some(index) = fleet.projects.iter().position(|p| p.id == project) else {
+            return not_found("project", &project);
+        };
+        if inner.failing_project.as_deref() == Some(project.as_str()) {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "sandbox: statuses of this project fail (fail_status_of_project)",
+            );
+        }
+        let results: Vec<Value> = fleet
+            .environments
+            .iter()
+            .filter(|env| env.project == index)
+            .map(|env| environment_status_body(env, now, step))
+            .collect();
+        ok(json!({ "results": results }))
+    })
+}
+
+async fn environment_status(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(id): Path<String>,
+) -> Response {
+    sandbox.with_fleet(|inner, now, step| match find(&inner.fleet, &id) {
+        Some(env) => ok(environment_status_body(env, now, step)),
+        None => not_found("environment", &id),
+    })
+}
+
+async fn list_applications(Extract(sandbox): Extract<Sandbox>, Path(id): Path<String>) -> Response {
+    sandbox.with_fleet(|inner, _, _| {
+        let fleet = &inner.fleet;
+        let Some(env) = find(fleet, &id) else {
+            return not_found("environment", &id);
+        };
+        let results: Vec<Value> = env
+            .services
+            .iter()
+            .filter_map(|s| application_body(fleet, env, s))
+            .collect();
+        ok(json!({ "results": results }))
+    })
+}
+
+async fn list_containers(Extract(sandbox): Extract<Sandbox>, Path(id): Path<String>) -> Response {
+    sandbox.with_fleet(|inner, _, _| {
+        let fleet = &inner.fleet;
+        let Some(env) = find(fleet, &id) else {
+            return not_found("environment", &id);
+        };
+        let results: Vec<Value> = env
+            .services
+            .iter()
+            .filter_map(|s| container_body(fleet, env, s))
+            .collect();
+        ok(json!({ "results": results }))
+    })
+}
+
+async fn stop_environment(Extract(sandbox): Extract<Sandbox>, Path(id): Path<String>) -> Response {
+    sandbox.act(&id, Action::Stop)
+}
+
+async fn deploy_environment(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(id): Path<String>,
+) -> Response {
+    sandbox.act(&id, Action::Deploy)
+}
+
+async fn delete_environment(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(id): Path<String>,
+) -> Response {
+    sandbox.act(&id, Action::Delete)
+}
+
+impl Sandbox {
+    /// Stop, deploy or delete: 404 for an unknown id, 409 when the state does not accept
+    /// the action, else the action starts now.
+    fn act(&self, id: &str, action: Action) -> Response {
+        self.with_fleet(|inner, now, step| {
+            let Some(index) = inner.fleet.environments.iter().position(|e| e.id == id) else {
+                return not_found("environment", id);
+            };
+            let state = inner.fleet.environments[index]
+                .lifecycle
+                .state_at(now, step);
+            let accepted = match action {
+                Action::Stop => state.accepts_stop(),
+                Action::Deploy => state.accepts_deploy(),
+                // Qovery queues a delete whatever the state; a second one changes nothing.
+                Action::Delete => !inner.fleet.environments[index].lifecycle.is_deleting(),
+            };
+            inner.count(action, id, accepted);
+            if !accepted {
+                return match action {
+                    Action::Delete => StatusCode::NO_CONTENT.into_response(),
+                    Action::Stop | Action::Deploy => error(StatusCode::CONFLICT, CONFLICT),
+                };
+            }
+            let request_id = uuid(&mut inner.rng);
+            let env = &mut inner.fleet.environments[index];
+            env.lifecycle.begin(action, now);
+            env.updated_at = now;
+            env.deployments += 1;
+            env.deployment_request_id = Some(request_id);
+            env.origin = "API";
+            if action == Action::Deploy {
+                env.last_deployment_date = Some(now);
+            }
+            tracing::debug!(environment = %env.name, ?action, "sandbox: action accepted");
+            match action {
+                Action::Stop => (
+                    StatusCode::ACCEPTED,
+                    axum::Json(environment_status_body(env, now, step)),
+                )
+                    .into_response(),
+                Action::Deploy => (
+                    StatusCode::ACCEPTED,
+                    axum::Json(status_body(env, now, step)),
+                )
+                    .into_response(),
+                Action::Delete => StatusCode::NO_CONTENT.into_response(),
+            }
+        })
+    }
+}
+
+impl Inner {
+    fn count(&mut self, action: Action, id: &str, accepted: bool) {
+        let table = match action {
+            Action::Stop => &mut self.requests.stops,
+            Action::Deploy => &mut self.requests.deploys,
+            Action::Delete => &mut self.requests.deletes,
+        };
+        let counts: &mut ActionCounts = table.entry(id.to_string()).or_default();
+        counts.calls += 1;
+        counts.accepted += u32::from(accepted);
+    }
+}
+
+fn find<'a>(fleet: &'a Fleet, id: &str) -> Option<&'a EnvironmentRecord> {
+    fleet.environments.iter().find(|e| e.id == id)
+}
