@@ -12,6 +12,48 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub trait Clock: Send + Sync {
     /// The current instant, in UTC.
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long to really wait for this clock to reach `t` (zero if it has).
+    fn real_wait_until(&self, t: DateTime<Utc>) -> std::time::Duration {
+        (t - self.now()).to_std().unwrap_or_default()
+    }
+}
+
+/// A clock that runs `speed` times faster than the wall clock from a starting instant: one
+/// simulated hour per real minute at speed 60. For demos of a whole week in minutes.
+#[derive(Debug, Clone)]
+pub struct ScaledClock {
+    started_real: std::time::Instant,
+    started_at: DateTime<Utc>,
+    speed: f64,
+}
+
+impl ScaledClock {
+    /// A clock at `start` now, running `speed` times faster than real time (speed > 0).
+    pub fn new(start: DateTime<Utc>, speed: f64) -> Self {
+        ScaledClock {
+            started_real: std::time::Instant::now(),
+            started_at: start,
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
+        }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        let real = self.started_real.elapsed().as_secs_f64();
+        let simulated = TimeDelta::milliseconds((real * self.speed * 1000.0) as i64);
+        self.started_at + simulated
+    }
+
+    fn real_wait_until(&self, t: DateTime<Utc>) -> std::time::Duration {
+        let simulated = (t - self.now()).to_std().unwrap_or_default();
+        simulated.div_f64(self.speed)
+    }
 }
 
 /// The operating system's wall clock.
@@ -71,6 +113,21 @@ mod tests {
         assert_eq!(shared.now(), start + TimeDelta::minutes(90));
         shared.set(start);
         assert_eq!(clock.now(), start);
+    }
+
+    #[test]
+    fn a_scaled_clock_runs_faster_and_waits_shorter() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 27, 18, 0, 0).unwrap();
+        let clock = ScaledClock::new(start, 3600.0);
+        let now = clock.now();
+        assert!(now >= start && now < start + TimeDelta::minutes(10));
+        // One simulated hour is about one real second at this speed.
+        let wait = clock.real_wait_until(now + TimeDelta::hours(1));
+        assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+        assert_eq!(
+            clock.real_wait_until(start - TimeDelta::hours(1)),
+            std::time::Duration::ZERO
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod rules;
 
 pub use rules::{plan_table, rule_set_json, schema_json};
+mod run;
 mod sandbox;
 mod schedule;
 
@@ -62,6 +63,8 @@ enum Command {
     /// Serve a Qovery-compatible API over a generated fleet (demos, trying rules) until
     /// Ctrl-C or SIGTERM.
     Sandbox(sandbox::SandboxArgs),
+    /// Run the daemon: reconcile environments against the rules until SIGTERM.
+    Run(run::RunArgs),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
             json,
         } => rules::plan(&config, &snapshot, at.as_deref(), json),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,

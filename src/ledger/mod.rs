@@ -418,6 +418,33 @@ impl Ledger {
         Ok(out)
     }
 
+    /// How many `action`s the platform took since `since` (for `max_deletes_per_hour`).
+    pub fn count_done_since(
+        &self,
+        action: Action,
+        since: DateTime<Utc>,
+    ) -> Result<i64, LedgerError> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM actions WHERE action = ?1 AND outcome IN ('ok', 'already', 'recovered_done') AND intent_at >= ?2",
+            params![action.as_str(), ts(since)],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Removes actions and closed stops older than `before` (savings totals are kept).
+    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, LedgerError> {
+        let conn = self.conn();
+        let a = conn.execute(
+            "DELETE FROM actions WHERE outcome IS NOT NULL AND intent_at < ?1",
+            params![ts(before)],
+        )?;
+        let s = conn.execute(
+            "DELETE FROM stops WHERE started_at IS NOT NULL AND started_at < ?1",
+            params![ts(before)],
+        )?;
+        Ok(a + s)
+    }
+
     /// Number of actions with each outcome (tests and restart checks).
     pub fn count_actions(&self, action: Action) -> Result<i64, LedgerError> {
         Ok(self.conn().query_row(

@@ -194,7 +194,9 @@ impl fmt::Display for Events {
     }
 }
 
-/// Cloud Custodian's time zone aliases (`c7n/filters/offhours.py`), lower case.
+/// Cloud Custodian's time zone aliases (`c7n/filters/offhours.py`), lower case. Custodian's
+/// `Etc/GMT` and `Etc/UTC` are written `GMT` and `UTC` (the same zones) so that a schedule in
+/// chrono-tz's `UTC` displays as `tz=UTC` and parses back to `UTC`, not `Etc/UTC`.
 pub const CUSTODIAN_ZONES: &[(&str, &str)] = &[
     ("pdt", "America/Los_Angeles"),
     ("pt", "America/Los_Angeles"),
@@ -210,8 +212,8 @@ pub const CUSTODIAN_ZONES: &[(&str, &str)] = &[
     ("mst", "America/Denver"),
     ("mdt", "America/Denver"),
     ("mt", "America/Denver"),
-    ("gmt", "Etc/GMT"),
-    ("gt", "Etc/GMT"),
+    ("gmt", "GMT"),
+    ("gt", "GMT"),
     ("bst", "Europe/London"),
     ("ist", "Europe/Dublin"),
     ("cet", "Europe/Berlin"),
@@ -221,17 +223,28 @@ pub const CUSTODIAN_ZONES: &[(&str, &str)] = &[
     ("sgt", "Asia/Singapore"),
     ("aet", "Australia/Sydney"),
     ("brt", "America/Sao_Paulo"),
-    ("utc", "Etc/UTC"),
+    ("utc", "UTC"),
 ];
 
-/// The zone a Custodian `tz=` value names: an alias, else an IANA name (any case).
-pub fn custodian_zone(value: &str) -> Option<Tz> {
+/// The zone a `tz=` value names. In a Cloud Custodian tag (`custodian`), Custodian's
+/// aliases come first, in any case (Custodian lower-cases tag values: `EST` is New York).
+/// In curfew's own form an IANA name as written comes first (`EST` is the fixed zone, as
+/// curfew displays it), then the aliases. Either way an IANA name in any case is accepted.
+pub fn custodian_zone(value: &str, custodian: bool) -> Option<Tz> {
     let lower = value.to_ascii_lowercase();
-    CUSTODIAN_ZONES
-        .iter()
-        .find(|(alias, _)| *alias == lower)
-        .and_then(|(_, name)| name.parse::<Tz>().ok())
-        .or_else(|| super::zone::parse_zone(value))
+    let alias = || {
+        CUSTODIAN_ZONES
+            .iter()
+            .find(|(alias, _)| *alias == lower)
+            .and_then(|(_, name)| name.parse::<Tz>().ok())
+    };
+    let exact = || value.parse::<Tz>().ok();
+    let first = if custodian {
+        alias().or_else(exact)
+    } else {
+        exact().or_else(alias)
+    };
+    first.or_else(|| super::zone::parse_zone(value))
 }
 
 /// Turns one Custodian `off=`/`on=` value (`(M-F,19)`, `[(M-F,21),(U,18)]`, `[m-f,20]`)
@@ -320,13 +333,30 @@ mod tests {
 
     #[test]
     fn custodian_aliases_and_iana_names_both_resolve() {
-        assert_eq!(custodian_zone("pt"), Some(chrono_tz::America::Los_Angeles));
-        assert_eq!(custodian_zone("ET"), Some(chrono_tz::America::New_York));
         assert_eq!(
-            custodian_zone("europe/paris"),
+            custodian_zone("pt", true),
+            Some(chrono_tz::America::Los_Angeles)
+        );
+        assert_eq!(
+            custodian_zone("ET", true),
+            Some(chrono_tz::America::New_York)
+        );
+        assert_eq!(
+            custodian_zone("europe/paris", true),
             Some(chrono_tz::Europe::Paris)
         );
-        assert_eq!(custodian_zone("nowhere"), None);
+        assert_eq!(custodian_zone("nowhere", false), None);
+        // In a Custodian tag EST means New York, as Custodian reads it; in curfew's own form
+        // (as curfew displays a schedule in the fixed zone EST) it is the fixed zone.
+        assert_eq!(
+            custodian_zone("EST", true),
+            Some(chrono_tz::America::New_York)
+        );
+        assert_eq!(custodian_zone("EST", false), Some(chrono_tz::EST));
+        assert_eq!(
+            custodian_zone("pt", false),
+            Some(chrono_tz::America::Los_Angeles)
+        );
     }
 
     #[test]

@@ -464,7 +464,7 @@ const EXPECTED_EVENT: &str = "stop=<cron>, start=<cron>, tz=<zone> or except=<da
 fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
     let mut stops = Vec::new();
     let mut starts = Vec::new();
-    let mut tz: Option<Tz> = None;
+    let mut tz: Option<(String, usize)> = None;
     let mut holidays = Vec::new();
     // Custodian's `off=` and `on=` values, each with the column it starts at.
     let mut custodian: [Option<(String, usize)>; 2] = [None, None];
@@ -512,13 +512,7 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
                 if tz.is_some() {
                     return Err(error("tz= given twice", column, None));
                 }
-                tz = Some(custodian_zone(value).ok_or_else(|| {
-                    error(
-                        format!("unknown time zone \"{value}\""),
-                        value_column,
-                        Some("an IANA zone such as Europe/Paris, or a Custodian alias such as pt or et"),
-                    )
-                })?);
+                tz = Some((value.to_string(), value_column));
             }
             "off" | "on" => {
                 let slot = &mut custodian[usize::from(key == "on")];
@@ -537,6 +531,18 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
         }
     }
     let uses_custodian = custodian.iter().any(Option::is_some);
+    // Custodian lower-cases tag values, so its `tz=EST` is the alias (New York); in
+    // curfew's own form an IANA name as written wins (`EST` is the fixed zone).
+    let tz = match tz {
+        None => None,
+        Some((value, column)) => Some(custodian_zone(&value, uses_custodian).ok_or_else(|| {
+            error(
+                format!("unknown time zone \"{value}\""),
+                column,
+                Some("an IANA zone such as Europe/Paris, or a Custodian alias such as pt or et"),
+            )
+        })?),
+    };
     if uses_custodian {
         if let Some(column) = curfew_key_seen {
             return Err(error(

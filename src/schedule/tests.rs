@@ -393,6 +393,15 @@ fn custodian_tags_mean_what_custodian_means() {
         off_only.next_change(at("2026-11-27T18:00:00-05:00")),
         Some(at("2026-11-30T07:00:00-05:00"))
     );
+    // Custodian reads EST as New York; curfew's own display of the fixed zone EST reads back
+    // as the fixed zone.
+    assert_eq!(
+        spec("off=(M-F,19);tz=EST").to_string(),
+        "stop=0 19 * * 1,2,3,4,5; start=0 7 * * 1,2,3,4,5; tz=America/New_York"
+    );
+    let fixed = Schedule::parse("stop=0 19 * * *", chrono_tz::EST).unwrap();
+    assert_eq!(fixed.to_string(), "stop=0 19 * * *; tz=EST");
+    assert_eq!(Schedule::parse(&fixed.to_string(), PARIS).unwrap(), fixed);
     // Custodian lower-cases and strips quotes; a trailing semicolon is fine.
     assert_eq!(
         spec("'OFF=(M-F,19);ON=(M-F,7);TZ=PT;'").to_string(),

@@ -1,0 +1,299 @@
+//! `curfew run --config FILE`: the daemon.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::Args;
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::config::settings::{LogFormat, PlatformSettings};
+use crate::config::{self, Loaded};
+use crate::ledger::Ledger;
+use crate::metrics::{Metrics, PlatformRequests};
+use crate::platform::connect::connect;
+use crate::platform::qovery::Prices;
+use crate::reconcile::{Daemon, DaemonOptions};
+use crate::server;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The rule file.
+    #[arg(long)]
+    config: PathBuf,
+    /// `human` or `json` (overrides daemon.log_format).
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Run a scaled clock: simulated seconds per real second (60: an hour a minute). For
+    /// demos on the sandbox.
+    #[arg(long)]
+    clock_speed: Option<f64>,
+    /// Address of /metrics, /healthz, /readyz (overrides daemon.listen).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CURFEW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Loads the rule file; on failure logs every error and counts the failed reload.
+fn reload(path: &Path, env: &HashMap<String, String>, metrics: &Metrics) -> Option<Loaded> {
+    match config::load(path, env, Utc::now()) {
+        Ok(l) => {
+            metrics.config_reload(true);
+            Some(l)
+        }
+        Err(errors) => {
+            metrics.config_reload(false);
+            for e in &errors.0 {
+                tracing::error!(error = %e, "rule file rejected; the last good rules stay in force");
+            }
+            None
+        }
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let loaded = match config::load(&args.config, &env, Utc::now()) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let format = match args.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        Some("human") => LogFormat::Human,
+        Some(other) => {
+            eprintln!("error: --log-format {other}: expected human or json");
+            return Ok(ExitCode::from(2));
+        }
+        None => loaded.settings.log_format,
+    };
+    init_logging(format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(daemon(args, loaded, env))
+}
+
+async fn daemon(
+    args: RunArgs,
+    loaded: Loaded,
+    env: HashMap<String, String>,
+) -> anyhow::Result<ExitCode> {
+    let settings = loaded.settings.clone();
+    let speed = args.clock_speed.or(match &settings.platform {
+        PlatformSettings::Sandbox(s) if s.clock_speed != 1.0 => Some(s.clock_speed),
+        _ => None,
+    });
+    let clock: Arc<dyn Clock> = match speed {
+        Some(speed) => {
+            tracing::info!(speed, "running a scaled clock");
+            Arc::new(ScaledClock::new(Utc::now(), speed))
+        }
+        None => Arc::new(SystemClock),
+    };
+    let metrics = Arc::new(Metrics::new(
+        env!("CARGO_PKG_VERSION"),
+        settings.per_environment_metrics,
+    ));
+    let ledger = Arc::new(Ledger::open(&settings.ledger)?);
+    let prices = Prices {
+        vcpu_hour: loaded.rules.defaults.vcpu_hour,
+        gib_hour: loaded.rules.defaults.gib_hour,
+    };
+    let platform_name = match settings.platform {
+        PlatformSettings::Sandbox(_) => "sandbox",
+        PlatformSettings::Qovery(_) => "qovery",
+    };
+    let observer = Arc::new(PlatformRequests::new(metrics.clone(), platform_name));
+    let connected = match connect(
+        &settings.platform,
+        prices,
+        &env,
+        clock.clone(),
+        Some(observer),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot connect to the platform");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Some((_, running)) = &connected.sandbox {
+        tracing::info!(url = %running.url, organization = %running.organization_id, "sandbox started in-process");
+    }
+    let resync = settings.resync;
+    let daemon = Arc::new(Daemon::new(
+        connected.platform.clone(),
+        ledger.clone(),
+        metrics.clone(),
+        clock.clone(),
+        Arc::new(loaded.rules),
+        DaemonOptions {
+            resync,
+            max_in_flight: 8,
+        },
+    ));
+    match daemon.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            resolved = n,
+            "resolved actions interrupted by the last stop"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "could not resolve interrupted actions yet; the next pass decides again")
+        }
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let listen = args.listen.unwrap_or(settings.listen);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+    let router = server::router(metrics.clone(), daemon.health(), clock.clone());
+    let mut server_shutdown = shutdown_rx.clone();
+    let server_task = tokio::spawn(server::serve(listener, router, async move {
+        let _ = server_shutdown.wait_for(|stop| *stop).await;
+    }));
+
+    // Periodic jobs in UTC, through tokio-cron-scheduler: the resync tick and the ledger's
+    // housekeeping. Schedule boundaries in users' zones are NOT put here (see docs/daemon.md).
+    let (resync_tx, resync_rx) = mpsc::channel::<()>(1);
+    let scheduler = tokio_cron_scheduler::JobScheduler::new().await?;
+    let tick = resync_tx.clone();
+    scheduler
+        .add(tokio_cron_scheduler::Job::new_repeated_async(
+            resync,
+            move |_, _| {
+                let tick = tick.clone();
+                Box::pin(async move {
+                    let _ = tick.try_send(());
+                })
+            },
+        )?)
+        .await?;
+    let housekeeping_ledger = ledger.clone();
+    scheduler
+        .add(tokio_cron_scheduler::Job::new_async(
+            "0 17 3 * * *",
+            move |_, _| {
+                let ledger = housekeeping_ledger.clone();
+                Box::pin(async move {
+                    match ledger.prune(Utc::now() - chrono::TimeDelta::days(400)) {
+                        Ok(n) => tracing::info!(removed = n, "ledger housekeeping"),
+                        Err(e) => tracing::warn!(error = %e, "ledger housekeeping failed"),
+                    }
+                })
+            },
+        )?)
+        .await?;
+    scheduler.start().await?;
+
+    // Hot reload: the rule file is watched, and SIGHUP reloads it too.
+    let (reload_tx, reload_rx) = watch::channel(0u64);
+    let (file_tx, mut file_rx) = mpsc::channel::<()>(8);
+    let _watcher = watch_file(&args.config, file_tx);
+    let reload_daemon = daemon.clone();
+    let reload_metrics = metrics.clone();
+    let config_path = args.config.clone();
+    let reload_env = env.clone();
+    tokio::spawn(async move {
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut generation = 0u64;
+        loop {
+            tokio::select! {
+                Some(()) = file_rx.recv() => {
+                    // Editors and ConfigMaps write in steps: let the file settle.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    while file_rx.try_recv().is_ok() {}
+                }
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!("SIGHUP: reloading the rule file");
+                }
+            }
+            if let Some(l) = reload(&config_path, &reload_env, &reload_metrics) {
+                reload_daemon.set_rules(Arc::new(l.rules));
+                generation += 1;
+                let _ = reload_tx.send(generation);
+                tracing::info!(generation, "rule file reloaded");
+            }
+        }
+    });
+
+    let loop_task = tokio::spawn(daemon.clone().run(resync_rx, reload_rx, shutdown_rx));
+    wait_for_signal().await;
+    tracing::info!("stopping: no new actions; waiting for the current pass to finish");
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(60), loop_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the current pass did not finish within 60 s; stopping anyway");
+    }
+    let mut scheduler = scheduler;
+    let _ = scheduler.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
+    drop(connected);
+    tracing::info!("stopped; ledger flushed");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Watches the rule file's folder (a Kubernetes ConfigMap swaps a symlink there).
+fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let name = path.file_name()?.to_os_string();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && event.paths.iter().any(|p| {
+                p.file_name() == Some(&name) || p.file_name().is_some_and(|f| f == "..data")
+            })
+        {
+            let _ = tx.try_send(());
+        }
+    })
+    .ok()?;
+    match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        Ok(()) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the rule file; reload it with SIGHUP");
+            None
+        }
+    }
+}

@@ -1,0 +1,962 @@
+//! What curfew exports to Prometheus.
+//!
+//! [`Metrics`] owns its own registry (no global state, so tests and two daemons in one
+//! process never share counters) and offers one typed method per thing that happens:
+//! call sites pass enums and rule names, never label strings in a fixed order.
+//!
+//! Label values stay bounded: rule, action, result, platform, operation, currency. The
+//! only series that names environments is the opt-in `curfew_environment_state` gauge.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus::{
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::ledger::Savings;
+use crate::platform::EnvState;
+use crate::platform::qovery::RequestObserver;
+use crate::policy::Action;
+
+/// The `rule` label of environments (and actions) that no rule matched.
+pub const UNMATCHED_RULE: &str = "unmatched";
+
+/// Reconcile passes last from a few milliseconds (sandbox) to minutes (a large
+/// organization listed page by page behind a rate limit).
+const PASS_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// One HTTP call to a platform: milliseconds when healthy, up to the client's timeout.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// How one attempted action ended, as counted in `curfew_actions_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionResult {
+    /// Done, or already in the wanted state (the platform's 409 "already stopped").
+    Ok,
+    /// The platform refused or could not be reached.
+    Error,
+    /// Would have been done, but dry-run is on.
+    DryRun,
+    /// Not attempted because a safety cap was reached.
+    SkippedCap,
+}
+
+impl ActionResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionResult::Ok => "ok",
+            ActionResult::Error => "error",
+            ActionResult::DryRun => "dry_run",
+            ActionResult::SkippedCap => "skipped_cap",
+        }
+    }
+}
+
+/// How one reconcile pass ended, as counted in `curfew_reconcile_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassResult {
+    /// Listed everything and every action was attempted.
+    Ok,
+    /// The pass could not run (listing failed, ledger unavailable…).
+    Error,
+    /// The listing was partial or some actions failed; deletes were held back.
+    Partial,
+}
+
+impl PassResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassResult::Ok => "ok",
+            PassResult::Error => "error",
+            PassResult::Partial => "partial",
+        }
+    }
+}
+
+/// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    MaxStopsPerPass,
+    MaxDeletesPerHour,
+}
+
+impl Cap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cap::MaxStopsPerPass => "max_stops_per_pass",
+            Cap::MaxDeletesPerHour => "max_deletes_per_hour",
+        }
+    }
+}
+
+/// curfew's Prometheus metrics and the registry that holds them.
+pub struct Metrics {
+    registry: Registry,
+    /// Environments seen in the last listing, by state and by the rule that matched them
+    /// (`rule="unmatched"` when none did). `sum(curfew_environments{state="stopped"})` is
+    /// how many environments are down right now.
+    environments: ReplacedGauge,
+    /// Actions curfew attempted, by action (`stop`, `start`, `delete`, `warn`), rule and
+    /// result (`ok`, `error`, `dry_run`, `skipped_cap`). Alert on a rising `error` rate.
+    actions: IntCounterVec,
+    /// Seconds environments have spent stopped by curfew, summed over environments, per
+    /// rule. Continues from the ledger after a restart. `increase(...[1d]) / 3600` is
+    /// environment-hours saved per day.
+    stopped_seconds: CounterVec,
+    /// Money not spent because curfew kept environments stopped (hourly cost × hours
+    /// stopped), per rule and currency. Continues from the ledger after a restart.
+    saved_cost: CounterVec,
+    /// Cost per hour avoided right now: the hourly cost of every environment curfew
+    /// currently keeps stopped, per currency.
+    savings_rate: GaugeVec,
+    /// How long reconcile passes take (list, decide, act), in seconds.
+    reconcile_duration: Histogram,
+    /// Reconcile passes by result (`ok`, `error`, `partial`).
+    reconcile: IntCounterVec,
+    /// When the last fully successful pass finished (Unix seconds). Alert when
+    /// `time() - curfew_last_reconcile_success_timestamp_seconds` grows beyond a few resyncs.
+    last_success: Gauge,
+    /// When curfew will next wake up on its own (Unix seconds): the earliest schedule
+    /// boundary or the periodic resync; 0 when nothing is planned.
+    next_wakeup: Gauge,
+    /// HTTP calls to the platform's API by platform, operation and status (an HTTP
+    /// code, or `timeout`/`network`). 429s and 5xx here explain slow or partial passes.
+    platform_requests: IntCounterVec,
+    /// Latency of HTTP calls to the platform's API, in seconds.
+    platform_request_duration: HistogramVec,
+    /// Rule-file reloads by result (`ok`, `error`). After an `error` curfew keeps
+    /// applying the last good file.
+    config_reloads: IntCounterVec,
+    /// Always 1; the `version` label says which curfew is running.
+    build_info: IntGaugeVec,
+    /// Messages sent (webhook, Slack) by target, kind and result (`ok`, `error`).
+    notifications: IntCounterVec,
+    /// Times a safety cap held actions back (`max_stops_per_pass`,
+    /// `max_deletes_per_hour`). Frequent hits mean the cap is too low or a rule is too broad.
+    caps_hit: IntCounterVec,
+    /// Environments whose action was due but not done in the last pass (capped, failed,
+    /// dry-run, waiting for a second confirmation), per action.
+    due_not_done: IntGaugeVec,
+    /// Opt-in (`per_environment`): 1 per environment, labelled with its name, project,
+    /// rule and state. One series per environment: keep it off for large organizations.
+    environment_state: Option<ReplacedGauge>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("per_environment", &self.per_environment())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// All of curfew's metrics in a fresh registry. `version` goes to
+    /// `curfew_build_info`; `per_environment` turns on `curfew_environment_state`.
+    pub fn new(version: &str, per_environment: bool) -> Metrics {
+        let registry = Registry::new();
+        let r = &registry;
+        let metrics = Metrics {
+            environments: ReplacedGauge::new(
+                r,
+                "curfew_environments",
+                "Environments in the last listing, by state and matching rule",
+                &["state", "rule"],
+            ),
+            actions: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("curfew_actions_total", "Actions attempted, by result"),
+                    &["action", "rule", "result"],
+                ),
+            ),
+            stopped_seconds: register(
+                r,
+                CounterVec::new(
+                    Opts::new(
+                        "curfew_stopped_seconds_total",
+                        "Seconds environments spent stopped by curfew",
+                    ),
+                    &["rule"],
+                ),
+            ),
+            saved_cost: register(
+                r,
+                CounterVec::new(
+                    Opts::new(
+                        "curfew_saved_cost_total",
+                        "Cost avoided by keeping environments stopped",
+                    ),
+                    &["rule", "currency"],
+                ),
+            ),
+            savings_rate: register(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "curfew_savings_rate",
+                        "Cost per hour currently avoided by stopped environments",
+                    ),
+                    &["currency"],
+                ),
+            ),
+            reconcile_duration: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "curfew_reconcile_duration_seconds",
+                        "Duration of reconcile passes",
+                    )
+                    .buckets(PASS_BUCKETS.to_vec()),
+                ),
+            ),
+            reconcile: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("curfew_reconcile_total", "Reconcile passes, by result"),
+                    &["result"],
+                ),
+            ),
+            last_success: register(
+                r,
+                Gauge::new(
+                    "curfew_last_reconcile_success_timestamp_seconds",
+                    "Unix time the last successful reconcile pass finished",
+                ),
+            ),
+            next_wakeup: register(
+                r,
+                Gauge::new(
+                    "curfew_next_wakeup_timestamp_seconds",
+                    "Unix time of the next planned pass (0: none)",
+                ),
+            ),
+            platform_requests: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_platform_requests_total",
+                        "HTTP requests to the platform API, by status",
+                    ),
+                    &["platform", "operation", "status"],
+                ),
+            ),
+            platform_request_duration: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "curfew_platform_request_duration_seconds",
+                        "Latency of HTTP requests to the platform API",
+                    )
+                    .buckets(REQUEST_BUCKETS.to_vec()),
+                    &["platform", "operation"],
+                ),
+            ),
+            config_reloads: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_config_reloads_total",
+                        "Rule-file reloads, by result",
+                    ),
+                    &["result"],
+                ),
+            ),
+            build_info: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "curfew_build_info",
+                        "Always 1, labelled with curfew's version",
+                    ),
+                    &["version"],
+                ),
+            ),
+            notifications: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_notifications_total",
+                        "Notifications sent, by result",
+                    ),
+                    &["target", "kind", "result"],
+                ),
+            ),
+            caps_hit: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_caps_hit_total",
+                        "Times a safety cap held actions back",
+                    ),
+                    &["cap"],
+                ),
+            ),
+            due_not_done: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "curfew_due_not_done",
+                        "Environments whose action was due but not done in the last pass",
+                    ),
+                    &["action"],
+                ),
+            ),
+            environment_state: per_environment.then(|| {
+                ReplacedGauge::new(
+                    r,
+                    "curfew_environment_state",
+                    "1 per environment, labelled with its state (opt-in)",
+                    &["environment", "project", "rule", "state"],
+                )
+            }),
+            registry,
+        };
+        metrics.build_info.with_label_values(&[version]).set(1);
+        #[cfg(target_os = "linux")]
+        if let Err(e) = metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::warn!(error = %e, "cannot export process metrics");
+        }
+        metrics
+    }
+
+    /// Whether `curfew_environment_state` is on.
+    pub fn per_environment(&self) -> bool {
+        self.environment_state.is_some()
+    }
+
+    /// Everything, in Prometheus' text exposition format (version 0.0.4).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        text
+    }
+
+    /// Replaces `curfew_environments` with this pass's counts: series absent from
+    /// `counts` disappear. Repeated (state, rule) pairs add up.
+    pub fn set_environments(&self, counts: &[(EnvState, Option<&str>, u64)]) {
+        let mut values: HashMap<Vec<String>, i64> = HashMap::new();
+        for &(state, rule, n) in counts {
+            let key = vec![state.as_str().to_owned(), rule_label(rule).to_owned()];
+            let total = values.entry(key).or_default();
+            *total = total.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.environments.replace(values);
+    }
+
+    /// Counts one attempted action.
+    pub fn action(&self, action: Action, rule: Option<&str>, result: ActionResult) {
+        self.actions
+            .with_label_values(&[action.as_str(), rule_label(rule), result.as_str()])
+            .inc();
+    }
+
+    /// Brings the savings counters up to the ledger's totals. Counters never go down:
+    /// a total below what is already exported (a ledger replaced by an older copy) is
+    /// ignored rather than making Prometheus see a reset.
+    pub fn set_savings_totals(&self, totals: &[Savings]) {
+        // The ledger keeps one row per (rule, currency); stopped time is per rule only.
+        let mut stopped: HashMap<&str, f64> = HashMap::new();
+        for s in totals {
+            *stopped.entry(s.rule.as_str()).or_default() += s.stopped_seconds;
+            raise_to(
+                &self.saved_cost.with_label_values(&[&s.rule, &s.currency]),
+                s.saved,
+            );
+        }
+        for (rule, seconds) in stopped {
+            raise_to(&self.stopped_seconds.with_label_values(&[rule]), seconds);
+        }
+    }
+
+    /// Sets the cost per hour currently avoided in `currency`.
+    pub fn set_savings_rate(&self, currency: &str, per_hour: f64) {
+        self.savings_rate
+            .with_label_values(&[currency])
+            .set(per_hour);
+    }
+
+    /// Records a finished reconcile pass. `finished_at_unix` becomes the last success
+    /// time only when `result` is [`PassResult::Ok`].
+    pub fn pass(
+        &self,
+        result: PassResult,
+        duration: Duration,
+        finished_at_unix: f64,
+        next_wakeup_unix: Option<f64>,
+    ) {
+        self.reconcile_duration.observe(duration.as_secs_f64());
+        self.reconcile.with_label_values(&[result.as_str()]).inc();
+        if result == PassResult::Ok {
+            self.last_success.set(finished_at_unix);
+        }
+        self.next_wakeup.set(next_wakeup_unix.unwrap_or(0.0));
+    }
+
+    /// Counts one reload of the rule file.
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .with_label_values(&[ok_or_error(ok)])
+            .inc();
+    }
+
+    /// Counts one notification. `target` (`webhook`, `slack`) and `kind`
+    /// (`delete_warning`, `failure`…) are fixed names, hence `'static`.
+    pub fn notification(&self, target: &'static str, kind: &'static str, ok: bool) {
+        self.notifications
+            .with_label_values(&[target, kind, ok_or_error(ok)])
+            .inc();
+    }
+
+    /// Counts one time a safety cap held actions back.
+    pub fn cap_hit(&self, cap: Cap) {
+        self.caps_hit.with_label_values(&[cap.as_str()]).inc();
+    }
+
+    /// Sets how many environments had `action` due but not done in the last pass.
+    pub fn set_due_not_done(&self, action: Action, n: u64) {
+        self.due_not_done
+            .with_label_values(&[action.as_str()])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Replaces `curfew_environment_state` with one series per (environment, project,
+    /// rule, state). Does nothing unless per-environment metrics are on.
+    pub fn set_environment_states(&self, environments: &[(&str, &str, Option<&str>, EnvState)]) {
+        let Some(gauge) = &self.environment_state else {
+            return;
+        };
+        let values = environments
+            .iter()
+            .map(|&(env, project, rule, state)| {
+                let labels = [env, project, rule_label(rule), state.as_str()];
+                (labels.map(str::to_owned).to_vec(), 1)
+            })
+            .collect();
+        gauge.replace(values);
+    }
+
+    fn platform_request(
+        &self,
+        platform: &'static str,
+        operation: &'static str,
+        status: &str,
+        elapsed: Duration,
+    ) {
+        self.platform_requests
+            .with_label_values(&[platform, operation, status_label(status)])
+            .inc();
+        self.platform_request_duration
+            .with_label_values(&[platform, operation])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Feeds a platform adapter's HTTP calls into `curfew_platform_requests_total` and
+/// `curfew_platform_request_duration_seconds`.
+#[derive(Debug, Clone)]
+pub struct PlatformRequests {
+    pub metrics: Arc<Metrics>,
+    /// `qovery`, `sandbox`, `kubernetes`.
+    pub platform: &'static str,
+}
+
+impl PlatformRequests {
+    pub fn new(metrics: Arc<Metrics>, platform: &'static str) -> PlatformRequests {
+        PlatformRequests { metrics, platform }
+    }
+}
+
+impl RequestObserver for PlatformRequests {
+    fn request(&self, endpoint: &'static str, status: &str, elapsed: Duration) {
+        self.metrics
+            .platform_request(self.platform, endpoint, status, elapsed);
+    }
+}
+
+/// A gauge family replaced as a whole each pass. Unlike resetting then refilling it,
+/// only vanished series are removed, so a scrape in between never sees an empty family.
+struct ReplacedGauge {
+    gauge: IntGaugeVec,
+    shown: Mutex<HashSet<Vec<String>>>,
+}
+
+impl ReplacedGauge {
+    fn new(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> ReplacedGauge {
+        ReplacedGauge {
+            gauge: register(registry, IntGaugeVec::new(Opts::new(name, help), labels)),
+            shown: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn replace(&self, values: HashMap<Vec<String>, i64>) {
+        let mut shown = self.shown.lock().unwrap_or_else(PoisonError::into_inner);
+        for gone in shown.iter().filter(|labels| !values.contains_key(*labels)) {
+            // Absent already is as good as removed.
+            let _ = self.gauge.remove_label_values(gone);
+        }
+        for (labels, value) in &values {
+            self.gauge.with_label_values(labels).set(*value);
+        }
+        *shown = values.into_keys().collect();
+    }
+}
+
+/// Registers a collector built from constant names and label lists.
+fn register<C>(registry: &Registry, collector: prometheus::Result<C>) -> C
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    // Names, help texts and label lists are constants of this file, each registered
+    // once; the tests build `Metrics`, so a mistake here fails them, not a deployment.
+    let collector = collector.expect("metric definition is valid");
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("metric names are unique");
+    collector
+}
+
+/// Raises a counter to `total`; never lowers it.
+fn raise_to(counter: &prometheus::Counter, total: f64) {
+    let delta = total - counter.get();
+    if delta.is_finite() && delta > 0.0 {
+        counter.inc_by(delta);
+    }
+}
+
+fn rule_label(rule: Option<&str>) -> &str {
+    rule.unwrap_or(UNMATCHED_RULE)
+}
+
+fn ok_or_error(ok: bool) -> &'static str {
+    if ok { "ok" } else { "error" }
+}
+
+/// An HTTP code or a short word; anything else (which our adapters never send) is
+/// folded into `other` so a bug cannot explode the label's cardinality.
+fn status_label(status: &str) -> &str {
+    let short_word = !status.is_empty()
+        && status.len() <= 16
+        && status
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if short_word { status } else { "other" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One sample line of the text format: `name{label="value",...} value`.
+    #[derive(Debug, PartialEq)]
+    struct Sample {
+        name: String,
+        labels: Vec<(String, String)>,
+        value: f64,
+    }
+
+    /// A strict reader of sample lines, so a malformed exposition fails a test rather
+    /// than a Prometheus scrape.
+    fn parse_sample(line: &str) -> Result<Sample, String> {
+        let ident = |s: &str, colons: bool| -> usize {
+            s.char_indices()
+                .take_while(|&(i, c)| {
+                    c == '_'
+                        || c.is_ascii_alphabetic()
+                        || (colons && c == ':')
+                        || (i > 0 && c.is_ascii_digit())
+                })
+                .count()
+        };
+        let n = ident(line, true);
+        if n == 0 {
+            return Err(format!("no metric name: {line:?}"));
+        }
+        let (name, mut rest) = line.split_at(n);
+        let mut labels = Vec::new();
+        if let Some(mut inner) = rest.strip_prefix('{') {
+            loop {
+                if let Some(after) = inner.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let k = ident(inner, false);
+                let (key, after) = inner.split_at(k);
+                let mut chars = after
+                    .strip_prefix("=\"")
+                    .filter(|_| k > 0)
+                    .ok_or(format!("bad label in {line:?}"))?
+                    .chars();
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('\\') => value.push('\\'),
+                            Some('"') => value.push('"'),
+                            Some('n') => value.push('\n'),
+                            other => return Err(format!("bad escape {other:?} in {line:?}")),
+                        },
+                        Some('\n') | None => return Err(format!("unterminated value: {line:?}")),
+                        Some(c) => value.push(c),
+                    }
+                }
+                labels.push((key.to_owned(), value));
+                inner = chars.as_str();
+                inner = inner.strip_prefix(',').unwrap_or(inner);
+            }
+        }
+        let value = rest
+            .strip_prefix(' ')
+            .ok_or(format!("no space before the value: {line:?}"))?;
+        let value = value
+            .parse()
+            .map_err(|_| format!("bad value in {line:?}"))?;
+        Ok(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        })
+    }
+
+    fn samples(metrics: &Metrics) -> Vec<Sample> {
+        metrics
+            .encode()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| parse_sample(l).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    }
+
+    /// The value of the series `name` with exactly `labels` (in any order).
+    fn value(metrics: &Metrics, name: &str, labels: Labels) -> Option<f64> {
+        samples(metrics)
+            .into_iter()
+            .find(|s| {
+                s.name == name
+                    && s.labels.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|&(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+            })
+            .map(|s| s.value)
+    }
+
+    type Labels<'a> = &'a [(&'a str, &'a str)];
+
+    fn savings(rule: &str, currency: &str, stopped_seconds: f64, saved: f64) -> Savings {
+        Savings {
+            rule: rule.into(),
+            currency: currency.into(),
+            stopped_seconds,
+            saved,
+        }
+    }
+
+    #[test]
+    fn every_metric_is_exported_once_used() {
+        let m = Metrics::new("1.2.3", true);
+        m.set_environments(&[(EnvState::Stopped, Some("office-hours"), 3)]);
+        m.action(Action::Stop, Some("office-hours"), ActionResult::Ok);
+        m.set_savings_totals(&[savings("office-hours", "EUR", 7200.0, 0.8)]);
+        m.set_savings_rate("EUR", 1.2);
+        m.pass(
+            PassResult::Ok,
+            Duration::from_millis(250),
+            1.8e9,
+            Some(1.8e9 + 60.0),
+        );
+        m.config_reload(true);
+        m.notification("slack", "delete_warning", true);
+        m.cap_hit(Cap::MaxDeletesPerHour);
+        m.set_due_not_done(Action::Delete, 2);
+        m.set_environment_states(&[("pr-12", "web", Some("office-hours"), EnvState::Stopped)]);
+        let m = Arc::new(m);
+        let observer: Arc<dyn RequestObserver> =
+            Arc::new(PlatformRequests::new(m.clone(), "qovery"));
+        observer.request("stop", "202", Duration::from_millis(40));
+
+        let text = m.encode();
+        for name in [
+            "curfew_environments",
+            "curfew_actions_total",
+            "curfew_stopped_seconds_total",
+            "curfew_saved_cost_total",
+            "curfew_savings_rate",
+            "curfew_reconcile_duration_seconds_bucket",
+            "curfew_reconcile_total",
+            "curfew_last_reconcile_success_timestamp_seconds",
+            "curfew_next_wakeup_timestamp_seconds",
+            "curfew_platform_requests_total",
+            "curfew_platform_request_duration_seconds_bucket",
+            "curfew_config_reloads_total",
+            "curfew_build_info",
+            "curfew_notifications_total",
+            "curfew_caps_hit_total",
+            "curfew_due_not_done",
+            "curfew_environment_state",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("{name}{{"))
+                        || l.starts_with(&format!("{name} "))),
+                "{name} missing from\n{text}"
+            );
+        }
+        if cfg!(target_os = "linux") {
+            assert!(text.contains("process_resident_memory_bytes"), "{text}");
+        }
+        assert_eq!(
+            value(&m, "curfew_build_info", &[("version", "1.2.3")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &m,
+                "curfew_platform_requests_total",
+                &[
+                    ("platform", "qovery"),
+                    ("operation", "stop"),
+                    ("status", "202")
+                ]
+            ),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn savings_counters_resume_from_the_ledger_and_never_go_down() {
+        // A restarted daemon: fresh counters, totals from the ledger.
+        let m = Metrics::new("1", false);
+        let stopped = |m: &Metrics| value(m, "curfew_stopped_seconds_total", &[("rule", "a")]);
+        let saved = |m: &Metrics, currency| {
+            value(
+                m,
+                "curfew_saved_cost_total",
+                &[("rule", "a"), ("currency", currency)],
+            )
+        };
+        // (ledger totals, expected stopped seconds, expected EUR saved)
+        let steps: &[(&[Savings], f64, f64)] = &[
+            (&[savings("a", "EUR", 3600.0, 0.5)], 3600.0, 0.5),
+            (&[savings("a", "EUR", 5400.0, 0.75)], 5400.0, 0.75),
+            // A lower total (an older ledger copy) must not make the counter go down.
+            (&[savings("a", "EUR", 10.0, 0.1)], 5400.0, 0.75),
+            (
+                &[savings("a", "EUR", f64::NAN, f64::NEG_INFINITY)],
+                5400.0,
+                0.75,
+            ),
+            (&[savings("a", "EUR", 7200.0, 1.0)], 7200.0, 1.0),
+        ];
+        for (i, (totals, want_stopped, want_saved)) in steps.iter().enumerate() {
+            m.set_savings_totals(totals);
+            assert_eq!(stopped(&m), Some(*want_stopped), "step {i}");
+            assert_eq!(saved(&m, "EUR"), Some(*want_saved), "step {i}");
+        }
+        // A rule that changed currency: stopped time adds up over its ledger rows.
+        m.set_savings_totals(&[
+            savings("a", "EUR", 7200.0, 1.0),
+            savings("a", "USD", 3600.0, 0.6),
+        ]);
+        assert_eq!(stopped(&m), Some(10_800.0));
+        assert_eq!(saved(&m, "USD"), Some(0.6));
+    }
+
+    #[test]
+    fn environments_gauge_drops_vanished_series() {
+        let m = Metrics::new("1", false);
+        let env = |m: &Metrics, state, rule| {
+            value(
+                m,
+                "curfew_environments",
+                &[("state", state), ("rule", rule)],
+            )
+        };
+        m.set_environments(&[
+            (EnvState::Running, Some("a"), 2),
+            (EnvState::Stopped, Some("a"), 1),
+            (EnvState::Running, None, 4),
+        ]);
+        assert_eq!(env(&m, "running", "a"), Some(2.0));
+        assert_eq!(env(&m, "running", UNMATCHED_RULE), Some(4.0));
+        m.set_environments(&[
+            (EnvState::Stopped, Some("a"), 1),
+            (EnvState::Stopped, Some("a"), 2),
+        ]);
+        assert_eq!(env(&m, "stopped", "a"), Some(3.0), "repeated pairs add up");
+        assert_eq!(env(&m, "running", "a"), None);
+        assert_eq!(env(&m, "running", UNMATCHED_RULE), None);
+        m.set_environments(&[]);
+        assert!(!m.encode().contains("curfew_environments{"));
+    }
+
+    #[test]
+    fn per_environment_gauge_only_when_enabled() {
+        let states = [("pr-1", "web", Some("a"), EnvState::Running)];
+        let off = Metrics::new("1", false);
+        off.set_environment_states(&states);
+        assert!(!off.per_environment());
+        assert!(!off.encode().contains("curfew_environment_state"));
+
+        let on = Metrics::new("1", true);
+        on.set_environment_states(&states);
+        let labels = [
+            ("environment", "pr-1"),
+            ("project", "web"),
+            ("rule", "a"),
+            ("state", "running"),
+        ];
+        assert_eq!(value(&on, "curfew_environment_state", &labels), Some(1.0));
+        // The environment was stopped, then deleted.
+        on.set_environment_states(&[("pr-1", "web", Some("a"), EnvState::Stopped)]);
+        assert_eq!(value(&on, "curfew_environment_state", &labels), None);
+        on.set_environment_states(&[]);
+        assert!(!on.encode().contains("curfew_environment_state{"));
+    }
+
+    #[test]
+    fn pass_sets_last_success_only_on_success() {
+        let m = Metrics::new("1", false);
+        let last = |m: &Metrics| value(m, "curfew_last_reconcile_success_timestamp_seconds", &[]);
+        let next = |m: &Metrics| value(m, "curfew_next_wakeup_timestamp_seconds", &[]);
+        m.pass(PassResult::Ok, Duration::from_secs(1), 100.0, Some(160.0));
+        assert_eq!((last(&m), next(&m)), (Some(100.0), Some(160.0)));
+        m.pass(PassResult::Partial, Duration::from_secs(1), 200.0, None);
+        assert_eq!((last(&m), next(&m)), (Some(100.0), Some(0.0)));
+        m.pass(
+            PassResult::Error,
+            Duration::from_secs(1),
+            300.0,
+            Some(360.0),
+        );
+        assert_eq!(last(&m), Some(100.0));
+        for result in ["ok", "partial", "error"] {
+            assert_eq!(
+                value(&m, "curfew_reconcile_total", &[("result", result)]),
+                Some(1.0)
+            );
+        }
+        assert_eq!(
+            value(&m, "curfew_reconcile_duration_seconds_count", &[]),
+            Some(3.0)
+        );
+    }
+
+    #[test]
+    fn labels_come_from_the_typed_arguments() {
+        let m = Metrics::new("1", false);
+        m.action(Action::Delete, Some("ttl"), ActionResult::SkippedCap);
+        m.action(Action::Stop, None, ActionResult::DryRun);
+        m.cap_hit(Cap::MaxStopsPerPass);
+        m.config_reload(false);
+        m.notification("webhook", "failure", false);
+        m.set_due_not_done(Action::Stop, 5);
+        m.set_due_not_done(Action::Stop, 0);
+        // (metric, labels, expected value)
+        let cases: &[(&str, Labels, f64)] = &[
+            (
+                "curfew_actions_total",
+                &[
+                    ("action", "delete"),
+                    ("rule", "ttl"),
+                    ("result", "skipped_cap"),
+                ],
+                1.0,
+            ),
+            (
+                "curfew_actions_total",
+                &[
+                    ("action", "stop"),
+                    ("rule", UNMATCHED_RULE),
+                    ("result", "dry_run"),
+                ],
+                1.0,
+            ),
+            (
+                "curfew_caps_hit_total",
+                &[("cap", "max_stops_per_pass")],
+                1.0,
+            ),
+            ("curfew_config_reloads_total", &[("result", "error")], 1.0),
+            (
+                "curfew_notifications_total",
+                &[
+                    ("target", "webhook"),
+                    ("kind", "failure"),
+                    ("result", "error"),
+                ],
+                1.0,
+            ),
+            ("curfew_due_not_done", &[("action", "stop")], 0.0),
+        ];
+        for (name, labels, want) in cases {
+            assert_eq!(value(&m, name, labels), Some(*want), "{name} {labels:?}");
+        }
+    }
+
+    #[test]
+    fn odd_request_statuses_fold_into_other() {
+        let m = Arc::new(Metrics::new("1", false));
+        let observer = PlatformRequests::new(m.clone(), "sandbox");
+        for status in ["429", "timeout", "", "a status with spaces", "x{y}\\"] {
+            observer.request("list_status", status, Duration::from_millis(5));
+        }
+        let count = |status| {
+            value(
+                &m,
+                "curfew_platform_requests_total",
+                &[
+                    ("platform", "sandbox"),
+                    ("operation", "list_status"),
+                    ("status", status),
+                ],
+            )
+        };
+        assert_eq!(count("429"), Some(1.0));
+        assert_eq!(count("timeout"), Some(1.0));
+        assert_eq!(count("other"), Some(3.0));
+    }
+
+    #[test]
+    fn exposition_is_well_formed_even_with_odd_rule_names() {
+        let m = Metrics::new("1.0.0-rc.1+\"build\"", true);
+        let odd = "quote\" back\\slash\nnewline {brace}, comma=é";
+        m.set_environments(&[(EnvState::Unknown, Some(odd), 1)]);
+        m.action(Action::Warn, Some(odd), ActionResult::Error);
+        m.set_savings_totals(&[savings(odd, "€", 1.0, 1e-9)]);
+        m.set_environment_states(&[(odd, odd, Some(odd), EnvState::Error)]);
+        let text = m.encode();
+        for line in text.lines() {
+            if let Some(comment) = line.strip_prefix('#') {
+                assert!(
+                    comment.starts_with(" HELP ") || comment.starts_with(" TYPE "),
+                    "{line}"
+                );
+            } else {
+                let sample = parse_sample(line).unwrap_or_else(|e| panic!("{e}"));
+                assert!(sample.name.starts_with("curfew_") || sample.name.starts_with("process_"));
+            }
+        }
+        assert_eq!(
+            value(
+                &m,
+                "curfew_environments",
+                &[("state", "unknown"), ("rule", odd)]
+            ),
+            Some(1.0)
+        );
+    }
+}

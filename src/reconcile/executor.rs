@@ -1,0 +1,185 @@
+//! Carrying decisions out: caps, dry-run, delete confirmation, bounded concurrency, and the
+//! ledger's intent/outcome around every call.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::StreamExt;
+
+use super::{Daemon, PassError};
+use crate::config::RuleSet;
+use crate::metrics::{ActionResult, Cap};
+use crate::platform::Outcome;
+use crate::policy::{Action, Decision, LedgerView};
+
+/// What became of a decision that called for an action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActResult {
+    /// The platform took it (or had it already: Qovery's 409, or the environment is gone).
+    Done(Outcome),
+    /// Logged and counted, nothing called.
+    DryRun,
+    /// Over `max_stops_per_pass` or `max_deletes_per_hour`: left for a later pass.
+    SkippedCap(Cap),
+    /// A delete seen due for the first time: confirmed on a pass one resync later.
+    Confirming,
+    /// The platform refused or failed; the next pass decides again.
+    Failed(String),
+}
+
+impl ActResult {
+    /// The `result` label of `curfew_actions_total`.
+    pub fn label(&self) -> ActionResult {
+        match self {
+            ActResult::Done(_) => ActionResult::Ok,
+            ActResult::DryRun => ActionResult::DryRun,
+            ActResult::SkippedCap(_) | ActResult::Confirming => ActionResult::SkippedCap,
+            ActResult::Failed(_) => ActionResult::Error,
+        }
+    }
+}
+
+impl Daemon {
+    pub(super) async fn act(
+        &self,
+        rules: &RuleSet,
+        decisions: &[Decision],
+        view: &mut LedgerView,
+        now: DateTime<Utc>,
+        complete: bool,
+    ) -> Result<Vec<(Decision, ActResult)>, PassError> {
+        let mut due: Vec<&Decision> = decisions
+            .iter()
+            .filter(|d| d.action != Action::None)
+            .collect();
+        // Oldest due first, so caps hold back the newest.
+        due.sort_by_key(|d| (d.due_since, d.environment_id.clone()));
+        let mut stops_left = rules.safety.max_stops_per_pass;
+        let deletes_last_hour = self
+            .ledger
+            .count_done_since(Action::Delete, now - TimeDelta::hours(1))?;
+        let mut deletes_left = i64::from(rules.safety.max_deletes_per_hour)
+            .saturating_sub(deletes_last_hour)
+            .max(0);
+        let mut results: Vec<(Decision, ActResult)> = Vec::new();
+        let mut calls: Vec<(Decision, i64)> = Vec::new();
+        for d in due {
+            let result = if d.dry_run {
+                Some(ActResult::DryRun)
+            } else {
+                match d.action {
+                    Action::Stop | Action::Start if stops_left == 0 => {
+                        Some(ActResult::SkippedCap(Cap::MaxStopsPerPass))
+                    }
+                    Action::Stop | Action::Start => {
+                        stops_left -= 1;
+                        None
+                    }
+                    Action::Delete if !complete => {
+                        Some(ActResult::Failed("listing partial".into()))
+                    }
+                    Action::Delete if !self.delete_confirmed(&d.environment_id, now) => {
+                        Some(ActResult::Confirming)
+                    }
+                    Action::Delete if deletes_left == 0 => {
+                        Some(ActResult::SkippedCap(Cap::MaxDeletesPerHour))
+                    }
+                    Action::Delete => {
+                        deletes_left -= 1;
+                        None
+                    }
+                    Action::Warn | Action::None => None,
+                }
+            };
+            match result {
+                Some(r) => {
+                    let id = self.ledger.intent(d, now)?;
+                    let outcome = match &r {
+                        ActResult::DryRun => "dry_run",
+                        ActResult::SkippedCap(_) => "skipped_cap",
+                        ActResult::Confirming => "confirming",
+                        _ => "error",
+                    };
+                    self.ledger.outcome(id, outcome, None, now)?;
+                    if let ActResult::SkippedCap(cap) = &r {
+                        self.metrics.cap_hit(*cap);
+                    }
+                    self.record(d, &r);
+                    results.push((d.clone(), r));
+                }
+                None if d.action == Action::Warn => {
+                    let id = self.ledger.intent(d, now)?;
+                    self.ledger.outcome(id, "ok", None, now)?;
+                    view.apply(d, now);
+                    let r = ActResult::Done(Outcome::Accepted);
+                    self.record(d, &r);
+                    results.push((d.clone(), r));
+                }
+                None => calls.push((d.clone(), self.ledger.intent(d, now)?)),
+            }
+        }
+        let platform = &self.platform;
+        let outcomes: Vec<(Decision, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
+            .map(|(d, id)| async move {
+                let r = match d.action {
+                    Action::Stop => platform.stop(&d.environment_id).await,
+                    Action::Start => platform.start(&d.environment_id).await,
+                    _ => platform.delete(&d.environment_id).await,
+                };
+                (d, id, r.map_err(|e| e.to_string()))
+            })
+            .buffer_unordered(self.options.max_in_flight.max(1))
+            .collect()
+            .await;
+        let finished = self.clock.now();
+        for (d, id, r) in outcomes {
+            let result = match r {
+                Ok(outcome) => {
+                    let word = match outcome {
+                        Outcome::Accepted => "ok",
+                        Outcome::AlreadyThereOrBusy => "already",
+                        Outcome::Gone => "gone",
+                    };
+                    self.ledger.outcome(id, word, None, finished)?;
+                    view.apply(&d, now);
+                    if d.action == Action::Stop {
+                        self.ledger.open_stop(&d, d.hourly_cost, now)?;
+                    }
+                    ActResult::Done(outcome)
+                }
+                Err(message) => {
+                    self.ledger.outcome(id, "error", Some(&message), finished)?;
+                    ActResult::Failed(message)
+                }
+            };
+            self.record(&d, &result);
+            results.push((d, result));
+        }
+        for action in [Action::Stop, Action::Start, Action::Delete] {
+            let skipped = results
+                .iter()
+                .filter(|(d, r)| {
+                    d.action == action
+                        && matches!(r, ActResult::SkippedCap(_) | ActResult::Failed(_))
+                })
+                .count();
+            self.metrics.set_due_not_done(action, skipped as u64);
+        }
+        Ok(results)
+    }
+
+    /// One log line and one count per action, from the same data.
+    fn record(&self, d: &Decision, r: &ActResult) {
+        let rule = d.rule.as_deref().unwrap_or("none");
+        self.metrics.action(d.action, d.rule.as_deref(), r.label());
+        match r {
+            ActResult::Failed(e) => {
+                tracing::warn!(environment = %d.environment, id = %d.environment_id, rule, action = %d.action, reason = %d.reason, result = "error", error = %e, "action failed")
+            }
+            ActResult::Done(o) => {
+                tracing::info!(environment = %d.environment, id = %d.environment_id, rule, action = %d.action, reason = %d.reason, result = ?o, "action")
+            }
+            other => {
+                tracing::info!(environment = %d.environment, id = %d.environment_id, rule, action = %d.action, reason = %d.reason, result = r.label().as_str(), detail = ?other, "action not taken")
+            }
+        }
+    }
+}

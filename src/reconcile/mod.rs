@@ -1,0 +1,340 @@
+//! The reconcile loop: list → decide → act → record, level-triggered.
+//!
+//! Every pass rebuilds its view from the platform and the ledger, so a missed tick, a
+//! restart or a crash is repaired by the next pass. The loop wakes at the earliest instant
+//! any decision could change (exact to the second) or at the periodic resync, whichever
+//! comes first.
+//!
+//! The executor holds the safety rules: dry-run (global and per rule), the caps
+//! (`max_stops_per_pass`, `max_deletes_per_hour`), bounded concurrency, a delete only when
+//! its condition held on two passes at least one resync apart, no delete on a partial
+//! listing (that one is `decide`'s), and every action written to the ledger as an intent
+//! before the call and an outcome after it.
+
+mod executor;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+pub use executor::ActResult;
+
+use crate::clock::Clock;
+use crate::config::RuleSet;
+use crate::ledger::{Ledger, LedgerError};
+use crate::metrics::{Metrics, PassResult};
+use crate::platform::{EnvState, Platform, PlatformError, Snapshot};
+use crate::policy::{self, Action, Decision, LedgerView};
+use crate::server::Health;
+
+/// What a pass did.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    pub at: DateTime<Utc>,
+    pub complete: bool,
+    pub decisions: Vec<Decision>,
+    /// Every decision that called for an action, with what became of it.
+    pub acted: Vec<(Decision, ActResult)>,
+    pub next_wakeup: Option<DateTime<Utc>>,
+}
+
+/// Why a pass failed as a whole (the next one tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub resync: Duration,
+    /// Platform calls in flight at once.
+    pub max_in_flight: usize,
+}
+
+/// The daemon's state shared between passes, reloads and the admin API.
+pub struct Daemon {
+    pub(crate) platform: Arc<dyn Platform>,
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clock: Arc<dyn Clock>,
+    rules: RwLock<Arc<RuleSet>>,
+    pub(crate) options: DaemonOptions,
+    pub(crate) health: Health,
+    memory: Mutex<Memory>,
+}
+
+/// What passes remember between themselves that is not worth the ledger.
+#[derive(Default)]
+struct Memory {
+    /// When each pending delete was first seen due (two passes, one resync apart).
+    delete_first_due: HashMap<String, DateTime<Utc>>,
+    /// The last snapshot, for the admin API's plan.
+    last_snapshot: Option<Snapshot>,
+}
+
+impl Daemon {
+    pub fn new(
+        platform: Arc<dyn Platform>,
+        ledger: Arc<Ledger>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        rules: Arc<RuleSet>,
+        options: DaemonOptions,
+    ) -> Daemon {
+        let health = Health::new(options.resync * 3);
+        health.set_rules_loaded(true);
+        Daemon {
+            platform,
+            ledger,
+            metrics,
+            clock,
+            rules: RwLock::new(rules),
+            options,
+            health,
+            memory: Mutex::new(Memory::default()),
+        }
+    }
+
+    /// Readiness, for `/readyz`.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts new rules in force (a reload that compiled).
+    pub fn set_rules(&self, rules: Arc<RuleSet>) {
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
+    }
+
+    /// The last listing, if any pass has run.
+    pub fn last_snapshot(&self) -> Option<Snapshot> {
+        self.memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last_snapshot
+            .clone()
+    }
+
+    /// Resolves actions whose intent was written but whose outcome was not (the daemon
+    /// died between them), by reading the platform. Returns how many were resolved.
+    pub async fn recover(&self) -> Result<usize, PassError> {
+        let pending = self.ledger.pending()?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let snapshot = self.platform.list().await?;
+        let now = self.clock.now();
+        let states: HashMap<&str, EnvState> = snapshot
+            .environments
+            .iter()
+            .map(|e| (e.id.as_str(), e.state))
+            .collect();
+        let mut view = self.ledger.view()?;
+        let before = view.clone();
+        for p in &pending {
+            let state = states.get(p.environment_id.as_str()).copied();
+            let done = matches!(
+                (p.action.as_str(), state),
+                ("stop", Some(EnvState::Stopped | EnvState::Stopping))
+                    | ("start", Some(EnvState::Running | EnvState::Starting))
+                    | ("delete", None | Some(EnvState::Deleting))
+            );
+            let outcome = if done {
+                "recovered_done"
+            } else {
+                "recovered_not_done"
+            };
+            tracing::warn!(environment = %p.environment_id, action = %p.action, outcome, "resolving an action interrupted by a restart");
+            if done && p.action == "stop" {
+                // curfew's stop took effect: remember it as curfew's, for wake and savings.
+                let r = view.entry(&p.environment_id);
+                if r.curfew_stop.is_none() {
+                    r.curfew_stop = Some(policy::StopRecord {
+                        at: p.intent_at,
+                        cause: policy::StopCause::Schedule,
+                        rule: p.rule.clone().unwrap_or_default(),
+                    });
+                    r.schedule_stop_settled_at = Some(p.intent_at);
+                }
+            }
+            self.ledger.outcome(p.id, outcome, None, now)?;
+        }
+        let ids: Vec<String> = pending.iter().map(|p| p.environment_id.clone()).collect();
+        self.ledger.store(&before, &view, &ids)?;
+        Ok(pending.len())
+    }
+
+    /// One pass: list, decide, act, record.
+    pub async fn pass(&self) -> Result<PassReport, PassError> {
+        let started = std::time::Instant::now();
+        let result = self.pass_inner().await;
+        let finished = self.clock.now();
+        let (label, next) = match &result {
+            Ok(r)
+                if r.complete
+                    && r.acted
+                        .iter()
+                        .all(|(_, a)| !matches!(a, ActResult::Failed(_))) =>
+            {
+                (PassResult::Ok, r.next_wakeup)
+            }
+            Ok(r) => (PassResult::Partial, r.next_wakeup),
+            Err(_) => (PassResult::Error, None),
+        };
+        if label != PassResult::Error {
+            self.health.pass_succeeded(finished);
+        }
+        self.metrics.pass(
+            label,
+            started.elapsed(),
+            finished.timestamp() as f64,
+            next.map(|t| t.timestamp() as f64),
+        );
+        result
+    }
+
+    async fn pass_inner(&self) -> Result<PassReport, PassError> {
+        let rules = self.rules();
+        let snapshot = self.platform.list().await?;
+        let now = self.clock.now();
+        let before = self.ledger.view()?;
+        let mut view = before.clone();
+        view.observe(&snapshot, now);
+        let decisions = policy::decide(&rules, &snapshot, &view, now);
+        let acted = self
+            .act(&rules, &decisions, &mut view, now, snapshot.complete)
+            .await?;
+        // Settlements (no action, but a fact for the next pass).
+        for d in decisions
+            .iter()
+            .filter(|d| d.action == Action::None && d.settle.is_some())
+        {
+            view.apply(d, now);
+        }
+        let ids: Vec<String> = snapshot.environments.iter().map(|e| e.id.clone()).collect();
+        self.ledger.store(&before, &view, &ids)?;
+        // Savings stop accruing when an environment runs again (seen running, or started
+        // by curfew in this very pass).
+        let started = acted
+            .iter()
+            .filter(|(d, r)| d.action == Action::Start && matches!(r, ActResult::Done(_)))
+            .map(|(d, _)| d.environment_id.clone());
+        let running: Vec<String> = snapshot
+            .environments
+            .iter()
+            .filter(|e| matches!(e.state, EnvState::Running | EnvState::Starting))
+            .map(|e| e.id.clone())
+            .chain(started)
+            .collect();
+        self.ledger.accrue(now, &rules.currency, &running)?;
+        self.export(&rules, &snapshot, &decisions, &view)?;
+        let next_wakeup = policy::next_wakeup(&decisions);
+        {
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            let due: HashSet<&str> = decisions
+                .iter()
+                .filter(|d| d.action == Action::Delete)
+                .map(|d| d.environment_id.as_str())
+                .collect();
+            memory
+                .delete_first_due
+                .retain(|id, _| due.contains(id.as_str()));
+            memory.last_snapshot = Some(snapshot.clone());
+        }
+        Ok(PassReport {
+            at: now,
+            complete: snapshot.complete,
+            decisions,
+            acted,
+            next_wakeup,
+        })
+    }
+
+    /// Metrics that describe the fleet after a pass.
+    fn export(
+        &self,
+        rules: &RuleSet,
+        snapshot: &Snapshot,
+        decisions: &[Decision],
+        view: &LedgerView,
+    ) -> Result<(), PassError> {
+        let mut counts: Vec<(EnvState, Option<&str>, u64)> = Vec::with_capacity(decisions.len());
+        let mut states = Vec::new();
+        let mut rate = 0.0;
+        for (env, d) in snapshot.environments.iter().zip(decisions) {
+            counts.push((env.state, d.rule.as_deref(), 1));
+            if self.metrics.per_environment() {
+                states.push((
+                    env.name.as_str(),
+                    env.project.as_str(),
+                    d.rule.as_deref(),
+                    env.state,
+                ));
+            }
+            if env.state == EnvState::Stopped
+                && view.get(&env.id).is_some_and(|r| r.curfew_stop.is_some())
+            {
+                rate += d.hourly_cost.unwrap_or(0.0);
+            }
+        }
+        self.metrics.set_environments(&counts);
+        self.metrics.set_environment_states(&states);
+        self.metrics.set_savings_rate(&rules.currency, rate);
+        self.metrics.set_savings_totals(&self.ledger.savings()?);
+        Ok(())
+    }
+
+    /// Runs passes until `shutdown` resolves: at the next wakeup or on `resync` ticks
+    /// (sent by the cron scheduler), and when the rules change (`reloaded`).
+    pub async fn run(
+        self: Arc<Self>,
+        mut resync: tokio::sync::mpsc::Receiver<()>,
+        mut reloaded: tokio::sync::watch::Receiver<u64>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let next = match self.pass().await {
+                Ok(report) => report.next_wakeup,
+                Err(e) => {
+                    tracing::error!(error = %e, "pass failed; the next one will try again");
+                    None
+                }
+            };
+            // Wake at the boundary, at the latest one resync from now (the cron tick).
+            let wait = next.map_or(self.options.resync, |t| {
+                self.clock.real_wait_until(t).min(self.options.resync)
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = resync.recv() => {}
+                _ = reloaded.changed() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("reconcile loop stopped");
+    }
+
+    /// How long ago `env` was first seen due for deletion, and records it now if new.
+    fn delete_confirmed(&self, id: &str, now: DateTime<Utc>) -> bool {
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = *memory.delete_first_due.entry(id.to_string()).or_insert(now);
+        let resync = TimeDelta::from_std(self.options.resync).unwrap_or(TimeDelta::seconds(60));
+        now - first >= resync
+    }
+}
+
+#[cfg(test)]
+mod tests;

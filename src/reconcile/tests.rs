@@ -1,0 +1,298 @@
+//! End-to-end passes on the in-process sandbox with a manual clock: the real Qovery adapter
+//! over loopback HTTP, the real ledger (in memory), the real executor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::config::parse_rules;
+use crate::platform::qovery::{Qovery, QoveryOptions, Token};
+use crate::platform::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct World {
+    clock: ManualClock,
+    sandbox: Sandbox,
+    _running: RunningSandbox,
+    daemon: Daemon,
+}
+
+async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
+    let clock = ManualClock::new(at(start));
+    let sandbox = Sandbox::new(
+        SandboxOptions {
+            projects: 2,
+            environments,
+            seed: 11,
+            token: "t".into(),
+            step: TimeDelta::seconds(10),
+            ..SandboxOptions::default()
+        },
+        Arc::new(clock.clone()),
+    );
+    let running = sandbox
+        .clone()
+        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap();
+    let mut o = QoveryOptions::new(
+        running.url.clone(),
+        running.organization_id.clone(),
+        Token::new("t"),
+    );
+    o.name = "sandbox";
+    o.requests_per_second = 10_000.0;
+    o.backoff = Duration::from_millis(5);
+    let platform = Arc::new(Qovery::new(o, None).unwrap());
+    let rules = Arc::new(parse_rules("test.yaml", rules_yaml, at(start)).unwrap());
+    let daemon = Daemon::new(
+        platform,
+        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(Metrics::new("test", false)),
+        Arc::new(clock.clone()),
+        rules,
+        DaemonOptions {
+            resync: Duration::from_secs(60),
+            max_in_flight: 4,
+        },
+    );
+    World {
+        clock,
+        sandbox,
+        _running: running,
+        daemon,
+    }
+}
+
+/// The periodic resync of the simulations: long, so a week takes few passes; every
+/// boundary is still hit exactly, through the wakeups.
+const SIMULATED_RESYNC: TimeDelta = TimeDelta::minutes(20);
+
+impl World {
+    /// Runs passes like the daemon does (at each wakeup, at most a resync apart) until
+    /// `until`, returning every platform action taken with its instant.
+    async fn run_until(&self, until: DateTime<Utc>) -> Vec<(DateTime<Utc>, String, Action)> {
+        let mut log = Vec::new();
+        loop {
+            let report = self.daemon.pass().await.expect("pass");
+            for (d, r) in &report.acted {
+                if matches!(r, ActResult::Done(_)) && d.action != Action::Warn {
+                    log.push((report.at, d.environment.clone(), d.action));
+                }
+            }
+            let now = self.clock.now();
+            let next = report
+                .next_wakeup
+                .filter(|t| *t > now)
+                .unwrap_or(now + SIMULATED_RESYNC)
+                .min(now + SIMULATED_RESYNC);
+            if next > until {
+                return log;
+            }
+            self.clock.set(next);
+        }
+    }
+}
+
+const PREVIEWS_PARIS: &str = "timezone: Europe/Paris\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 08:00-19:00\n    wake: all\n";
+
+#[tokio::test]
+async fn a_week_across_the_paris_autumn_change_stops_and_starts_at_each_boundary_exactly() {
+    let w = world(PREVIEWS_PARIS, "2026-10-23T12:00:00+02:00", 6).await;
+    let log = w.run_until(at("2026-10-28T12:00:00+01:00")).await;
+    let tz = chrono_tz::Europe::Paris;
+    let mut instants: Vec<String> = log
+        .iter()
+        .map(|(t, _, a)| format!("{} {a}", t.with_timezone(&tz).format("%a %H:%M:%S")))
+        .collect();
+    instants.dedup();
+    assert_eq!(
+        instants,
+        [
+            // wake: all starts what the fleet had stopped, on the first pass.
+            "Fri 12:00:00 start",
+            "Fri 19:00:00 stop",
+            "Mon 08:00:00 start",
+            "Mon 19:00:00 stop",
+            "Tue 08:00:00 start",
+            "Tue 19:00:00 stop",
+            "Wed 08:00:00 start"
+        ],
+        "{log:#?}"
+    );
+    // No environment was stopped or started twice for one boundary.
+    let counts = w.sandbox.requests();
+    for (id, c) in &counts.stops {
+        // Three stop boundaries in the range (Fri, Mon, Tue 19:00): at most one call each.
+        assert!(c.calls <= 3, "{id} stopped {} times", c.calls);
+    }
+}
+
+#[tokio::test]
+async fn a_new_york_week_across_its_change_keeps_local_nine_to_five() {
+    let rules = "timezone: America/New_York\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 09:00-17:00\n    wake: all\n";
+    let w = world(rules, "2026-10-30T12:00:00-04:00", 4).await;
+    let log = w.run_until(at("2026-11-03T12:00:00-05:00")).await;
+    let tz = chrono_tz::America::New_York;
+    let mut instants: Vec<String> = log
+        .iter()
+        .map(|(t, _, a)| format!("{} {a}", t.with_timezone(&tz).format("%a %H:%M:%S")))
+        .collect();
+    instants.dedup();
+    assert_eq!(
+        instants,
+        [
+            "Fri 17:00:00 stop",
+            "Mon 09:00:00 start",
+            "Mon 17:00:00 stop",
+            "Tue 09:00:00 start"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_persons_start_at_night_is_left_running_until_the_next_stop() {
+    let w = world(PREVIEWS_PARIS, "2026-11-27T18:30:00+01:00", 6).await;
+    w.run_until(at("2026-11-27T19:30:00+01:00")).await;
+    let stopped = w
+        .sandbox
+        .environments()
+        .into_iter()
+        .find(|e| e.state == "STOPPED" && e.mode != crate::platform::Mode::Production)
+        .unwrap();
+    w.clock.set(at("2026-11-27T21:00:00+01:00"));
+    assert!(w.sandbox.set_state(&stopped.id, "DEPLOYED"));
+    let log = w.run_until(at("2026-11-30T07:00:00+01:00")).await;
+    assert!(
+        log.iter().all(|(_, name, _)| *name != stopped.name),
+        "curfew fought the person: {log:?}"
+    );
+    let env = w
+        .sandbox
+        .environments()
+        .into_iter()
+        .find(|e| e.id == stopped.id)
+        .unwrap();
+    assert_eq!(env.state, "DEPLOYED");
+}
+
+#[tokio::test]
+async fn dry_run_decides_and_counts_but_calls_nothing() {
+    let rules = format!("safety:\n  dry_run: true\n{PREVIEWS_PARIS}");
+    let w = world(&rules, "2026-11-27T18:30:00+01:00", 6).await;
+    let before = w.sandbox.environments();
+    w.run_until(at("2026-11-27T20:00:00+01:00")).await;
+    let counts = w.sandbox.requests();
+    assert!(counts.stops.values().all(|c| c.calls == 0), "{counts:?}");
+    assert_eq!(
+        before.iter().map(|e| &e.state).collect::<Vec<_>>(),
+        w.sandbox
+            .environments()
+            .iter()
+            .map(|e| &e.state)
+            .collect::<Vec<_>>()
+    );
+    assert!(w.daemon.metrics.encode().contains("result=\"dry_run\""));
+}
+
+#[tokio::test]
+async fn the_stop_cap_holds_and_the_rest_follow_on_later_passes() {
+    let rules = format!("safety:\n  max_stops_per_pass: 2\n{PREVIEWS_PARIS}");
+    let w = world(&rules, "2026-11-27T19:00:00+01:00", 10).await;
+    let report = w.daemon.pass().await.unwrap();
+    let done = report
+        .acted
+        .iter()
+        .filter(|(_, r)| matches!(r, ActResult::Done(_)))
+        .count();
+    let capped = report
+        .acted
+        .iter()
+        .filter(|(_, r)| matches!(r, ActResult::SkippedCap(_)))
+        .count();
+    assert_eq!(done, 2);
+    assert!(capped > 0);
+    assert!(w.daemon.metrics.encode().contains("curfew_caps_hit_total"));
+}
+
+#[tokio::test]
+async fn an_idle_environment_is_stopped() {
+    let rules = "timezone: UTC\nrules:\n  - name: idle\n    match: { mode: preview }\n    stop_when_idle: 1h\n";
+    let w = world(rules, "2026-11-27T12:00:00Z", 8).await;
+    // Everything in the fleet was last deployed more than an hour before "now" or will be.
+    let log = w.run_until(at("2026-11-27T14:00:00Z")).await;
+    assert!(log.iter().any(|(_, _, a)| *a == Action::Stop), "{log:?}");
+    let ledger = &w.daemon.ledger;
+    assert!(ledger.count_actions(Action::Stop).unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn a_delete_waits_for_its_warning_and_a_second_pass() {
+    let rules = "timezone: UTC\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 1h\n    warn_before_delete: 2h\n";
+    let w = world(rules, "2026-11-27T12:00:00Z", 8).await;
+    let first = w.daemon.pass().await.unwrap();
+    assert!(
+        first.acted.iter().any(|(d, _)| d.action == Action::Warn),
+        "old previews are warned about first"
+    );
+    assert!(first.acted.iter().all(|(d, _)| d.action != Action::Delete));
+    w.clock.advance(TimeDelta::minutes(119));
+    let early = w.daemon.pass().await.unwrap();
+    assert!(
+        early.acted.iter().all(|(d, _)| d.action != Action::Delete),
+        "not before the warning period ends"
+    );
+    w.clock.advance(TimeDelta::minutes(1));
+    let due = w.daemon.pass().await.unwrap();
+    assert!(
+        due.acted
+            .iter()
+            .any(|(d, r)| d.action == Action::Delete && *r == ActResult::Confirming)
+    );
+    assert!(w.sandbox.requests().deletes.values().all(|c| c.calls == 0));
+    w.clock.advance(TimeDelta::minutes(1));
+    let confirmed = w.daemon.pass().await.unwrap();
+    assert!(
+        confirmed
+            .acted
+            .iter()
+            .any(|(d, r)| d.action == Action::Delete && matches!(r, ActResult::Done(_)))
+    );
+}
+
+#[tokio::test]
+async fn passes_survive_platform_faults_and_do_nothing_wrong() {
+    let w = world(PREVIEWS_PARIS, "2026-11-27T19:00:00+01:00", 10).await;
+    w.sandbox.set_faults(Faults {
+        error_rate: 0.3,
+        throttle_rate: 0.0,
+        timeout_rate: 0.0,
+        malformed_rate: 0.2,
+    });
+    for _ in 0..5 {
+        let _ = w.daemon.pass().await;
+        w.clock.advance(TimeDelta::minutes(1));
+    }
+    w.sandbox.set_faults(Faults::NONE);
+    w.clock.advance(TimeDelta::minutes(5));
+    w.daemon.pass().await.unwrap();
+    for env in w.sandbox.environments() {
+        if env.mode == crate::platform::Mode::Production {
+            assert_eq!(
+                w.sandbox
+                    .requests()
+                    .stops
+                    .get(&env.id)
+                    .map_or(0, |c| c.calls),
+                0,
+                "production touched"
+            );
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The daemon's HTTP port: `/metrics` for Prometheus, `/healthz` and `/readyz` for
+//! Kubernetes probes, and room for the admin API (see [`merge_admin`]).
+//!
+//! Liveness only says the process answers; readiness says curfew is doing its job: a rule
+//! file is loaded and a reconcile pass succeeded recently. Readiness reads the injected
+//! [`Clock`], so tests move time by hand instead of waiting.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+
+/// The Content-Type of Prometheus' text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What readiness depends on, shared between the reconcile loop (which reports) and the
+/// server (which answers probes). Clones share the same state.
+#[derive(Debug, Clone)]
+pub struct Health {
+    max_pass_age: TimeDelta,
+    state: Arc<Mutex<HealthState>>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    rules_loaded: bool,
+    last_pass_success: Option<DateTime<Utc>>,
+}
+
+/// The answer to "is curfew ready?", also the JSON body of `/readyz`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub rules_loaded: bool,
+    /// When the last successful reconcile pass finished.
+    pub last_pass_success: Option<DateTime<Utc>>,
+    /// How old that pass may be before curfew stops being ready.
+    pub max_pass_age_seconds: i64,
+    /// Why curfew is not ready, one sentence per failing condition; empty when ready.
+    pub failing: Vec<String>,
+}
+
+impl Health {
+    /// Not ready until rules are loaded and a pass succeeds; a success older than
+    /// `max_pass_age` (say three resync intervals) no longer counts.
+    pub fn new(max_pass_age: Duration) -> Health {
+        Health {
+            max_pass_age: TimeDelta::from_std(max_pass_age).unwrap_or(TimeDelta::MAX),
+            state: Arc::default(),
+        }
+    }
+
+    /// Whether a valid rule file is in force.
+    pub fn set_rules_loaded(&self, loaded: bool) {
+        self.state().rules_loaded = loaded;
+    }
+
+    /// Records a reconcile pass that succeeded at `at` (the clock's time, not the wall's).
+    pub fn pass_succeeded(&self, at: DateTime<Utc>) {
+        self.state().last_pass_success = Some(at);
+    }
+
+    /// Readiness as of `now`.
+    pub fn readiness(&self, now: DateTime<Utc>) -> Readiness {
+        let (rules_loaded, last_pass_success) = {
+            let state = self.state();
+            (state.rules_loaded, state.last_pass_success)
+        };
+        let mut failing = Vec::new();
+        if !rules_loaded {
+            failing.push("no valid rule file is loaded".to_owned());
+        }
+        match last_pass_success {
+            None => failing.push("no reconcile pass has succeeded yet".to_owned()),
+            // A pass "in the future" means the clock stepped back: still fresh.
+            Some(at) if now - at > self.max_pass_age => failing.push(format!(
+                "the last successful reconcile pass finished {}s ago, more than the allowed {}s",
+                (now - at).num_seconds(),
+                self.max_pass_age.num_seconds()
+            )),
+            Some(_) => {}
+        }
+        Readiness {
+            ready: failing.is_empty(),
+            rules_loaded,
+            last_pass_success,
+            max_pass_age_seconds: self.max_pass_age.num_seconds(),
+            failing,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Clone)]
+struct Probes {
+    metrics: Arc<Metrics>,
+    health: Health,
+    clock: Arc<dyn Clock>,
+}
+
+/// `/metrics`, `/healthz` and `/readyz`. Other paths answer 404, other methods 405.
+pub fn router(metrics: Arc<Metrics>, health: Health, clock: Arc<dyn Clock>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(Probes {
+            metrics,
+            health,
+            clock,
+        })
+}
+
+/// Adds the admin API to the probe router. `admin` carries its own full paths
+/// (`/api/v1/...`), its own authentication, and no fallback.
+///
+/// # Panics
+///
+/// When `admin` defines a path the probe router already has, or a fallback: both are
+/// mistakes in curfew's own wiring, found by its first test.
+pub fn merge_admin(router: Router, admin: Router) -> Router {
+    router.merge(admin)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics_text(State(probes): State<Probes>) -> Response {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        probes.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(probes): State<Probes>) -> Response {
+    let readiness = probes.health.readiness(probes.clock.now());
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Method, Request};
+    use chrono::TimeZone;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::ServiceExt;
+
+    use crate::clock::ManualClock;
+
+    const RESYNC: Duration = Duration::from_secs(300);
+
+    /// A daemon's port with its clock and health, as the reconcile loop would see them.
+    struct Port {
+        router: Router,
+        health: Health,
+        clock: ManualClock,
+    }
+
+    impl Port {
+        fn new() -> Port {
+            let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 19, 0, 0).unwrap());
+            let health = Health::new(RESYNC * 3);
+            let metrics = Arc::new(Metrics::new("9.9.9", false));
+            let router = router(metrics, health.clone(), Arc::new(clock.clone()));
+            Port {
+                router,
+                health,
+                clock,
+            }
+        }
+
+        async fn call(&self, method: Method, path: &str) -> (StatusCode, String, String) {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let response = self.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (
+                status,
+                content_type,
+                String::from_utf8(body.to_vec()).unwrap(),
+            )
+        }
+
+        async fn get(&self, path: &str) -> (StatusCode, String, String) {
+            self.call(Method::GET, path).await
+        }
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_as_prometheus_text() {
+        let port = Port::new();
+        let (status, content_type, body) = port.get("/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type, METRICS_CONTENT_TYPE);
+        assert!(
+            body.contains("curfew_build_info{version=\"9.9.9\"} 1"),
+            "{body}"
+        );
+        assert!(body.contains("# TYPE curfew_reconcile_duration_seconds histogram"));
+    }
+
+    #[tokio::test]
+    async fn healthz_answers_while_the_process_lives() {
+        let port = Port::new();
+        assert_eq!(port.get("/healthz").await.0, StatusCode::OK);
+        assert_eq!(port.get("/healthz").await.2, "ok");
+    }
+
+    #[tokio::test]
+    async fn readyz_needs_rules_and_a_recent_successful_pass() {
+        let port = Port::new();
+        // (what happens, expected status, a failing condition the body must name)
+        type Step = (&'static str, fn(&Port), StatusCode, Option<&'static str>);
+        let steps: &[Step] = &[
+            (
+                "at start",
+                |_| {},
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("rule file"),
+            ),
+            (
+                "rules loaded, no pass yet",
+                |p| p.health.set_rules_loaded(true),
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("no reconcile pass has succeeded yet"),
+            ),
+            (
+                "a pass succeeds",
+                |p| p.health.pass_succeeded(p.clock.now()),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                "exactly at the limit",
+                |p| p.clock.advance(TimeDelta::seconds(900)),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                "one second past it",
+                |p| p.clock.advance(TimeDelta::seconds(1)),
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("finished 901s ago, more than the allowed 900s"),
+            ),
+            (
+                "the next pass succeeds",
+                |p| p.health.pass_succeeded(p.clock.now()),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                "the clock steps back",
+                |p| p.clock.advance(TimeDelta::hours(-1)),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                "a reload leaves no valid rules",
+                |p| p.health.set_rules_loaded(false),
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("no valid rule file is loaded"),
+            ),
+        ];
+        for (what, act, want_status, want_failing) in steps {
+            act(&port);
+            let (status, content_type, body) = port.get("/readyz").await;
+            assert_eq!(status, *want_status, "{what}: {body}");
+            assert_eq!(content_type, "application/json", "{what}");
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                json["ready"],
+                *want_status == StatusCode::OK,
+                "{what}: {body}"
+            );
+            assert_eq!(json["max_pass_age_seconds"], 900, "{what}");
+            let failing = json["failing"].to_string();
+            match want_failing {
+                Some(text) => assert!(failing.contains(text), "{what}: {body}"),
+                None => assert_eq!(failing, "[]", "{what}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_are_refused() {
+        let port = Port::new();
+        let cases = [
+            (Method::GET, "/nope", StatusCode::NOT_FOUND),
+            (Method::GET, "/metrics/extra", StatusCode::NOT_FOUND),
+            (Method::GET, "/api/v1/snooze", StatusCode::NOT_FOUND),
+            (Method::POST, "/metrics", StatusCode::METHOD_NOT_ALLOWED),
+            (Method::DELETE, "/readyz", StatusCode::METHOD_NOT_ALLOWED),
+            (
+                Method::from_bytes(b"BREW").unwrap(),
+                "/healthz",
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            (Method::HEAD, "/healthz", StatusCode::OK),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(
+                port.call(method.clone(), path).await.0,
+                want,
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_admin_router_can_be_merged() {
+        let port = Port::new();
+        let admin = Router::new().route("/api/v1/ping", get(|| async { "pong" }));
+        let merged = Port {
+            router: merge_admin(port.router, admin),
+            ..Port::new()
+        };
+        assert_eq!(merged.get("/api/v1/ping").await.2, "pong");
+        assert_eq!(merged.get("/healthz").await.0, StatusCode::OK);
+    }
+
+    /// Sends raw bytes to a live server and returns its status line.
+    async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // The server may answer and close before reading everything we send.
+        let _ = stream.write_all(request).await;
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut buf = [0u8; 4096];
+            while !reply.windows(2).any(|w| w == b"\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => reply.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        read.await.unwrap();
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        reply.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[tokio::test]
+    async fn hostile_requests_get_errors_and_the_server_keeps_serving() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Port::new().router, async {
+            let _ = stopped.await;
+        }));
+
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(1 << 20)
+        );
+        let many: String = (0..500).map(|i| format!("X-{i}: y\r\n")).collect();
+        let many = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+        let cases: [(&str, &[u8], &str); 5] = [
+            ("huge header", huge.as_bytes(), "HTTP/1.1 431"),
+            ("too many headers", many.as_bytes(), "HTTP/1.1 431"),
+            (
+                "invalid method",
+                b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                "HTTP/1.1 400",
+            ),
+            (
+                "unknown method",
+                b"PURGE /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                "HTTP/1.1 405",
+            ),
+            ("garbage", b"\x00\xff\r\n\r\n", "HTTP/1.1 400"),
+        ];
+        for (what, request, want) in cases {
+            let status = raw(addr, request).await;
+            assert!(status.starts_with(want), "{what}: {status:?}");
+            let alive = raw(
+                addr,
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            assert_eq!(alive.await, "HTTP/1.1 200 OK", "after {what}");
+        }
+
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "port closed"
+        );
+    }
+}
