@@ -149,6 +149,8 @@ async fn daemon(
         Arc::new(loaded.rules),
         DaemonOptions {
             resync,
+            // Readiness reads the (possibly scaled) clock: three resyncs in its time.
+            max_pass_age: resync.mul_f64(3.0 * speed.unwrap_or(1.0)),
             max_in_flight: 8,
         },
     ));

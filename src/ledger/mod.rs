@@ -445,6 +445,17 @@ impl Ledger {
         Ok(a + s)
     }
 
+    /// The most stops the platform took for any one environment (as `ok` or
+    /// `recovered_done`), and how many environments were stopped: restart checks.
+    pub fn stop_counts(&self) -> Result<(i64, i64), LedgerError> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(MAX(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM actions
+             WHERE action = 'stop' AND outcome IN ('ok', 'recovered_done') GROUP BY environment_id)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
     /// Number of actions with each outcome (tests and restart checks).
     pub fn count_actions(&self, action: Action) -> Result<i64, LedgerError> {
         Ok(self.conn().query_row(

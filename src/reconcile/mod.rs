@@ -52,7 +52,10 @@ pub enum PassError {
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
+    /// Longest real time between two passes.
     pub resync: Duration,
+    /// How old (in the clock's time) the last good pass may be for `/readyz`.
+    pub max_pass_age: Duration,
     /// Platform calls in flight at once.
     pub max_in_flight: usize,
 }
@@ -87,7 +90,7 @@ impl Daemon {
         rules: Arc<RuleSet>,
         options: DaemonOptions,
     ) -> Daemon {
-        let health = Health::new(options.resync * 3);
+        let health = Health::new(options.max_pass_age);
         health.set_rules_loaded(true);
         Daemon {
             platform,

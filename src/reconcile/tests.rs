@@ -59,6 +59,7 @@ async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
         rules,
         DaemonOptions {
             resync: Duration::from_secs(60),
+            max_pass_age: Duration::from_secs(180),
             max_in_flight: 4,
         },
     );
