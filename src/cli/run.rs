@@ -49,23 +49,6 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Loads the rule file; on failure logs every error and counts the failed reload.
-fn reload(path: &Path, env: &HashMap<String, String>, metrics: &Metrics) -> Option<Loaded> {
-    match config::load(path, env, Utc::now()) {
-        Ok(l) => {
-            metrics.config_reload(true);
-            Some(l)
-        }
-        Err(errors) => {
-            metrics.config_reload(false);
-            for e in &errors.0 {
-                tracing::error!(error = %e, "rule file rejected; the last good rules stay in force");
-            }
-            None
-        }
-    }
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let loaded = match config::load(&args.config, &env, Utc::now()) {
@@ -213,7 +196,6 @@ async fn daemon(
     let (file_tx, mut file_rx) = mpsc::channel::<()>(8);
     let _watcher = watch_file(&args.config, file_tx);
     let reload_daemon = daemon.clone();
-    let reload_metrics = metrics.clone();
     let config_path = args.config.clone();
     let reload_env = env.clone();
     tokio::spawn(async move {
@@ -231,11 +213,9 @@ async fn daemon(
                     tracing::info!("SIGHUP: reloading the rule file");
                 }
             }
-            if let Some(l) = reload(&config_path, &reload_env, &reload_metrics) {
-                reload_daemon.set_rules(Arc::new(l.rules));
+            if reload_daemon.reload(&config_path, &reload_env).is_ok() {
                 generation += 1;
                 let _ = reload_tx.send(generation);
-                tracing::info!(generation, "rule file reloaded");
             }
         }
     });

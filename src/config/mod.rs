@@ -129,8 +129,20 @@ pub struct Selector {
 }
 
 impl Selector {
-    /// Whether `env` fits.
+    /// Whether `env` fits. An environment whose cluster is not known yet does not fit a
+    /// selector that names clusters (so no rule acts on it by mistake); protections use
+    /// [`Selector::may_match`] instead.
     pub fn matches(&self, env: &Environment) -> bool {
+        self.matches_when_cluster_unknown(env, false)
+    }
+
+    /// Whether `env` fits or might: an unknown cluster counts as fitting, so a `protect`
+    /// entry naming clusters protects environments whose cluster is not known yet.
+    pub fn may_match(&self, env: &Environment) -> bool {
+        self.matches_when_cluster_unknown(env, true)
+    }
+
+    fn matches_when_cluster_unknown(&self, env: &Environment, unknown_fits: bool) -> bool {
         let any = |globs: &[Glob], value: &str| {
             globs.is_empty() || globs.iter().any(|g| g.matches(value))
         };
@@ -141,7 +153,7 @@ impl Selector {
                 || env
                     .cluster
                     .as_deref()
-                    .is_some_and(|c| self.clusters.iter().any(|g| g.matches(c))))
+                    .map_or(unknown_fits, |c| self.clusters.iter().any(|g| g.matches(c))))
             && self
                 .labels
                 .iter()

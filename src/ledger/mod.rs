@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::policy::{Action, Decision, EnvRecord, LedgerView};
+use crate::policy::{Action, Decision, EnvRecord, LedgerView, StopCause};
 
 /// A ledger problem (disk, corruption): the daemon reports it and keeps running.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,7 @@ pub struct Pending {
     pub id: i64,
     pub environment_id: String,
     pub action: String,
+    pub cause: Option<String>,
     pub rule: Option<String>,
     pub intent_at: DateTime<Utc>,
 }
@@ -192,15 +193,16 @@ impl Ledger {
     pub fn pending(&self) -> Result<Vec<Pending>, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, environment_id, action, rule, intent_at FROM actions WHERE outcome IS NULL ORDER BY id",
+            "SELECT id, environment_id, action, cause, rule, intent_at FROM actions WHERE outcome IS NULL ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(Pending {
                 id: r.get(0)?,
                 environment_id: r.get(1)?,
                 action: r.get(2)?,
-                rule: r.get(3)?,
-                intent_at: parse_ts(&r.get::<_, String>(4)?)?,
+                cause: r.get(3)?,
+                rule: r.get(4)?,
+                intent_at: parse_ts(&r.get::<_, String>(5)?)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -255,7 +257,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// Opens a stop interval for curfew's stop of an environment.
+    /// Opens a stop interval for curfew's stop of an environment (decided now).
     pub fn open_stop(
         &self,
         d: &Decision,
@@ -263,14 +265,38 @@ impl Ledger {
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let cause = match d.cause {
-            Some(crate::policy::Cause::Idle) => "idle",
-            _ => "schedule",
+            Some(crate::policy::Cause::Idle) => StopCause::Idle,
+            _ => StopCause::Schedule,
+        };
+        self.open_stop_for(
+            &d.environment_id,
+            d.rule.as_deref().unwrap_or_default(),
+            cause,
+            &d.reason,
+            hourly_cost,
+            at,
+        )
+    }
+
+    /// Opens a stop interval unless one is open already for this environment.
+    pub fn open_stop_for(
+        &self,
+        env: &str,
+        rule: &str,
+        cause: StopCause,
+        reason: &str,
+        hourly_cost: Option<f64>,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let cause = match cause {
+            StopCause::Idle => "idle",
+            StopCause::Schedule => "schedule",
         };
         let conn = self.conn();
         let open: Option<i64> = conn
             .query_row(
                 "SELECT id FROM stops WHERE environment_id = ?1 AND started_at IS NULL",
-                params![d.environment_id],
+                params![env],
                 |r| r.get(0),
             )
             .optional()?;
@@ -278,19 +304,20 @@ impl Ledger {
             conn.execute(
                 "INSERT INTO stops (environment_id, rule, cause, reason, hourly_cost, stopped_at, accrued_until)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                params![d.environment_id, d.rule.clone().unwrap_or_default(), cause, d.reason, hourly_cost, ts(at)],
+                params![env, rule, cause, reason, hourly_cost, ts(at)],
             )?;
         }
         Ok(())
     }
 
     /// Accrues savings of every open stop up to `now`, and closes the stops of environments
-    /// that are running again (`running`). Returns nothing: read [`Ledger::savings`].
+    /// that are no longer stopped (`still_stopped` says: running again, started, or gone).
+    /// Read the totals with [`Ledger::savings`].
     pub fn accrue(
         &self,
         now: DateTime<Utc>,
         currency: &str,
-        running: &[String],
+        still_stopped: &dyn Fn(&str) -> bool,
     ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -317,7 +344,7 @@ impl Ledger {
                         params![id, ts(now.max(from))],
                     )?;
                 }
-                if running.contains(&env) {
+                if !still_stopped(&env) {
                     tx.execute(
                         "UPDATE stops SET started_at = ?2 WHERE id = ?1",
                         params![id, ts(now)],

@@ -6,6 +6,26 @@ use super::*;
 use crate::platform::EnvState;
 use crate::policy::{Cause, StopCause};
 
+#[test]
+fn a_stop_ends_when_its_environment_is_gone() {
+    let ledger = Ledger::in_memory().unwrap();
+    let t0 = at("2026-11-27T18:00:00Z");
+    ledger
+        .open_stop_for("gone", "ttl", StopCause::Schedule, "stopped", Some(1.0), t0)
+        .unwrap();
+    ledger
+        .accrue(t0 + TimeDelta::hours(1), "EUR", &|_| false)
+        .unwrap();
+    ledger
+        .accrue(t0 + TimeDelta::hours(100), "EUR", &|_| true)
+        .unwrap();
+    let s = ledger.savings().unwrap();
+    assert!(
+        (s[0].saved - 1.0).abs() < 1e-9,
+        "savings stop with the environment: {s:?}"
+    );
+}
+
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -104,12 +124,15 @@ fn savings_accrue_while_stopped_and_stop_when_started() {
     ledger
         .open_stop(&stop_decision("a"), Some(0.5), t0)
         .unwrap(); // idempotent
-    ledger.accrue(t0 + TimeDelta::hours(2), "EUR", &[]).unwrap();
     ledger
-        .accrue(t0 + TimeDelta::hours(4), "EUR", &["a".to_string()])
+        .accrue(t0 + TimeDelta::hours(2), "EUR", &|_| true)
+        .unwrap();
+    // Running again at +4h: the interval closes there.
+    ledger
+        .accrue(t0 + TimeDelta::hours(4), "EUR", &|env| env != "a")
         .unwrap();
     ledger
-        .accrue(t0 + TimeDelta::hours(10), "EUR", &[])
+        .accrue(t0 + TimeDelta::hours(10), "EUR", &|_| true)
         .unwrap();
     let s = ledger.savings().unwrap();
     assert_eq!(s.len(), 1);

@@ -474,7 +474,12 @@ impl Qovery {
                 .unwrap_or_else(PoisonError::into_inner);
             d.refreshing = false;
             if let Some(by_env) = details {
-                d.by_env = by_env;
+                // What a failed call did not bring back stays as it was.
+                for (id, fresh) in by_env {
+                    let entry = d.by_env.entry(id).or_default();
+                    entry.cluster = fresh.cluster.or(entry.cluster.take());
+                    entry.hourly_cost = fresh.hourly_cost.or(entry.hourly_cost);
+                }
                 d.fetched_at = Some(Instant::now());
             }
         });

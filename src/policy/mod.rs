@@ -273,7 +273,12 @@ impl<'a> Pass<'a> {
     }
 
     fn protection(&self, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
-        if let Some(p) = self.rules.protect.iter().find(|p| p.selector.matches(env)) {
+        if let Some(p) = self
+            .rules
+            .protect
+            .iter()
+            .find(|p| p.selector.may_match(env))
+        {
             return Some(format!("{}; curfew never acts on it", p.description));
         }
         if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {

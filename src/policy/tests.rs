@@ -690,3 +690,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unknown_cluster_is_protected_by_a_cluster_protection_and_matched_by_no_cluster_rule() {
+    let r = rules(concat!(
+        "timezone: UTC\nprotect:\n  - cluster: \"prod-*\"\n",
+        "rules:\n  - name: eu\n    match: { cluster: \"eu-*\" }\n    stop_when_idle: 1m\n",
+    ));
+    let unknown = env("pr-1");
+    let d = one(&r, unknown, &none(), "2026-11-27T12:00:00Z");
+    assert_eq!(d.action, Action::None);
+    assert!(
+        d.reason
+            .contains("protected by protect[0] (cluster=prod-*)"),
+        "{}",
+        d.reason
+    );
+    let eu = Environment {
+        cluster: Some("eu-west".into()),
+        ..env("pr-1")
+    };
+    assert_eq!(
+        one(&r, eu, &none(), "2026-11-27T12:00:00Z").action,
+        Action::Stop
+    );
+    let prod = Environment {
+        cluster: Some("prod-1".into()),
+        ..env("pr-1")
+    };
+    assert_eq!(
+        one(&r, prod, &none(), "2026-11-27T12:00:00Z").action,
+        Action::None
+    );
+}

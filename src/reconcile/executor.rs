@@ -169,7 +169,10 @@ impl Daemon {
     /// One log line and one count per action, from the same data.
     fn record(&self, d: &Decision, r: &ActResult) {
         let rule = d.rule.as_deref().unwrap_or("none");
-        self.metrics.action(d.action, d.rule.as_deref(), r.label());
+        // A delete waiting for its second pass was not attempted: logged, not counted.
+        if *r != ActResult::Confirming {
+            self.metrics.action(d.action, d.rule.as_deref(), r.label());
+        }
         match r {
             ActResult::Failed(e) => {
                 tracing::warn!(environment = %d.environment, id = %d.environment_id, rule, action = %d.action, reason = %d.reason, result = "error", error = %e, "action failed")

@@ -119,6 +119,31 @@ impl Daemon {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
+    /// Reloads the rule file: rules that compile are put in force; a broken file is
+    /// rejected (each error logged, the reload counted as failed) and the last good rules
+    /// stay in force.
+    pub fn reload(
+        &self,
+        path: &std::path::Path,
+        env: &HashMap<String, String>,
+    ) -> Result<(), crate::config::ConfigErrors> {
+        match crate::config::load(path, env, self.clock.now()) {
+            Ok(loaded) => {
+                self.set_rules(Arc::new(loaded.rules));
+                self.metrics.config_reload(true);
+                tracing::info!(file = %path.display(), "rule file reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                self.metrics.config_reload(false);
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "rule file rejected; the last good rules stay in force");
+                }
+                Err(errors)
+            }
+        }
+    }
+
     /// The last listing, if any pass has run.
     pub fn last_snapshot(&self) -> Option<Snapshot> {
         self.memory
@@ -159,15 +184,38 @@ impl Daemon {
             };
             tracing::warn!(environment = %p.environment_id, action = %p.action, outcome, "resolving an action interrupted by a restart");
             if done && p.action == "stop" {
-                // curfew's stop took effect: remember it as curfew's, for wake and savings.
+                // curfew's stop took effect: remember it as curfew's (with its cause), for
+                // wake and savings.
+                let cause = if p.cause.as_deref() == Some("idle") {
+                    policy::StopCause::Idle
+                } else {
+                    policy::StopCause::Schedule
+                };
+                let rule = p.rule.clone().unwrap_or_default();
+                let cost = snapshot
+                    .environments
+                    .iter()
+                    .find(|e| e.id == p.environment_id)
+                    .and_then(|e| e.hourly_cost);
+                let cost = cost.or_else(|| self.rules().rule(&rule).and_then(|r| r.hourly_cost));
+                self.ledger.open_stop_for(
+                    &p.environment_id,
+                    &rule,
+                    cause,
+                    "stopped (recovered after a restart)",
+                    cost,
+                    p.intent_at,
+                )?;
                 let r = view.entry(&p.environment_id);
                 if r.curfew_stop.is_none() {
                     r.curfew_stop = Some(policy::StopRecord {
                         at: p.intent_at,
-                        cause: policy::StopCause::Schedule,
-                        rule: p.rule.clone().unwrap_or_default(),
+                        cause,
+                        rule,
                     });
-                    r.schedule_stop_settled_at = Some(p.intent_at);
+                    if cause == policy::StopCause::Schedule {
+                        r.schedule_stop_settled_at = Some(p.intent_at);
+                    }
                 }
             }
             self.ledger.outcome(p.id, outcome, None, now)?;
@@ -226,20 +274,25 @@ impl Daemon {
         }
         let ids: Vec<String> = snapshot.environments.iter().map(|e| e.id.clone()).collect();
         self.ledger.store(&before, &view, &ids)?;
-        // Savings stop accruing when an environment runs again (seen running, or started
-        // by curfew in this very pass).
-        let started = acted
+        // Savings stop accruing when an environment runs again (seen running, started by
+        // curfew in this very pass) or is gone.
+        let started: HashSet<&str> = acted
             .iter()
             .filter(|(d, r)| d.action == Action::Start && matches!(r, ActResult::Done(_)))
-            .map(|(d, _)| d.environment_id.clone());
-        let running: Vec<String> = snapshot
+            .map(|(d, _)| d.environment_id.as_str())
+            .collect();
+        let states: HashMap<&str, EnvState> = snapshot
             .environments
             .iter()
-            .filter(|e| matches!(e.state, EnvState::Running | EnvState::Starting))
-            .map(|e| e.id.clone())
-            .chain(started)
+            .map(|e| (e.id.as_str(), e.state))
             .collect();
-        self.ledger.accrue(now, &rules.currency, &running)?;
+        let still_stopped = |id: &str| {
+            !started.contains(id)
+                && states
+                    .get(id)
+                    .is_some_and(|s| !matches!(s, EnvState::Running | EnvState::Starting))
+        };
+        self.ledger.accrue(now, &rules.currency, &still_stopped)?;
         self.export(&rules, &snapshot, &decisions, &view)?;
         let next_wakeup = policy::next_wakeup(&decisions);
         {

@@ -297,3 +297,46 @@ async fn passes_survive_platform_faults_and_do_nothing_wrong() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_broken_rule_file_is_rejected_and_the_last_good_rules_stay_in_force() {
+    let w = world(PREVIEWS_PARIS, "2026-11-27T12:00:00+01:00", 4).await;
+    let dir = std::env::temp_dir().join(format!("curfew-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.yaml");
+    let env = std::collections::HashMap::new();
+    std::fs::write(
+        &path,
+        PREVIEWS_PARIS.replace("name: office", "name: office-v2"),
+    )
+    .unwrap();
+    w.daemon.reload(&path, &env).unwrap();
+    assert_eq!(w.daemon.rules().rules[0].name, "office-v2");
+    std::fs::write(
+        &path,
+        "rules:\n  - name: broken\n    run: Mno-Fri 08:00-19:00\n",
+    )
+    .unwrap();
+    let err = w.daemon.reload(&path, &env).unwrap_err();
+    assert!(err.to_string().contains("unknown weekday \"Mno\""), "{err}");
+    assert_eq!(
+        w.daemon.rules().rules[0].name,
+        "office-v2",
+        "the last good rules stay"
+    );
+    let metrics = w.daemon.metrics.encode();
+    assert!(
+        metrics.contains("curfew_config_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("curfew_config_reloads_total{result=\"ok\"} 1"));
+    // Passes go on under the old rules.
+    let report = w.daemon.pass().await.unwrap();
+    assert!(
+        report
+            .decisions
+            .iter()
+            .any(|d| d.rule.as_deref() == Some("office-v2"))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
