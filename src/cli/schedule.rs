@@ -1,6 +1,7 @@
 //! `curfew schedule eval|timeline` and `curfew duration`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufWriter, Write};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -63,8 +64,9 @@ fn invalid(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(INVALID))
 }
 
-fn zone_arg(name: &str) -> Result<Tz, String> {
-    zone::parse_zone(name).ok_or_else(|| format!("unknown time zone \"{name}\" in --tz"))
+/// A zone named by `--tz` (`what`) or a batch line's `tz`.
+fn zone_arg(name: &str, what: &str) -> Result<Tz, String> {
+    zone::parse_zone(name).ok_or_else(|| format!("unknown time zone \"{name}\" in {what}"))
 }
 
 fn instant_arg(text: &str, flag: &str) -> Result<DateTime<Utc>, String> {
@@ -86,15 +88,38 @@ struct Evaluation {
 }
 
 fn evaluate(schedule: &Schedule, at: DateTime<Utc>, tz: Tz) -> Evaluation {
+    let (active, next_change) = schedule.active_and_next_change(at);
     Evaluation {
         at: show(at, tz),
-        active: schedule.is_active(at),
-        next_change: schedule.next_change(at).map(|t| show(t, tz)),
+        active,
+        next_change: next_change.map(|t| show(t, tz)),
+    }
+}
+
+impl Evaluation {
+    /// Writes the line `serde_json` would write, without its per-byte escaping scan: the
+    /// two strings are RFC 3339 instants, which hold nothing JSON escapes.
+    fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(b"{\"at\":\"")?;
+        out.write_all(self.at.as_bytes())?;
+        out.write_all(if self.active {
+            b"\",\"active\":true,\"next_change\":"
+        } else {
+            b"\",\"active\":false,\"next_change\":"
+        })?;
+        match &self.next_change {
+            Some(next) => {
+                out.write_all(b"\"")?;
+                out.write_all(next.as_bytes())?;
+                out.write_all(b"\"}")
+            }
+            None => out.write_all(b"null}"),
+        }
     }
 }
 
 fn eval(spec: &str, instants: &[String], tz: &str) -> anyhow::Result<ExitCode> {
-    let tz = match zone_arg(tz) {
+    let tz = match zone_arg(tz, "--tz") {
         Ok(tz) => tz,
         Err(e) => return invalid(e),
     };
@@ -120,7 +145,7 @@ fn eval(spec: &str, instants: &[String], tz: &str) -> anyhow::Result<ExitCode> {
 
 fn timeline(spec: &str, from: &str, to: &str, tz: &str) -> anyhow::Result<ExitCode> {
     let parsed = (|| {
-        let tz = zone_arg(tz)?;
+        let tz = zone_arg(tz, "--tz")?;
         let from = instant_arg(from, "--from")?;
         let to = instant_arg(to, "--to")?;
         let schedule =
@@ -166,22 +191,92 @@ struct BatchError {
     error: String,
 }
 
-/// Parsed schedules by (spec, zone): batches repeat the same specs many times.
-type Cache = HashMap<(String, String), Rc<Result<(Schedule, Tz), String>>>;
+/// Parsed schedules by spec, then by zone name: batches repeat the same few specs many
+/// times. Looked up by `&str`, so a hit allocates nothing.
+#[derive(Default)]
+struct Cache {
+    by_spec: HashMap<Box<str>, ByZone, BuildHasherDefault<FxHasher>>,
+    entries: usize,
+}
+
+type Parsed = Rc<Result<(Schedule, Tz), String>>;
+
+/// One spec's parses, by zone name (a batch rarely gives one spec more than a few zones).
+type ByZone = Vec<(Box<str>, Parsed)>;
+
 const CACHE_LIMIT: usize = 10_000;
 
+impl Cache {
+    fn get_or_parse(&mut self, spec: &str, tz_name: &str) -> Parsed {
+        if let Some(zones) = self.by_spec.get(spec)
+            && let Some((_, parsed)) = zones.iter().find(|(name, _)| **name == *tz_name)
+        {
+            return Rc::clone(parsed);
+        }
+        let parsed = Rc::new(zone_arg(tz_name, "tz").and_then(|tz| {
+            Schedule::parse(spec, tz)
+                .map(|s| (s, tz))
+                .map_err(|e| format!("invalid schedule \"{spec}\": {e}"))
+        }));
+        if self.entries >= CACHE_LIMIT {
+            self.by_spec.clear();
+            self.entries = 0;
+        }
+        self.entries += 1;
+        self.by_spec
+            .entry(spec.into())
+            .or_default()
+            .push((tz_name.into(), Rc::clone(&parsed)));
+        parsed
+    }
+}
+
+/// The Fx hash (rustc's): fast on short keys; the cache's keys are not adversarial.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Reads `{"spec","at","tz"}` lines and writes one result line per input line, in order.
-pub fn batch(input: impl BufRead, output: impl Write) -> anyhow::Result<ExitCode> {
+pub fn batch(mut input: impl BufRead, output: impl Write) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::with_capacity(1 << 16, output);
-    let mut cache: Cache = HashMap::new();
-    for (number, line) in input.lines().enumerate() {
-        let line = line?;
-        match batch_line(&line, &mut cache) {
-            Ok(result) => serde_json::to_writer(&mut out, &result)?,
+    let mut cache = Cache::default();
+    let mut line = String::new();
+    let mut number = 0usize;
+    loop {
+        // One buffer for every line; the line ends are dropped as `BufRead::lines` does.
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        number += 1;
+        let text = match line.strip_suffix('\n') {
+            Some(text) => text.strip_suffix('\r').unwrap_or(text),
+            None => &line,
+        };
+        match batch_line(text, &mut cache) {
+            Ok(result) => result.write_json(&mut out)?,
             Err(error) => serde_json::to_writer(
                 &mut out,
                 &BatchError {
-                    error: format!("line {}: {error}", number + 1),
+                    error: format!("line {number}: {error}"),
                 },
             )?,
         }
@@ -195,23 +290,7 @@ fn batch_line(line: &str, cache: &mut Cache) -> Result<Evaluation, String> {
     let request: BatchLine<'_> = serde_json::from_str(line)
         .map_err(|e| format!("not a {{\"spec\",\"at\",\"tz\"}} object: {e}"))?;
     let tz_name = request.tz.as_deref().unwrap_or("UTC");
-    let key = (request.spec.to_string(), tz_name.to_string());
-    let parsed = match cache.get(&key) {
-        Some(hit) => Rc::clone(hit),
-        None => {
-            let parsed = zone_arg(tz_name).and_then(|tz| {
-                Schedule::parse(&request.spec, tz)
-                    .map(|s| (s, tz))
-                    .map_err(|e| format!("invalid schedule \"{}\": {e}", request.spec))
-            });
-            if cache.len() >= CACHE_LIMIT {
-                cache.clear();
-            }
-            let parsed = Rc::new(parsed);
-            cache.insert(key, Rc::clone(&parsed));
-            parsed
-        }
-    };
+    let parsed = cache.get_or_parse(&request.spec, tz_name);
     let (schedule, tz) = parsed.as_ref().as_ref().map_err(Clone::clone)?;
     let at = instant_arg(&request.at, "at")?;
     Ok(evaluate(schedule, at, *tz))
@@ -270,6 +349,53 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn batch_lines_are_written_as_serde_json_writes_them() {
+        let schedule = Schedule::parse("Mon-Fri 08:00-19:00", chrono_tz::Europe::Paris).unwrap();
+        for (at, tz) in [
+            ("2026-11-27T18:59:59.25+01:00", chrono_tz::Europe::Paris),
+            ("2026-11-28T12:00:00Z", chrono_tz::UTC),
+            ("2026-11-27T12:00:00Z", chrono_tz::Asia::Kolkata),
+        ] {
+            let eval = evaluate(&schedule, instant_arg(at, "at").unwrap(), tz);
+            let mut ours = Vec::new();
+            eval.write_json(&mut ours).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&eval).unwrap()
+            );
+        }
+        let never = Schedule::parse("never", chrono_tz::UTC).unwrap();
+        let eval = evaluate(
+            &never,
+            instant_arg("2026-11-27T12:00:00Z", "at").unwrap(),
+            chrono_tz::UTC,
+        );
+        let mut ours = Vec::new();
+        eval.write_json(&mut ours).unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string(&eval).unwrap()
+        );
+    }
+
+    #[test]
+    fn batch_drops_line_ends_as_lines_does() {
+        let input = "{\"spec\": \"always\", \"at\": \"2026-11-27T12:00:00Z\"}\r\n\r\nnot json\r";
+        let lines = run_batch(input);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["active"], true);
+        assert_eq!(
+            lines[1]["error"],
+            "line 2: not a {\"spec\",\"at\",\"tz\"} object: EOF while parsing a value at line 1 column 0"
+        );
+        // A last line without a newline keeps its carriage return, as `BufRead::lines` does.
+        assert_eq!(
+            lines[2]["error"],
+            "line 3: not a {\"spec\",\"at\",\"tz\"} object: expected ident at line 1 column 2"
+        );
     }
 
     #[test]

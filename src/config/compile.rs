@@ -896,8 +896,11 @@ fn event_fields(f: &super::raw::RawEventFields) -> Result<String, String> {
             parts.push(format!("start={s}"));
         }
     }
-    if let Some(tz) = &f.time_zone {
-        parts.push(format!("tz={tz}"));
+    match &f.time_zone {
+        Some(tz) => parts.push(format!("tz={tz}")),
+        // kube-green's SleepInfo without timeZone means UTC.
+        None if kube_green => parts.push("tz=UTC".into()),
+        None => {}
     }
     Ok(parts.join("; "))
 }

@@ -125,6 +125,15 @@ impl Schedule {
         }
     }
 
+    /// [`Schedule::is_active`] and [`Schedule::next_change`] at `t` at once, sharing the
+    /// work the two have in common (the wall time at `t`).
+    pub fn active_and_next_change(&self, t: DateTime<Utc>) -> (bool, Option<DateTime<Utc>>) {
+        match &self.kind {
+            Kind::Windows(w) => w.active_and_next_change(t),
+            Kind::Events(e) => (e.active_at(t), e.next_change(t)),
+        }
+    }
+
     /// Every change in `(from, to]`, with the state it changes to.
     pub fn transitions(
         &self,
@@ -194,6 +203,11 @@ impl Windows {
     }
 
     fn active_at(&self, t: DateTime<Utc>) -> bool {
+        self.active_with(t, |tz| zone::effective_local(tz, t))
+    }
+
+    /// The state at `t`, given the effective wall time at `t` in a zone.
+    fn active_with(&self, t: DateTime<Utc>, mut wall_in: impl FnMut(Tz) -> NaiveDateTime) -> bool {
         // Windows in the same zone share one conversion to local time.
         let mut local: Option<(Tz, NaiveDateTime, bool)> = None;
         for window in &self.windows {
@@ -207,7 +221,7 @@ impl Windows {
                     let (wall, holiday) = match local {
                         Some((tz, wall, holiday)) if tz == w.tz => (wall, holiday),
                         _ => {
-                            let wall = zone::effective_local(w.tz, t);
+                            let wall = wall_in(w.tz);
                             let holiday = !self.holidays.is_empty()
                                 && is_holiday(&self.holidays, wall.date());
                             local = Some((w.tz, wall, holiday));
@@ -225,44 +239,67 @@ impl Windows {
     }
 
     fn next_change(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.active_and_next_change(t).1
+    }
+
+    fn active_and_next_change(&self, t: DateTime<Utc>) -> (bool, Option<DateTime<Utc>>) {
         if self.windows.contains(&Window::Always) {
-            return None;
+            return (true, None);
         }
-        let now = self.active_at(t);
-        let weekly: Vec<&Weekly> = self
-            .windows
+        // The wall time at `t` in each zone, computed once: it gives both the state at `t`
+        // and which boundaries have already passed.
+        let walls = Walls::at(&self.windows, t);
+        let now = self.active_with(t, |tz| walls.get(tz, t));
+        (now, self.next_change_from(t, now, &walls))
+    }
+
+    /// Each weekly window's boundaries after `from`, given the wall times at `from`.
+    fn upcoming(&self, from: DateTime<Utc>, walls: &Walls) -> Upcomings<'_> {
+        self.windows
             .iter()
             .filter_map(|w| match w {
-                Window::Weekly(w) => Some(w),
+                Window::Weekly(w) => Some((w.tz, w.upcoming(walls.get(w.tz, from)).peekable())),
                 _ => None,
             })
-            .collect();
-        let start = |from: DateTime<Utc>| -> Vec<_> {
-            weekly
-                .iter()
-                .map(|w| w.boundaries_from(from).peekable())
-                .collect()
-        };
-        let mut boundaries = start(t);
+            .collect()
+    }
+
+    fn next_change_from(
+        &self,
+        t: DateTime<Utc>,
+        now: bool,
+        walls: &Walls,
+    ) -> Option<DateTime<Utc>> {
+        let mut boundaries = self.upcoming(t, walls);
+        // Only needed after a quiet week, which most searches never reach.
+        let mut offset_changes: Option<OffsetChanges> = None;
         let mut next_aperiodic = self.aperiodic.partition_point(|a| *a <= t);
         let mut last = t;
         let mut quiet_since = t;
         loop {
-            let mut weekly_next: Option<DateTime<Utc>> = None;
-            for it in &mut boundaries {
-                while it.next_if(|c| *c <= last).is_some() {}
-                if let Some(&c) = it.peek() {
-                    weekly_next = Some(weekly_next.map_or(c, |w| w.min(c)));
+            // The earliest upcoming weekly boundary, with the wall time there in its
+            // window's zone when the boundary already told it.
+            let mut weekly_next: Option<(DateTime<Utc>, KnownWall)> = None;
+            for (tz, it) in &mut boundaries {
+                while it.next_if(|(c, _)| *c <= last).is_some() {}
+                if let Some(&(c, wall)) = it.peek()
+                    && weekly_next.is_none_or(|(w, _)| c < w)
+                {
+                    weekly_next = Some((c, wall.map(|wall| (*tz, wall))));
                 }
             }
             let aperiodic = self.aperiodic.get(next_aperiodic).copied();
-            let (candidate, is_aperiodic) = match (weekly_next, aperiodic) {
+            let (candidate, is_aperiodic, known) = match (weekly_next, aperiodic) {
                 (None, None) => return None,
-                (Some(w), Some(a)) if a <= w => (a, true),
-                (None, Some(a)) => (a, true),
-                (Some(w), _) => (w, false),
+                (Some((w, known)), Some(a)) if a <= w => (a, true, known.filter(|_| a == w)),
+                (None, Some(a)) => (a, true, None),
+                (Some((w, known)), _) => (w, false, known),
             };
-            if self.active_at(candidate) != now {
+            let wall_at = |tz: Tz| match known {
+                Some((known_tz, wall)) if known_tz == tz => wall,
+                _ => zone::effective_local(tz, candidate),
+            };
+            if self.active_with(candidate, wall_at) != now {
                 return Some(candidate);
             }
             last = candidate;
@@ -270,13 +307,110 @@ impl Windows {
                 next_aperiodic += 1;
                 quiet_since = candidate;
             } else if candidate - quiet_since > QUIET_WEEK {
-                // The weekly pattern is constant from here to the next interruption.
-                let resume = *self.aperiodic.get(next_aperiodic)? - TimeDelta::seconds(1);
-                boundaries = start(resume);
-                last = resume;
-                quiet_since = resume;
+                // The weekly pattern is constant from here to the next interruption: an
+                // aperiodic instant, or a zone's offset moving against another zone's.
+                let shift = offset_changes
+                    .get_or_insert_with(|| OffsetChanges::new(&self.windows))
+                    .next_after(quiet_since);
+                if let Some(shift) = shift.filter(|s| *s <= candidate) {
+                    // The offsets changed during this quiet week; the new ones need a
+                    // quiet week of their own.
+                    quiet_since = shift;
+                } else {
+                    let aperiodic = self.aperiodic.get(next_aperiodic).copied();
+                    let resume = aperiodic.into_iter().chain(shift).min()? - TimeDelta::seconds(1);
+                    boundaries = self.upcoming(resume, &Walls::at(&self.windows, resume));
+                    last = resume;
+                    quiet_since = resume;
+                }
             }
         }
+    }
+}
+
+/// The next UTC-offset change of the zones of a window list, searched for lazily and
+/// remembered. Only windows in two or more zones need it: in one zone the state depends on
+/// the wall time alone, which any quiet week shows in full, but across zones it also
+/// depends on their offsets (00:00-12:00 Europe/Paris and 11:00-24:00 UTC leave a gap in
+/// summer only).
+struct OffsetChanges {
+    /// Per zone, what the last search found.
+    zones: Vec<(Tz, Option<Searched>)>,
+}
+
+/// A zone's first offset change after `from` (`None`: it never changes again).
+#[derive(Clone, Copy)]
+struct Searched {
+    from: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+}
+
+impl OffsetChanges {
+    fn new(windows: &[Window]) -> OffsetChanges {
+        let mut zones: Vec<Tz> = windows
+            .iter()
+            .filter_map(|w| match w {
+                Window::Weekly(w) => Some(w.tz),
+                _ => None,
+            })
+            .collect();
+        zones.sort_by_key(|z| z.name());
+        zones.dedup();
+        if zones.len() < 2 {
+            zones.clear();
+        }
+        OffsetChanges {
+            zones: zones.into_iter().map(|z| (z, None)).collect(),
+        }
+    }
+
+    /// The first instant after `t` at which one of the zones changes offset.
+    fn next_after(&mut self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.zones
+            .iter_mut()
+            .filter_map(|(tz, known)| match *known {
+                // No change in `[from, next)`, so none between `t` and `next` either.
+                Some(s) if s.from <= t && s.next.is_none_or(|n| n > t) => s.next,
+                _ => {
+                    let next = zone::next_offset_change(*tz, t);
+                    *known = Some(Searched { from: t, next });
+                    next
+                }
+            })
+            .min()
+    }
+}
+
+/// A zone and the effective wall time there at an instant, when a boundary already told it.
+type KnownWall = Option<(Tz, NaiveDateTime)>;
+
+/// Each weekly window's boundaries after `from`, with the window's zone.
+type Upcomings<'a> = Vec<(Tz, std::iter::Peekable<weekly::Upcoming<'a>>)>;
+
+/// Effective wall times at one instant, one per zone used by a window list's weekly
+/// windows (most lists use one zone; a few, two or three).
+struct Walls(Vec<(Tz, NaiveDateTime)>);
+
+impl Walls {
+    fn at(windows: &[Window], t: DateTime<Utc>) -> Walls {
+        let mut walls: Vec<(Tz, NaiveDateTime)> = Vec::new();
+        for window in windows {
+            if let Window::Weekly(w) = window
+                && !walls.iter().any(|(tz, _)| *tz == w.tz)
+            {
+                walls.push((w.tz, zone::effective_local(w.tz, t)));
+            }
+        }
+        Walls(walls)
+    }
+
+    /// The wall time in `tz` (computed afresh for a zone not collected, which does not
+    /// happen: every caller asks for the zone of a weekly window).
+    fn get(&self, tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
+        self.0
+            .iter()
+            .find(|(z, _)| *z == tz)
+            .map_or_else(|| zone::effective_local(tz, t), |(_, wall)| *wall)
     }
 }
 

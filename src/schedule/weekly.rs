@@ -125,6 +125,35 @@ impl Weekly {
         }
     }
 
+    /// The window's boundaries strictly after an instant `t`, given `wall`, the effective
+    /// wall time at `t` (see [`zone::effective_local`]). These are the instants
+    /// [`Weekly::boundaries_from`] yields after `t`, in order; the ones already passed are
+    /// never resolved.
+    ///
+    /// A boundary at wall time `w` resolves to an instant at or before `t` exactly when
+    /// `w <= wall` (effective wall time never goes backwards, and a boundary takes effect
+    /// at the first instant that reaches it), so passed boundaries are recognized by
+    /// comparing wall times, which needs no zone lookup.
+    pub(crate) fn upcoming(&self, wall: NaiveDateTime) -> Upcoming<'_> {
+        // A window that crosses midnight can still end on `wall`'s day after starting on
+        // the day before; any other window's boundaries on the day before have passed.
+        let first = if self.crosses_midnight() {
+            wall.date() - TimeDelta::days(1)
+        } else {
+            wall.date()
+        };
+        Upcoming {
+            window: self,
+            day: first,
+            passed: wall,
+            end: None,
+        }
+    }
+
+    fn wall(day: NaiveDate, secs: u32) -> NaiveDateTime {
+        day.and_time(NaiveTime::MIN) + TimeDelta::seconds(i64::from(secs))
+    }
+
     fn at(&self, day: NaiveDate, secs: u32) -> DateTime<Utc> {
         let local = day.and_time(NaiveTime::MIN) + TimeDelta::seconds(i64::from(secs));
         zone::resolve(self.tz, local)
@@ -159,6 +188,55 @@ impl Iterator for Boundaries<'_> {
                 };
                 self.pending = Some(w.at(end_day, w.end));
                 return Some(start);
+            }
+        }
+        None
+    }
+}
+
+/// Iterator over a window's boundaries after a given wall time, in time order, forever
+/// (see [`Weekly::upcoming`]).
+pub(crate) struct Upcoming<'a> {
+    window: &'a Weekly,
+    /// The next day whose start is to be considered.
+    day: NaiveDate,
+    /// Boundaries at or before this wall time have passed and are not yielded.
+    passed: NaiveDateTime,
+    /// The wall time of the end that follows the start just yielded or skipped.
+    end: Option<NaiveDateTime>,
+}
+
+impl Iterator for Upcoming<'_> {
+    /// A boundary, and the effective wall time there when known (see
+    /// [`zone::resolve_with_wall`]).
+    type Item = (DateTime<Utc>, Option<NaiveDateTime>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let w = self.window;
+        // Each round looks at one pending end or one day. Walls only grow, and every start
+        // from the day after `passed` on is past it, so with any day in the set a boundary
+        // comes within a dozen rounds; the bound ends the search for an empty set.
+        for _ in 0..32 {
+            if let Some(end) = self.end.take() {
+                if end > self.passed {
+                    return Some(zone::resolve_with_wall(w.tz, end));
+                }
+                continue;
+            }
+            let day = self.day;
+            self.day = day.succ_opt()?;
+            if !w.days.contains(day.weekday()) {
+                continue;
+            }
+            let end_day = if w.crosses_midnight() {
+                day.succ_opt()?
+            } else {
+                day
+            };
+            self.end = Some(Weekly::wall(end_day, w.end));
+            let start = Weekly::wall(day, w.start);
+            if start > self.passed {
+                return Some(zone::resolve_with_wall(w.tz, start));
             }
         }
         None

@@ -45,10 +45,20 @@ pub fn effective_local(tz: Tz, t: DateTime<Utc>) -> NaiveDateTime {
 /// A wall time that exists once maps to its instant; a repeated one to its first
 /// occurrence; one in a gap to the first instant after the gap.
 pub fn resolve(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    resolve_with_wall(tz, local).0
+}
+
+/// [`resolve`], and also the effective wall time at the instant found
+/// ([`effective_local`]) when it is known without another lookup: a wall time that exists
+/// exactly once is the effective wall time of its instant.
+pub(crate) fn resolve_with_wall(
+    tz: Tz,
+    local: NaiveDateTime,
+) -> (DateTime<Utc>, Option<NaiveDateTime>) {
     match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) => t.with_timezone(&Utc),
-        LocalResult::Ambiguous(a, b) => a.min(b).with_timezone(&Utc),
-        LocalResult::None => first_instant_at_or_after(tz, local),
+        LocalResult::Single(t) => (t.with_timezone(&Utc), Some(local)),
+        LocalResult::Ambiguous(a, b) => (a.min(b).with_timezone(&Utc), None),
+        LocalResult::None => (first_instant_at_or_after(tz, local), None),
     }
 }
 
@@ -93,6 +103,37 @@ fn transition_before(tz: Tz, t: DateTime<Utc>, to: chrono::FixedOffset) -> DateT
         }
     }
     DateTime::from_timestamp(hi, 0).unwrap_or(t)
+}
+
+/// chrono-tz tabulates each zone's offset changes up to 2100 and keeps the last offset after.
+const TABULATED_UNTIL: i64 = 4_102_444_800; // 2100-01-01T00:00:00Z
+
+/// The first instant after `t` at which `tz`'s UTC offset differs from its offset at `t`;
+/// `None` when it never changes again. Offsets are compared a day apart, then the change is
+/// found to the second, so an offset that lasts less than a day may be missed.
+pub fn next_offset_change(tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let offset = |u: i64| {
+        DateTime::from_timestamp(u, 0).map(|x| tz.offset_from_utc_datetime(&x.naive_utc()).fix())
+    };
+    let now = offset(t.timestamp());
+    let mut lo = t.timestamp();
+    while lo < TABULATED_UNTIL {
+        let mut hi = lo + 86_400;
+        if offset(hi) != now {
+            // Invariant: `lo` carries the old offset, `hi` a new one.
+            while lo + 1 < hi {
+                let mid = lo + (hi - lo) / 2;
+                if offset(mid) == now {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            return DateTime::from_timestamp(hi, 0);
+        }
+        lo = hi;
+    }
+    None
 }
 
 /// Looks a zone up by IANA name, ignoring case (`europe/paris` is `Europe/Paris`).
