@@ -261,6 +261,18 @@ fn kube_green_fields_and_custodian_tags_become_event_schedules() {
             .describe()
             .contains("tz=America/Los_Angeles")
     );
+    // A SleepInfo without timeZone means UTC in kube-green, whatever the rule's zone.
+    let no_zone = ok(
+        "timezone: Europe/Paris\nrules:\n  - name: kg\n    events: { weekdays: \"1-5\", sleepAt: \"20:00\" }\n",
+    );
+    assert!(
+        no_zone.rules[0]
+            .schedule
+            .as_ref()
+            .unwrap()
+            .describe()
+            .ends_with("tz=UTC")
+    );
 }
 
 #[test]
