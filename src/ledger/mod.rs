@@ -173,6 +173,98 @@ impl Ledger {
         Ok(conn.last_insert_rowid())
     }
 
+    /// Writes the intents of several actions in one transaction (one disk sync), before
+    /// any of them is called. Returns their ids, in order.
+    pub fn intents(
+        &self,
+        decisions: &[&Decision],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<i64>, LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut ids = Vec::with_capacity(decisions.len());
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO actions (environment_id, environment, action, cause, rule, reason, dry_run, intent_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for d in decisions {
+                stmt.execute(params![
+                    d.environment_id,
+                    d.environment,
+                    d.action.as_str(),
+                    d.cause.map(|c| format!("{c:?}").to_lowercase()),
+                    d.rule,
+                    d.reason,
+                    d.dry_run,
+                    ts(at)
+                ])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Writes the outcomes of a pass's calls and opens the stop intervals of the stops that
+    /// were taken, in one transaction.
+    pub fn finish(
+        &self,
+        outcomes: &[(i64, &str, Option<&str>)],
+        stops: &[&Decision],
+        finished: DateTime<Utc>,
+        decided: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut update = tx.prepare(
+                "UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
+            )?;
+            for (id, outcome, error) in outcomes {
+                update.execute(params![id, outcome, ts(finished), error])?;
+            }
+            for d in stops {
+                let cause = if d.cause == Some(crate::policy::Cause::Idle) {
+                    StopCause::Idle
+                } else {
+                    StopCause::Schedule
+                };
+                insert_stop(
+                    &tx,
+                    &d.environment_id,
+                    d.rule.as_deref().unwrap_or_default(),
+                    cause,
+                    &d.reason,
+                    d.hourly_cost,
+                    decided,
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes several outcomes in one transaction.
+    pub fn outcomes(
+        &self,
+        outcomes: &[(i64, &str, Option<&str>)],
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
+            )?;
+            for (id, outcome, error) in outcomes {
+                stmt.execute(params![id, outcome, ts(at), error])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Writes the outcome of an action (`ok`, `already`, `gone`, `error`, `dry_run`,
     /// `skipped_cap`, `recovered_…`).
     pub fn outcome(
@@ -288,26 +380,7 @@ impl Ledger {
         hourly_cost: Option<f64>,
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let cause = match cause {
-            StopCause::Idle => "idle",
-            StopCause::Schedule => "schedule",
-        };
-        let conn = self.conn();
-        let open: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM stops WHERE environment_id = ?1 AND started_at IS NULL",
-                params![env],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if open.is_none() {
-            conn.execute(
-                "INSERT INTO stops (environment_id, rule, cause, reason, hourly_cost, stopped_at, accrued_until)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                params![env, rule, cause, reason, hourly_cost, ts(at)],
-            )?;
-        }
-        Ok(())
+        insert_stop(&self.conn(), env, rule, cause, reason, hourly_cost, at)
     }
 
     /// Accrues savings of every open stop up to `now`, and closes the stops of environments
@@ -491,6 +564,37 @@ impl Ledger {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Opens a stop interval unless one is open already for this environment.
+fn insert_stop(
+    conn: &Connection,
+    env: &str,
+    rule: &str,
+    cause: StopCause,
+    reason: &str,
+    hourly_cost: Option<f64>,
+    at: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    let cause = match cause {
+        StopCause::Idle => "idle",
+        StopCause::Schedule => "schedule",
+    };
+    let open: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM stops WHERE environment_id = ?1 AND started_at IS NULL",
+            params![env],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if open.is_none() {
+        conn.execute(
+            "INSERT INTO stops (environment_id, rule, cause, reason, hourly_cost, stopped_at, accrued_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![env, rule, cause, reason, hourly_cost, ts(at)],
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -559,13 +559,6 @@ impl Platform for Qovery {
 
     async fn list(&self) -> Result<Snapshot, PlatformError> {
         let org = &self.inner.options.organization;
-        let (projects, environments) = tokio::join!(
-            self.get_list::<ProjectWire>(format!("/organization/{org}/project"), "list_projects"),
-            self.get_list::<EnvironmentWire>(
-                format!("/organization/{org}/environments"),
-                "list_environments"
-            ),
-        );
         let not_found = || {
             self.error(
                 Operation::List,
@@ -573,23 +566,38 @@ impl Platform for Qovery {
                 format!("organization {org} not found (check the organization id)"),
             )
         };
-        let projects = projects?.ok_or_else(not_found)?;
+        // The status calls need only the projects: they start as soon as the projects are
+        // listed, while the (large) organization-wide environment list is still coming.
+        let environments_call = self.get_list::<EnvironmentWire>(
+            format!("/organization/{org}/environments"),
+            "list_environments",
+        );
+        let projects_then_statuses = async {
+            let projects = self
+                .get_list::<ProjectWire>(format!("/organization/{org}/project"), "list_projects")
+                .await?
+                .ok_or_else(not_found)?;
+            let statuses = futures::future::join_all(projects.iter().map(|p| async move {
+                (
+                    p.id.clone(),
+                    self.get_list::<StatusWire>(
+                        format!("/project/{}/environment/status", p.id),
+                        "list_status",
+                    )
+                    .await,
+                )
+            }))
+            .await;
+            Ok::<_, PlatformError>((projects, statuses))
+        };
+        let (environments, projects_and_statuses) =
+            tokio::join!(environments_call, projects_then_statuses);
+        let (projects, statuses) = projects_and_statuses?;
         let environments = environments?.ok_or_else(not_found)?;
         let names: HashMap<&str, &str> = projects
             .iter()
             .map(|p| (p.id.as_str(), p.name.as_str()))
             .collect();
-        let statuses = futures::future::join_all(projects.iter().map(|p| async move {
-            (
-                p.id.clone(),
-                self.get_list::<StatusWire>(
-                    format!("/project/{}/environment/status", p.id),
-                    "list_status",
-                )
-                .await,
-            )
-        }))
-        .await;
         let mut complete = true;
         let mut by_env: HashMap<String, StatusWire> = HashMap::new();
         for (project, result) in statuses {

@@ -59,8 +59,9 @@ impl Daemon {
         let mut deletes_left = i64::from(rules.safety.max_deletes_per_hour)
             .saturating_sub(deletes_last_hour)
             .max(0);
-        let mut results: Vec<(Decision, ActResult)> = Vec::new();
-        let mut calls: Vec<(Decision, i64)> = Vec::new();
+        // First decide what each due action becomes; then write every intent in one
+        // transaction (one disk sync) before the first call.
+        let mut planned: Vec<(&Decision, Option<ActResult>)> = Vec::with_capacity(due.len());
         for d in due {
             let result = if d.dry_run {
                 Some(ActResult::DryRun)
@@ -86,35 +87,43 @@ impl Daemon {
                         deletes_left -= 1;
                         None
                     }
-                    Action::Warn | Action::None => None,
+                    // A warning is carried out by recording it (notifications send it).
+                    Action::Warn => Some(ActResult::Done(Outcome::Accepted)),
+                    Action::None => None,
                 }
             };
-            match result {
-                Some(r) => {
-                    let id = self.ledger.intent(d, now)?;
-                    let outcome = match &r {
-                        ActResult::DryRun => "dry_run",
-                        ActResult::SkippedCap(_) => "skipped_cap",
-                        ActResult::Confirming => "confirming",
-                        _ => "error",
-                    };
-                    self.ledger.outcome(id, outcome, None, now)?;
-                    if let ActResult::SkippedCap(cap) = &r {
-                        self.metrics.cap_hit(*cap);
-                    }
-                    self.record(d, &r);
-                    results.push((d.clone(), r));
-                }
-                None if d.action == Action::Warn => {
-                    let id = self.ledger.intent(d, now)?;
-                    self.ledger.outcome(id, "ok", None, now)?;
-                    view.apply(d, now);
-                    let r = ActResult::Done(Outcome::Accepted);
-                    self.record(d, &r);
-                    results.push((d.clone(), r));
-                }
-                None => calls.push((d.clone(), self.ledger.intent(d, now)?)),
+            planned.push((d, result));
+        }
+        let ids = self
+            .ledger
+            .intents(&planned.iter().map(|(d, _)| *d).collect::<Vec<_>>(), now)?;
+        let mut results: Vec<(Decision, ActResult)> = Vec::new();
+        let mut settled: Vec<(i64, &str, Option<&str>)> = Vec::new();
+        let mut calls: Vec<(Decision, i64)> = Vec::new();
+        for ((d, result), id) in planned.into_iter().zip(ids) {
+            let Some(r) = result else {
+                calls.push((d.clone(), id));
+                continue;
+            };
+            let outcome = match &r {
+                ActResult::DryRun => "dry_run",
+                ActResult::SkippedCap(_) => "skipped_cap",
+                ActResult::Confirming => "confirming",
+                ActResult::Done(_) => "ok",
+                ActResult::Failed(_) => "error",
+            };
+            settled.push((id, outcome, None));
+            match &r {
+                ActResult::SkippedCap(cap) => self.metrics.cap_hit(*cap),
+                ActResult::Done(_) => view.apply(d, now),
+                _ => {}
             }
+            self.record(d, &r);
+            results.push((d.clone(), r));
+        }
+        self.ledger.outcomes(&settled, now)?;
+        if !calls.is_empty() {
+            tracing::info!(calls = calls.len(), "calling the platform");
         }
         let platform = &self.platform;
         let outcomes: Vec<(Decision, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
@@ -130,6 +139,8 @@ impl Daemon {
             .collect()
             .await;
         let finished = self.clock.now();
+        let mut written: Vec<(i64, &'static str, Option<String>)> =
+            Vec::with_capacity(outcomes.len());
         for (d, id, r) in outcomes {
             let result = match r {
                 Ok(outcome) => {
@@ -138,21 +149,29 @@ impl Daemon {
                         Outcome::AlreadyThereOrBusy => "already",
                         Outcome::Gone => "gone",
                     };
-                    self.ledger.outcome(id, word, None, finished)?;
+                    written.push((id, word, None));
                     view.apply(&d, now);
-                    if d.action == Action::Stop {
-                        self.ledger.open_stop(&d, d.hourly_cost, now)?;
-                    }
                     ActResult::Done(outcome)
                 }
                 Err(message) => {
-                    self.ledger.outcome(id, "error", Some(&message), finished)?;
+                    written.push((id, "error", Some(message.clone())));
                     ActResult::Failed(message)
                 }
             };
             self.record(&d, &result);
             results.push((d, result));
         }
+        // Outcomes and the stop intervals they open, in one transaction.
+        let stops: Vec<&Decision> = results
+            .iter()
+            .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
+            .map(|(d, _)| d)
+            .collect();
+        let outcomes: Vec<(i64, &str, Option<&str>)> = written
+            .iter()
+            .map(|(id, w, e)| (*id, *w, e.as_deref()))
+            .collect();
+        self.ledger.finish(&outcomes, &stops, finished, now)?;
         for action in [Action::Stop, Action::Start, Action::Delete] {
             let skipped = results
                 .iter()

@@ -305,11 +305,16 @@ impl Daemon {
             memory
                 .delete_first_due
                 .retain(|id, _| due.contains(id.as_str()));
-            memory.last_snapshot = Some(snapshot.clone());
         }
+        let complete = snapshot.complete;
+        // Kept for the admin API's plan (moved, not copied: it is the pass's largest value).
+        self.memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last_snapshot = Some(snapshot);
         Ok(PassReport {
             at: now,
-            complete: snapshot.complete,
+            complete,
             decisions,
             acted,
             next_wakeup,
