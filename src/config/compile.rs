@@ -742,42 +742,29 @@ fn compile_schedule(
                 }
             }
         };
+    // `run:` and `stop:` take the same windows; an event spec belongs under `events:`.
+    let windows = |c: &mut Compiler<'_>, at: &At<RawWindows>, field: &str| -> Option<Schedule> {
+        let pos = list_aware_position(&at.value, at);
+        let s = parse(c, &at.value.joined(), field, pos)?;
+        if s.events().is_some() {
+            let place = Place {
+                rule,
+                field,
+                line: at.line,
+                column: at.column,
+            };
+            c.error(
+                place,
+                format!("an event schedule (stop=…, off=…) belongs under `events`, not `{field}`"),
+            );
+            return None;
+        }
+        Some(s)
+    };
     let schedule = if let Some(run) = &raw.run {
-        let text = run.value.joined();
-        let pos = list_aware_position(&run.value, run);
-        let s = parse(c, &text, "run", pos)?;
-        if s.events().is_some() {
-            let place = Place {
-                rule,
-                field: "run",
-                line: run.line,
-                column: run.column,
-            };
-            c.error(
-                place,
-                "an event schedule (stop=…, off=…) belongs under `events`, not `run`",
-            );
-            return None;
-        }
-        RuleSchedule::Run(s.with_holidays(holidays))
+        RuleSchedule::Run(windows(c, run, "run")?.with_holidays(holidays))
     } else if let Some(stop) = &raw.stop {
-        let text = stop.value.joined();
-        let pos = list_aware_position(&stop.value, stop);
-        let s = parse(c, &text, "stop", pos)?;
-        if s.events().is_some() {
-            let place = Place {
-                rule,
-                field: "stop",
-                line: stop.line,
-                column: stop.column,
-            };
-            c.error(
-                place,
-                "an event schedule (stop=…, off=…) belongs under `events`, not `stop`",
-            );
-            return None;
-        }
-        RuleSchedule::stop(s, holidays, tz)
+        RuleSchedule::stop(windows(c, stop, "stop")?, holidays, tz)
     } else if let Some(events) = &raw.events {
         let text = match &events.value {
             RawEvents::Spec(s) => s.clone(),

@@ -274,11 +274,7 @@ impl Ledger {
         error: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.conn().execute(
-            "UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
-            params![id, outcome, ts(at), error],
-        )?;
-        Ok(())
+        self.outcomes(&[(id, outcome, error)], at)
     }
 
     /// Intents without an outcome: actions in flight when the daemon last died.
