@@ -77,8 +77,6 @@ pub struct Daemon {
 struct Memory {
     /// When each pending delete was first seen due (two passes, one resync apart).
     delete_first_due: HashMap<String, DateTime<Utc>>,
-    /// The last snapshot, for the admin API's plan.
-    last_snapshot: Option<Snapshot>,
 }
 
 impl Daemon {
@@ -142,15 +140,6 @@ impl Daemon {
                 Err(errors)
             }
         }
-    }
-
-    /// The last listing, if any pass has run.
-    pub fn last_snapshot(&self) -> Option<Snapshot> {
-        self.memory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .last_snapshot
-            .clone()
     }
 
     /// Resolves actions whose intent was written but whose outcome was not (the daemon
@@ -306,12 +295,9 @@ impl Daemon {
                 .delete_first_due
                 .retain(|id, _| due.contains(id.as_str()));
         }
+        // The snapshot is the pass's largest value: it is not kept between passes.
         let complete = snapshot.complete;
-        // Kept for the admin API's plan (moved, not copied: it is the pass's largest value).
-        self.memory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .last_snapshot = Some(snapshot);
+        drop(snapshot);
         Ok(PassReport {
             at: now,
             complete,
