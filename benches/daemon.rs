@@ -10,6 +10,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,19 +52,11 @@ async fn one_pass() {
         },
         Arc::new(clock.clone()),
     );
-    let running = sandbox
-        .clone()
-        .spawn(
-            tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind"),
-        )
-        .await
-        .expect("sandbox");
+    let running = common::serve_apart(sandbox.clone());
     let mut o = QoveryOptions::new(
         running.url.clone(),
         running.organization_id.clone(),
-        Token::new("b"),
+        Token::new(running.token.clone()),
     );
     o.max_concurrency = concurrency;
     o.requests_per_second = 100_000.0;

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench qovery_list`
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,15 +37,7 @@ async fn run() {
         },
         Arc::new(SystemClock),
     );
-    let running = sandbox
-        .clone()
-        .spawn(
-            tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind"),
-        )
-        .await
-        .expect("sandbox");
+    let running = common::serve_apart(sandbox.clone());
     let mut options = QoveryOptions::new(
         running.url.clone(),
         running.organization_id.clone(),

@@ -1,0 +1,40 @@
+//! Shared by the benchmarks: the sandbox served from its own thread and runtime, as
+//! Qovery's servers would be, so its work (building a 2.7 MB listing) never blocks the
+//! client's tokio workers and the figures measure curfew, not the simulator's scheduling.
+
+use curfew::platform::sandbox::Sandbox;
+
+/// Where the sandbox answers.
+pub struct Served {
+    pub url: String,
+    pub organization_id: String,
+    pub token: String,
+}
+
+/// Serves `sandbox` on a loopback port from a thread of its own (for the benchmark's
+/// lifetime).
+pub fn serve_apart(sandbox: Sandbox) -> Served {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("the sandbox's runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let running = sandbox.spawn(listener).await.expect("sandbox");
+            let _ = tx.send(Served {
+                url: running.url.clone(),
+                organization_id: running.organization_id.clone(),
+                token: running.token.clone(),
+            });
+            // Keep serving until the process ends.
+            std::future::pending::<()>().await;
+            drop(running);
+        });
+    });
+    rx.recv().expect("the sandbox started")
+}
