@@ -14,7 +14,7 @@ use super::bodies::{
     application_body, container_body, environment_body, environment_status_body,
     organization_environment_body, project_body, status_body,
 };
-use super::fleet::{EnvironmentRecord, Fleet, uuid};
+use super::fleet::{EnvironmentRecord, Fleet, Service, uuid};
 use super::gate::gate;
 use super::lifecycle::Action;
 use super::{ActionCounts, Inner, Sandbox};
@@ -170,30 +170,27 @@ async fn environment_status(
 }
 
 async fn list_applications(Extract(sandbox): Extract<Sandbox>, Path(id): Path<String>) -> Response {
-    sandbox.with_fleet(|inner, _, _| {
-        let fleet = &inner.fleet;
-        let Some(env) = find(fleet, &id) else {
-            return not_found("environment", &id);
-        };
-        let results: Vec<Value> = env
-            .services
-            .iter()
-            .filter_map(|s| application_body(fleet, env, s))
-            .collect();
-        ok(json!({ "results": results }))
-    })
+    list_services(&sandbox, &id, application_body)
 }
 
 async fn list_containers(Extract(sandbox): Extract<Sandbox>, Path(id): Path<String>) -> Response {
+    list_services(&sandbox, &id, container_body)
+}
+
+/// An environment's services of one kind: `body` answers `None` for the other kind.
+fn list_services<F>(sandbox: &Sandbox, id: &str, body: F) -> Response
+where
+    F: Fn(&Fleet, &EnvironmentRecord, &Service) -> Option<Value>,
+{
     sandbox.with_fleet(|inner, _, _| {
         let fleet = &inner.fleet;
-        let Some(env) = find(fleet, &id) else {
-            return not_found("environment", &id);
+        let Some(env) = find(fleet, id) else {
+            return not_found("environment", id);
         };
         let results: Vec<Value> = env
             .services
             .iter()
-            .filter_map(|s| container_body(fleet, env, s))
+            .filter_map(|s| body(fleet, env, s))
             .collect();
         ok(json!({ "results": results }))
     })
