@@ -104,6 +104,20 @@ impl<'a> Compiler<'a> {
         tz
     }
 
+    /// A mode name in any case, or an error at `place`.
+    fn mode(&mut self, text: &str, place: Place<'_>) -> Option<Mode> {
+        let mode = Mode::parse(text);
+        if mode.is_none() {
+            self.error(
+                place,
+                format!(
+                    "unknown mode \"{text}\"; expected production, staging, development or preview"
+                ),
+            );
+        }
+        mode
+    }
+
     fn cost(&mut self, value: &Option<At<f64>>, rule: Option<&str>, field: &str) -> Option<f64> {
         let at = value.as_ref()?;
         if !(at.value.is_finite() && at.value >= 0.0) {
@@ -355,20 +369,17 @@ fn compile_selector<T>(
     let mut ok = true;
     let mut modes = Vec::new();
     if let Some(mode_at) = &raw.mode {
+        let f = format!("{field}.mode");
+        let place = Place {
+            rule,
+            field: &f,
+            line: mode_at.line,
+            column: mode_at.column,
+        };
         for m in mode_at.value.to_vec() {
-            match Mode::parse(&m) {
+            match c.mode(&m, place) {
                 Some(mode) => modes.push(mode),
-                None => {
-                    let f = format!("{field}.mode");
-                    let place = Place {
-                        rule,
-                        field: &f,
-                        line: mode_at.line,
-                        column: mode_at.column,
-                    };
-                    c.error(place, format!("unknown mode \"{m}\"; expected production, staging, development or preview"));
-                    ok = false;
-                }
+                None => ok = false,
             }
         }
     }
@@ -504,24 +515,13 @@ fn compile_rule(
         selector.environments.push(Glob::new(&w.value));
     }
     if let Some(m) = &raw.mode {
-        match Mode::parse(&m.value) {
-            Some(mode) => selector.modes.push(mode),
-            None => {
-                let place = Place {
-                    rule,
-                    field: "mode",
-                    line: m.line,
-                    column: m.column,
-                };
-                c.error(
-                    place,
-                    format!(
-                        "unknown mode \"{}\"; expected production, staging, development or preview",
-                        m.value
-                    ),
-                );
-            }
-        }
+        let place = Place {
+            rule,
+            field: "mode",
+            line: m.line,
+            column: m.column,
+        };
+        selector.modes.extend(c.mode(&m.value, place));
     }
     if let Some(id) = &raw.cluster_id {
         selector.clusters.push(Glob::new(&id.value));
@@ -597,19 +597,14 @@ fn compile_rule(
     let mut allow_delete = vec![Mode::Preview];
     if let Some(list) = &raw.allow_delete {
         allow_delete.clear();
+        let place = Place {
+            rule,
+            field: "allow_delete",
+            line: list.line,
+            column: list.column,
+        };
         for m in &list.value {
-            match Mode::parse(m) {
-                Some(mode) => allow_delete.push(mode),
-                None => {
-                    let place = Place {
-                        rule,
-                        field: "allow_delete",
-                        line: list.line,
-                        column: list.column,
-                    };
-                    c.error(place, format!("unknown mode \"{m}\"; expected production, staging, development or preview"));
-                }
-            }
+            allow_delete.extend(c.mode(m, place));
         }
     }
     let deletes = delete_after.is_some()

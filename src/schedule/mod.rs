@@ -175,15 +175,7 @@ impl Windows {
                 );
             }
         }
-        let mut zones: Vec<Tz> = windows
-            .iter()
-            .filter_map(|w| match w {
-                Window::Weekly(w) => Some(w.tz),
-                _ => None,
-            })
-            .collect();
-        zones.sort_by_key(|z| z.name());
-        zones.dedup();
+        let zones = weekly_zones(&windows);
         for tz in zones {
             for h in &holidays {
                 let midnight = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN);
@@ -347,15 +339,7 @@ struct Searched {
 
 impl OffsetChanges {
     fn new(windows: &[Window]) -> OffsetChanges {
-        let mut zones: Vec<Tz> = windows
-            .iter()
-            .filter_map(|w| match w {
-                Window::Weekly(w) => Some(w.tz),
-                _ => None,
-            })
-            .collect();
-        zones.sort_by_key(|z| z.name());
-        zones.dedup();
+        let mut zones = weekly_zones(windows);
         if zones.len() < 2 {
             zones.clear();
         }
@@ -412,6 +396,20 @@ impl Walls {
             .find(|(z, _)| *z == tz)
             .map_or_else(|| zone::effective_local(tz, t), |(_, wall)| *wall)
     }
+}
+
+/// The distinct zones of a list's weekly windows.
+fn weekly_zones(windows: &[Window]) -> Vec<Tz> {
+    let mut zones: Vec<Tz> = windows
+        .iter()
+        .filter_map(|w| match w {
+            Window::Weekly(w) => Some(w.tz),
+            _ => None,
+        })
+        .collect();
+    zones.sort_by_key(|z| z.name());
+    zones.dedup();
+    zones
 }
 
 fn rfc3339(t: &DateTime<FixedOffset>) -> String {
