@@ -101,18 +101,23 @@ impl World {
     }
 }
 
+/// The actions of a log as "Fri 19:00:00 stop" in `tz`, one line per instant and action.
+fn local_actions(log: &[(DateTime<Utc>, String, Action)], tz: chrono_tz::Tz) -> Vec<String> {
+    let mut lines: Vec<String> = log
+        .iter()
+        .map(|(t, _, a)| format!("{} {a}", t.with_timezone(&tz).format("%a %H:%M:%S")))
+        .collect();
+    lines.dedup();
+    lines
+}
+
 const PREVIEWS_PARIS: &str = "timezone: Europe/Paris\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 08:00-19:00\n    wake: all\n";
 
 #[tokio::test]
 async fn a_week_across_the_paris_autumn_change_stops_and_starts_at_each_boundary_exactly() {
     let w = world(PREVIEWS_PARIS, "2026-10-23T12:00:00+02:00", 6).await;
     let log = w.run_until(at("2026-10-28T12:00:00+01:00")).await;
-    let tz = chrono_tz::Europe::Paris;
-    let mut instants: Vec<String> = log
-        .iter()
-        .map(|(t, _, a)| format!("{} {a}", t.with_timezone(&tz).format("%a %H:%M:%S")))
-        .collect();
-    instants.dedup();
+    let instants = local_actions(&log, chrono_tz::Europe::Paris);
     assert_eq!(
         instants,
         [
@@ -140,12 +145,7 @@ async fn a_new_york_week_across_its_change_keeps_local_nine_to_five() {
     let rules = "timezone: America/New_York\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 09:00-17:00\n    wake: all\n";
     let w = world(rules, "2026-10-30T12:00:00-04:00", 4).await;
     let log = w.run_until(at("2026-11-03T12:00:00-05:00")).await;
-    let tz = chrono_tz::America::New_York;
-    let mut instants: Vec<String> = log
-        .iter()
-        .map(|(t, _, a)| format!("{} {a}", t.with_timezone(&tz).format("%a %H:%M:%S")))
-        .collect();
-    instants.dedup();
+    let instants = local_actions(&log, chrono_tz::America::New_York);
     assert_eq!(
         instants,
         [
