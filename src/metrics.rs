@@ -60,6 +60,30 @@ impl ActionResult {
     }
 }
 
+/// How one notification delivery ended, as counted in `curfew_notifications_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationResult {
+    /// The receiver answered 2xx.
+    Ok,
+    /// Given up: retries exhausted, a permanent refusal (4xx), or no usable URL.
+    Error,
+    /// Not queued: the delivery queue was full (the pass never waits for it).
+    Dropped,
+    /// One attempt failed and another follows (counted per retried attempt).
+    Retry,
+}
+
+impl NotificationResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationResult::Ok => "ok",
+            NotificationResult::Error => "error",
+            NotificationResult::Dropped => "dropped",
+            NotificationResult::Retry => "retry",
+        }
+    }
+}
+
 /// How one reconcile pass ended, as counted in `curfew_reconcile_total{result}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassResult {
@@ -137,7 +161,10 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     /// Always 1; the `version` label says which curfew is running.
     build_info: IntGaugeVec,
-    /// Messages sent (webhook, Slack) by target, kind and result (`ok`, `error`).
+    /// Notification deliveries by target (its name under `notify`), kind
+    /// (`delete_warning`, `deleted`, `failure`, `digest`) and result: `ok`, `error` (gave
+    /// up after retries, or could not be sent), `dropped` (the queue was full) and `retry`
+    /// (one failed attempt that was tried again).
     notifications: IntCounterVec,
     /// Times a safety cap held actions back (`max_stops_per_pass`,
     /// `max_deletes_per_hour`). Frequent hits mean the cap is too low or a rule is too broad.
@@ -285,7 +312,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "curfew_notifications_total",
-                        "Notifications sent, by result",
+                        "Notification deliveries and retried attempts, by result",
                     ),
                     &["target", "kind", "result"],
                 ),
@@ -412,11 +439,12 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one notification. `target` (`webhook`, `slack`) and `kind`
-    /// (`delete_warning`, `failure`…) are fixed names, hence `'static`.
-    pub fn notification(&self, target: &'static str, kind: &'static str, ok: bool) {
+    /// Counts one notification delivery (or one retried attempt). `target` is a name under
+    /// the rule file's `notify` (bounded by the file); `kind` is a fixed name
+    /// (`delete_warning`, `deleted`, `failure`, `digest`), hence `'static`.
+    pub fn notification(&self, target: &str, kind: &'static str, result: NotificationResult) {
         self.notifications
-            .with_label_values(&[target, kind, ok_or_error(ok)])
+            .with_label_values(&[target, kind, result.as_str()])
             .inc();
     }
 
@@ -679,7 +707,7 @@ mod tests {
             Some(1.8e9 + 60.0),
         );
         m.config_reload(true);
-        m.notification("slack", "delete_warning", true);
+        m.notification("team-slack", "delete_warning", NotificationResult::Ok);
         m.cap_hit(Cap::MaxDeletesPerHour);
         m.set_due_not_done(Action::Delete, 2);
         m.set_environment_states(&[("pr-12", "web", Some("office-hours"), EnvState::Stopped)]);
@@ -862,7 +890,7 @@ mod tests {
         m.action(Action::Stop, None, ActionResult::DryRun);
         m.cap_hit(Cap::MaxStopsPerPass);
         m.config_reload(false);
-        m.notification("webhook", "failure", false);
+        m.notification("audit-hook", "failure", NotificationResult::Dropped);
         m.set_due_not_done(Action::Stop, 5);
         m.set_due_not_done(Action::Stop, 0);
         // (metric, labels, expected value)
@@ -894,9 +922,9 @@ mod tests {
             (
                 "curfew_notifications_total",
                 &[
-                    ("target", "webhook"),
+                    ("target", "audit-hook"),
                     ("kind", "failure"),
-                    ("result", "error"),
+                    ("result", "dropped"),
                 ],
                 1.0,
             ),
