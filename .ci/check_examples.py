@@ -20,7 +20,12 @@ Loader.yaml_implicit_resolvers = {
 
 schema = json.load(open("schema/curfew.schema.json"))
 validator = jsonschema.Draft202012Validator(schema)
-files = sorted(glob.glob("config/*.yaml"))
+# The examples, and the rule files that deploy/ ships (compose demo, Kubernetes base and overlays).
+files = sorted(
+    glob.glob("config/*.yaml")
+    + glob.glob("deploy/kubernetes/**/curfew.yaml", recursive=True)
+    + glob.glob("deploy/compose/rules/*.yaml")
+)
 bad = 0
 for path in files:
     doc = yaml.load(open(path), Loader=Loader)

@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+#
+# curfew's image: one static binary on distroless (CA certificates, time zones, no shell),
+# running as the unprivileged user 65532. Nothing is written outside the ledger's volume,
+# so the root filesystem can be mounted read-only.
+#
+#   docker build -t curfew .
+#   docker run --rm -p 9464:9464 -v "$PWD/config/sandbox.yaml:/etc/curfew/curfew.yaml:ro" curfew
+#
+#   /etc/curfew/curfew.yaml   the rule file (a ConfigMap or a bind mount); reloaded on change
+#   /var/lib/curfew           the SQLite ledger: audit log and savings (a volume)
+#   :9464                     /metrics, /healthz, /readyz
+#
+# The build is CI's (`cargo build --release --locked`, on the toolchain CI uses), on Alpine
+# so that the binary is linked statically against musl and needs no libc in the image.
+# Debug info (kept by the release profile for profiling) is left out of the image.
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-alpine AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
+    cargo build --release --locked --bin curfew \
+ && install -D -m 0755 target/release/curfew /out/curfew \
+ && mkdir -p /out/ledger
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/curfew /usr/local/bin/curfew
+# Owned by the runtime user, so that a fresh named volume mounted here is writable.
+COPY --from=build --chown=65532:65532 /out/ledger /var/lib/curfew
+# The image decides where the ledger lives and that the port is reachable from outside
+# the container; these override `daemon.ledger` and `daemon.listen` of the rule file.
+ENV CURFEW_DAEMON__LEDGER=/var/lib/curfew/curfew.db \
+    CURFEW_DAEMON__LISTEN=0.0.0.0:9464
+USER 65532:65532
+VOLUME ["/var/lib/curfew"]
+EXPOSE 9464
+ENTRYPOINT ["/usr/local/bin/curfew"]
+CMD ["run", "--config", "/etc/curfew/curfew.yaml", "--log-format", "json"]

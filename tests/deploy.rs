@@ -1,0 +1,217 @@
+//! The files in `deploy/`, checked on every `cargo test` without outside tools: the
+//! PrometheusRule carries exactly the alert rules of `deploy/prometheus`, every rule file
+//! that ships validates, the dashboard names no datasource of its own and its panels do
+//! not overlap, and the compose stack mounts files that exist.
+//!
+//! The tools that check the rest (promtool, a live Prometheus, kustomize and the
+//! Kubernetes schemas) run in `tests/prometheus.rs` and `.ci/check_deploy.py`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const ALERTS: &str = "deploy/prometheus/curfew-alerts.yaml";
+const PROMETHEUS_RULE: &str = "deploy/kubernetes/base/prometheusrule.yaml";
+const DASHBOARD: &str = "deploy/grafana/dashboards/curfew.json";
+const COMPOSE: &str = "deploy/compose/compose.yaml";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(ROOT).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn yaml(path: &str) -> Value {
+    serde_saphyr::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The PrometheusRule for the alert rules file `alerts`: its `groups:` and everything
+/// after, comments included, become the resource's `spec`.
+fn prometheus_rule(alerts: &str) -> String {
+    let start = alerts
+        .find("\ngroups:")
+        .map(|i| i + 1)
+        .expect("the alert rules start with `groups:`");
+    let mut text = format!(
+        "# Generated from {ALERTS} by `UPDATE_DEPLOY=1 cargo test --test deploy`:\n\
+         # edit that file, not this one (tests/deploy.rs fails when the two differ).\n\
+         apiVersion: monitoring.coreos.com/v1\n\
+         kind: PrometheusRule\n\
+         metadata:\n  name: curfew\n  labels:\n    app.kubernetes.io/name: curfew\n\
+         spec:\n"
+    );
+    for line in alerts[start..].lines() {
+        if !line.is_empty() {
+            text.push_str("  ");
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn the_prometheus_rule_carries_the_alert_rules_of_deploy_prometheus() {
+    let want = prometheus_rule(&read(ALERTS));
+    if std::env::var_os("UPDATE_DEPLOY").is_some() {
+        std::fs::write(repo(PROMETHEUS_RULE), &want).unwrap();
+    }
+    let have = std::fs::read_to_string(repo(PROMETHEUS_RULE)).unwrap_or_default();
+    assert!(
+        have == want,
+        "{PROMETHEUS_RULE} is not the PrometheusRule of {ALERTS}: \
+         regenerate it with `UPDATE_DEPLOY=1 cargo test --test deploy`"
+    );
+    // And as data, not only as text: the same groups, rules, labels and annotations.
+    assert_eq!(yaml(PROMETHEUS_RULE)["spec"], yaml(ALERTS));
+}
+
+#[test]
+fn every_rule_file_that_ships_validates() {
+    for file in [
+        "deploy/kubernetes/base/curfew.yaml",
+        "deploy/kubernetes/overlays/example/curfew.yaml",
+        "deploy/kubernetes/overlays/kubernetes-namespaces/curfew.yaml",
+        "deploy/compose/rules/curfew.yaml",
+    ] {
+        let output = Command::new(CURFEW)
+            .args(["validate", file])
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{file}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Every panel of the dashboard, rows' panels included.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    let mut all = Vec::new();
+    let mut todo: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = todo.pop() {
+        todo.extend(panel["panels"].as_array().into_iter().flatten());
+        all.push(panel);
+    }
+    all
+}
+
+#[test]
+fn the_dashboard_queries_the_chosen_datasource_and_its_panels_do_not_overlap() {
+    let dashboard: Value = serde_json::from_str(&read(DASHBOARD)).unwrap();
+    let datasource = serde_json::json!({ "type": "prometheus", "uid": "${datasource}" });
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    assert!(
+        variables
+            .iter()
+            .any(|v| v["name"] == "datasource" && v["type"] == "datasource"),
+        "a datasource variable, so that no installation's datasource uid is baked in"
+    );
+    for variable in variables.iter().filter(|v| v["type"] == "query") {
+        assert_eq!(variable["datasource"], datasource, "{}", variable["name"]);
+    }
+
+    let mut ids = HashSet::new();
+    let mut boxes: Vec<(String, [i64; 4])> = Vec::new();
+    for panel in panels(&dashboard) {
+        let title = panel["title"].as_str().unwrap_or_default().to_owned();
+        assert!(!title.is_empty(), "a panel without a title: {panel}");
+        assert!(
+            ids.insert(panel["id"].as_i64().unwrap()),
+            "{title}: id reused"
+        );
+        let g = &panel["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| g[k].as_i64().unwrap());
+        assert!(x >= 0 && w > 0 && x + w <= 24 && h > 0, "{title}: {g}");
+        for (other, [ox, oy, ow, oh]) in &boxes {
+            let apart = x + w <= *ox || *ox + ow <= x || y + h <= *oy || *oy + oh <= y;
+            assert!(apart, "{title} overlaps {other}");
+        }
+        boxes.push((title.clone(), [x, y, w, h]));
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert!(
+            panel["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{title}: say what the panel shows"
+        );
+        assert_eq!(panel["datasource"], datasource, "{title}");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title}: no query");
+        for target in targets {
+            assert_eq!(target["datasource"], datasource, "{title}");
+            assert!(target["expr"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+}
+
+/// The file on the host that a service sees at `inside`, through its bind mounts.
+fn host_path(service: &Value, inside: &str) -> Option<PathBuf> {
+    let compose_dir = repo(COMPOSE).parent().unwrap().to_path_buf();
+    service["volumes"]
+        .as_array()?
+        .iter()
+        .filter_map(|v| {
+            let mut parts = v.as_str()?.split(':');
+            let (host, target) = (parts.next()?, parts.next()?);
+            let rest = inside.strip_prefix(target)?;
+            host.starts_with('.')
+                .then(|| compose_dir.join(host).join(rest.trim_start_matches('/')))
+        })
+        .next()
+}
+
+#[test]
+fn the_compose_stack_mounts_files_that_exist() {
+    let compose = yaml(COMPOSE);
+    let services = compose["services"].as_object().unwrap();
+    let compose_dir = repo(COMPOSE).parent().unwrap().to_path_buf();
+    for (name, service) in services {
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let host = volume.as_str().unwrap().split(':').next().unwrap();
+            if host.starts_with('.') {
+                let path = compose_dir.join(host);
+                assert!(path.exists(), "{name}: {} is missing", path.display());
+            }
+        }
+    }
+    let curfew = &services["curfew"];
+    let context = compose_dir.join(curfew["build"]["context"].as_str().unwrap());
+    assert!(context.join("Dockerfile").is_file());
+    let args: Vec<&str> = curfew["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let config = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
+    let rules = host_path(curfew, config).expect("the rule file is mounted");
+    assert_eq!(rules, compose_dir.join("rules/curfew.yaml"));
+
+    let grafana = &services["grafana"];
+    let home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+        .as_str()
+        .unwrap();
+    let home = host_path(grafana, home).expect("the home dashboard is mounted");
+    assert!(home.is_file(), "{}", home.display());
+    let provisioned = host_path(grafana, "/etc/grafana/provisioning/dashboards/curfew.yaml")
+        .expect("the dashboard provider is mounted");
+    let provider = std::fs::read_to_string(&provisioned).unwrap();
+    let provider: Value = serde_saphyr::from_str(&provider).unwrap();
+    let folder = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
+    assert!(
+        host_path(grafana, &format!("{folder}/curfew.json")).is_some_and(|p| p.is_file()),
+        "the provider's folder holds the dashboard"
+    );
+}
