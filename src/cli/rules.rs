@@ -46,6 +46,9 @@ pub fn rule_set_json(loaded: &Loaded) -> Value {
         PlatformSettings::Qovery(q) => {
             json!({"kind": "qovery", "organization": q.organization, "token_env": q.token_env, "token_file": q.token_file, "api_url": q.api_url, "max_concurrency": q.max_concurrency, "requests_per_second": q.requests_per_second, "timeout": q.timeout.as_secs()})
         }
+        PlatformSettings::Kubernetes(k) => {
+            json!({"kind": "kubernetes", "namespace_selector": k.namespace_selector, "project_label": k.project_label, "mode_label": k.mode_label, "default_mode": k.default_mode, "cluster": k.cluster, "leader_election": k.leader_election, "traffic": k.traffic.as_ref().map(|t| &t.prometheus_url)})
+        }
     };
     json!({
         "timezone": rules.timezone.name(),
@@ -77,7 +80,7 @@ pub fn rule_set_json(loaded: &Loaded) -> Value {
     })
 }
 
-fn env_vars() -> HashMap<String, String> {
+pub(super) fn env_vars() -> HashMap<String, String> {
     std::env::vars().collect()
 }
 
@@ -93,6 +96,9 @@ pub fn validate(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
                     PlatformSettings::Sandbox(_) => "sandbox".to_string(),
                     PlatformSettings::Qovery(q) => {
                         format!("qovery organization {}", q.organization)
+                    }
+                    PlatformSettings::Kubernetes(k) => {
+                        format!("kubernetes namespaces {}", k.namespace_selector)
                     }
                 };
                 println!(

@@ -14,7 +14,7 @@ use super::{
     Defaults, Glob, Protection, Rule, RuleSchedule, RuleSet, Safety, Selector, Target, Wake,
 };
 use crate::platform::Mode;
-use crate::schedule::{Holiday, Schedule, parse_duration, zone};
+use crate::schedule::{Holiday, Schedule, format_seconds, parse_duration, zone};
 
 /// Collects errors while compiling; every check reports here and carries on.
 pub(super) struct Compiler<'a> {
@@ -218,6 +218,7 @@ pub(super) fn compile(c: &mut Compiler<'_>, raw: &RawFile) -> Option<RuleSet> {
         }
     }
     let rules = compile_rules(c, raw, timezone, &defaults, &notify);
+    check_traffic_lookback(c, raw);
     Some(RuleSet {
         timezone,
         currency,
@@ -227,6 +228,61 @@ pub(super) fn compile(c: &mut Compiler<'_>, raw: &RawFile) -> Option<RuleSet> {
         rules,
         notify,
     })
+}
+
+/// With traffic from Prometheus (`platform.kubernetes.traffic`), requests older than the
+/// lookback are not seen: a rule whose idle duration is longer could stop or delete an
+/// environment that had requests within that duration.
+fn check_traffic_lookback(c: &mut Compiler<'_>, raw: &RawFile) {
+    use super::raw::RawPlatform;
+    let Some(RawPlatform::Detailed(detail)) = raw.platform.as_ref().map(|p| &p.value) else {
+        return;
+    };
+    let Some(traffic) = detail.kubernetes.as_ref().and_then(|k| k.traffic.as_ref()) else {
+        return;
+    };
+    // A lookback that does not parse is reported with the platform settings.
+    let Ok(lookback) = traffic
+        .lookback
+        .as_deref()
+        .map_or(Ok(7 * 86_400), parse_duration)
+    else {
+        return;
+    };
+    let rules = raw
+        .rules
+        .as_ref()
+        .map(|r| r.value.as_slice())
+        .unwrap_or_default();
+    for rule in rules {
+        let name = rule.value.name.as_ref().map(|n| n.value.as_str());
+        for (field, at) in [
+            ("stop_when_idle", &rule.value.stop_when_idle),
+            ("delete_when_idle_for", &rule.value.delete_when_idle_for),
+        ] {
+            let Some(at) = at else { continue };
+            let Ok(idle) = parse_duration(&at.value) else {
+                continue;
+            };
+            if idle > lookback {
+                let place = Place {
+                    rule: name,
+                    field,
+                    line: at.line,
+                    column: at.column,
+                };
+                c.error(
+                    place,
+                    format!(
+                        "{field} {} is longer than platform.kubernetes.traffic.lookback {}: requests older than the lookback are not seen, so this rule could act on an environment in use; set the lookback to {} or more",
+                        format_seconds(idle),
+                        format_seconds(lookback),
+                        format_seconds(idle)
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn compile_safety(c: &mut Compiler<'_>, raw: Option<&RawSafety>) -> Safety {

@@ -76,7 +76,8 @@ pub struct RawFile {
     /// How the daemon runs.
     #[serde(default)]
     pub daemon: Option<At<RawDaemon>>,
-    /// Where environments live: `sandbox`, or a map with one of `qovery`, `sandbox`.
+    /// Where environments live: `sandbox`, or a map with one of `qovery`, `kubernetes`,
+    /// `sandbox`.
     #[serde(default)]
     pub platform: Option<At<RawPlatform>>,
     /// Limits that hold whatever the rules say.
@@ -119,9 +120,12 @@ pub struct RawDaemon {
     /// Name of the environment variable holding the admin API token.
     #[serde(default)]
     pub admin_token_env: Option<At<String>>,
-    /// File holding the admin API token.
+    /// File holding admin API tokens, one per line, each optionally named (`alice:TOKEN`).
     #[serde(default)]
     pub admin_token_file: Option<At<String>>,
+    /// The longest snooze or wake the admin API accepts, as a duration (default 7d).
+    #[serde(default)]
+    pub admin_max_snooze: Option<At<String>>,
 }
 
 /// `platform: sandbox`, or a map naming one platform and its settings.
@@ -139,6 +143,9 @@ pub enum RawPlatform {
 pub struct RawPlatformDetail {
     #[serde(default)]
     pub qovery: Option<RawQovery>,
+    #[serde(default)]
+    // Boxed: the biggest platform section, and most files do not have it.
+    pub kubernetes: Option<Box<RawKubernetes>>,
     #[serde(default)]
     pub sandbox: Option<RawSandbox>,
 }
@@ -168,6 +175,78 @@ pub struct RawQovery {
     /// Timeout of one request, as a duration (default 30s).
     #[serde(default)]
     pub timeout: Option<String>,
+}
+
+/// A Kubernetes cluster: each namespace chosen by `namespace_selector` is an environment.
+/// curfew reaches the API with its pod's service account, or outside a cluster with the
+/// kubeconfig (`KUBECONFIG` or `~/.kube/config`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetes {
+    /// Label selector of the namespaces that are environments (`curfew.dev/preview=true`,
+    /// `app.kubernetes.io/part-of in (web,api)`). Required: curfew acts on no other
+    /// namespace.
+    pub namespace_selector: String,
+    /// Namespace label holding the project name (default `app.kubernetes.io/part-of`).
+    #[serde(default)]
+    pub project_label: Option<String>,
+    /// Namespace label holding the mode: `production`, `staging`, `development` or
+    /// `preview` (default `curfew.dev/mode`). An unknown value counts as production.
+    #[serde(default)]
+    pub mode_label: Option<String>,
+    /// Mode of a namespace without that label (default `preview`).
+    #[serde(default)]
+    pub default_mode: Option<String>,
+    /// Cluster name, shown in decisions and matched by a rule's `match.cluster`.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// kubeconfig context to use outside a cluster (default: the current context).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// API requests in flight at once (default 8).
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Timeout of one API request, as a duration (default 30s).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Post a Kubernetes Event on the namespace for each action and each delete warning
+    /// (default true).
+    #[serde(default)]
+    pub events: Option<bool>,
+    /// Elect a leader on a Lease, so that two or more replicas can run and only one acts
+    /// (default false).
+    #[serde(default)]
+    pub leader_election: Option<bool>,
+    /// Name of the Lease (default `curfew`).
+    #[serde(default)]
+    pub lease_name: Option<String>,
+    /// Namespace of the Lease (default: curfew's own, from its service account).
+    #[serde(default)]
+    pub lease_namespace: Option<String>,
+    /// Requests to a namespace as a sign of activity, from Prometheus.
+    #[serde(default)]
+    pub traffic: Option<RawTraffic>,
+}
+
+/// Traffic from Prometheus: when each namespace last had requests.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraffic {
+    /// Base URL of Prometheus' HTTP API (`http://prometheus-operated.monitoring:9090`).
+    pub prometheus_url: String,
+    /// PromQL giving a request rate per namespace, such as
+    /// `sum by (namespace) (rate(nginx_ingress_controller_requests[5m]))`.
+    pub query: String,
+    /// Label of the query's series that holds the namespace (default `namespace`).
+    #[serde(default)]
+    pub namespace_label: Option<String>,
+    /// How far back to look for the last request, as a duration; keep it at least as long
+    /// as the longest `stop_when_idle` or `delete_when_idle_for` (default 7d).
+    #[serde(default)]
+    pub lookback: Option<String>,
+    /// Requests per second at or below which a namespace counts as idle (default 0).
+    #[serde(default)]
+    pub min_rate: Option<f64>,
 }
 
 /// The in-process sandbox fleet.
@@ -463,7 +542,7 @@ impl<'de> Deserialize<'de> for RawPlatform {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         string_or_map(
             deserializer,
-            "`sandbox`, or a map with `qovery` or `sandbox`",
+            "`sandbox`, or a map with `qovery`, `kubernetes` or `sandbox`",
             RawPlatform::Name,
             RawPlatform::Detailed,
         )

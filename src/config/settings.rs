@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::error::ConfigError;
 use super::raw::{At, RawDaemon, RawDefaults, RawFile, RawSafety};
+use crate::platform::Mode;
 use crate::schedule::parse_duration;
 
 /// Prefix of the environment variables that override settings.
@@ -29,6 +30,8 @@ pub struct Settings {
     pub per_environment_metrics: bool,
     pub admin_token_env: Option<String>,
     pub admin_token_file: Option<PathBuf>,
+    /// The longest snooze or wake an operator may ask for.
+    pub admin_max_snooze: Duration,
     pub platform: PlatformSettings,
 }
 
@@ -45,6 +48,7 @@ pub enum PlatformSettings {
     /// The in-process Qovery-compatible sandbox.
     Sandbox(SandboxSettings),
     Qovery(QoverySettings),
+    Kubernetes(KubernetesSettings),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +81,35 @@ pub struct QoverySettings {
     pub timeout: Duration,
 }
 
+/// Namespaces of a Kubernetes cluster (`platform.kubernetes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubernetesSettings {
+    pub namespace_selector: String,
+    pub project_label: String,
+    pub mode_label: String,
+    pub default_mode: Mode,
+    pub cluster: Option<String>,
+    pub context: Option<String>,
+    pub max_concurrency: u32,
+    pub timeout: Duration,
+    pub events: bool,
+    pub leader_election: bool,
+    pub lease_name: String,
+    /// None: curfew's own namespace.
+    pub lease_namespace: Option<String>,
+    pub traffic: Option<TrafficSettings>,
+}
+
+/// Traffic from Prometheus (`platform.kubernetes.traffic`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficSettings {
+    pub prometheus_url: String,
+    pub query: String,
+    pub namespace_label: String,
+    pub lookback: Duration,
+    pub min_rate: f64,
+}
+
 /// The settings sections as the `config` crate sees them (file values merged with the
 /// environment's).
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +135,7 @@ struct MergedDaemon {
     per_environment_metrics: Option<bool>,
     admin_token_env: Option<String>,
     admin_token_file: Option<String>,
+    admin_max_snooze: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +226,11 @@ pub fn apply_env_overrides(
                 "DAEMON__ADMIN_TOKEN_FILE",
                 d.admin_token_file,
                 &mut daemon.admin_token_file,
+            ),
+            (
+                "DAEMON__ADMIN_MAX_SNOOZE",
+                d.admin_max_snooze,
+                &mut daemon.admin_max_snooze,
             ),
         ];
         for (name, value, slot) in pairs {
@@ -319,6 +358,24 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             }
         },
     };
+    let admin_max_snooze = match &daemon.admin_max_snooze {
+        None => Duration::from_secs(7 * 86_400),
+        Some(a) => match parse_duration(&a.value) {
+            Ok(0) => {
+                error(
+                    "daemon.admin_max_snooze",
+                    pos(a),
+                    "the longest snooze must be longer than 0s".into(),
+                );
+                Duration::from_secs(7 * 86_400)
+            }
+            Ok(s) => Duration::from_secs(s),
+            Err(e) => {
+                error("daemon.admin_max_snooze", pos(a), e.to_string());
+                Duration::from_secs(7 * 86_400)
+            }
+        },
+    };
     let platform = platform_settings(raw, &mut error);
     let settings = Settings {
         listen,
@@ -334,6 +391,7 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             .admin_token_file
             .as_ref()
             .map(|a| PathBuf::from(&a.value)),
+        admin_max_snooze,
         platform,
     };
     if errors.is_empty() {
@@ -370,13 +428,13 @@ fn platform_settings(
                 "platform",
                 place,
                 format!(
-                    "unknown platform \"{name}\"; expected sandbox, or a map with qovery: {{organization, token_env}}"
+                    "unknown platform \"{name}\"; expected sandbox, or a map with qovery: {{organization, token_env}} or kubernetes: {{namespace_selector}}"
                 ),
             );
             PlatformSettings::Sandbox(SandboxSettings::default())
         }
-        RawPlatform::Detailed(d) => match (&d.qovery, &d.sandbox) {
-            (Some(q), None) => {
+        RawPlatform::Detailed(d) => match (&d.qovery, &d.kubernetes, &d.sandbox) {
+            (Some(q), None, None) => {
                 let timeout = q
                     .timeout
                     .as_deref()
@@ -408,15 +466,119 @@ fn platform_settings(
                     timeout: Duration::from_secs(timeout.max(1)),
                 })
             }
-            (None, Some(s)) => sandbox(s),
+            (None, Some(k), None) => {
+                PlatformSettings::Kubernetes(kubernetes_settings(k, place, error))
+            }
+            (None, None, Some(s)) => sandbox(s),
             _ => {
                 error(
                     "platform",
                     place,
-                    "name exactly one platform: qovery or sandbox".into(),
+                    "name exactly one platform: qovery, kubernetes or sandbox".into(),
                 );
                 PlatformSettings::Sandbox(SandboxSettings::default())
             }
         },
+    }
+}
+
+fn kubernetes_settings(
+    k: &super::raw::RawKubernetes,
+    place: Option<(usize, usize)>,
+    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
+) -> KubernetesSettings {
+    let mut seconds = |field: &str, value: Option<&str>, default: u64| {
+        value
+            .map_or(Ok(default), parse_duration)
+            .unwrap_or_else(|e| {
+                error(field, place, e.to_string());
+                default
+            })
+    };
+    let timeout = seconds("platform.kubernetes.timeout", k.timeout.as_deref(), 30);
+    let lookback = k.traffic.as_ref().map_or(0, |t| {
+        seconds(
+            "platform.kubernetes.traffic.lookback",
+            t.lookback.as_deref(),
+            7 * 86_400,
+        )
+    });
+    let selector = k.namespace_selector.trim().to_string();
+    if selector.is_empty() {
+        error(
+            "platform.kubernetes.namespace_selector",
+            place,
+            "the namespace selector is empty: name the label of your preview namespaces (curfew.dev/preview=true, say); curfew acts on no namespace it was not pointed at".into(),
+        );
+    }
+    let default_mode = match k.default_mode.as_deref() {
+        None => Mode::Preview,
+        Some(text) => Mode::parse(text).unwrap_or_else(|| {
+            error(
+                "platform.kubernetes.default_mode",
+                place,
+                format!(
+                    "unknown mode \"{text}\"; expected production, staging, development or preview"
+                ),
+            );
+            Mode::Preview
+        }),
+    };
+    let non_empty = |value: &Option<String>, default: &str| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .unwrap_or(default)
+            .to_string()
+    };
+    let traffic = k.traffic.as_ref().map(|t| {
+        let url = t.prometheus_url.trim().to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            error(
+                "platform.kubernetes.traffic.prometheus_url",
+                place,
+                format!("\"{url}\" is not an http:// or https:// URL"),
+            );
+        }
+        if t.query.trim().is_empty() {
+            error(
+                "platform.kubernetes.traffic.query",
+                place,
+                "the query is empty: give a request rate per namespace".into(),
+            );
+        }
+        if t.min_rate.is_some_and(|r| !r.is_finite() || r < 0.0) {
+            error(
+                "platform.kubernetes.traffic.min_rate",
+                place,
+                "min_rate is a rate, 0 or more".into(),
+            );
+        }
+        TrafficSettings {
+            prometheus_url: url,
+            query: t.query.trim().to_string(),
+            namespace_label: non_empty(&t.namespace_label, "namespace"),
+            lookback: Duration::from_secs(lookback.max(300)),
+            min_rate: t
+                .min_rate
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .unwrap_or(0.0),
+        }
+    });
+    KubernetesSettings {
+        namespace_selector: selector,
+        project_label: non_empty(&k.project_label, "app.kubernetes.io/part-of"),
+        mode_label: non_empty(&k.mode_label, "curfew.dev/mode"),
+        default_mode,
+        cluster: k.cluster.clone().filter(|c| !c.trim().is_empty()),
+        context: k.context.clone().filter(|c| !c.trim().is_empty()),
+        max_concurrency: k.max_concurrency.unwrap_or(8).max(1),
+        timeout: Duration::from_secs(timeout.max(1)),
+        events: k.events.unwrap_or(true),
+        leader_election: k.leader_election.unwrap_or(false),
+        lease_name: non_empty(&k.lease_name, "curfew"),
+        lease_namespace: k.lease_namespace.clone().filter(|n| !n.trim().is_empty()),
+        traffic,
     }
 }

@@ -2,20 +2,27 @@
 //!
 //! `platform: sandbox` starts the sandbox in-process on a loopback port and points the
 //! real Qovery adapter at it, so the demo exercises the same code path as production.
+//! `platform: {kubernetes: …}` connects to a cluster, with a Lease election if asked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::kubernetes::{
+    self, Alone, Election, ElectionOptions, Kubernetes, KubernetesOptions, Leader, TrafficOptions,
+};
 use super::qovery::{Prices, Qovery, QoveryOptions, RequestObserver, Token};
 use super::sandbox::{RunningSandbox, Sandbox, SandboxOptions};
 use super::{Operation, Platform, PlatformError};
 use crate::clock::Clock;
-use crate::config::settings::PlatformSettings;
+use crate::config::settings::{KubernetesSettings, PlatformSettings};
 
 /// A connected platform, and the sandbox behind it when there is one (kept alive here).
 pub struct Connected {
     pub platform: Arc<dyn Platform>,
     pub sandbox: Option<(Sandbox, RunningSandbox)>,
+    /// The Lease election when `platform.kubernetes.leader_election` is on: nobody takes
+    /// or renews the lease until [`Election::run`] is spawned.
+    pub election: Option<Election>,
 }
 
 fn failure(platform: &'static str, message: String) -> PlatformError {
@@ -71,7 +78,11 @@ pub async fn connect(
             Ok(Connected {
                 platform: Arc::new(platform),
                 sandbox: None,
+                election: None,
             })
+        }
+        PlatformSettings::Kubernetes(k) => {
+            connect_kubernetes(k, prices, env, clock, observer).await
         }
         PlatformSettings::Sandbox(s) => {
             let token = format!("sandbox-{}", s.seed);
@@ -110,7 +121,72 @@ pub async fn connect(
             Ok(Connected {
                 platform: Arc::new(platform),
                 sandbox: Some((sandbox, running)),
+                election: None,
             })
         }
     }
+}
+
+/// This replica's name in the Lease and in Events: the pod's name (the Deployment sets
+/// `POD_NAME` from the downward API; `HOSTNAME` is the pod's name too) and a random part,
+/// so that a restarted container does not inherit its predecessor's lease.
+fn identity(env: &HashMap<String, String>) -> String {
+    let host = ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|k| env.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()))
+        .unwrap_or("curfew");
+    format!("{host}_{:08x}", rand::random::<u32>())
+}
+
+async fn connect_kubernetes(
+    k: &KubernetesSettings,
+    prices: Prices,
+    env: &HashMap<String, String>,
+    clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn RequestObserver>>,
+) -> Result<Connected, PlatformError> {
+    let client = kubernetes::client(k.context.as_deref(), k.timeout)
+        .await
+        .map_err(|m| failure("kubernetes", m))?;
+    let identity = identity(env);
+    let election = k.leader_election.then(|| {
+        let namespace = k
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        Election::new(
+            client.clone(),
+            ElectionOptions::new(namespace, k.lease_name.clone(), identity.clone()),
+            clock.clone(),
+        )
+    });
+    let leader: Arc<dyn Leader> = match &election {
+        Some(e) => Arc::new(e.clone()),
+        None => Arc::new(Alone),
+    };
+    let options = KubernetesOptions {
+        namespace_selector: k.namespace_selector.clone(),
+        project_label: k.project_label.clone(),
+        mode_label: k.mode_label.clone(),
+        default_mode: k.default_mode,
+        cluster: k.cluster.clone(),
+        max_concurrency: k.max_concurrency as usize,
+        timeout: k.timeout,
+        events: k.events,
+        prices,
+        traffic: k.traffic.as_ref().map(|t| TrafficOptions {
+            prometheus_url: t.prometheus_url.clone(),
+            query: t.query.clone(),
+            namespace_label: t.namespace_label.clone(),
+            lookback: t.lookback,
+            min_rate: t.min_rate,
+        }),
+        identity,
+    };
+    let platform = Kubernetes::new(client, options, clock, leader, observer)?;
+    Ok(Connected {
+        platform: Arc::new(platform),
+        sandbox: None,
+        election,
+    })
 }

@@ -5,6 +5,7 @@
 //! reads it as JSON.
 
 pub mod connect;
+pub mod kubernetes;
 pub mod qovery;
 pub mod sandbox;
 
@@ -158,7 +159,8 @@ impl fmt::Display for EnvState {
     }
 }
 
-/// A platform curfew acts on. Adapters: [`qovery::Qovery`] (also used against the sandbox).
+/// A platform curfew acts on. Adapters: [`qovery::Qovery`] (also used against the sandbox)
+/// and [`kubernetes::Kubernetes`].
 #[async_trait::async_trait]
 pub trait Platform: Send + Sync {
     /// Short name for metrics and logs (`qovery`, `sandbox`).
@@ -172,6 +174,11 @@ pub trait Platform: Send + Sync {
     async fn start(&self, id: &str) -> Result<Outcome, PlatformError>;
     /// Asks the platform to delete an environment.
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError>;
+    /// Tells the environment's owners something where they look, if the platform has such
+    /// a place (Kubernetes: a Warning Event on the namespace). For warnings such as "to be
+    /// deleted at T"; `reason` is CamelCase (`DeleteWarning`). Best effort: it never fails,
+    /// and by default it does nothing.
+    async fn note(&self, _id: &str, _reason: &str, _message: &str) {}
 }
 
 /// How the platform took an action.

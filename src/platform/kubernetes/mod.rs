@@ -1,0 +1,920 @@
+//! The Kubernetes platform: each namespace chosen by a label selector is an environment
+//! (one namespace per pull request, as Argo CD ApplicationSets, Helm and GitLab review
+//! apps make them).
+//!
+//! - list: the namespaces; in each, its Deployments, StatefulSets and CronJobs (state and
+//!   cost), its newest ReplicaSet or ControllerRevision (last deployment), and, if set up,
+//!   its last request according to Prometheus (last activity);
+//! - stop: scale Deployments and StatefulSets to zero and suspend CronJobs, writing each
+//!   object's original replicas or suspend flag in an annotation on the object itself, so
+//!   that any curfew replica can restore it. HorizontalPodAutoscalers are left alone:
+//!   Kubernetes stops an HPA from scaling a target that is at zero replicas;
+//! - start: restore what was recorded, unless a person changed the object in between;
+//! - delete: delete the namespace (foreground).
+//!
+//! Every write is a JSON merge patch carrying the resourceVersion the decision was made
+//! on, so a change made between curfew's read and its write is a 409 Conflict rather than
+//! lost: curfew reads the object again and decides again. Before each write the adapter
+//! asks its [`Leader`] whether this replica may still act.
+
+mod events;
+mod leader;
+mod namespace;
+mod traffic;
+mod workload;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::{self, Debug};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, stream};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use events::{EventType, Notice, REPORTING_CONTROLLER};
+pub use leader::{Alone, Election, ElectionError, ElectionOptions, Leader};
+pub use namespace::{DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL};
+pub use traffic::TrafficOptions;
+pub use workload::{EXCLUDE, ORIGINAL_REPLICAS, ORIGINAL_SUSPEND, STOPPED_AT};
+
+use self::namespace::{Contents, Mapping};
+use self::workload::{Kind, Restore, Workload};
+use super::qovery::{Prices, RequestObserver};
+use super::{Mode, Operation, Outcome, Platform, PlatformError, Snapshot};
+use crate::clock::Clock;
+
+const PLATFORM: &str = "kubernetes";
+/// Field manager of curfew's writes: `kubectl get -o yaml --show-managed-fields` names it.
+pub const FIELD_MANAGER: &str = "curfew";
+/// Page size of the lists read just before acting.
+const PAGE: u32 = 500;
+/// Attempts at one object when its writes keep meeting 409 Conflict.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// Every API request the adapter makes, as RBAC sees it: (API group, resource, verb). The
+/// ClusterRole and Role in deploy/kubernetes grant exactly these (a test compares them).
+pub const PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("", "namespaces", "list"),
+    ("", "namespaces", "delete"),
+    ("apps", "deployments", "list"),
+    ("apps", "deployments", "get"),
+    ("apps", "deployments", "patch"),
+    ("apps", "statefulsets", "list"),
+    ("apps", "statefulsets", "get"),
+    ("apps", "statefulsets", "patch"),
+    ("batch", "cronjobs", "list"),
+    ("batch", "cronjobs", "get"),
+    ("batch", "cronjobs", "patch"),
+    ("apps", "replicasets", "list"),
+    ("apps", "controllerrevisions", "list"),
+    ("events.k8s.io", "events", "create"),
+];
+
+/// What the leader election needs, in curfew's own namespace only (a Role, not a
+/// ClusterRole).
+pub const LEASE_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+];
+
+/// How to read namespaces as environments, and how to act on them.
+#[derive(Debug, Clone)]
+pub struct KubernetesOptions {
+    /// Label selector of the namespaces that are environments.
+    pub namespace_selector: String,
+    /// Label holding the project name.
+    pub project_label: String,
+    /// Label holding the mode.
+    pub mode_label: String,
+    /// Mode of a namespace without the mode label.
+    pub default_mode: Mode,
+    /// Cluster name for decisions and `match.cluster`.
+    pub cluster: Option<String>,
+    /// Requests in flight at once.
+    pub max_concurrency: usize,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Post an Event on the namespace for each action and warning.
+    pub events: bool,
+    pub prices: Prices,
+    pub traffic: Option<TrafficOptions>,
+    /// This replica's name in Events (`reportingInstance`).
+    pub identity: String,
+}
+
+impl KubernetesOptions {
+    /// Defaults for a namespace selector.
+    pub fn new(namespace_selector: impl Into<String>) -> Self {
+        KubernetesOptions {
+            namespace_selector: namespace_selector.into(),
+            project_label: "app.kubernetes.io/part-of".into(),
+            mode_label: "curfew.dev/mode".into(),
+            default_mode: Mode::Preview,
+            cluster: None,
+            max_concurrency: 8,
+            timeout: Duration::from_secs(30),
+            events: true,
+            prices: Prices::default(),
+            traffic: None,
+            identity: "curfew".into(),
+        }
+    }
+}
+
+/// The Kubernetes platform.
+#[derive(Clone)]
+pub struct Kubernetes {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: kube::Client,
+    options: KubernetesOptions,
+    mapping: Mapping,
+    clock: Arc<dyn Clock>,
+    leader: Arc<dyn Leader>,
+    traffic: Option<traffic::Traffic>,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// A failed API call.
+#[derive(Debug, Clone, PartialEq)]
+enum CallError {
+    /// The API server answered with an error status.
+    Status { code: u16, message: String },
+    /// No answer in time.
+    Timeout,
+    /// The connection failed.
+    Network(String),
+    /// Anything else (an answer curfew could not read, a request it could not build).
+    Other(String),
+}
+
+impl CallError {
+    fn from_kube(e: kube::Error) -> CallError {
+        match e {
+            kube::Error::Api(s) => CallError::Status {
+                code: s.code,
+                message: s.message,
+            },
+            kube::Error::HyperError(e) => CallError::Network(e.to_string()),
+            kube::Error::Service(e) => CallError::Network(e.to_string()),
+            other => CallError::Other(other.to_string()),
+        }
+    }
+
+    fn code(&self) -> Option<u16> {
+        match self {
+            CallError::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Timeouts, connection failures, 429 and 5xx may pass; 4xx will not.
+    fn retryable(&self) -> bool {
+        match self {
+            CallError::Status { code, .. } => *code == 429 || *code == 409 || *code >= 500,
+            CallError::Timeout | CallError::Network(_) => true,
+            CallError::Other(_) => false,
+        }
+    }
+
+    fn status_label(&self) -> String {
+        match self {
+            CallError::Status { code, .. } => code.to_string(),
+            CallError::Timeout => "timeout".into(),
+            CallError::Network(_) | CallError::Other(_) => "network".into(),
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Status { code: 403, message } => write!(
+                f,
+                "403 forbidden: {message} (curfew's ClusterRole is in deploy/kubernetes/components/kubernetes-platform)"
+            ),
+            CallError::Status { code, message } => write!(f, "{code} {message}"),
+            CallError::Timeout => f.write_str("no answer in time"),
+            CallError::Network(m) => write!(f, "cannot reach the API server: {m}"),
+            CallError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Why one object was not brought to the asked state.
+#[derive(Debug, Clone, PartialEq)]
+enum ObjectError {
+    /// This replica no longer holds the lease: nothing was sent.
+    NotLeader,
+    Call(CallError),
+    /// It kept changing under curfew's writes.
+    Conflicts,
+}
+
+/// What one stop or start did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Change {
+    Stopped,
+    Restored,
+    LeftAsChanged,
+}
+
+/// Traffic in a pass.
+enum Activity {
+    /// No traffic query set up.
+    NotAsked,
+    /// Last request per namespace.
+    Known(HashMap<String, DateTime<Utc>>),
+    /// The query failed: every namespace counts as active.
+    AssumeActive,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Stop(DateTime<Utc>),
+    Start,
+}
+
+impl Kubernetes {
+    /// An adapter over a connected client. `leader` is asked before every write.
+    pub fn new(
+        client: kube::Client,
+        options: KubernetesOptions,
+        clock: Arc<dyn Clock>,
+        leader: Arc<dyn Leader>,
+        observer: Option<Arc<dyn RequestObserver>>,
+    ) -> Result<Kubernetes, PlatformError> {
+        let traffic = options
+            .traffic
+            .clone()
+            .map(|t| traffic::Traffic::new(t, options.timeout))
+            .transpose()
+            .map_err(|m| failure(Operation::List, false, m))?;
+        let mapping = Mapping {
+            project_label: options.project_label.clone(),
+            mode_label: options.mode_label.clone(),
+            default_mode: options.default_mode,
+            cluster: options.cluster.clone(),
+            prices: options.prices,
+        };
+        Ok(Kubernetes {
+            inner: Arc::new(Inner {
+                client,
+                options,
+                mapping,
+                clock,
+                leader,
+                traffic,
+                observer,
+            }),
+        })
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.inner.client.clone(), namespace)
+    }
+
+    /// One API request, with its timeout, reported to the observer.
+    async fn call<T>(
+        &self,
+        endpoint: &'static str,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, CallError> {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.inner.options.timeout, request).await {
+            Ok(r) => r.map_err(CallError::from_kube),
+            Err(_) => Err(CallError::Timeout),
+        };
+        if let Some(observer) = &self.inner.observer {
+            let status = match &result {
+                Ok(_) => "2xx".to_string(),
+                Err(e) => e.status_label(),
+            };
+            observer.request(endpoint, &status, started.elapsed());
+        }
+        result
+    }
+
+    /// Every page of a list in one namespace. `fresh`: read from etcd (just before acting)
+    /// rather than from the API server's cache (for a pass).
+    async fn list_all<K>(&self, namespace: &str, fresh: bool) -> Result<Vec<K>, CallError>
+    where
+        K: kube::Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let api = self.api::<K>(namespace);
+        let mut params = if fresh {
+            ListParams::default().limit(PAGE)
+        } else {
+            ListParams::default().match_any()
+        };
+        let mut items = Vec::new();
+        loop {
+            let page = self.call("list_workloads", api.list(&params)).await?;
+            items.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn workloads(&self, namespace: &str, fresh: bool) -> Result<Vec<Workload>, CallError> {
+        let mut out: Vec<Workload> = Vec::new();
+        for d in self.list_all::<Deployment>(namespace, fresh).await? {
+            out.push(Workload::from_deployment(&d));
+        }
+        for s in self.list_all::<StatefulSet>(namespace, fresh).await? {
+            out.push(Workload::from_stateful_set(&s));
+        }
+        for c in self.list_all::<CronJob>(namespace, fresh).await? {
+            out.push(Workload::from_cron_job(&c));
+        }
+        Ok(out)
+    }
+
+    /// Creation time of the newest object of a kind (metadata only).
+    async fn newest<K>(&self, namespace: &str) -> Result<Option<DateTime<Utc>>, CallError>
+    where
+        K: kube::Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let list = self
+            .call(
+                "list_revisions",
+                self.api::<K>(namespace)
+                    .list_metadata(&ListParams::default().match_any()),
+            )
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|m| m.metadata.creation_timestamp.as_ref())
+            .filter_map(|t| leader::from_jiff(t.0))
+            .max())
+    }
+
+    async fn contents(&self, namespace: &str) -> Result<Contents, CallError> {
+        let workloads = self.workloads(namespace, false).await?;
+        let mut last_rollout = self.newest::<ReplicaSet>(namespace).await?;
+        // StatefulSets roll out through ControllerRevisions; most namespaces have none.
+        if workloads.iter().any(|w| w.kind == Kind::StatefulSet) {
+            last_rollout = last_rollout.max(self.newest::<ControllerRevision>(namespace).await?);
+        }
+        Ok(Contents {
+            workloads,
+            last_rollout,
+        })
+    }
+
+    /// The namespace `id` if it exists and the selector chooses it: curfew acts on nothing
+    /// else, whatever id it is handed.
+    async fn namespace(&self, id: &str) -> Result<Option<Namespace>, CallError> {
+        let params = ListParams::default()
+            .labels(&self.inner.options.namespace_selector)
+            .fields(&format!("metadata.name={id}"));
+        let list = self
+            .call(
+                "get_namespace",
+                Api::<Namespace>::all(self.inner.client.clone()).list(&params),
+            )
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some(id)))
+    }
+
+    fn not_leader(&self, operation: Operation, id: &str) -> PlatformError {
+        failure(
+            operation,
+            true,
+            format!("namespace {id}: this replica does not hold the lease; the leader acts"),
+        )
+    }
+
+    fn call_failure(&self, operation: Operation, id: &str, e: &CallError) -> PlatformError {
+        failure(operation, e.retryable(), format!("namespace {id}: {e}"))
+    }
+
+    /// Brings one object to the asked state: plan, write with its resourceVersion, and on
+    /// 409 read it again and plan again.
+    async fn converge(
+        &self,
+        namespace: &str,
+        mut object: Workload,
+        step: Step,
+    ) -> Result<Option<Change>, ObjectError> {
+        for _ in 0..CONFLICT_ATTEMPTS {
+            let plan = match step {
+                Step::Stop(now) => object.stop_patch(now).map(|p| (p, Change::Stopped)),
+                Step::Start => object.start_patch().map(|(p, r)| {
+                    let change = match r {
+                        Restore::Restored => Change::Restored,
+                        Restore::LeftAsChanged => Change::LeftAsChanged,
+                    };
+                    (p, change)
+                }),
+            };
+            let Some((patch, change)) = plan else {
+                return Ok(None);
+            };
+            if !self.inner.leader.is_leader() {
+                return Err(ObjectError::NotLeader);
+            }
+            match self
+                .patch(namespace, object.kind, &object.name, patch)
+                .await
+            {
+                Ok(()) => return Ok(Some(change)),
+                Err(e) if e.code() == Some(409) => {
+                    match self.get(namespace, object.kind, &object.name).await {
+                        Ok(Some(fresh)) => object = fresh,
+                        Ok(None) => return Ok(None),
+                        Err(e) => return Err(ObjectError::Call(e)),
+                    }
+                }
+                Err(e) if e.code() == Some(404) => return Ok(None),
+                Err(e) => return Err(ObjectError::Call(e)),
+            }
+        }
+        Err(ObjectError::Conflicts)
+    }
+
+    async fn patch(
+        &self,
+        namespace: &str,
+        kind: Kind,
+        name: &str,
+        patch: Value,
+    ) -> Result<(), CallError> {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(patch);
+        let endpoint = "patch_workload";
+        match kind {
+            Kind::Deployment => self
+                .call(
+                    endpoint,
+                    self.api::<Deployment>(namespace)
+                        .patch(name, &params, &patch),
+                )
+                .await
+                .map(drop),
+            Kind::StatefulSet => self
+                .call(
+                    endpoint,
+                    self.api::<StatefulSet>(namespace)
+                        .patch(name, &params, &patch),
+                )
+                .await
+                .map(drop),
+            Kind::CronJob => self
+                .call(
+                    endpoint,
+                    self.api::<CronJob>(namespace).patch(name, &params, &patch),
+                )
+                .await
+                .map(drop),
+        }
+    }
+
+    async fn get(
+        &self,
+        namespace: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<Option<Workload>, CallError> {
+        let endpoint = "get_workload";
+        Ok(match kind {
+            Kind::Deployment => self
+                .call(endpoint, self.api::<Deployment>(namespace).get_opt(name))
+                .await?
+                .map(|d| Workload::from_deployment(&d)),
+            Kind::StatefulSet => self
+                .call(endpoint, self.api::<StatefulSet>(namespace).get_opt(name))
+                .await?
+                .map(|s| Workload::from_stateful_set(&s)),
+            Kind::CronJob => self
+                .call(endpoint, self.api::<CronJob>(namespace).get_opt(name))
+                .await?
+                .map(|c| Workload::from_cron_job(&c)),
+        })
+    }
+
+    /// Stop or start: every object of the namespace, a bounded number at once.
+    async fn act(&self, id: &str, step: Step) -> Result<Outcome, PlatformError> {
+        let operation = match step {
+            Step::Stop(_) => Operation::Stop,
+            Step::Start => Operation::Start,
+        };
+        if !self.inner.leader.is_leader() {
+            return Err(self.not_leader(operation, id));
+        }
+        let ns = match self.namespace(id).await {
+            Ok(Some(ns)) => ns,
+            Ok(None) => return Ok(Outcome::Gone),
+            Err(e) => return Err(self.call_failure(operation, id, &e)),
+        };
+        if terminating(&ns) {
+            return Ok(Outcome::AlreadyThereOrBusy);
+        }
+        let objects = self
+            .workloads(id, true)
+            .await
+            .map_err(|e| self.call_failure(operation, id, &e))?;
+        let total = objects.len();
+        let results: Vec<(Kind, String, Result<Option<Change>, ObjectError>)> =
+            stream::iter(objects)
+                .map(|object| async move {
+                    let (kind, name) = (object.kind, object.name.clone());
+                    (kind, name, self.converge(id, object, step).await)
+                })
+                .buffer_unordered(self.inner.options.max_concurrency.max(1))
+                .collect()
+                .await;
+        let mut changed: BTreeMap<(Change, Kind), usize> = BTreeMap::new();
+        let mut left_as_changed = Vec::new();
+        let mut failed = Vec::new();
+        let mut not_leader = 0;
+        for (kind, name, result) in results {
+            match result {
+                Ok(Some(change)) => {
+                    *changed.entry((change, kind)).or_default() += 1;
+                    if change == Change::LeftAsChanged {
+                        left_as_changed.push(format!("{}/{name}", kind.plural()));
+                    }
+                }
+                Ok(None) => {}
+                Err(ObjectError::NotLeader) => not_leader += 1,
+                Err(e) => failed.push((kind, name, e)),
+            }
+        }
+        left_as_changed.sort();
+        let done: usize = changed.values().sum();
+        if done > 0 {
+            let notice = action_notice(step, &changed, &left_as_changed);
+            self.post(id, ns.metadata.uid.as_deref(), &notice).await;
+        }
+        if not_leader > 0 {
+            return Err(failure(
+                operation,
+                true,
+                format!(
+                    "namespace {id}: this replica lost the lease after changing {done} of {total} objects; the leader finishes"
+                ),
+            ));
+        }
+        if !failed.is_empty() {
+            let retryable = failed.iter().all(|(_, _, e)| match e {
+                ObjectError::Call(c) => c.retryable(),
+                _ => true,
+            });
+            let first: Vec<String> = failed
+                .iter()
+                .take(3)
+                .map(|(kind, name, e)| match e {
+                    ObjectError::Call(c) => format!("{}/{name}: {c}", kind.plural()),
+                    _ => format!(
+                        "{}/{name}: changed by someone else at every attempt",
+                        kind.plural()
+                    ),
+                })
+                .collect();
+            return Err(failure(
+                operation,
+                retryable,
+                format!(
+                    "namespace {id}: {} of {total} objects failed ({}); {done} changed, the next pass tries the rest",
+                    failed.len(),
+                    first.join("; ")
+                ),
+            ));
+        }
+        Ok(if done > 0 {
+            Outcome::Accepted
+        } else {
+            Outcome::AlreadyThereOrBusy
+        })
+    }
+
+    /// Posts an Event on a namespace. Best effort: a failure is logged, never raised. A
+    /// replica that does not hold the lease writes nothing, Events included.
+    async fn post(&self, namespace: &str, uid: Option<&str>, notice: &Notice) {
+        if !self.inner.options.events || !self.inner.leader.is_leader() {
+            return;
+        }
+        let event = events::event(
+            namespace,
+            uid,
+            notice,
+            &self.inner.options.identity,
+            self.inner.clock.now(),
+        );
+        let result = self
+            .call(
+                "create_event",
+                self.api::<Event>(namespace)
+                    .create(&PostParams::default(), &event),
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(namespace, reason = %notice.reason, error = %e, "could not post an Event");
+        }
+    }
+
+    async fn traffic(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<HashMap<String, DateTime<Utc>>>, String> {
+        let Some(traffic) = &self.inner.traffic else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        let result = traffic.last_requests(now).await;
+        if let Some(observer) = &self.inner.observer {
+            let status = if result.is_ok() { "2xx" } else { "error" };
+            observer.request("prometheus_query", status, started.elapsed());
+        }
+        result.map(Some)
+    }
+}
+
+fn failure(operation: Operation, retryable: bool, message: String) -> PlatformError {
+    PlatformError {
+        platform: PLATFORM,
+        operation,
+        retryable,
+        message,
+    }
+}
+
+fn terminating(ns: &Namespace) -> bool {
+    ns.metadata.deletion_timestamp.is_some()
+        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
+}
+
+/// "curfew stopped this environment: 3 deployments and 1 statefulset scaled to zero, …".
+fn action_notice(
+    step: Step,
+    changed: &BTreeMap<(Change, Kind), usize>,
+    left_as_changed: &[String],
+) -> Notice {
+    let count = |change: Change, kind: Kind| changed.get(&(change, kind)).copied().unwrap_or(0);
+    let list = |change: Change, kinds: &[Kind]| {
+        kinds
+            .iter()
+            .filter_map(|k| match count(change, *k) {
+                0 => None,
+                n => Some(format!("{n} {}", k.plural())),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    match step {
+        Step::Stop(_) => {
+            let scaled = list(Change::Stopped, &[Kind::Deployment, Kind::StatefulSet]);
+            if !scaled.is_empty() {
+                parts.push(format!("{scaled} scaled to zero"));
+            }
+            let suspended = list(Change::Stopped, &[Kind::CronJob]);
+            if !suspended.is_empty() {
+                parts.push(format!("{suspended} suspended"));
+            }
+            Notice {
+                type_: EventType::Normal,
+                reason: "Stopped".into(),
+                action: "Stop".into(),
+                note: format!(
+                    "curfew stopped this environment: {}; each object's original value is in its annotation {ORIGINAL_REPLICAS} or {ORIGINAL_SUSPEND}",
+                    parts.join(", ")
+                ),
+            }
+        }
+        Step::Start => {
+            let restored = list(Change::Restored, &Kind::ALL);
+            if !restored.is_empty() {
+                parts.push(format!("{restored} restored"));
+            }
+            if !left_as_changed.is_empty() {
+                parts.push(format!(
+                    "left as changed since the stop: {}",
+                    left_as_changed.join(", ")
+                ));
+            }
+            Notice {
+                type_: EventType::Normal,
+                reason: "Started".into(),
+                action: "Start".into(),
+                note: format!("curfew started this environment: {}", parts.join("; ")),
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for Kubernetes {
+    fn name(&self) -> &'static str {
+        PLATFORM
+    }
+
+    async fn list(&self) -> Result<Snapshot, PlatformError> {
+        let now = self.inner.clock.now();
+        let params = ListParams::default()
+            .labels(&self.inner.options.namespace_selector)
+            .match_any();
+        let namespaces = self
+            .call(
+                "list_namespaces",
+                Api::<Namespace>::all(self.inner.client.clone()).list(&params),
+            )
+            .await
+            .map_err(|e| failure(Operation::List, e.retryable(), format!("namespaces: {e}")))?
+            .items;
+        let mut complete = true;
+        let activity = match self.traffic(now).await {
+            Ok(None) => Activity::NotAsked,
+            Ok(Some(last)) => Activity::Known(last),
+            Err(e) => {
+                // Without the traffic signal nobody can tell an idle namespace from a busy
+                // one: count all as active this pass, and delete nothing.
+                tracing::warn!(error = %e, "traffic unknown this pass: every namespace counts as active");
+                complete = false;
+                Activity::AssumeActive
+            }
+        };
+        // Owned names: a future borrowing the list trips rust-lang/rust#110338 once spawned.
+        let names: Vec<(String, bool)> = namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    ns.metadata.name.clone().unwrap_or_default(),
+                    terminating(ns),
+                )
+            })
+            .collect();
+        let contents: Vec<Option<Contents>> = stream::iter(names)
+            .map(|(name, terminating)| async move {
+                if terminating {
+                    return Some(Contents::default());
+                }
+                match self.contents(&name).await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(namespace = %name, error = %e, "cannot list the namespace's workloads: left alone this pass");
+                        None
+                    }
+                }
+            })
+            .buffered(self.inner.options.max_concurrency.max(1))
+            .collect()
+            .await;
+        complete &= contents.iter().all(Option::is_some);
+        let environments = namespaces
+            .iter()
+            .zip(&contents)
+            .map(|(ns, contents)| {
+                let name = ns.metadata.name.as_deref().unwrap_or_default();
+                let last_activity = match &activity {
+                    Activity::NotAsked => None,
+                    Activity::Known(last) => last.get(name).copied(),
+                    Activity::AssumeActive => Some(now),
+                };
+                namespace::environment(ns, contents.as_ref(), &self.inner.mapping, last_activity)
+            })
+            .collect();
+        Ok(Snapshot {
+            environments,
+            complete,
+        })
+    }
+
+    async fn stop(&self, id: &str) -> Result<Outcome, PlatformError> {
+        self.act(id, Step::Stop(self.inner.clock.now())).await
+    }
+
+    async fn start(&self, id: &str) -> Result<Outcome, PlatformError> {
+        self.act(id, Step::Start).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {
+        let operation = Operation::Delete;
+        if !self.inner.leader.is_leader() {
+            return Err(self.not_leader(operation, id));
+        }
+        let ns = match self.namespace(id).await {
+            Ok(Some(ns)) => ns,
+            Ok(None) => return Ok(Outcome::Gone),
+            Err(e) => return Err(self.call_failure(operation, id, &e)),
+        };
+        if terminating(&ns) {
+            return Ok(Outcome::AlreadyThereOrBusy);
+        }
+        // The policy never asks to delete a protected environment; a namespace annotated
+        // since the listing is still not deleted.
+        let labels = namespace::policy_labels(
+            &ns.metadata.labels.clone().unwrap_or_default(),
+            &ns.metadata.annotations.clone().unwrap_or_default(),
+        );
+        if labels
+            .get(crate::policy::PROTECT_LABEL)
+            .is_some_and(|v| v == "true")
+        {
+            return Err(failure(
+                operation,
+                false,
+                format!("namespace {id} is protected by its labels or annotations; not deleted"),
+            ));
+        }
+        let uid = ns.metadata.uid.clone();
+        // Before the delete: a namespace being deleted takes no new Event.
+        self.post(
+            id,
+            uid.as_deref(),
+            &Notice {
+                type_: EventType::Normal,
+                reason: "Deleted".into(),
+                action: "Delete".into(),
+                note: "curfew is deleting this environment (foreground)".into(),
+            },
+        )
+        .await;
+        if !self.inner.leader.is_leader() {
+            return Err(self.not_leader(operation, id));
+        }
+        let mut params = DeleteParams::foreground();
+        // Exactly the namespace that was checked, not one created since under its name.
+        params.preconditions = Some(Preconditions {
+            uid,
+            resource_version: None,
+        });
+        match self
+            .call(
+                "delete_namespace",
+                Api::<Namespace>::all(self.inner.client.clone()).delete(id, &params),
+            )
+            .await
+        {
+            Ok(_) => Ok(Outcome::Accepted),
+            Err(e) if e.code() == Some(404) => Ok(Outcome::Gone),
+            Err(e) if e.code() == Some(409) => Ok(Outcome::AlreadyThereOrBusy),
+            Err(e) => Err(self.call_failure(operation, id, &e)),
+        }
+    }
+
+    async fn note(&self, id: &str, reason: &str, message: &str) {
+        self.post(
+            id,
+            None,
+            &Notice {
+                type_: EventType::Warning,
+                reason: reason.to_string(),
+                action: "Warn".into(),
+                note: message.to_string(),
+            },
+        )
+        .await;
+    }
+}
+
+/// A client from the pod's service account (in a cluster) or the kubeconfig (`KUBECONFIG`,
+/// `~/.kube/config`), optionally for a named context.
+pub async fn client(context: Option<&str>, timeout: Duration) -> Result<kube::Client, String> {
+    let mut config = match context {
+        None => kube::Config::infer().await.map_err(|e| {
+            format!("cannot find the Kubernetes API: {e} (in a pod, curfew uses its service account; elsewhere KUBECONFIG or ~/.kube/config)")
+        })?,
+        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("cannot use the kubeconfig context {context}: {e}"))?,
+    };
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    kube::Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+}
