@@ -5,7 +5,10 @@
 //!
 //! Needs the `prism` binary: `.ci/run` installs it (`.ci/prism`) and runs these tests.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::{Killed, free_port};
+
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,25 +32,7 @@ fn prism_bin() -> String {
     })
 }
 
-/// A prism process, killed on drop.
-struct Prism(Child);
-
-impl Drop for Prism {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_prism(args: &[&str], port: u16) -> Prism {
+async fn start_prism(args: &[&str], port: u16) -> Killed {
     let child = Command::new(prism_bin())
         .args(args)
         .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
@@ -60,7 +45,7 @@ async fn start_prism(args: &[&str], port: u16) -> Prism {
                 prism_bin()
             )
         });
-    let prism = Prism(child);
+    let prism = Killed(child);
     for _ in 0..600 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

@@ -4,28 +4,14 @@
 //! has started again), no stop was taken twice or lost, and the savings counters never
 //! went down.
 
+mod common;
+use common::{Killed, free_port};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start_sandbox(port: u16) -> (Killed, String) {
     let mut child = Command::new(CURFEW)

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 2 invalid input (a bad spec, instant or duration), 1 anything
 //! else.
 
+mod admin;
 mod rules;
 
 pub use rules::{plan_table, rule_set_json, schema_json};
@@ -39,20 +40,67 @@ enum Command {
     },
     /// Print the JSON Schema of the rule file.
     Schema,
-    /// Show what curfew would do with each environment of a snapshot, and why.
+    /// Show what curfew would do with each environment, and why: from a running daemon
+    /// (`--server`), from the live platform (`--config`, read-only), or from a snapshot
+    /// file (`--config --snapshot`).
     Plan {
-        /// The rule file.
-        #[arg(long)]
-        config: PathBuf,
-        /// A snapshot file (JSON: {"environments": [...], "complete": true}).
-        #[arg(long)]
-        snapshot: PathBuf,
-        /// Decide as of this instant (RFC 3339; default now).
-        #[arg(long)]
+        /// The rule file (without --server).
+        #[arg(long, required_unless_present = "server")]
+        config: Option<PathBuf>,
+        /// A snapshot file (JSON: {"environments": [...], "complete": true}) instead of the
+        /// live platform.
+        #[arg(long, requires = "config")]
+        snapshot: Option<PathBuf>,
+        /// Decide as of this instant (RFC 3339; default now; with --snapshot only).
+        #[arg(long, requires = "snapshot")]
         at: Option<String>,
+        /// Ask a running daemon (its admin API), e.g. http://127.0.0.1:9464.
+        #[arg(long, conflicts_with = "config")]
+        server: Option<String>,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Why an environment (id or name) is where it is: the rules tried and matched, what
+    /// the schedule says now and next, idle and TTL clocks, and its history.
+    Explain {
+        env: String,
+        #[command(flatten)]
+        server: admin::Server,
+    },
+    /// No schedule or idle stop (and no delete) for an environment until a given time.
+    Snooze {
+        env: String,
+        #[command(flatten)]
+        span: admin::Span,
+        /// End the environment's snooze now.
+        #[arg(long, conflicts_with_all = ["for_", "until"])]
+        end: bool,
+        /// Why, for the ledger.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        server: admin::Server,
+    },
+    /// Start an environment now and keep it up (by default until its next scheduled stop).
+    Wake {
+        env: String,
+        #[command(flatten)]
+        span: admin::Span,
+        #[command(flatten)]
+        server: admin::Server,
+    },
+    /// Protect an environment from every action until the protection is removed.
+    Protect {
+        env: String,
+        /// Remove the protection.
+        #[arg(long)]
+        remove: bool,
+        /// Why, for the ledger.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        server: admin::Server,
     },
     /// Parse TTL durations (`30s 10m 4h 7d 2w`, `1d12h`, `forever`) into seconds.
     Duration {
@@ -82,8 +130,31 @@ pub fn main() -> ExitCode {
             config,
             snapshot,
             at,
+            server,
             json,
-        } => rules::plan(&config, &snapshot, at.as_deref(), json),
+        } => match (server, config, snapshot) {
+            (Some(server), _, _) => admin::plan_from_server(&admin::Server { server, json }),
+            (None, Some(config), Some(snapshot)) => {
+                rules::plan(&config, &snapshot, at.as_deref(), json)
+            }
+            (None, Some(config), None) => admin::plan_live(&config, json),
+            (None, None, _) => Ok(ExitCode::from(2)),
+        },
+        Command::Explain { env, server } => admin::explain(&server, &env),
+        Command::Snooze {
+            env,
+            span,
+            end,
+            note,
+            server,
+        } => admin::snooze(&server, &env, &span, end, note.as_deref()),
+        Command::Wake { env, span, server } => admin::wake(&server, &env, &span),
+        Command::Protect {
+            env,
+            remove,
+            note,
+            server,
+        } => admin::protect(&server, &env, remove, note.as_deref()),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Run(args) => run::run(args),
     };

@@ -304,6 +304,20 @@ impl RuleSchedule {
         self.next_change(t)
     }
 
+    /// The first boundary after `t` at which environments must stop (a person's wake lasts
+    /// until then). `None` when the schedule never stops again.
+    pub fn next_stop(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut at = t;
+        for _ in 0..MAX_COMBINED_STEPS {
+            let boundary = self.next_boundary(at)?;
+            if !self.is_active(boundary) {
+                return Some(boundary);
+            }
+            at = boundary;
+        }
+        None
+    }
+
     /// The schedule as written in normalized form, for reasons and `validate --json`.
     pub fn describe(&self) -> String {
         match self {

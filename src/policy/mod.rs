@@ -12,7 +12,7 @@ use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};
 
@@ -26,7 +26,7 @@ pub const PROTECT_LABEL: &str = "curfew.dev/protect";
 pub const SNOOZE_LABEL: &str = "curfew.dev/snooze-until";
 
 /// What to do with an environment now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     None,
@@ -56,7 +56,7 @@ impl fmt::Display for Action {
 }
 
 /// Why an action is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     Schedule,
@@ -68,7 +68,7 @@ pub enum Cause {
 
 /// A fact for the ledger that a decision establishes without acting: the executor writes
 /// it, so the next pass knows the schedule's boundary was seen through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Settle {
     /// The environment was found stopped while the schedule is off: the boundary's stop is
@@ -81,30 +81,30 @@ pub enum Settle {
 }
 
 /// The decision for one environment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub environment_id: String,
     pub environment: String,
     pub project: String,
     pub state: EnvState,
     pub action: Action,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
     /// The rule that decided, if any matched.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     pub reason: String,
     /// Since when the action has been due.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_since: Option<DateTime<Utc>>,
     /// The earliest instant at which this decision could change.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_check: Option<DateTime<Utc>>,
     pub dry_run: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<Settle>,
     /// Cost per hour while running (platform's, else the rule's).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hourly_cost: Option<f64>,
 }
 
@@ -144,7 +144,7 @@ pub fn next_wakeup(decisions: &[Decision]) -> Option<DateTime<Utc>> {
 }
 
 /// A decision and the full chain of reasoning that led to it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Explanation {
     pub steps: Vec<String>,
     pub decision: Decision,

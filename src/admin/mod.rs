@@ -1,0 +1,393 @@
+//! The admin API, on the daemon's port under `/api/v1`: the plan, one environment
+//! explained, and snooze, wake and protect, for the exceptions of daily life.
+//!
+//! Every request carries `Authorization: Bearer <token>`. Tokens come from the
+//! `CURFEW_ADMIN_TOKEN` variable (or the variable the settings name) and from a file, one
+//! per line, each optionally named (`alice:TOKEN`; a bare token is named `admin`); the
+//! name is who the ledger says made a change. The API is off when no token is set.
+//! Tokens are compared as SHA-256 digests in constant time (no early exit on the first
+//! differing byte, and no length leak), and are never logged.
+//!
+//! Bad input gets a 4xx with a JSON body `{"error": "..."}` naming the problem, and
+//! nothing is changed.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::reconcile::{Daemon, OperatorError};
+
+/// The variable read for a token when the settings name none.
+pub const TOKEN_VARIABLE: &str = "CURFEW_ADMIN_TOKEN";
+
+/// The name of a token given without one.
+const DEFAULT_NAME: &str = "admin";
+
+/// Shorter tokens are refused: they can be guessed.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// The admin tokens, as digests with their names.
+#[derive(Clone)]
+pub struct AdminTokens {
+    tokens: Vec<(String, [u8; 32])>,
+}
+
+impl fmt::Debug for AdminTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminTokens")
+            .field(
+                "names",
+                &self
+                    .tokens
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl AdminTokens {
+    /// Tokens from lines of `text` (blank lines and `#` comments skipped); `source` names
+    /// where they came from in errors (never the token itself).
+    pub fn parse(text: &str, source: &str) -> Result<AdminTokens, String> {
+        let mut tokens = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, token) = match line.split_once(':') {
+                Some((name, token))
+                    if !name.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c)) =>
+                {
+                    (name, token.trim())
+                }
+                _ => (DEFAULT_NAME, line),
+            };
+            if token.len() < MIN_TOKEN_LEN {
+                return Err(format!(
+                    "{source}, line {}: the token of {name} is shorter than {MIN_TOKEN_LEN} characters",
+                    n + 1
+                ));
+            }
+            if tokens.iter().any(|(other, _)| other == name) {
+                return Err(format!(
+                    "{source}, line {}: a second token named {name}",
+                    n + 1
+                ));
+            }
+            tokens.push((name.to_string(), digest(token)));
+        }
+        Ok(AdminTokens { tokens })
+    }
+
+    /// The tokens of the variable (`variable`, else `CURFEW_ADMIN_TOKEN`) and of the file;
+    /// `None` when neither holds one (the API is off).
+    pub fn load(
+        env: &HashMap<String, String>,
+        variable: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<Option<AdminTokens>, String> {
+        let mut all = AdminTokens { tokens: Vec::new() };
+        let variable = variable.unwrap_or(TOKEN_VARIABLE);
+        if let Some(text) = env.get(variable).filter(|t| !t.trim().is_empty()) {
+            all.extend(Self::parse(text, &format!("the variable {variable}"))?)?;
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "the admin token file {} cannot be read: {e}",
+                    path.display()
+                )
+            })?;
+            all.extend(Self::parse(
+                &text,
+                &format!("the admin token file {}", path.display()),
+            )?)?;
+        }
+        Ok((!all.tokens.is_empty()).then_some(all))
+    }
+
+    fn extend(&mut self, more: AdminTokens) -> Result<(), String> {
+        for (name, d) in more.tokens {
+            if self.tokens.iter().any(|(n, _)| *n == name) {
+                return Err(format!("two admin tokens are named {name}"));
+            }
+            self.tokens.push((name, d));
+        }
+        Ok(())
+    }
+
+    /// The name of the token presented, if it is one of these. Every token is compared,
+    /// each in constant time.
+    pub fn check(&self, presented: &str) -> Option<&str> {
+        let presented = digest(presented);
+        let mut found = None;
+        for (name, d) in &self.tokens {
+            if bool::from(d.ct_eq(&presented)) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+
+    /// How many tokens there are.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// Who made the request: the name of the token it carried.
+#[derive(Debug, Clone)]
+struct Who(String);
+
+/// The admin API's routes, behind the token check.
+pub fn router(daemon: Arc<Daemon>, tokens: AdminTokens) -> Router {
+    Router::new()
+        .route("/api/v1/plan", get(plan))
+        .route("/api/v1/environments/{id}", get(environment))
+        .route(
+            "/api/v1/environments/{id}/snooze",
+            post(snooze).delete(end_snooze),
+        )
+        .route("/api/v1/environments/{id}/wake", post(wake))
+        .route(
+            "/api/v1/environments/{id}/protect",
+            post(protect).delete(unprotect),
+        )
+        .layer(middleware::from_fn_with_state(Arc::new(tokens), authorize))
+        .with_state(daemon)
+}
+
+async fn authorize(
+    State(tokens): State<Arc<AdminTokens>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let Some(presented) = presented else {
+        return unauthorized("an admin token is required: Authorization: Bearer <token>");
+    };
+    let Some(name) = tokens.check(presented) else {
+        return unauthorized("the admin token was refused");
+    };
+    request.extensions_mut().insert(Who(name.to_string()));
+    next.run(request).await
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = error(StatusCode::UNAUTHORIZED, message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"curfew\""),
+    );
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+fn ok<T: serde::Serialize>(body: T) -> Response {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for OperatorError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            OperatorError::NotFound(_) => StatusCode::NOT_FOUND,
+            OperatorError::Ambiguous { .. } => StatusCode::CONFLICT,
+            OperatorError::Invalid(_) => StatusCode::BAD_REQUEST,
+            OperatorError::Platform(_) => StatusCode::BAD_GATEWAY,
+            OperatorError::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "admin request failed");
+        }
+        error(status, &self.to_string())
+    }
+}
+
+/// The body of a change: `{"for": "4h"}` or `{"until": "2026-11-27T09:00:00Z"}`, and an
+/// optional note for the ledger. An empty body is an empty object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    #[serde(default, rename = "for")]
+    for_: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+impl ChangeBody {
+    /// `Err` is the message of a 400.
+    fn parse(body: &Bytes) -> Result<ChangeBody, String> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ChangeBody::default());
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            format!("the body is not a valid change ({{\"for\"|\"until\", \"note\"}}): {e}")
+        })
+    }
+
+    /// The instant asked for, if any (`for` counts from `now`).
+    /// `Err` is the message of a 400.
+    fn until(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
+        let bad = |m: String| m;
+        match (&self.for_, &self.until) {
+            (Some(_), Some(_)) => Err(bad("give `for` or `until`, not both".into())),
+            (Some(d), None) => {
+                let secs =
+                    crate::schedule::parse_duration(d).map_err(|e| bad(format!("`for`: {e}")))?;
+                let span = i64::try_from(secs)
+                    .ok()
+                    .and_then(TimeDelta::try_seconds)
+                    .ok_or_else(|| bad(format!("`for`: {d} is too long")))?;
+                Ok(Some(now + span))
+            }
+            (None, Some(u)) => crate::schedule::parse_expiry(u)
+                .map(Some)
+                .map_err(|e| bad(format!("`until`: {e}"))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+async fn plan(State(daemon): State<Arc<Daemon>>) -> Response {
+    match daemon.plan_now().await {
+        Ok(plan) => ok(plan),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn environment(State(daemon): State<Arc<Daemon>>, UrlPath(id): UrlPath<String>) -> Response {
+    match daemon.environment_report(&id).await {
+        Ok(report) => ok(report),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn snooze(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    axum::Extension(Who(who)): axum::Extension<Who>,
+    body: Bytes,
+) -> Response {
+    let change = match ChangeBody::parse(&body) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let until = match change.until(daemon.clock.now()) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "a snooze needs `for` (such as \"4h\") or `until` (an RFC 3339 instant)",
+            );
+        }
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let note = change.note.unwrap_or_default();
+    match daemon.snooze(&id, until, &who, &note).await {
+        Ok(report) => ok(report),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn end_snooze(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    axum::Extension(Who(who)): axum::Extension<Who>,
+) -> Response {
+    match daemon.end_snooze(&id, &who).await {
+        Ok(report) => ok(report),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn wake(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    axum::Extension(Who(who)): axum::Extension<Who>,
+    body: Bytes,
+) -> Response {
+    let until = match ChangeBody::parse(&body).and_then(|c| c.until(daemon.clock.now())) {
+        Ok(u) => u,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    match daemon.wake(&id, until, &who).await {
+        Ok(report) => ok(report),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn protect(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    axum::Extension(Who(who)): axum::Extension<Who>,
+    body: Bytes,
+) -> Response {
+    let change = match ChangeBody::parse(&body) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    if change.for_.is_some() || change.until.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a protection lasts until it is removed: no `for` or `until` (snooze is for a while)",
+        );
+    }
+    let note = change.note.unwrap_or_default();
+    match daemon.protect(&id, true, &who, &note).await {
+        Ok(report) => ok(report),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn unprotect(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    axum::Extension(Who(who)): axum::Extension<Who>,
+) -> Response {
+    match daemon.protect(&id, false, &who, "").await {
+        Ok(report) => ok(report),
+        Err(e) => e.into_response(),
+    }
+}

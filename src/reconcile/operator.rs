@@ -1,0 +1,362 @@
+//! What people ask of a running daemon, the admin API's verbs: the plan, one environment
+//! explained with its history, and the exceptions of daily life (snooze, wake, protect).
+//!
+//! Every change takes the daemon's exclusive lock, so a pass never writes over it (nor it
+//! over a pass), is written to the ledger in one transaction with the operator's entry
+//! (who: the admin token's name), and nudges the loop into a pass. Environments are read
+//! from the live platform: an id or a name that the platform does not list is unknown.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Daemon, PassError};
+use crate::ledger::{EnvironmentSavings, HistoryEntry, LedgerError, OverrideEntry};
+use crate::platform::{Environment, Outcome, PlatformError, Snapshot};
+use crate::policy::{self, Action, Decision, EnvRecord, Explanation, LedgerView};
+
+/// How many history lines an environment's report carries.
+const HISTORY: usize = 50;
+
+/// Why an operator's request was not carried out (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("no environment with the id or name {0:?}")]
+    NotFound(String),
+    #[error("{key:?} names several environments ({}): use the id", .ids.join(", "))]
+    Ambiguous { key: String, ids: Vec<String> },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the platform could not be read: {0}")]
+    Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<PassError> for OperatorError {
+    fn from(e: PassError) -> Self {
+        match e {
+            PassError::Platform(e) => OperatorError::Platform(e),
+            PassError::Ledger(e) => OperatorError::Ledger(e),
+        }
+    }
+}
+
+/// Every environment with its decision now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub at: DateTime<Utc>,
+    /// Whether the platform listed everything (a partial listing deletes nothing).
+    pub complete: bool,
+    pub environments: Vec<PlanEntry>,
+}
+
+/// One environment of the plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanEntry {
+    #[serde(flatten)]
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_by: Option<String>,
+}
+
+/// One environment: what the platform says, the full chain of reasoning, what the ledger
+/// remembers, and what curfew's stops of it saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentReport {
+    pub at: DateTime<Utc>,
+    pub environment: Environment,
+    pub decision: Decision,
+    /// Each step of the reasoning, in order.
+    pub steps: Vec<String>,
+    pub record: EnvRecord,
+    pub savings: EnvironmentSavings,
+    pub currency: String,
+    /// Actions, stops and operators' changes, newest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl Daemon {
+    /// The plan now, from a fresh listing (read-only).
+    pub async fn plan_now(&self) -> Result<Plan, OperatorError> {
+        let rules = self.rules();
+        let snapshot = self.platform.list().await?;
+        let now = self.clock.now();
+        let mut view = self.ledger.view()?;
+        view.observe(&snapshot, now);
+        let decisions = policy::decide(&rules, &snapshot, &view, now);
+        let environments = decisions
+            .into_iter()
+            .map(|decision| {
+                let record = view.get(&decision.environment_id);
+                PlanEntry {
+                    snoozed_until: record.and_then(|r| r.snoozed_until).filter(|u| *u > now),
+                    protected_by: record.and_then(|r| r.protected_by.clone()),
+                    decision,
+                }
+            })
+            .collect();
+        Ok(Plan {
+            at: now,
+            complete: snapshot.complete,
+            environments,
+        })
+    }
+
+    /// One environment (by id, or by a name only it has), explained.
+    pub async fn environment_report(&self, key: &str) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, complete) = self.find(key).await?;
+        let now = self.clock.now();
+        let Explanation { steps, decision } = self.explain_one(&environment, complete, now)?;
+        let rules = self.rules();
+        Ok(EnvironmentReport {
+            at: now,
+            record: self.ledger.record(&environment.id)?.unwrap_or_default(),
+            savings: self.ledger.environment_savings(&environment.id)?,
+            currency: rules.currency.clone(),
+            history: self.ledger.history(&environment.id, HISTORY)?,
+            decision,
+            steps,
+            environment,
+        })
+    }
+
+    /// No schedule or idle stop, and no delete, before `until`.
+    pub async fn snooze(
+        &self,
+        key: &str,
+        until: DateTime<Utc>,
+        who: &str,
+        note: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, _) = self.find(key).await?;
+        self.check_until(until)?;
+        self.change(&environment.id, "snooze", who, Some(until), note, |r| {
+            r.snoozed_until = Some(until);
+            r.snoozed_by = Some(who.to_string());
+        })
+        .await?;
+        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "snoozed");
+        self.environment_report(&environment.id).await
+    }
+
+    /// Ends a snooze: the schedule applies again from the next pass (which starts now).
+    pub async fn end_snooze(
+        &self,
+        key: &str,
+        who: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, _) = self.find(key).await?;
+        self.change(&environment.id, "end_snooze", who, None, "", |r| {
+            r.snoozed_until = None;
+            r.snoozed_by = None;
+        })
+        .await?;
+        tracing::info!(environment = %environment.name, id = %environment.id, who, "snooze ended");
+        self.environment_report(&environment.id).await
+    }
+
+    /// Starts the environment now and snoozes it until `until`, by default until its
+    /// rule's next scheduled stop.
+    pub async fn wake(
+        &self,
+        key: &str,
+        until: Option<DateTime<Utc>>,
+        who: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, complete) = self.find(key).await?;
+        let now = self.clock.now();
+        let rules = self.rules();
+        let explained = self.explain_one(&environment, complete, now)?;
+        let until = match until {
+            Some(u) => u,
+            None => explained
+                .decision
+                .rule
+                .as_deref()
+                .and_then(|name| rules.rule(name))
+                .and_then(|rule| rule.schedule.as_ref())
+                .and_then(|s| s.next_stop(now))
+                .ok_or_else(|| {
+                    OperatorError::Invalid(format!(
+                        "{} has no scheduled stop ahead to wake it until: give `for` or `until`",
+                        environment.name
+                    ))
+                })?,
+        };
+        self.check_until(until)?;
+        if explained.decision.dry_run {
+            return Err(OperatorError::Invalid(format!(
+                "{} is under dry-run: curfew starts nothing (start it on the platform, or snooze it)",
+                environment.name
+            )));
+        }
+        let start = Decision {
+            action: Action::Start,
+            cause: None,
+            reason: format!("woken by {who} until {}", until.to_rfc3339()),
+            ..explained.decision
+        };
+        let _exclusive = self.exclusive.lock().await;
+        let id = self.ledger.intent(&start, now)?;
+        let outcome = self.platform.start(&environment.id).await;
+        let finished = self.clock.now();
+        match &outcome {
+            Ok(o) => {
+                let word = match o {
+                    Outcome::Accepted => "ok",
+                    Outcome::AlreadyThereOrBusy => "already",
+                    Outcome::Gone => "gone",
+                };
+                self.ledger.outcome(id, word, None, finished)?;
+            }
+            Err(e) => self
+                .ledger
+                .outcome(id, "error", Some(&e.to_string()), finished)?,
+        }
+        self.metrics.action(
+            Action::Start,
+            start.rule.as_deref(),
+            match outcome {
+                Ok(_) => crate::metrics::ActionResult::Ok,
+                Err(_) => crate::metrics::ActionResult::Error,
+            },
+        );
+        outcome?;
+        self.ledger.change_record(
+            &environment.id,
+            |r| {
+                // The start is the person's: curfew's stop is over, and so is any
+                // schedule stop already seen through.
+                r.curfew_stop = None;
+                r.snoozed_until = Some(until);
+                r.snoozed_by = Some(who.to_string());
+            },
+            &OverrideEntry {
+                kind: "wake",
+                who,
+                at: now,
+                until: Some(until),
+                detail: &start.reason,
+            },
+        )?;
+        drop(_exclusive);
+        self.nudge.notify_one();
+        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "woken");
+        self.environment_report(&environment.id).await
+    }
+
+    /// A lasting protection (`protect`) or its end: curfew never acts on a protected
+    /// environment.
+    pub async fn protect(
+        &self,
+        key: &str,
+        protect: bool,
+        who: &str,
+        note: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, _) = self.find(key).await?;
+        let kind = if protect { "protect" } else { "unprotect" };
+        self.change(&environment.id, kind, who, None, note, |r| {
+            r.protected_by = protect.then(|| who.to_string());
+        })
+        .await?;
+        tracing::info!(environment = %environment.name, id = %environment.id, who, kind, "protection changed");
+        self.environment_report(&environment.id).await
+    }
+
+    /// The environment that `key` names: its id, else the one environment of that name.
+    async fn find(&self, key: &str) -> Result<(Environment, bool), OperatorError> {
+        let Snapshot {
+            environments,
+            complete,
+        } = self.platform.list().await?;
+        let mut by_name = Vec::new();
+        for env in environments {
+            if env.id == key {
+                return Ok((env, complete));
+            }
+            if env.name == key {
+                by_name.push(env);
+            }
+        }
+        match by_name.len() {
+            0 => Err(OperatorError::NotFound(key.to_string())),
+            1 => Ok((by_name.remove(0), complete)),
+            _ => Err(OperatorError::Ambiguous {
+                key: key.to_string(),
+                ids: by_name.into_iter().map(|e| e.id).collect(),
+            }),
+        }
+    }
+
+    fn explain_one(
+        &self,
+        env: &Environment,
+        complete: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Explanation, OperatorError> {
+        let mut records = HashMap::new();
+        if let Some(r) = self.ledger.record(&env.id)? {
+            records.insert(env.id.clone(), r);
+        }
+        let mut view = LedgerView::stored(records);
+        view.observe(
+            &Snapshot {
+                environments: vec![env.clone()],
+                complete,
+            },
+            now,
+        );
+        Ok(policy::explain(&self.rules(), env, complete, &view, now))
+    }
+
+    fn check_until(&self, until: DateTime<Utc>) -> Result<(), OperatorError> {
+        let now = self.clock.now();
+        if until <= now {
+            return Err(OperatorError::Invalid(format!(
+                "{} is not in the future (now is {})",
+                until.to_rfc3339(),
+                now.to_rfc3339()
+            )));
+        }
+        let max = self.max_snooze;
+        if until - now > max {
+            return Err(OperatorError::Invalid(format!(
+                "{} is more than the longest snooze allowed ({}) from now",
+                until.to_rfc3339(),
+                crate::schedule::format_seconds(max.num_seconds().max(0) as u64)
+            )));
+        }
+        Ok(())
+    }
+
+    async fn change(
+        &self,
+        id: &str,
+        kind: &str,
+        who: &str,
+        until: Option<DateTime<Utc>>,
+        note: &str,
+        change: impl FnOnce(&mut EnvRecord),
+    ) -> Result<(), OperatorError> {
+        let _exclusive = self.exclusive.lock().await;
+        self.ledger.change_record(
+            id,
+            change,
+            &OverrideEntry {
+                kind,
+                who,
+                at: self.clock.now(),
+                until,
+                detail: note,
+            },
+        )?;
+        drop(_exclusive);
+        self.nudge.notify_one();
+        Ok(())
+    }
+}
