@@ -21,6 +21,7 @@ use curfew::clock::ManualClock;
 use curfew::config::parse_rules;
 use curfew::ledger::Ledger;
 use curfew::metrics::Metrics;
+use curfew::platform::Platform;
 use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
 use curfew::platform::sandbox::{Sandbox, SandboxOptions};
 use curfew::reconcile::{ActResult, Daemon, DaemonOptions};
@@ -61,6 +62,9 @@ async fn one_pass() {
     o.max_concurrency = concurrency;
     o.requests_per_second = 100_000.0;
     let platform = Arc::new(Qovery::new(o, None).expect("adapter"));
+    // A daemon that has run a while: connections open, clusters and costs cached.
+    platform.list().await.expect("listing");
+    common::quiet(&sandbox).await;
     let rules = parse_rules(
         "bench.yaml",
         "timezone: UTC\nsafety:\n  max_stops_per_pass: 1000\ndefaults:\n  grace_period: 1m\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 08:00-19:00\n",

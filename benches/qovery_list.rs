@@ -49,15 +49,7 @@ async fn run() {
     // Warm up connections once, and let the background cluster refresh it starts finish
     // (it is not part of a listing), then measure.
     qovery.list().await.expect("listing");
-    let mut seen = sandbox.requests().total;
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = sandbox.requests().total;
-        if now == seen {
-            break;
-        }
-        seen = now;
-    }
+    common::quiet(&sandbox).await;
     let runs = 5;
     let mut best = Duration::MAX;
     let mut total = Duration::ZERO;

@@ -6,11 +6,13 @@
 //! - [`clock`]: where "now" comes from;
 //! - [`cli`]: the command line.
 
+pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
+pub mod notify;
 pub mod platform;
 pub mod policy;
 pub mod reconcile;

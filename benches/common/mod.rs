@@ -38,3 +38,18 @@ pub fn serve_apart(sandbox: Sandbox) -> Served {
     });
     rx.recv().expect("the sandbox started")
 }
+
+/// Waits until the sandbox has had no request for half a second: the background refresh of
+/// clusters and costs that a first listing starts has finished (a running daemon has its
+/// cache filled; it is not part of what is measured).
+pub async fn quiet(sandbox: &Sandbox) {
+    let mut seen = sandbox.requests().total;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = sandbox.requests().total;
+        if now == seen {
+            return;
+        }
+        seen = now;
+    }
+}

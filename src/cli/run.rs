@@ -10,6 +10,7 @@ use chrono::Utc;
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
+use crate::admin::AdminTokens;
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::settings::{LogFormat, PlatformSettings};
 use crate::config::{self, Loaded};
@@ -103,6 +104,7 @@ async fn daemon(
     let platform_name = match settings.platform {
         PlatformSettings::Sandbox(_) => "sandbox",
         PlatformSettings::Qovery(_) => "qovery",
+        PlatformSettings::Kubernetes(_) => "kubernetes",
     };
     let observer = Arc::new(PlatformRequests::new(metrics.clone(), platform_name));
     let connected = match connect(
@@ -123,20 +125,48 @@ async fn daemon(
     if let Some((_, running)) = &connected.sandbox {
         tracing::info!(url = %running.url, organization = %running.organization_id, "sandbox started in-process");
     }
-    let resync = settings.resync;
-    let daemon = Arc::new(Daemon::new(
-        connected.platform.clone(),
-        ledger.clone(),
+    let admin_tokens = match AdminTokens::load(
+        &env,
+        settings.admin_token_env.as_deref(),
+        settings.admin_token_file.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "the admin API's tokens cannot be read");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let notifier = crate::notify::Notifier::start(
+        crate::notify::NotifyOptions::default(),
         metrics.clone(),
-        clock.clone(),
-        Arc::new(loaded.rules),
-        DaemonOptions {
-            resync,
-            // Readiness reads the (possibly scaled) clock: three resyncs in its time.
-            max_pass_age: resync.mul_f64(3.0 * speed.unwrap_or(1.0)),
-            max_in_flight: 8,
-        },
-    ));
+        // Signatures carry real time (receivers compare it with theirs), even on a scaled
+        // demo clock.
+        Arc::new(SystemClock),
+        env.clone(),
+    )?;
+    for (target, problem) in notifier.check(&loaded.rules) {
+        tracing::warn!(target_name = %target, %problem, "notification target unusable");
+    }
+    let resync = settings.resync;
+    let max_snooze = chrono::TimeDelta::from_std(settings.admin_max_snooze)
+        .unwrap_or(crate::reconcile::DEFAULT_MAX_SNOOZE);
+    let daemon = Arc::new(
+        Daemon::new(
+            connected.platform.clone(),
+            ledger.clone(),
+            metrics.clone(),
+            clock.clone(),
+            Arc::new(loaded.rules),
+            DaemonOptions {
+                resync,
+                // Readiness reads the (possibly scaled) clock: three resyncs in its time.
+                max_pass_age: resync.mul_f64(3.0 * speed.unwrap_or(1.0)),
+                max_in_flight: 8,
+            },
+        )
+        .with_max_snooze(max_snooze)
+        .with_notifier(notifier.clone()),
+    );
     match daemon.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -152,7 +182,17 @@ async fn daemon(
     let listen = args.listen.unwrap_or(settings.listen);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
-    let router = server::router(metrics.clone(), daemon.health(), clock.clone());
+    let mut router = server::router(metrics.clone(), daemon.health(), clock.clone());
+    match admin_tokens {
+        Some(tokens) => {
+            tracing::info!(tokens = tokens.len(), "admin API on /api/v1");
+            router = server::merge_admin(router, crate::admin::router(daemon.clone(), tokens));
+        }
+        None => tracing::info!(
+            "admin API off: no admin token ({} or daemon.admin_token_file)",
+            crate::admin::TOKEN_VARIABLE
+        ),
+    }
     let mut server_shutdown = shutdown_rx.clone();
     let server_task = tokio::spawn(server::serve(listener, router, async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
@@ -220,8 +260,34 @@ async fn daemon(
         }
     });
 
-    let loop_task = tokio::spawn(daemon.clone().run(resync_rx, reload_rx, shutdown_rx));
-    wait_for_signal().await;
+    // Leader election (platform.kubernetes.leader_election): a standby waits for the Lease
+    // before its first pass; a leader that loses it stops (fail-stop, as
+    // kube-controller-manager does) and restarts as a standby. The lease is given up only
+    // after the last pass, so no other replica acts while this one still does.
+    let election = connected.election.clone();
+    let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
+    let lease_task = election.clone().map(|e| tokio::spawn(e.run(lease_stop_rx)));
+    let loop_task = tokio::spawn({
+        let (election, daemon, mut shutdown) =
+            (election.clone(), daemon.clone(), shutdown_rx.clone());
+        async move {
+            if let Some(e) = &election {
+                tracing::info!(lease = %e.options().name, identity = %e.options().identity, "standing by until this replica holds the lease");
+                if !e.wait_to_lead(&mut shutdown).await {
+                    return;
+                }
+                tracing::info!("this replica holds the lease: acting");
+            }
+            daemon.run(resync_rx, reload_rx, shutdown_rx).await
+        }
+    });
+    let lost_lease = tokio::select! {
+        () = wait_for_signal() => false,
+        () = async { match &election { Some(e) => e.lost().await, None => std::future::pending().await } } => true,
+    };
+    if lost_lease {
+        tracing::error!("this replica lost the lease: stopping, to restart as a standby");
+    }
     tracing::info!("stopping: no new actions; waiting for the current pass to finish");
     let _ = shutdown_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(60), loop_task)
@@ -230,12 +296,22 @@ async fn daemon(
     {
         tracing::warn!("the current pass did not finish within 60 s; stopping anyway");
     }
+    let _ = lease_stop_tx.send(true);
+    if let Some(task) = lease_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     let mut scheduler = scheduler;
     let _ = scheduler.shutdown().await;
+    // Messages already queued (a delete just made, say) get a few seconds to go out.
+    let _ = tokio::time::timeout(Duration::from_secs(5), notifier.settled()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
     drop(connected);
     tracing::info!("stopped; ledger flushed");
-    Ok(ExitCode::SUCCESS)
+    Ok(if lost_lease {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn wait_for_signal() {
@@ -263,6 +339,8 @@ fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWa
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
+            // Reading the file (as each reload does) is not a change.
+            && !matches!(event.kind, notify::EventKind::Access(_))
             && event.paths.iter().any(|p| {
                 p.file_name() == Some(&name) || p.file_name().is_some_and(|f| f == "..data")
             })

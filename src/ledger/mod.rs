@@ -47,12 +47,44 @@ pub struct Savings {
     pub saved: f64,
 }
 
+/// One of curfew's stop intervals, as far as it has been accrued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopInterval {
+    pub environment_id: String,
+    pub rule: String,
+    pub hourly_cost: Option<f64>,
+    pub stopped_at: DateTime<Utc>,
+    /// When it ended (started again, or gone), or for an open stop how far savings were
+    /// accrued (the last pass).
+    pub until: DateTime<Utc>,
+}
+
 /// One line of an environment's history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub what: String,
     pub detail: String,
+}
+
+/// What curfew's stops of one environment saved, over the stops the ledger still holds.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnvironmentSavings {
+    pub stops: i64,
+    pub stopped_seconds: f64,
+    pub saved: f64,
+}
+
+/// An operator's change, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverrideEntry<'a> {
+    /// `snooze`, `end_snooze`, `wake`, `protect`, `unprotect`.
+    pub kind: &'a str,
+    /// The admin token's name.
+    pub who: &'a str,
+    pub at: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+    pub detail: &'a str,
 }
 
 pub struct Ledger {
@@ -142,6 +174,8 @@ impl Ledger {
     fn init(conn: Connection) -> Result<Ledger, LedgerError> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // 1 MiB of page cache instead of 2: the records are read once a pass.
+        conn.pragma_update(None, "cache_size", -1024)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Ledger {
@@ -313,35 +347,35 @@ impl Ledger {
                 }
             }
         }
-        Ok(LedgerView::new(records))
+        Ok(LedgerView::stored(records))
     }
 
-    /// Stores the records that changed in a pass, in one transaction.
-    pub fn store(
-        &self,
-        before: &LedgerView,
-        after: &LedgerView,
-        ids: &[String],
-    ) -> Result<(), LedgerError> {
+    /// Stores the records of `view` that changed since it was read, in one transaction,
+    /// and marks them stored.
+    pub fn store(&self, view: &mut LedgerView) -> Result<(), LedgerError> {
+        let (changed, removed) = view.changes();
+        if changed.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for id in ids {
-            match (before.get(id), after.get(id)) {
-                (b, Some(a)) if b != Some(a) => {
-                    let json = serde_json::to_string(a).map_err(|e| LedgerError(e.to_string()))?;
-                    tx.execute(
-                        "INSERT INTO records (environment_id, record) VALUES (?1, ?2)
-                         ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
-                        params![id, json],
-                    )?;
-                }
-                (Some(_), None) => {
-                    tx.execute("DELETE FROM records WHERE environment_id = ?1", params![id])?;
-                }
-                _ => {}
+        {
+            let mut upsert = tx.prepare(
+                "INSERT INTO records (environment_id, record) VALUES (?1, ?2)
+                 ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
+            )?;
+            for (id, record) in changed {
+                let json = serde_json::to_string(record).map_err(|e| LedgerError(e.to_string()))?;
+                upsert.execute(params![id, json])?;
+            }
+            let mut delete = tx.prepare("DELETE FROM records WHERE environment_id = ?1")?;
+            for id in removed {
+                delete.execute(params![id])?;
             }
         }
         tx.commit()?;
+        drop(conn);
+        view.mark_stored();
         Ok(())
     }
 
@@ -442,6 +476,29 @@ impl Ledger {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// The stop intervals that were open at some point since `since` (for savings over a
+    /// period, such as the notifications' daily digest).
+    pub fn stop_intervals_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<StopInterval>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT environment_id, rule, hourly_cost, stopped_at, COALESCE(started_at, accrued_until)
+             FROM stops WHERE started_at IS NULL OR started_at >= ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![ts(since)], |r| {
+            Ok(StopInterval {
+                environment_id: r.get(0)?,
+                rule: r.get(1)?,
+                hourly_cost: r.get(2)?,
+                stopped_at: parse_ts(&r.get::<_, String>(3)?)?,
+                until: parse_ts(&r.get::<_, String>(4)?)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Records an operator's change (snooze, wake, protect…).
     pub fn override_entry(
         &self,
@@ -457,6 +514,84 @@ impl Ledger {
             params![env, kind, who, ts(at), until.map(ts), detail],
         )?;
         Ok(())
+    }
+
+    /// One environment's record, if the ledger holds one.
+    pub fn record(&self, env: &str) -> Result<Option<EnvRecord>, LedgerError> {
+        let json: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT record FROM records WHERE environment_id = ?1",
+                params![env],
+                |r| r.get(0),
+            )
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str(&j)
+                .map_err(|e| LedgerError(format!("the record of {env} is unreadable: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Changes one environment's record and writes the operator's entry, in one
+    /// transaction. Returns the record as written.
+    pub fn change_record(
+        &self,
+        env: &str,
+        change: impl FnOnce(&mut EnvRecord),
+        entry: &OverrideEntry<'_>,
+    ) -> Result<EnvRecord, LedgerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let json: Option<String> = tx
+            .query_row(
+                "SELECT record FROM records WHERE environment_id = ?1",
+                params![env],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut record: EnvRecord = match json {
+            Some(j) => serde_json::from_str(&j)
+                .map_err(|e| LedgerError(format!("the record of {env} is unreadable: {e}")))?,
+            None => EnvRecord::default(),
+        };
+        change(&mut record);
+        let json = serde_json::to_string(&record).map_err(|e| LedgerError(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO records (environment_id, record) VALUES (?1, ?2)
+             ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
+            params![env, json],
+        )?;
+        tx.execute(
+            "INSERT INTO overrides (environment_id, kind, who, at, until, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![env, entry.kind, entry.who, ts(entry.at), entry.until.map(ts), entry.detail],
+        )?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// What curfew's stops of one environment saved (open stops up to their last accrual).
+    pub fn environment_savings(&self, env: &str) -> Result<EnvironmentSavings, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT hourly_cost, stopped_at, COALESCE(started_at, accrued_until) FROM stops WHERE environment_id = ?1",
+        )?;
+        let rows = stmt.query_map(params![env], |r| {
+            Ok((
+                r.get::<_, Option<f64>>(0)?,
+                parse_ts(&r.get::<_, String>(1)?)?,
+                parse_ts(&r.get::<_, String>(2)?)?,
+            ))
+        })?;
+        let mut out = EnvironmentSavings::default();
+        for row in rows {
+            let (cost, from, to) = row?;
+            let seconds = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
+            out.stops += 1;
+            out.stopped_seconds += seconds;
+            out.saved += cost.unwrap_or(0.0) * seconds / 3600.0;
+        }
+        Ok(out)
     }
 
     /// An environment's recent history: actions, stops and operator changes, newest first.

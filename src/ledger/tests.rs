@@ -91,27 +91,42 @@ fn an_intent_without_outcome_is_found_after_a_restart() {
 #[test]
 fn records_round_trip_and_only_changes_are_written() {
     let ledger = Ledger::in_memory().unwrap();
-    let before = ledger.view().unwrap();
-    let mut after = before.clone();
-    after.entry("a").curfew_stop = Some(crate::policy::StopRecord {
+    let mut view = ledger.view().unwrap();
+    assert_eq!(view.changes().0.len(), 0);
+    view.entry("a").curfew_stop = Some(crate::policy::StopRecord {
         at: at("2026-11-27T18:00:00Z"),
         cause: StopCause::Schedule,
         rule: "previews".into(),
     });
-    ledger
-        .store(&before, &after, &["a".to_string(), "b".to_string()])
-        .unwrap();
-    assert_eq!(ledger.view().unwrap(), after);
-    let mut gone = after.clone();
-    gone.apply(
+    view.entry("b").stopped_since = Some(at("2026-11-27T18:00:00Z"));
+    assert_eq!(view.changes().0.len(), 2);
+    ledger.store(&mut view).unwrap();
+    assert_eq!(view.changes().0.len(), 0, "stored: nothing left to write");
+    let mut read = ledger.view().unwrap();
+    assert_eq!(read, view);
+    assert_eq!(read.changes().0.len(), 0, "a view just read has no changes");
+    // Touching a record without changing it writes nothing; changing one writes only it.
+    read.entry("a");
+    read.entry("b").stopped_since = Some(at("2026-11-27T19:00:00Z"));
+    let (changed, removed) = read.changes();
+    assert_eq!(changed.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ["b"]);
+    assert!(removed.is_empty());
+    ledger.store(&mut read).unwrap();
+    read.apply(
         &Decision {
             action: Action::Delete,
             ..stop_decision("a")
         },
         at("2026-11-28T00:00:00Z"),
     );
-    ledger.store(&after, &gone, &["a".to_string()]).unwrap();
-    assert!(ledger.view().unwrap().get("a").is_none());
+    assert_eq!(read.changes().1, ["a".to_string()]);
+    ledger.store(&mut read).unwrap();
+    let last = ledger.view().unwrap();
+    assert!(last.get("a").is_none());
+    assert_eq!(
+        last.get("b").and_then(|r| r.stopped_since),
+        Some(at("2026-11-27T19:00:00Z"))
+    );
 }
 
 #[test]

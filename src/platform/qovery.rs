@@ -102,12 +102,17 @@ pub struct Qovery {
     inner: Arc<Inner>,
 }
 
+/// An answer over this many bytes is parsed on a blocking thread.
+const LARGE_BODY: usize = 256 * 1024;
+
 struct Inner {
     options: QoveryOptions,
     http: reqwest::Client,
     gate: Semaphore,
     limiter: DefaultDirectRateLimiter,
     details: Mutex<Details>,
+    /// The projects of the last listing, whose status calls need not wait for this one's.
+    projects_seen: Mutex<Vec<String>>,
     observer: Option<Arc<dyn RequestObserver>>,
 }
 
@@ -267,6 +272,7 @@ impl Qovery {
                 gate,
                 limiter: RateLimiter::direct(quota),
                 details: Mutex::new(Details::default()),
+                projects_seen: Mutex::new(Vec::new()),
                 observer,
             }),
         })
@@ -290,7 +296,7 @@ impl Qovery {
     }
 
     /// One request with the gate, retries and classification.
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
         path: &str,
@@ -314,7 +320,7 @@ impl Qovery {
             .map_err(|a| self.error(operation, a.retryable, format!("{endpoint} {path}: {}", a.message)))
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
         url: &str,
@@ -369,6 +375,15 @@ impl Qovery {
                 // 204 (and 202 whose body curfew does not need) carry nothing to parse.
                 let parse = if body.is_empty() {
                     serde_json::from_slice(b"null")
+                } else if body.len() > LARGE_BODY {
+                    // Parsing megabytes takes milliseconds: off the runtime's workers, so
+                    // the answers of the other calls in flight are read meanwhile.
+                    let bytes = body.clone();
+                    match tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes)).await
+                    {
+                        Ok(parsed) => parsed,
+                        Err(_) => serde_json::from_slice(&body),
+                    }
                 } else {
                     serde_json::from_slice(&body)
                 };
@@ -413,7 +428,7 @@ impl Qovery {
         }
     }
 
-    async fn get_list<T: DeserializeOwned>(
+    async fn get_list<T: DeserializeOwned + Send + 'static>(
         &self,
         path: String,
         endpoint: &'static str,
@@ -452,7 +467,9 @@ impl Qovery {
     }
 
     /// Starts a background refresh of clusters and costs when they are stale.
-    fn refresh_details_if_stale(&self, projects: Vec<String>, environments: Vec<String>) {
+    /// Starts a background refresh of clusters and costs when they are stale; `ids` gives
+    /// the projects and environments to fetch (called only then).
+    fn refresh_details_if_stale(&self, ids: impl FnOnce() -> (Vec<String>, Vec<String>)) {
         let inner = &self.inner;
         {
             let mut d = inner.details.lock().unwrap_or_else(PoisonError::into_inner);
@@ -464,9 +481,10 @@ impl Qovery {
             }
             d.refreshing = true;
         }
+        let (projects, environments) = ids();
         let this = self.clone();
         tokio::spawn(async move {
-            let details = this.fetch_details(&projects, &environments).await;
+            let details = this.fetch_details(projects, environments).await;
             let mut d = this
                 .inner
                 .details
@@ -487,17 +505,25 @@ impl Qovery {
 
     async fn fetch_details(
         &self,
-        projects: &[String],
-        environments: &[String],
+        projects: Vec<String>,
+        environments: Vec<String>,
     ) -> Option<HashMap<String, EnvDetails>> {
+        use futures::StreamExt;
+        // A quarter of the connections at most: the refresh runs beside the passes and must
+        // not hold up their listings and actions (and it keeps few requests in memory).
+        let share = (self.inner.options.max_concurrency / 4).max(1);
         let mut by_env: HashMap<String, EnvDetails> = HashMap::new();
-        let clusters = futures::future::join_all(projects.iter().map(|p| {
-            self.get_list::<ProjectEnvironmentWire>(
-                format!("/project/{p}/environment"),
-                "list_project_environments",
-            )
-        }))
-        .await;
+        let clusters: Vec<_> = futures::stream::iter(projects)
+            .map(|p: String| async move {
+                self.get_list::<ProjectEnvironmentWire>(
+                    format!("/project/{p}/environment"),
+                    "list_project_environments",
+                )
+                .await
+            })
+            .buffer_unordered(share)
+            .collect()
+            .await;
         for list in clusters.into_iter().flatten().flatten() {
             for e in list {
                 by_env.entry(e.id).or_default().cluster = e.cluster_name.or(e.cluster_id);
@@ -505,11 +531,16 @@ impl Qovery {
         }
         let prices = self.inner.options.prices;
         if prices.vcpu_hour.is_some() || prices.gib_hour.is_some() {
-            let costs =
-                futures::future::join_all(environments.iter().map(|id| self.environment_cost(id)))
-                    .await;
-            for (id, cost) in environments.iter().zip(costs) {
-                by_env.entry(id.clone()).or_default().hourly_cost = cost;
+            let costs: Vec<_> = futures::stream::iter(environments)
+                .map(|id: String| async move {
+                    let cost = self.environment_cost(&id).await;
+                    (id, cost)
+                })
+                .buffer_unordered(share)
+                .collect()
+                .await;
+            for (id, cost) in costs {
+                by_env.entry(id).or_default().hourly_cost = cost;
             }
         }
         Some(by_env)
@@ -566,34 +597,51 @@ impl Platform for Qovery {
                 format!("organization {org} not found (check the organization id)"),
             )
         };
-        // The status calls need only the projects: they start as soon as the projects are
-        // listed, while the (large) organization-wide environment list is still coming.
-        let environments_call = self.get_list::<EnvironmentWire>(
-            format!("/organization/{org}/environments"),
-            "list_environments",
-        );
-        let projects_then_statuses = async {
-            let projects = self
-                .get_list::<ProjectWire>(format!("/organization/{org}/project"), "list_projects")
-                .await?
-                .ok_or_else(not_found)?;
-            let statuses = futures::future::join_all(projects.iter().map(|p| async move {
-                (
-                    p.id.clone(),
-                    self.get_list::<StatusWire>(
-                        format!("/project/{}/environment/status", p.id),
-                        "list_status",
-                    )
-                    .await,
+        // The status calls need only the projects' ids. Those of the projects seen last time
+        // start at once, beside the project and organization-wide environment listings;
+        // only a project new since then waits for the project listing. The first listing
+        // has nothing to go on and waits.
+        let known: Vec<String> = self
+            .inner
+            .projects_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let status_of = |project: String| async move {
+            let result = self
+                .get_list::<StatusWire>(
+                    format!("/project/{project}/environment/status"),
+                    "list_status",
                 )
-            }))
-            .await;
-            Ok::<_, PlatformError>((projects, statuses))
+                .await;
+            (project, result)
         };
-        let (environments, projects_and_statuses) =
-            tokio::join!(environments_call, projects_then_statuses);
-        let (projects, statuses) = projects_and_statuses?;
+        let (environments, projects, mut statuses) = tokio::join!(
+            self.get_list::<EnvironmentWire>(
+                format!("/organization/{org}/environments"),
+                "list_environments",
+            ),
+            self.get_list::<ProjectWire>(format!("/organization/{org}/project"), "list_projects"),
+            futures::future::join_all(known.iter().cloned().map(status_of)),
+        );
+        let projects = projects?.ok_or_else(not_found)?;
         let environments = environments?.ok_or_else(not_found)?;
+        let new: Vec<String> = projects
+            .iter()
+            .filter(|p| !known.contains(&p.id))
+            .map(|p| p.id.clone())
+            .collect();
+        if !new.is_empty() {
+            statuses.extend(futures::future::join_all(new.into_iter().map(status_of)).await);
+        }
+        // A project gone since last time: its status answer (if any) is not used.
+        statuses.retain(|(id, _)| projects.iter().any(|p| &p.id == id));
+        *self
+            .inner
+            .projects_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            projects.iter().map(|p| p.id.clone()).collect();
         let names: HashMap<&str, &str> = projects
             .iter()
             .map(|p| (p.id.as_str(), p.name.as_str()))
@@ -610,16 +658,21 @@ impl Platform for Qovery {
                 }
             }
         }
-        let details = self
+        self.refresh_details_if_stale(|| {
+            (
+                projects.iter().map(|p| p.id.clone()).collect(),
+                environments.iter().map(|e| e.id.clone()).collect(),
+            )
+        });
+        let guard = self
             .inner
             .details
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .by_env
-            .clone();
+            .unwrap_or_else(PoisonError::into_inner);
+        let details = &guard.by_env;
         let mut out = Vec::with_capacity(environments.len());
-        for e in &environments {
-            let status = by_env.get(&e.id);
+        for e in environments {
+            let status = by_env.remove(&e.id);
             let detail = details.get(&e.id);
             let Some(mode) = Mode::parse(&e.mode) else {
                 tracing::warn!(environment = %e.id, mode = %e.mode, "unknown environment mode; skipped");
@@ -627,26 +680,25 @@ impl Platform for Qovery {
                 continue;
             };
             out.push(Environment {
-                id: e.id.clone(),
-                name: e.name.clone(),
                 project: names
                     .get(e.project.id.as_str())
-                    .map_or_else(|| e.project.id.clone(), |n| (*n).to_string()),
+                    .map_or(e.project.id, |n| (*n).to_string()),
+                id: e.id,
+                name: e.name,
                 mode,
                 cluster: detail.and_then(|d| d.cluster.clone()),
-                state: status.map_or(EnvState::Unknown, |s| map_state(&s.state)),
-                platform_state: status.map(|s| s.state.clone()),
+                state: status
+                    .as_ref()
+                    .map_or(EnvState::Unknown, |s| map_state(&s.state)),
                 created_at: e.created_at,
-                last_deployed_at: status.and_then(|s| s.last_deployment_date),
+                last_deployed_at: status.as_ref().and_then(|s| s.last_deployment_date),
                 last_activity_at: None,
                 labels: Default::default(),
                 hourly_cost: detail.and_then(|d| d.hourly_cost),
+                platform_state: status.map(|s| s.state),
             });
         }
-        self.refresh_details_if_stale(
-            projects.iter().map(|p| p.id.clone()).collect(),
-            environments.iter().map(|e| e.id.clone()).collect(),
-        );
+        drop(guard);
         Ok(Snapshot {
             environments: out,
             complete,

@@ -1,12 +1,13 @@
 //! What `decide` needs to know from the ledger, as plain data.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Why curfew stopped an environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopCause {
     Schedule,
@@ -14,7 +15,7 @@ pub enum StopCause {
 }
 
 /// A stop by curfew that has not been followed by a start yet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StopRecord {
     pub at: DateTime<Utc>,
     pub cause: StopCause,
@@ -22,7 +23,7 @@ pub struct StopRecord {
 }
 
 /// The ledger's memory of one environment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EnvRecord {
     /// No schedule or idle stop (and no delete) before this instant.
     pub snoozed_until: Option<DateTime<Utc>>,
@@ -42,27 +43,128 @@ pub struct EnvRecord {
     pub delete_warned_at: Option<DateTime<Utc>>,
 }
 
-/// The ledger's records by environment id.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The ledger's records by environment id, and what changed since they were read.
+///
+/// A pass reads the view, changes it, and writes back only the records that differ from
+/// what was read: each record keeps the fingerprint of its stored form instead of a copy
+/// of the whole view being kept beside it (10,000 records would be kept twice).
+#[derive(Debug, Clone, Default)]
 pub struct LedgerView {
-    records: HashMap<String, EnvRecord>,
+    records: HashMap<String, Slot>,
+    /// Stored records removed since (an environment curfew deleted).
+    removed: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    record: EnvRecord,
+    /// The fingerprint of the record as the ledger holds it; `None` when it holds none.
+    stored: Option<u64>,
+}
+
+fn fingerprint(record: &EnvRecord) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    record.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl PartialEq for LedgerView {
+    /// The same records (whatever is stored of them).
+    fn eq(&self, other: &Self) -> bool {
+        self.records.len() == other.records.len()
+            && self
+                .records
+                .iter()
+                .all(|(id, s)| other.get(id) == Some(&s.record))
+    }
+}
+
+impl Serialize for LedgerView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.records.iter().map(|(id, s)| (id, &s.record)))
+    }
 }
 
 impl LedgerView {
+    /// Records that are not stored anywhere yet (all of them count as changed).
     pub fn new(records: HashMap<String, EnvRecord>) -> Self {
-        LedgerView { records }
+        LedgerView {
+            records: records
+                .into_iter()
+                .map(|(id, record)| {
+                    (
+                        id,
+                        Slot {
+                            record,
+                            stored: None,
+                        },
+                    )
+                })
+                .collect(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// Records as the ledger holds them (none counts as changed).
+    pub fn stored(records: HashMap<String, EnvRecord>) -> Self {
+        let mut view = Self::new(records);
+        view.mark_stored();
+        view
     }
 
     pub fn get(&self, id: &str) -> Option<&EnvRecord> {
-        self.records.get(id)
+        self.records.get(id).map(|s| &s.record)
     }
 
     pub fn insert(&mut self, id: impl Into<String>, record: EnvRecord) {
-        self.records.insert(id.into(), record);
+        match self.records.entry(id.into()) {
+            std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().record = record,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Slot {
+                    record,
+                    stored: None,
+                });
+            }
+        }
     }
 
     pub fn entry(&mut self, id: &str) -> &mut EnvRecord {
-        self.records.entry(id.to_string()).or_default()
+        &mut self
+            .records
+            .entry(id.to_string())
+            .or_insert_with(|| Slot {
+                record: EnvRecord::default(),
+                stored: None,
+            })
+            .record
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(slot) = self.records.remove(id)
+            && slot.stored.is_some()
+        {
+            self.removed.push(id.to_string());
+        }
+    }
+
+    /// What the ledger must write to hold this view: the records that differ from their
+    /// stored form, and the ids of stored records removed.
+    pub fn changes(&self) -> (Vec<(&str, &EnvRecord)>, &[String]) {
+        let changed = self
+            .records
+            .iter()
+            .filter(|(_, s)| s.stored != Some(fingerprint(&s.record)))
+            .map(|(id, s)| (id.as_str(), &s.record))
+            .collect();
+        (changed, &self.removed)
+    }
+
+    /// Notes that the ledger now holds this view as it is.
+    pub fn mark_stored(&mut self) {
+        for slot in self.records.values_mut() {
+            slot.stored = Some(fingerprint(&slot.record));
+        }
+        self.removed.clear();
     }
 }
 
@@ -77,7 +179,7 @@ impl LedgerView {
                     self.entry(&env.id).stopped_since.get_or_insert(now);
                 }
                 EnvState::Running => {
-                    if let Some(r) = self.records.get_mut(&env.id) {
+                    if let Some(r) = self.records.get_mut(&env.id).map(|s| &mut s.record) {
                         r.stopped_since = None;
                         r.curfew_stop = None;
                     }
@@ -114,7 +216,7 @@ impl LedgerView {
             }
             (Action::Warn, _) => r.delete_warned_at = Some(now),
             (Action::Delete, _) => {
-                self.records.remove(&decision.environment_id);
+                self.remove(&decision.environment_id);
                 return;
             }
             (Action::None, _) => {}

@@ -46,12 +46,15 @@ impl Daemon {
         now: DateTime<Utc>,
         complete: bool,
     ) -> Result<Vec<(Decision, ActResult)>, PassError> {
-        let mut due: Vec<&Decision> = decisions
+        let mut due: Vec<(usize, &Decision)> = decisions
             .iter()
-            .filter(|d| d.action != Action::None)
+            .enumerate()
+            .filter(|(_, d)| d.action != Action::None)
             .collect();
         // Oldest due first, so caps hold back the newest.
-        due.sort_by_key(|d| (d.due_since, d.environment_id.clone()));
+        due.sort_by(|(_, a), (_, b)| {
+            (a.due_since, &a.environment_id).cmp(&(b.due_since, &b.environment_id))
+        });
         let mut stops_left = rules.safety.max_stops_per_pass;
         let deletes_last_hour = self
             .ledger
@@ -61,8 +64,8 @@ impl Daemon {
             .max(0);
         // First decide what each due action becomes; then write every intent in one
         // transaction (one disk sync) before the first call.
-        let mut planned: Vec<(&Decision, Option<ActResult>)> = Vec::with_capacity(due.len());
-        for d in due {
+        let mut planned: Vec<(usize, &Decision, Option<ActResult>)> = Vec::with_capacity(due.len());
+        for (i, d) in due {
             let result = if d.dry_run {
                 Some(ActResult::DryRun)
             } else {
@@ -92,17 +95,19 @@ impl Daemon {
                     Action::None => None,
                 }
             };
-            planned.push((d, result));
+            planned.push((i, d, result));
         }
         let ids = self
             .ledger
-            .intents(&planned.iter().map(|(d, _)| *d).collect::<Vec<_>>(), now)?;
+            .intents(&planned.iter().map(|(_, d, _)| *d).collect::<Vec<_>>(), now)?;
         let mut results: Vec<(Decision, ActResult)> = Vec::new();
         let mut settled: Vec<(i64, &str, Option<&str>)> = Vec::new();
-        let mut calls: Vec<(Decision, i64)> = Vec::new();
-        for ((d, result), id) in planned.into_iter().zip(ids) {
+        // By index: a future holding a borrowed decision trips the compiler's "FnOnce is not
+        // general enough" (rust-lang/rust#110338) once the pass is spawned.
+        let mut calls: Vec<(usize, i64)> = Vec::new();
+        for ((i, d, result), id) in planned.into_iter().zip(ids) {
             let Some(r) = result else {
-                calls.push((d.clone(), id));
+                calls.push((i, id));
                 continue;
             };
             let outcome = match &r {
@@ -122,12 +127,22 @@ impl Daemon {
             results.push((d.clone(), r));
         }
         self.ledger.outcomes(&settled, now)?;
+        // A warning also goes where the platform's people look (a Kubernetes Event), best
+        // effort.
+        for (d, r) in &results {
+            if d.action == Action::Warn && matches!(r, ActResult::Done(_)) {
+                self.platform
+                    .note(&d.environment_id, "DeleteWarning", &d.reason)
+                    .await;
+            }
+        }
         if !calls.is_empty() {
             tracing::info!(calls = calls.len(), "calling the platform");
         }
         let platform = &self.platform;
-        let outcomes: Vec<(Decision, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
-            .map(|(d, id)| async move {
+        let outcomes: Vec<(&Decision, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
+            .map(|(i, id)| async move {
+                let d = &decisions[i];
                 let r = match d.action {
                     Action::Stop => platform.stop(&d.environment_id).await,
                     Action::Start => platform.start(&d.environment_id).await,
@@ -150,7 +165,7 @@ impl Daemon {
                         Outcome::Gone => "gone",
                     };
                     written.push((id, word, None));
-                    view.apply(&d, now);
+                    view.apply(d, now);
                     ActResult::Done(outcome)
                 }
                 Err(message) => {
@@ -158,8 +173,8 @@ impl Daemon {
                     ActResult::Failed(message)
                 }
             };
-            self.record(&d, &result);
-            results.push((d, result));
+            self.record(d, &result);
+            results.push((d.clone(), result));
         }
         // Outcomes and the stop intervals they open, in one transaction.
         let stops: Vec<&Decision> = results

@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::config::RuleSet;
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::{Metrics, PassResult};
+use crate::notify::{Notifier, PassFacts};
 use crate::platform::{EnvState, Platform, PlatformError, Snapshot};
 use crate::policy::{self, Action, Decision, LedgerView};
 use crate::server::Health;
@@ -49,6 +50,9 @@ pub enum PassError {
     Ledger(#[from] LedgerError),
 }
 
+/// The longest snooze an operator may ask for, unless the settings say otherwise.
+pub const DEFAULT_MAX_SNOOZE: TimeDelta = TimeDelta::days(7);
+
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -70,6 +74,14 @@ pub struct Daemon {
     pub(crate) options: DaemonOptions,
     pub(crate) health: Health,
     memory: Mutex<Memory>,
+    /// Held by a pass and by an operator's change, so neither writes over the other.
+    exclusive: tokio::sync::Mutex<()>,
+    /// Asks the loop for a pass now (after an operator's change).
+    nudge: tokio::sync::Notify,
+    /// The longest snooze (or wake) an operator may ask for.
+    max_snooze: TimeDelta,
+    /// Told what each pass did; never waits for a delivery.
+    notifier: Option<Notifier>,
 }
 
 /// What passes remember between themselves that is not worth the ledger.
@@ -99,7 +111,23 @@ impl Daemon {
             options,
             health,
             memory: Mutex::new(Memory::default()),
+            exclusive: tokio::sync::Mutex::new(()),
+            nudge: tokio::sync::Notify::new(),
+            max_snooze: DEFAULT_MAX_SNOOZE,
+            notifier: None,
         }
+    }
+
+    /// Sets the longest snooze an operator may ask for (default 7 days).
+    pub fn with_max_snooze(mut self, max: TimeDelta) -> Daemon {
+        self.max_snooze = max;
+        self
+    }
+
+    /// Sends notifications (warnings, deletes, failures, digests) through `notifier`.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Daemon {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// Readiness, for `/readyz`.
@@ -157,7 +185,6 @@ impl Daemon {
             .map(|e| (e.id.as_str(), e.state))
             .collect();
         let mut view = self.ledger.view()?;
-        let before = view.clone();
         for p in &pending {
             let state = states.get(p.environment_id.as_str()).copied();
             let done = matches!(
@@ -209,13 +236,13 @@ impl Daemon {
             }
             self.ledger.outcome(p.id, outcome, None, now)?;
         }
-        let ids: Vec<String> = pending.iter().map(|p| p.environment_id.clone()).collect();
-        self.ledger.store(&before, &view, &ids)?;
+        self.ledger.store(&mut view)?;
         Ok(pending.len())
     }
 
     /// One pass: list, decide, act, record.
     pub async fn pass(&self) -> Result<PassReport, PassError> {
+        let _exclusive = self.exclusive.lock().await;
         let started = std::time::Instant::now();
         let result = self.pass_inner().await;
         let finished = self.clock.now();
@@ -247,8 +274,7 @@ impl Daemon {
         let rules = self.rules();
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();
-        let before = self.ledger.view()?;
-        let mut view = before.clone();
+        let mut view = self.ledger.view()?;
         view.observe(&snapshot, now);
         let decisions = policy::decide(&rules, &snapshot, &view, now);
         let acted = self
@@ -261,8 +287,7 @@ impl Daemon {
         {
             view.apply(d, now);
         }
-        let ids: Vec<String> = snapshot.environments.iter().map(|e| e.id.clone()).collect();
-        self.ledger.store(&before, &view, &ids)?;
+        self.ledger.store(&mut view)?;
         // Savings stop accruing when an environment runs again (seen running, started by
         // curfew in this very pass) or is gone.
         let started: HashSet<&str> = acted
@@ -275,15 +300,36 @@ impl Daemon {
             .iter()
             .map(|e| (e.id.as_str(), e.state))
             .collect();
+        // A stop done in this pass is stopped, whatever the listing (taken before it) said.
+        let stopped: HashSet<&str> = acted
+            .iter()
+            .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
+            .map(|(d, _)| d.environment_id.as_str())
+            .collect();
         let still_stopped = |id: &str| {
             !started.contains(id)
-                && states
-                    .get(id)
-                    .is_some_and(|s| !matches!(s, EnvState::Running | EnvState::Starting))
+                && (stopped.contains(id)
+                    || states
+                        .get(id)
+                        .is_some_and(|s| !matches!(s, EnvState::Running | EnvState::Starting)))
         };
         self.ledger.accrue(now, &rules.currency, &still_stopped)?;
         self.export(&rules, &snapshot, &decisions, &view)?;
-        let next_wakeup = policy::next_wakeup(&decisions);
+        let next_digest = self.notifier.as_ref().and_then(|n| {
+            n.after_pass(&PassFacts {
+                rules: &rules,
+                snapshot: &snapshot,
+                view: &view,
+                decisions: &decisions,
+                acted: &acted,
+                ledger: &self.ledger,
+                now,
+            })
+        });
+        let next_wakeup = policy::next_wakeup(&decisions)
+            .into_iter()
+            .chain(next_digest)
+            .min();
         {
             let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
             let due: HashSet<&str> = decisions
@@ -367,6 +413,7 @@ impl Daemon {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = resync.recv() => {}
+                _ = self.nudge.notified() => {}
                 _ = reloaded.changed() => {}
                 _ = shutdown.changed() => {}
             }
@@ -383,5 +430,8 @@ impl Daemon {
     }
 }
 
+mod operator;
+pub use operator::{EnvironmentReport, OperatorError, Plan, PlanEntry};
+
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

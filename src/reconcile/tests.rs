@@ -12,18 +12,18 @@ use crate::config::parse_rules;
 use crate::platform::qovery::{Qovery, QoveryOptions, Token};
 use crate::platform::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
 
-fn at(s: &str) -> DateTime<Utc> {
+pub(crate) fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-struct World {
-    clock: ManualClock,
-    sandbox: Sandbox,
-    _running: RunningSandbox,
-    daemon: Daemon,
+pub(crate) struct World {
+    pub(crate) clock: ManualClock,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) _running: RunningSandbox,
+    pub(crate) daemon: Arc<Daemon>,
 }
 
-async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
+pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
     let clock = ManualClock::new(at(start));
     let sandbox = Sandbox::new(
         SandboxOptions {
@@ -51,7 +51,7 @@ async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
     o.backoff = Duration::from_millis(5);
     let platform = Arc::new(Qovery::new(o, None).unwrap());
     let rules = Arc::new(parse_rules("test.yaml", rules_yaml, at(start)).unwrap());
-    let daemon = Daemon::new(
+    let daemon = Arc::new(Daemon::new(
         platform,
         Arc::new(Ledger::in_memory().unwrap()),
         Arc::new(Metrics::new("test", false)),
@@ -62,7 +62,7 @@ async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
             max_pass_age: Duration::from_secs(180),
             max_in_flight: 4,
         },
-    );
+    ));
     World {
         clock,
         sandbox,
@@ -78,7 +78,10 @@ const SIMULATED_RESYNC: TimeDelta = TimeDelta::minutes(20);
 impl World {
     /// Runs passes like the daemon does (at each wakeup, at most a resync apart) until
     /// `until`, returning every platform action taken with its instant.
-    async fn run_until(&self, until: DateTime<Utc>) -> Vec<(DateTime<Utc>, String, Action)> {
+    pub(crate) async fn run_until(
+        &self,
+        until: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, String, Action)> {
         let mut log = Vec::new();
         loop {
             let report = self.daemon.pass().await.expect("pass");

@@ -11,7 +11,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::bodies::{
-    application_body, container_body, environment_body, environment_status_body,
+    Results, application_body, container_body, environment_body, environment_status_body,
     organization_environment_body, project_body, status_body,
 };
 use super::fleet::{EnvironmentRecord, Fleet, Service, uuid};
@@ -77,6 +77,22 @@ fn ok(body: Value) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
+/// A typed body, serialized while the fleet is borrowed (the lock is held only for that).
+fn ok_typed<T: serde::Serialize>(body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("sandbox: could not write the answer: {e}"),
+        ),
+    }
+}
+
 async fn unknown_path() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint in the sandbox")
 }
@@ -101,18 +117,28 @@ async fn list_organization_environments(
     Extract(sandbox): Extract<Sandbox>,
     Path(org): Path<String>,
 ) -> Response {
-    sandbox.with_fleet(|inner, _, _| {
+    let listing = sandbox.with_fleet(|inner, _, _| {
         let fleet = &inner.fleet;
-        if fleet.organization_id != org {
-            return not_found("organization", &org);
+        (fleet.organization_id == org).then(|| {
+            fleet
+                .environments
+                .iter()
+                .map(|env| organization_environment_body(fleet, env))
+                .collect::<Vec<_>>()
+        })
+    });
+    match listing {
+        Some(results) => {
+            let written = tokio::task::spawn_blocking(move || ok_typed(&Results { results })).await;
+            written.unwrap_or_else(|e| {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("sandbox: could not write the answer: {e}"),
+                )
+            })
         }
-        let results: Vec<Value> = fleet
-            .environments
-            .iter()
-            .map(|env| organization_environment_body(fleet, env))
-            .collect();
-        ok(json!({ "results": results }))
-    })
+        None => not_found("organization", &org),
+    }
 }
 
 async fn list_environments(
@@ -149,13 +175,13 @@ async fn list_environment_statuses(
                 "sandbox: statuses of this project fail (fail_status_of_project)",
             );
         }
-        let results: Vec<Value> = fleet
+        let results: Vec<_> = fleet
             .environments
             .iter()
             .filter(|env| env.project == index)
             .map(|env| environment_status_body(env, now, step))
             .collect();
-        ok(json!({ "results": results }))
+        ok_typed(&Results { results })
     })
 }
 
@@ -164,7 +190,7 @@ async fn environment_status(
     Path(id): Path<String>,
 ) -> Response {
     sandbox.with_fleet(|inner, now, step| match find(&inner.fleet, &id) {
-        Some(env) => ok(environment_status_body(env, now, step)),
+        Some(env) => ok_typed(&environment_status_body(env, now, step)),
         None => not_found("environment", &id),
     })
 }
@@ -242,6 +268,7 @@ impl Sandbox {
             let env = &mut inner.fleet.environments[index];
             env.lifecycle.begin(action, now);
             env.updated_at = now;
+            inner.unsettled = true;
             env.deployments += 1;
             env.deployment_request_id = Some(request_id);
             env.origin = "API";

@@ -5,6 +5,7 @@
 //! `allOf`.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::fleet::{
@@ -40,17 +41,50 @@ pub(super) fn project_body(fleet: &Fleet, index: usize) -> Value {
     })
 }
 
-/// `OrganizationEnvironmentResponse`.
-pub(super) fn organization_environment_body(fleet: &Fleet, env: &EnvironmentRecord) -> Value {
-    json!({
-        "id": env.id,
-        "created_at": env.created_at,
-        "updated_at": env.updated_at,
-        "name": env.name,
-        "organization": { "id": fleet.organization_id },
-        "project": { "id": fleet.projects[env.project].id },
-        "mode": mode_enum(env.mode),
-    })
+/// `{"results": [...]}`, the envelope of every list answer.
+#[derive(Serialize)]
+pub(super) struct Results<T> {
+    pub results: T,
+}
+
+/// A reference to another object by id, owned (for bodies built outside the lock).
+#[derive(Serialize)]
+pub(super) struct OwnedReference {
+    id: String,
+}
+
+/// `OrganizationEnvironmentResponse`. Typed and owned: the organization's listing is the
+/// sandbox's largest answer (10,000 environments make 2.7 MB), so it is copied out under
+/// the lock and written outside it, and other requests are not held up meanwhile (as they
+/// would not be on Qovery's servers).
+#[derive(Serialize)]
+pub(super) struct OrganizationEnvironment {
+    id: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    name: String,
+    organization: OwnedReference,
+    project: OwnedReference,
+    mode: &'static str,
+}
+
+pub(super) fn organization_environment_body(
+    fleet: &Fleet,
+    env: &EnvironmentRecord,
+) -> OrganizationEnvironment {
+    OrganizationEnvironment {
+        id: env.id.clone(),
+        created_at: env.created_at,
+        updated_at: env.updated_at,
+        name: env.name.clone(),
+        organization: OwnedReference {
+            id: fleet.organization_id.clone(),
+        },
+        project: OwnedReference {
+            id: fleet.projects[env.project].id.clone(),
+        },
+        mode: mode_enum(env.mode),
+    }
 }
 
 /// `Environment`.
@@ -70,32 +104,45 @@ pub(super) fn environment_body(fleet: &Fleet, env: &EnvironmentRecord) -> Value 
     })
 }
 
-/// `EnvironmentStatus`.
+/// `EnvironmentStatus`, typed like [`OrganizationEnvironment`] (one per environment in
+/// every status listing).
+#[derive(Serialize)]
+pub(super) struct EnvironmentStatus<'a> {
+    id: &'a str,
+    state: &'static str,
+    last_deployment_state: &'static str,
+    last_deployment_id: String,
+    origin: &'static str,
+    deployment_status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_deployment_date: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_deployment_duration_in_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployment_request_id: Option<&'a str>,
+}
+
 pub(super) fn environment_status_body(
     env: &EnvironmentRecord,
     now: DateTime<Utc>,
     step: TimeDelta,
-) -> Value {
+) -> EnvironmentStatus<'_> {
     let state = env.lifecycle.state_at(now, step);
-    let never = env.last_deployment_date.is_none();
-    let mut body = json!({
-        "id": env.id,
-        "state": state.as_str(),
-        "last_deployment_state": state.as_str(),
-        "last_deployment_id": format!("{}-{}", env.id, env.deployments),
-        "origin": env.origin,
-        "deployment_status": if never { "NEVER_DEPLOYED" } else { "UP_TO_DATE" },
-    });
-    if let Some(date) = env.last_deployment_date {
-        body["last_deployment_date"] = json!(date);
+    EnvironmentStatus {
+        id: &env.id,
+        state: state.as_str(),
+        last_deployment_state: state.as_str(),
+        last_deployment_id: format!("{}-{}", env.id, env.deployments),
+        origin: env.origin,
+        deployment_status: if env.last_deployment_date.is_none() {
+            "NEVER_DEPLOYED"
+        } else {
+            "UP_TO_DATE"
+        },
+        last_deployment_date: env.last_deployment_date,
+        total_deployment_duration_in_seconds: (!state.is_busy()).then(|| (step * 2).num_seconds()),
+        deployment_request_id: env.deployment_request_id.as_deref(),
     }
-    if !state.is_busy() {
-        body["total_deployment_duration_in_seconds"] = json!((step * 2).num_seconds());
-    }
-    if let Some(request) = &env.deployment_request_id {
-        body["deployment_request_id"] = json!(request);
-    }
-    body
 }
 
 /// `Status` (what `POST /environment/{id}/deploy` answers).

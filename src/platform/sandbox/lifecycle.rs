@@ -159,6 +159,11 @@ impl Lifecycle {
         self.action = Some((action, now));
     }
 
+    /// Whether an action is under way.
+    pub(super) fn is_acting(&self) -> bool {
+        self.action.is_some()
+    }
+
     /// Whether a delete is under way (a second delete changes nothing).
     pub(super) fn is_deleting(&self) -> bool {
         matches!(self.action, Some((Action::Delete, _)))

@@ -229,6 +229,9 @@ struct Inner {
     faults: Faults,
     failing_project: Option<String>,
     requests: RequestCounts,
+    /// Whether an environment may have an action under way (else settling has nothing to
+    /// do, and every request would walk the whole fleet for nothing).
+    unsettled: bool,
     /// Draws faults and the ids of new deployment requests.
     rng: StdRng,
 }
@@ -252,6 +255,7 @@ impl Sandbox {
             clock.now(),
         );
         let inner = Inner {
+            unsettled: true,
             fleet,
             faults: options.faults(),
             failing_project: None,
@@ -369,6 +373,7 @@ impl Sandbox {
             };
             env.lifecycle = Lifecycle::settled(state);
             env.updated_at = now;
+            inner.unsettled = true;
             if state == State::Deployed {
                 env.last_deployment_date = Some(now);
                 env.deployments += 1;
@@ -429,12 +434,18 @@ impl From<&fleet::Service> for SandboxService {
 impl Inner {
     /// Folds finished actions into settled states and forgets deleted environments.
     fn settle(&mut self, now: DateTime<Utc>, step: TimeDelta) {
+        if !self.unsettled {
+            return;
+        }
+        let mut acting = false;
         for env in &mut self.fleet.environments {
             env.lifecycle.settle(now, step);
+            acting |= env.lifecycle.is_acting();
         }
         self.fleet
             .environments
             .retain(|env| env.lifecycle.state_at(now, step) != State::Deleted);
+        self.unsettled = acting;
     }
 }
 
