@@ -18,6 +18,9 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-alpine AS build
+# A C toolchain for the bundled SQLite and ring (present in the official image; stated
+# here so the build does not depend on it).
+RUN apk add --no-cache gcc musl-dev
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
