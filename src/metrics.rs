@@ -348,6 +348,18 @@ impl Metrics {
             registry,
         };
         metrics.build_info.with_label_values(&[version]).set(1);
+        // Counters whose labels are known in advance start at 0, so that their first
+        // event is an increase Prometheus can see (`increase()` cannot count a series
+        // that appears already at 1).
+        for result in ["ok", "error"] {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
+        for result in [PassResult::Ok, PassResult::Error, PassResult::Partial] {
+            metrics.reconcile.with_label_values(&[result.as_str()]);
+        }
+        for cap in [Cap::MaxStopsPerPass, Cap::MaxDeletesPerHour] {
+            metrics.caps_hit.with_label_values(&[cap.as_str()]);
+        }
         #[cfg(target_os = "linux")]
         if let Err(e) = metrics.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -384,6 +396,26 @@ impl Metrics {
     }
 
     /// Counts one attempted action.
+    /// Creates every `curfew_actions_total` series the rules can produce at 0 (see
+    /// [`Metrics::new`]): each rule (and the unmatched) × action × result.
+    pub fn expect_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
+        let results = [
+            ActionResult::Ok,
+            ActionResult::Error,
+            ActionResult::DryRun,
+            ActionResult::SkippedCap,
+        ];
+        let actions = [Action::Stop, Action::Start, Action::Delete, Action::Warn];
+        for rule in rules {
+            for action in actions {
+                for result in results {
+                    self.actions
+                        .with_label_values(&[action.as_str(), rule, result.as_str()]);
+                }
+            }
+        }
+    }
+
     pub fn action(&self, action: Action, rule: Option<&str>, result: ActionResult) {
         self.actions
             .with_label_values(&[action.as_str(), rule_label(rule), result.as_str()])
@@ -986,5 +1018,25 @@ mod tests {
             ),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn known_series_start_at_zero_so_their_first_event_is_an_increase() {
+        let m = Metrics::new("1.0.0", false);
+        m.expect_rules(["previews"]);
+        let text = m.encode();
+        for line in [
+            "curfew_actions_total{action=\"stop\",result=\"ok\",rule=\"previews\"} 0",
+            "curfew_actions_total{action=\"delete\",result=\"skipped_cap\",rule=\"previews\"} 0",
+            "curfew_config_reloads_total{result=\"error\"} 0",
+            "curfew_reconcile_total{result=\"partial\"} 0",
+            "curfew_caps_hit_total{cap=\"max_deletes_per_hour\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        m.action(Action::Stop, Some("previews"), ActionResult::Ok);
+        assert!(m.encode().lines().any(
+            |l| l == "curfew_actions_total{action=\"stop\",result=\"ok\",rule=\"previews\"} 1"
+        ));
     }
 }

@@ -102,6 +102,7 @@ impl Daemon {
     ) -> Daemon {
         let health = Health::new(options.max_pass_age);
         health.set_rules_loaded(true);
+        metrics.expect_rules(rules.rules.iter().map(|r| r.name.as_str()));
         Daemon {
             platform,
             ledger,
@@ -142,6 +143,8 @@ impl Daemon {
 
     /// Puts new rules in force (a reload that compiled).
     pub fn set_rules(&self, rules: Arc<RuleSet>) {
+        self.metrics
+            .expect_rules(rules.rules.iter().map(|r| r.name.as_str()));
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
