@@ -4,6 +4,7 @@
 //! else.
 
 mod admin;
+mod reference;
 mod rules;
 
 pub use rules::{plan_table, rule_set_json, schema_json};
@@ -38,8 +39,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the JSON Schema of the rule file.
-    Schema,
+    /// Print the JSON Schema of the rule file (or, with --markdown, its reference).
+    Schema {
+        /// The reference as Markdown (docs/reference.md), generated from the schema.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Show what curfew would do with each environment, and why: from a running daemon
     /// (`--server`), from the live platform (`--config`, read-only), or from a snapshot
     /// file (`--config --snapshot`).
@@ -122,10 +127,17 @@ pub fn main() -> ExitCode {
         Command::Schedule(cmd) => schedule::run(cmd),
         Command::Duration { durations } => schedule::durations(&durations),
         Command::Validate { file, json } => rules::validate(&file, json),
-        Command::Schema => {
+        Command::Schema { markdown: false } => {
             print!("{}", rules::schema_json());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Schema { markdown: true } => match serde_json::from_str(&rules::schema_json()) {
+            Ok(schema) => {
+                print!("{}", reference::reference_markdown(&schema));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Err(anyhow::anyhow!("the schema is not JSON: {e}")),
+        },
         Command::Plan {
             config,
             snapshot,
