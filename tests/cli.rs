@@ -204,3 +204,32 @@ fn plan_explains_every_environment_of_a_snapshot() {
     assert_eq!(v["decisions"].as_array().unwrap().len(), 6);
     assert_eq!(v["decisions"][0]["action"], "stop");
 }
+
+/// The rule file shown in the README is a valid one.
+#[test]
+fn the_readme_rule_file_validates() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("## A rule file\n\n```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's rule file");
+    let dir = std::env::temp_dir().join(format!("curfew-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules.yaml");
+    std::fs::write(&file, block).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .args(["validate", file.to_str().unwrap()])
+        .env("QOVERY_API_TOKEN", "x")
+        .env("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/x")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
