@@ -154,6 +154,33 @@ fn parse_ts(text: &str) -> Result<DateTime<Utc>, rusqlite::Error> {
         })
 }
 
+/// One environment's record, if the ledger holds one.
+fn read_record(conn: &Connection, env: &str) -> Result<Option<EnvRecord>, LedgerError> {
+    let json: Option<String> = conn
+        .query_row(
+            "SELECT record FROM records WHERE environment_id = ?1",
+            params![env],
+            |r| r.get(0),
+        )
+        .optional()?;
+    json.map(|j| {
+        serde_json::from_str(&j)
+            .map_err(|e| LedgerError(format!("the record of {env} is unreadable: {e}")))
+    })
+    .transpose()
+}
+
+/// Writes (inserts or replaces) one environment's record.
+fn write_record(conn: &Connection, env: &str, record: &EnvRecord) -> Result<(), LedgerError> {
+    let json = serde_json::to_string(record).map_err(|e| LedgerError(e.to_string()))?;
+    conn.prepare_cached(
+        "INSERT INTO records (environment_id, record) VALUES (?1, ?2)
+         ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
+    )?
+    .execute(params![env, json])?;
+    Ok(())
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
@@ -518,19 +545,7 @@ impl Ledger {
 
     /// One environment's record, if the ledger holds one.
     pub fn record(&self, env: &str) -> Result<Option<EnvRecord>, LedgerError> {
-        let json: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT record FROM records WHERE environment_id = ?1",
-                params![env],
-                |r| r.get(0),
-            )
-            .optional()?;
-        json.map(|j| {
-            serde_json::from_str(&j)
-                .map_err(|e| LedgerError(format!("the record of {env} is unreadable: {e}")))
-        })
-        .transpose()
+        read_record(&self.conn(), env)
     }
 
     /// Changes one environment's record and writes the operator's entry, in one
@@ -543,25 +558,9 @@ impl Ledger {
     ) -> Result<EnvRecord, LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let json: Option<String> = tx
-            .query_row(
-                "SELECT record FROM records WHERE environment_id = ?1",
-                params![env],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let mut record: EnvRecord = match json {
-            Some(j) => serde_json::from_str(&j)
-                .map_err(|e| LedgerError(format!("the record of {env} is unreadable: {e}")))?,
-            None => EnvRecord::default(),
-        };
+        let mut record = read_record(&tx, env)?.unwrap_or_default();
         change(&mut record);
-        let json = serde_json::to_string(&record).map_err(|e| LedgerError(e.to_string()))?;
-        tx.execute(
-            "INSERT INTO records (environment_id, record) VALUES (?1, ?2)
-             ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
-            params![env, json],
-        )?;
+        write_record(&tx, env, &record)?;
         tx.execute(
             "INSERT INTO overrides (environment_id, kind, who, at, until, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![env, entry.kind, entry.who, ts(entry.at), entry.until.map(ts), entry.detail],
