@@ -194,6 +194,17 @@ pub enum Outcome {
     Gone,
 }
 
+impl Outcome {
+    /// The ledger's word for it (the `outcome` of an action).
+    pub fn ledger_word(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "ok",
+            Outcome::AlreadyThereOrBusy => "already",
+            Outcome::Gone => "gone",
+        }
+    }
+}
+
 /// Which operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {

@@ -159,12 +159,7 @@ impl Daemon {
         for (d, id, r) in outcomes {
             let result = match r {
                 Ok(outcome) => {
-                    let word = match outcome {
-                        Outcome::Accepted => "ok",
-                        Outcome::AlreadyThereOrBusy => "already",
-                        Outcome::Gone => "gone",
-                    };
-                    written.push((id, word, None));
+                    written.push((id, outcome.ledger_word(), None));
                     view.apply(d, now);
                     ActResult::Done(outcome)
                 }

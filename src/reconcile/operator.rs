@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Daemon, PassError};
 use crate::ledger::{EnvironmentSavings, HistoryEntry, LedgerError, OverrideEntry};
-use crate::platform::{Environment, Outcome, PlatformError, Snapshot};
+use crate::platform::{Environment, PlatformError, Snapshot};
 use crate::policy::{self, Action, Decision, EnvRecord, Explanation, LedgerView};
 
 /// How many history lines an environment's report carries.
@@ -109,6 +109,16 @@ impl Daemon {
     /// One environment (by id, or by a name only it has), explained.
     pub async fn environment_report(&self, key: &str) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
+        self.report(environment, complete)
+    }
+
+    /// The report of an environment already listed (a change answers with it, without
+    /// listing the platform a second time).
+    fn report(
+        &self,
+        environment: Environment,
+        complete: bool,
+    ) -> Result<EnvironmentReport, OperatorError> {
         let now = self.clock.now();
         let Explanation { steps, decision } = self.explain_one(&environment, complete, now)?;
         let rules = self.rules();
@@ -132,7 +142,7 @@ impl Daemon {
         who: &str,
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
-        let (environment, _) = self.find(key).await?;
+        let (environment, complete) = self.find(key).await?;
         self.check_until(until)?;
         self.change(&environment.id, "snooze", who, Some(until), note, |r| {
             r.snoozed_until = Some(until);
@@ -140,7 +150,7 @@ impl Daemon {
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "snoozed");
-        self.environment_report(&environment.id).await
+        self.report(environment, complete)
     }
 
     /// Ends a snooze: the schedule applies again from the next pass (which starts now).
@@ -149,14 +159,14 @@ impl Daemon {
         key: &str,
         who: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
-        let (environment, _) = self.find(key).await?;
+        let (environment, complete) = self.find(key).await?;
         self.change(&environment.id, "end_snooze", who, None, "", |r| {
             r.snoozed_until = None;
             r.snoozed_by = None;
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, "snooze ended");
-        self.environment_report(&environment.id).await
+        self.report(environment, complete)
     }
 
     /// Starts the environment now and snoozes it until `until`, by default until its
@@ -205,14 +215,7 @@ impl Daemon {
         let outcome = self.platform.start(&environment.id).await;
         let finished = self.clock.now();
         match &outcome {
-            Ok(o) => {
-                let word = match o {
-                    Outcome::Accepted => "ok",
-                    Outcome::AlreadyThereOrBusy => "already",
-                    Outcome::Gone => "gone",
-                };
-                self.ledger.outcome(id, word, None, finished)?;
-            }
+            Ok(o) => self.ledger.outcome(id, o.ledger_word(), None, finished)?,
             Err(e) => self
                 .ledger
                 .outcome(id, "error", Some(&e.to_string()), finished)?,
@@ -246,6 +249,7 @@ impl Daemon {
         drop(_exclusive);
         self.nudge.notify_one();
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "woken");
+        // Listed again: the start changed its state.
         self.environment_report(&environment.id).await
     }
 
@@ -258,14 +262,14 @@ impl Daemon {
         who: &str,
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
-        let (environment, _) = self.find(key).await?;
+        let (environment, complete) = self.find(key).await?;
         let kind = if protect { "protect" } else { "unprotect" };
         self.change(&environment.id, kind, who, None, note, |r| {
             r.protected_by = protect.then(|| who.to_string());
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, kind, "protection changed");
-        self.environment_report(&environment.id).await
+        self.report(environment, complete)
     }
 
     /// The environment that `key` names: its id, else the one environment of that name.
