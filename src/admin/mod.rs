@@ -223,8 +223,12 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-fn ok<T: serde::Serialize>(body: T) -> Response {
-    (StatusCode::OK, axum::Json(body)).into_response()
+/// 200 with the body, or the operator error's status and message.
+fn answer<T: serde::Serialize>(result: Result<T, OperatorError>) -> Response {
+    match result {
+        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 impl IntoResponse for OperatorError {
@@ -291,17 +295,11 @@ impl ChangeBody {
 }
 
 async fn plan(State(daemon): State<Arc<Daemon>>) -> Response {
-    match daemon.plan_now().await {
-        Ok(plan) => ok(plan),
-        Err(e) => e.into_response(),
-    }
+    answer(daemon.plan_now().await)
 }
 
 async fn environment(State(daemon): State<Arc<Daemon>>, UrlPath(id): UrlPath<String>) -> Response {
-    match daemon.environment_report(&id).await {
-        Ok(report) => ok(report),
-        Err(e) => e.into_response(),
-    }
+    answer(daemon.environment_report(&id).await)
 }
 
 async fn snooze(
@@ -325,10 +323,7 @@ async fn snooze(
         Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
     let note = change.note.unwrap_or_default();
-    match daemon.snooze(&id, until, &who, &note).await {
-        Ok(report) => ok(report),
-        Err(e) => e.into_response(),
-    }
+    answer(daemon.snooze(&id, until, &who, &note).await)
 }
 
 async fn end_snooze(
@@ -336,10 +331,7 @@ async fn end_snooze(
     UrlPath(id): UrlPath<String>,
     axum::Extension(Who(who)): axum::Extension<Who>,
 ) -> Response {
-    match daemon.end_snooze(&id, &who).await {
-        Ok(report) => ok(report),
-        Err(e) => e.into_response(),
-    }
+    answer(daemon.end_snooze(&id, &who).await)
 }
 
 async fn wake(
@@ -352,10 +344,7 @@ async fn wake(
         Ok(u) => u,
         Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
-    match daemon.wake(&id, until, &who).await {
-        Ok(report) => ok(report),
-        Err(e) => e.into_response(),
-    }
+    answer(daemon.wake(&id, until, &who).await)
 }
 
 async fn protect(
@@ -375,10 +364,7 @@ async fn protect(
         );
     }
     let note = change.note.unwrap_or_default();
-    match daemon.protect(&id, true, &who, &note).await {
-        Ok(report) => ok(report),
-        Err(e) => e.into_response(),
-    }
+    answer(daemon.protect(&id, true, &who, &note).await)
 }
 
 async fn unprotect(
@@ -386,8 +372,5 @@ async fn unprotect(
     UrlPath(id): UrlPath<String>,
     axum::Extension(Who(who)): axum::Extension<Who>,
 ) -> Response {
-    match daemon.protect(&id, false, &who, "").await {
-        Ok(report) => ok(report),
-        Err(e) => e.into_response(),
-    }
+    answer(daemon.protect(&id, false, &who, "").await)
 }
