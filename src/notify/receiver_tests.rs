@@ -22,8 +22,7 @@ use tokio::sync::watch;
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
-use crate::platform::qovery::{Qovery, QoveryOptions, Token};
-use crate::platform::sandbox::{RunningSandbox, Sandbox, SandboxOptions};
+use crate::platform::sandbox::{RunningSandbox, Sandbox};
 use crate::platform::{Operation, Platform, PlatformError};
 use crate::reconcile::{Daemon, DaemonOptions};
 
@@ -160,31 +159,8 @@ struct Fleet {
 impl Fleet {
     async fn start(start: &str, environments: u32) -> Fleet {
         let clock = ManualClock::new(at(start));
-        let sandbox = Sandbox::new(
-            SandboxOptions {
-                projects: 2,
-                environments,
-                seed: 11,
-                token: "t".into(),
-                step: TimeDelta::seconds(10),
-                ..SandboxOptions::default()
-            },
-            Arc::new(clock.clone()),
-        );
-        let running = sandbox
-            .clone()
-            .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-            .await
-            .unwrap();
-        let mut o = QoveryOptions::new(
-            running.url.clone(),
-            running.organization_id.clone(),
-            Token::new("t"),
-        );
-        o.name = "sandbox";
-        o.requests_per_second = 10_000.0;
-        o.backoff = Duration::from_millis(5);
-        let platform = Arc::new(Qovery::new(o, None).unwrap());
+        let (sandbox, running, platform) =
+            crate::reconcile::tests::sandbox_platform(&clock, environments).await;
         Fleet {
             clock,
             sandbox,

@@ -23,8 +23,12 @@ pub(crate) struct World {
     pub(crate) daemon: Arc<Daemon>,
 }
 
-pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
-    let clock = ManualClock::new(at(start));
+/// The sandbox of the simulations (2 projects, seed 11, 10 s steps) on a loopback port,
+/// and the real Qovery adapter pointed at it.
+pub(crate) async fn sandbox_platform(
+    clock: &ManualClock,
+    environments: u32,
+) -> (Sandbox, RunningSandbox, Arc<Qovery>) {
     let sandbox = Sandbox::new(
         SandboxOptions {
             projects: 2,
@@ -50,6 +54,12 @@ pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> W
     o.requests_per_second = 10_000.0;
     o.backoff = Duration::from_millis(5);
     let platform = Arc::new(Qovery::new(o, None).unwrap());
+    (sandbox, running, platform)
+}
+
+pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
+    let clock = ManualClock::new(at(start));
+    let (sandbox, running, platform) = sandbox_platform(&clock, environments).await;
     let rules = Arc::new(parse_rules("test.yaml", rules_yaml, at(start)).unwrap());
     let daemon = Arc::new(Daemon::new(
         platform,
