@@ -18,6 +18,7 @@ pub fn serve_apart(sandbox: Sandbox) -> Served {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .thread_name("sandbox")
             .enable_all()
             .build()
             .expect("the sandbox's runtime");

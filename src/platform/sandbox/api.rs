@@ -121,7 +121,7 @@ async fn list_organization_environments(
         let fleet = &inner.fleet;
         (fleet.organization_id == org).then(|| {
             fleet
-                .environments
+                .environments()
                 .iter()
                 .map(|env| organization_environment_body(fleet, env))
                 .collect::<Vec<_>>()
@@ -147,13 +147,11 @@ async fn list_environments(
 ) -> Response {
     sandbox.with_fleet(|inner, _, _| {
         let fleet = &inner.fleet;
-        let Some(index) = fleet.projects.iter().position(|p| p.id == project) else {
+        let Some(index) = fleet.project_position(&project) else {
             return not_found("project", &project);
         };
         let results: Vec<Value> = fleet
-            .environments
-            .iter()
-            .filter(|env| env.project == index)
+            .of_project(index)
             .map(|env| environment_body(fleet, env))
             .collect();
         ok(json!({ "results": results }))
@@ -166,7 +164,7 @@ async fn list_environment_statuses(
 ) -> Response {
     sandbox.with_fleet(|inner, now, step| {
         let fleet = &inner.fleet;
-        let Some(index) = fleet.projects.iter().position(|p| p.id == project) else {
+        let Some(index) = fleet.project_position(&project) else {
             return not_found("project", &project);
         };
         if inner.failing_project.as_deref() == Some(project.as_str()) {
@@ -176,9 +174,7 @@ async fn list_environment_statuses(
             );
         }
         let results: Vec<_> = fleet
-            .environments
-            .iter()
-            .filter(|env| env.project == index)
+            .of_project(index)
             .map(|env| environment_status_body(env, now, step))
             .collect();
         ok_typed(&Results { results })
@@ -245,17 +241,16 @@ impl Sandbox {
     /// the action, else the action starts now.
     fn act(&self, id: &str, action: Action) -> Response {
         self.with_fleet(|inner, now, step| {
-            let Some(index) = inner.fleet.environments.iter().position(|e| e.id == id) else {
+            let Some(index) = inner.fleet.position(id) else {
                 return not_found("environment", id);
             };
-            let state = inner.fleet.environments[index]
-                .lifecycle
-                .state_at(now, step);
+            let env = inner.fleet.at_mut(index);
+            let state = env.lifecycle.state_at(now, step);
             let accepted = match action {
                 Action::Stop => state.accepts_stop(),
                 Action::Deploy => state.accepts_deploy(),
                 // Qovery queues a delete whatever the state; a second one changes nothing.
-                Action::Delete => !inner.fleet.environments[index].lifecycle.is_deleting(),
+                Action::Delete => !env.lifecycle.is_deleting(),
             };
             inner.count(action, id, accepted);
             if !accepted {
@@ -265,10 +260,12 @@ impl Sandbox {
                 };
             }
             let request_id = uuid(&mut inner.rng);
-            let env = &mut inner.fleet.environments[index];
+            let env = inner.fleet.at_mut(index);
             env.lifecycle.begin(action, now);
+            let finishes = env.lifecycle.finishes_at(step);
+            inner.mark_acting(id, finishes);
+            let env = inner.fleet.at_mut(index);
             env.updated_at = now;
-            inner.unsettled = true;
             env.deployments += 1;
             env.deployment_request_id = Some(request_id);
             env.origin = "API";
@@ -307,5 +304,5 @@ impl Inner {
 }
 
 fn find<'a>(fleet: &'a Fleet, id: &str) -> Option<&'a EnvironmentRecord> {
-    fleet.environments.iter().find(|e| e.id == id)
+    fleet.get(id)
 }

@@ -25,11 +25,7 @@ pub(super) fn mode_enum(mode: Mode) -> &'static str {
 /// `Project`.
 pub(super) fn project_body(fleet: &Fleet, index: usize) -> Value {
     let project: &Project = &fleet.projects[index];
-    let environments = fleet
-        .environments
-        .iter()
-        .filter(|e| e.project == index)
-        .count();
+    let environments = fleet.count_of_project(index);
     json!({
         "id": project.id,
         "created_at": project.created_at,
@@ -60,7 +56,9 @@ pub(super) struct OwnedReference {
 #[derive(Serialize)]
 pub(super) struct OrganizationEnvironment {
     id: String,
+    #[serde(serialize_with = "rfc3339")]
     created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
     updated_at: DateTime<Utc>,
     name: String,
     organization: OwnedReference,
@@ -111,15 +109,45 @@ pub(super) struct EnvironmentStatus<'a> {
     id: &'a str,
     state: &'static str,
     last_deployment_state: &'static str,
-    last_deployment_id: String,
+    last_deployment_id: DeploymentId<'a>,
     origin: &'static str,
     deployment_status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_some"
+    )]
     last_deployment_date: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     total_deployment_duration_in_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     deployment_request_id: Option<&'a str>,
+}
+
+/// An instant as RFC 3339, written whole: chrono's own `Serialize` goes through
+/// `collect_str`, which serde_json escapes a character at a time (the organization's
+/// listing has 20,000 instants).
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+fn rfc3339_some<S: serde::Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// `{environment id}-{deployment number}`, written straight into the answer (a status
+/// listing has one per environment).
+pub(super) struct DeploymentId<'a>(&'a str, u32);
+
+impl Serialize for DeploymentId<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}-{}", self.0, self.1))
+    }
 }
 
 pub(super) fn environment_status_body(
@@ -132,7 +160,7 @@ pub(super) fn environment_status_body(
         id: &env.id,
         state: state.as_str(),
         last_deployment_state: state.as_str(),
-        last_deployment_id: format!("{}-{}", env.id, env.deployments),
+        last_deployment_id: DeploymentId(&env.id, env.deployments),
         origin: env.origin,
         deployment_status: if env.last_deployment_date.is_none() {
             "NEVER_DEPLOYED"

@@ -5,7 +5,7 @@
 //! Instants are drawn as "so long before now", so they are the same relative to the
 //! clock's `now` at creation.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
@@ -113,7 +113,83 @@ pub(super) struct Fleet {
     pub clusters: Vec<Cluster>,
     pub registries: Vec<ContainerRegistry>,
     pub projects: Vec<Project>,
-    pub environments: Vec<EnvironmentRecord>,
+    /// Every environment not yet deleted. Changed only through [`Fleet::push`] and
+    /// [`Fleet::remove_where`], which keep the indexes below true.
+    environments: Vec<EnvironmentRecord>,
+    /// Position in `environments` by id: an action finds its environment without walking
+    /// the fleet (a pass sends a thousand of them).
+    by_id: HashMap<String, usize>,
+    /// Positions in `environments` per project, in fleet order: a status listing reads its
+    /// project's environments only.
+    by_project: Vec<Vec<usize>>,
+    /// Position in `projects` by id.
+    project_by_id: HashMap<String, usize>,
+}
+
+impl Fleet {
+    pub fn environments(&self) -> &[EnvironmentRecord] {
+        &self.environments
+    }
+
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&EnvironmentRecord> {
+        self.position(id).map(|i| &self.environments[i])
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut EnvironmentRecord> {
+        self.position(id).map(|i| &mut self.environments[i])
+    }
+
+    pub fn project_position(&self, id: &str) -> Option<usize> {
+        self.project_by_id.get(id).copied()
+    }
+
+    pub fn at_mut(&mut self, index: usize) -> &mut EnvironmentRecord {
+        &mut self.environments[index]
+    }
+
+    /// The environments of the project at `project`, in fleet order.
+    pub fn of_project(&self, project: usize) -> impl Iterator<Item = &EnvironmentRecord> {
+        self.by_project
+            .get(project)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.environments[i])
+    }
+
+    pub fn count_of_project(&self, project: usize) -> usize {
+        self.by_project.get(project).map_or(0, Vec::len)
+    }
+
+    pub fn push(&mut self, env: EnvironmentRecord) {
+        let index = self.environments.len();
+        self.by_id.insert(env.id.clone(), index);
+        if let Some(list) = self.by_project.get_mut(env.project) {
+            list.push(index);
+        }
+        self.environments.push(env);
+    }
+
+    /// Removes the environments `gone` says are gone, and rebuilds the indexes (deletes
+    /// are rare; the positions of the others shift).
+    pub fn remove_where(&mut self, gone: impl Fn(&EnvironmentRecord) -> bool) {
+        let before = self.environments.len();
+        self.environments.retain(|env| !gone(env));
+        if self.environments.len() == before {
+            return;
+        }
+        self.by_id.clear();
+        self.by_project.iter_mut().for_each(Vec::clear);
+        for (index, env) in self.environments.iter().enumerate() {
+            self.by_id.insert(env.id.clone(), index);
+            if let Some(list) = self.by_project.get_mut(env.project) {
+                list.push(index);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -263,8 +339,15 @@ pub(super) fn generate(projects: u32, environments: u32, seed: u64, now: DateTim
         organization_id,
         clusters,
         registries,
+        by_project: vec![Vec::new(); projects.len()],
+        project_by_id: projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect(),
         projects,
         environments: Vec::new(),
+        by_id: HashMap::new(),
     };
     let mut names: Vec<HashSet<String>> = vec![HashSet::new(); fleet.projects.len()];
     for (index, mode) in modes(fleet.projects.len(), environments as usize)
@@ -279,7 +362,7 @@ pub(super) fn generate(projects: u32, environments: u32, seed: u64, now: DateTim
         };
         let name = environment_name(&mut rng, mode, &mut names[project]);
         let env = environment(&mut rng, &fleet, project, mode, name, now);
-        fleet.environments.push(env);
+        fleet.push(env);
     }
     fleet
 }

@@ -146,6 +146,12 @@ impl Lifecycle {
             .map_or(last, |(_, s)| *s)
     }
 
+    /// When the action under way ends (it passes its states one `step` each).
+    pub(super) fn finishes_at(&self, step: TimeDelta) -> Option<DateTime<Utc>> {
+        let (action, since) = self.action?;
+        Some(since + step * action.path().0.len() as i32)
+    }
+
     /// Folds a finished action into the settled state, so the record stays small.
     pub(super) fn settle(&mut self, now: DateTime<Utc>, step: TimeDelta) {
         let state = self.state_at(now, step);
@@ -157,11 +163,6 @@ impl Lifecycle {
     /// Starts `action` at `now` (the caller has checked the state accepts it).
     pub(super) fn begin(&mut self, action: Action, now: DateTime<Utc>) {
         self.action = Some((action, now));
-    }
-
-    /// Whether an action is under way.
-    pub(super) fn is_acting(&self) -> bool {
-        self.action.is_some()
     }
 
     /// Whether a delete is under way (a second delete changes nothing).

@@ -20,7 +20,7 @@ mod lifecycle;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -229,9 +229,11 @@ struct Inner {
     faults: Faults,
     failing_project: Option<String>,
     requests: RequestCounts,
-    /// Whether an environment may have an action under way (else settling has nothing to
-    /// do, and every request would walk the whole fleet for nothing).
-    unsettled: bool,
+    /// The ids of the environments that may have an action under way: settling looks at
+    /// these only, so a request does not walk the whole fleet.
+    acting: HashSet<String>,
+    /// The earliest instant one of them has something to settle (`None`: at once).
+    settle_due: Option<DateTime<Utc>>,
     /// Draws faults and the ids of new deployment requests.
     rng: StdRng,
 }
@@ -254,8 +256,11 @@ impl Sandbox {
             options.seed,
             clock.now(),
         );
+        // Settling starts from every environment once (a generated one may be mid-action).
+        let acting = fleet.environments().iter().map(|e| e.id.clone()).collect();
         let inner = Inner {
-            unsettled: true,
+            acting,
+            settle_due: None,
             fleet,
             faults: options.faults(),
             failing_project: None,
@@ -335,7 +340,7 @@ impl Sandbox {
         self.with_fleet(|inner, now, step| {
             let fleet = &inner.fleet;
             fleet
-                .environments
+                .environments()
                 .iter()
                 .map(|env| {
                     let (cpu_millis, memory_mb) = env.resources();
@@ -368,17 +373,17 @@ impl Sandbox {
             return false;
         };
         self.with_fleet(|inner, now, step| {
-            let Some(env) = inner.fleet.environments.iter_mut().find(|e| e.id == id) else {
+            let Some(env) = inner.fleet.get_mut(id) else {
                 return false;
             };
             env.lifecycle = Lifecycle::settled(state);
             env.updated_at = now;
-            inner.unsettled = true;
             if state == State::Deployed {
                 env.last_deployment_date = Some(now);
                 env.deployments += 1;
                 env.origin = "CONSOLE";
             }
+            inner.mark_acting(id, None);
             inner.settle(now, step);
             true
         })
@@ -433,19 +438,41 @@ impl From<&fleet::Service> for SandboxService {
 
 impl Inner {
     /// Folds finished actions into settled states and forgets deleted environments.
+    /// Has settling look at `id` once its action ends at `finishes` (`None`: at the next
+    /// request).
+    fn mark_acting(&mut self, id: &str, finishes: Option<DateTime<Utc>>) {
+        let idle = self.acting.is_empty();
+        self.acting.insert(id.to_string());
+        self.settle_due = match (finishes, self.settle_due) {
+            (Some(at), _) if idle => Some(at),
+            (Some(at), Some(due)) => Some(due.min(at)),
+            (None, _) | (Some(_), None) => None,
+        };
+    }
+
     fn settle(&mut self, now: DateTime<Utc>, step: TimeDelta) {
-        if !self.unsettled {
+        if self.acting.is_empty() || self.settle_due.is_some_and(|due| now < due) {
             return;
         }
-        let mut acting = false;
-        for env in &mut self.fleet.environments {
+        let fleet = &mut self.fleet;
+        let mut deleted = false;
+        let mut due: Option<DateTime<Utc>> = None;
+        self.acting.retain(|id| {
+            let Some(env) = fleet.get_mut(id) else {
+                return false;
+            };
             env.lifecycle.settle(now, step);
-            acting |= env.lifecycle.is_acting();
+            deleted |= env.lifecycle.state_at(now, step) == State::Deleted;
+            let Some(finishes) = env.lifecycle.finishes_at(step) else {
+                return false;
+            };
+            due = Some(due.map_or(finishes, |due| due.min(finishes)));
+            true
+        });
+        self.settle_due = due;
+        if deleted {
+            fleet.remove_where(|env| env.lifecycle.state_at(now, step) == State::Deleted);
         }
-        self.fleet
-            .environments
-            .retain(|env| env.lifecycle.state_at(now, step) != State::Deleted);
-        self.unsettled = acting;
     }
 }
 

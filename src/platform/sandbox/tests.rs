@@ -706,6 +706,28 @@ async fn a_delete_answers_204_then_the_environment_is_gone_everywhere() {
             accepted: 1
         }
     );
+
+    // The removal shifted the fleet's indexes: every other environment is still found by
+    // its id, and the project's listing holds exactly its own environments.
+    let rest = api.sandbox.environments();
+    for other in rest.iter().filter(|e| e.state == "DEPLOYED").take(3) {
+        let path = format!("/environment/{}/stop", other.id);
+        assert_eq!(api.call("POST", &path).await.status, StatusCode::ACCEPTED);
+        assert_eq!(api.state(&other.id).await, "STOP_QUEUED", "{}", other.name);
+    }
+    let mut expected: Vec<&str> = rest
+        .iter()
+        .filter(|e| e.project_id == env.project_id)
+        .map(|e| e.id.as_str())
+        .collect();
+    let statuses = api
+        .get(&format!("/project/{}/environment/status", env.project_id))
+        .await
+        .results();
+    let mut listed: Vec<&str> = statuses.iter().filter_map(|s| s["id"].as_str()).collect();
+    expected.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(listed, expected);
 }
 
 #[tokio::test]
