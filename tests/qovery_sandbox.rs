@@ -90,9 +90,18 @@ async fn a_listing_holds_every_environment_with_its_project_mode_and_state() {
         );
         assert_eq!(listed.last_deployed_at, env.last_deployment_date);
     }
-    // One call for projects, one for environments, one status call per project.
+    // One call for projects, one for environments, one status call per project (clusters
+    // and costs are fetched apart, in the background, and are not part of a listing).
     let counts = w.sandbox.requests();
-    assert_eq!(counts.total, 2 + 3, "{counts:?}");
+    assert_eq!(
+        [
+            counts.endpoint("GET /organization/{organizationId}/project"),
+            counts.endpoint("GET /organization/{organizationId}/environments"),
+            counts.endpoint("GET /project/{projectId}/environment/status"),
+        ],
+        [1, 1, 3],
+        "{counts:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 //! rate limit, a timeout, and retries with exponential backoff and jitter for 5xx, 429
 //! (honouring `Retry-After`), timeouts and malformed answers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -176,6 +176,7 @@ struct Reference {
 struct EnvironmentWire {
     id: String,
     name: String,
+    #[serde(deserialize_with = "rfc3339")]
     created_at: DateTime<Utc>,
     project: Reference,
     mode: String,
@@ -185,7 +186,7 @@ struct EnvironmentWire {
 struct StatusWire {
     id: String,
     state: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rfc3339_some")]
     last_deployment_date: Option<DateTime<Utc>>,
 }
 
@@ -206,6 +207,34 @@ struct ServiceWire {
     memory: Option<f64>,
     #[serde(default)]
     min_running_instances: Option<f64>,
+}
+
+/// An RFC 3339 instant, by chrono's strict parser first (several times faster than the
+/// lenient one `DateTime`'s own `Deserialize` uses; a listing has 10,000 of them), then the
+/// lenient one.
+fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    struct Rfc3339;
+    impl serde::de::Visitor<'_> for Rfc3339 {
+        type Value = DateTime<Utc>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an RFC 3339 date-time")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            DateTime::parse_from_rfc3339(s)
+                .map(|at| at.with_timezone(&Utc))
+                .or_else(|_| s.parse::<DateTime<Utc>>())
+                .map_err(|e| E::custom(format!("{s:?} is not an RFC 3339 date-time: {e}")))
+        }
+    }
+    deserializer.deserialize_str(Rfc3339)
+}
+
+fn rfc3339_some<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(Deserialize)]
+    struct At(#[serde(deserialize_with = "rfc3339")] DateTime<Utc>);
+    Ok(Option::<At>::deserialize(deserializer)?.map(|at| at.0))
 }
 
 /// Qovery's `StateEnum` (all 29 values) in curfew's terms. Unknown values (added after
@@ -327,7 +356,7 @@ impl Qovery {
         endpoint: &'static str,
     ) -> Result<Reply<T>, Attempt> {
         let inner = &self.inner;
-        let _permit = inner.gate.acquire().await.map_err(|_| Attempt {
+        let permit = inner.gate.acquire().await.map_err(|_| Attempt {
             retryable: false,
             retry_after: None,
             message: "client is shutting down".into(),
@@ -365,6 +394,8 @@ impl Qovery {
             .map(Duration::from_secs);
         let body = response.bytes().await;
         observe(status.as_str());
+        // The answer is in: parsing it does not need one of the connections.
+        drop(permit);
         let body = body.map_err(|e| Attempt {
             retryable: true,
             retry_after: None,
@@ -467,6 +498,48 @@ impl Qovery {
     }
 
     /// Starts a background refresh of clusters and costs when they are stale.
+    /// The organization's environments with their project's name and the cached cluster
+    /// and cost, state unknown until the status calls answer; false when one was skipped
+    /// (a mode this release does not know).
+    fn assemble(
+        &self,
+        environments: Vec<EnvironmentWire>,
+        projects: Vec<ProjectWire>,
+    ) -> (Vec<Environment>, bool) {
+        let names: HashMap<String, String> = projects.into_iter().map(|p| (p.id, p.name)).collect();
+        let guard = self
+            .inner
+            .details
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let details = &guard.by_env;
+        let mut complete = true;
+        let mut out = Vec::with_capacity(environments.len());
+        for e in environments {
+            let Some(mode) = Mode::parse(&e.mode) else {
+                tracing::warn!(environment = %e.id, mode = %e.mode, "unknown environment mode; skipped");
+                complete = false;
+                continue;
+            };
+            let detail = details.get(&e.id);
+            out.push(Environment {
+                project: names.get(&e.project.id).cloned().unwrap_or(e.project.id),
+                id: e.id,
+                name: e.name,
+                mode,
+                cluster: detail.and_then(|d| d.cluster.clone()),
+                state: EnvState::Unknown,
+                created_at: e.created_at,
+                last_deployed_at: None,
+                last_activity_at: None,
+                labels: Default::default(),
+                hourly_cost: detail.and_then(|d| d.hourly_cost),
+                platform_state: None,
+            });
+        }
+        (out, complete)
+    }
+
     /// Starts a background refresh of clusters and costs when they are stale; `ids` gives
     /// the projects and environments to fetch (called only then).
     fn refresh_details_if_stale(&self, ids: impl FnOnce() -> (Vec<String>, Vec<String>)) {
@@ -616,89 +689,96 @@ impl Platform for Qovery {
                 .await;
             (project, result)
         };
-        let (environments, projects, mut statuses) = tokio::join!(
-            self.get_list::<EnvironmentWire>(
-                format!("/organization/{org}/environments"),
-                "list_environments",
-            ),
-            self.get_list::<ProjectWire>(format!("/organization/{org}/project"), "list_projects"),
+        // The environments are assembled (names, clusters, costs) as soon as the two
+        // organization-wide listings are in, while the status calls are still in flight;
+        // their answers only fill in each environment's state at the end.
+        let listings = async {
+            let (environments, projects) = tokio::join!(
+                self.get_list::<EnvironmentWire>(
+                    format!("/organization/{org}/environments"),
+                    "list_environments",
+                ),
+                self.get_list::<ProjectWire>(
+                    format!("/organization/{org}/project"),
+                    "list_projects"
+                ),
+            );
+            let projects = projects?.ok_or_else(not_found)?;
+            let environments = environments?.ok_or_else(not_found)?;
+            self.refresh_details_if_stale(|| {
+                (
+                    projects.iter().map(|p| p.id.clone()).collect(),
+                    environments.iter().map(|e| e.id.clone()).collect(),
+                )
+            });
+            let ids: Vec<String> = projects.iter().map(|p| p.id.clone()).collect();
+            let this = self.clone();
+            let assembled =
+                tokio::task::spawn_blocking(move || this.assemble(environments, projects))
+                    .await
+                    .map_err(|e| {
+                        self.error(
+                            Operation::List,
+                            true,
+                            format!("assembling the listing failed: {e}"),
+                        )
+                    })?;
+            Ok::<_, PlatformError>((ids, assembled))
+        };
+        let (listed, mut statuses) = tokio::join!(
+            listings,
             futures::future::join_all(known.iter().cloned().map(status_of)),
         );
-        let projects = projects?.ok_or_else(not_found)?;
-        let environments = environments?.ok_or_else(not_found)?;
-        let new: Vec<String> = projects
-            .iter()
-            .filter(|p| !known.contains(&p.id))
-            .map(|p| p.id.clone())
-            .collect();
+        let (projects, (mut out, mut complete)) = listed?;
+        let new: Vec<String> = {
+            let known: HashSet<&String> = known.iter().collect();
+            projects
+                .iter()
+                .filter(|p| !known.contains(p))
+                .cloned()
+                .collect()
+        };
         if !new.is_empty() {
             statuses.extend(futures::future::join_all(new.into_iter().map(status_of)).await);
         }
         // A project gone since last time: its status answer (if any) is not used.
-        statuses.retain(|(id, _)| projects.iter().any(|p| &p.id == id));
+        {
+            let listed: HashSet<&String> = projects.iter().collect();
+            statuses.retain(|(id, _)| listed.contains(id));
+        }
         *self
             .inner
             .projects_seen
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            projects.iter().map(|p| p.id.clone()).collect();
-        let names: HashMap<&str, &str> = projects
-            .iter()
-            .map(|p| (p.id.as_str(), p.name.as_str()))
-            .collect();
-        let mut complete = true;
-        let mut by_env: HashMap<String, StatusWire> = HashMap::new();
-        for (project, result) in statuses {
-            match result {
-                Ok(Some(list)) => by_env.extend(list.into_iter().map(|s| (s.id.clone(), s))),
-                Ok(None) => {}
-                Err(e) => {
-                    complete = false;
-                    tracing::warn!(project, error = %e, "status listing failed: this pass's listing is partial");
+            .unwrap_or_else(PoisonError::into_inner) = projects;
+        let found: Vec<(usize, StatusWire)> = {
+            let position: HashMap<&str, usize> = out
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.id.as_str(), i))
+                .collect();
+            let mut found = Vec::with_capacity(out.len());
+            for (project, result) in statuses {
+                match result {
+                    Ok(Some(list)) => found.extend(
+                        list.into_iter()
+                            .filter_map(|s| Some((*position.get(s.id.as_str())?, s))),
+                    ),
+                    Ok(None) => {}
+                    Err(e) => {
+                        complete = false;
+                        tracing::warn!(project, error = %e, "status listing failed: this pass's listing is partial");
+                    }
                 }
             }
+            found
+        };
+        for (i, status) in found {
+            let env = &mut out[i];
+            env.state = map_state(&status.state);
+            env.last_deployed_at = status.last_deployment_date;
+            env.platform_state = Some(status.state);
         }
-        self.refresh_details_if_stale(|| {
-            (
-                projects.iter().map(|p| p.id.clone()).collect(),
-                environments.iter().map(|e| e.id.clone()).collect(),
-            )
-        });
-        let guard = self
-            .inner
-            .details
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let details = &guard.by_env;
-        let mut out = Vec::with_capacity(environments.len());
-        for e in environments {
-            let status = by_env.remove(&e.id);
-            let detail = details.get(&e.id);
-            let Some(mode) = Mode::parse(&e.mode) else {
-                tracing::warn!(environment = %e.id, mode = %e.mode, "unknown environment mode; skipped");
-                complete = false;
-                continue;
-            };
-            out.push(Environment {
-                project: names
-                    .get(e.project.id.as_str())
-                    .map_or(e.project.id, |n| (*n).to_string()),
-                id: e.id,
-                name: e.name,
-                mode,
-                cluster: detail.and_then(|d| d.cluster.clone()),
-                state: status
-                    .as_ref()
-                    .map_or(EnvState::Unknown, |s| map_state(&s.state)),
-                created_at: e.created_at,
-                last_deployed_at: status.as_ref().and_then(|s| s.last_deployment_date),
-                last_activity_at: None,
-                labels: Default::default(),
-                hourly_cost: detail.and_then(|d| d.hourly_cost),
-                platform_state: status.map(|s| s.state),
-            });
-        }
-        drop(guard);
         Ok(Snapshot {
             environments: out,
             complete,
@@ -739,6 +819,40 @@ impl Platform for Qovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_are_read_strictly_then_leniently_and_a_bad_one_is_named() {
+        let status = |date: &str| {
+            serde_json::from_str::<StatusWire>(&format!(
+                r#"{{"id": "e", "state": "DEPLOYED", "last_deployment_date": {date}}}"#
+            ))
+        };
+        let at = |s: &str| s.parse::<DateTime<Utc>>().ok();
+        for (text, expected) in [
+            (r#""2026-11-26T18:00:00Z""#, at("2026-11-26T18:00:00Z")),
+            (
+                r#""2026-11-26T19:00:00.123456+01:00""#,
+                at("2026-11-26T18:00:00.123456Z"),
+            ),
+            // Not RFC 3339 (a space for the T), which chrono's lenient parser still reads.
+            (r#""2026-11-26 18:00:00Z""#, at("2026-11-26T18:00:00Z")),
+            ("null", None),
+        ] {
+            let read = status(text).map(|s| s.last_deployment_date);
+            assert_eq!(read.ok(), Some(expected), "{text}");
+        }
+        assert!(
+            serde_json::from_str::<StatusWire>(r#"{"id": "e", "state": "DEPLOYED"}"#)
+                .is_ok_and(|s| s.last_deployment_date.is_none())
+        );
+        let error = status(r#""yesterday""#).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("\"yesterday\" is not an RFC 3339 date-time")),
+            "{error:?}"
+        );
+    }
 
     #[test]
     fn every_qovery_state_has_an_explicit_meaning() {
