@@ -209,6 +209,42 @@ struct ServiceWire {
     min_running_instances: Option<f64>,
 }
 
+/// The largest answer curfew reads (the organization's listing of 10,000 environments is
+/// 2.7 MB): a broken or hostile server cannot make it hold more.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// Reads an answer into one buffer sized from its `Content-Length`: no growing copies and
+/// no second copy joining chunks (which `bytes()` makes of a large answer, doubling the
+/// daemon's peak memory while the organization's listing is read).
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Attempt> {
+    let failed = |message: String| Attempt {
+        retryable: true,
+        retry_after: None,
+        message,
+    };
+    let too_large = || Attempt {
+        retryable: false,
+        retry_after: None,
+        message: format!("the answer is larger than {limit} bytes, more than curfew reads"),
+    };
+    let declared = response.content_length().unwrap_or(0);
+    if declared > limit as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared as usize);
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| failed(format!("reading the answer failed: {}", without_url(&e))))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// An RFC 3339 instant, by chrono's strict parser first (several times faster than the
 /// lenient one `DateTime`'s own `Deserialize` uses; a listing has 10,000 of them), then the
 /// lenient one.
@@ -392,35 +428,34 @@ impl Qovery {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await;
+        let body = read_body(response, MAX_BODY).await;
         observe(status.as_str());
         // The answer is in: parsing it does not need one of the connections.
         drop(permit);
-        let body = body.map_err(|e| Attempt {
-            retryable: true,
-            retry_after: None,
-            message: format!("reading the answer failed: {}", without_url(&e)),
-        })?;
+        let body = body?;
         match status {
             s if s.is_success() => {
                 // 204 (and 202 whose body curfew does not need) carry nothing to parse.
-                let parse = if body.is_empty() {
+                let empty = body.is_empty();
+                let parse = if empty {
                     serde_json::from_slice(b"null")
                 } else if body.len() > LARGE_BODY {
                     // Parsing megabytes takes milliseconds: off the runtime's workers, so
-                    // the answers of the other calls in flight are read meanwhile.
-                    let bytes = body.clone();
-                    match tokio::task::spawn_blocking(move || serde_json::from_slice(&bytes)).await
-                    {
-                        Ok(parsed) => parsed,
-                        Err(_) => serde_json::from_slice(&body),
-                    }
+                    // the answers of the other calls in flight are read meanwhile (and the
+                    // body is freed there as soon as it is parsed).
+                    tokio::task::spawn_blocking(move || serde_json::from_slice(&body))
+                        .await
+                        .map_err(|e| Attempt {
+                            retryable: true,
+                            retry_after: None,
+                            message: format!("parsing the answer was interrupted: {e}"),
+                        })?
                 } else {
                     serde_json::from_slice(&body)
                 };
                 match parse {
                     Ok(v) => Ok(Reply::Ok(v)),
-                    Err(e) if body.is_empty() => Err(Attempt {
+                    Err(e) if empty => Err(Attempt {
                         retryable: false,
                         retry_after: None,
                         message: format!("empty answer where JSON was expected: {e}"),
@@ -819,6 +854,45 @@ impl Platform for Qovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_answer_is_read_whole_up_to_the_limit_and_refused_beyond_it() {
+        // A server answering in chunks without a length, and one declaring its length.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let chunked = || {
+            let chunks = [r#"{"resu"#, r#"lts": "#, "[]}"].map(Ok::<_, std::io::Error>);
+            axum::body::Body::from_stream(futures::stream::iter(chunks))
+        };
+        let app = axum::Router::new()
+            .route(
+                "/chunked",
+                axum::routing::get(move || async move { chunked() }),
+            )
+            .route(
+                "/sized",
+                axum::routing::get(|| async { r#"{"results": [1, 2, 3]}"# }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        let get = |path: &str| client.get(format!("{base}{path}")).send();
+
+        let whole = read_body(get("/chunked").await.unwrap(), 64).await;
+        assert_eq!(whole.ok().as_deref(), Some(&br#"{"results": []}"#[..]));
+        let sized = read_body(get("/sized").await.unwrap(), 64).await;
+        assert_eq!(
+            sized.ok().as_deref(),
+            Some(&br#"{"results": [1, 2, 3]}"#[..])
+        );
+        for path in ["/chunked", "/sized"] {
+            let refused = read_body(get(path).await.unwrap(), 8).await.err();
+            assert!(
+                refused.as_ref().is_some_and(|a| !a.retryable
+                    && a.message == "the answer is larger than 8 bytes, more than curfew reads"),
+                "{path}: {refused:?}"
+            );
+        }
+    }
 
     #[test]
     fn instants_are_read_strictly_then_leniently_and_a_bad_one_is_named() {
