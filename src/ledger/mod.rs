@@ -7,7 +7,6 @@
 //! Each write is a transaction: a `kill -9` loses nothing that was written, and an intent
 //! without an outcome is found and resolved on the next start ([`Ledger::pending`]).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -361,20 +360,28 @@ impl Ledger {
     pub fn view(&self) -> Result<LedgerView, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT environment_id, record FROM records")?;
-        let mut records = HashMap::new();
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        for row in rows {
-            let (id, json) = row?;
+        // Straight into the view, without a second map of every record beside it.
+        let mut failed = None;
+        let records = rows.filter_map(|row| {
+            let (id, json) = row
+                .map_err(|e| {
+                    failed.get_or_insert(e);
+                })
+                .ok()?;
             match serde_json::from_str::<EnvRecord>(&json) {
-                Ok(record) => {
-                    records.insert(id, record);
-                }
+                Ok(record) => Some((id, record)),
                 Err(e) => {
-                    tracing::warn!(environment = %id, error = %e, "unreadable ledger record ignored")
+                    tracing::warn!(environment = %id, error = %e, "unreadable ledger record ignored");
+                    None
                 }
             }
+        });
+        let view = LedgerView::stored(records);
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(view),
         }
-        Ok(LedgerView::stored(records))
     }
 
     /// Stores the records of `view` that changed since it was read, in one transaction,

@@ -50,7 +50,9 @@ pub struct EnvRecord {
 /// of the whole view being kept beside it (10,000 records would be kept twice).
 #[derive(Debug, Clone, Default)]
 pub struct LedgerView {
-    records: HashMap<String, Slot>,
+    /// Boxed: a map's table is sized in powers of two, and 10,000 records inline would
+    /// take room for 16,384 of them.
+    records: HashMap<String, Box<Slot>>,
     /// Stored records removed since (an environment curfew deleted).
     removed: Vec<String>,
 }
@@ -87,17 +89,17 @@ impl Serialize for LedgerView {
 
 impl LedgerView {
     /// Records that are not stored anywhere yet (all of them count as changed).
-    pub fn new(records: HashMap<String, EnvRecord>) -> Self {
+    pub fn new(records: impl IntoIterator<Item = (String, EnvRecord)>) -> Self {
         LedgerView {
             records: records
                 .into_iter()
                 .map(|(id, record)| {
                     (
                         id,
-                        Slot {
+                        Box::new(Slot {
                             record,
                             stored: None,
-                        },
+                        }),
                     )
                 })
                 .collect(),
@@ -106,7 +108,7 @@ impl LedgerView {
     }
 
     /// Records as the ledger holds them (none counts as changed).
-    pub fn stored(records: HashMap<String, EnvRecord>) -> Self {
+    pub fn stored(records: impl IntoIterator<Item = (String, EnvRecord)>) -> Self {
         let mut view = Self::new(records);
         view.mark_stored();
         view
@@ -120,10 +122,10 @@ impl LedgerView {
         match self.records.entry(id.into()) {
             std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().record = record,
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Slot {
+                v.insert(Box::new(Slot {
                     record,
                     stored: None,
-                });
+                }));
             }
         }
     }
@@ -132,9 +134,11 @@ impl LedgerView {
         &mut self
             .records
             .entry(id.to_string())
-            .or_insert_with(|| Slot {
-                record: EnvRecord::default(),
-                stored: None,
+            .or_insert_with(|| {
+                Box::new(Slot {
+                    record: EnvRecord::default(),
+                    stored: None,
+                })
             })
             .record
     }
