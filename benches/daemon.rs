@@ -89,8 +89,7 @@ async fn one_pass() {
     let took = started.elapsed();
     let requests = sandbox.requests().total - before;
     let stops = report
-        .acted
-        .iter()
+        .acted()
         .filter(|(_, r)| matches!(r, ActResult::Done(_)))
         .count();
     let bound = latency.as_secs_f64() * requests as f64 / concurrency as f64;

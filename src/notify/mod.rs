@@ -88,7 +88,8 @@ pub struct PassFacts<'a> {
     /// The ledger's records after the pass.
     pub view: &'a LedgerView,
     pub decisions: &'a [Decision],
-    pub acted: &'a [(Decision, ActResult)],
+    /// What became of the decisions that called for an action, by index in `decisions`.
+    pub acted: &'a [(usize, ActResult)],
     /// For the digest's savings (stop intervals), after the pass's accrual.
     pub ledger: &'a Ledger,
     pub now: DateTime<Utc>,
@@ -241,7 +242,7 @@ impl Notifier {
         f: &PassFacts<'r>,
         outgoing: &mut Vec<(&'r Target, Message)>,
     ) {
-        for (d, result) in f.acted {
+        for (d, result) in crate::reconcile::acted(f.decisions, f.acted) {
             let key = (d.environment_id.clone(), d.action);
             let event = match result {
                 ActResult::Done(outcome) => {

@@ -246,8 +246,7 @@ fn count(metrics: &Metrics, kind: &str, result: &str) -> u64 {
 
 fn ids(report: &crate::reconcile::PassReport, action: Action, done: bool) -> BTreeSet<String> {
     report
-        .acted
-        .iter()
+        .acted()
         .filter(|(d, r)| d.action == action && matches!(r, ActResult::Done(_)) == done)
         .map(|(d, _)| d.environment_id.clone())
         .collect()
@@ -307,7 +306,7 @@ async fn warnings_arrive_before_the_delete_and_the_delete_waits_for_the_warning_
     fleet.clock.advance(TimeDelta::minutes(119));
     let early = run.daemon.pass().await.unwrap();
     run.notifier.settled().await;
-    assert!(early.acted.iter().all(|(d, _)| d.action != Action::Delete));
+    assert!(early.acted().all(|(d, _)| d.action != Action::Delete));
     assert_eq!(receiver.received().len(), warnings.len());
 
     // The period is over: the delete is confirmed on the next pass, then made.
@@ -380,11 +379,10 @@ async fn a_warned_delete_waits_for_its_warning_period_across_a_restart() {
     run.notifier.settled().await;
     assert!(
         early
-            .acted
-            .iter()
+            .acted()
             .all(|(d, _)| d.action != Action::Delete && d.action != Action::Warn),
         "the ledger remembers the warning: no delete yet, and no second warning: {:?}",
-        early.acted
+        early.acted().collect::<Vec<_>>()
     );
     assert_eq!(receiver.of_kind("delete_warning").len(), warnings);
     assert_eq!(fleet.deletes(), 0);

@@ -475,13 +475,9 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
         complete: true,
     };
     let stop = decision(&e, Action::Stop);
-    let failed = || {
-        vec![(
-            stop.clone(),
-            ActResult::Failed("sandbox stop: HTTP 503".into()),
-        )]
-    };
-    let done = || vec![(stop.clone(), ActResult::Done(Outcome::Accepted))];
+    // What became of `stop`, the pass's only decision.
+    let failed = || vec![(0, ActResult::Failed("sandbox stop: HTTP 503".into()))];
+    let done = || vec![(0, ActResult::Done(Outcome::Accepted))];
     let t0 = at("2026-10-02T17:00:00Z");
     // (what the pass did, failure messages expected after it)
     let passes = [
@@ -562,17 +558,18 @@ fn a_warning_names_its_delete_instant_and_a_delete_of_a_gone_environment_is_not_
         ..decision(&e, Action::Warn)
     };
     let delete = decision(&e, Action::Delete);
+    // By index in the pass's decisions: the warning, then the delete three times over.
     let acted = [
-        (warn.clone(), ActResult::Done(Outcome::Accepted)),
-        (delete.clone(), ActResult::Done(Outcome::Gone)),
-        (delete.clone(), ActResult::Done(Outcome::Accepted)),
-        (delete.clone(), ActResult::DryRun),
+        (0, ActResult::Done(Outcome::Accepted)),
+        (1, ActResult::Done(Outcome::Gone)),
+        (1, ActResult::Done(Outcome::Accepted)),
+        (1, ActResult::DryRun),
     ];
     n.after_pass(&PassFacts {
         rules: &r,
         snapshot: &snapshot,
         view: &LedgerView::default(),
-        decisions: &[warn],
+        decisions: &[warn, delete],
         acted: &acted,
         ledger: &ledger,
         now: at("2026-10-02T12:00:00Z"),

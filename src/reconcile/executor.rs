@@ -45,7 +45,7 @@ impl Daemon {
         view: &mut LedgerView,
         now: DateTime<Utc>,
         complete: bool,
-    ) -> Result<Vec<(Decision, ActResult)>, PassError> {
+    ) -> Result<Vec<(usize, ActResult)>, PassError> {
         let mut due: Vec<(usize, &Decision)> = decisions
             .iter()
             .enumerate()
@@ -100,7 +100,8 @@ impl Daemon {
         let ids = self
             .ledger
             .intents(&planned.iter().map(|(_, d, _)| *d).collect::<Vec<_>>(), now)?;
-        let mut results: Vec<(Decision, ActResult)> = Vec::new();
+        // By index into `decisions`, as the pass reports them.
+        let mut results: Vec<(usize, ActResult)> = Vec::new();
         let mut settled: Vec<(i64, &str, Option<&str>)> = Vec::new();
         // By index: a future holding a borrowed decision trips the compiler's "FnOnce is not
         // general enough" (rust-lang/rust#110338) once the pass is spawned.
@@ -124,12 +125,12 @@ impl Daemon {
                 _ => {}
             }
             self.record(d, &r);
-            results.push((d.clone(), r));
+            results.push((i, r));
         }
         self.ledger.outcomes(&settled, now)?;
         // A warning also goes where the platform's people look (a Kubernetes Event), best
         // effort.
-        for (d, r) in &results {
+        for (d, r) in super::acted(decisions, &results) {
             if d.action == Action::Warn && matches!(r, ActResult::Done(_)) {
                 self.platform
                     .note(&d.environment_id, "DeleteWarning", &d.reason)
@@ -140,7 +141,7 @@ impl Daemon {
             tracing::info!(calls = calls.len(), "calling the platform");
         }
         let platform = &self.platform;
-        let outcomes: Vec<(&Decision, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
+        let outcomes: Vec<(usize, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
             .map(|(i, id)| async move {
                 let d = &decisions[i];
                 let r = match d.action {
@@ -148,7 +149,7 @@ impl Daemon {
                     Action::Start => platform.start(&d.environment_id).await,
                     _ => platform.delete(&d.environment_id).await,
                 };
-                (d, id, r.map_err(|e| e.to_string()))
+                (i, id, r.map_err(|e| e.to_string()))
             })
             .buffer_unordered(self.options.max_in_flight.max(1))
             .collect()
@@ -156,7 +157,8 @@ impl Daemon {
         let finished = self.clock.now();
         let mut written: Vec<(i64, &'static str, Option<String>)> =
             Vec::with_capacity(outcomes.len());
-        for (d, id, r) in outcomes {
+        for (i, id, r) in outcomes {
+            let d = &decisions[i];
             let result = match r {
                 Ok(outcome) => {
                     written.push((id, outcome.ledger_word(), None));
@@ -169,11 +171,10 @@ impl Daemon {
                 }
             };
             self.record(d, &result);
-            results.push((d.clone(), result));
+            results.push((i, result));
         }
         // Outcomes and the stop intervals they open, in one transaction.
-        let stops: Vec<&Decision> = results
-            .iter()
+        let stops: Vec<&Decision> = super::acted(decisions, &results)
             .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
             .map(|(d, _)| d)
             .collect();
@@ -183,8 +184,7 @@ impl Daemon {
             .collect();
         self.ledger.finish(&outcomes, &stops, finished, now)?;
         for action in [Action::Stop, Action::Start, Action::Delete] {
-            let skipped = results
-                .iter()
+            let skipped = super::acted(decisions, &results)
                 .filter(|(d, r)| {
                     d.action == action
                         && matches!(r, ActResult::SkippedCap(_) | ActResult::Failed(_))

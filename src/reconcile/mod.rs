@@ -36,9 +36,27 @@ pub struct PassReport {
     pub at: DateTime<Utc>,
     pub complete: bool,
     pub decisions: Vec<Decision>,
-    /// Every decision that called for an action, with what became of it.
-    pub acted: Vec<(Decision, ActResult)>,
+    /// Every decision that called for an action (its index in `decisions`, not a copy:
+    /// a pass can stop thousands), with what became of it; read through [`Self::acted`].
+    acted: Vec<(usize, ActResult)>,
     pub next_wakeup: Option<DateTime<Utc>>,
+}
+
+impl PassReport {
+    /// Every decision that called for an action, with what became of it.
+    pub fn acted(&self) -> impl Iterator<Item = (&Decision, &ActResult)> {
+        acted(&self.decisions, &self.acted)
+    }
+}
+
+/// The decisions `acted` points to, with their results.
+pub fn acted<'a>(
+    decisions: &'a [Decision],
+    acted: &'a [(usize, ActResult)],
+) -> impl Iterator<Item = (&'a Decision, &'a ActResult)> {
+    acted
+        .iter()
+        .filter_map(|(i, r)| Some((decisions.get(*i)?, r)))
 }
 
 /// Why a pass failed as a whole (the next one tries again).
@@ -280,7 +298,7 @@ impl Daemon {
         let mut view = self.ledger.view()?;
         view.observe(&snapshot, now);
         let decisions = policy::decide(&rules, &snapshot, &view, now);
-        let acted = self
+        let done = self
             .act(&rules, &decisions, &mut view, now, snapshot.complete)
             .await?;
         // Settlements (no action, but a fact for the next pass).
@@ -293,8 +311,7 @@ impl Daemon {
         self.ledger.store(&mut view)?;
         // Savings stop accruing when an environment runs again (seen running, started by
         // curfew in this very pass) or is gone.
-        let started: HashSet<&str> = acted
-            .iter()
+        let started: HashSet<&str> = acted(&decisions, &done)
             .filter(|(d, r)| d.action == Action::Start && matches!(r, ActResult::Done(_)))
             .map(|(d, _)| d.environment_id.as_str())
             .collect();
@@ -304,8 +321,7 @@ impl Daemon {
             .map(|e| (e.id.as_str(), e.state))
             .collect();
         // A stop done in this pass is stopped, whatever the listing (taken before it) said.
-        let stopped: HashSet<&str> = acted
-            .iter()
+        let stopped: HashSet<&str> = acted(&decisions, &done)
             .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
             .map(|(d, _)| d.environment_id.as_str())
             .collect();
@@ -324,7 +340,7 @@ impl Daemon {
                 snapshot: &snapshot,
                 view: &view,
                 decisions: &decisions,
-                acted: &acted,
+                acted: &done,
                 ledger: &self.ledger,
                 now,
             })
@@ -351,7 +367,7 @@ impl Daemon {
             at: now,
             complete,
             decisions,
-            acted,
+            acted: done,
             next_wakeup,
         })
     }

@@ -95,7 +95,7 @@ impl World {
         let mut log = Vec::new();
         loop {
             let report = self.daemon.pass().await.expect("pass");
-            for (d, r) in &report.acted {
+            for (d, r) in report.acted() {
                 if matches!(r, ActResult::Done(_)) && d.action != Action::Warn {
                     log.push((report.at, d.environment.clone(), d.action));
                 }
@@ -221,13 +221,11 @@ async fn the_stop_cap_holds_and_the_rest_follow_on_later_passes() {
     let w = world(&rules, "2026-11-27T19:00:00+01:00", 10).await;
     let report = w.daemon.pass().await.unwrap();
     let done = report
-        .acted
-        .iter()
+        .acted()
         .filter(|(_, r)| matches!(r, ActResult::Done(_)))
         .count();
     let capped = report
-        .acted
-        .iter()
+        .acted()
         .filter(|(_, r)| matches!(r, ActResult::SkippedCap(_)))
         .count();
     assert_eq!(done, 2);
@@ -252,21 +250,20 @@ async fn a_delete_waits_for_its_warning_and_a_second_pass() {
     let w = world(rules, "2026-11-27T12:00:00Z", 8).await;
     let first = w.daemon.pass().await.unwrap();
     assert!(
-        first.acted.iter().any(|(d, _)| d.action == Action::Warn),
+        first.acted().any(|(d, _)| d.action == Action::Warn),
         "old previews are warned about first"
     );
-    assert!(first.acted.iter().all(|(d, _)| d.action != Action::Delete));
+    assert!(first.acted().all(|(d, _)| d.action != Action::Delete));
     w.clock.advance(TimeDelta::minutes(119));
     let early = w.daemon.pass().await.unwrap();
     assert!(
-        early.acted.iter().all(|(d, _)| d.action != Action::Delete),
+        early.acted().all(|(d, _)| d.action != Action::Delete),
         "not before the warning period ends"
     );
     w.clock.advance(TimeDelta::minutes(1));
     let due = w.daemon.pass().await.unwrap();
     assert!(
-        due.acted
-            .iter()
+        due.acted()
             .any(|(d, r)| d.action == Action::Delete && *r == ActResult::Confirming)
     );
     assert!(w.sandbox.requests().deletes.values().all(|c| c.calls == 0));
@@ -274,8 +271,7 @@ async fn a_delete_waits_for_its_warning_and_a_second_pass() {
     let confirmed = w.daemon.pass().await.unwrap();
     assert!(
         confirmed
-            .acted
-            .iter()
+            .acted()
             .any(|(d, r)| d.action == Action::Delete && matches!(r, ActResult::Done(_)))
     );
 }
