@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::policy::{Action, Decision, EnvRecord, LedgerView, StopCause};
+use crate::policy::{Action, Cause, Decision, EnvRecord, LedgerView, StopCause};
 
 /// A ledger problem (disk, corruption): the daemon reports it and keeps running.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +223,7 @@ impl Ledger {
                 d.environment_id,
                 d.environment,
                 d.action.as_str(),
-                d.cause.map(|c| format!("{c:?}").to_lowercase()),
+                d.cause.map(Cause::ledger_word),
                 d.rule,
                 d.reason,
                 d.dry_run,
@@ -253,7 +253,7 @@ impl Ledger {
                     d.environment_id,
                     d.environment,
                     d.action.as_str(),
-                    d.cause.map(|c| format!("{c:?}").to_lowercase()),
+                    d.cause.map(Cause::ledger_word),
                     d.rule,
                     d.reason,
                     d.dry_run,
@@ -285,11 +285,7 @@ impl Ledger {
                 update.execute(params![id, outcome, ts(finished), error])?;
             }
             for d in stops {
-                let cause = if d.cause == Some(crate::policy::Cause::Idle) {
-                    StopCause::Idle
-                } else {
-                    StopCause::Schedule
-                };
+                let cause = StopCause::of(d.cause);
                 insert_stop(
                     &tx,
                     &d.environment_id,
@@ -420,10 +416,7 @@ impl Ledger {
         hourly_cost: Option<f64>,
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let cause = match d.cause {
-            Some(crate::policy::Cause::Idle) => StopCause::Idle,
-            _ => StopCause::Schedule,
-        };
+        let cause = StopCause::of(d.cause);
         self.open_stop_for(
             &d.environment_id,
             d.rule.as_deref().unwrap_or_default(),

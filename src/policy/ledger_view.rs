@@ -14,6 +14,16 @@ pub enum StopCause {
     Idle,
 }
 
+impl StopCause {
+    /// The cause of a stop decided for `cause`: idle, else the schedule.
+    pub fn of(cause: Option<super::Cause>) -> StopCause {
+        match cause {
+            Some(super::Cause::Idle) => StopCause::Idle,
+            _ => StopCause::Schedule,
+        }
+    }
+}
+
 /// A stop by curfew that has not been followed by a start yet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StopRecord {
@@ -195,15 +205,11 @@ impl LedgerView {
 
     /// Records the effect of a decision that was carried out (or a settlement).
     pub fn apply(&mut self, decision: &super::Decision, now: DateTime<Utc>) {
-        use super::{Action, Cause, Settle};
+        use super::{Action, Settle};
         let r = self.entry(&decision.environment_id);
         match (decision.action, decision.cause) {
             (Action::Stop, cause) => {
-                let cause = if cause == Some(Cause::Idle) {
-                    StopCause::Idle
-                } else {
-                    StopCause::Schedule
-                };
+                let cause = StopCause::of(cause);
                 r.curfew_stop = Some(StopRecord {
                     at: now,
                     cause,

@@ -66,6 +66,33 @@ pub enum Cause {
     IdleFor,
 }
 
+impl Cause {
+    const ALL: [Cause; 5] = [
+        Cause::Schedule,
+        Cause::Idle,
+        Cause::Age,
+        Cause::StoppedFor,
+        Cause::IdleFor,
+    ];
+
+    /// The word the ledger's `actions.cause` holds (kept as written since the first
+    /// ledger: lower case, no separator).
+    pub fn ledger_word(self) -> &'static str {
+        match self {
+            Cause::Schedule => "schedule",
+            Cause::Idle => "idle",
+            Cause::Age => "age",
+            Cause::StoppedFor => "stoppedfor",
+            Cause::IdleFor => "idlefor",
+        }
+    }
+
+    /// The cause a ledger word stands for.
+    pub fn from_ledger_word(word: &str) -> Option<Cause> {
+        Cause::ALL.into_iter().find(|c| c.ledger_word() == word)
+    }
+}
+
 /// A fact for the ledger that a decision establishes without acting: the executor writes
 /// it, so the next pass knows the schedule's boundary was seen through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -723,3 +723,17 @@ fn an_unknown_cluster_is_protected_by_a_cluster_protection_and_matched_by_no_clu
         Action::None
     );
 }
+
+#[test]
+fn a_cause_reads_back_from_its_ledger_word_which_earlier_ledgers_hold() {
+    for cause in Cause::ALL {
+        // What ledgers written before `ledger_word` existed hold.
+        assert_eq!(cause.ledger_word(), format!("{cause:?}").to_lowercase());
+        assert_eq!(Cause::from_ledger_word(cause.ledger_word()), Some(cause));
+    }
+    assert_eq!(Cause::from_ledger_word("stopped_for"), None);
+    assert_eq!(StopCause::of(Some(Cause::Idle)), StopCause::Idle);
+    for other in [None, Some(Cause::Schedule), Some(Cause::Age)] {
+        assert_eq!(StopCause::of(other), StopCause::Schedule);
+    }
+}

@@ -223,11 +223,9 @@ impl Daemon {
             if done && p.action == "stop" {
                 // curfew's stop took effect: remember it as curfew's (with its cause), for
                 // wake and savings.
-                let cause = if p.cause.as_deref() == Some("idle") {
-                    policy::StopCause::Idle
-                } else {
-                    policy::StopCause::Schedule
-                };
+                let cause = policy::StopCause::of(
+                    p.cause.as_deref().and_then(policy::Cause::from_ledger_word),
+                );
                 let rule = p.rule.clone().unwrap_or_default();
                 let cost = snapshot
                     .environments
