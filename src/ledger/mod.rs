@@ -215,22 +215,7 @@ impl Ledger {
 
     /// Writes the intent of an action before the platform is called.
     pub fn intent(&self, d: &Decision, at: DateTime<Utc>) -> Result<i64, LedgerError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO actions (environment_id, environment, action, cause, rule, reason, dry_run, intent_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                d.environment_id,
-                d.environment,
-                d.action.as_str(),
-                d.cause.map(Cause::ledger_word),
-                d.rule,
-                d.reason,
-                d.dry_run,
-                ts(at)
-            ],
-        )?;
-        Ok(conn.last_insert_rowid())
+        insert_intent(&self.conn(), d, at)
     }
 
     /// Writes the intents of several actions in one transaction (one disk sync), before
@@ -242,26 +227,10 @@ impl Ledger {
     ) -> Result<Vec<i64>, LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut ids = Vec::with_capacity(decisions.len());
-        {
-            let mut stmt = tx.prepare(
-                "INSERT INTO actions (environment_id, environment, action, cause, rule, reason, dry_run, intent_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for d in decisions {
-                stmt.execute(params![
-                    d.environment_id,
-                    d.environment,
-                    d.action.as_str(),
-                    d.cause.map(Cause::ledger_word),
-                    d.rule,
-                    d.reason,
-                    d.dry_run,
-                    ts(at)
-                ])?;
-                ids.push(tx.last_insert_rowid());
-            }
-        }
+        let ids = decisions
+            .iter()
+            .map(|d| insert_intent(&tx, d, at))
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
         Ok(ids)
     }
@@ -277,25 +246,17 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        {
-            let mut update = tx.prepare(
-                "UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
+        write_outcomes(&tx, outcomes, finished)?;
+        for d in stops {
+            insert_stop(
+                &tx,
+                &d.environment_id,
+                d.rule.as_deref().unwrap_or_default(),
+                StopCause::of(d.cause),
+                &d.reason,
+                d.hourly_cost,
+                decided,
             )?;
-            for (id, outcome, error) in outcomes {
-                update.execute(params![id, outcome, ts(finished), error])?;
-            }
-            for d in stops {
-                let cause = StopCause::of(d.cause);
-                insert_stop(
-                    &tx,
-                    &d.environment_id,
-                    d.rule.as_deref().unwrap_or_default(),
-                    cause,
-                    &d.reason,
-                    d.hourly_cost,
-                    decided,
-                )?;
-            }
         }
         tx.commit()?;
         Ok(())
@@ -309,14 +270,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare(
-                "UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1",
-            )?;
-            for (id, outcome, error) in outcomes {
-                stmt.execute(params![id, outcome, ts(at), error])?;
-            }
-        }
+        write_outcomes(&tx, outcomes, at)?;
         tx.commit()?;
         Ok(())
     }
@@ -694,6 +648,39 @@ impl Ledger {
             |r| r.get(0),
         )?)
     }
+}
+
+/// One action's intent; its id.
+fn insert_intent(conn: &Connection, d: &Decision, at: DateTime<Utc>) -> Result<i64, LedgerError> {
+    conn.prepare_cached(
+        "INSERT INTO actions (environment_id, environment, action, cause, rule, reason, dry_run, intent_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        d.environment_id,
+        d.environment,
+        d.action.as_str(),
+        d.cause.map(Cause::ledger_word),
+        d.rule,
+        d.reason,
+        d.dry_run,
+        ts(at)
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Outcomes `(action id, outcome, error)` of intents, at `at`, inside `tx`.
+fn write_outcomes(
+    tx: &rusqlite::Transaction<'_>,
+    outcomes: &[(i64, &str, Option<&str>)],
+    at: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    let mut update =
+        tx.prepare("UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1")?;
+    for (id, outcome, error) in outcomes {
+        update.execute(params![id, outcome, ts(at), error])?;
+    }
+    Ok(())
 }
 
 /// Opens a stop interval unless one is open already for this environment.
