@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ledger;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod platform;

@@ -423,6 +423,9 @@ impl Daemon {
                     None
                 }
             };
+            // The pass's listing, decisions and report are gone: their memory goes back to
+            // the system rather than staying in the allocator until the next pass.
+            crate::memory::release_free();
             // Wake at the boundary, at the latest one resync from now (the cron tick).
             let wait = next.map_or(self.options.resync, |t| {
                 self.clock.real_wait_until(t).min(self.options.resync)
