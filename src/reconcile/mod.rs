@@ -30,6 +30,15 @@ use crate::platform::{EnvState, Platform, PlatformError, Snapshot};
 use crate::policy::{self, Action, Decision, LedgerView};
 use crate::server::Health;
 
+/// See [`Daemon::look`].
+struct Look {
+    rules: Arc<RuleSet>,
+    snapshot: Snapshot,
+    now: DateTime<Utc>,
+    view: LedgerView,
+    decisions: Vec<Decision>,
+}
+
 /// What a pass did.
 #[derive(Debug, Clone)]
 pub struct PassReport {
@@ -289,13 +298,32 @@ impl Daemon {
         result
     }
 
-    async fn pass_inner(&self) -> Result<PassReport, PassError> {
+    /// What a pass and a plan both start from: the rules, a fresh listing, the ledger's
+    /// view of it, and the decisions.
+    async fn look(&self) -> Result<Look, PassError> {
         let rules = self.rules();
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();
         let mut view = self.ledger.view()?;
         view.observe(&snapshot, now);
         let decisions = policy::decide(&rules, &snapshot, &view, now);
+        Ok(Look {
+            rules,
+            snapshot,
+            now,
+            view,
+            decisions,
+        })
+    }
+
+    async fn pass_inner(&self) -> Result<PassReport, PassError> {
+        let Look {
+            rules,
+            snapshot,
+            now,
+            mut view,
+            decisions,
+        } = self.look().await?;
         let done = self
             .act(&rules, &decisions, &mut view, now, snapshot.complete)
             .await?;

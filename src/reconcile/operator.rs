@@ -6,8 +6,6 @@
 //! (who: the admin token's name), and nudges the loop into a pass. Environments are read
 //! from the live platform: an id or a name that the platform does not list is unknown.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -82,12 +80,13 @@ pub struct EnvironmentReport {
 impl Daemon {
     /// The plan now, from a fresh listing (read-only).
     pub async fn plan_now(&self) -> Result<Plan, OperatorError> {
-        let rules = self.rules();
-        let snapshot = self.platform.list().await?;
-        let now = self.clock.now();
-        let mut view = self.ledger.view()?;
-        view.observe(&snapshot, now);
-        let decisions = policy::decide(&rules, &snapshot, &view, now);
+        let super::Look {
+            snapshot,
+            now,
+            view,
+            decisions,
+            ..
+        } = self.look().await?;
         let environments = decisions
             .into_iter()
             .map(|decision| {
@@ -303,11 +302,8 @@ impl Daemon {
         complete: bool,
         now: DateTime<Utc>,
     ) -> Result<Explanation, OperatorError> {
-        let mut records = HashMap::new();
-        if let Some(r) = self.ledger.record(&env.id)? {
-            records.insert(env.id.clone(), r);
-        }
-        let mut view = LedgerView::stored(records);
+        let record = self.ledger.record(&env.id)?;
+        let mut view = LedgerView::stored(record.map(|r| (env.id.clone(), r)));
         view.observe(
             &Snapshot {
                 environments: vec![env.clone()],
