@@ -2,7 +2,6 @@
 //! independent HMAC, digest instants across DST changes, digest contents, the projection of
 //! upcoming deletes, failure streaks, the bounded queue, and secrets staying out of sight.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
@@ -385,20 +384,13 @@ fn digests_come_once_a_day_at_local_time_through_both_changes() {
 
 // ---- fixtures for passes ------------------------------------------------------------
 
+/// The policy tests' preview, created at `created`, in `state`, costing 1 an hour.
 fn env(name: &str, created: &str, state: EnvState) -> Environment {
+    use crate::policy::tests::EnvFixture as _;
     Environment {
-        id: format!("id-{name}"),
-        name: name.into(),
-        project: "web".into(),
-        mode: Mode::Preview,
-        cluster: None,
         state,
-        platform_state: None,
-        created_at: at(created),
-        last_deployed_at: None,
-        last_activity_at: None,
-        labels: BTreeMap::new(),
         hourly_cost: Some(1.0),
+        ..crate::policy::tests::env(name).created(created)
     }
 }
 

@@ -820,4 +820,4 @@ struct DeleteOutcome {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

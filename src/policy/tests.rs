@@ -21,7 +21,7 @@ fn rules(yaml: &str) -> RuleSet {
 const PREVIEWS: &str = "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n";
 
 /// An environment that reads like a sentence: `env("pr-1").stopped().created(t)`.
-fn env(name: &str) -> Environment {
+pub(crate) fn env(name: &str) -> Environment {
     Environment {
         id: format!("id-{name}"),
         name: name.into(),
@@ -38,7 +38,7 @@ fn env(name: &str) -> Environment {
     }
 }
 
-trait EnvFixture {
+pub(crate) trait EnvFixture {
     fn stopped(self) -> Self;
     fn in_state(self, state: EnvState, word: &str) -> Self;
     fn mode(self, mode: Mode) -> Self;
