@@ -483,16 +483,21 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
         (failed(), 0),
         (failed(), 1),
     ];
-    for (i, (acted, want)) in passes.into_iter().enumerate() {
+    // One pass over the one environment: its decisions, what became of them, when.
+    let pass = |decisions: &[Decision], acted: &[(usize, ActResult)], now| {
         n.after_pass(&PassFacts {
             rules: &r,
             snapshot: &snapshot,
             view: &LedgerView::default(),
-            decisions: std::slice::from_ref(&stop),
-            acted: &acted,
+            decisions,
+            acted,
             ledger: &ledger,
-            now: t0 + TimeDelta::minutes(i as i64),
-        });
+            now,
+        })
+    };
+    let stops = std::slice::from_ref(&stop);
+    for (i, (acted, want)) in passes.into_iter().enumerate() {
+        pass(stops, &acted, t0 + TimeDelta::minutes(i as i64));
         let got = queued(&mut drain);
         assert_eq!(got.len(), want, "pass {i}: {got:?}");
         for (target, kind, body) in got {
@@ -504,34 +509,14 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
     }
     // A streak ends when the action is no longer due.
     for i in 0..2 {
-        n.after_pass(&PassFacts {
-            rules: &r,
-            snapshot: &snapshot,
-            view: &LedgerView::default(),
-            decisions: std::slice::from_ref(&stop),
-            acted: &failed(),
-            ledger: &ledger,
-            now: t0 + TimeDelta::hours(1) + TimeDelta::minutes(i),
-        });
+        pass(
+            stops,
+            &failed(),
+            t0 + TimeDelta::hours(1) + TimeDelta::minutes(i),
+        );
     }
-    n.after_pass(&PassFacts {
-        rules: &r,
-        snapshot: &snapshot,
-        view: &LedgerView::default(),
-        decisions: &[decision(&e, Action::None)],
-        acted: &[],
-        ledger: &ledger,
-        now: t0 + TimeDelta::hours(2),
-    });
-    n.after_pass(&PassFacts {
-        rules: &r,
-        snapshot: &snapshot,
-        view: &LedgerView::default(),
-        decisions: std::slice::from_ref(&stop),
-        acted: &failed(),
-        ledger: &ledger,
-        now: t0 + TimeDelta::hours(3),
-    });
+    pass(&[decision(&e, Action::None)], &[], t0 + TimeDelta::hours(2));
+    pass(stops, &failed(), t0 + TimeDelta::hours(3));
     assert!(queued(&mut drain).is_empty(), "the streak started over");
 }
 
