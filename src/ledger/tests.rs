@@ -33,7 +33,7 @@ fn at(s: &str) -> DateTime<Utc> {
 fn stop_decision(id: &str) -> Decision {
     Decision {
         environment_id: id.into(),
-        environment: format!("env-{id}"),
+        environment: format!("env-{id}").into(),
         project: "web".into(),
         state: EnvState::Running,
         action: Action::Stop,
@@ -186,4 +186,54 @@ fn history_lists_actions_and_operator_changes_newest_first() {
         "{h:?}"
     );
     assert_eq!(h[1].what, "stop: ok");
+}
+
+#[test]
+fn more_open_stops_than_one_read_holds_all_accrue_under_their_rules_and_close_once() {
+    // 1,300 open intervals: read 512 at a time; those whose environment runs again close,
+    // and every interval accrues exactly once per pass, under its own rule.
+    let ledger = Ledger::in_memory().unwrap();
+    let t0 = at("2026-11-27T18:00:00Z");
+    for n in 0..1300 {
+        let rule = if n % 2 == 0 { "even" } else { "odd" };
+        ledger
+            .open_stop_for(
+                &format!("env-{n:04}"),
+                rule,
+                StopCause::Schedule,
+                "stopped",
+                Some(1.0),
+                t0,
+            )
+            .unwrap();
+    }
+    let running = |env: &str| env.ends_with('7');
+    ledger
+        .accrue(t0 + TimeDelta::hours(1), "EUR", &|env| !running(env))
+        .unwrap();
+    ledger
+        .accrue(t0 + TimeDelta::hours(2), "EUR", &|_| true)
+        .unwrap();
+    let s = ledger.savings().unwrap();
+    let by_rule: Vec<(&str, f64, f64)> = s
+        .iter()
+        .map(|s| (s.rule.as_str(), s.stopped_seconds / 3600.0, s.saved))
+        .collect();
+    // 650 per rule; the 130 ending in 7 are all odd and stop after the first hour.
+    assert_eq!(by_rule.len(), 2, "{by_rule:?}");
+    assert_eq!(by_rule[0].0, "even");
+    assert!((by_rule[0].1 - 1300.0).abs() < 1e-6, "{by_rule:?}");
+    assert!((by_rule[0].2 - 1300.0).abs() < 1e-6, "{by_rule:?}");
+    assert_eq!(by_rule[1].0, "odd");
+    assert!(
+        (by_rule[1].1 - (1300.0 - 130.0)).abs() < 1e-6,
+        "{by_rule:?}"
+    );
+    // A closed interval ends where it closed; an open one runs to the last pass.
+    let intervals = ledger.stop_intervals_since(t0).unwrap();
+    let ended_first = intervals
+        .iter()
+        .filter(|i| i.until == t0 + TimeDelta::hours(1))
+        .count();
+    assert_eq!((intervals.len(), ended_first), (1300, 130));
 }
