@@ -79,16 +79,31 @@ async fn a_listing_holds_every_environment_with_its_project_mode_and_state() {
         let listed = snapshot
             .environments
             .iter()
-            .find(|e| e.id == env.id)
+            .find(|e| *e.id == *env.id)
             .expect("listed");
-        assert_eq!(listed.name, env.name);
-        assert_eq!(listed.project, env.project_name);
+        assert_eq!(*listed.name, *env.name);
+        assert_eq!(*listed.project, *env.project_name);
         assert_eq!(listed.platform_state.as_deref(), Some(env.state.as_str()));
         assert_eq!(
             listed.state,
             curfew::platform::qovery::map_state(&env.state)
         );
         assert_eq!(listed.last_deployed_at, env.last_deployment_date);
+    }
+    // A project's name and a state's word are held once, shared by their environments.
+    for (a, b) in snapshot
+        .environments
+        .iter()
+        .zip(&snapshot.environments[1..])
+    {
+        if a.project == b.project {
+            assert!(std::sync::Arc::ptr_eq(&a.project, &b.project));
+        }
+        if let (Some(x), Some(y)) = (&a.platform_state, &b.platform_state)
+            && x == y
+        {
+            assert!(std::sync::Arc::ptr_eq(x, y));
+        }
     }
     // One call for projects, one for environments, one status call per project (clusters
     // and costs are fetched apart, in the background, and are not part of a listing).
@@ -123,7 +138,7 @@ async fn stop_start_and_delete_follow_the_platform_through_its_states() {
     let state = |s: &curfew::platform::Snapshot| {
         s.environments
             .iter()
-            .find(|e| e.id == running.id)
+            .find(|e| *e.id == *running.id)
             .map(|e| e.state)
     };
     assert_eq!(state(&q.list().await.unwrap()), Some(EnvState::Stopping));
@@ -139,7 +154,7 @@ async fn stop_start_and_delete_follow_the_platform_through_its_states() {
     let env = listed
         .environments
         .iter()
-        .find(|e| e.id == running.id)
+        .find(|e| *e.id == *running.id)
         .unwrap();
     assert_eq!(env.state, EnvState::Running);
     assert!(
@@ -154,7 +169,7 @@ async fn stop_start_and_delete_follow_the_platform_through_its_states() {
             .unwrap()
             .environments
             .iter()
-            .all(|e| e.id != running.id)
+            .all(|e| *e.id != *running.id)
     );
     assert_eq!(q.delete(&running.id).await.unwrap(), Outcome::Gone);
 }
@@ -269,7 +284,7 @@ async fn a_project_whose_status_call_fails_makes_the_listing_partial() {
     );
     assert_eq!(snapshot.environments.len(), 15, "no environment is lost");
     for env in &snapshot.environments {
-        let project_id = &truth.iter().find(|t| t.id == env.id).unwrap().project_id;
+        let project_id = &truth.iter().find(|t| *t.id == *env.id).unwrap().project_id;
         if *project_id == broken {
             assert_eq!(env.state, EnvState::Unknown, "{}", env.name);
         } else {
@@ -351,7 +366,7 @@ async fn costs_come_from_cpu_and_memory_and_are_cached() {
     let listed = q.list().await.unwrap();
     let truth = w.sandbox.environments();
     for env in &listed.environments {
-        let t = truth.iter().find(|t| t.id == env.id).unwrap();
+        let t = truth.iter().find(|t| *t.id == *env.id).unwrap();
         let expected = t
             .services
             .iter()

@@ -428,7 +428,7 @@ async fn a_protection_lasts_until_removed_and_stops_every_action() {
     w.clock.set(at("2026-11-26T08:00:00+01:00"));
     let report = w.daemon.pass().await.unwrap();
     assert!(report.acted().any(|(d, _)| d.action == Action::Start));
-    assert!(report.acted().all(|(d, _)| d.environment_id != id));
+    assert!(report.acted().all(|(d, _)| *d.environment_id != *id));
     let (status, _) = call(&router, Method::DELETE, &path, Some(BOB), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(record_of(&w, &id).protected_by, None);
@@ -436,7 +436,7 @@ async fn a_protection_lasts_until_removed_and_stops_every_action() {
     assert!(
         report
             .acted()
-            .any(|(d, _)| d.environment_id == id && d.action == Action::Start),
+            .any(|(d, _)| *d.environment_id == *id && d.action == Action::Start),
         "unprotected, it follows its schedule again"
     );
 }

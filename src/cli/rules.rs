@@ -214,12 +214,12 @@ pub fn plan_table(decisions: &[Decision]) -> String {
                 (a, false) => a.to_string(),
             };
             [
-                d.environment.clone(),
-                d.project.clone(),
+                d.environment.to_string(),
+                d.project.to_string(),
                 d.state.to_string(),
                 action,
-                d.rule.clone().unwrap_or_else(|| "-".into()),
-                d.reason.clone(),
+                d.rule.as_deref().unwrap_or("-").to_string(),
+                d.reason.to_string(),
             ]
         })
         .collect();

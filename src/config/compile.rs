@@ -716,7 +716,7 @@ fn compile_rule(
         return None;
     }
     Some(Rule {
-        name,
+        name: name.into(),
         selector,
         schedule,
         wake,

@@ -14,6 +14,7 @@ pub mod settings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -334,7 +335,8 @@ impl RuleSchedule {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub name: String,
+    /// Shared with every decision the rule makes.
+    pub name: Arc<str>,
     pub selector: Selector,
     pub schedule: Option<RuleSchedule>,
     pub wake: Wake,
@@ -471,7 +473,7 @@ pub fn load(
 impl RuleSet {
     /// The rule with this name.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.name == name)
+        self.rules.iter().find(|r| &*r.name == name)
     }
 }
 

@@ -315,6 +315,8 @@ impl Ledger {
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         // Straight into the view, without a second map of every record beside it.
         let mut failed = None;
+        // Thousands of stops name the same few rules: one copy of each name.
+        let mut rules = crate::platform::Words::default();
         let records = rows.filter_map(|row| {
             let (id, json) = row
                 .map_err(|e| {
@@ -322,7 +324,12 @@ impl Ledger {
                 })
                 .ok()?;
             match serde_json::from_str::<EnvRecord>(&json) {
-                Ok(record) => Some((id, record)),
+                Ok(mut record) => {
+                    if let Some(stop) = &mut record.curfew_stop {
+                        stop.rule = rules.get(stop.rule.clone());
+                    }
+                    Some((id, record))
+                }
                 Err(e) => {
                     tracing::warn!(environment = %id, error = %e, "unreadable ledger record ignored");
                     None

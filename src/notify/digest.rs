@@ -57,10 +57,10 @@ pub(crate) fn scope<'a>(rules: &'a RuleSet, target: &str) -> HashSet<&'a str> {
         .rules
         .iter()
         .filter(|r| r.notify.iter().any(|n| n == target))
-        .map(|r| r.name.as_str())
+        .map(|r| r.name.as_ref())
         .collect();
     if naming.is_empty() {
-        rules.rules.iter().map(|r| r.name.as_str()).collect()
+        rules.rules.iter().map(|r| r.name.as_ref()).collect()
     } else {
         naming
     }
@@ -147,7 +147,7 @@ pub(crate) fn digest(
         upcoming_deletes: fleet
             .upcoming
             .iter()
-            .filter(|u| scope.contains(u.rule.as_str()))
+            .filter(|u| scope.contains(u.rule.as_ref()))
             .cloned()
             .collect(),
     }
@@ -180,7 +180,10 @@ pub(crate) fn upcoming_deletes(
 ) -> Vec<UpcomingDelete> {
     let mut projected = view.clone();
     for env in &snapshot.environments {
-        projected.entry(&env.id).delete_warned_at.get_or_insert(now);
+        projected
+            .entry(env.id.clone())
+            .delete_warned_at
+            .get_or_insert(now);
     }
     // A partial listing holds deletes back for one pass only: project a complete one.
     let snapshot: Cow<'_, Snapshot> = if snapshot.complete {

@@ -2,6 +2,8 @@
 //! (`text` plus simple `blocks`) and the generic webhook's documented schema
 //! (`docs/notifications.md`). Rendering is pure: a [`Message`] in, JSON out.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -45,9 +47,9 @@ impl Kind {
 /// The environment a message is about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvironmentRef {
-    pub id: String,
-    pub name: String,
-    pub project: String,
+    pub id: Arc<str>,
+    pub name: Arc<str>,
+    pub project: Arc<str>,
     pub state: EnvState,
 }
 
@@ -64,7 +66,7 @@ pub struct Saved {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UpcomingDelete {
     pub environment: EnvironmentRef,
-    pub rule: String,
+    pub rule: Arc<str>,
     /// The earliest instant the delete may happen, if nothing changes before then.
     pub at: DateTime<Utc>,
 }
@@ -93,18 +95,18 @@ pub struct Digest {
 pub enum Event {
     DeleteWarning {
         environment: EnvironmentRef,
-        rule: String,
-        reason: String,
+        rule: Arc<str>,
+        reason: Arc<str>,
         delete_at: DateTime<Utc>,
     },
     Deleted {
         environment: EnvironmentRef,
-        rule: String,
-        reason: String,
+        rule: Arc<str>,
+        reason: Arc<str>,
     },
     Failure {
         environment: EnvironmentRef,
-        rule: String,
+        rule: Arc<str>,
         action: Action,
         /// Consecutive failed attempts so far.
         failures: u32,

@@ -117,7 +117,7 @@ struct Inner {
 #[derive(Default)]
 struct Memory {
     /// Consecutive failed passes by (environment id, action).
-    failures: HashMap<(String, Action), u32>,
+    failures: HashMap<(Arc<str>, Action), u32>,
     /// Next digest instant by target.
     digests: HashMap<String, DigestClock>,
 }
@@ -299,11 +299,11 @@ impl Notifier {
             .decisions
             .iter()
             .filter(|d| d.action != Action::None)
-            .map(|d| (d.environment_id.as_str(), d.action))
+            .map(|d| (d.environment_id.as_ref(), d.action))
             .collect();
         memory
             .failures
-            .retain(|(id, action), _| due.contains(&(id.as_str(), *action)));
+            .retain(|(id, action), _| due.contains(&(id.as_ref(), *action)));
     }
 
     /// Digests due at this pass; returns the next digest instant over all targets.

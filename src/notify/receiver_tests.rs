@@ -248,7 +248,7 @@ fn ids(report: &crate::reconcile::PassReport, action: Action, done: bool) -> BTr
     report
         .acted()
         .filter(|(d, r)| d.action == action && matches!(r, ActResult::Done(_)) == done)
-        .map(|(d, _)| d.environment_id.clone())
+        .map(|(d, _)| d.environment_id.to_string())
         .collect()
 }
 

@@ -651,7 +651,7 @@ fn a_digest_counts_savings_over_local_days_including_a_25_hour_one() {
         complete: true,
     };
     let mut view = LedgerView::default();
-    view.entry(&e.id).curfew_stop = Some(crate::policy::StopRecord {
+    view.entry(e.id.clone()).curfew_stop = Some(crate::policy::StopRecord {
         at: stopped_at,
         cause: StopCause::Schedule,
         rule: "office".into(),
@@ -713,7 +713,7 @@ fn upcoming_deletes_are_those_decide_would_make_within_a_day() {
     let got: Vec<(String, DateTime<Utc>)> =
         digest::upcoming_deletes(&r, &snapshot, &view, now, DIGEST_HORIZON)
             .into_iter()
-            .map(|u| (u.environment.name, u.at))
+            .map(|u| (u.environment.name.to_string(), u.at))
             .collect();
     let want = [
         ("snoozed", now + TimeDelta::hours(5)),

@@ -11,6 +11,7 @@ pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,22 +31,47 @@ fn yes() -> bool {
     true
 }
 
+fn no_project() -> Arc<str> {
+    Arc::from("")
+}
+
+/// One shared copy of each word seen (project, cluster and state names repeat across
+/// thousands of environments).
+#[derive(Debug, Default)]
+pub struct Words(std::collections::HashSet<Arc<str>>);
+
+impl Words {
+    /// The shared copy of `word`, made on first sight.
+    pub fn get(&mut self, word: impl AsRef<str> + Into<Arc<str>>) -> Arc<str> {
+        if let Some(shared) = self.0.get(word.as_ref()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = word.into();
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
 /// One environment (a Qovery environment, a Kubernetes namespace).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+///
+/// Its words are shared (`Arc<str>`): a pass's decisions point at the listing's ids, names
+/// and projects instead of copying them, and the environments of one project, cluster or
+/// state share one copy of its name.
 pub struct Environment {
-    pub id: String,
-    pub name: String,
+    pub id: Arc<str>,
+    pub name: Arc<str>,
     /// Project name (Qovery project; a label on Kubernetes).
-    #[serde(default)]
-    pub project: String,
+    #[serde(default = "no_project")]
+    pub project: Arc<str>,
     pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
+    pub cluster: Option<Arc<str>>,
     pub state: EnvState,
     /// The platform's own word for the state (`DEPLOYED`, `STOP_QUEUED`, …), for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform_state: Option<String>,
+    pub platform_state: Option<Arc<str>>,
     pub created_at: DateTime<Utc>,
     /// Last deployment, the idle clock's main signal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,4 +260,20 @@ pub struct PlatformError {
     /// Whether trying again later may succeed (timeouts, 5xx, 429).
     pub retryable: bool,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_seen_again_is_the_first_copy() {
+        let mut words = Words::default();
+        let first = words.get("eu-west-3");
+        let again = words.get(String::from("eu-west-3"));
+        let other = words.get("us-east-1");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!((&*again, &*other), ("eu-west-3", "us-east-1"));
+    }
 }

@@ -24,7 +24,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use super::{EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Snapshot};
+use super::{
+    EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Snapshot, Words,
+};
 
 /// An API token. It is only ever written into the `Authorization` header: its `Debug`
 /// hides it and it has no `Display`.
@@ -121,12 +123,30 @@ struct Inner {
 struct Details {
     fetched_at: Option<Instant>,
     refreshing: bool,
-    by_env: HashMap<String, EnvDetails>,
+    /// By environment id; the listing's environments share these ids.
+    by_env: HashMap<Arc<str>, EnvDetails>,
+}
+
+impl Details {
+    /// Takes in a refresh's findings for the environments `listed` (sorted). What a failed
+    /// call did not bring back stays as it was; environments gone since are forgotten
+    /// (previews come and go by the thousand: kept, they would grow the cache for as long
+    /// as curfew runs).
+    fn merge(&mut self, found: HashMap<Arc<str>, EnvDetails>, listed: &[String]) {
+        for (id, fresh) in found {
+            let entry = self.by_env.entry(id).or_default();
+            entry.cluster = fresh.cluster.or(entry.cluster.take());
+            entry.hourly_cost = fresh.hourly_cost.or(entry.hourly_cost);
+        }
+        self.by_env
+            .retain(|id, _| listed.binary_search_by(|e| (**e).cmp(id)).is_ok());
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 struct EnvDetails {
-    cluster: Option<String>,
+    /// One copy per cluster, shared by its environments.
+    cluster: Option<Arc<str>>,
     hourly_cost: Option<f64>,
 }
 
@@ -541,7 +561,10 @@ impl Qovery {
         environments: Vec<EnvironmentWire>,
         projects: Vec<ProjectWire>,
     ) -> (Vec<Environment>, bool) {
-        let names: HashMap<String, String> = projects.into_iter().map(|p| (p.id, p.name)).collect();
+        let names: HashMap<String, Arc<str>> = projects
+            .into_iter()
+            .map(|p| (p.id, Arc::from(p.name)))
+            .collect();
         let guard = self
             .inner
             .details
@@ -556,11 +579,18 @@ impl Qovery {
                 complete = false;
                 continue;
             };
-            let detail = details.get(&e.id);
+            // One copy of the id, the cache's.
+            let (id, detail) = match details.get_key_value(e.id.as_str()) {
+                Some((id, detail)) => (id.clone(), Some(detail)),
+                None => (Arc::from(e.id), None),
+            };
             out.push(Environment {
-                project: names.get(&e.project.id).cloned().unwrap_or(e.project.id),
-                id: e.id,
-                name: e.name,
+                project: names
+                    .get(&e.project.id)
+                    .cloned()
+                    .unwrap_or_else(|| e.project.id.into()),
+                id,
+                name: e.name.into(),
                 mode,
                 cluster: detail.and_then(|d| d.cluster.clone()),
                 state: EnvState::Unknown,
@@ -589,10 +619,11 @@ impl Qovery {
             }
             d.refreshing = true;
         }
-        let (projects, environments) = ids();
+        let (projects, mut environments) = ids();
+        environments.sort_unstable();
         let this = self.clone();
         tokio::spawn(async move {
-            let details = this.fetch_details(projects, environments).await;
+            let details = this.fetch_details(projects, &environments).await;
             let mut d = this
                 .inner
                 .details
@@ -600,12 +631,7 @@ impl Qovery {
                 .unwrap_or_else(PoisonError::into_inner);
             d.refreshing = false;
             if let Some(by_env) = details {
-                // What a failed call did not bring back stays as it was.
-                for (id, fresh) in by_env {
-                    let entry = d.by_env.entry(id).or_default();
-                    entry.cluster = fresh.cluster.or(entry.cluster.take());
-                    entry.hourly_cost = fresh.hourly_cost.or(entry.hourly_cost);
-                }
+                d.merge(by_env, &environments);
                 d.fetched_at = Some(Instant::now());
             }
         });
@@ -614,13 +640,13 @@ impl Qovery {
     async fn fetch_details(
         &self,
         projects: Vec<String>,
-        environments: Vec<String>,
-    ) -> Option<HashMap<String, EnvDetails>> {
+        environments: &[String],
+    ) -> Option<HashMap<Arc<str>, EnvDetails>> {
         use futures::StreamExt;
         // A quarter of the connections at most: the refresh runs beside the passes and must
         // not hold up their listings and actions (and it keeps few requests in memory).
         let share = (self.inner.options.max_concurrency / 4).max(1);
-        let mut by_env: HashMap<String, EnvDetails> = HashMap::new();
+        let mut by_env: HashMap<Arc<str>, EnvDetails> = HashMap::new();
         let clusters: Vec<_> = futures::stream::iter(projects)
             .map(|p: String| async move {
                 self.get_list::<ProjectEnvironmentWire>(
@@ -632,14 +658,16 @@ impl Qovery {
             .buffer_unordered(share)
             .collect()
             .await;
+        let mut names = Words::default();
         for list in clusters.into_iter().flatten().flatten() {
             for e in list {
-                by_env.entry(e.id).or_default().cluster = e.cluster_name.or(e.cluster_id);
+                by_env.entry(e.id.into()).or_default().cluster =
+                    e.cluster_name.or(e.cluster_id).map(|name| names.get(name));
             }
         }
         let prices = self.inner.options.prices;
         if prices.vcpu_hour.is_some() || prices.gib_hour.is_some() {
-            let costs: Vec<_> = futures::stream::iter(environments)
+            let costs: Vec<_> = futures::stream::iter(environments.iter().cloned())
                 .map(|id: String| async move {
                     let cost = self.environment_cost(&id).await;
                     (id, cost)
@@ -648,7 +676,7 @@ impl Qovery {
                 .collect()
                 .await;
             for (id, cost) in costs {
-                by_env.entry(id).or_default().hourly_cost = cost;
+                by_env.entry(id.into()).or_default().hourly_cost = cost;
             }
         }
         Some(by_env)
@@ -790,7 +818,7 @@ impl Platform for Qovery {
             let position: HashMap<&str, usize> = out
                 .iter()
                 .enumerate()
-                .map(|(i, e)| (e.id.as_str(), i))
+                .map(|(i, e)| (e.id.as_ref(), i))
                 .collect();
             let mut found = Vec::with_capacity(out.len());
             for (project, result) in statuses {
@@ -808,11 +836,13 @@ impl Platform for Qovery {
             }
             found
         };
+        // A handful of state words, one copy of each.
+        let mut words = Words::default();
         for (i, status) in found {
             let env = &mut out[i];
             env.state = map_state(&status.state);
             env.last_deployed_at = status.last_deployment_date;
-            env.platform_state = Some(status.state);
+            env.platform_state = Some(words.get(status.state));
         }
         Ok(Snapshot {
             environments: out,
@@ -854,6 +884,40 @@ impl Platform for Qovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refresh_keeps_what_a_failed_call_missed_and_forgets_environments_gone() {
+        let detail = |cluster: Option<&str>, cost: Option<f64>| EnvDetails {
+            cluster: cluster.map(Arc::from),
+            hourly_cost: cost,
+        };
+        let mut d = Details::default();
+        d.merge(
+            HashMap::from([
+                (Arc::from("a"), detail(Some("eu"), Some(1.0))),
+                (Arc::from("b"), detail(Some("us"), Some(2.0))),
+            ]),
+            &["a".into(), "b".into()],
+        );
+        // b is gone; a's cost call failed this time; c is new.
+        d.merge(
+            HashMap::from([
+                (Arc::from("a"), detail(Some("eu-2"), None)),
+                (Arc::from("c"), detail(None, Some(3.0))),
+            ]),
+            &["a".into(), "c".into()],
+        );
+        let mut got: Vec<(&str, Option<&str>, Option<f64>)> = d
+            .by_env
+            .iter()
+            .map(|(id, e)| (&**id, e.cluster.as_deref(), e.hourly_cost))
+            .collect();
+        got.sort_by(|x, y| x.0.cmp(y.0));
+        assert_eq!(
+            got,
+            [("a", Some("eu-2"), Some(1.0)), ("c", None, Some(3.0))]
+        );
+    }
 
     #[tokio::test]
     async fn an_answer_is_read_whole_up_to_the_limit_and_refused_beyond_it() {

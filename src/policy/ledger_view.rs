@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,8 @@ impl StopCause {
 pub struct StopRecord {
     pub at: DateTime<Utc>,
     pub cause: StopCause,
-    pub rule: String,
+    /// Shared with the rule's other stops.
+    pub rule: Arc<str>,
 }
 
 /// The ledger's memory of one environment.
@@ -61,8 +63,8 @@ pub struct EnvRecord {
 #[derive(Debug, Clone, Default)]
 pub struct LedgerView {
     /// Boxed: a map's table is sized in powers of two, and 10,000 records inline would
-    /// take room for 16,384 of them.
-    records: HashMap<String, Box<Slot>>,
+    /// take room for 16,384 of them. Keyed by the listing's own ids once it is observed.
+    records: HashMap<Arc<str>, Box<Slot>>,
     /// Stored records removed since (an environment curfew deleted).
     removed: Vec<String>,
 }
@@ -99,13 +101,13 @@ impl Serialize for LedgerView {
 
 impl LedgerView {
     /// Records that are not stored anywhere yet (all of them count as changed).
-    pub fn new(records: impl IntoIterator<Item = (String, EnvRecord)>) -> Self {
+    pub fn new<K: Into<Arc<str>>>(records: impl IntoIterator<Item = (K, EnvRecord)>) -> Self {
         LedgerView {
             records: records
                 .into_iter()
                 .map(|(id, record)| {
                     (
-                        id,
+                        id.into(),
                         Box::new(Slot {
                             record,
                             stored: None,
@@ -118,7 +120,7 @@ impl LedgerView {
     }
 
     /// Records as the ledger holds them (none counts as changed).
-    pub fn stored(records: impl IntoIterator<Item = (String, EnvRecord)>) -> Self {
+    pub fn stored<K: Into<Arc<str>>>(records: impl IntoIterator<Item = (K, EnvRecord)>) -> Self {
         let mut view = Self::new(records);
         view.mark_stored();
         view
@@ -128,7 +130,7 @@ impl LedgerView {
         self.records.get(id).map(|s| &s.record)
     }
 
-    pub fn insert(&mut self, id: impl Into<String>, record: EnvRecord) {
+    pub fn insert(&mut self, id: impl Into<Arc<str>>, record: EnvRecord) {
         match self.records.entry(id.into()) {
             std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().record = record,
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -140,10 +142,10 @@ impl LedgerView {
         }
     }
 
-    pub fn entry(&mut self, id: &str) -> &mut EnvRecord {
+    pub fn entry(&mut self, id: impl Into<Arc<str>>) -> &mut EnvRecord {
         &mut self
             .records
-            .entry(id.to_string())
+            .entry(id.into())
             .or_insert_with(|| {
                 Box::new(Slot {
                     record: EnvRecord::default(),
@@ -168,7 +170,7 @@ impl LedgerView {
             .records
             .iter()
             .filter(|(_, s)| s.stored != Some(fingerprint(&s.record)))
-            .map(|(id, s)| (id.as_str(), &s.record))
+            .map(|(id, s)| (&**id, &s.record))
             .collect();
         (changed, &self.removed)
     }
@@ -188,9 +190,16 @@ impl LedgerView {
     pub fn observe(&mut self, snapshot: &crate::platform::Snapshot, now: DateTime<Utc>) {
         use crate::platform::EnvState;
         for env in &snapshot.environments {
+            // The record's key becomes the listing's id (one copy of it, not two).
+            if let Some((key, _)) = self.records.get_key_value(&*env.id)
+                && !Arc::ptr_eq(key, &env.id)
+                && let Some(slot) = self.records.remove(&*env.id)
+            {
+                self.records.insert(env.id.clone(), slot);
+            }
             match env.state {
                 EnvState::Stopped => {
-                    self.entry(&env.id).stopped_since.get_or_insert(now);
+                    self.entry(env.id.clone()).stopped_since.get_or_insert(now);
                 }
                 EnvState::Running => {
                     if let Some(r) = self.records.get_mut(&env.id).map(|s| &mut s.record) {
@@ -206,7 +215,7 @@ impl LedgerView {
     /// Records the effect of a decision that was carried out (or a settlement).
     pub fn apply(&mut self, decision: &super::Decision, now: DateTime<Utc>) {
         use super::{Action, Settle};
-        let r = self.entry(&decision.environment_id);
+        let r = self.entry(decision.environment_id.clone());
         match (decision.action, decision.cause) {
             (Action::Stop, cause) => {
                 let cause = StopCause::of(cause);
@@ -237,5 +246,41 @@ impl LedgerView {
             Some(Settle::ClearDeleteWarning) => r.delete_warned_at = None,
             None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Snapshot;
+    use crate::policy::tests::{EnvFixture, env};
+
+    #[test]
+    fn once_observed_the_records_are_keyed_by_the_listing_own_ids() {
+        let now = DateTime::UNIX_EPOCH;
+        let kept = env("pr-1").stopped();
+        let fresh = env("pr-2").stopped();
+        let mut view = LedgerView::stored([(
+            kept.id.to_string(),
+            EnvRecord {
+                stopped_since: Some(now),
+                ..EnvRecord::default()
+            },
+        )]);
+        let snapshot = Snapshot {
+            environments: vec![kept.clone(), fresh.clone()],
+            complete: true,
+        };
+        view.observe(&snapshot, now);
+        for e in &snapshot.environments {
+            let (key, _) = view.records.get_key_value(&*e.id).unwrap();
+            assert!(Arc::ptr_eq(key, &e.id), "{}", e.id);
+        }
+        // Re-keyed, the stored record is still the stored one: nothing to write.
+        let (changed, _) = view.changes();
+        assert_eq!(
+            changed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [&*fresh.id]
+        );
     }
 }

@@ -9,6 +9,7 @@ mod ledger_view;
 
 use std::cell::OnceCell;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};
 
 use crate::config::{Rule, RuleSchedule, RuleSet, Wake};
-use crate::platform::{EnvState, Environment, Snapshot};
+use crate::platform::{EnvState, Environment, Snapshot, Words};
 use crate::schedule::{format_seconds, parse_expiry};
 
 /// Label (or annotation) that protects an environment: `curfew.dev/protect: "true"`.
@@ -110,17 +111,20 @@ pub enum Settle {
 /// The decision for one environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    pub environment_id: String,
-    pub environment: String,
-    pub project: String,
+    /// The listing's id, name and project, shared with it.
+    pub environment_id: Arc<str>,
+    pub environment: Arc<str>,
+    pub project: Arc<str>,
     pub state: EnvState,
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
     /// The rule that decided, if any matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-    pub reason: String,
+    pub rule: Option<Arc<str>>,
+    /// Shared by the decisions of a pass that give the same reason (a rule's schedule
+    /// stops thousands of environments for one reason).
+    pub reason: Arc<str>,
     /// Since when the action has been due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_since: Option<DateTime<Utc>>,
@@ -158,10 +162,15 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Vec<Decision> {
     let pass = Pass::new(rules, ledger, snapshot.complete, now);
+    let mut reasons = Words::default();
     snapshot
         .environments
         .iter()
-        .map(|env| pass.decide(env, &mut Trace::off()))
+        .map(|env| {
+            let mut d = pass.decide(env, &mut Trace::off());
+            d.reason = reasons.get(d.reason);
+            d
+        })
         .collect()
 }
 
@@ -256,7 +265,7 @@ impl<'a> Pass<'a> {
             action: Action::None,
             cause: None,
             rule: None,
-            reason: String::new(),
+            reason: Arc::from(""),
             due_since: None,
             next_check: None,
             dry_run: self.rules.safety.dry_run,
@@ -265,11 +274,14 @@ impl<'a> Pass<'a> {
         };
         if let Some(reason) = self.protection(env, record) {
             trace.note(|| reason.clone());
-            return Decision { reason, ..base };
+            return Decision {
+                reason: reason.into(),
+                ..base
+            };
         }
         trace.note(|| "not protected".into());
         let Some((index, rule)) = self.matching_rule(env, trace) else {
-            let tried: Vec<&str> = self.rules.rules.iter().map(|r| r.name.as_str()).collect();
+            let tried: Vec<&str> = self.rules.rules.iter().map(|r| r.name.as_ref()).collect();
             return Decision {
                 reason: format!(
                     "no rule matches (tried {}); curfew leaves it alone",
@@ -278,7 +290,8 @@ impl<'a> Pass<'a> {
                     } else {
                         tried.join(", ")
                     }
-                ),
+                )
+                .into(),
                 ..base
             };
         };
@@ -366,7 +379,7 @@ impl RuleDecision<'_, '_> {
         Decision {
             action,
             cause,
-            reason,
+            reason: reason.into(),
             ..self.base.clone()
         }
     }
@@ -377,8 +390,8 @@ impl RuleDecision<'_, '_> {
         if !env.state.is_settled() {
             let word = env
                 .platform_state
-                .clone()
-                .unwrap_or_else(|| env.state.to_string());
+                .as_deref()
+                .map_or_else(|| env.state.to_string(), str::to_string);
             let reason = format!(
                 "in state {word}; left alone until it settles (rule {})",
                 self.rule.name
@@ -588,7 +601,7 @@ impl RuleDecision<'_, '_> {
                 }
             }
         };
-        trace.note(|| decision.reason.clone());
+        trace.note(|| decision.reason.to_string());
         DeleteOutcome {
             decision: Some(decision),
             ..DeleteOutcome::default()
@@ -784,7 +797,7 @@ impl RuleDecision<'_, '_> {
             }
         };
         if let Some(d) = &decision {
-            trace.note(|| d.reason.clone());
+            trace.note(|| d.reason.to_string());
         }
         decision
     }

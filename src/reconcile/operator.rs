@@ -206,7 +206,7 @@ impl Daemon {
         let start = Decision {
             action: Action::Start,
             cause: None,
-            reason: format!("woken by {who} until {}", until.to_rfc3339()),
+            reason: format!("woken by {who} until {}", until.to_rfc3339()).into(),
             ..explained.decision
         };
         let _exclusive = self.exclusive.lock().await;
@@ -279,10 +279,10 @@ impl Daemon {
         } = self.platform.list().await?;
         let mut by_name = Vec::new();
         for env in environments {
-            if env.id == key {
+            if &*env.id == key {
                 return Ok((env, complete));
             }
-            if env.name == key {
+            if &*env.name == key {
                 by_name.push(env);
             }
         }
@@ -291,7 +291,7 @@ impl Daemon {
             1 => Ok((by_name.remove(0), complete)),
             _ => Err(OperatorError::Ambiguous {
                 key: key.to_string(),
-                ids: by_name.into_iter().map(|e| e.id).collect(),
+                ids: by_name.into_iter().map(|e| e.id.to_string()).collect(),
             }),
         }
     }

@@ -97,7 +97,7 @@ impl World {
             let report = self.daemon.pass().await.expect("pass");
             for (d, r) in report.acted() {
                 if matches!(r, ActResult::Done(_)) && d.action != Action::Warn {
-                    log.push((report.at, d.environment.clone(), d.action));
+                    log.push((report.at, d.environment.to_string(), d.action));
                 }
             }
             let now = self.clock.now();
@@ -320,7 +320,7 @@ async fn a_broken_rule_file_is_rejected_and_the_last_good_rules_stay_in_force() 
     )
     .unwrap();
     w.daemon.reload(&path, &env).unwrap();
-    assert_eq!(w.daemon.rules().rules[0].name, "office-v2");
+    assert_eq!(w.daemon.rules().rules[0].name.as_ref(), "office-v2");
     std::fs::write(
         &path,
         "rules:\n  - name: broken\n    run: Mno-Fri 08:00-19:00\n",
@@ -329,7 +329,7 @@ async fn a_broken_rule_file_is_rejected_and_the_last_good_rules_stay_in_force() 
     let err = w.daemon.reload(&path, &env).unwrap_err();
     assert!(err.to_string().contains("unknown weekday \"Mno\""), "{err}");
     assert_eq!(
-        w.daemon.rules().rules[0].name,
+        w.daemon.rules().rules[0].name.as_ref(),
         "office-v2",
         "the last good rules stay"
     );

@@ -270,7 +270,7 @@ impl Kubernetes {
             project_label: options.project_label.clone(),
             mode_label: options.mode_label.clone(),
             default_mode: options.default_mode,
-            cluster: options.cluster.clone(),
+            cluster: options.cluster.as_deref().map(Arc::from),
             prices: options.prices,
         };
         Ok(Kubernetes {

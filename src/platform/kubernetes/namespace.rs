@@ -15,6 +15,7 @@
 //! When both snoozes are set, the later instant wins.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use k8s_openapi::api::core::v1::Namespace;
@@ -37,7 +38,8 @@ pub struct Mapping {
     pub project_label: String,
     pub mode_label: String,
     pub default_mode: Mode,
-    pub cluster: Option<String>,
+    /// Shared by every namespace's environment.
+    pub cluster: Option<Arc<str>>,
     pub prices: Prices,
 }
 
@@ -70,17 +72,17 @@ pub fn environment(
         }),
     };
     let (state, platform_state) = state(ns, contents);
+    let name: Arc<str> = name.into();
     Environment {
         id: name.clone(),
         name,
         project: labels
             .get(&mapping.project_label)
-            .cloned()
-            .unwrap_or_default(),
+            .map_or_else(|| Arc::from(""), |p| Arc::from(p.as_str())),
         mode,
         cluster: mapping.cluster.clone(),
         state,
-        platform_state: Some(platform_state),
+        platform_state: Some(platform_state.into()),
         created_at: ns
             .metadata
             .creation_timestamp

@@ -52,7 +52,7 @@ async fn listed(k8s: &Kubernetes, id: &str) -> Environment {
         .unwrap()
         .environments
         .into_iter()
-        .find(|e| e.id == id)
+        .find(|e| &*e.id == id)
         .unwrap_or_else(|| panic!("{id} not listed"))
 }
 
@@ -684,8 +684,8 @@ async fn a_namespace_lists_as_an_environment_with_its_project_mode_cost_and_last
         "kube-system is not selected"
     );
     let env = &snapshot.environments[0];
-    assert_eq!((env.id.as_str(), env.name.as_str()), ("pr-7", "pr-7"));
-    assert_eq!(env.project, "web");
+    assert_eq!((env.id.as_ref(), env.name.as_ref()), ("pr-7", "pr-7"));
+    assert_eq!(&*env.project, "web");
     assert_eq!(env.mode, Mode::Development);
     assert_eq!(env.cluster.as_deref(), Some("eu-1"));
     assert_eq!(env.state, EnvState::Running);
@@ -745,7 +745,7 @@ async fn a_namespace_whose_workloads_cannot_be_listed_is_unknown_and_the_listing
     let state: BTreeMap<&str, EnvState> = snapshot
         .environments
         .iter()
-        .map(|e| (e.id.as_str(), e.state))
+        .map(|e| (e.id.as_ref(), e.state))
         .collect();
     assert_eq!(
         state,
@@ -921,7 +921,7 @@ async fn traffic_from_prometheus_is_each_namespace_last_activity() {
     let activity: BTreeMap<&str, Option<DateTime<Utc>>> = snapshot
         .environments
         .iter()
-        .map(|e| (e.id.as_str(), e.last_activity_at))
+        .map(|e| (e.id.as_ref(), e.last_activity_at))
         .collect();
     assert_eq!(
         activity,
