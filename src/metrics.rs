@@ -385,13 +385,21 @@ impl Metrics {
 
     /// Replaces `curfew_environments` with this pass's counts: series absent from
     /// `counts` disappear. Repeated (state, rule) pairs add up.
-    pub fn set_environments(&self, counts: &[(EnvState, Option<&str>, u64)]) {
-        let mut values: HashMap<Vec<String>, i64> = HashMap::new();
-        for &(state, rule, n) in counts {
-            let key = vec![state.as_str().to_owned(), rule_label(rule).to_owned()];
-            let total = values.entry(key).or_default();
+    pub fn set_environments<'a>(
+        &self,
+        counts: impl IntoIterator<Item = (EnvState, Option<&'a str>, u64)>,
+    ) {
+        // Summed by state and rule first: a label set is made once per series, not once
+        // per environment.
+        let mut sums: HashMap<(EnvState, &str), i64> = HashMap::new();
+        for (state, rule, n) in counts {
+            let total = sums.entry((state, rule_label(rule))).or_default();
             *total = total.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        let values = sums
+            .into_iter()
+            .map(|((state, rule), n)| (vec![state.as_str().to_owned(), rule.to_owned()], n))
+            .collect();
         self.environments.replace(values);
     }
 
@@ -728,7 +736,7 @@ mod tests {
     #[test]
     fn every_metric_is_exported_once_used() {
         let m = Metrics::new("1.2.3", true);
-        m.set_environments(&[(EnvState::Stopped, Some("office-hours"), 3)]);
+        m.set_environments([(EnvState::Stopped, Some("office-hours"), 3)]);
         m.action(Action::Stop, Some("office-hours"), ActionResult::Ok);
         m.set_savings_totals(&[savings("office-hours", "EUR", 7200.0, 0.8)]);
         m.set_savings_rate("EUR", 1.2);
@@ -845,21 +853,21 @@ mod tests {
                 &[("state", state), ("rule", rule)],
             )
         };
-        m.set_environments(&[
+        m.set_environments([
             (EnvState::Running, Some("a"), 2),
             (EnvState::Stopped, Some("a"), 1),
             (EnvState::Running, None, 4),
         ]);
         assert_eq!(env(&m, "running", "a"), Some(2.0));
         assert_eq!(env(&m, "running", UNMATCHED_RULE), Some(4.0));
-        m.set_environments(&[
+        m.set_environments([
             (EnvState::Stopped, Some("a"), 1),
             (EnvState::Stopped, Some("a"), 2),
         ]);
         assert_eq!(env(&m, "stopped", "a"), Some(3.0), "repeated pairs add up");
         assert_eq!(env(&m, "running", "a"), None);
         assert_eq!(env(&m, "running", UNMATCHED_RULE), None);
-        m.set_environments(&[]);
+        m.set_environments([]);
         assert!(!m.encode().contains("curfew_environments{"));
     }
 
@@ -994,7 +1002,7 @@ mod tests {
     fn exposition_is_well_formed_even_with_odd_rule_names() {
         let m = Metrics::new("1.0.0-rc.1+\"build\"", true);
         let odd = "quote\" back\\slash\nnewline {brace}, comma=é";
-        m.set_environments(&[(EnvState::Unknown, Some(odd), 1)]);
+        m.set_environments([(EnvState::Unknown, Some(odd), 1)]);
         m.action(Action::Warn, Some(odd), ActionResult::Error);
         m.set_savings_totals(&[savings(odd, "€", 1.0, 1e-9)]);
         m.set_environment_states(&[(odd, odd, Some(odd), EnvState::Error)]);

@@ -39,9 +39,9 @@ pub struct StopRecord {
 pub struct EnvRecord {
     /// No schedule or idle stop (and no delete) before this instant.
     pub snoozed_until: Option<DateTime<Utc>>,
-    pub snoozed_by: Option<String>,
+    pub snoozed_by: Option<Arc<str>>,
     /// A lasting protection set through the admin API, and by whom.
-    pub protected_by: Option<String>,
+    pub protected_by: Option<Arc<str>>,
     /// curfew's own stop, while it lasts.
     pub curfew_stop: Option<StopRecord>,
     /// When curfew last saw a schedule stop through (stopped it, or found it stopped).

@@ -447,7 +447,7 @@ impl RuleDecision<'_, '_> {
         let now = self.now();
         let ledger = self.record.and_then(|r| {
             r.snoozed_until
-                .map(|u| (u, r.snoozed_by.clone().unwrap_or_else(|| "someone".into())))
+                .map(|u| (u, r.snoozed_by.as_deref().unwrap_or("someone").to_string()))
         });
         let label = self
             .env

@@ -100,8 +100,8 @@ impl Daemon {
         let ids = self
             .ledger
             .intents(&planned.iter().map(|(_, d, _)| *d).collect::<Vec<_>>(), now)?;
-        // By index into `decisions`, as the pass reports them.
-        let mut results: Vec<(usize, ActResult)> = Vec::new();
+        // By index into `decisions`, as the pass reports them (one per planned action).
+        let mut results: Vec<(usize, ActResult)> = Vec::with_capacity(planned.len());
         let mut settled: Vec<(i64, &str, Option<&str>)> = Vec::new();
         // By index: a future holding a borrowed decision trips the compiler's "FnOnce is not
         // general enough" (rust-lang/rust#110338) once the pass is spawned.

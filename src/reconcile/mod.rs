@@ -324,8 +324,13 @@ impl Daemon {
             mut view,
             decisions,
         } = self.look().await?;
+        let complete = snapshot.complete;
+        // The listing is the pass's largest value, and the decisions carry what the rest of
+        // the pass needs of it (ids, names, projects, states): only a notifier, whose daily
+        // digest decides again on it, keeps it through the pass.
+        let snapshot = self.notifier.is_some().then_some(snapshot);
         let done = self
-            .act(&rules, &decisions, &mut view, now, snapshot.complete)
+            .act(&rules, &decisions, &mut view, now, complete)
             .await?;
         // Settlements (no action, but a fact for the next pass).
         for d in decisions
@@ -337,12 +342,10 @@ impl Daemon {
         self.ledger.store(&mut view)?;
         // Savings stop accruing when an environment runs again (seen running, started by
         // curfew in this very pass) or is gone. A stop done in this pass is stopped,
-        // whatever the listing (taken before it) said. The decisions are in the listing's
-        // order.
-        let mut stopped: Vec<bool> = snapshot
-            .environments
+        // whatever the listing (taken before it) said.
+        let mut stopped: Vec<bool> = decisions
             .iter()
-            .map(|e| !matches!(e.state, EnvState::Running | EnvState::Starting))
+            .map(|d| !matches!(d.state, EnvState::Running | EnvState::Starting))
             .collect();
         for (i, result) in &done {
             if let (ActResult::Done(_), Some(d), Some(stopped)) =
@@ -356,22 +359,22 @@ impl Daemon {
             }
         }
         // Sorted ids rather than maps: a fifth of the memory for 10,000 environments.
-        let mut still: Vec<&str> = snapshot
-            .environments
+        let mut still: Vec<&str> = decisions
             .iter()
             .zip(stopped)
             .filter(|(_, stopped)| *stopped)
-            .map(|(e, _)| e.id.as_ref())
+            .map(|(d, _)| d.environment_id.as_ref())
             .collect();
         still.sort_unstable();
         let still_stopped = |id: &str| still.binary_search(&id).is_ok();
         self.ledger.accrue(now, &rules.currency, &still_stopped)?;
         drop(still);
-        self.export(&rules, &snapshot, &decisions, &view)?;
-        let next_digest = self.notifier.as_ref().and_then(|n| {
+        self.export(&rules, &decisions, &view)?;
+        let notifier = self.notifier.as_ref().zip(snapshot.as_ref());
+        let next_digest = notifier.and_then(|(n, snapshot)| {
             n.after_pass(&PassFacts {
                 rules: &rules,
-                snapshot: &snapshot,
+                snapshot,
                 view: &view,
                 decisions: &decisions,
                 acted: &done,
@@ -394,9 +397,6 @@ impl Daemon {
                 .delete_first_due
                 .retain(|id, _| due.contains(id.as_str()));
         }
-        // The snapshot is the pass's largest value: it is not kept between passes.
-        let complete = snapshot.complete;
-        drop(snapshot);
         Ok(PassReport {
             at: now,
             complete,
@@ -410,30 +410,30 @@ impl Daemon {
     fn export(
         &self,
         rules: &RuleSet,
-        snapshot: &Snapshot,
         decisions: &[Decision],
         view: &LedgerView,
     ) -> Result<(), PassError> {
-        let mut counts: Vec<(EnvState, Option<&str>, u64)> = Vec::with_capacity(decisions.len());
         let mut states = Vec::new();
         let mut rate = 0.0;
-        for (env, d) in snapshot.environments.iter().zip(decisions) {
-            counts.push((env.state, d.rule.as_deref(), 1));
+        for d in decisions {
             if self.metrics.per_environment() {
                 states.push((
-                    env.name.as_ref(),
-                    env.project.as_ref(),
+                    d.environment.as_ref(),
+                    d.project.as_ref(),
                     d.rule.as_deref(),
-                    env.state,
+                    d.state,
                 ));
             }
-            if env.state == EnvState::Stopped
-                && view.get(&env.id).is_some_and(|r| r.curfew_stop.is_some())
+            if d.state == EnvState::Stopped
+                && view
+                    .get(&d.environment_id)
+                    .is_some_and(|r| r.curfew_stop.is_some())
             {
                 rate += d.hourly_cost.unwrap_or(0.0);
             }
         }
-        self.metrics.set_environments(&counts);
+        self.metrics
+            .set_environments(decisions.iter().map(|d| (d.state, d.rule.as_deref(), 1)));
         self.metrics.set_environment_states(&states);
         self.metrics.set_savings_rate(&rules.currency, rate);
         self.metrics.set_savings_totals(&self.ledger.savings()?);

@@ -6,6 +6,8 @@
 //! (who: the admin token's name), and nudges the loop into a pass. Environments are read
 //! from the live platform: an id or a name that the platform does not list is unknown.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +60,7 @@ pub struct PlanEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snoozed_until: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protected_by: Option<String>,
+    pub protected_by: Option<Arc<str>>,
 }
 
 /// One environment: what the platform says, the full chain of reasoning, what the ledger
@@ -145,7 +147,7 @@ impl Daemon {
         self.check_until(until)?;
         self.change(&environment.id, "snooze", who, Some(until), note, |r| {
             r.snoozed_until = Some(until);
-            r.snoozed_by = Some(who.to_string());
+            r.snoozed_by = Some(who.into());
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "snoozed");
@@ -235,7 +237,7 @@ impl Daemon {
                 // schedule stop already seen through.
                 r.curfew_stop = None;
                 r.snoozed_until = Some(until);
-                r.snoozed_by = Some(who.to_string());
+                r.snoozed_by = Some(who.into());
             },
             &OverrideEntry {
                 kind: "wake",
@@ -264,7 +266,7 @@ impl Daemon {
         let (environment, complete) = self.find(key).await?;
         let kind = if protect { "protect" } else { "unprotect" };
         self.change(&environment.id, kind, who, None, note, |r| {
-            r.protected_by = protect.then(|| who.to_string());
+            r.protected_by = protect.then(|| who.into());
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, kind, "protection changed");
