@@ -132,14 +132,13 @@ impl Details {
     /// call did not bring back stays as it was; environments gone since are forgotten
     /// (previews come and go by the thousand: kept, they would grow the cache for as long
     /// as curfew runs).
-    fn merge(&mut self, found: HashMap<Arc<str>, EnvDetails>, listed: &[String]) {
+    fn merge(&mut self, found: HashMap<Arc<str>, EnvDetails>, listed: &[Arc<str>]) {
         for (id, fresh) in found {
             let entry = self.by_env.entry(id).or_default();
             entry.cluster = fresh.cluster.or(entry.cluster.take());
             entry.hourly_cost = fresh.hourly_cost.or(entry.hourly_cost);
         }
-        self.by_env
-            .retain(|id, _| listed.binary_search_by(|e| (**e).cmp(id)).is_ok());
+        self.by_env.retain(|id, _| listed.binary_search(id).is_ok());
     }
 }
 
@@ -194,8 +193,10 @@ struct Reference {
 
 #[derive(Deserialize)]
 struct EnvironmentWire {
-    id: String,
-    name: String,
+    #[serde(deserialize_with = "shared")]
+    id: Arc<str>,
+    #[serde(deserialize_with = "shared")]
+    name: Arc<str>,
     #[serde(deserialize_with = "rfc3339")]
     created_at: DateTime<Utc>,
     project: Reference,
@@ -283,6 +284,23 @@ fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime
         }
     }
     deserializer.deserialize_str(Rfc3339)
+}
+
+/// A string as the listing keeps it, made straight from the answer's text: serde's own
+/// `Arc<str>` goes through a `String` and copies it (two allocations for each of 10,000
+/// ids and names).
+fn shared<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+    struct Shared;
+    impl serde::de::Visitor<'_> for Shared {
+        type Value = Arc<str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Arc::from(s))
+        }
+    }
+    deserializer.deserialize_str(Shared)
 }
 
 fn rfc3339_some<'de, D: serde::Deserializer<'de>>(
@@ -580,9 +598,9 @@ impl Qovery {
                 continue;
             };
             // One copy of the id, the cache's.
-            let (id, detail) = match details.get_key_value(e.id.as_str()) {
+            let (id, detail) = match details.get_key_value(&*e.id) {
                 Some((id, detail)) => (id.clone(), Some(detail)),
-                None => (Arc::from(e.id), None),
+                None => (e.id, None),
             };
             out.push(Environment {
                 project: names
@@ -590,7 +608,7 @@ impl Qovery {
                     .cloned()
                     .unwrap_or_else(|| e.project.id.into()),
                 id,
-                name: e.name.into(),
+                name: e.name,
                 mode,
                 cluster: detail.and_then(|d| d.cluster.clone()),
                 state: EnvState::Unknown,
@@ -607,7 +625,7 @@ impl Qovery {
 
     /// Starts a background refresh of clusters and costs when they are stale; `ids` gives
     /// the projects and environments to fetch (called only then).
-    fn refresh_details_if_stale(&self, ids: impl FnOnce() -> (Vec<String>, Vec<String>)) {
+    fn refresh_details_if_stale(&self, ids: impl FnOnce() -> (Vec<String>, Vec<Arc<str>>)) {
         let inner = &self.inner;
         {
             let mut d = inner.details.lock().unwrap_or_else(PoisonError::into_inner);
@@ -640,7 +658,7 @@ impl Qovery {
     async fn fetch_details(
         &self,
         projects: Vec<String>,
-        environments: &[String],
+        environments: &[Arc<str>],
     ) -> Option<HashMap<Arc<str>, EnvDetails>> {
         use futures::StreamExt;
         // A quarter of the connections at most: the refresh runs beside the passes and must
@@ -668,7 +686,7 @@ impl Qovery {
         let prices = self.inner.options.prices;
         if prices.vcpu_hour.is_some() || prices.gib_hour.is_some() {
             let costs: Vec<_> = futures::stream::iter(environments.iter().cloned())
-                .map(|id: String| async move {
+                .map(|id: Arc<str>| async move {
                     let cost = self.environment_cost(&id).await;
                     (id, cost)
                 })
@@ -676,7 +694,7 @@ impl Qovery {
                 .collect()
                 .await;
             for (id, cost) in costs {
-                by_env.entry(id.into()).or_default().hourly_cost = cost;
+                by_env.entry(id).or_default().hourly_cost = cost;
             }
         }
         Some(by_env)
@@ -884,6 +902,20 @@ impl Platform for Qovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listing_words_are_read_escaped_or_not_and_anything_else_is_refused() {
+        #[derive(Deserialize)]
+        struct Word(#[serde(deserialize_with = "shared")] Arc<str>);
+        let plain: Word = serde_json::from_slice(br#" "pr-1" "#).unwrap();
+        let escaped: Word = serde_json::from_slice(br#" "pr-\u00e9 \"x\"" "#).unwrap();
+        assert_eq!((&*plain.0, &*escaped.0), ("pr-1", "pr-\u{e9} \"x\""));
+        let err = serde_json::from_slice::<Word>(b"7")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("expected a string"), "{err}");
+    }
 
     #[test]
     fn a_refresh_keeps_what_a_failed_call_missed_and_forgets_environments_gone() {
