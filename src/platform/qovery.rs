@@ -123,8 +123,9 @@ struct Inner {
 struct Details {
     fetched_at: Option<Instant>,
     refreshing: bool,
-    /// By environment id; the listing's environments share these ids.
-    by_env: HashMap<Arc<str>, EnvDetails>,
+    /// Sorted by environment id (a third less memory than a map of 10,000); the listing's
+    /// environments share these ids.
+    by_env: Vec<(Arc<str>, EnvDetails)>,
 }
 
 impl Details {
@@ -132,13 +133,39 @@ impl Details {
     /// call did not bring back stays as it was; environments gone since are forgotten
     /// (previews come and go by the thousand: kept, they would grow the cache for as long
     /// as curfew runs).
-    fn merge(&mut self, found: HashMap<Arc<str>, EnvDetails>, listed: &[Arc<str>]) {
-        for (id, fresh) in found {
-            let entry = self.by_env.entry(id).or_default();
-            entry.cluster = fresh.cluster.or(entry.cluster.take());
-            entry.hourly_cost = fresh.hourly_cost.or(entry.hourly_cost);
-        }
-        self.by_env.retain(|id, _| listed.binary_search(id).is_ok());
+    fn merge(&mut self, mut found: HashMap<Arc<str>, EnvDetails>, listed: &[Arc<str>]) {
+        let before = std::mem::take(&mut self.by_env);
+        self.by_env = listed
+            .iter()
+            .filter_map(|id| {
+                let old = before
+                    .binary_search_by(|(known, _)| known.cmp(id))
+                    .ok()
+                    .map(|i| &before[i].1);
+                let fresh = found.remove(id);
+                if old.is_none() && fresh.is_none() {
+                    return None;
+                }
+                let fresh = fresh.unwrap_or_default();
+                Some((
+                    id.clone(),
+                    EnvDetails {
+                        cluster: fresh
+                            .cluster
+                            .or_else(|| old.and_then(|o| o.cluster.clone())),
+                        hourly_cost: fresh.hourly_cost.or(old.and_then(|o| o.hourly_cost)),
+                    },
+                ))
+            })
+            .collect();
+    }
+
+    fn get(&self, id: &str) -> Option<&(Arc<str>, EnvDetails)> {
+        let i = self
+            .by_env
+            .binary_search_by(|(known, _)| (**known).cmp(id))
+            .ok()?;
+        self.by_env.get(i)
     }
 }
 
@@ -588,7 +615,7 @@ impl Qovery {
             .details
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let details = &guard.by_env;
+        let details = &*guard;
         let mut complete = true;
         let mut out = Vec::with_capacity(environments.len());
         for e in environments {
@@ -598,7 +625,7 @@ impl Qovery {
                 continue;
             };
             // One copy of the id, the cache's.
-            let (id, detail) = match details.get_key_value(&*e.id) {
+            let (id, detail) = match details.get(&e.id) {
                 Some((id, detail)) => (id.clone(), Some(detail)),
                 None => (e.id, None),
             };
