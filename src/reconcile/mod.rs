@@ -329,6 +329,9 @@ impl Daemon {
         // the pass needs of it (ids, names, projects, states): only a notifier, whose daily
         // digest decides again on it, keeps it through the pass.
         let snapshot = self.notifier.is_some().then_some(snapshot);
+        // What the listing's parsing left free in the heap goes back before the actions,
+        // not after them.
+        crate::memory::release_free();
         let done = self
             .act(&rules, &decisions, &mut view, now, complete)
             .await?;
