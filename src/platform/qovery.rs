@@ -293,41 +293,45 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<
     Ok(body)
 }
 
+/// A string of an answer, read by `read` straight from its text.
+fn from_text<'de, D: serde::Deserializer<'de>, T>(
+    deserializer: D,
+    expecting: &'static str,
+    read: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct Text<T> {
+        expecting: &'static str,
+        read: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for Text<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+            (self.read)(s).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(Text { expecting, read })
+}
+
 /// An RFC 3339 instant, by chrono's strict parser first (several times faster than the
 /// lenient one `DateTime`'s own `Deserialize` uses; a listing has 10,000 of them), then the
 /// lenient one.
 fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
-    struct Rfc3339;
-    impl serde::de::Visitor<'_> for Rfc3339 {
-        type Value = DateTime<Utc>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an RFC 3339 date-time")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            DateTime::parse_from_rfc3339(s)
-                .map(|at| at.with_timezone(&Utc))
-                .or_else(|_| s.parse::<DateTime<Utc>>())
-                .map_err(|e| E::custom(format!("{s:?} is not an RFC 3339 date-time: {e}")))
-        }
-    }
-    deserializer.deserialize_str(Rfc3339)
+    from_text(deserializer, "an RFC 3339 date-time", |s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|at| at.with_timezone(&Utc))
+            .or_else(|_| s.parse::<DateTime<Utc>>())
+            .map_err(|e| format!("{s:?} is not an RFC 3339 date-time: {e}"))
+    })
 }
 
 /// A string as the listing keeps it, made straight from the answer's text: serde's own
 /// `Arc<str>` goes through a `String` and copies it (two allocations for each of 10,000
 /// ids and names).
 fn shared<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
-    struct Shared;
-    impl serde::de::Visitor<'_> for Shared {
-        type Value = Arc<str>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(Arc::from(s))
-        }
-    }
-    deserializer.deserialize_str(Shared)
+    from_text(deserializer, "a string", |s| Ok(Arc::from(s)))
 }
 
 fn rfc3339_some<'de, D: serde::Deserializer<'de>>(
