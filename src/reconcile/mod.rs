@@ -26,7 +26,7 @@ use crate::config::RuleSet;
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::{Metrics, PassResult};
 use crate::notify::{Notifier, PassFacts};
-use crate::platform::{EnvState, Platform, PlatformError, Snapshot};
+use crate::platform::{EnvState, Environment, Platform, PlatformError, Snapshot};
 use crate::policy::{self, Action, Decision, LedgerView};
 use crate::server::Health;
 
@@ -209,14 +209,15 @@ impl Daemon {
         }
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();
-        let states: HashMap<&str, EnvState> = snapshot
+        let listed: HashMap<&str, &Environment> = snapshot
             .environments
             .iter()
-            .map(|e| (e.id.as_ref(), e.state))
+            .map(|e| (e.id.as_ref(), e))
             .collect();
         let mut view = self.ledger.view()?;
         for p in &pending {
-            let state = states.get(p.environment_id.as_str()).copied();
+            let env = listed.get(p.environment_id.as_str());
+            let state = env.map(|e| e.state);
             let done = matches!(
                 (p.action.as_str(), state),
                 ("stop", Some(EnvState::Stopped | EnvState::Stopping))
@@ -236,12 +237,9 @@ impl Daemon {
                     p.cause.as_deref().and_then(policy::Cause::from_ledger_word),
                 );
                 let rule: Arc<str> = p.rule.as_deref().unwrap_or_default().into();
-                let cost = snapshot
-                    .environments
-                    .iter()
-                    .find(|e| *e.id == *p.environment_id)
-                    .and_then(|e| e.hourly_cost);
-                let cost = cost.or_else(|| self.rules().rule(&rule).and_then(|r| r.hourly_cost));
+                let cost = env
+                    .and_then(|e| e.hourly_cost)
+                    .or_else(|| self.rules().rule(&rule).and_then(|r| r.hourly_cost));
                 self.ledger.open_stop_for(
                     &p.environment_id,
                     &rule,
