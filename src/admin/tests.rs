@@ -567,3 +567,59 @@ async fn a_snoozed_environment_is_not_deleted() {
         "deleted once the snooze ended: {log:#?}"
     );
 }
+
+/// `wake --for 2h` at 21:00 on a `run: Mon-Fri 08:00-19:00` rule: when the wake's snooze
+/// ends (by itself at 23:00, or `snooze --end` at 21:30), the environment is the rule's
+/// again and is stopped then, not left up until the next evening as if a person had
+/// started it.
+#[tokio::test]
+async fn a_wake_that_ends_hands_the_environment_back_to_its_schedule() {
+    for (end_at, stopped_at) in [
+        (None, "2026-11-25T23:00:00+01:00"),
+        (
+            Some("2026-11-25T21:30:00+01:00"),
+            "2026-11-25T21:30:00+01:00",
+        ),
+    ] {
+        let (w, router) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+        let (id, name) = preview(&w);
+        w.clock.set(at("2026-11-25T21:00:00+01:00"));
+        w.daemon.pass().await.unwrap();
+        let (status, body) = call(
+            &router,
+            Method::POST,
+            &format!("/api/v1/environments/{name}/wake"),
+            Some(ALICE),
+            Some(json!({"for": "2h"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if let Some(t) = end_at {
+            let log = w.run_until(at(t) - chrono::TimeDelta::seconds(1)).await;
+            assert!(log.iter().all(|(_, n, _)| *n != name), "{log:#?}");
+            w.clock.set(at(t));
+            let (status, body) = call(
+                &router,
+                Method::DELETE,
+                &format!("/api/v1/environments/{id}/snooze"),
+                Some(ALICE),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let log = w.run_until(at("2026-11-26T07:00:00+01:00")).await;
+        let mine: Vec<(DateTime<Utc>, Action)> = log
+            .iter()
+            .filter(|(_, n, _)| *n == name)
+            .map(|(t, _, a)| (*t, *a))
+            .collect();
+        assert_eq!(mine, [(at(stopped_at), Action::Stop)], "{log:#?}");
+        let history = w.daemon.ledger.history(&id, 10).unwrap();
+        let stop = history.iter().find(|h| h.what == "stop: ok").unwrap();
+        assert_eq!(
+            stop.detail,
+            "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-25 19:00 CET, and its wake at 2026-11-25 21:00 CET is over; stopped by rule office"
+        );
+    }
+}

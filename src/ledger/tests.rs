@@ -45,6 +45,7 @@ fn stop_decision(id: &str) -> Decision {
         dry_run: false,
         settle: None,
         hourly_cost: Some(0.5),
+        delete: None,
     }
 }
 

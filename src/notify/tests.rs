@@ -12,7 +12,8 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
 use crate::platform::{EnvState, Environment, Mode};
-use crate::policy::{Cause, StopCause};
+use crate::policy::{Cause, PendingDelete, StopCause};
+use crate::reconcile::Acted;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -451,6 +452,7 @@ fn decision(e: &Environment, action: Action) -> Decision {
         dry_run: false,
         settle: None,
         hourly_cost: e.hourly_cost,
+        delete: None,
     }
 }
 
@@ -468,8 +470,13 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
     };
     let stop = decision(&e, Action::Stop);
     // What became of `stop`, the pass's only decision.
-    let failed = || vec![(0, ActResult::Failed("sandbox stop: HTTP 503".into()))];
-    let done = || vec![(0, ActResult::Done(Outcome::Accepted))];
+    let failed = || {
+        vec![Acted::own(
+            0,
+            ActResult::Failed("sandbox stop: HTTP 503".into()),
+        )]
+    };
+    let done = || vec![Acted::own(0, ActResult::Done(Outcome::Accepted))];
     let t0 = at("2026-10-02T17:00:00Z");
     // (what the pass did, failure messages expected after it)
     let passes = [
@@ -484,7 +491,7 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
         (failed(), 1),
     ];
     // One pass over the one environment: its decisions, what became of them, when.
-    let pass = |decisions: &[Decision], acted: &[(usize, ActResult)], now| {
+    let pass = |decisions: &[Decision], acted: &[Acted], now| {
         n.after_pass(&PassFacts {
             rules: &r,
             snapshot: &snapshot,
@@ -530,17 +537,30 @@ fn a_warning_names_its_delete_instant_and_a_delete_of_a_gone_environment_is_not_
         environments: vec![e.clone()],
         complete: true,
     };
-    let warn = Decision {
-        next_check: Some(at("2026-10-03T00:00:00Z")),
-        ..decision(&e, Action::Warn)
+    let step = |action, at| PendingDelete {
+        action,
+        cause: Cause::Age,
+        reason: "older than delete_after 1d".into(),
+        due_since: None,
+        at,
     };
-    let delete = decision(&e, Action::Delete);
-    // By index in the pass's decisions: the warning, then the delete three times over.
+    // The warning rides beside a schedule's stop; the delete beside nothing.
+    let warn = Decision {
+        delete: Some(step(Action::Warn, Some(at("2026-10-03T00:00:00Z")))),
+        ..decision(&e, Action::Stop)
+    };
+    let delete = Decision {
+        delete: Some(step(Action::Delete, None)),
+        ..decision(&e, Action::None)
+    };
+    // By index in the pass's decisions: the stop and its warning, then the delete three
+    // times over.
     let acted = [
-        (0, ActResult::Done(Outcome::Accepted)),
-        (1, ActResult::Done(Outcome::Gone)),
-        (1, ActResult::Done(Outcome::Accepted)),
-        (1, ActResult::DryRun),
+        Acted::own(0, ActResult::Done(Outcome::Accepted)),
+        Acted::delete(0, ActResult::Done(Outcome::Accepted)),
+        Acted::delete(1, ActResult::Done(Outcome::Gone)),
+        Acted::delete(1, ActResult::Done(Outcome::Accepted)),
+        Acted::delete(1, ActResult::DryRun),
     ];
     n.after_pass(&PassFacts {
         rules: &r,

@@ -182,6 +182,7 @@ impl Daemon {
         let now = self.clock.now();
         let rules = self.rules();
         let explained = self.explain_one(&environment, complete, now)?;
+        let zone = rules.zone_of(explained.decision.rule.as_deref());
         let until = match until {
             Some(u) => u,
             None => explained
@@ -208,7 +209,8 @@ impl Daemon {
         let start = Decision {
             action: Action::Start,
             cause: None,
-            reason: format!("woken by {who} until {}", until.to_rfc3339()).into(),
+            reason: format!("woken by {who} until {}", policy::local(until, zone)).into(),
+            delete: None,
             ..explained.decision
         };
         let _exclusive = self.exclusive.lock().await;
@@ -233,9 +235,12 @@ impl Daemon {
         self.ledger.change_record(
             &environment.id,
             |r| {
-                // The start is the person's: curfew's stop is over, and so is any
-                // schedule stop already seen through.
+                // curfew's stop is over. The start is curfew's own (not a person's on the
+                // platform): when the wake's snooze ends, the schedule takes the environment
+                // back instead of leaving it up until the next scheduled stop. It also
+                // restarts the idle clock.
                 r.curfew_stop = None;
+                r.last_started_by_curfew_at = Some(now);
                 r.snoozed_until = Some(until);
                 r.snoozed_by = Some(who.into());
             },
