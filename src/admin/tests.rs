@@ -199,6 +199,10 @@ async fn the_plan_lists_every_environment_with_its_decision_rule_reason_and_next
     );
     // Next change: Thursday 08:00 in Paris.
     assert_eq!(entry["next_check"], "2026-11-26T07:00:00Z");
+    // Present as null when unset, never absent.
+    for field in ["snoozed_until", "protected_by"] {
+        assert_eq!(entry.get(field), Some(&Value::Null), "{field}: {entry}");
+    }
     // Production matches no rule and is never acted on.
     let production = envs.iter().find(|e| e["rule"].is_null()).unwrap();
     assert_eq!(production["action"], "none");
@@ -283,8 +287,8 @@ async fn a_snooze_is_recorded_with_who_and_until_and_can_be_ended() {
     );
     let entry = &body["history"][0];
     assert_eq!(
-        entry["what"],
-        "snooze by alice until 2026-11-25T23:01:00.000Z"
+        (&entry["what"], &entry["until"]),
+        (&json!("snooze by alice"), &json!("2026-11-25T23:01:00Z"))
     );
     assert_eq!(entry["detail"], "demo in Singapore");
     let (status, body) = call(&router, Method::DELETE, &path, Some(BOB), None).await;
@@ -474,7 +478,9 @@ async fn a_wake_at_21_00_lasts_until_the_next_scheduled_stop_and_then_it_is_stop
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["what"] == "wake by alice until 2026-11-26T18:00:00.000Z"),
+            .any(|h| h["what"] == "wake by alice"
+                && h["until"] == "2026-11-26T18:00:00Z"
+                && h["detail"] == "woken by alice until 2026-11-26 19:00 CET"),
         "{body}"
     );
     assert!(
@@ -619,7 +625,7 @@ async fn a_wake_that_ends_hands_the_environment_back_to_its_schedule() {
         let stop = history.iter().find(|h| h.what == "stop: ok").unwrap();
         assert_eq!(
             stop.detail,
-            "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-25 19:00 CET, and its wake at 2026-11-25 21:00 CET is over; stopped by rule office"
+            "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-25 19:00 CET, and its wake at 2026-11-25 21:00 CET is over; stopped by rule \"office\""
         );
     }
 }

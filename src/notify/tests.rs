@@ -40,7 +40,7 @@ fn warning() -> Message {
         event: Event::DeleteWarning {
             environment: pr12(),
             rule: "ttl".into(),
-            reason: "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule ttl); warning now".into(),
+            reason: "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule \"ttl\"); warning now".into(),
             delete_at: at("2026-11-28T00:00:00Z"),
         },
     }
@@ -62,7 +62,7 @@ fn the_webhook_body_of_a_warning_follows_the_documented_schema() {
             "text": text(&warning()),
             "environment": {"id": "env-12", "name": "pr-12", "project": "web", "state": "stopped"},
             "rule": "ttl",
-            "reason": "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule ttl); warning now",
+            "reason": "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule \"ttl\"); warning now",
             "delete_at": "2026-11-28T00:00:00Z",
             "snooze": {
                 "command": "curfew snooze env-12 --for 24h",
@@ -118,8 +118,9 @@ fn deleted_failure_and_digest_messages_render_their_own_fields() {
         event: Event::Deleted {
             environment: pr12(),
             rule: "ttl".into(),
-            reason: "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule ttl"
-                .into(),
+            reason:
+                "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule \"ttl\""
+                    .into(),
         },
         ..warning()
     };
@@ -162,7 +163,7 @@ fn deleted_failure_and_digest_messages_render_their_own_fields() {
         (
             &deleted,
             "deleted",
-            json!({"reason": "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule ttl"}),
+            json!({"reason": "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule \"ttl\""}),
             "pr-12 (project web) was deleted by rule `ttl`.",
         ),
         (

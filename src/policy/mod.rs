@@ -347,7 +347,12 @@ impl<'a> Pass<'a> {
         }
         trace.note(|| "not protected".into());
         let Some((index, rule)) = self.matching_rule(env, trace) else {
-            let tried: Vec<&str> = self.rules.rules.iter().map(|r| r.name.as_ref()).collect();
+            let tried: Vec<String> = self
+                .rules
+                .rules
+                .iter()
+                .map(|r| format!("\"{}\"", r.name))
+                .collect();
             return Decision {
                 reason: format!(
                     "no rule matches (tried {}); curfew leaves it alone",
@@ -407,12 +412,18 @@ impl<'a> Pass<'a> {
     fn matching_rule(&self, env: &Environment, trace: &mut Trace) -> Option<(usize, &'a Rule)> {
         for (index, rule) in self.rules.rules.iter().enumerate() {
             if rule.selector.matches(env) {
-                trace.note(|| format!("rule {} matches ({})", rule.name, rule.selector.describe()));
+                trace.note(|| {
+                    format!(
+                        "rule \"{}\" matches ({})",
+                        rule.name,
+                        rule.selector.describe()
+                    )
+                });
                 return Some((index, rule));
             }
             trace.note(|| {
                 format!(
-                    "rule {} does not match ({})",
+                    "rule \"{}\" does not match ({})",
                     rule.name,
                     rule.selector.describe()
                 )
@@ -459,7 +470,7 @@ impl RuleDecision<'_, '_> {
                 .as_deref()
                 .map_or_else(|| env.state.to_string(), str::to_string);
             let reason = format!(
-                "in state {word}; left alone until it settles (rule {})",
+                "in state {word}; left alone until it settles (rule \"{}\")",
                 self.rule.name
             );
             trace.note(|| reason.clone());
@@ -468,7 +479,7 @@ impl RuleDecision<'_, '_> {
         let grace_end = env.created_at + self.rule.grace_period;
         if now < grace_end {
             let reason = format!(
-                "created {} ago, in its grace period until {} (rule {})",
+                "created {} ago, in its grace period until {} (rule \"{}\")",
                 span(now - env.created_at),
                 self.at(grace_end),
                 self.rule.name
@@ -621,7 +632,7 @@ impl RuleDecision<'_, '_> {
             };
         }
         if !rule.allow_delete.contains(&self.env.mode) {
-            trace.note(|| format!("delete condition ({what}) holds, but rule {} may not delete {} environments (allow_delete)", rule.name, self.env.mode));
+            trace.note(|| format!("delete condition ({what}) holds, but rule \"{}\" may not delete {} environments (allow_delete)", rule.name, self.env.mode));
             return DeleteOutcome::default();
         }
         if let Some((until, by)) = snooze {
@@ -666,7 +677,7 @@ impl RuleDecision<'_, '_> {
         };
         if !self.pass.complete {
             let reason = format!(
-                "{what}, but the platform's listing was partial this pass: nothing is deleted until a full listing (rule {})",
+                "{what}, but the platform's listing was partial this pass: nothing is deleted until a full listing (rule \"{}\")",
                 rule.name
             );
             return (pending(Action::None, reason, None, None), None);
@@ -675,7 +686,7 @@ impl RuleDecision<'_, '_> {
             None if warn_for > TimeDelta::zero() => {
                 let delete_at = due_at.max(now + warn_for);
                 let reason = format!(
-                    "{what}: will be deleted at {} (rule {}); warning now",
+                    "{what}: will be deleted at {} (rule \"{}\"); warning now",
                     self.at(delete_at),
                     rule.name
                 );
@@ -686,7 +697,7 @@ impl RuleDecision<'_, '_> {
             Some(w) if now < (w + warn_for).max(due_at) => {
                 let delete_at = (w + warn_for).max(due_at);
                 let reason = format!(
-                    "{what}: warned at {}, will be deleted at {} (rule {})",
+                    "{what}: warned at {}, will be deleted at {} (rule \"{}\")",
                     self.at(w),
                     self.at(delete_at),
                     rule.name
@@ -698,7 +709,7 @@ impl RuleDecision<'_, '_> {
             }
             _ => {
                 let reason = format!(
-                    "{what} since {}: deleted by rule {}",
+                    "{what} since {}: deleted by rule \"{}\"",
                     self.at(due_at),
                     rule.name
                 );
@@ -720,7 +731,7 @@ impl RuleDecision<'_, '_> {
                 }
                 next_checks.extend(now_state.next);
             }
-            _ => trace.note(|| format!("rule {} has no schedule", rule.name)),
+            _ => trace.note(|| format!("rule \"{}\" has no schedule", rule.name)),
         }
         // The idle limit applies whatever the schedule says, a person's start included.
         if let (Some(limit), EnvState::Running) = (rule.stop_when_idle, env.state) {
@@ -728,7 +739,7 @@ impl RuleDecision<'_, '_> {
             let due = last + limit;
             if self.now() >= due {
                 let reason = format!(
-                    "no deployment or activity since {} ({} ago, idle limit {}); stopped by rule {}",
+                    "no deployment or activity since {} ({} ago, idle limit {}); stopped by rule \"{}\"",
                     self.at(last),
                     span(self.now() - last),
                     span(limit),
@@ -871,7 +882,7 @@ impl RuleDecision<'_, '_> {
                 .map(|t| format!(" at {}", self.at(t)))
                 .unwrap_or_default();
             let reason = format!(
-                "started by hand after the schedule's stop{stop_at}; left running until the next scheduled stop{next_stop} (rule {})",
+                "started by hand after the schedule's stop{stop_at}; left running until the next scheduled stop{next_stop} (rule \"{}\")",
                 rule.name
             );
             trace.note(|| reason.clone());
@@ -881,12 +892,12 @@ impl RuleDecision<'_, '_> {
             });
         } else if let Some(start) = woken {
             format!(
-                "{position}, and its wake at {} is over; stopped by rule {}",
+                "{position}, and its wake at {} is over; stopped by rule \"{}\"",
                 self.at(start),
                 rule.name
             )
         } else {
-            format!("{position}; stopped by rule {}", rule.name)
+            format!("{position}; stopped by rule \"{}\"", rule.name)
         };
         trace.note(|| reason.clone());
         Some(Decision {
@@ -915,12 +926,12 @@ impl RuleDecision<'_, '_> {
         };
         let decision = match rule.wake {
             Wake::Never => keep(format!(
-                "{position}, but rule {} never wakes environments (wake: never)",
+                "{position}, but rule \"{}\" never wakes environments (wake: never)",
                 rule.name
             )),
             Wake::StoppedByCurfew => match curfew_stop {
                 Some(stop) if stop.cause == StopCause::Schedule => start(format!(
-                    "{position}; curfew stopped it at {} for the schedule, so rule {} starts it",
+                    "{position}; curfew stopped it at {} for the schedule, so rule \"{}\" starts it",
                     self.at(stop.at),
                     rule.name
                 )),
@@ -942,7 +953,7 @@ impl RuleDecision<'_, '_> {
                     ))
                 } else {
                     start(format!(
-                        "{position}; rule {} starts every stopped environment (wake: all)",
+                        "{position}; rule \"{}\" starts every stopped environment (wake: all)",
                         rule.name
                     ))
                 }
@@ -964,13 +975,13 @@ impl RuleDecision<'_, '_> {
                     .map(|t| format!(" until {}", self.at(t)))
                     .unwrap_or_default();
                 format!(
-                    "{}, {}{until} (rule {})",
+                    "{}, {}{until} (rule \"{}\")",
                     self.env.state,
                     Self::position(schedule, s.active),
                     rule.name
                 )
             }
-            _ => format!("{}; nothing due (rule {})", self.env.state, rule.name),
+            _ => format!("{}; nothing due (rule \"{}\")", self.env.state, rule.name),
         };
         trace.note(|| reason.clone());
         self.with(Action::None, None, reason)

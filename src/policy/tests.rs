@@ -117,7 +117,7 @@ fn unmatched_environments_are_left_alone_and_say_which_rules_were_tried() {
     assert_eq!(d.rule, None);
     assert_eq!(
         &*d.reason,
-        "no rule matches (tried previews); curfew leaves it alone"
+        "no rule matches (tried \"previews\"); curfew leaves it alone"
     );
 }
 
@@ -171,7 +171,7 @@ fn a_running_environment_is_stopped_outside_its_window_with_a_reason_a_person_re
     assert_eq!(d.rule.as_deref(), Some("previews"));
     assert_eq!(
         &*d.reason,
-        "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule previews"
+        "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule \"previews\""
     );
     assert_eq!(d.due_since, Some(at("2026-11-27T19:00:00+01:00")));
     assert_eq!(d.next_check, Some(at("2026-11-30T08:00:00+01:00")));
@@ -258,7 +258,7 @@ fn a_persons_start_at_night_is_respected_until_the_next_scheduled_stop() {
     assert_eq!(d.action, Action::None);
     assert_eq!(
         &*d.reason,
-        "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule previews)"
+        "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule \"previews\")"
     );
     assert_eq!(d.next_check, Some(at("2026-11-30T08:00:00+01:00")));
     // Monday 19:00 is the next stop boundary: then it is stopped again.
@@ -371,7 +371,7 @@ fn a_delete_is_warned_about_then_done_only_after_the_warning_period() {
     let pending = waiting.delete.as_ref().unwrap();
     assert_eq!(
         &*pending.reason,
-        "older than delete_after 1w: warned at 2026-11-07 12:00 UTC, will be deleted at 2026-11-08 00:00 UTC (rule ttl)"
+        "older than delete_after 1w: warned at 2026-11-07 12:00 UTC, will be deleted at 2026-11-08 00:00 UTC (rule \"ttl\")"
     );
     assert_eq!(pending.at, Some(at("2026-11-08T00:00:00Z")));
     assert_eq!(
@@ -468,7 +468,7 @@ fn environments_in_transition_or_error_are_left_alone_until_they_settle() {
         assert_eq!(d.action, Action::None);
         assert_eq!(
             *d.reason,
-            format!("in state {word}; left alone until it settles (rule previews)")
+            format!("in state {word}; left alone until it settles (rule \"previews\")")
         );
     }
 }
@@ -511,8 +511,8 @@ fn explain_lists_every_rule_tried_and_what_the_schedule_says() {
     );
     assert_eq!(e.decision.action, Action::Stop);
     assert_eq!(e.steps[0], "not protected");
-    assert_eq!(e.steps[1], "rule staging does not match (mode=staging)");
-    assert_eq!(e.steps[2], "rule previews matches (mode=preview)");
+    assert_eq!(e.steps[1], "rule \"staging\" does not match (mode=staging)");
+    assert_eq!(e.steps[2], "rule \"previews\" matches (mode=preview)");
     assert!(e.steps.iter().any(|s| s.starts_with("schedule run Mon-Fri 08:00-19:00 Europe/Paris: stopped time since 2026-11-27 19:00 CET, next boundary 2026-11-30 08:00 CET")), "{:#?}", e.steps);
 }
 
@@ -807,37 +807,37 @@ fn reasons_say_inside_and_outside_in_each_schedules_own_terms() {
     let cases: Vec<(&RuleSet, Environment, LedgerView, &str, Action, String)> = vec![
         // run: stopped time is outside the windows.
         (&run, env("pr-1"), none(), "2026-11-27T20:00:00+01:00", Action::Stop,
-         "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule r".into()),
+         "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule \"r\"".into()),
         (&run, env("pr-1").stopped(), none(), "2026-11-27T20:00:00+01:00", Action::None,
          "stopped, as wanted: outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET".into()),
         (&run, env("pr-1").stopped(), stopped_by_curfew(friday_19), "2026-11-30T08:00:00+01:00", Action::Start,
-         "inside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-30 08:00 CET; curfew stopped it at 2026-11-27 19:00 CET for the schedule, so rule r starts it".into()),
+         "inside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-30 08:00 CET; curfew stopped it at 2026-11-27 19:00 CET for the schedule, so rule \"r\" starts it".into()),
         (&run, env("pr-1"), none(), "2026-11-26T10:00:00+01:00", Action::None,
-         "running, inside run Mon-Fri 08:00-19:00 Europe/Paris until 2026-11-26 19:00 CET (rule r)".into()),
+         "running, inside run Mon-Fri 08:00-19:00 Europe/Paris until 2026-11-26 19:00 CET (rule \"r\")".into()),
         (&run, env("pr-1"), stop_seen(friday_19), "2026-11-27T21:00:00+01:00", Action::None,
-         "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule r)".into()),
+         "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule \"r\")".into()),
         // stop: stopped time is inside the windows.
         (&stop, env("pr-1"), none(), "2026-11-28T10:00:00+01:00", Action::Stop,
-         "inside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-28 00:00 CET; stopped by rule r".into()),
+         "inside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-28 00:00 CET; stopped by rule \"r\"".into()),
         (&stop, env("pr-1").stopped(), none(), "2026-11-28T10:00:00+01:00", Action::None,
          "stopped, as wanted: inside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-28 00:00 CET".into()),
         (&stop, env("pr-1").stopped(), none(), "2026-11-26T10:00:00+01:00", Action::None,
          "outside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-23 00:00 CET, but it was not stopped by curfew's schedule; left stopped (wake: stopped-by-curfew)".into()),
         (&stop, env("pr-1").stopped(), stopped_by_curfew(saturday_0), "2026-11-30T00:00:00+01:00", Action::Start,
-         "outside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-30 00:00 CET; curfew stopped it at 2026-11-28 00:00 CET for the schedule, so rule r starts it".into()),
+         "outside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-30 00:00 CET; curfew stopped it at 2026-11-28 00:00 CET for the schedule, so rule \"r\" starts it".into()),
         (&stop, env("pr-1"), none(), "2026-11-26T10:00:00+01:00", Action::None,
-         "running, outside stop Sat-Sun 00:00-24:00 Europe/Paris until 2026-11-28 00:00 CET (rule r)".into()),
+         "running, outside stop Sat-Sun 00:00-24:00 Europe/Paris until 2026-11-28 00:00 CET (rule \"r\")".into()),
         (&stop, env("pr-1"), stop_seen(saturday_0), "2026-11-28T12:00:00+01:00", Action::None,
-         "started by hand after the schedule's stop at 2026-11-28 00:00 CET; left running until the next scheduled stop at 2026-12-05 00:00 CET (rule r)".into()),
+         "started by hand after the schedule's stop at 2026-11-28 00:00 CET; left running until the next scheduled stop at 2026-12-05 00:00 CET (rule \"r\")".into()),
         // events: after a stop event, stopped time; after a start event, running time.
         (&events, env("pr-1"), none(), "2026-11-27T20:00:00+01:00", Action::Stop,
-         format!("in the stopped time of {events_spec} since 2026-11-27 19:00 CET; stopped by rule r")),
+         format!("in the stopped time of {events_spec} since 2026-11-27 19:00 CET; stopped by rule \"r\"")),
         (&events, env("pr-1").stopped(), stopped_by_curfew(friday_19), "2026-11-30T08:00:00+01:00", Action::Start,
-         format!("in the running time of {events_spec} since 2026-11-30 08:00 CET; curfew stopped it at 2026-11-27 19:00 CET for the schedule, so rule r starts it")),
+         format!("in the running time of {events_spec} since 2026-11-30 08:00 CET; curfew stopped it at 2026-11-27 19:00 CET for the schedule, so rule \"r\" starts it")),
         (&events, env("pr-1"), none(), "2026-11-26T10:00:00+01:00", Action::None,
-         format!("running, in the running time of {events_spec} until 2026-11-26 19:00 CET (rule r)")),
+         format!("running, in the running time of {events_spec} until 2026-11-26 19:00 CET (rule \"r\")")),
         (&events, env("pr-1"), stop_seen(friday_19), "2026-11-27T21:00:00+01:00", Action::None,
-         "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule r)".into()),
+         "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule \"r\")".into()),
     ];
     for (rules, e, ledger, now, action, reason) in cases {
         let d = one(rules, e, &ledger, now);
@@ -868,7 +868,7 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
             none(),
             friday_19,
             (Action::Stop, Some(Cause::Schedule), Action::Warn),
-            "older than delete_after 1w: will be deleted at 2026-11-28 07:00 CET (rule previews); warning now",
+            "older than delete_after 1w: will be deleted at 2026-11-28 07:00 CET (rule \"previews\"); warning now",
         ),
         // Warned earlier, waiting for the end of the warning: stopped at the boundary.
         (
@@ -876,7 +876,7 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
             warned("2026-11-27T08:00:00+01:00"),
             friday_19,
             (Action::Stop, Some(Cause::Schedule), Action::None),
-            "older than delete_after 1w: warned at 2026-11-27 08:00 CET, will be deleted at 2026-11-27 20:00 CET (rule previews)",
+            "older than delete_after 1w: warned at 2026-11-27 08:00 CET, will be deleted at 2026-11-27 20:00 CET (rule \"previews\")",
         ),
         // Warned and idle inside the window: stopped for being idle.
         (
@@ -884,7 +884,7 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
             warned("2026-11-27T10:00:00+01:00"),
             "2026-11-27T14:00:00+01:00",
             (Action::Stop, Some(Cause::Idle), Action::None),
-            "older than delete_after 1w: warned at 2026-11-27 10:00 CET, will be deleted at 2026-11-27 22:00 CET (rule previews)",
+            "older than delete_after 1w: warned at 2026-11-27 10:00 CET, will be deleted at 2026-11-27 22:00 CET (rule \"previews\")",
         ),
         // Due: deleted; if the executor holds the delete back, the stop is made instead.
         (
@@ -892,7 +892,7 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
             warned("2026-11-27T06:00:00+01:00"),
             "2026-11-27T19:30:00+01:00",
             (Action::Stop, Some(Cause::Schedule), Action::Delete),
-            "older than delete_after 1w since 2026-11-27 18:00 CET: deleted by rule previews",
+            "older than delete_after 1w since 2026-11-27 18:00 CET: deleted by rule \"previews\"",
         ),
     ];
     for (e, ledger, now, (action, cause, delete), reason) in cases {
@@ -948,9 +948,9 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
     assert_eq!(
         e.steps[3..],
         [
-            "older than delete_after 1w: will be deleted at 2026-11-28 07:00 CET (rule previews); warning now",
+            "older than delete_after 1w: will be deleted at 2026-11-28 07:00 CET (rule \"previews\"); warning now",
             "schedule run Mon-Fri 08:00-19:00 Europe/Paris: stopped time since 2026-11-27 19:00 CET, next boundary 2026-11-30 08:00 CET",
-            "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule previews",
+            "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule \"previews\"",
         ],
         "{:#?}",
         e.steps

@@ -57,9 +57,12 @@ pub struct Plan {
 pub struct PlanEntry {
     #[serde(flatten)]
     pub decision: Decision,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The snooze in force, if any; always present (`null` without one), like
+    /// `protected_by`, so a reader need not tell a missing field from an unset one.
+    #[serde(default)]
     pub snoozed_until: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Who protected it through the admin API; `null` when nobody did.
+    #[serde(default)]
     pub protected_by: Option<Arc<str>>,
 }
 
@@ -75,6 +78,8 @@ pub struct EnvironmentReport {
     pub record: EnvRecord,
     pub savings: EnvironmentSavings,
     pub currency: String,
+    /// The zone of its rule (else the file's): the one people read its instants in.
+    pub timezone: String,
     /// Actions, stops and operators' changes, newest first.
     pub history: Vec<HistoryEntry>,
 }
@@ -125,6 +130,7 @@ impl Daemon {
         let rules = self.rules();
         Ok(EnvironmentReport {
             at: now,
+            timezone: rules.zone_of(decision.rule.as_deref()).name().to_string(),
             record: self.ledger.record(&environment.id)?.unwrap_or_default(),
             savings: self.ledger.environment_savings(&environment.id)?,
             currency: rules.currency.clone(),
