@@ -201,7 +201,7 @@ fn plan_explains_every_environment_of_a_snapshot() {
         "--json",
     ]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["decisions"].as_array().unwrap().len(), 6);
+    assert_eq!(v["decisions"].as_array().unwrap().len(), 7);
     assert_eq!(v["decisions"][0]["action"], "stop");
 }
 

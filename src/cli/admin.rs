@@ -349,10 +349,18 @@ fn changed(v: Value, word: &str) -> anyhow::Result<String> {
     }
     text.push_str(&format!(
         "  now: {} — {}\n",
-        action_words(&r.decision),
+        action_sentence(&r.decision),
         r.decision.reason
     ));
     Ok(text)
+}
+
+/// What a decision does, for a sentence: the table's words, or "nothing to do".
+fn action_sentence(d: &crate::policy::Decision) -> String {
+    match action_words(d).as_str() {
+        "-" => "nothing to do".to_string(),
+        words => words.to_string(),
+    }
 }
 
 /// An instant for people: local time in `zone` (a report's), to the minute, zone named.
@@ -377,7 +385,11 @@ pub fn report_text(r: &EnvironmentReport) -> String {
         t.push_str(&format!("  {}. {step}\n", i + 1));
     }
     let d = &r.decision;
-    t.push_str(&format!("\nDecision: {} — {}\n", action_words(d), d.reason));
+    t.push_str(&format!(
+        "\nDecision: {} — {}\n",
+        action_sentence(d),
+        d.reason
+    ));
     if let Some(delete) = &d.delete {
         t.push_str(&format!("Delete: {}\n", delete.reason));
     }

@@ -329,18 +329,19 @@ impl Daemon {
 
     fn check_until(&self, until: DateTime<Utc>) -> Result<(), OperatorError> {
         let now = self.clock.now();
+        let zone = self.rules().timezone;
         if until <= now {
             return Err(OperatorError::Invalid(format!(
                 "{} is not in the future (now is {})",
-                until.to_rfc3339(),
-                now.to_rfc3339()
+                policy::local(until, zone),
+                policy::local(now, zone)
             )));
         }
         let max = self.max_snooze;
         if until - now > max {
             return Err(OperatorError::Invalid(format!(
                 "{} is more than the longest snooze allowed ({}) from now",
-                until.to_rfc3339(),
+                policy::local(until, zone),
                 crate::schedule::format_seconds(max.num_seconds().max(0) as u64)
             )));
         }
