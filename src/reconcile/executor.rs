@@ -47,6 +47,12 @@ struct Gates {
     complete: bool,
 }
 
+/// A platform call to make: the action's index in the planned ones, what to do, to which
+/// environment, and its intent's id. Owned: a future holding a borrowed decision trips
+/// the compiler's "FnOnce is not general enough" (rust-lang/rust#110338) once the pass is
+/// spawned.
+type Call = (usize, Action, Arc<str>, i64);
+
 /// One action the pass takes or holds back: a decision's own, or its delete's step.
 struct Planned<'d> {
     index: usize,
@@ -170,11 +176,43 @@ impl Daemon {
             &planned.iter().map(|p| &*p.decision).collect::<Vec<_>>(),
             now,
         )?;
+        let (mut results, calls) = self.settle_uncalled(&planned, ids, view, now)?;
+        // A warning also goes where the platform's people look (a Kubernetes Event), best
+        // effort.
+        for p in &planned {
+            if p.decision.action == Action::Warn && matches!(p.result, Some(ActResult::Done(_))) {
+                let d = &p.decision;
+                self.platform
+                    .note(&d.environment_id, "DeleteWarning", &d.reason)
+                    .await;
+            }
+        }
+        let outcomes = self.call(calls).await;
+        results.extend(self.finish_calls(&planned, outcomes, view, now)?);
+        for action in [Action::Stop, Action::Start, Action::Delete] {
+            let skipped = super::acted(decisions, &results)
+                .filter(|(d, r)| {
+                    d.action == action
+                        && matches!(r, ActResult::SkippedCap(_) | ActResult::Failed(_))
+                })
+                .count();
+            self.metrics.set_due_not_done(action, skipped as u64);
+        }
+        Ok(results)
+    }
+
+    /// Records the actions that need no call (dry-run, held back, warnings) with their
+    /// outcomes; returns them, and the calls to make for the others.
+    fn settle_uncalled(
+        &self,
+        planned: &[Planned<'_>],
+        ids: Vec<i64>,
+        view: &mut LedgerView,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Acted>, Vec<Call>), PassError> {
         let mut results: Vec<Acted> = Vec::with_capacity(planned.len());
         let mut settled: Vec<(i64, &str, Option<&str>)> = Vec::new();
-        // Owned ids and actions: a future holding a borrowed decision trips the compiler's
-        // "FnOnce is not general enough" (rust-lang/rust#110338) once the pass is spawned.
-        let mut calls: Vec<(usize, Action, Arc<str>, i64)> = Vec::new();
+        let mut calls: Vec<Call> = Vec::new();
         for (k, (p, id)) in planned.iter().zip(ids).enumerate() {
             let d = &*p.decision;
             let Some(r) = p.result.clone() else {
@@ -202,24 +240,17 @@ impl Daemon {
             });
         }
         self.ledger.outcomes(&settled, now)?;
-        // A warning also goes where the platform's people look (a Kubernetes Event), best
-        // effort.
-        for p in &planned {
-            if p.decision.action == Action::Warn && matches!(p.result, Some(ActResult::Done(_))) {
-                self.platform
-                    .note(
-                        &p.decision.environment_id,
-                        "DeleteWarning",
-                        &p.decision.reason,
-                    )
-                    .await;
-            }
-        }
+        Ok((results, calls))
+    }
+
+    /// Makes the platform calls, a bounded number in flight: each call's index in the
+    /// planned actions, its intent's id, and what the platform said.
+    async fn call(&self, calls: Vec<Call>) -> Vec<(usize, i64, Result<Outcome, String>)> {
         if !calls.is_empty() {
             tracing::info!(calls = calls.len(), "calling the platform");
         }
         let platform = &self.platform;
-        let outcomes: Vec<(usize, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
+        futures::stream::iter(calls)
             .map(|(k, action, env, id)| async move {
                 let r = match action {
                     Action::Stop => platform.stop(&env).await,
@@ -230,8 +261,20 @@ impl Daemon {
             })
             .buffer_unordered(self.options.max_in_flight.max(1))
             .collect()
-            .await;
+            .await
+    }
+
+    /// Records what the calls became: outcomes and the stop intervals they open, in one
+    /// transaction.
+    fn finish_calls(
+        &self,
+        planned: &[Planned<'_>],
+        outcomes: Vec<(usize, i64, Result<Outcome, String>)>,
+        view: &mut LedgerView,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Acted>, PassError> {
         let finished = self.clock.now();
+        let mut results = Vec::with_capacity(outcomes.len());
         let mut written: Vec<(i64, &'static str, Option<String>)> =
             Vec::with_capacity(outcomes.len());
         let mut stops: Vec<&Decision> = Vec::new();
@@ -259,21 +302,11 @@ impl Daemon {
                 result,
             });
         }
-        // Outcomes and the stop intervals they open, in one transaction.
         let outcomes: Vec<(i64, &str, Option<&str>)> = written
             .iter()
             .map(|(id, w, e)| (*id, *w, e.as_deref()))
             .collect();
         self.ledger.finish(&outcomes, &stops, finished, now)?;
-        for action in [Action::Stop, Action::Start, Action::Delete] {
-            let skipped = super::acted(decisions, &results)
-                .filter(|(d, r)| {
-                    d.action == action
-                        && matches!(r, ActResult::SkippedCap(_) | ActResult::Failed(_))
-                })
-                .count();
-            self.metrics.set_due_not_done(action, skipped as u64);
-        }
         Ok(results)
     }
 

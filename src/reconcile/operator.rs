@@ -188,16 +188,12 @@ impl Daemon {
         let now = self.clock.now();
         let rules = self.rules();
         let explained = self.explain_one(&environment, complete, now)?;
-        let zone = rules.zone_of(explained.decision.rule.as_deref());
+        let rule = explained.decision.rule.as_deref();
+        let zone = rules.zone_of(rule);
         let until = match until {
             Some(u) => u,
-            None => explained
-                .decision
-                .rule
-                .as_deref()
-                .and_then(|name| rules.rule(name))
-                .and_then(|rule| rule.schedule.as_ref())
-                .and_then(|s| s.next_stop(now))
+            None => rule
+                .and_then(|name| rules.rule(name)?.schedule.as_ref()?.next_stop(now))
                 .ok_or_else(|| {
                     OperatorError::Invalid(format!(
                         "{} has no scheduled stop ahead to wake it until: give `for` or `until`",
@@ -229,14 +225,12 @@ impl Daemon {
                 .ledger
                 .outcome(id, "error", Some(&e.to_string()), finished)?,
         }
-        self.metrics.action(
-            Action::Start,
-            start.rule.as_deref(),
-            match outcome {
-                Ok(_) => crate::metrics::ActionResult::Ok,
-                Err(_) => crate::metrics::ActionResult::Error,
-            },
-        );
+        let result = match outcome {
+            Ok(_) => crate::metrics::ActionResult::Ok,
+            Err(_) => crate::metrics::ActionResult::Error,
+        };
+        self.metrics
+            .action(Action::Start, start.rule.as_deref(), result);
         outcome?;
         self.ledger.change_record(
             &environment.id,
