@@ -233,3 +233,44 @@ fn the_readme_rule_file_validates() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bare `curfew plan` names both ways to plan; `--server` and `--config` together are
+/// refused rather than one silently winning.
+#[test]
+fn a_bare_plan_names_the_daemon_and_the_file_ways() {
+    let o = Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .arg("plan")
+        .env_remove("CURFEW_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: ask a running daemon with --server URL (or set CURFEW_SERVER), or decide without one with --config FILE [--snapshot FILE]\n"
+    );
+    let both = curfew(&[
+        "plan",
+        "--server",
+        "http://127.0.0.1:9",
+        "--config",
+        "config/sandbox.yaml",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(stderr(&both).contains("not both"), "{}", stderr(&both));
+    // CURFEW_SERVER, set for the admin commands, does not get in the way of --config.
+    let from_file = Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .args([
+            "plan",
+            "--config",
+            "config/previews-office-hours.yaml",
+            "--snapshot",
+            "examples/snapshot.json",
+            "--at",
+            "2026-11-27T20:00:00+01:00",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CURFEW_SERVER", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(from_file.status.success(), "{}", stderr(&from_file));
+}

@@ -361,3 +361,59 @@ fn patterns_stand_for_what_varies_and_nothing_else() {
     assert!(!lines_fit(&lines(&["x"]), &[]));
     assert_eq!(trimmed(&["a  ", "", ""]), ["a"]);
 }
+
+/// `docs/daemon.md` names the ledger's tables and their columns (people query the ledger
+/// with `sqlite3`): they must be the ones a ledger has.
+#[test]
+fn the_ledger_tables_of_the_daemon_page_are_the_ledgers() {
+    let page = std::fs::read_to_string(Path::new(REPO).join("docs/daemon.md")).unwrap();
+    let section = page
+        .split("\n| table | holds | columns |\n")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .expect("docs/daemon.md has a table of the ledger's tables");
+    let backticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let documented: Vec<(String, Vec<String>)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|row| {
+            let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+            (
+                backticked(cells[0]).remove(0),
+                backticked(cells[cells.len() - 1]),
+            )
+        })
+        .collect();
+    let dir = scratch("ledger");
+    let path = dir.join("curfew.db");
+    curfew::ledger::Ledger::open(&path).unwrap();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let mut tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut named: Vec<String> = documented.iter().map(|(t, _)| t.clone()).collect();
+    tables.sort();
+    named.sort();
+    assert_eq!(named, tables, "the tables docs/daemon.md lists");
+    for (table, columns) in documented {
+        let actual: Vec<String> = db
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .unwrap()
+            .query_map([], |r| r.get(1))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(columns, actual, "the columns of {table} in docs/daemon.md");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
