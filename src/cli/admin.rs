@@ -422,7 +422,7 @@ pub fn report_text(r: &EnvironmentReport) -> String {
                 .unwrap_or_default();
             t.push_str(&format!("  {}  {}{until}", at(h.at), h.what));
             if !h.detail.is_empty() {
-                t.push_str(&format!(": {}", h.detail));
+                t.push_str(&format!(" — {}", h.detail));
             }
             t.push('\n');
         }
