@@ -1,5 +1,6 @@
 //! The admin API, on the daemon's port under `/api/v1`: the plan, one environment
-//! explained, and snooze, wake and protect, for the exceptions of daily life.
+//! explained, and snooze, wake, delay a delete and protect, for the exceptions of daily
+//! life.
 //!
 //! Every request carries `Authorization: Bearer <token>`. Tokens come from the
 //! `CURFEW_ADMIN_TOKEN` variable (or the variable the settings name) and from a file, one
@@ -179,6 +180,7 @@ pub fn router(daemon: Arc<Daemon>, tokens: AdminTokens) -> Router {
             post(snooze).delete(end_snooze),
         )
         .route("/api/v1/environments/{id}/wake", post(wake))
+        .route("/api/v1/environments/{id}/delay-delete", post(delay_delete))
         .route(
             "/api/v1/environments/{id}/protect",
             post(protect).delete(unprotect),
@@ -235,7 +237,7 @@ impl IntoResponse for OperatorError {
     fn into_response(self) -> Response {
         let status = match &self {
             OperatorError::NotFound(_) => StatusCode::NOT_FOUND,
-            OperatorError::Ambiguous { .. } => StatusCode::CONFLICT,
+            OperatorError::Ambiguous { .. } | OperatorError::Protected(_) => StatusCode::CONFLICT,
             OperatorError::Invalid(_) => StatusCode::BAD_REQUEST,
             OperatorError::Platform(_) => StatusCode::BAD_GATEWAY,
             OperatorError::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -324,6 +326,30 @@ async fn snooze(
     };
     let note = change.note.unwrap_or_default();
     answer(daemon.snooze(&id, until, &who, &note).await)
+}
+
+async fn delay_delete(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    axum::Extension(Who(who)): axum::Extension<Who>,
+    body: Bytes,
+) -> Response {
+    let change = match ChangeBody::parse(&body) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let until = match change.until(daemon.clock.now()) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "a delay needs `for` (such as \"2d\") or `until` (an RFC 3339 instant)",
+            );
+        }
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let note = change.note.unwrap_or_default();
+    answer(daemon.delay_delete(&id, until, &who, &note).await)
 }
 
 async fn end_snooze(

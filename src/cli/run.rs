@@ -160,6 +160,13 @@ async fn daemon(
             return Ok(ExitCode::from(1));
         }
     };
+    let signer = match links_signer(&settings, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "the signed links' keys cannot be read");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let notifier = crate::notify::Notifier::start(
         crate::notify::NotifyOptions::default(),
         metrics.clone(),
@@ -174,23 +181,29 @@ async fn daemon(
     let resync = settings.resync;
     let max_snooze = chrono::TimeDelta::from_std(settings.admin_max_snooze)
         .unwrap_or(crate::reconcile::DEFAULT_MAX_SNOOZE);
-    let daemon = Arc::new(
-        Daemon::new(
-            connected.platform.clone(),
-            ledger.clone(),
-            metrics.clone(),
-            clock.clone(),
-            Arc::new(loaded.rules),
-            DaemonOptions {
-                resync,
-                // Readiness reads the (possibly scaled) clock: three resyncs in its time.
-                max_pass_age: resync.mul_f64(3.0 * speed.unwrap_or(1.0)),
-                max_in_flight: 8,
-            },
-        )
-        .with_max_snooze(max_snooze)
-        .with_notifier(notifier.clone()),
-    );
+    let mut built = Daemon::new(
+        connected.platform.clone(),
+        ledger.clone(),
+        metrics.clone(),
+        clock.clone(),
+        Arc::new(loaded.rules),
+        DaemonOptions {
+            resync,
+            // Readiness reads the (possibly scaled) clock: three resyncs in its time.
+            max_pass_age: resync.mul_f64(3.0 * speed.unwrap_or(1.0)),
+            max_in_flight: 8,
+        },
+    )
+    .with_max_snooze(max_snooze)
+    .with_notifier(notifier.clone());
+    if let Some(signer) = &signer {
+        // Warnings, digests and the platform's own notices carry signed action links.
+        let links: Arc<dyn crate::platform::ActionLinks> = signer.clone();
+        notifier.set_links(links.clone());
+        connected.platform.set_links(links.clone());
+        built = built.with_links(links);
+    }
+    let daemon = Arc::new(built);
     match daemon.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -209,7 +222,7 @@ async fn daemon(
         .map_err(|e| listen_error(listen, &e))?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     let mut router = server::router(metrics.clone(), daemon.health(), clock.clone());
-    match admin_tokens {
+    match admin_tokens.clone() {
         Some(tokens) => {
             tracing::info!(tokens = tokens.len(), "admin API on /api/v1");
             router = server::merge_admin(router, crate::admin::router(daemon.clone(), tokens));
@@ -219,6 +232,15 @@ async fn daemon(
             crate::admin::TOKEN_VARIABLE
         ),
     }
+    let page = match page_options(&settings, admin_tokens.clone(), signer) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "the status page cannot be served");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    tracing::info!(access = page.access.as_str(), links = page.signer.is_some(), "status page");
+    router = server::merge_admin(router, crate::ui::router(daemon.clone(), page));
     let mut server_shutdown = shutdown_rx.clone();
     let server_task = tokio::spawn(server::serve(listener, router, async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
@@ -337,6 +359,68 @@ async fn daemon(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The signer of action links: keys from `daemon.link_key_env`/`link_key_file`, links made
+/// on `daemon.public_url`. `None` (links off) without a key or without the URL.
+fn links_signer(
+    settings: &crate::config::Settings,
+    env: &HashMap<String, String>,
+) -> Result<Option<Arc<crate::ui::Signer>>, String> {
+    let page = &settings.page;
+    let keys = crate::ui::LinkKeys::load(
+        env,
+        page.link_key_env.as_deref(),
+        page.link_key_file.as_deref(),
+    )?;
+    let to_delta = |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+    match (keys, &page.public_url) {
+        (Some(keys), Some(url)) => Ok(Some(Arc::new(crate::ui::Signer::new(
+            keys,
+            url,
+            to_delta(page.link_expiry),
+            to_delta(settings.admin_max_snooze),
+        )))),
+        (Some(_), None) => {
+            tracing::warn!("a link key is set but daemon.public_url is not: notifications carry no action links");
+            Ok(None)
+        }
+        (None, _) => Ok(None),
+    }
+}
+
+/// The status page's access and sessions: `daemon.page`, by default behind the login when
+/// an admin token (or a proxy) lets anyone log in, and off otherwise.
+fn page_options(
+    settings: &crate::config::Settings,
+    tokens: Option<AdminTokens>,
+    signer: Option<Arc<crate::ui::Signer>>,
+) -> Result<crate::ui::UiOptions, String> {
+    use crate::config::page::PageAccess;
+    let page = &settings.page;
+    let someone_can_log_in = tokens.is_some() || page.proxy.is_some();
+    let access = page.access.unwrap_or(if someone_can_log_in {
+        PageAccess::Login
+    } else {
+        PageAccess::Off
+    });
+    if access == PageAccess::Login && !someone_can_log_in {
+        return Err(format!(
+            "daemon.page is login, but nobody can log in: set an admin token ({} or daemon.admin_token_file) or a proxy (daemon.proxy_user_header)",
+            crate::admin::TOKEN_VARIABLE
+        ));
+    }
+    let secure = page
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let session = chrono::TimeDelta::from_std(page.session).unwrap_or(chrono::TimeDelta::hours(12));
+    Ok(crate::ui::UiOptions {
+        access,
+        tokens,
+        sessions: crate::ui::Sessions::new(session, secure, page.proxy.clone()),
+        signer,
     })
 }
 

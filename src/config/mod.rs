@@ -9,6 +9,7 @@
 
 mod compile;
 mod error;
+pub mod page;
 pub mod raw;
 pub mod settings;
 

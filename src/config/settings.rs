@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::ConfigError;
+use super::page::{PageSettings, page_settings, positive_duration};
 use super::raw::{At, RawDaemon, RawDefaults, RawFile, RawSafety};
 use crate::platform::Mode;
 use crate::schedule::parse_duration;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub admin_token_file: Option<PathBuf>,
     /// The longest snooze or wake an operator may ask for.
     pub admin_max_snooze: Duration,
+    /// The status page and its signed links.
+    pub page: PageSettings,
     pub platform: PlatformSettings,
 }
 
@@ -136,6 +139,13 @@ struct MergedDaemon {
     admin_token_env: Option<String>,
     admin_token_file: Option<String>,
     admin_max_snooze: Option<String>,
+    public_url: Option<String>,
+    page: Option<String>,
+    page_session: Option<String>,
+    proxy_user_header: Option<String>,
+    link_key_env: Option<String>,
+    link_key_file: Option<String>,
+    link_expiry: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +242,29 @@ pub fn apply_env_overrides(
                 d.admin_max_snooze,
                 &mut daemon.admin_max_snooze,
             ),
+            ("DAEMON__PUBLIC_URL", d.public_url, &mut daemon.public_url),
+            ("DAEMON__PAGE", d.page, &mut daemon.page),
+            (
+                "DAEMON__PAGE_SESSION",
+                d.page_session,
+                &mut daemon.page_session,
+            ),
+            (
+                "DAEMON__PROXY_USER_HEADER",
+                d.proxy_user_header,
+                &mut daemon.proxy_user_header,
+            ),
+            (
+                "DAEMON__LINK_KEY_ENV",
+                d.link_key_env,
+                &mut daemon.link_key_env,
+            ),
+            (
+                "DAEMON__LINK_KEY_FILE",
+                d.link_key_file,
+                &mut daemon.link_key_file,
+            ),
+            ("DAEMON__LINK_EXPIRY", d.link_expiry, &mut daemon.link_expiry),
         ];
         for (name, value, slot) in pairs {
             if set(name) {
@@ -340,42 +373,19 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             LogFormat::Human
         }
     };
-    let resync = match &daemon.resync {
-        None => Duration::from_secs(60),
-        Some(a) => match parse_duration(&a.value) {
-            Ok(0) => {
-                error(
-                    "daemon.resync",
-                    pos(a),
-                    "resync must be longer than 0s".into(),
-                );
-                Duration::from_secs(60)
-            }
-            Ok(s) => Duration::from_secs(s),
-            Err(e) => {
-                error("daemon.resync", pos(a), e.to_string());
-                Duration::from_secs(60)
-            }
-        },
-    };
-    let admin_max_snooze = match &daemon.admin_max_snooze {
-        None => Duration::from_secs(7 * 86_400),
-        Some(a) => match parse_duration(&a.value) {
-            Ok(0) => {
-                error(
-                    "daemon.admin_max_snooze",
-                    pos(a),
-                    "the longest snooze must be longer than 0s".into(),
-                );
-                Duration::from_secs(7 * 86_400)
-            }
-            Ok(s) => Duration::from_secs(s),
-            Err(e) => {
-                error("daemon.admin_max_snooze", pos(a), e.to_string());
-                Duration::from_secs(7 * 86_400)
-            }
-        },
-    };
+    let resync = positive_duration(
+        "daemon.resync",
+        daemon.resync.as_ref(),
+        Duration::from_secs(60),
+        &mut error,
+    );
+    let admin_max_snooze = positive_duration(
+        "daemon.admin_max_snooze",
+        daemon.admin_max_snooze.as_ref(),
+        Duration::from_secs(7 * 86_400),
+        &mut error,
+    );
+    let page = page_settings(&daemon, &mut error);
     let platform = platform_settings(raw, &mut error);
     let settings = Settings {
         listen,
@@ -392,6 +402,7 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             .as_ref()
             .map(|a| PathBuf::from(&a.value)),
         admin_max_snooze,
+        page,
         platform,
     };
     if errors.is_empty() {

@@ -7,7 +7,7 @@
 //! Each write is a transaction: a `kill -9` loses nothing that was written, and an intent
 //! without an outcome is found and resolved on the next start ([`Ledger::pending`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -79,6 +79,18 @@ pub struct EnvironmentSavings {
     pub saved: f64,
 }
 
+/// One use of a signed action link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkUse<'a> {
+    pub nonce: &'a str,
+    pub environment_id: &'a str,
+    /// `wake`, `keep`, `delay_delete`.
+    pub action: &'a str,
+    /// The notification target the link was sent to.
+    pub target: &'a str,
+    pub at: DateTime<Utc>,
+}
+
 /// An operator's change, as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OverrideEntry<'a> {
@@ -124,6 +136,7 @@ CREATE TABLE IF NOT EXISTS stops (
     started_at TEXT
 );
 CREATE INDEX IF NOT EXISTS stops_open ON stops(environment_id) WHERE started_at IS NULL;
+CREATE INDEX IF NOT EXISTS stops_env ON stops(environment_id, stopped_at);
 CREATE TABLE IF NOT EXISTS records (
     environment_id TEXT PRIMARY KEY,
     record TEXT NOT NULL
@@ -144,7 +157,27 @@ CREATE TABLE IF NOT EXISTS overrides (
     until TEXT,
     detail TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS overrides_env ON overrides(environment_id, at);
+CREATE TABLE IF NOT EXISTS savings_hours (
+    hour TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    stopped_seconds REAL NOT NULL,
+    saved REAL NOT NULL,
+    PRIMARY KEY (hour, currency)
+);
+CREATE TABLE IF NOT EXISTS link_uses (
+    nonce TEXT PRIMARY KEY,
+    environment_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    used_at TEXT NOT NULL
+);
 ";
+
+/// The UTC hour an instant falls in, as `savings_hours` keys it (`2026-11-27T18`).
+fn hour_key(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H").to_string()
+}
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -456,6 +489,17 @@ impl Ledger {
                     }
                 }
             }
+            let (seconds, saved) = by_rule
+                .values()
+                .fold((0.0, 0.0), |(s, m), (rs, rm)| (s + rs, m + rm));
+            if seconds > 0.0 {
+                tx.execute(
+                    "INSERT INTO savings_hours (hour, currency, stopped_seconds, saved) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(hour, currency) DO UPDATE SET stopped_seconds = stopped_seconds + excluded.stopped_seconds,
+                     saved = saved + excluded.saved",
+                    params![hour_key(now), currency, seconds, saved],
+                )?;
+            }
             for (rule, (seconds, saved)) in by_rule {
                 tx.execute(
                     "INSERT INTO savings (rule, currency, stopped_seconds, saved) VALUES (?1, ?2, ?3, ?4)
@@ -554,36 +598,109 @@ impl Ledger {
 
     /// What curfew's stops of one environment saved (open stops up to their last accrual).
     pub fn environment_savings(&self, env: &str) -> Result<EnvironmentSavings, LedgerError> {
+        environment_savings(&self.conn(), env)
+    }
+
+    /// [`Ledger::environment_savings`] of each of `envs` (a page of the fleet), by id.
+    pub fn environments_savings(
+        &self,
+        envs: &[&str],
+    ) -> Result<HashMap<String, EnvironmentSavings>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT hourly_cost, stopped_at, COALESCE(started_at, accrued_until) FROM stops WHERE environment_id = ?1",
+        envs.iter()
+            .map(|env| Ok((env.to_string(), environment_savings(&conn, env)?)))
+            .collect()
+    }
+
+    /// Money saved (and stopped seconds) in `currency` since `since`, to the hour: savings
+    /// are kept by the UTC hour of the pass that accrued them.
+    pub fn saved_since(
+        &self,
+        since: DateTime<Utc>,
+        currency: &str,
+    ) -> Result<(f64, f64), LedgerError> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(SUM(stopped_seconds), 0), COALESCE(SUM(saved), 0) FROM savings_hours
+             WHERE currency = ?1 AND hour >= ?2",
+            params![currency, hour_key(since)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// curfew's stop intervals of one environment that were open at some point since
+    /// `since`, oldest first: when it was stopped, and when it started again (`None`: still
+    /// stopped).
+    pub fn stops_of(
+        &self,
+        env: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT stopped_at, started_at FROM stops WHERE environment_id = ?1
+             AND (started_at IS NULL OR started_at >= ?2) ORDER BY stopped_at",
         )?;
-        let rows = stmt.query_map(params![env], |r| {
+        let rows = stmt.query_map(params![env, ts(since)], |r| {
+            let started: Option<String> = r.get(1)?;
             Ok((
-                r.get::<_, Option<f64>>(0)?,
-                parse_ts(&r.get::<_, String>(1)?)?,
-                parse_ts(&r.get::<_, String>(2)?)?,
+                parse_ts(&r.get::<_, String>(0)?)?,
+                started.map(|s| parse_ts(&s)).transpose()?,
             ))
         })?;
-        let mut out = EnvironmentSavings::default();
-        for row in rows {
-            let (cost, from, to) = row?;
-            let seconds = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
-            out.stops += 1;
-            out.stopped_seconds += seconds;
-            out.saved += cost.unwrap_or(0.0) * seconds / 3600.0;
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Takes a signed link's nonce for its one use: `false` when it was used already.
+    /// Written before the action; [`Ledger::release_link`] gives it back if the action
+    /// fails, so a link is spent only by what it did.
+    pub fn claim_link(&self, used: &LinkUse<'_>) -> Result<bool, LedgerError> {
+        let inserted = self.conn().execute(
+            "INSERT INTO link_uses (nonce, environment_id, action, target, used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(nonce) DO NOTHING",
+            params![used.nonce, used.environment_id, used.action, used.target, ts(used.at)],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    /// Gives a claimed nonce back (its action failed: the link may be used again).
+    pub fn release_link(&self, nonce: &str) -> Result<(), LedgerError> {
+        self.conn()
+            .execute("DELETE FROM link_uses WHERE nonce = ?1", params![nonce])?;
+        Ok(())
+    }
+
+    /// When a link's nonce was used, if it was.
+    pub fn link_used_at(&self, nonce: &str) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        let at: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT used_at FROM link_uses WHERE nonce = ?1",
+                params![nonce],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(at.map(|a| parse_ts(&a)).transpose()?)
     }
 
     /// An environment's recent history: actions, stops and operator changes, newest first.
     pub fn history(&self, env: &str, limit: usize) -> Result<Vec<HistoryEntry>, LedgerError> {
+        self.history_since(env, DateTime::UNIX_EPOCH, limit)
+    }
+
+    /// [`Ledger::history`] from `since` on (the status page's timeline).
+    pub fn history_since(
+        &self,
+        env: &str,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, LedgerError> {
+        let since = ts(since);
         let conn = self.conn();
         let mut out = Vec::new();
         let mut actions = conn.prepare(
-            "SELECT intent_at, action, COALESCE(outcome, 'pending'), reason, COALESCE(error, '') FROM actions WHERE environment_id = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT intent_at, action, COALESCE(outcome, 'pending'), reason, COALESCE(error, '') FROM actions WHERE environment_id = ?1 AND intent_at >= ?3 ORDER BY id DESC LIMIT ?2",
         )?;
-        for row in actions.query_map(params![env, limit as i64], |r| {
+        for row in actions.query_map(params![env, limit as i64, since], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -605,8 +722,8 @@ impl Ledger {
                 detail,
             });
         }
-        let mut overrides = conn.prepare("SELECT at, kind, who, COALESCE(until, ''), detail FROM overrides WHERE environment_id = ?1 ORDER BY id DESC LIMIT ?2")?;
-        for row in overrides.query_map(params![env, limit as i64], |r| {
+        let mut overrides = conn.prepare("SELECT at, kind, who, COALESCE(until, ''), detail FROM overrides WHERE environment_id = ?1 AND at >= ?3 ORDER BY id DESC LIMIT ?2")?;
+        for row in overrides.query_map(params![env, limit as i64, since], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -674,6 +791,29 @@ impl Ledger {
             |r| r.get(0),
         )?)
     }
+}
+
+/// What curfew's stops of one environment saved (through its index on the environment).
+fn environment_savings(conn: &Connection, env: &str) -> Result<EnvironmentSavings, LedgerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hourly_cost, stopped_at, COALESCE(started_at, accrued_until) FROM stops WHERE environment_id = ?1",
+    )?;
+    let rows = stmt.query_map(params![env], |r| {
+        Ok((
+            r.get::<_, Option<f64>>(0)?,
+            parse_ts(&r.get::<_, String>(1)?)?,
+            parse_ts(&r.get::<_, String>(2)?)?,
+        ))
+    })?;
+    let mut out = EnvironmentSavings::default();
+    for row in rows {
+        let (cost, from, to) = row?;
+        let seconds = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
+        out.stops += 1;
+        out.stopped_seconds += seconds;
+        out.saved += cost.unwrap_or(0.0) * seconds / 3600.0;
+    }
+    Ok(out)
 }
 
 /// One action's intent; its id.

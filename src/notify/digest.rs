@@ -159,6 +159,7 @@ fn environment_ref(env: &Environment) -> EnvironmentRef {
         name: env.name.clone(),
         project: env.project.clone(),
         state: env.state,
+        mode: env.mode,
     }
 }
 

@@ -17,7 +17,7 @@ mod digest;
 mod message;
 mod sign;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -38,7 +38,7 @@ use crate::clock::Clock;
 use crate::config::{RuleSet, Target};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, NotificationResult};
-use crate::platform::{Outcome, Snapshot};
+use crate::platform::{ActionLink, ActionLinks, NoticeKind, Outcome, Snapshot};
 use crate::policy::{Action, Decision, LedgerView};
 use crate::reconcile::ActResult;
 use deliver::{Courier, Delivery};
@@ -110,6 +110,8 @@ struct Inner {
     env: HashMap<String, String>,
     failure_threshold: u32,
     memory: Mutex<Memory>,
+    /// Makes the signed action links of warnings and digests, once set.
+    links: std::sync::OnceLock<Arc<dyn ActionLinks>>,
 }
 
 /// What passes remember for notifications (not worth the ledger: after a restart a failure
@@ -175,6 +177,7 @@ impl Notifier {
                 env,
                 failure_threshold: options.failure_threshold.max(1),
                 memory: Mutex::new(Memory::default()),
+                links: std::sync::OnceLock::new(),
             }),
         };
         let drain = Drain {
@@ -196,6 +199,33 @@ impl Notifier {
         let (notifier, drain) = Notifier::new(options, metrics, wall, env)?;
         tokio::spawn(drain.run());
         Ok(notifier)
+    }
+
+    /// Has delete warnings and digests carry signed action links (keep, delay the delete),
+    /// each made for the target it is sent to.
+    pub fn set_links(&self, links: Arc<dyn ActionLinks>) {
+        let _ = self.inner.links.set(links);
+    }
+
+    /// The links of `notice` about each of `environments`, for `target`.
+    fn links<'e>(
+        &self,
+        environments: impl IntoIterator<Item = &'e EnvironmentRef>,
+        notice: NoticeKind,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> BTreeMap<Arc<str>, Vec<ActionLink>> {
+        let Some(links) = self.inner.links.get() else {
+            return BTreeMap::new();
+        };
+        environments
+            .into_iter()
+            .map(|e| {
+                let made = links.links(&e.id, e.mode, notice, target, now);
+                (e.id.clone(), made)
+            })
+            .filter(|(_, l)| !l.is_empty())
+            .collect()
     }
 
     /// Waits until every queued message has been delivered or given up on (tests, and a
@@ -283,6 +313,15 @@ impl Notifier {
                 continue;
             };
             for target in rule.notify.iter().filter_map(|n| f.rules.notify.get(n)) {
+                let links = match &event {
+                    Event::DeleteWarning { environment, .. } => self.links(
+                        [environment],
+                        NoticeKind::DeleteWarning,
+                        &target.name,
+                        f.now,
+                    ),
+                    _ => BTreeMap::new(),
+                };
                 outgoing.push((
                     target,
                     Message {
@@ -290,6 +329,7 @@ impl Notifier {
                         at: f.now,
                         timezone: rule.timezone,
                         event: event.clone(),
+                        links,
                     },
                 ));
             }
@@ -383,6 +423,13 @@ impl Notifier {
         for (target, tz) in due {
             let scope = digest::scope(f.rules, &target.name);
             let d = digest::digest(&fleet, &scope, tz, now);
+            let listed = d.upcoming_deletes.iter().take(message::DIGEST_LIST_MAX);
+            let links = self.links(
+                listed.map(|u| &u.environment),
+                NoticeKind::Digest,
+                &target.name,
+                now,
+            );
             outgoing.push((
                 target,
                 Message {
@@ -390,6 +437,7 @@ impl Notifier {
                     at: now,
                     timezone: tz,
                     event: Event::Digest(d),
+                    links,
                 },
             ));
         }
@@ -493,6 +541,7 @@ fn environment_ref(d: &Decision) -> EnvironmentRef {
         name: d.environment.clone(),
         project: d.project.clone(),
         state: d.state,
+        mode: d.mode,
     }
 }
 

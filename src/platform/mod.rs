@@ -207,6 +207,55 @@ pub trait Platform: Send + Sync {
     /// deleted at T"; `reason` is CamelCase (`DeleteWarning`). Best effort: it never fails,
     /// and by default it does nothing.
     async fn note(&self, _id: &str, _reason: &str, _message: &str) {}
+    /// Has the platform's own notices (a Kubernetes Stopped Event) carry signed action
+    /// links. By default there are no such notices, and this does nothing.
+    fn set_links(&self, _links: Arc<dyn ActionLinks>) {}
+}
+
+/// The notice a signed action link is put in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// A delete is coming (a Slack or webhook message, a Kubernetes Event).
+    DeleteWarning,
+    /// curfew stopped the environment (a Kubernetes Event).
+    Stopped,
+    /// A daily digest's line about a coming delete.
+    Digest,
+}
+
+/// One signed link: what it does, in words, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionLink {
+    /// `keep 4 h`, `wake now`, `delay the delete by 2 days`…
+    pub label: String,
+    pub url: String,
+}
+
+/// Signed action links for the notices about one environment: each lets whoever holds it
+/// keep, wake or delay that environment once, without a login. They are made by the status
+/// page's signer (`crate::ui::links`); adapters and notifiers only put them where people
+/// read. Never made for production environments.
+pub trait ActionLinks: Send + Sync {
+    /// The links a `notice` about the environment `id` (of `mode`) sent to `target` carries,
+    /// made at `now`; empty when it may have none.
+    fn links(
+        &self,
+        id: &str,
+        mode: Mode,
+        notice: NoticeKind,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<ActionLink>;
+}
+
+/// Links as one line of plain text, for a Kubernetes Event's note or a plain message:
+/// `keep 4 h: URL · wake now: URL`.
+pub fn links_text(links: &[ActionLink]) -> String {
+    links
+        .iter()
+        .map(|l| format!("{}: {}", l.label, l.url))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// How the platform took an action.

@@ -53,6 +53,13 @@ pub struct EnvRecord {
     pub stopped_since: Option<DateTime<Utc>>,
     /// When people were warned that it will be deleted.
     pub delete_warned_at: Option<DateTime<Utc>>,
+    /// No delete before this instant: a person delayed it (the status page, a signed
+    /// link, the admin API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_not_before: Option<DateTime<Utc>>,
+    /// Who delayed the delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_delayed_by: Option<Arc<str>>,
 }
 
 /// The ledger's records by environment id, and what changed since they were read.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};
 
 use crate::config::{Rule, RuleSchedule, RuleSet, Wake};
-use crate::platform::{EnvState, Environment, Snapshot, Words};
+use crate::platform::{EnvState, Environment, Mode, Snapshot, Words};
 use crate::schedule::{format_seconds, parse_expiry};
 
 /// Label (or annotation) that protects an environment: `curfew.dev/protect: "true"`.
@@ -117,6 +117,9 @@ pub struct Decision {
     pub environment_id: Arc<str>,
     pub environment: Arc<str>,
     pub project: Arc<str>,
+    /// The environment's mode (production, staging, development, preview).
+    #[serde(default = "preview")]
+    pub mode: Mode,
     pub state: EnvState,
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,6 +294,27 @@ pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
+/// What protects `env`, in words (`production environments are protected
+/// (safety.protect_production)`), or `None`: the `protect` selectors, a protection set by a
+/// person, the protect label. Protection beats every rule, and every person's request.
+pub fn protection(rules: &RuleSet, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
+    if let Some(p) = rules.protect.iter().find(|p| p.selector.may_match(env)) {
+        return Some(p.description.clone());
+    }
+    if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
+        return Some(format!("protected through the admin API by {by}"));
+    }
+    env.labels
+        .get(PROTECT_LABEL)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        .then(|| format!("protected by its label {PROTECT_LABEL}=true"))
+}
+
+/// A decision read back without its mode (a plan from an older daemon).
+fn preview() -> Mode {
+    Mode::Preview
+}
+
 fn span(d: TimeDelta) -> String {
     format_seconds(d.num_seconds().max(0).unsigned_abs())
 }
@@ -326,6 +350,7 @@ impl<'a> Pass<'a> {
             environment_id: env.id.clone(),
             environment: env.name.clone(),
             project: env.project.clone(),
+            mode: env.mode,
             state: env.state,
             action: Action::None,
             cause: None,
@@ -384,29 +409,7 @@ impl<'a> Pass<'a> {
     }
 
     fn protection(&self, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
-        if let Some(p) = self
-            .rules
-            .protect
-            .iter()
-            .find(|p| p.selector.may_match(env))
-        {
-            return Some(format!("{}; curfew never acts on it", p.description));
-        }
-        if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
-            return Some(format!(
-                "protected through the admin API by {by}; curfew never acts on it"
-            ));
-        }
-        if env
-            .labels
-            .get(PROTECT_LABEL)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
-            return Some(format!(
-                "protected by its label {PROTECT_LABEL}=true; curfew never acts on it"
-            ));
-        }
-        None
+        protection(self.rules, env, record).map(|p| format!("{p}; curfew never acts on it"))
     }
 
     fn matching_rule(&self, env: &Environment, trace: &mut Trace) -> Option<(usize, &'a Rule)> {
@@ -608,7 +611,21 @@ impl RuleDecision<'_, '_> {
                 format!("no deployment or activity for longer than {}", span(d)),
             ));
         }
-        due.into_iter().min_by_key(|(t, _, _)| *t)
+        let (at, cause, what) = due.into_iter().min_by_key(|(t, _, _)| *t)?;
+        // A person delayed the delete: it waits for that instant, whatever the condition.
+        match self.record.and_then(|r| Some((r.delete_not_before?, r.delete_delayed_by.clone())))
+        {
+            Some((not_before, by)) if not_before > at => Some((
+                not_before,
+                cause,
+                format!(
+                    "{what} (delayed until {} by {})",
+                    self.at(not_before),
+                    by.as_deref().unwrap_or("someone")
+                ),
+            )),
+            _ => Some((at, cause, what)),
+        }
     }
 
     /// The delete clock: nothing yet, postponed, or a step under way (warning, waiting,

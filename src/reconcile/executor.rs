@@ -10,7 +10,7 @@ use futures::StreamExt;
 use super::{Acted, Daemon, PassError};
 use crate::config::RuleSet;
 use crate::metrics::{ActionResult, Cap};
-use crate::platform::Outcome;
+use crate::platform::{NoticeKind, Outcome, links_text};
 use crate::policy::{Action, Decision, LedgerView};
 
 /// What became of a decision that called for an action.
@@ -182,8 +182,9 @@ impl Daemon {
         for p in &planned {
             if p.decision.action == Action::Warn && matches!(p.result, Some(ActResult::Done(_))) {
                 let d = &p.decision;
+                let message = self.note_with_links(d, now);
                 self.platform
-                    .note(&d.environment_id, "DeleteWarning", &d.reason)
+                    .note(&d.environment_id, "DeleteWarning", &message)
                     .await;
             }
         }
@@ -308,6 +309,24 @@ impl Daemon {
             .collect();
         self.ledger.finish(&outcomes, &stops, finished, now)?;
         Ok(results)
+    }
+
+    /// A delete warning's text for the platform's notice, with its signed links (keep,
+    /// delay) when the daemon makes them.
+    fn note_with_links(&self, d: &Decision, now: DateTime<Utc>) -> String {
+        let links = self.links.as_ref().map(|l| {
+            l.links(
+                &d.environment_id,
+                d.mode,
+                NoticeKind::DeleteWarning,
+                &format!("{} event", self.platform.name()),
+                now,
+            )
+        });
+        match links.filter(|l| !l.is_empty()) {
+            Some(links) => format!("{} — {}", d.reason, links_text(&links)),
+            None => d.reason.to_string(),
+        }
     }
 
     /// One log line and one count per action, from the same data.

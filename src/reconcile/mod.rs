@@ -27,7 +27,7 @@ use crate::config::RuleSet;
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::{Metrics, PassResult};
 use crate::notify::{Notifier, PassFacts};
-use crate::platform::{EnvState, Environment, Platform, PlatformError, Snapshot};
+use crate::platform::{ActionLinks, EnvState, Environment, Platform, PlatformError, Snapshot};
 use crate::policy::{self, Action, Decision, LedgerView};
 use crate::server::Health;
 
@@ -45,7 +45,12 @@ struct Look {
 pub struct PassReport {
     pub at: DateTime<Utc>,
     pub complete: bool,
-    pub decisions: Vec<Decision>,
+    /// Shared, not copied, with the status page, which shows the last pass's decisions
+    /// until the next pass replaces them ([`Daemon::last_pass`]).
+    pub decisions: Arc<Vec<Decision>>,
+    /// The listing the decisions were made from (in the same order), shared likewise: the
+    /// status page explains an environment from it.
+    pub snapshot: Arc<Snapshot>,
     /// Every action the decisions called for (by index in `decisions`, not a copy: a pass
     /// can stop thousands), with what became of it; read through [`Self::acted`].
     acted: Vec<Acted>,
@@ -106,6 +111,37 @@ pub fn acted<'a>(
     })
 }
 
+/// How a pass went, as the status page's health shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassOutcome {
+    /// When it decided (the clock's time).
+    pub at: DateTime<Utc>,
+    pub result: PassResult,
+    /// Real time it took.
+    pub took: Duration,
+    /// Whether the platform listed everything.
+    pub complete: bool,
+    /// Actions the platform took.
+    pub done: usize,
+    /// Actions that failed.
+    pub failed: usize,
+    /// Actions held back by `max_stops_per_pass` or `max_deletes_per_hour`.
+    pub capped: usize,
+    /// Why the pass failed as a whole.
+    pub error: Option<String>,
+}
+
+/// How many passes' outcomes the daemon remembers for the status page.
+const RECENT_PASSES: usize = 20;
+
+/// The passes the status page shows: the last one that decided, and how the recent ones
+/// went (newest first).
+#[derive(Default)]
+struct Passes {
+    last: Option<Arc<PassReport>>,
+    recent: std::collections::VecDeque<PassOutcome>,
+}
+
 /// Why a pass failed as a whole (the next one tries again).
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
@@ -147,6 +183,11 @@ pub struct Daemon {
     max_snooze: TimeDelta,
     /// Told what each pass did; never waits for a delivery.
     notifier: Option<Notifier>,
+    /// What the last passes did, for the status page.
+    passes: Mutex<Passes>,
+    /// Signed links for the notices the platform posts (a Kubernetes Event's delete
+    /// warning); made by the status page's signer.
+    links: Option<Arc<dyn ActionLinks>>,
 }
 
 /// What passes remember between themselves that is not worth the ledger.
@@ -181,7 +222,84 @@ impl Daemon {
             nudge: tokio::sync::Notify::new(),
             max_snooze: DEFAULT_MAX_SNOOZE,
             notifier: None,
+            passes: Mutex::new(Passes::default()),
+            links: None,
         }
+    }
+
+    /// Puts signed action links in the notices the platform posts (a delete warning's
+    /// Kubernetes Event).
+    pub fn with_links(mut self, links: Arc<dyn ActionLinks>) -> Daemon {
+        self.links = Some(links);
+        self
+    }
+
+    /// The last pass that decided (its decisions are shared, not copied), if any.
+    pub fn last_pass(&self) -> Option<Arc<PassReport>> {
+        self.passes().last.clone()
+    }
+
+    /// How the recent passes went, newest first.
+    pub fn recent_passes(&self) -> Vec<PassOutcome> {
+        self.passes().recent.iter().cloned().collect()
+    }
+
+    /// The longest snooze, wake or delay a person may ask for (`admin_max_snooze`).
+    pub fn max_snooze(&self) -> TimeDelta {
+        self.max_snooze
+    }
+
+    /// The clock the daemon decides by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    fn passes(&self) -> std::sync::MutexGuard<'_, Passes> {
+        self.passes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps what a pass did for the status page.
+    fn remember(&self, result: &Result<PassReport, PassError>, label: PassResult, took: Duration) {
+        let mut outcome = PassOutcome {
+            at: self.clock.now(),
+            result: label,
+            took,
+            complete: false,
+            done: 0,
+            failed: 0,
+            capped: 0,
+            error: None,
+        };
+        let report = match result {
+            Ok(report) => {
+                outcome.at = report.at;
+                outcome.complete = report.complete;
+                for a in &report.acted {
+                    match a.result {
+                        ActResult::Done(_) => outcome.done += 1,
+                        ActResult::Failed(_) => outcome.failed += 1,
+                        ActResult::SkippedCap(_) => outcome.capped += 1,
+                        ActResult::DryRun | ActResult::Confirming => {}
+                    }
+                }
+                Some(Arc::new(report.clone()))
+            }
+            Err(e) => {
+                outcome.error = Some(e.to_string());
+                None
+            }
+        };
+        let mut passes = self.passes();
+        if report.is_some() {
+            passes.last = report;
+        }
+        passes.recent.push_front(outcome);
+        passes.recent.truncate(RECENT_PASSES);
     }
 
     /// Sets the longest snooze an operator may ask for (default 7 days).
@@ -325,6 +443,7 @@ impl Daemon {
         if label != PassResult::Error {
             self.health.pass_succeeded(finished);
         }
+        self.remember(&result, label, started.elapsed());
         self.metrics.pass(
             label,
             started.elapsed(),
@@ -361,10 +480,10 @@ impl Daemon {
             decisions,
         } = self.look().await?;
         let complete = snapshot.complete;
-        // The listing is the pass's largest value, and the decisions carry what the rest of
-        // the pass needs of it (ids, names, projects, states): only a notifier, whose daily
-        // digest decides again on it, keeps it through the pass.
-        let snapshot = self.notifier.is_some().then_some(snapshot);
+        // The listing is kept (shared, not copied) with the decisions for the status page,
+        // which explains an environment from it without calling the platform; a notifier's
+        // digest decides again on it.
+        let snapshot = Arc::new(snapshot);
         // What the listing's parsing left free in the heap goes back before the actions,
         // not after them.
         crate::memory::release_free();
@@ -409,11 +528,10 @@ impl Daemon {
         self.ledger.accrue(now, &rules.currency, &still_stopped)?;
         drop(still);
         self.export(&rules, &decisions, &view)?;
-        let notifier = self.notifier.as_ref().zip(snapshot.as_ref());
-        let next_digest = notifier.and_then(|(n, snapshot)| {
+        let next_digest = self.notifier.as_ref().and_then(|n| {
             n.after_pass(&PassFacts {
                 rules: &rules,
-                snapshot,
+                snapshot: &snapshot,
                 view: &view,
                 decisions: &decisions,
                 acted: &done,
@@ -439,7 +557,8 @@ impl Daemon {
         Ok(PassReport {
             at: now,
             complete,
-            decisions,
+            decisions: Arc::new(decisions),
+            snapshot,
             acted: done,
             next_wakeup,
         })

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Daemon, PassError};
 use crate::ledger::{EnvironmentSavings, HistoryEntry, LedgerError, OverrideEntry};
-use crate::platform::{Environment, PlatformError, Snapshot};
+use crate::platform::{EnvState, Environment, PlatformError, Snapshot};
 use crate::policy::{self, Action, Decision, EnvRecord, Explanation, LedgerView};
 
 /// How many history lines an environment's report carries.
@@ -28,6 +28,10 @@ pub enum OperatorError {
     Ambiguous { key: String, ids: Vec<String> },
     #[error("{0}")]
     Invalid(String),
+    /// The environment is protected (or production): curfew does not act on it, even when
+    /// asked.
+    #[error("{0}")]
+    Protected(String),
     #[error("the platform could not be read: {0}")]
     Platform(#[from] PlatformError),
     #[error(transparent)]
@@ -276,6 +280,63 @@ impl Daemon {
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, kind, "protection changed");
         self.report(environment, complete)
+    }
+
+    /// Keeps the environment up until `until`: a stopped one is woken until then, a
+    /// running one snoozed (no stop before then). What a person means by "keep it 4 h".
+    pub async fn keep(
+        &self,
+        key: &str,
+        until: DateTime<Utc>,
+        who: &str,
+        note: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, _) = self.find(key).await?;
+        match environment.state {
+            EnvState::Stopped | EnvState::Stopping => {
+                self.wake(&environment.id, Some(until), who).await
+            }
+            _ => self.snooze(&environment.id, until, who, note).await,
+        }
+    }
+
+    /// No delete before `until`: the delete waits (and is warned about again
+    /// `warn_before_delete` ahead of the new instant). Schedules and idle stops still apply.
+    pub async fn delay_delete(
+        &self,
+        key: &str,
+        until: DateTime<Utc>,
+        who: &str,
+        note: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, complete) = self.find(key).await?;
+        self.check_until(until)?;
+        self.change(&environment.id, "delay_delete", who, Some(until), note, |r| {
+            r.delete_not_before = Some(until);
+            r.delete_delayed_by = Some(who.into());
+            r.delete_warned_at = None;
+        })
+        .await?;
+        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "delete delayed");
+        self.report(environment, complete)
+    }
+
+    /// The environment `key` names, if curfew may act on it at a person's request: not
+    /// production, not protected (by the file, a person, or its label).
+    pub async fn actionable(&self, key: &str) -> Result<Environment, OperatorError> {
+        let (environment, _) = self.find(key).await?;
+        let record = self.ledger.record(&environment.id)?;
+        let protection = match environment.mode {
+            crate::platform::Mode::Production => Some("it is a production environment".into()),
+            _ => policy::protection(&self.rules(), &environment, record.as_ref()),
+        };
+        match protection {
+            Some(p) => Err(OperatorError::Protected(format!(
+                "{} is protected ({p}): curfew does not act on it",
+                environment.name
+            ))),
+            None => Ok(environment),
+        }
     }
 
     /// The environment that `key` names: its id, else the one environment of that name.

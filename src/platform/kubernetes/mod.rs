@@ -19,6 +19,7 @@
 
 mod events;
 mod leader;
+mod links;
 mod namespace;
 mod traffic;
 mod workload;
@@ -149,6 +150,8 @@ struct Inner {
     leader: Arc<dyn Leader>,
     traffic: Option<traffic::Traffic>,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// Signed action links for the Stopped Event (see `links.rs`).
+    links: std::sync::OnceLock<Arc<dyn crate::platform::ActionLinks>>,
 }
 
 /// A failed API call.
@@ -282,6 +285,7 @@ impl Kubernetes {
                 leader,
                 traffic,
                 observer,
+                links: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -575,7 +579,7 @@ impl Kubernetes {
         left_as_changed.sort();
         let done: usize = changed.values().sum();
         if done > 0 {
-            let notice = action_notice(step, &changed, &left_as_changed);
+            let notice = self.with_links(&ns, action_notice(step, &changed, &left_as_changed));
             self.post(id, ns.metadata.uid.as_deref(), &notice).await;
         }
         if not_leader > 0 {
@@ -883,6 +887,10 @@ impl Platform for Kubernetes {
             Err(e) if e.code() == Some(409) => Ok(Outcome::AlreadyThereOrBusy),
             Err(e) => Err(self.call_failure(operation, id, &e)),
         }
+    }
+
+    fn set_links(&self, links: Arc<dyn crate::platform::ActionLinks>) {
+        let _ = self.inner.links.set(links);
     }
 
     async fn note(&self, id: &str, reason: &str, message: &str) {
