@@ -239,7 +239,11 @@ async fn daemon(
             return Ok(ExitCode::from(1));
         }
     };
-    tracing::info!(access = page.access.as_str(), links = page.signer.is_some(), "status page");
+    tracing::info!(
+        access = page.access.as_str(),
+        links = page.signer.is_some(),
+        "status page"
+    );
     router = server::merge_admin(router, crate::ui::router(daemon.clone(), page));
     let mut server_shutdown = shutdown_rx.clone();
     let server_task = tokio::spawn(server::serve(listener, router, async move {
@@ -383,7 +387,9 @@ fn links_signer(
             to_delta(settings.admin_max_snooze),
         )))),
         (Some(_), None) => {
-            tracing::warn!("a link key is set but daemon.public_url is not: notifications carry no action links");
+            tracing::warn!(
+                "a link key is set but daemon.public_url is not: notifications carry no action links"
+            );
             Ok(None)
         }
         (None, _) => Ok(None),

@@ -264,7 +264,11 @@ pub fn apply_env_overrides(
                 d.link_key_file,
                 &mut daemon.link_key_file,
             ),
-            ("DAEMON__LINK_EXPIRY", d.link_expiry, &mut daemon.link_expiry),
+            (
+                "DAEMON__LINK_EXPIRY",
+                d.link_expiry,
+                &mut daemon.link_expiry,
+            ),
         ];
         for (name, value, slot) in pairs {
             if set(name) {

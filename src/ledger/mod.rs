@@ -657,7 +657,13 @@ impl Ledger {
         let inserted = self.conn().execute(
             "INSERT INTO link_uses (nonce, environment_id, action, target, used_at)
              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(nonce) DO NOTHING",
-            params![used.nonce, used.environment_id, used.action, used.target, ts(used.at)],
+            params![
+                used.nonce,
+                used.environment_id,
+                used.action,
+                used.target,
+                ts(used.at)
+            ],
         )?;
         Ok(inserted == 1)
     }

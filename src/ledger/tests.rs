@@ -35,6 +35,7 @@ fn stop_decision(id: &str) -> Decision {
         environment_id: id.into(),
         environment: format!("env-{id}").into(),
         project: "web".into(),
+        mode: crate::platform::Mode::Preview,
         state: EnvState::Running,
         action: Action::Stop,
         cause: Some(Cause::Schedule),

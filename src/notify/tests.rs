@@ -29,6 +29,7 @@ fn pr12() -> EnvironmentRef {
         name: "pr-12".into(),
         project: "web".into(),
         state: EnvState::Stopped,
+        mode: crate::platform::Mode::Preview,
     }
 }
 
@@ -43,6 +44,7 @@ fn warning() -> Message {
             reason: "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule \"ttl\"); warning now".into(),
             delete_at: at("2026-11-28T00:00:00Z"),
         },
+        links: Default::default(),
     }
 }
 
@@ -443,6 +445,7 @@ fn decision(e: &Environment, action: Action) -> Decision {
         environment_id: e.id.clone(),
         environment: e.name.clone(),
         project: e.project.clone(),
+        mode: e.mode,
         state: e.state,
         action,
         cause: Some(Cause::Schedule),

@@ -297,7 +297,11 @@ pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
 /// What protects `env`, in words (`production environments are protected
 /// (safety.protect_production)`), or `None`: the `protect` selectors, a protection set by a
 /// person, the protect label. Protection beats every rule, and every person's request.
-pub fn protection(rules: &RuleSet, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
+pub fn protection(
+    rules: &RuleSet,
+    env: &Environment,
+    record: Option<&EnvRecord>,
+) -> Option<String> {
     if let Some(p) = rules.protect.iter().find(|p| p.selector.may_match(env)) {
         return Some(p.description.clone());
     }
@@ -613,7 +617,9 @@ impl RuleDecision<'_, '_> {
         }
         let (at, cause, what) = due.into_iter().min_by_key(|(t, _, _)| *t)?;
         // A person delayed the delete: it waits for that instant, whatever the condition.
-        match self.record.and_then(|r| Some((r.delete_not_before?, r.delete_delayed_by.clone())))
+        match self
+            .record
+            .and_then(|r| Some((r.delete_not_before?, r.delete_delayed_by.clone())))
         {
             Some((not_before, by)) if not_before > at => Some((
                 not_before,

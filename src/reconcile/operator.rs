@@ -311,11 +311,18 @@ impl Daemon {
     ) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
         self.check_until(until)?;
-        self.change(&environment.id, "delay_delete", who, Some(until), note, |r| {
-            r.delete_not_before = Some(until);
-            r.delete_delayed_by = Some(who.into());
-            r.delete_warned_at = None;
-        })
+        self.change(
+            &environment.id,
+            "delay_delete",
+            who,
+            Some(until),
+            note,
+            |r| {
+                r.delete_not_before = Some(until);
+                r.delete_delayed_by = Some(who.into());
+                r.delete_warned_at = None;
+            },
+        )
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "delete delayed");
         self.report(environment, complete)

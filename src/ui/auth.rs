@@ -91,7 +91,8 @@ impl Sessions {
             nonce: format!("{:032x}", rand::random::<u128>()),
         };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
-        let signature = URL_SAFE_NO_PAD.encode(self.mac(payload.as_bytes()).finalize().into_bytes());
+        let signature =
+            URL_SAFE_NO_PAD.encode(self.mac(payload.as_bytes()).finalize().into_bytes());
         self.cookie(
             &format!("{payload}.{signature}"),
             self.lifetime.num_seconds(),
@@ -137,7 +138,11 @@ impl Sessions {
         if !proxy.addresses.iter().any(|net| net.contains(&ip)) {
             return None;
         }
-        let name = headers.get(proxy.user_header.as_str())?.to_str().ok()?.trim();
+        let name = headers
+            .get(proxy.user_header.as_str())?
+            .to_str()
+            .ok()?
+            .trim();
         valid_user(name).then(|| User {
             name: name.to_string(),
             via: Via::Proxy,
@@ -200,10 +205,7 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// `Sec-Fetch-Site`) with every POST; one from another site is refused even with a valid
 /// token. Requests without either (scripts, old browsers) are judged by the token alone.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return matches!(site, "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
@@ -238,7 +240,13 @@ mod tests {
         let s = Sessions::new(TimeDelta::hours(12), true, None);
         let set = s.login_cookie("alice", now());
         let text = set.to_str().unwrap();
-        for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/", "Max-Age=43200"] {
+        for attribute in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Secure",
+            "Path=/",
+            "Max-Age=43200",
+        ] {
             assert!(text.contains(attribute), "{text}");
         }
         let h = with_cookie(&set);
@@ -248,7 +256,11 @@ mod tests {
         let other = Sessions::new(TimeDelta::hours(12), true, None);
         assert!(other.user(&h, None, now()).is_none());
         // Changed by hand: refused.
-        let value = text.split(';').next().unwrap().replace("curfew_session=", "");
+        let value = text
+            .split(';')
+            .next()
+            .unwrap()
+            .replace("curfew_session=", "");
         let (payload, signature) = value.split_once('.').unwrap();
         let forged = URL_SAFE_NO_PAD.encode(br#"{"u":"mallory","x":9999999999,"n":"00"}"#);
         let mut h = HeaderMap::new();
@@ -285,7 +297,8 @@ mod tests {
             })
         );
         assert_eq!(
-            s.user(&h, Some(&from("::ffff:10.1.2.3")), now()).map(|u| u.name),
+            s.user(&h, Some(&from("::ffff:10.1.2.3")), now())
+                .map(|u| u.name),
             Some("bob".into())
         );
         assert_eq!(s.user(&h, Some(&from("192.168.1.1")), now()), None);
@@ -295,11 +308,18 @@ mod tests {
     #[test]
     fn csrf_tokens_are_bound_to_their_session() {
         let s = Sessions::new(TimeDelta::hours(12), false, None);
-        let alice = s.user(&with_cookie(&s.login_cookie("alice", now())), None, now()).unwrap();
-        let again = s.user(&with_cookie(&s.login_cookie("alice", now())), None, now()).unwrap();
+        let alice = s
+            .user(&with_cookie(&s.login_cookie("alice", now())), None, now())
+            .unwrap();
+        let again = s
+            .user(&with_cookie(&s.login_cookie("alice", now())), None, now())
+            .unwrap();
         let token = s.csrf(&alice);
         assert!(s.csrf_ok(&alice, &token));
-        assert!(!s.csrf_ok(&again, &token), "another session of the same user");
+        assert!(
+            !s.csrf_ok(&again, &token),
+            "another session of the same user"
+        );
         assert!(!s.csrf_ok(&alice, ""));
         assert!(!s.csrf_ok(&alice, "not base64!"));
     }
@@ -316,7 +336,13 @@ mod tests {
         assert!(same_origin(&h(&[])));
         assert!(same_origin(&h(&[("sec-fetch-site", "same-origin")])));
         assert!(!same_origin(&h(&[("sec-fetch-site", "cross-site")])));
-        assert!(same_origin(&h(&[("origin", "http://127.0.0.1:9464"), ("host", "127.0.0.1:9464")])));
-        assert!(!same_origin(&h(&[("origin", "https://evil.example"), ("host", "127.0.0.1:9464")])));
+        assert!(same_origin(&h(&[
+            ("origin", "http://127.0.0.1:9464"),
+            ("host", "127.0.0.1:9464")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("origin", "https://evil.example"),
+            ("host", "127.0.0.1:9464")
+        ])));
     }
 }

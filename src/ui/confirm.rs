@@ -27,11 +27,14 @@ fn anonymous() -> Reader<'static> {
 
 /// The link `token` names, if it may still be used; else the page that says why not.
 async fn usable(ui: &Ui, token: &str) -> Result<Link, Response> {
-    let refused = |status, title: &str, text: &str| {
-        Err(layout::message(status, title, text, &anonymous()))
-    };
+    let refused =
+        |status, title: &str, text: &str| Err(layout::message(status, title, text, &anonymous()));
     let Some(signer) = &ui.signer else {
-        return refused(StatusCode::NOT_FOUND, "Links are off", "This curfew makes no action links.");
+        return refused(
+            StatusCode::NOT_FOUND,
+            "Links are off",
+            "This curfew makes no action links.",
+        );
     };
     let link = match signer.verify(token, ui.now()) {
         Ok(link) => link,
@@ -41,7 +44,11 @@ async fn usable(ui: &Ui, token: &str) -> Result<Link, Response> {
                 super::links::LinkRefused::Expired(_) => StatusCode::GONE,
                 _ => StatusCode::BAD_REQUEST,
             };
-            return refused(status, "This link cannot be used", &format!("{}. Nothing was changed.", capitalized(&e.to_string())));
+            return refused(
+                status,
+                "This link cannot be used",
+                &format!("{}. Nothing was changed.", capitalized(&e.to_string())),
+            );
         }
     };
     let ledger = ui.daemon.ledger().clone();
@@ -60,7 +67,11 @@ async fn usable(ui: &Ui, token: &str) -> Result<Link, Response> {
                 ),
             )
         }
-        _ => refused(StatusCode::INTERNAL_SERVER_ERROR, "The ledger cannot be read", "Nothing was changed; try again later."),
+        _ => refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The ledger cannot be read",
+            "Nothing was changed; try again later.",
+        ),
     }
 }
 
@@ -75,13 +86,16 @@ fn capitalized(text: &str) -> String {
 /// What the link will do, in words, as of `now`, and the environment's name if the last
 /// pass listed it.
 fn describe(ui: &Ui, link: &Link, now: DateTime<Utc>) -> (String, String) {
-    let name = ui
-        .last_decision(&link.environment_id)
-        .map_or_else(|| link.environment_id.clone(), |d| d.environment.to_string());
+    let name = ui.last_decision(&link.environment_id).map_or_else(
+        || link.environment_id.clone(),
+        |d| d.environment.to_string(),
+    );
     let tz = ui.zone_of(&link.environment_id);
     let local = |t: DateTime<Utc>| crate::policy::local(t, tz);
     let what = match link.action {
-        LinkAction::Wake => "Start it now, and keep it up until its rule's next scheduled stop".to_string(),
+        LinkAction::Wake => {
+            "Start it now, and keep it up until its rule's next scheduled stop".to_string()
+        }
         LinkAction::Keep { seconds } => format!(
             "Keep it up until {} (a stopped environment is started)",
             after(now, seconds).map_or_else(|| "much later".into(), local)
@@ -122,7 +136,12 @@ pub async fn show(State(ui): State<Ui>, Path(token): Path<String>) -> Response {
 }
 
 /// POST: acts once.
-pub async fn act(State(ui): State<Ui>, Path(token): Path<String>, _headers: HeaderMap, _peer: Peer) -> Response {
+pub async fn act(
+    State(ui): State<Ui>,
+    Path(token): Path<String>,
+    _headers: HeaderMap,
+    _peer: Peer,
+) -> Response {
     let link = match usable(&ui, &token).await {
         Ok(link) => link,
         Err(page) => return page,
@@ -145,10 +164,20 @@ pub async fn act(State(ui): State<Ui>, Path(token): Path<String>, _headers: Head
     match claim {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => {
-            return layout::message(StatusCode::GONE, "This link was used already", "A link acts once. Nothing was changed.", &anonymous());
+            return layout::message(
+                StatusCode::GONE,
+                "This link was used already",
+                "A link acts once. Nothing was changed.",
+                &anonymous(),
+            );
         }
         _ => {
-            return layout::message(StatusCode::INTERNAL_SERVER_ERROR, "The ledger cannot be written", "Nothing was changed; try again later.", &anonymous());
+            return layout::message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The ledger cannot be written",
+                "Nothing was changed; try again later.",
+                &anonymous(),
+            );
         }
     }
     let who = format!("link sent to {}", link.target);
@@ -175,7 +204,12 @@ pub async fn act(State(ui): State<Ui>, Path(token): Path<String>, _headers: Head
 
 /// The link's action, through the operator paths, by `who`; never for a production or a
 /// protected environment.
-async fn carry_out(ui: &Ui, link: &Link, who: &str, now: DateTime<Utc>) -> Result<(), OperatorError> {
+async fn carry_out(
+    ui: &Ui,
+    link: &Link,
+    who: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OperatorError> {
     let daemon = &ui.daemon;
     let id = link.environment_id.as_str();
     daemon.actionable(id).await?;

@@ -96,7 +96,11 @@ fn stored(ledger: &Ledger, id: &str, now: DateTime<Utc>) -> Result<Stored, Ledge
 /// The environment `id` of the last pass's listing, with its decision.
 fn listed(ui: &Ui, id: &str) -> Option<(Environment, Decision, bool, DateTime<Utc>)> {
     let last = ui.daemon.last_pass()?;
-    let index = last.snapshot.environments.iter().position(|e| &*e.id == id)?;
+    let index = last
+        .snapshot
+        .environments
+        .iter()
+        .position(|e| &*e.id == id)?;
     Some((
         last.snapshot.environments[index].clone(),
         last.decisions.get(index)?.clone(),
@@ -106,9 +110,14 @@ fn listed(ui: &Ui, id: &str) -> Option<(Environment, Decision, bool, DateTime<Ut
 }
 
 /// The buttons `env` offers a reader who may act.
-fn buttons(env: &Environment, d: &Decision, rules: &RuleSet, record: Option<&EnvRecord>) -> Vec<Button> {
-    let protected = env.mode == Mode::Production
-        || policy::protection(rules, env, record).is_some();
+fn buttons(
+    env: &Environment,
+    d: &Decision,
+    rules: &RuleSet,
+    record: Option<&EnvRecord>,
+) -> Vec<Button> {
+    let protected =
+        env.mode == Mode::Production || policy::protection(rules, env, record).is_some();
     let mut out = Vec::new();
     if !protected {
         let has_stop = d
@@ -163,10 +172,20 @@ pub async fn page(
     let stored = match tokio::task::spawn_blocking(move || stored(&ledger, &env_id, now)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            return ui.message(StatusCode::INTERNAL_SERVER_ERROR, "The ledger cannot be read", &e.to_string(), user.as_ref());
+            return ui.message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The ledger cannot be read",
+                &e.to_string(),
+                user.as_ref(),
+            );
         }
         Err(_) => {
-            return ui.message(StatusCode::INTERNAL_SERVER_ERROR, "The page failed", "Reading the ledger did not finish.", user.as_ref());
+            return ui.message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page failed",
+                "Reading the ledger did not finish.",
+                user.as_ref(),
+            );
         }
     };
     let rules = ui.daemon.rules();
@@ -219,7 +238,9 @@ impl EnvironmentView<'_> {
             now: self.now,
             stops: &self.stored.stops,
             schedule: rule.and_then(|r| r.schedule.as_ref()),
-            kept_until: record.and_then(|r| r.snoozed_until).filter(|u| *u > self.now),
+            kept_until: record
+                .and_then(|r| r.snoozed_until)
+                .filter(|u| *u > self.now),
             delete_at: d.delete.as_ref().and_then(|p| p.at),
             events: &self.stored.history,
         };
@@ -321,10 +342,17 @@ pub async fn act(
 ) -> Response {
     let user = ui.user(&headers, &peer);
     let Some(user) = user else {
-        return ui.message(StatusCode::FORBIDDEN, "Refused", "Only a signed-in reader may act: sign in first.", None);
+        return ui.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "Only a signed-in reader may act: sign in first.",
+            None,
+        );
     };
     let form = super::form::<ActForm>(&body);
-    let csrf_ok = form.as_ref().is_some_and(|f| ui.sessions.csrf_ok(&user, &f.csrf));
+    let csrf_ok = form
+        .as_ref()
+        .is_some_and(|f| ui.sessions.csrf_ok(&user, &f.csrf));
     if !csrf_ok || !super::auth::same_origin(&headers) {
         tracing::warn!(who = %user.name, "status page action refused: no valid CSRF token");
         return ui.message(
@@ -335,7 +363,12 @@ pub async fn act(
         );
     }
     let Some(button) = form.and_then(|f| Button::parse(&f.action)) else {
-        return ui.message(StatusCode::BAD_REQUEST, "Unknown action", "Nothing was changed.", Some(&user));
+        return ui.message(
+            StatusCode::BAD_REQUEST,
+            "Unknown action",
+            "Nothing was changed.",
+            Some(&user),
+        );
     };
     match carry_out(&ui, &id, button, &user.name).await {
         Ok(()) => Redirect::to(&format!(
@@ -358,14 +391,20 @@ async fn carry_out(ui: &Ui, id: &str, button: Button, who: &str) -> Result<(), O
     }
     match button {
         Button::Wake => daemon.wake(id, None, who).await.map(drop),
-        Button::Keep4h => daemon.keep(id, now + TimeDelta::hours(4), who, note).await.map(drop),
+        Button::Keep4h => daemon
+            .keep(id, now + TimeDelta::hours(4), who, note)
+            .await
+            .map(drop),
         Button::KeepTomorrow => {
             let until = tomorrow_at(ui.zone_of(id), now, 9, 0);
             daemon.keep(id, until, who, note).await.map(drop)
         }
         Button::DelayDelete => {
             let from = ui.delete_at(id).unwrap_or(now).max(now);
-            daemon.delay_delete(id, from + TimeDelta::days(2), who, note).await.map(drop)
+            daemon
+                .delay_delete(id, from + TimeDelta::days(2), who, note)
+                .await
+                .map(drop)
         }
         Button::Protect => daemon.protect(id, true, who, note).await.map(drop),
         Button::Unprotect => daemon.protect(id, false, who, note).await.map(drop),
@@ -376,7 +415,9 @@ async fn carry_out(ui: &Ui, id: &str, button: Button, who: &str) -> Result<(), O
 pub fn operator_error(ui: &Ui, e: OperatorError, user: Option<&User>) -> Response {
     let (status, title) = match &e {
         OperatorError::NotFound(_) => (StatusCode::NOT_FOUND, "No such environment"),
-        OperatorError::Ambiguous { .. } | OperatorError::Protected(_) => (StatusCode::CONFLICT, "Not done"),
+        OperatorError::Ambiguous { .. } | OperatorError::Protected(_) => {
+            (StatusCode::CONFLICT, "Not done")
+        }
         OperatorError::Invalid(_) => (StatusCode::BAD_REQUEST, "Not done"),
         OperatorError::Platform(_) => (StatusCode::BAD_GATEWAY, "The platform did not answer"),
         OperatorError::Ledger(_) => (StatusCode::INTERNAL_SERVER_ERROR, "The ledger failed"),

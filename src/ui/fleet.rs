@@ -61,8 +61,7 @@ impl FleetQuery {
             || [&d.environment, &d.project, &d.environment_id]
                 .iter()
                 .any(|f| contains_ignore_case(f, text)))
-            && (self.rule.is_empty()
-                || d.rule.as_deref().unwrap_or("-") == self.rule.as_str())
+            && (self.rule.is_empty() || d.rule.as_deref().unwrap_or("-") == self.rule.as_str())
             && (self.state.is_empty() || d.state.as_str() == self.state)
     }
 
@@ -145,9 +144,11 @@ pub fn next_step(
     now: DateTime<Utc>,
 ) -> Option<(String, DateTime<Utc>)> {
     if d.action != Action::None {
-        let at = d.due_since.unwrap_or(now);
         let dry = if d.dry_run { " (dry run)" } else { "" };
-        return Some((format!("{} now{dry}", d.action), at));
+        return Some((
+            format!("{}{dry}, due since", d.action),
+            d.due_since.unwrap_or(now),
+        ));
     }
     let rule = rules.rule(d.rule.as_deref()?)?;
     if let Some(until) = record.and_then(|r| r.snoozed_until).filter(|u| *u > now) {
@@ -167,7 +168,10 @@ pub fn next_step(
         }
         _ => None,
     });
-    [delete, schedule].into_iter().flatten().min_by_key(|(_, at)| *at)
+    [delete, schedule]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(_, at)| *at)
 }
 
 /// The table's rows: the indices of the decisions that pass the filters, sorted.
@@ -178,7 +182,9 @@ fn rows(last: &PassReport, q: &FleetQuery, rules: &RuleSet, now: DateTime<Utc>) 
         .collect();
     let d = |i: usize| &decisions[i];
     match q.sort.as_str() {
-        "project" => rows.sort_by(|&a, &b| (&d(a).project, &d(a).environment).cmp(&(&d(b).project, &d(b).environment))),
+        "project" => rows.sort_by(|&a, &b| {
+            (&d(a).project, &d(a).environment).cmp(&(&d(b).project, &d(b).environment))
+        }),
         "mode" => rows.sort_by_key(|&i| (d(i).mode, d(i).environment.clone())),
         "state" => rows.sort_by_key(|&i| (d(i).state.as_str(), d(i).environment.clone())),
         "rule" => rows.sort_by_key(|&i| (d(i).rule.clone(), d(i).environment.clone())),
@@ -300,7 +306,9 @@ impl View<'_> {
         let mut by_rule: BTreeMap<&str, usize> = BTreeMap::new();
         for d in self.last.decisions.iter() {
             *by_state.entry(d.state.as_str()).or_default() += 1;
-            *by_rule.entry(d.rule.as_deref().unwrap_or("no rule")).or_default() += 1;
+            *by_rule
+                .entry(d.rule.as_deref().unwrap_or("no rule"))
+                .or_default() += 1;
         }
         let c = &self.rules.currency;
         let f = self.facts;
@@ -340,7 +348,9 @@ impl View<'_> {
         let mut coming: Vec<(DateTime<Utc>, &str, bool, usize, chrono_tz::Tz)> = Vec::new();
         for rule in &self.rules.rules {
             let Some(s) = &rule.schedule else { continue };
-            let Some(at) = s.next_change(self.now) else { continue };
+            let Some(at) = s.next_change(self.now) else {
+                continue;
+            };
             let starts = s.is_active(at);
             let moved = self
                 .last
@@ -360,8 +370,7 @@ impl View<'_> {
             ul { @for (at, rule, starts, moved, tz) in coming.iter().take(6) {
                 li {
                     (when(*at, *tz, self.now)) ": " strong { (rule) } " "
-                    @if *starts { "starts up to " } @else { "stops up to " }
-                    (moved) " now " @if *starts { "stopped" } @else { "running" }
+                    @if *starts { "starts (" (moved) " stopped now)" } @else { "stops (" (moved) " running now)" }
                 }
             } }
         }
@@ -371,7 +380,9 @@ impl View<'_> {
         let q = self.q;
         let mut rules: Vec<&str> = self.rules.rules.iter().map(|r| r.name.as_ref()).collect();
         rules.push("-");
-        let states = ["running", "stopped", "starting", "stopping", "deleting", "error"];
+        let states = [
+            "running", "stopped", "starting", "stopping", "deleting", "error",
+        ];
         html! {
             h2 #environments { "Every environment" }
             form.filters method="get" action="/" role="search" {
@@ -414,7 +425,11 @@ impl View<'_> {
     }
 
     fn aria_sort(&self, key: &str) -> &'static str {
-        let current = if self.q.sort.is_empty() { "name" } else { self.q.sort.as_str() };
+        let current = if self.q.sort.is_empty() {
+            "name"
+        } else {
+            self.q.sort.as_str()
+        };
         match (current == key, self.q.descending()) {
             (false, _) => "none",
             (true, false) => "ascending",
@@ -423,8 +438,16 @@ impl View<'_> {
     }
 
     fn sort_link(&self, key: &str) -> String {
-        let current = if self.q.sort.is_empty() { "name" } else { self.q.sort.as_str() };
-        let order = if current == key && !self.q.descending() { "desc" } else { "asc" };
+        let current = if self.q.sort.is_empty() {
+            "name"
+        } else {
+            self.q.sort.as_str()
+        };
+        let order = if current == key && !self.q.descending() {
+            "desc"
+        } else {
+            "asc"
+        };
         let sorted = FleetQuery {
             q: self.q.q.clone(),
             rule: self.q.rule.clone(),
@@ -481,7 +504,7 @@ fn health(ui: &Ui, now: DateTime<Utc>, rules: &RuleSet) -> Markup {
             }
             @if !recent.is_empty() {
                 details {
-                    summary { "The last " (recent.len()) " passes" }
+                    summary { "Recent passes (" (recent.len()) ")" }
                     div.scroll { table {
                         thead { tr { th { "When" } th { "Result" } th.num { "Took" } th { "Listing" } th.num { "Done" } th.num { "Failed" } th.num { "Held by caps" } th { "Error" } } }
                         tbody { @for p in &recent { tr {

@@ -82,8 +82,7 @@ impl LinkAction {
             LinkAction::Keep { seconds } | LinkAction::DelayDelete { seconds } => seconds,
             LinkAction::KeepUntil { .. } => 2 * 86_400,
         };
-        TimeDelta::try_seconds(i64::try_from(seconds).unwrap_or(i64::MAX))
-            .unwrap_or(TimeDelta::MAX)
+        TimeDelta::try_seconds(i64::try_from(seconds).unwrap_or(i64::MAX)).unwrap_or(TimeDelta::MAX)
     }
 
     /// The actions a notice offers.
@@ -160,7 +159,9 @@ impl Link {
 pub enum LinkRefused {
     #[error("this is not a curfew link (it is cut short or changed)")]
     Malformed,
-    #[error("this link's signature does not match: it was changed, or signed with a key curfew no longer has")]
+    #[error(
+        "this link's signature does not match: it was changed, or signed with a key curfew no longer has"
+    )]
     BadSignature,
     #[error("this link expired at {0}")]
     Expired(DateTime<Utc>),
@@ -388,7 +389,12 @@ mod tests {
     fn a_link_verifies_until_it_expires() {
         let s = signer(&[KEY]);
         let now = at("2026-11-27T18:00:00Z");
-        let link = s.link("env-1", LinkAction::Keep { seconds: 14_400 }, "team-slack", now);
+        let link = s.link(
+            "env-1",
+            LinkAction::Keep { seconds: 14_400 },
+            "team-slack",
+            now,
+        );
         let token = s.sign(&link);
         assert_eq!(s.verify(&token, now), Ok(link.clone()));
         assert_eq!(
@@ -417,7 +423,10 @@ mod tests {
         let mut flipped = signature.to_string().into_bytes();
         flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
         let cases = [
-            (format!("{forged_payload}.{signature}"), LinkRefused::BadSignature),
+            (
+                format!("{forged_payload}.{signature}"),
+                LinkRefused::BadSignature,
+            ),
             (
                 format!("{payload}.{}", String::from_utf8(flipped).unwrap()),
                 LinkRefused::BadSignature,
@@ -444,7 +453,10 @@ mod tests {
         let from_old = old.sign(&old.link("e", LinkAction::Wake, "t", now));
         let from_rotating = rotating.sign(&rotating.link("e", LinkAction::Wake, "t", now));
         assert!(rotating.verify(&from_old, now).is_ok());
-        assert!(new.verify(&from_rotating, now).is_ok(), "signed with the first key");
+        assert!(
+            new.verify(&from_rotating, now).is_ok(),
+            "signed with the first key"
+        );
         assert_eq!(
             new.verify(&from_old, now),
             Err(LinkRefused::BadSignature),
@@ -455,7 +467,11 @@ mod tests {
     #[test]
     fn keys_are_read_from_the_variable_and_the_file_two_at_most() {
         let env = |v: &str| HashMap::from([(LINK_KEY_VARIABLE.to_string(), v.to_string())]);
-        assert!(LinkKeys::load(&HashMap::new(), None, None).unwrap().is_none());
+        assert!(
+            LinkKeys::load(&HashMap::new(), None, None)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
             LinkKeys::load(&env(&format!("{KEY}\n# old\n{OLD_KEY}\n")), None, None)
                 .unwrap()
@@ -472,7 +488,10 @@ mod tests {
         );
         let short = LinkKeys::load(&env("short"), None, None).unwrap_err();
         assert!(short.contains("shorter than 32"), "{short}");
-        assert!(!short.contains("short\""), "the key is never shown: {short}");
+        assert!(
+            !short.contains("short\""),
+            "the key is never shown: {short}"
+        );
         let missing = LinkKeys::load(&HashMap::new(), None, Some(Path::new("/nonexistent/k")));
         assert!(missing.unwrap_err().contains("/nonexistent/k"));
     }
@@ -505,7 +524,13 @@ mod tests {
             Vec::<String>::new(),
             "a 2-day delay and a keep until tomorrow may both exceed a 1-day limit"
         );
-        for link in s.links("env-1", Mode::Preview, NoticeKind::Stopped, "team-slack", now) {
+        for link in s.links(
+            "env-1",
+            Mode::Preview,
+            NoticeKind::Stopped,
+            "team-slack",
+            now,
+        ) {
             let token = link.url.rsplit('/').next().unwrap();
             let verified = s.verify(token, now).unwrap();
             assert_eq!(verified.environment_id, "env-1");

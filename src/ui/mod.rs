@@ -15,14 +15,14 @@
 //! leak to another site). Assets (CSS, a little JavaScript, the icon) are in the binary.
 
 mod auth;
+mod confirm;
 mod environment;
 mod fleet;
 mod layout;
 pub mod links;
-mod confirm;
-pub mod timeline;
 #[cfg(test)]
 mod tests;
+pub mod timeline;
 
 pub use auth::{SESSION_COOKIE, Sessions};
 pub use links::{LinkAction, LinkKeys, Signer};
@@ -140,10 +140,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .cloned(),
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned(),
         ))
     }
 }
@@ -199,7 +196,13 @@ impl Ui {
     }
 
     /// A page that says something went wrong, in the frame.
-    fn message(&self, status: StatusCode, title: &str, text: &str, user: Option<&User>) -> Response {
+    fn message(
+        &self,
+        status: StatusCode,
+        title: &str,
+        text: &str,
+        user: Option<&User>,
+    ) -> Response {
         layout::message(status, title, text, &self.reader(user))
     }
 }
@@ -219,7 +222,9 @@ fn urlencoding(text: &str) -> String {
 /// Where to go after a login: a path of this site only (never `//elsewhere`).
 fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains(['\\', '\r', '\n']) => {
+        Some(p)
+            if p.starts_with('/') && !p.starts_with("//") && !p.contains(['\\', '\r', '\n']) =>
+        {
             p.to_string()
         }
         _ => "/".into(),
@@ -286,7 +291,12 @@ struct LoginForm {
     next: Option<String>,
 }
 
-async fn login(State(ui): State<Ui>, headers: HeaderMap, peer: Peer, body: axum::body::Bytes) -> Response {
+async fn login(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    peer: Peer,
+    body: axum::body::Bytes,
+) -> Response {
     let user = ui.user(&headers, &peer);
     if !auth::same_origin(&headers) {
         return ui.message(
@@ -297,7 +307,13 @@ async fn login(State(ui): State<Ui>, headers: HeaderMap, peer: Peer, body: axum:
         );
     }
     let Some(form) = form::<LoginForm>(&body) else {
-        return login_page(&ui, user.as_ref(), None, Some("The form was not understood."), StatusCode::BAD_REQUEST);
+        return login_page(
+            &ui,
+            user.as_ref(),
+            None,
+            Some("The form was not understood."),
+            StatusCode::BAD_REQUEST,
+        );
     };
     let name = ui.tokens.as_ref().and_then(|t| t.check(form.token.trim()));
     let Some(name) = name else {
@@ -324,11 +340,16 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(State(ui): State<Ui>, headers: HeaderMap, peer: Peer, body: axum::body::Bytes) -> Response {
+async fn logout(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    peer: Peer,
+    body: axum::body::Bytes,
+) -> Response {
     let user = ui.user(&headers, &peer);
-    let ok = user.as_ref().is_some_and(|u| {
-        form::<CsrfForm>(&body).is_some_and(|f| ui.sessions.csrf_ok(u, &f.csrf))
-    });
+    let ok = user
+        .as_ref()
+        .is_some_and(|u| form::<CsrfForm>(&body).is_some_and(|f| ui.sessions.csrf_ok(u, &f.csrf)));
     if !ok {
         return ui.message(
             StatusCode::FORBIDDEN,

@@ -108,7 +108,9 @@ impl Day {
 /// The local days from `PAST_DAYS` before `now`'s to `FUTURE_DAYS - 1` after it.
 pub fn days(tz: Tz, now: DateTime<Utc>) -> Vec<Day> {
     let today = now.with_timezone(&tz).date_naive();
-    let first = today.checked_sub_days(Days::new(PAST_DAYS)).unwrap_or(today);
+    let first = today
+        .checked_sub_days(Days::new(PAST_DAYS))
+        .unwrap_or(today);
     let start_of = |d: NaiveDate| zone::resolve(tz, d.and_time(NaiveTime::MIN));
     first
         .iter_days()
@@ -307,9 +309,7 @@ mod tests {
     }
 
     fn office_hours() -> RuleSchedule {
-        RuleSchedule::Run(
-            crate::schedule::Schedule::parse("Mon-Fri 08:00-19:00", paris()).unwrap(),
-        )
+        RuleSchedule::Run(crate::schedule::Schedule::parse("Mon-Fri 08:00-19:00", paris()).unwrap())
     }
 
     #[test]
@@ -392,7 +392,11 @@ mod tests {
         };
         let ahead = segments(&kept, now, now + TimeDelta::days(7));
         assert_eq!(ahead[0].span, Span::Kept);
-        assert_eq!(ahead[1].from, at("2026-11-27T22:00:00Z"), "stopped after the snooze");
+        assert_eq!(
+            ahead[1].from,
+            at("2026-11-27T22:00:00Z"),
+            "stopped after the snooze"
+        );
     }
 
     #[test]
@@ -415,13 +419,13 @@ mod tests {
             .find(|g| g.contains("data-date=\"2026-03-29\""))
             .unwrap();
         assert!(sunday.contains("data-hours=\"23\""), "{sunday}");
-        assert!(
-            sunday.contains(&format!(
-                "class=\"tl-stopped\" x=\"{LEFT}\" y=\"22.5\" width=\"{}\"",
-                23.0 * HOUR
-            )) || sunday.contains(&format!("width=\"{}\"", 23.0 * HOUR)),
-            "{sunday}"
+        // The 12th row (from the 18th of March): its band, all of its 23 hours stopped.
+        let y = TOP + 11.0 * ROW + ROW - BAND - 2.0;
+        let band = format!(
+            "class=\"tl-stopped\" x=\"{LEFT}\" y=\"{y}\" width=\"{}\"",
+            23.0 * HOUR
         );
+        assert!(sunday.contains(&band), "{band} in {sunday}");
         assert!(sunday.contains("clocks go forward at 03:00"));
     }
 

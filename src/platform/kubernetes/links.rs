@@ -32,7 +32,10 @@ impl Kubernetes {
         let room = super::events::MAX_NOTE.saturating_sub(links.len() + " — ".len() + 3);
         let mut note = notice.note;
         if note.len() > room {
-            let cut = (0..=room).rev().find(|i| note.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=room)
+                .rev()
+                .find(|i| note.is_char_boundary(*i))
+                .unwrap_or(0);
             note.truncate(cut);
             note.push('…');
         }
