@@ -317,7 +317,7 @@ impl EnvironmentView<'_> {
                         button.secondary[matches!(b, Button::Protect | Button::Unprotect)] type="submit" { (b.label()) }
                     }
                 } }
-                p.hint { "Tomorrow 09:00 is " (when(tomorrow_at(tz, self.now, 9, 0), tz, self.now)) ". The ledger records each change under your name." }
+                p.hint { "Each change is recorded in the ledger under your name; times are in " (tz.name()) "." }
             }
         }
     }
