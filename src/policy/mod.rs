@@ -376,6 +376,11 @@ impl RuleDecision<'_, '_> {
     }
 
     fn with(&self, action: Action, cause: Option<Cause>, reason: String) -> Decision {
+        // What the platform cannot stop is said wherever the decision is shown (plan).
+        let reason = match &self.env.unstoppable {
+            Some(running) => format!("{reason}; still running, which a stop does not stop: {running}"),
+            None => reason,
+        };
         Decision {
             action,
             cause,
@@ -482,8 +487,10 @@ impl RuleDecision<'_, '_> {
         .unwrap_or(env.created_at)
     }
 
+    /// Since when the environment has been stopped; never while something in it runs that
+    /// a stop does not stop (it is in use, whatever curfew stopped of it).
     fn stopped_since(&self) -> Option<DateTime<Utc>> {
-        if self.env.state != EnvState::Stopped {
+        if self.env.state != EnvState::Stopped || self.env.unstoppable.is_some() {
             return None;
         }
         let r = self.record?;
@@ -504,6 +511,11 @@ impl RuleDecision<'_, '_> {
                 Cause::Age,
                 format!("older than delete_after {}", span(d)),
             ));
+        }
+        if let (Some(_), Some(running)) = (rule.delete_when_stopped_for, &self.env.unstoppable) {
+            trace.note(|| {
+                format!("not stopped for delete_when_stopped_for while this runs: {running}")
+            });
         }
         if let (Some(d), Some(since)) = (rule.delete_when_stopped_for, self.stopped_since()) {
             due.push((

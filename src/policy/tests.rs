@@ -35,6 +35,7 @@ pub(crate) fn env(name: &str) -> Environment {
         last_activity_at: None,
         labels: BTreeMap::new(),
         hourly_cost: None,
+        unstoppable: None,
     }
 }
 

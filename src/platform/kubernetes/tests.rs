@@ -1214,6 +1214,11 @@ fn workload(kind: Kind, replicas: i32, suspended: bool, annotations: &[(&str, &s
         pods: replicas,
         suspended,
         requests: PodRequests::default(),
+        controller: None,
+        deletes_volumes: false,
+        replicas_set_by: None,
+        starting_deadline: Some(60),
+        active_jobs: Vec::new(),
     }
 }
 
