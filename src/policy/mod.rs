@@ -378,7 +378,9 @@ impl RuleDecision<'_, '_> {
     fn with(&self, action: Action, cause: Option<Cause>, reason: String) -> Decision {
         // What the platform cannot stop is said wherever the decision is shown (plan).
         let reason = match &self.env.unstoppable {
-            Some(running) => format!("{reason}; still running, which a stop does not stop: {running}"),
+            Some(running) => {
+                format!("{reason}; still running, which a stop does not stop: {running}")
+            }
             None => reason,
         };
         Decision {
@@ -392,6 +394,9 @@ impl RuleDecision<'_, '_> {
     fn decide(self, trace: &mut Trace) -> Decision {
         let env = self.env;
         let now = self.now();
+        if let Some(running) = &env.unstoppable {
+            trace.note(|| format!("still running, which a stop does not stop: {running}"));
+        }
         if !env.state.is_settled() {
             let word = env
                 .platform_state

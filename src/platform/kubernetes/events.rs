@@ -71,12 +71,7 @@ impl Regarding {
 }
 
 /// The Event for `notice` about `regarding`, in its namespace.
-pub fn event(
-    regarding: &Regarding,
-    notice: &Notice,
-    instance: &str,
-    now: DateTime<Utc>,
-) -> Event {
+pub fn event(regarding: &Regarding, notice: &Notice, instance: &str, now: DateTime<Utc>) -> Event {
     // The API server completes a generateName with five characters, within a name's 253.
     let prefix: String = regarding.name.chars().take(200).collect();
     Event {

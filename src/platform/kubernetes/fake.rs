@@ -110,7 +110,10 @@ impl Seen {
         if let Some(ms) = text.strip_suffix("ms") {
             return ms.parse().ok().map(Duration::from_millis);
         }
-        text.strip_suffix('s')?.parse().ok().map(Duration::from_secs_f64)
+        text.strip_suffix('s')?
+            .parse()
+            .ok()
+            .map(Duration::from_secs_f64)
     }
 }
 
@@ -169,7 +172,7 @@ pub struct Store {
     pub now: DateTime<Utc>,
     next_version: u64,
     next_name: u64,
-    /// Resource versions up to this one are compacted away (etcd's periodic compaction).
+    /// Resource versions before this one are compacted away (etcd's periodic compaction).
     compacted: u64,
     policy: Option<Policy>,
 }
@@ -205,6 +208,13 @@ impl Store {
     fn version(&mut self) -> String {
         self.next_version += 1;
         self.next_version.to_string()
+    }
+
+    /// The cluster moves on (a write elsewhere) and etcd compacts its history up to now:
+    /// continue tokens issued so far expire; lists taken from now on are unaffected.
+    pub fn compact(&mut self) {
+        self.next_version += 1;
+        self.compacted = self.next_version;
     }
 
     fn stamp(&self) -> String {
@@ -243,7 +253,11 @@ impl Store {
         change: impl FnOnce(&mut Value),
     ) {
         let version = self.version();
-        let key = (resource.to_string(), namespace.to_string(), name.to_string());
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
         let object = self.objects.get_mut(&key).unwrap();
         change(object);
         object["metadata"]["resourceVersion"] = json!(version);
@@ -403,12 +417,6 @@ impl FakeApi {
         self.store().now = now;
     }
 
-    /// etcd compacts its history: continue tokens issued so far expire.
-    pub fn compact(&self) {
-        let mut store = self.store();
-        store.compacted = store.next_version;
-    }
-
     /// Every request so far.
     pub fn log(&self) -> Vec<Seen> {
         self.store().log.clone()
@@ -428,10 +436,6 @@ impl FakeApi {
             .get(resource, namespace, name)
             .cloned()
             .unwrap_or_else(|| panic!("no {resource} {namespace}/{name}"))
-    }
-
-    pub fn exists(&self, resource: &str, namespace: &str, name: &str) -> bool {
-        self.store().get(resource, namespace, name).is_some()
     }
 
     /// Names of a resource's objects in a namespace.
@@ -499,7 +503,11 @@ impl FakeApi {
         let mut store = self.store();
         let time = store.stamp();
         let version = store.version();
-        let key = (resource.to_string(), namespace.to_string(), name.to_string());
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
         let object = store.objects.get_mut(&key).ok_or("not found")?;
         fields::apply(object, manager, force, config, &time)?;
         object["metadata"]["resourceVersion"] = json!(version);
@@ -533,7 +541,7 @@ impl FakeApi {
             let (code, answer) = match then {
                 Then::Fail(code, message) => (code, status(code, "Injected", message)),
                 Then::Wait(d) => {
-                    tokio::time::advance(d).await;
+                    tokio::time::sleep(d).await;
                     match seen.deadline() {
                         // kube-apiserver holds a request to its `timeout` parameter
                         // (staging/src/k8s.io/apiserver/pkg/endpoints/filters/request_deadline.go,
@@ -625,7 +633,10 @@ fn admit(store: &Store, seen: &Seen, object: &Value, old: &Value) -> Result<(), 
                 .clone()
                 .or_else(|| object["metadata"]["name"].as_str().map(str::to_string))
                 .unwrap_or_default();
-            let message = format!("{}{group} \"{name}\" is forbidden: {message}", seen.resource);
+            let message = format!(
+                "{}{group} \"{name}\" is forbidden: {message}",
+                seen.resource
+            );
             (403, status(403, "Forbidden", &message))
         })
 }
@@ -805,8 +816,15 @@ fn list(store: &Store, seen: &Seen) -> (u16, Value) {
         Some(token) => {
             let (offset, version) = token.split_once(':').unwrap();
             let version: u64 = version.parse().unwrap();
-            if version <= store.compacted {
-                return (410, status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."));
+            if version < store.compacted {
+                return (
+                    410,
+                    status(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ),
+                );
             }
             (offset.parse::<usize>().unwrap(), version)
         }

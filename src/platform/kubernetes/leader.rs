@@ -179,7 +179,11 @@ impl Election {
         let limit = self.inner.options.request_timeout;
         tokio::time::timeout(limit, request)
             .await
-            .unwrap_or_else(|_| Err(kube::Error::Service(format!("no answer within {limit:?}").into())))
+            .unwrap_or_else(|_| {
+                Err(kube::Error::Service(
+                    format!("no answer within {limit:?}").into(),
+                ))
+            })
     }
 
     fn lease_name(&self) -> String {
@@ -362,8 +366,7 @@ impl Election {
         }
         let options = &self.inner.options;
         let result = async {
-            let Some(mut lease) = self.bounded(self.inner.api.get_opt(&options.name)).await?
-            else {
+            let Some(mut lease) = self.bounded(self.inner.api.get_opt(&options.name)).await? else {
                 return Ok(());
             };
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);

@@ -30,6 +30,8 @@ mod workload;
 mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::{self, Debug};
@@ -214,9 +216,7 @@ impl CallError {
     /// other 4xx will not.
     fn retryable(&self) -> bool {
         match self {
-            CallError::Status { code, .. } => {
-                matches!(*code, 409 | 410 | 429) || *code >= 500
-            }
+            CallError::Status { code, .. } => matches!(*code, 409 | 410 | 429) || *code >= 500,
             CallError::Timeout | CallError::Network(_) | CallError::LostLease => true,
             CallError::Other(_) => false,
         }
@@ -258,9 +258,13 @@ impl fmt::Display for CallError {
 /// Whether an error status comes from admission (a webhook, a ValidatingAdmissionPolicy)
 /// rather than from RBAC ("User … cannot patch resource …").
 fn refused_by_admission(message: &str) -> bool {
-    ["admission webhook", "ValidatingAdmissionPolicy", "denied the request"]
-        .iter()
-        .any(|m| message.contains(m))
+    [
+        "admission webhook",
+        "ValidatingAdmissionPolicy",
+        "denied the request",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// The request with `?timeout=`: kube-apiserver gives up on it (and does not carry out a
@@ -506,7 +510,8 @@ impl Kubernetes {
     /// The namespace's pods, as far as curfew reads them (one list, from the API server's
     /// cache, like the pass's other lists).
     async fn pods(&self, namespace: &str) -> Result<Vec<pods::Pod>, CallError> {
-        let path = <k8s_openapi::api::core::v1::Pod as kube::Resource>::url_path(&(), Some(namespace));
+        let path =
+            <k8s_openapi::api::core::v1::Pod as kube::Resource>::url_path(&(), Some(namespace));
         let request = Request::new(path)
             .list(&ListParams::default().match_any())
             .map_err(|e| CallError::Other(e.to_string()))?;
@@ -695,7 +700,11 @@ impl Kubernetes {
                 false,
                 format!(
                     "namespace {id} is protected by its labels or annotations; not {}",
-                    if operation == Operation::Stop { "stopped" } else { "started" }
+                    if operation == Operation::Stop {
+                        "stopped"
+                    } else {
+                        "started"
+                    }
                 ),
             ));
         }
@@ -765,17 +774,18 @@ impl Kubernetes {
     /// the object in a Warning Event about it.
     async fn warn_not_stopped(&self, namespace: &str, objects: &[Workload]) -> Vec<String> {
         let mut out = Vec::new();
-        for w in objects
-            .iter()
-            .filter(|w| !w.excluded() && w.wants_to_run())
-        {
+        for w in objects.iter().filter(|w| !w.excluded() && w.wants_to_run()) {
             let (reason, why) = match (w.not_stopped(), w.scaled_back()) {
                 (Some(why), _) => ("NotStopped", why),
                 (None, Some(by)) => (
                     "ScaledBack",
                     format!(
                         "put back to {} by {by} after curfew stopped it; curfew does not stop it again, as that would fight {by} at every pass (docs/platforms.md#gitops)",
-                        if w.kind == Kind::CronJob { "running".to_string() } else { format!("{} replicas", w.replicas) },
+                        if w.kind == Kind::CronJob {
+                            "running".to_string()
+                        } else {
+                            format!("{} replicas", w.replicas)
+                        },
                     ),
                 ),
                 (None, None) => continue,
@@ -1008,7 +1018,10 @@ impl Platform for Kubernetes {
                 let name = ns.metadata.name.as_deref().unwrap_or_default();
                 let never = self.never_an_environment(name);
                 if never {
-                    tracing::debug!(namespace = name, "chosen by the selector, but never an environment");
+                    tracing::debug!(
+                        namespace = name,
+                        "chosen by the selector, but never an environment"
+                    );
                 }
                 !never
             })
@@ -1126,8 +1139,8 @@ impl Platform for Kubernetes {
             }),
             ..DeleteParams::default()
         };
-        let request = Request::new(<Namespace as kube::Resource>::url_path(&(), None))
-            .delete(id, &params);
+        let request =
+            Request::new(<Namespace as kube::Resource>::url_path(&(), None)).delete(id, &params);
         match self.write::<IgnoredAny>("delete_namespace", request).await {
             Ok(_) => Ok(Outcome::Accepted),
             Err(e) if e.code() == Some(404) => Ok(Outcome::Gone),

@@ -47,7 +47,8 @@ pub struct Mapping {
 /// Namespaces curfew never treats as environments, whatever the selector says (as
 /// GoKubeDownscaler excludes them): the cluster's own, and `default`. curfew's own
 /// namespace is excluded too (see `KubernetesOptions::own_namespace`).
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "default"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["kube-system", "kube-public", "kube-node-lease", "default"];
 
 /// What was found in a namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -219,14 +220,23 @@ fn state(ns: &Namespace, contents: Option<&Contents>) -> (EnvState, String) {
 /// stuck in Terminating waits for, from its conditions (set by the namespace controller).
 fn terminating_words(ns: &Namespace, contents: Option<&Contents>) -> String {
     let mut words = String::from("Terminating");
-    if let Some(since) = ns.metadata.deletion_timestamp.as_ref().and_then(|t| from_jiff(t.0)) {
+    if let Some(since) = ns
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| from_jiff(t.0))
+    {
         words.push_str(&format!(
             " since {}",
             since.to_rfc3339_opts(SecondsFormat::Secs, true)
         ));
     }
     let conditions = ns.status.as_ref().and_then(|s| s.conditions.as_ref());
-    for c in conditions.into_iter().flatten().filter(|c| c.status == "True") {
+    for c in conditions
+        .into_iter()
+        .flatten()
+        .filter(|c| c.status == "True")
+    {
         words.push_str(&format!(
             "; {}: {}",
             c.type_,
@@ -254,7 +264,13 @@ pub fn hourly_cost(contents: &Contents, state: EnvState, prices: Prices) -> Opti
         return None;
     }
     if state == EnvState::Deleting {
-        return Some(contents.pods.iter().map(|p| price(p.requests, prices)).sum());
+        return Some(
+            contents
+                .pods
+                .iter()
+                .map(|p| price(p.requests, prices))
+                .sum(),
+        );
     }
     let cost = contents
         .workloads
@@ -334,9 +350,8 @@ pub fn selector_requires_a_label(selector: &str) -> Result<(), String> {
     }
     terms.push(&selector[start..]);
     let positive = terms.iter().map(|t| t.trim()).any(|t| {
-        let negative = t.starts_with('!')
-            || t.contains("!=")
-            || t.split_whitespace().nth(1) == Some("notin");
+        let negative =
+            t.starts_with('!') || t.contains("!=") || t.split_whitespace().nth(1) == Some("notin");
         !t.is_empty() && !negative
     });
     if positive {

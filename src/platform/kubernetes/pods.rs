@@ -137,8 +137,9 @@ pub fn classify(
                     let found = match o.kind.as_str() {
                         "ReplicaSet" => match replica_sets.get(&o.name) {
                             Some(controller) => match controller.split_once('/') {
-                                Some(("Deployment", d)) => index(Kind::Deployment, d)
-                                    .ok_or_else(|| controller.clone()),
+                                Some(("Deployment", d)) => {
+                                    index(Kind::Deployment, d).ok_or_else(|| controller.clone())
+                                }
                                 _ => Err(controller.clone()),
                             },
                             None => Err(format!("ReplicaSet/{}", o.name)),

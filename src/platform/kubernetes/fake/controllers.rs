@@ -250,7 +250,8 @@ pub fn pod(namespace: &str, name: &str) -> Value {
 pub fn job_pod(namespace: &str, job: &str) -> Value {
     let mut pod = pod(namespace, &format!("{job}-x1"));
     pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": format!("uid-{job}"), "controller": true}]);
-    pod["spec"]["containers"][0]["resources"]["requests"] = json!({"cpu": "100m", "memory": "128Mi"});
+    pod["spec"]["containers"][0]["resources"]["requests"] =
+        json!({"cpu": "100m", "memory": "128Mi"});
     pod
 }
 
@@ -272,8 +273,7 @@ pub fn hpa_sync(store: &mut Store) {
             .as_str()
             .unwrap()
             .to_string();
-        let resource =
-            super::resource_of(hpa["spec"]["scaleTargetRef"]["kind"].as_str().unwrap());
+        let resource = super::resource_of(hpa["spec"]["scaleTargetRef"]["kind"].as_str().unwrap());
         let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
         let max = hpa["spec"]["maxReplicas"].as_i64().unwrap();
         let Some(object) = store.get(resource, &ns, &target) else {
@@ -332,7 +332,8 @@ pub fn cron_sync(store: &mut Store) -> Vec<String> {
         );
         let at = chrono::DateTime::from_timestamp(latest, 0).unwrap();
         store.edit("cronjobs", &ns, &name, |o| {
-            o["status"]["lastScheduleTime"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            o["status"]["lastScheduleTime"] =
+                json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         });
         started.push(job);
     }

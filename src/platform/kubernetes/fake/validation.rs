@@ -96,7 +96,9 @@ pub fn event(namespace: &str, event: &Value) -> Result<(), Vec<String>> {
         ("deprecatedSource", "source"),
     ] {
         if !event[field].is_null() {
-            errors.push(format!("{internal}: Invalid value: \"\": needs to be unset"));
+            errors.push(format!(
+                "{internal}: Invalid value: \"\": needs to be unset"
+            ));
         }
     }
     if errors.is_empty() {
