@@ -249,38 +249,7 @@ impl Election {
         let spec = lease.spec.clone().unwrap_or_default();
         let me = options.identity.as_str();
         let held_by_me = spec.holder_identity.as_deref() == Some(me);
-        let expired = {
-            let mut state = self.state();
-            let fresh = Observed {
-                holder: spec.holder_identity.clone().filter(|h| !h.is_empty()),
-                renew_time: spec.renew_time.clone(),
-                duration: spec.lease_duration_seconds,
-                transitions: spec.lease_transitions.unwrap_or(0),
-                acquired: spec.acquire_time.clone(),
-                // When the answer arrived, not when it was asked for: a slow answer shows
-                // the record as it was then, and its lease runs from no earlier.
-                seen_at: Instant::now(),
-            };
-            let same = state.observed.as_ref().is_some_and(|o| {
-                (&o.holder, &o.renew_time, o.duration)
-                    == (&fresh.holder, &fresh.renew_time, fresh.duration)
-            });
-            if !same {
-                state.observed = Some(fresh);
-            }
-            let observed = state.observed.as_ref();
-            let free = observed.is_none_or(|o| o.holder.is_none());
-            let duration = observed
-                .and_then(|o| o.duration)
-                .and_then(|s| u64::try_from(s).ok())
-                .map_or(options.lease_duration, Duration::from_secs);
-            let lapsed = observed.is_some_and(|o| o.seen_at + duration <= started);
-            if !held_by_me {
-                // Someone else holds it (or it is free): this replica is not the leader.
-                state.leading_until = None;
-            }
-            free || lapsed
-        };
+        let expired = self.observe(&spec, held_by_me, started);
         if !held_by_me && !expired {
             return Ok(());
         }
@@ -318,6 +287,41 @@ impl Election {
             }
             Err(e) => Err(self.error(e)),
         }
+    }
+
+    /// Records the Lease as this replica now sees it, and says whether another replica's
+    /// hold on it has run out (free, or unchanged for its duration since first seen).
+    fn observe(&self, spec: &LeaseSpec, held_by_me: bool, started: Instant) -> bool {
+        let mut state = self.state();
+        let fresh = Observed {
+            holder: spec.holder_identity.clone().filter(|h| !h.is_empty()),
+            renew_time: spec.renew_time.clone(),
+            duration: spec.lease_duration_seconds,
+            transitions: spec.lease_transitions.unwrap_or(0),
+            acquired: spec.acquire_time.clone(),
+            // When the answer arrived, not when it was asked for: a slow answer shows the
+            // record as it was then, and its lease runs from no earlier.
+            seen_at: Instant::now(),
+        };
+        let same = state.observed.as_ref().is_some_and(|o| {
+            (&o.holder, &o.renew_time, o.duration)
+                == (&fresh.holder, &fresh.renew_time, fresh.duration)
+        });
+        if !same {
+            state.observed = Some(fresh);
+        }
+        let observed = state.observed.as_ref();
+        let free = observed.is_none_or(|o| o.holder.is_none());
+        let duration = observed
+            .and_then(|o| o.duration)
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.inner.options.lease_duration, Duration::from_secs);
+        let lapsed = observed.is_some_and(|o| o.seen_at + duration <= started);
+        if !held_by_me {
+            // Someone else holds it (or it is free): this replica is not the leader.
+            state.leading_until = None;
+        }
+        free || lapsed
     }
 
     fn spec_as_holder(&self, now: DateTime<Utc>, acquired: Option<MicroTime>) -> LeaseSpec {

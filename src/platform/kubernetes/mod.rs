@@ -546,6 +546,35 @@ impl Kubernetes {
         })
     }
 
+    /// The namespaces the selector chooses, less those that are never environments.
+    async fn chosen(&self) -> Result<Vec<Namespace>, PlatformError> {
+        let params = ListParams::default()
+            .labels(&self.inner.options.namespace_selector)
+            .match_any();
+        let listed = self
+            .call(
+                "list_namespaces",
+                Api::<Namespace>::all(self.inner.client.clone()).list(&params),
+            )
+            .await
+            .map_err(|e| failure(Operation::List, e.retryable(), format!("namespaces: {e}")))?;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter(|ns| {
+                let name = ns.metadata.name.as_deref().unwrap_or_default();
+                let never = self.never_an_environment(name);
+                if never {
+                    tracing::debug!(
+                        namespace = name,
+                        "chosen by the selector, but never an environment"
+                    );
+                }
+                !never
+            })
+            .collect())
+    }
+
     /// The cluster's own namespaces and curfew's: never environments.
     fn never_an_environment(&self, name: &str) -> bool {
         SYSTEM_NAMESPACES.contains(&name)
@@ -726,24 +755,12 @@ impl Kubernetes {
                 .buffer_unordered(self.inner.options.max_concurrency.max(1))
                 .collect()
                 .await;
-        let mut changed: BTreeMap<(Change, Kind), usize> = BTreeMap::new();
-        let mut left_as_changed = Vec::new();
-        let mut failed = Vec::new();
-        let mut not_leader = 0;
-        for (kind, name, result) in results {
-            match result {
-                Ok(Some(change)) => {
-                    *changed.entry((change, kind)).or_default() += 1;
-                    if change == Change::LeftAsChanged {
-                        left_as_changed.push(format!("{}/{name}", kind.plural()));
-                    }
-                }
-                Ok(None) => {}
-                Err(ObjectError::NotLeader) => not_leader += 1,
-                Err(e) => failed.push((kind, name, e)),
-            }
-        }
-        left_as_changed.sort();
+        let Tally {
+            changed,
+            left_as_changed,
+            failed,
+            not_leader,
+        } = Tally::of(results);
         let done: usize = changed.values().sum();
         if done > 0 {
             let notice = action_notice(step, &changed, &left_as_changed, &not_stopped);
@@ -897,6 +914,43 @@ fn protected(ns: &Namespace) -> bool {
         .is_some_and(|v| v == "true")
 }
 
+/// What a stop or start did to the objects of a namespace.
+struct Tally {
+    changed: BTreeMap<(Change, Kind), usize>,
+    /// `deployments/web`, sorted.
+    left_as_changed: Vec<String>,
+    failed: Vec<(Kind, String, ObjectError)>,
+    not_leader: usize,
+}
+
+impl Tally {
+    fn of(results: Vec<(Kind, String, Result<Option<Change>, ObjectError>)>) -> Tally {
+        let mut tally = Tally {
+            changed: BTreeMap::new(),
+            left_as_changed: Vec::new(),
+            failed: Vec::new(),
+            not_leader: 0,
+        };
+        for (kind, name, result) in results {
+            match result {
+                Ok(Some(change)) => {
+                    *tally.changed.entry((change, kind)).or_default() += 1;
+                    if change == Change::LeftAsChanged {
+                        tally
+                            .left_as_changed
+                            .push(format!("{}/{name}", kind.plural()));
+                    }
+                }
+                Ok(None) => {}
+                Err(ObjectError::NotLeader) => tally.not_leader += 1,
+                Err(e) => tally.failed.push((kind, name, e)),
+            }
+        }
+        tally.left_as_changed.sort();
+        tally
+    }
+}
+
 /// "namespace pr-1: 2 of 7 objects failed (…); 5 changed, the next pass tries the rest".
 fn objects_failed(
     operation: Operation,
@@ -1002,30 +1056,7 @@ impl Platform for Kubernetes {
 
     async fn list(&self) -> Result<Snapshot, PlatformError> {
         let now = self.inner.clock.now();
-        let params = ListParams::default()
-            .labels(&self.inner.options.namespace_selector)
-            .match_any();
-        let namespaces = self
-            .call(
-                "list_namespaces",
-                Api::<Namespace>::all(self.inner.client.clone()).list(&params),
-            )
-            .await
-            .map_err(|e| failure(Operation::List, e.retryable(), format!("namespaces: {e}")))?
-            .items
-            .into_iter()
-            .filter(|ns| {
-                let name = ns.metadata.name.as_deref().unwrap_or_default();
-                let never = self.never_an_environment(name);
-                if never {
-                    tracing::debug!(
-                        namespace = name,
-                        "chosen by the selector, but never an environment"
-                    );
-                }
-                !never
-            })
-            .collect::<Vec<_>>();
+        let namespaces = self.chosen().await?;
         let mut complete = true;
         let activity = match self.traffic(now).await {
             Ok(None) => Activity::NotAsked,

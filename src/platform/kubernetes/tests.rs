@@ -20,11 +20,11 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::platform::{EnvState, Environment, Mode};
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     "2026-11-26T10:00:00Z".parse().unwrap()
 }
 
-fn options() -> KubernetesOptions {
+pub(super) fn options() -> KubernetesOptions {
     let mut o = KubernetesOptions::new("curfew.dev/preview=true");
     o.prices = Prices {
         vcpu_hour: Some(0.04),
@@ -38,7 +38,11 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(now()))
 }
 
-fn adapter_with(fake: &FakeApi, options: KubernetesOptions, leader: Arc<dyn Leader>) -> Kubernetes {
+pub(super) fn adapter_with(
+    fake: &FakeApi,
+    options: KubernetesOptions,
+    leader: Arc<dyn Leader>,
+) -> Kubernetes {
     Kubernetes::new(fake.client(), options, clock(), leader, None).unwrap()
 }
 
@@ -46,7 +50,7 @@ fn adapter(fake: &FakeApi) -> Kubernetes {
     adapter_with(fake, options(), Arc::new(Alone))
 }
 
-async fn listed(k8s: &Kubernetes, id: &str) -> Environment {
+pub(super) async fn listed(k8s: &Kubernetes, id: &str) -> Environment {
     k8s.list()
         .await
         .unwrap()
@@ -70,7 +74,7 @@ fn preview_with_everything(fake: &FakeApi) {
     fake.put(deployment("pr-1", "pinned", 2).annotated(EXCLUDE, "true"));
 }
 
-fn patched(fake: &FakeApi) -> Vec<String> {
+pub(super) fn patched(fake: &FakeApi) -> Vec<String> {
     fake.writes()
         .iter()
         .filter(|w| w.verb() == "patch")
@@ -1231,7 +1235,6 @@ fn workload(kind: Kind, replicas: i32, suspended: bool, annotations: &[(&str, &s
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         replicas,
-        pods: replicas,
         suspended,
         requests: PodRequests::default(),
         controller: None,

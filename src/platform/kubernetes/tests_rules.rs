@@ -17,50 +17,22 @@ use super::fake::{
     FakeApi, Fixture, Policy, Then, cron_job, cron_job_with_run, deployment, job_pod, namespace,
     pod, pod_template, replica_set, stateful_set,
 };
+use super::tests::{adapter_with, listed, now, options, patched};
 use super::*;
 use crate::clock::ManualClock;
 use crate::platform::{EnvState, Environment};
-
-fn now() -> DateTime<Utc> {
-    "2026-11-26T10:00:00Z".parse().unwrap()
-}
 
 fn at(t: &str) -> DateTime<Utc> {
     t.parse().unwrap()
 }
 
-fn options() -> KubernetesOptions {
-    let mut o = KubernetesOptions::new("curfew.dev/preview=true");
-    o.prices = Prices {
-        vcpu_hour: Some(0.04),
-        gib_hour: Some(0.005),
-    };
-    o.identity = "curfew-a".into();
-    o.own_namespace = Some("curfew".into());
-    o
-}
-
+/// The adapter of the other scenarios, in a cluster where curfew runs in `curfew`.
 fn adapter(fake: &FakeApi) -> Kubernetes {
-    let clock = Arc::new(ManualClock::new(now()));
-    Kubernetes::new(fake.client(), options(), clock, Arc::new(Alone), None).unwrap()
-}
-
-async fn listed(k8s: &Kubernetes, id: &str) -> Environment {
-    k8s.list()
-        .await
-        .unwrap()
-        .environments
-        .into_iter()
-        .find(|e| &*e.id == id)
-        .unwrap_or_else(|| panic!("{id} not listed"))
-}
-
-fn patched(fake: &FakeApi) -> Vec<String> {
-    fake.writes()
-        .iter()
-        .filter(|w| w.verb() == "patch")
-        .map(|w| format!("{}/{}", w.resource, w.name.clone().unwrap()))
-        .collect()
+    let options = KubernetesOptions {
+        own_namespace: Some("curfew".into()),
+        ..options()
+    };
+    adapter_with(fake, options, Arc::new(Alone))
 }
 
 fn cost(env: &Environment) -> f64 {
@@ -355,9 +327,8 @@ async fn a_namespace_changed_since_it_was_checked_is_not_deleted() {
 
 // Item 5: server-side apply and GitOps.
 
-#[tokio::test]
-async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fought() {
-    let fake = FakeApi::new();
+/// pr-1 with web (3, its replicas applied by Argo CD) and worker (1), stopped by curfew.
+async fn stopped_under_argo(fake: &FakeApi) -> (Kubernetes, Value) {
     fake.put(namespace("pr-1"));
     fake.put(deployment("pr-1", "web", 3));
     fake.put(deployment("pr-1", "worker", 1));
@@ -371,8 +342,15 @@ async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fou
         &manifest,
     )
     .unwrap();
-    let k8s = adapter(&fake);
+    let k8s = adapter(fake);
     k8s.stop("pr-1").await.unwrap();
+    (k8s, manifest)
+}
+
+#[tokio::test]
+async fn curfews_stop_makes_it_the_manager_of_replicas_and_a_server_side_apply_conflicts() {
+    let fake = FakeApi::new();
+    let (_, manifest) = stopped_under_argo(&fake).await;
     let managers: Vec<Value> =
         fake.object("deployments", "pr-1", "web")["metadata"]["managedFields"]
             .as_array()
@@ -388,7 +366,6 @@ async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fou
         ["curfew"],
         "the merge patch made curfew its manager"
     );
-
     // CI applies the manifest while the environment sleeps: a conflict, as on a cluster.
     let conflict = fake
         .apply("deployments", "pr-1", "web", "ci", false, &manifest)
@@ -397,6 +374,13 @@ async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fou
         conflict,
         "Apply failed with 1 conflict: conflict with \"curfew\" using apps/v1: .spec.replicas"
     );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+}
+
+#[tokio::test]
+async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fought() {
+    let fake = FakeApi::new();
+    let (k8s, manifest) = stopped_under_argo(&fake).await;
     // Argo CD forces it (self-heal): web runs again.
     fake.set_now(at("2026-11-26T10:05:00Z"));
     fake.apply(
@@ -483,10 +467,9 @@ async fn the_shipped_admission_policy_admits_every_write_curfew_makes() {
 }
 
 #[tokio::test]
-async fn the_shipped_admission_policy_refuses_what_curfew_must_never_do() {
+async fn the_shipped_admission_policy_refuses_any_other_change_and_any_other_namespace() {
     let fake = FakeApi::new();
     fake.put(namespace("pr-1"));
-    fake.put(namespace("pr-2").annotated("curfew.dev/protect", "true"));
     fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}));
     fake.put(deployment("pr-1", "web", 3));
     fake.put(deployment("kube-system", "coredns", 2));
@@ -548,6 +531,16 @@ async fn the_shipped_admission_policy_refuses_what_curfew_must_never_do() {
             "{denial}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_shipped_admission_policy_lets_curfew_delete_only_previews_and_holds_no_one_else() {
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-2").annotated("curfew.dev/protect", "true"));
+    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}));
+    fake.put(deployment("kube-system", "coredns", 2));
+    fake.admit_with(shipped_policy(), CURFEW);
+    let client = fake.client();
     let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
     for (ns, message) in [
         ("kube-system", "curfew acts only in namespaces labelled"),
@@ -564,11 +557,11 @@ async fn the_shipped_admission_policy_refuses_what_curfew_must_never_do() {
         shipped_policy(),
         "system:serviceaccount:argocd:argocd-application-controller",
     );
-    deployments("kube-system")
+    Api::<Deployment>::namespaced(client, "kube-system")
         .patch(
             "coredns",
             &PatchParams::default(),
-            &patch(json!({"spec": {"replicas": 1}})),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
         )
         .await
         .unwrap();

@@ -98,8 +98,6 @@ pub struct Workload {
     pub annotations: BTreeMap<String, String>,
     /// `spec.replicas` (the API server's default, 1, when absent); 0 for a CronJob.
     pub replicas: i32,
-    /// `status.replicas`: pods that still exist.
-    pub pods: i32,
     /// A CronJob's `spec.suspend`.
     pub suspended: bool,
     /// What one of its pods asks for, from its pod template.
@@ -126,7 +124,6 @@ impl Workload {
             resource_version: metadata.resource_version.clone(),
             annotations: metadata.annotations.clone().unwrap_or_default(),
             replicas: 0,
-            pods: 0,
             suspended: false,
             requests: PodRequests::default(),
             controller: metadata
@@ -146,7 +143,6 @@ impl Workload {
         let spec = d.spec.as_ref();
         Workload {
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-            pods: d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
             requests: spec
                 .and_then(|s| s.template.spec.as_ref())
                 .map(pod_requests)
@@ -164,7 +160,6 @@ impl Workload {
             .and_then(|p| p.when_scaled.as_deref());
         Workload {
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-            pods: s.status.as_ref().map_or(0, |s| s.replicas),
             requests: spec
                 .and_then(|s| s.template.spec.as_ref())
                 .map(pod_requests)
@@ -188,7 +183,6 @@ impl Workload {
             .collect();
         Workload {
             suspended: c.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false),
-            pods: i32::try_from(active.len()).unwrap_or(i32::MAX),
             starting_deadline: c.spec.as_ref().and_then(|s| s.starting_deadline_seconds),
             replicas_set_by: last_setter(&c.metadata, "suspend"),
             active_jobs: active,
