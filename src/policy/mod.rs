@@ -606,11 +606,6 @@ impl RuleDecision<'_, '_> {
                 format!("older than delete_after {}", span(d)),
             ));
         }
-        if let (Some(_), Some(running)) = (rule.delete_when_stopped_for, &self.env.unstoppable) {
-            trace.note(|| {
-                format!("not stopped for delete_when_stopped_for while this runs: {running}")
-            });
-        }
         if let (Some(d), Some(since)) = (rule.delete_when_stopped_for, self.stopped_since()) {
             due.push((
                 since + d,
@@ -633,6 +628,11 @@ impl RuleDecision<'_, '_> {
     fn delete(&self, snooze: Option<(DateTime<Utc>, String)>, trace: &mut Trace) -> DeleteOutcome {
         let rule = self.rule;
         let warned = self.record.and_then(|r| r.delete_warned_at);
+        if let (Some(_), Some(running)) = (rule.delete_when_stopped_for, &self.env.unstoppable) {
+            trace.note(|| {
+                format!("not stopped for delete_when_stopped_for while this runs: {running}")
+            });
+        }
         let Some((due_at, cause, what)) = self.delete_condition() else {
             return DeleteOutcome {
                 clear_warning: warned.is_some(),
