@@ -241,6 +241,9 @@ impl Daemon {
     /// Resolves actions whose intent was written but whose outcome was not (the daemon
     /// died between them), by reading the platform. Returns how many were resolved.
     pub async fn recover(&self) -> Result<usize, PassError> {
+        // The savings counters start from the ledger's totals before /metrics answers, not
+        // at the first pass: a scrape in between would see them gone, then back.
+        self.metrics.set_savings_totals(&self.ledger.savings()?);
         let pending = self.ledger.pending()?;
         if pending.is_empty() {
             return Ok(0);

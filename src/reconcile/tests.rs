@@ -456,3 +456,55 @@ async fn previews_whose_delete_the_cap_holds_back_are_stopped_at_19_00() {
         assert!(pair[1] - pair[0] >= TimeDelta::hours(1), "{deleted_at:?}");
     }
 }
+
+/// A restarted daemon's savings counters continue from the ledger before its first pass
+/// (tests/restart.rs once scraped a daemon between its start and its first pass and saw
+/// the counters gone).
+#[tokio::test]
+async fn a_restarted_daemon_counts_its_savings_from_the_ledger_before_its_first_pass() {
+    let start = at("2026-11-27T18:00:00Z");
+    let clock = ManualClock::new(start);
+    let (_sandbox, _running, platform) = sandbox_platform(&clock, 4).await;
+    let ledger = Arc::new(Ledger::in_memory().unwrap());
+    ledger
+        .open_stop_for(
+            "env-1",
+            "office",
+            crate::policy::StopCause::Schedule,
+            "night",
+            Some(2.0),
+            start,
+        )
+        .unwrap();
+    ledger
+        .accrue(start + TimeDelta::hours(3), "EUR", &|_| true)
+        .unwrap();
+    let metrics = Arc::new(Metrics::new("test", false));
+    let rules = Arc::new(parse_rules(
+        "test.yaml",
+        "rules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n",
+        start,
+    ).unwrap());
+    let daemon = Daemon::new(
+        platform,
+        ledger,
+        metrics.clone(),
+        Arc::new(clock.clone()),
+        rules,
+        DaemonOptions {
+            resync: Duration::from_secs(60),
+            max_pass_age: Duration::from_secs(180),
+            max_in_flight: 4,
+        },
+    );
+    daemon.recover().await.unwrap();
+    let text = metrics.encode();
+    assert!(
+        text.contains("curfew_saved_cost_total{currency=\"EUR\",rule=\"office\"} 6"),
+        "{text}"
+    );
+    assert!(
+        text.contains("curfew_stopped_seconds_total{rule=\"office\"} 10800"),
+        "{text}"
+    );
+}
