@@ -10,6 +10,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod files;
 pub mod ledger;
 pub mod memory;
 pub mod metrics;

@@ -233,3 +233,79 @@ fn the_readme_rule_file_validates() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs curfew, killing it if it has not finished within a minute (a bound against
+/// hanging for ever, not a speed goal).
+fn curfew_bounded(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CURFEW_TIMEZONE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the curfew binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("curfew {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The probe: `curfew validate` on a FIFO hung for ever, and `curfew run` froze.
+/// Both refuse anything but a regular file, and a rule file larger than the limit.
+#[test]
+fn a_rule_file_that_is_no_regular_file_or_too_large_is_refused_by_every_command() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("rules.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["validate", fifo],
+        vec!["run", "--config", fifo],
+        vec![
+            "plan",
+            "--config",
+            fifo,
+            "--snapshot",
+            "examples/snapshot.json",
+        ],
+    ] {
+        let o = curfew_bounded(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&o).contains(&format!(
+                "{fifo}: not a regular file but a FIFO (named pipe)"
+            )),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let big = dir.join("big.yaml");
+    std::fs::write(
+        &big,
+        format!(
+            "rules:\n  - name: a\n    run: Sat\n# {}\n",
+            "x".repeat(2000)
+        ),
+    )
+    .unwrap();
+    let big = big.to_str().unwrap();
+    let refused = curfew_bounded(&["validate", big, "--max-rule-file-size", "1KiB"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("larger than 1 KiB: curfew reads at most that much; raise the limit with --max-rule-file-size"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(curfew_bounded(&["validate", big]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

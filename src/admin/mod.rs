@@ -105,9 +105,9 @@ impl AdminTokens {
         Ok(AdminTokens { tokens })
     }
 
-    /// The tokens of the variable (`variable`, else `CURFEW_ADMIN_TOKEN`) and of the file;
-    /// `None` when neither holds one (the API is off).
-    pub fn load(
+    /// The tokens of the variable (`variable`, else `CURFEW_ADMIN_TOKEN`) and of the file
+    /// (a regular file of at most 64 KiB); `None` when neither holds one (the API is off).
+    pub async fn load(
         env: &HashMap<String, String>,
         variable: Option<&str>,
         file: Option<&Path>,
@@ -118,12 +118,10 @@ impl AdminTokens {
             all.extend(Self::parse(text, &format!("the variable {variable}"))?)?;
         }
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "the admin token file {} cannot be read: {e}",
-                    path.display()
-                )
-            })?;
+            let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
+            let text = crate::files::read(path, limits, "")
+                .await
+                .map_err(|e| format!("the admin token file cannot be read: {e}"))?;
             all.extend(Self::parse(
                 &text,
                 &format!("the admin token file {}", path.display()),

@@ -102,15 +102,18 @@ fn tokens_are_named_checked_whole_and_never_shown() {
     assert!(twice.contains("second token named a"), "{twice}");
 }
 
-#[test]
-fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
-    let none = AdminTokens::load(&HashMap::new(), None, None).unwrap();
+#[tokio::test]
+async fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
+    let none = AdminTokens::load(&HashMap::new(), None, None)
+        .await
+        .unwrap();
     assert!(none.is_none());
     let env = HashMap::from([(TOKEN_VARIABLE.to_string(), ALICE.to_string())]);
-    let from_env = AdminTokens::load(&env, None, None).unwrap().unwrap();
+    let from_env = AdminTokens::load(&env, None, None).await.unwrap().unwrap();
     assert_eq!(from_env.check(ALICE), Some("admin"));
     let named = HashMap::from([("OPS_TOKEN".to_string(), format!("ops:{BOB}"))]);
     let other = AdminTokens::load(&named, Some("OPS_TOKEN"), None)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(other.check(BOB), Some("ops"));
@@ -118,11 +121,23 @@ fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tokens");
     std::fs::write(&file, format!("bob:{BOB}\n")).unwrap();
-    let both = AdminTokens::load(&env, None, Some(&file)).unwrap().unwrap();
+    let both = AdminTokens::load(&env, None, Some(&file))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(both.len(), 2);
     assert_eq!(both.check(BOB), Some("bob"));
-    let missing = AdminTokens::load(&env, None, Some(&dir.join("nope"))).unwrap_err();
+    let missing = AdminTokens::load(&env, None, Some(&dir.join("nope")))
+        .await
+        .unwrap_err();
     assert!(missing.contains("cannot be read"), "{missing}");
+    // A FIFO named as the token file is refused at once, not waited on.
+    let fifo = dir.join("fifo");
+    crate::files::mkfifo(&fifo);
+    let refused = AdminTokens::load(&env, None, Some(&fifo))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("not a regular file"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -2,7 +2,6 @@
 //! admin API (`--server`, token from `CURFEW_ADMIN_TOKEN`), and `curfew plan --config`
 //! without a daemon, reading the live platform directly (read-only).
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 use super::rules::{env_vars, plan_table};
 use crate::admin::TOKEN_VARIABLE;
 use crate::clock::SystemClock;
-use crate::config;
+use crate::config::Source;
 use crate::platform::connect::connect;
 use crate::policy::{self, LedgerView};
 use crate::reconcile::{EnvironmentReport, Plan};
@@ -169,15 +168,12 @@ pub fn plan_from_server(server: &Server) -> anyhow::Result<ExitCode> {
 }
 
 /// `curfew plan --config FILE` without a snapshot: the live platform, read-only.
-pub fn plan_live(config_file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
     let env = env_vars();
     let now = Utc::now();
-    let loaded = match config::load(config_file, &env, now) {
+    let loaded = match super::rules::load_or_exit(source, now)? {
         Ok(l) => l,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(1));
-        }
+        Err(code) => return Ok(code),
     };
     runtime()?.block_on(async move {
         let prices = crate::platform::qovery::Prices {

@@ -38,6 +38,8 @@ enum Command {
         /// Print the compiled rule set (durations in seconds, schedules normalized).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        limit: rules::FileLimit,
     },
     /// Print the JSON Schema of the rule file (or, with --markdown, its reference).
     Schema {
@@ -65,6 +67,8 @@ enum Command {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        limit: rules::FileLimit,
     },
     /// Why an environment (id or name) is where it is: the rules tried and matched, what
     /// the schedule says now and next, idle and TTL clocks, and its history.
@@ -126,7 +130,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Schedule(cmd) => schedule::run(cmd),
         Command::Duration { durations } => schedule::durations(&durations),
-        Command::Validate { file, json } => rules::validate(&file, json),
+        Command::Validate { file, json, limit } => rules::validate(&limit.source(&file), json),
         Command::Schema { markdown: false } => {
             print!("{}", rules::schema_json());
             Ok(ExitCode::SUCCESS)
@@ -144,12 +148,13 @@ pub fn main() -> ExitCode {
             at,
             server,
             json,
+            limit,
         } => match (server, config, snapshot) {
             (Some(server), _, _) => admin::plan_from_server(&admin::Server { server, json }),
             (None, Some(config), Some(snapshot)) => {
-                rules::plan(&config, &snapshot, at.as_deref(), json)
+                rules::plan(&limit.source(&config), &snapshot, at.as_deref(), json)
             }
-            (None, Some(config), None) => admin::plan_live(&config, json),
+            (None, Some(config), None) => admin::plan_live(&limit.source(&config), json),
             (None, None, _) => Ok(ExitCode::from(2)),
         },
         Command::Explain { env, server } => admin::explain(&server, &env),

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use crate::admin::AdminTokens;
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::settings::{LogFormat, PlatformSettings};
-use crate::config::{self, Loaded};
+use crate::config::{Loaded, Source};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, PlatformRequests};
 use crate::platform::connect::connect;
@@ -36,6 +36,8 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz, /readyz (overrides daemon.listen).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    limit: super::rules::FileLimit,
 }
 
 fn init_logging(format: LogFormat) {
@@ -51,8 +53,11 @@ fn init_logging(format: LogFormat) {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Before any thread starts: the allocator's arenas are made per thread.
+    crate::memory::tune();
     let env: HashMap<String, String> = std::env::vars().collect();
-    let loaded = match config::load(&args.config, &env, Utc::now()) {
+    let source = args.limit.source(&args.config);
+    let loaded = match super::rules::load(&source, Utc::now())? {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("{errors}");
@@ -69,15 +74,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => loaded.settings.log_format,
     };
     init_logging(format);
-    crate::memory::tune();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(daemon(args, loaded, env))
+    runtime.block_on(daemon(args, source, loaded, env))
 }
 
 async fn daemon(
     args: RunArgs,
+    source: Source,
     loaded: Loaded,
     env: HashMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
@@ -130,7 +138,9 @@ async fn daemon(
         &env,
         settings.admin_token_env.as_deref(),
         settings.admin_token_file.as_deref(),
-    ) {
+    )
+    .await
+    {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "the admin API's tokens cannot be read");
@@ -237,8 +247,6 @@ async fn daemon(
     let (file_tx, mut file_rx) = mpsc::channel::<()>(8);
     let _watcher = watch_file(&args.config, file_tx);
     let reload_daemon = daemon.clone();
-    let config_path = args.config.clone();
-    let reload_env = env.clone();
     tokio::spawn(async move {
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -254,7 +262,7 @@ async fn daemon(
                     tracing::info!("SIGHUP: reloading the rule file");
                 }
             }
-            if reload_daemon.reload(&config_path, &reload_env).is_ok() {
+            if reload_daemon.reload(&source).await.is_ok() {
                 generation += 1;
                 let _ = reload_tx.send(generation);
             }

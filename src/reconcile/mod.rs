@@ -175,19 +175,18 @@ impl Daemon {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
-    /// Reloads the rule file: rules that compile are put in force; a broken file is
-    /// rejected (each error logged, the reload counted as failed) and the last good rules
-    /// stay in force.
-    pub fn reload(
+    /// Reloads the rule file: rules that compile are put in force; a broken file (or one
+    /// that is no regular file, too large, or still being written) is rejected (each error
+    /// logged, the reload counted as failed) and the last good rules stay in force.
+    pub async fn reload(
         &self,
-        path: &std::path::Path,
-        env: &HashMap<String, String>,
+        source: &crate::config::Source,
     ) -> Result<(), crate::config::ConfigErrors> {
-        match crate::config::load(path, env, self.clock.now()) {
+        match source.load(self.clock.now()).await {
             Ok(loaded) => {
                 self.set_rules(Arc::new(loaded.rules));
                 self.metrics.config_reload(true);
-                tracing::info!(file = %path.display(), "rule file reloaded");
+                tracing::info!(file = %source.path.display(), "rule file reloaded");
                 Ok(())
             }
             Err(errors) => {
