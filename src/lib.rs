@@ -20,3 +20,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod schedule;
 pub mod server;
+pub mod text;

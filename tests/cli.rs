@@ -309,3 +309,39 @@ fn a_rule_file_that_is_no_regular_file_or_too_large_is_refused_by_every_command(
     assert!(curfew_bounded(&["validate", big]).status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Names from the platform reach the terminal escaped: an environment named with a newline
+/// and ESC cannot forge a row of `plan`'s table, nor colour the screen.
+#[test]
+fn plan_prints_names_from_the_platform_escaped() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let snapshot = dir.join("snapshot.json");
+    std::fs::write(
+        &snapshot,
+        r#"{"complete": true, "environments": [
+            {"id": "e1", "name": "pr-1\nmain  web  running  -  -  production environments are protected",
+             "project": "web-shop\u001b[31m", "mode": "preview", "state": "running",
+             "created_at": "2026-11-24T09:12:00Z"}]}"#,
+    )
+    .unwrap();
+    let o = curfew(&[
+        "plan",
+        "--config",
+        "config/previews-office-hours.yaml",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--at",
+        "2026-11-27T20:00:00+01:00",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(!table.contains('\u{1b}'), "{table}");
+    assert!(
+        table.contains("pr-1\\nmain  web  running") && table.contains("web-shop\\u{1b}[31m"),
+        "{table}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

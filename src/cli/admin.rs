@@ -18,6 +18,7 @@ use crate::config::Source;
 use crate::platform::connect::connect;
 use crate::policy::{self, LedgerView};
 use crate::reconcile::{EnvironmentReport, Plan};
+use crate::text::Printable;
 
 /// The daemon to talk to.
 #[derive(Debug, Clone, Args)]
@@ -280,38 +281,45 @@ fn span_note(note: Option<&str>) -> Value {
 fn changed(v: Value, word: &str) -> anyhow::Result<String> {
     let r: EnvironmentReport =
         serde_json::from_value(v).context("the daemon's answer is unreadable")?;
-    let mut text = format!("{} ({}): {word}\n", r.environment.name, r.environment.id);
+    let mut text = format!(
+        "{} ({}): {word}\n",
+        Printable(&r.environment.name),
+        Printable(&r.environment.id)
+    );
     if let Some(u) = r.record.snoozed_until {
         text.push_str(&format!("  snoozed until {}\n", u.to_rfc3339()));
     }
-    text.push_str(&format!("  now: {}\n", r.decision.reason));
+    text.push_str(&format!("  now: {}\n", Printable(&r.decision.reason)));
     Ok(text)
 }
 
 /// An environment's report as text: the reasoning, the decision, what the ledger holds.
+/// Everything that comes from outside (names, labels, notes, reasons) is escaped: a line
+/// of the report is one line.
 pub fn report_text(r: &EnvironmentReport) -> String {
     let e = &r.environment;
+    let p = |s: &str| Printable(s).to_string();
     let mut t = format!(
         "{} ({}), project {}, {} {}, state {}\n",
-        e.name,
-        e.id,
-        e.project,
+        p(&e.name),
+        p(&e.id),
+        p(&e.project),
         e.mode,
         e.cluster
             .as_deref()
-            .map_or(String::new(), |c| format!("on {c}")),
+            .map_or(String::new(), |c| format!("on {}", p(c))),
         e.state
     );
     t.push_str("\nReasoning:\n");
     for (i, step) in r.steps.iter().enumerate() {
-        t.push_str(&format!("  {}. {step}\n", i + 1));
+        t.push_str(&format!("  {}. {}\n", i + 1, p(step)));
     }
     let d = &r.decision;
     t.push_str(&format!(
         "\nDecision: {}{} — {}\n",
         d.action,
         if d.dry_run { " (dry run)" } else { "" },
-        d.reason
+        p(&d.reason)
     ));
     if let Some(next) = d.next_check {
         t.push_str(&format!("Next change: {}\n", next.to_rfc3339()));
@@ -320,11 +328,11 @@ pub fn report_text(r: &EnvironmentReport) -> String {
         t.push_str(&format!(
             "Snoozed until {} by {}\n",
             u.to_rfc3339(),
-            r.record.snoozed_by.as_deref().unwrap_or("someone")
+            p(r.record.snoozed_by.as_deref().unwrap_or("someone"))
         ));
     }
     if let Some(by) = &r.record.protected_by {
-        t.push_str(&format!("Protected by {by}\n"));
+        t.push_str(&format!("Protected by {}\n", p(by)));
     }
     t.push_str(&format!(
         "Saved by curfew: {:.2} {} over {} stop(s), {:.1} h stopped\n",
@@ -339,10 +347,50 @@ pub fn report_text(r: &EnvironmentReport) -> String {
             t.push_str(&format!(
                 "  {}  {}  {}\n",
                 h.at.to_rfc3339(),
-                h.what,
-                h.detail
+                p(&h.what),
+                p(&h.detail)
             ));
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `explain` prints what the platform and operators wrote: each escaped, so a name or
+    /// a note cannot add a line of its own or send an escape sequence to the terminal.
+    #[test]
+    fn a_report_prints_names_and_notes_escaped() {
+        let report: EnvironmentReport = serde_json::from_value(json!({
+            "at": "2026-11-27T19:00:00Z",
+            "environment": {
+                "id": "e1", "name": "pr-1\nDecision: delete", "project": "web\u{1b}[2J",
+                "mode": "preview", "state": "running", "created_at": "2026-11-24T09:12:00Z"
+            },
+            "decision": {
+                "environment_id": "e1", "environment": "pr-1", "project": "web",
+                "state": "running", "action": "none", "reason": "running", "dry_run": false
+            },
+            "steps": ["not protected"],
+            "record": {"snoozed_until": "2026-11-27T21:00:00Z", "snoozed_by": "alice"},
+            "savings": {"stops": 0, "stopped_seconds": 0.0, "saved": 0.0},
+            "currency": "EUR",
+            "history": [{"at": "2026-11-27T18:00:00Z", "what": "snooze by alice", "detail": "demo\r\nForged: line"}]
+        }))
+        .unwrap();
+        let text = report_text(&report);
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+        assert!(
+            text.starts_with("pr-1\\nDecision: delete (e1), project web\\u{1b}[2J,"),
+            "{text}"
+        );
+        assert!(text.contains("demo\\r\\nForged: line\n"), "{text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Forged") || l.starts_with("Decision: delete"))
+        );
+    }
 }

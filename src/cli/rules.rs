@@ -13,6 +13,7 @@ use crate::config::{self, ConfigErrors, Loaded, Rule, RuleSet, Settings, Source}
 use crate::files;
 use crate::platform::Snapshot;
 use crate::policy::{self, Action, Decision, LedgerView};
+use crate::text::printable;
 
 fn seconds(d: Option<TimeDelta>) -> Value {
     d.map_or(Value::Null, |d| json!(d.num_seconds()))
@@ -265,13 +266,14 @@ pub fn plan_table(decisions: &[Decision]) -> String {
                 (a, true) => format!("{a} (dry run)"),
                 (a, false) => a.to_string(),
             };
+            // Names from the platform, escaped: a newline in one cannot forge a row.
             [
-                d.environment.to_string(),
-                d.project.to_string(),
+                printable(&d.environment).into_owned(),
+                printable(&d.project).into_owned(),
                 d.state.to_string(),
                 action,
-                d.rule.as_deref().unwrap_or("-").to_string(),
-                d.reason.to_string(),
+                printable(d.rule.as_deref().unwrap_or("-")).into_owned(),
+                printable(&d.reason).into_owned(),
             ]
         })
         .collect();

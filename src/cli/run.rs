@@ -48,7 +48,8 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Human => builder.try_init(),
+        // Names from outside (environments, projects, labels) are escaped in human lines.
+        LogFormat::Human => builder.fmt_fields(crate::text::human_fields()).try_init(),
     };
 }
 
@@ -176,6 +177,7 @@ async fn daemon(
             },
         )
         .with_max_snooze(max_snooze)
+        .with_max_note(settings.admin_max_note_bytes as usize)
         .with_notifier(notifier.clone()),
     );
     match daemon.recover().await {
@@ -193,19 +195,28 @@ async fn daemon(
     let listen = args.listen.unwrap_or(settings.listen);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
-    let mut router = server::router(metrics.clone(), daemon.health(), clock.clone());
+    let mut routes = server::routes(metrics.clone(), daemon.health(), clock.clone());
     match admin_tokens {
         Some(tokens) => {
             tracing::info!(tokens = tokens.len(), "admin API on /api/v1");
-            router = server::merge_admin(router, crate::admin::router(daemon.clone(), tokens));
+            routes.app =
+                server::merge_admin(routes.app, crate::admin::router(daemon.clone(), tokens));
         }
-        None => tracing::info!(
-            "admin API off: no admin token ({} or daemon.admin_token_file)",
-            crate::admin::TOKEN_VARIABLE
-        ),
+        None => {
+            tracing::info!(
+                "admin API off: no admin token ({} or daemon.admin_token_file)",
+                crate::admin::TOKEN_VARIABLE
+            );
+            routes.app = server::merge_admin(routes.app, crate::admin::off_router());
+        }
     }
+    let limits = server::HttpLimits {
+        max_connections: settings.max_connections as usize,
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+    };
     let mut server_shutdown = shutdown_rx.clone();
-    let server_task = tokio::spawn(server::serve(listener, router, async move {
+    let server_task = tokio::spawn(server::serve(listener, routes, limits, async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
     }));
 

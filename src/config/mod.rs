@@ -122,6 +122,9 @@ impl Glob {
     }
 }
 
+/// How many patterns of one field a selector's description names.
+const SELECTOR_PATTERNS: usize = 5;
+
 /// Which environments: every non-empty part must fit; within a part, any entry.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
@@ -167,12 +170,18 @@ impl Selector {
     /// `mode=preview project=web-*`, for people; `everything` when empty.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        // A few patterns each, and how many more: a description goes into reasons.
         let list = |globs: &[Glob]| {
-            globs
+            let mut shown = globs
                 .iter()
+                .take(SELECTOR_PATTERNS)
                 .map(Glob::pattern)
                 .collect::<Vec<_>>()
-                .join("|")
+                .join("|");
+            if globs.len() > SELECTOR_PATTERNS {
+                shown.push_str(&format!("|…({} more)", globs.len() - SELECTOR_PATTERNS));
+            }
+            shown
         };
         if !self.modes.is_empty() {
             parts.push(format!(
@@ -322,7 +331,24 @@ impl RuleSchedule {
         None
     }
 
-    /// The schedule as written in normalized form, for reasons and `validate --json`.
+    /// The schedule for a reason read at `t`: normalized, a long one summarized
+    /// ([`Schedule::describe_at`]).
+    pub fn describe_at(&self, t: DateTime<Utc>) -> String {
+        match self {
+            RuleSchedule::Run(s) => format!("run {}", s.describe_at(t)),
+            RuleSchedule::Events(s) => format!("events {}", s.describe_at(t)),
+            RuleSchedule::Stop { windows, holidays } => match holidays {
+                None => format!("stop {}", windows.describe_at(t)),
+                Some(h) => format!(
+                    "stop {}; and all day on holidays ({})",
+                    windows.describe_at(t),
+                    h.describe_at(t)
+                ),
+            },
+        }
+    }
+
+    /// The schedule as written in normalized form, whole (`validate --json`).
     pub fn describe(&self) -> String {
         match self {
             RuleSchedule::Run(s) => format!("run {s}"),

@@ -94,6 +94,18 @@ const SETTABLE: &[Settable] = &[
     text("daemon.admin_max_snooze", |f, v| {
         daemon(f).admin_max_snooze = Some(at(v));
     }),
+    count("daemon.admin_max_note_bytes", |f, v| {
+        daemon(f).admin_max_note_bytes = Some(at(v));
+    }),
+    count("daemon.max_connections", |f, v| {
+        daemon(f).max_connections = Some(at(v));
+    }),
+    text("daemon.header_timeout", |f, v| {
+        daemon(f).header_timeout = Some(at(v));
+    }),
+    text("daemon.idle_timeout", |f, v| {
+        daemon(f).idle_timeout = Some(at(v))
+    }),
     text("platform", |f, v| {
         f.platform = Some(at(RawPlatform::Name(v)))
     }),

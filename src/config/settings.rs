@@ -22,6 +22,14 @@ pub struct Settings {
     pub admin_token_file: Option<PathBuf>,
     /// The longest snooze or wake an operator may ask for.
     pub admin_max_snooze: Duration,
+    /// The longest note an operator may attach, in bytes.
+    pub admin_max_note_bytes: u32,
+    /// HTTP connections served at once.
+    pub max_connections: u32,
+    /// Time to send a request's headers (and how long a keep-alive connection may idle).
+    pub header_timeout: Duration,
+    /// A connection on which nothing moves this long, no request being answered, closes.
+    pub idle_timeout: Duration,
     pub platform: PlatformSettings,
 }
 
@@ -100,6 +108,64 @@ pub struct TrafficSettings {
     pub min_rate: f64,
 }
 
+/// The default `daemon.listen`: loopback only. The container image sets `0.0.0.0:9464`,
+/// since the kubelet and Prometheus reach a pod on its own address.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9464,
+));
+
+/// Reports a setting's error: its field, its place in the file (if from the file), what.
+type Report<'a> = dyn FnMut(&str, Option<(usize, usize)>, String) + 'a;
+
+/// A duration setting longer than 0s, or `default` (absent, or wrong and reported).
+fn positive_duration(
+    value: &Option<At<String>>,
+    field: &str,
+    what: &str,
+    default: Duration,
+    error: &mut Report<'_>,
+) -> Duration {
+    let Some(a) = value else { return default };
+    match parse_duration(&a.value) {
+        Ok(0) => {
+            error(
+                field,
+                Some((a.line, a.column)),
+                format!("{what} must be longer than 0s"),
+            );
+            default
+        }
+        Ok(s) => Duration::from_secs(s),
+        Err(e) => {
+            error(field, Some((a.line, a.column)), e.to_string());
+            default
+        }
+    }
+}
+
+/// A count setting of at least 1, or `default`.
+fn positive_count(
+    value: &Option<At<u32>>,
+    field: &str,
+    what: &str,
+    default: u32,
+    error: &mut Report<'_>,
+) -> u32 {
+    match value {
+        Some(a) if a.value == 0 => {
+            error(
+                field,
+                Some((a.line, a.column)),
+                format!("{what} must be at least 1"),
+            );
+            default
+        }
+        Some(a) => a.value,
+        None => default,
+    }
+}
+
 /// The daemon settings of a (possibly overridden) raw file.
 pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>> {
     let mut errors = Vec::new();
@@ -120,14 +186,14 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     };
     let pos = |a: &At<String>| Some((a.line, a.column));
     let listen = match &daemon.listen {
-        None => SocketAddr::from(([0, 0, 0, 0], 9464)),
+        None => DEFAULT_LISTEN,
         Some(a) => a.value.trim().parse().unwrap_or_else(|_| {
             error(
                 "daemon.listen",
                 pos(a),
-                format!("\"{}\" is not an address such as 0.0.0.0:9464", a.value),
+                format!("\"{}\" is not an address such as 127.0.0.1:9464", a.value),
             );
-            SocketAddr::from(([0, 0, 0, 0], 9464))
+            DEFAULT_LISTEN
         }),
     };
     let log_format = match daemon.log_format.as_ref().map(|a| (a, a.value.trim())) {
@@ -142,42 +208,45 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             LogFormat::Human
         }
     };
-    let resync = match &daemon.resync {
-        None => Duration::from_secs(60),
-        Some(a) => match parse_duration(&a.value) {
-            Ok(0) => {
-                error(
-                    "daemon.resync",
-                    pos(a),
-                    "resync must be longer than 0s".into(),
-                );
-                Duration::from_secs(60)
-            }
-            Ok(s) => Duration::from_secs(s),
-            Err(e) => {
-                error("daemon.resync", pos(a), e.to_string());
-                Duration::from_secs(60)
-            }
-        },
-    };
-    let admin_max_snooze = match &daemon.admin_max_snooze {
-        None => Duration::from_secs(7 * 86_400),
-        Some(a) => match parse_duration(&a.value) {
-            Ok(0) => {
-                error(
-                    "daemon.admin_max_snooze",
-                    pos(a),
-                    "the longest snooze must be longer than 0s".into(),
-                );
-                Duration::from_secs(7 * 86_400)
-            }
-            Ok(s) => Duration::from_secs(s),
-            Err(e) => {
-                error("daemon.admin_max_snooze", pos(a), e.to_string());
-                Duration::from_secs(7 * 86_400)
-            }
-        },
-    };
+    let d = &daemon;
+    let secs = Duration::from_secs;
+    let e = &mut error;
+    let resync = positive_duration(&d.resync, "daemon.resync", "resync", secs(60), e);
+    let max_snooze = positive_duration(
+        &d.admin_max_snooze,
+        "daemon.admin_max_snooze",
+        "the longest snooze",
+        secs(7 * 86_400),
+        e,
+    );
+    let header_timeout = positive_duration(
+        &d.header_timeout,
+        "daemon.header_timeout",
+        "the header timeout",
+        secs(10),
+        e,
+    );
+    let idle_timeout = positive_duration(
+        &d.idle_timeout,
+        "daemon.idle_timeout",
+        "the idle timeout",
+        secs(60),
+        e,
+    );
+    let max_note = positive_count(
+        &d.admin_max_note_bytes,
+        "daemon.admin_max_note_bytes",
+        "the longest note",
+        1024,
+        e,
+    );
+    let max_connections = positive_count(
+        &d.max_connections,
+        "daemon.max_connections",
+        "max_connections",
+        256,
+        e,
+    );
     let platform = platform_settings(raw, &mut error);
     let settings = Settings {
         listen,
@@ -193,7 +262,11 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             .admin_token_file
             .as_ref()
             .map(|a| PathBuf::from(&a.value)),
-        admin_max_snooze,
+        admin_max_snooze: max_snooze,
+        admin_max_note_bytes: max_note,
+        max_connections,
+        header_timeout,
+        idle_timeout,
         platform,
     };
     if errors.is_empty() {
@@ -203,10 +276,7 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     }
 }
 
-fn platform_settings(
-    raw: &RawFile,
-    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
-) -> PlatformSettings {
+fn platform_settings(raw: &RawFile, error: &mut Report<'_>) -> PlatformSettings {
     use super::raw::RawPlatform;
     let Some(at) = &raw.platform else {
         return PlatformSettings::Sandbox(SandboxSettings::default());
@@ -287,7 +357,7 @@ fn platform_settings(
 fn kubernetes_settings(
     k: &super::raw::RawKubernetes,
     place: Option<(usize, usize)>,
-    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
+    error: &mut Report<'_>,
 ) -> KubernetesSettings {
     let mut seconds = |field: &str, value: Option<&str>, default: u64| {
         value

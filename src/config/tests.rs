@@ -103,7 +103,7 @@ fn each_documented_error_names_file_line_column_rule_and_field() {
         ),
         (
             "daemon:\n  listen: nowhere\nrules:\n  - name: a\n    run: Sat\n",
-            "rules.yaml:2:11: `daemon.listen`: \"nowhere\" is not an address such as 0.0.0.0:9464",
+            "rules.yaml:2:11: `daemon.listen`: \"nowhere\" is not an address such as 127.0.0.1:9464",
         ),
         (
             "rules:\n  - name: a\n    run: \"stop=0 19 * * *\"\n",
@@ -300,7 +300,7 @@ fn an_overriding_value_that_does_not_read_names_its_variable_and_setting() {
         [
             "rules.yaml: `safety.dry_run`: CURFEW_SAFETY__DRY_RUN: \"yes please\" is not true or false",
             "rules.yaml: `safety.max_deletes_per_hour`: CURFEW_SAFETY__MAX_DELETES_PER_HOUR: \"-1\" is not a whole number from 0 to 4294967295",
-            "rules.yaml: `daemon.listen`: \"everywhere\" is not an address such as 0.0.0.0:9464 (set by CURFEW_DAEMON__LISTEN)",
+            "rules.yaml: `daemon.listen`: \"everywhere\" is not an address such as 127.0.0.1:9464 (set by CURFEW_DAEMON__LISTEN)",
         ]
     );
 }
@@ -352,6 +352,25 @@ async fn a_rule_file_written_slowly_in_place_is_read_whole() {
         Some("project=billing".to_string())
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The forged line: a rule named with a newline and ESC was accepted, and printed
+/// a fake `ERROR` line in `validate`'s output. Such names are refused, and every error
+/// prints on one line with the name escaped.
+#[test]
+fn control_characters_in_names_are_refused_and_never_printed_raw() {
+    let text = "rules:\n  - name: \"ok\\n2026-11-27T19:00:00Z ERROR curfew: \\x1b[31mforged\"\n    run: Sat\nnotify:\n  \"t\\tx\": { kind: webhook, url: \"https://x.example\" }\n";
+    let errors = errors(text);
+    assert_eq!(
+        errors,
+        [
+            "rules.yaml:5:11: `notify.t\\tx`: the name holds the control character U+0009; names appear in logs, metrics and terminals",
+            "rules.yaml:2:11: rule \"ok\\n2026-11-27T19:00:00Z ERROR curfew: \\u{1b}[31mforged\" field `name`: the name holds the control character U+000A; names appear in logs, metrics and terminals",
+        ]
+    );
+    for e in &errors {
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
+    }
 }
 
 #[test]

@@ -205,6 +205,30 @@ pub fn explain(
     }
 }
 
+/// What protects `env`, if anything does: a `protect` entry (production's first), a
+/// protection set through the admin API, or the label `curfew.dev/protect=true`. Checked
+/// before any rule, and by the admin API before it acts itself (a wake).
+pub fn protection(
+    rules: &RuleSet,
+    env: &Environment,
+    record: Option<&EnvRecord>,
+) -> Option<String> {
+    if let Some(p) = rules.protect.iter().find(|p| p.selector.may_match(env)) {
+        return Some(p.description.clone());
+    }
+    if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
+        return Some(format!("protected through the admin API by {by}"));
+    }
+    if env
+        .labels
+        .get(PROTECT_LABEL)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Some(format!("protected by its label {PROTECT_LABEL}=true"));
+    }
+    None
+}
+
 /// Collects reasoning steps when explaining; costs nothing otherwise.
 struct Trace {
     steps: Option<Vec<String>>,
@@ -281,15 +305,10 @@ impl<'a> Pass<'a> {
         }
         trace.note(|| "not protected".into());
         let Some((index, rule)) = self.matching_rule(env, trace) else {
-            let tried: Vec<&str> = self.rules.rules.iter().map(|r| r.name.as_ref()).collect();
             return Decision {
                 reason: format!(
                     "no rule matches (tried {}); curfew leaves it alone",
-                    if tried.is_empty() {
-                        "none".into()
-                    } else {
-                        tried.join(", ")
-                    }
+                    self.rules_tried()
                 )
                 .into(),
                 ..base
@@ -312,30 +331,23 @@ impl<'a> Pass<'a> {
         .decide(trace)
     }
 
+    /// The rules' names, for "no rule matches": the first few, and how many more.
+    fn rules_tried(&self) -> String {
+        const NAMED: usize = 10;
+        let rules = &self.rules.rules;
+        if rules.is_empty() {
+            return "none".into();
+        }
+        let mut tried: Vec<&str> = rules.iter().take(NAMED).map(|r| r.name.as_ref()).collect();
+        let more = format!("and {} more", rules.len().saturating_sub(NAMED));
+        if rules.len() > NAMED {
+            tried.push(&more);
+        }
+        tried.join(", ")
+    }
+
     fn protection(&self, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
-        if let Some(p) = self
-            .rules
-            .protect
-            .iter()
-            .find(|p| p.selector.may_match(env))
-        {
-            return Some(format!("{}; curfew never acts on it", p.description));
-        }
-        if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
-            return Some(format!(
-                "protected through the admin API by {by}; curfew never acts on it"
-            ));
-        }
-        if env
-            .labels
-            .get(PROTECT_LABEL)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
-            return Some(format!(
-                "protected by its label {PROTECT_LABEL}=true; curfew never acts on it"
-            ));
-        }
-        None
+        protection(self.rules, env, record).map(|p| format!("{p}; curfew never acts on it"))
     }
 
     fn matching_rule(&self, env: &Environment, trace: &mut Trace) -> Option<(usize, &'a Rule)> {
@@ -664,7 +676,7 @@ impl RuleDecision<'_, '_> {
     ) -> Option<Decision> {
         let rule = self.rule;
         let env = self.env;
-        let described = schedule.describe();
+        let described = schedule.describe_at(self.now());
         let since = s
             .since
             .map(|t| format!(" since {}", self.at(t)))
@@ -814,7 +826,7 @@ impl RuleDecision<'_, '_> {
                 format!(
                     "{} as {}{until} (rule {})",
                     self.env.state,
-                    schedule.describe(),
+                    schedule.describe_at(self.now()),
                     rule.name
                 )
             }

@@ -79,6 +79,8 @@ pub enum PassError {
 
 /// The longest snooze an operator may ask for, unless the settings say otherwise.
 pub const DEFAULT_MAX_SNOOZE: TimeDelta = TimeDelta::days(7);
+/// The longest note (bytes) an operator may attach, unless the settings say otherwise.
+pub const DEFAULT_MAX_NOTE: usize = 1024;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -107,6 +109,8 @@ pub struct Daemon {
     nudge: tokio::sync::Notify,
     /// The longest snooze (or wake) an operator may ask for.
     max_snooze: TimeDelta,
+    /// The longest note an operator may attach, in bytes.
+    max_note: usize,
     /// Told what each pass did; never waits for a delivery.
     notifier: Option<Notifier>,
 }
@@ -142,6 +146,7 @@ impl Daemon {
             exclusive: tokio::sync::Mutex::new(()),
             nudge: tokio::sync::Notify::new(),
             max_snooze: DEFAULT_MAX_SNOOZE,
+            max_note: DEFAULT_MAX_NOTE,
             notifier: None,
         }
     }
@@ -149,6 +154,12 @@ impl Daemon {
     /// Sets the longest snooze an operator may ask for (default 7 days).
     pub fn with_max_snooze(mut self, max: TimeDelta) -> Daemon {
         self.max_snooze = max;
+        self
+    }
+
+    /// Sets the longest note an operator may attach, in bytes (default 1024).
+    pub fn with_max_note(mut self, max: usize) -> Daemon {
+        self.max_note = max;
         self
     }
 
