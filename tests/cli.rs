@@ -345,3 +345,38 @@ fn plan_prints_names_from_the_platform_escaped() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A ledger gone where its marker says one was kept: `curfew run` refuses to start with a
+/// fresh one, and says how to get one anyway.
+#[test]
+fn run_refuses_a_fresh_ledger_where_one_was_kept() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = dir.join("curfew.db");
+    std::fs::write(
+        dir.join("curfew.db.marker"),
+        "created: 2026-11-01T00:00:00.000Z\n",
+    )
+    .unwrap();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "platform: sandbox\ndaemon:\n  listen: 127.0.0.1:0\n  ledger: {}\nrules:\n  - name: a\n    run: Sat\n",
+            ledger.display()
+        ),
+    )
+    .unwrap();
+    let o = curfew_bounded(&["run", "--config", rules.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("is gone, but")
+            && err.contains("(created 2026-11-01T00:00:00.000Z)")
+            && err.contains("--new-ledger"),
+        "{err}"
+    );
+    assert!(!ledger.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

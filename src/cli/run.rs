@@ -14,7 +14,7 @@ use crate::admin::AdminTokens;
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::settings::{LogFormat, PlatformSettings};
 use crate::config::{Loaded, Source};
-use crate::ledger::Ledger;
+use crate::ledger::{Fresh, Ledger};
 use crate::metrics::{Metrics, PlatformRequests};
 use crate::platform::connect::connect;
 use crate::platform::qovery::Prices;
@@ -38,6 +38,10 @@ pub struct RunArgs {
     listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     limit: super::rules::FileLimit,
+    /// Start with a fresh, empty ledger although one was kept at daemon.ledger before (it
+    /// is gone: its marker file says so). The fresh one forgets what curfew stopped.
+    #[arg(long)]
+    new_ledger: bool,
 }
 
 fn init_logging(format: LogFormat) {
@@ -106,7 +110,18 @@ async fn daemon(
         env!("CARGO_PKG_VERSION"),
         settings.per_environment_metrics,
     ));
-    let ledger = Arc::new(Ledger::open(&settings.ledger)?);
+    let fresh = if args.new_ledger {
+        Fresh::Allowed
+    } else {
+        Fresh::Refused
+    };
+    let ledger = match Ledger::open_with(&settings.ledger, fresh) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            tracing::error!(error = %e, "the ledger cannot be opened");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let prices = Prices {
         vcpu_hour: loaded.rules.defaults.vcpu_hour,
         gib_hour: loaded.rules.defaults.gib_hour,

@@ -294,8 +294,15 @@ impl Daemon {
             Ok(r) => (PassResult::Partial, r.next_wakeup),
             Err(_) => (PassResult::Error, None),
         };
-        if label != PassResult::Error {
-            self.health.pass_succeeded(finished);
+        match &result {
+            Ok(_) => {
+                self.health.pass_succeeded(finished);
+                self.health.set_ledger_problem(None);
+            }
+            // A ledger that cannot be used is named in /readyz at once; a platform's
+            // failure only ages the last good pass.
+            Err(PassError::Ledger(e)) => self.health.set_ledger_problem(Some(e.to_string())),
+            Err(PassError::Platform(_)) => {}
         }
         self.metrics.pass(
             label,
@@ -309,6 +316,8 @@ impl Daemon {
     /// What a pass and a plan both start from: the rules, a fresh listing, the ledger's
     /// view of it, and the decisions.
     async fn look(&self) -> Result<Look, PassError> {
+        // A ledger that is gone makes the whole pass pointless: no listing either.
+        self.ledger.check()?;
         let rules = self.rules();
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();

@@ -58,12 +58,28 @@ pub(crate) async fn sandbox_platform(
 }
 
 pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
+    world_with(
+        rules_yaml,
+        start,
+        environments,
+        Ledger::in_memory().unwrap(),
+    )
+    .await
+}
+
+/// [`world`] with a given ledger (a file, say).
+pub(crate) async fn world_with(
+    rules_yaml: &str,
+    start: &str,
+    environments: u32,
+    ledger: Ledger,
+) -> World {
     let clock = ManualClock::new(at(start));
     let (sandbox, running, platform) = sandbox_platform(&clock, environments).await;
     let rules = Arc::new(parse_rules("test.yaml", rules_yaml, at(start)).unwrap());
     let daemon = Arc::new(Daemon::new(
         platform,
-        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(ledger),
         Arc::new(Metrics::new("test", false)),
         Arc::new(clock.clone()),
         rules,
@@ -390,4 +406,67 @@ async fn a_rule_file_that_is_no_regular_file_or_too_large_is_refused_at_once() {
     );
     assert!(w.daemon.pass().await.is_ok(), "passes go on");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The probe: a ledger deleted under a running daemon went unnoticed, and passes
+/// kept acting. The 19:00 pass refuses to act (not one call to the platform), the log and
+/// `/readyz` say why.
+#[tokio::test]
+async fn a_ledger_deleted_under_the_daemon_stops_its_actions_and_readyz_says_why() {
+    let dir = std::env::temp_dir().join(format!("curfew-gone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("curfew.db");
+    let ledger = Ledger::open(&path).unwrap();
+    let w = world_with(PREVIEWS_PARIS, "2026-11-27T18:00:00+01:00", 6, ledger).await;
+    w.daemon.pass().await.unwrap();
+    assert!(w.daemon.health().readiness(w.clock.now()).ready);
+    std::fs::remove_file(&path).unwrap();
+    w.clock.set(at("2026-11-27T19:00:00+01:00"));
+    let stops_before = w.sandbox.requests().stops.clone();
+    let err = w.daemon.pass().await.unwrap_err().to_string();
+    assert!(
+        err.contains("was deleted while curfew was running"),
+        "{err}"
+    );
+    assert_eq!(
+        w.sandbox.requests().stops,
+        stops_before,
+        "nothing was stopped"
+    );
+    let readiness = w.daemon.health().readiness(w.clock.now());
+    assert!(!readiness.ready);
+    assert!(
+        readiness.failing.iter().any(|f| f.starts_with(&format!(
+            "the ledger cannot be used: ledger: {} was deleted while curfew was running",
+            path.display()
+        ))),
+        "{readiness:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `/readyz` did not name a read-only ledger as the cause: it does, from the first pass
+/// that could not write.
+#[tokio::test]
+async fn a_ledger_that_turned_read_only_is_named_in_readyz() {
+    let w = world(PREVIEWS_PARIS, "2026-11-27T18:00:00+01:00", 6).await;
+    w.daemon.pass().await.unwrap();
+    w.daemon.ledger.refuse_writes();
+    w.clock.set(at("2026-11-27T19:00:00+01:00"));
+    let stops_before = w.sandbox.requests().stops.clone();
+    assert!(w.daemon.pass().await.is_err());
+    assert_eq!(
+        w.sandbox.requests().stops,
+        stops_before,
+        "nothing was stopped"
+    );
+    let readiness = w.daemon.health().readiness(w.clock.now());
+    assert!(
+        readiness
+            .failing
+            .iter()
+            .any(|f| f.starts_with("the ledger cannot be used: ledger: the ledger is read-only")),
+        "{readiness:?}"
+    );
 }

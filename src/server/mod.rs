@@ -41,6 +41,8 @@ pub struct Health {
 struct HealthState {
     rules_loaded: bool,
     last_pass_success: Option<DateTime<Utc>>,
+    /// Why the ledger cannot be used (deleted, read-only…), until a pass succeeds.
+    ledger_problem: Option<String>,
 }
 
 /// The answer to "is curfew ready?", also the JSON body of `/readyz`.
@@ -71,6 +73,12 @@ impl Health {
         self.state().rules_loaded = loaded;
     }
 
+    /// Says why the ledger cannot be used (`None`: it can): curfew is not ready while it
+    /// cannot record what it does.
+    pub fn set_ledger_problem(&self, problem: Option<String>) {
+        self.state().ledger_problem = problem;
+    }
+
     /// Records a reconcile pass that succeeded at `at` (the clock's time, not the wall's).
     pub fn pass_succeeded(&self, at: DateTime<Utc>) {
         self.state().last_pass_success = Some(at);
@@ -78,13 +86,20 @@ impl Health {
 
     /// Readiness as of `now`.
     pub fn readiness(&self, now: DateTime<Utc>) -> Readiness {
-        let (rules_loaded, last_pass_success) = {
+        let (rules_loaded, last_pass_success, ledger_problem) = {
             let state = self.state();
-            (state.rules_loaded, state.last_pass_success)
+            (
+                state.rules_loaded,
+                state.last_pass_success,
+                state.ledger_problem.clone(),
+            )
         };
         let mut failing = Vec::new();
         if !rules_loaded {
             failing.push("no valid rule file is loaded".to_owned());
+        }
+        if let Some(problem) = ledger_problem {
+            failing.push(format!("the ledger cannot be used: {problem}"));
         }
         match last_pass_success {
             None => failing.push("no reconcile pass has succeeded yet".to_owned()),
