@@ -406,6 +406,7 @@ impl Overrides {
                 let hint = closest(name)
                     .map(|known| format!("; did you mean {known}?"))
                     .unwrap_or_default();
+                let name = crate::text::printable(name);
                 format!("the environment variable {name} names no setting and is ignored{hint}")
             })
             .collect()

@@ -431,6 +431,12 @@ mod tests {
         (client, task, stop)
     }
 
+    /// Sends a whole request for `path`.
+    async fn ask(client: &mut DuplexStream, path: &str) {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+    }
+
     /// Reads until `needle` has arrived, or the connection ends.
     async fn read_until(client: &mut DuplexStream, needle: &str) -> String {
         let mut got = Vec::new();
@@ -478,10 +484,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_idle_connection_is_closed_after_the_header_timeout() {
         let (mut client, server, _stop) = pipe(64 << 10);
-        client
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        ask(&mut client, "/healthz").await;
         let answer = read_until(&mut client, "ok").await;
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
         let answered = Instant::now();
@@ -496,10 +499,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_that_stops_reading_is_cut_off() {
         let (mut client, server, _stop) = pipe(1024);
-        client
-            .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        ask(&mut client, "/big").await;
         let asked = Instant::now();
         server.await.unwrap();
         let lasted = asked.elapsed();
@@ -515,10 +515,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_answer_is_not_cut_off() {
         let (mut client, server, _stop) = pipe(64 << 10);
-        client
-            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        ask(&mut client, "/slow").await;
         let asked = Instant::now();
         let answer = read_until(&mut client, "done").await;
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
@@ -532,10 +529,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn shutting_down_lets_the_request_in_flight_finish() {
         let (mut client, server, stop) = pipe(64 << 10);
-        client
-            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        ask(&mut client, "/slow").await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         stop.send(true).unwrap();
         let answer = read_until(&mut client, "done").await;
