@@ -3,8 +3,9 @@
 //! glibc's allocator keeps a heap ("arena") per thread and raises the size above which it
 //! maps large blocks by itself as the program runs: with tokio's workers and blocking
 //! threads, a pass's memory ends up spread over several arenas that never give it back, and
-//! even in one heap it returns only the free memory at the top. musl, the container
-//! image's libc, keeps no such arenas; there both functions do nothing.
+//! even in one heap it returns only the free memory at the top. The container image runs
+//! this same glibc build (the `Dockerfile`; `tests/deploy.rs` keeps it so); on any other
+//! C library both functions do nothing.
 
 /// One arena and fixed thresholds, before the runtime's threads start (`curfew run`). With
 /// 10,000 environments, after a pass of 7,769 stops: anonymous memory between passes
@@ -35,3 +36,22 @@ pub fn tune() {}
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn release_free() {}
+
+/// The C library this binary runs on, as the benchmarks print it beside their figures and
+/// as `tests/deploy.rs` compares it with the image's: `glibc 2.36`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn libc() -> String {
+    // SAFETY: gnu_get_libc_version returns a static, NUL-terminated string.
+    let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    format!("glibc {}", version.to_string_lossy())
+}
+
+/// The C library this binary runs on (only glibc's version can be asked at run time).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn libc() -> String {
+    if cfg!(target_env = "musl") {
+        "musl".to_owned()
+    } else {
+        format!("the {} C library", std::env::consts::OS)
+    }
+}

@@ -13,6 +13,27 @@ use serde_json::Value;
 const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
 const TOKEN: &str = "cli-test-token-0123456789";
 
+/// Starts `curfew run` on `config` (with `token` as its admin token, if any) and waits
+/// until it is ready.
+fn daemon(config: &std::path::Path, port: u16, token: Option<&str>) -> Killed {
+    let mut command = Command::new(CURFEW);
+    command
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env_remove("CURFEW_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(t) = token {
+        command.env("CURFEW_ADMIN_TOKEN", t);
+    }
+    let daemon = Killed(command.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(port) {
+        assert!(Instant::now() < deadline, "the daemon never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon
+}
+
 fn ready(port: u16) -> bool {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -64,25 +85,26 @@ fn the_operator_commands_drive_a_running_daemon() {
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
     let config = rules(&dir, port);
-    let daemon = Command::new(CURFEW)
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("CURFEW_ADMIN_TOKEN", format!("ops:{TOKEN}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _daemon = Killed(daemon);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready(port) {
-        assert!(Instant::now() < deadline, "the daemon never became ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _daemon = daemon(&config, port, Some(&format!("ops:{TOKEN}")));
     let server = format!("http://127.0.0.1:{port}");
     let s = server.as_str();
 
-    // The plan, as a table and as JSON.
+    // The plan, as a table and as JSON; CURFEW_SERVER names the daemon as it does for the
+    // other commands.
     let out = curfew(&["plan", "--server", s], Some(TOKEN));
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_variable = Command::new(CURFEW)
+        .args(["plan"])
+        .env("CURFEW_SERVER", s)
+        .env("CURFEW_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        from_variable.status.success(),
+        "{}",
+        text(&from_variable.stderr)
+    );
+    assert_eq!(text(&from_variable.stdout), text(&out.stdout));
     let table = text(&out.stdout);
     assert!(table.starts_with("ENVIRONMENT"), "{table}");
     assert!(table.contains("previews"), "{table}");
@@ -102,7 +124,7 @@ fn the_operator_commands_drive_a_running_daemon() {
     let out = curfew(&["explain", &name, "--server", s], Some(TOKEN));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let explained = text(&out.stdout);
-    for part in ["Reasoning:", "rule previews matches", "Decision:"] {
+    for part in ["Reasoning:", "rule \"previews\" matches", "Decision:"] {
         assert!(explained.contains(part), "{part}: {explained}");
     }
 
@@ -171,5 +193,43 @@ fn plan_with_a_config_reads_the_live_platform_without_a_daemon() {
     assert_eq!(decisions.as_array().unwrap().len(), 8);
     // Read-only: no ledger was written.
     assert!(!dir.join("ledger.db").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The two messages a newcomer meets first: a daemon started without an admin token, and a
+/// second daemon on a taken port. Each says what is wrong and what to do.
+#[test]
+fn an_admin_api_that_is_off_and_a_taken_port_say_what_to_do() {
+    let dir = std::env::temp_dir().join(format!("curfew-api-off-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let config = rules(&dir, port);
+    let _daemon = daemon(&config, port, None);
+    let server = format!("http://127.0.0.1:{port}");
+    let out = curfew(&["plan", "--server", &server], Some(TOKEN));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: 404 Not Found: the daemon at {server} has no admin API: it is off until the daemon has a token (CURFEW_ADMIN_TOKEN or daemon.admin_token_file; see docs/operations.md)\n"
+        )
+    );
+    let second = dir.join("second.yaml");
+    std::fs::write(
+        &second,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("ledger.db", "second.db"),
+    )
+    .unwrap();
+    let out = curfew(&["run", "--config", second.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "error: cannot listen on 127.0.0.1:{port}: the address is in use (another curfew, or another program); choose another address with --listen ADDR or `daemon.listen` in the rule file"
+        )),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

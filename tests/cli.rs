@@ -147,17 +147,20 @@ fn schema_is_valid_json_and_matches_the_checked_in_copy() {
     assert!(v["properties"]["rules"].is_object());
 }
 
+/// The example snapshot decided on a Friday evening.
+const PLAN_FRIDAY_EVENING: [&str; 7] = [
+    "plan",
+    "--config",
+    "config/previews-office-hours.yaml",
+    "--snapshot",
+    "examples/snapshot.json",
+    "--at",
+    "2026-11-27T20:00:00+01:00",
+];
+
 #[test]
 fn plan_explains_every_environment_of_a_snapshot() {
-    let o = curfew(&[
-        "plan",
-        "--config",
-        "config/previews-office-hours.yaml",
-        "--snapshot",
-        "examples/snapshot.json",
-        "--at",
-        "2026-11-27T20:00:00+01:00",
-    ]);
+    let o = curfew(&PLAN_FRIDAY_EVENING);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = stdout(&o);
     let line = |name: &str| {
@@ -190,18 +193,9 @@ fn plan_explains_every_environment_of_a_snapshot() {
         line("pr-1433-search").contains("stopped, as wanted"),
         "{table}"
     );
-    let json = curfew(&[
-        "plan",
-        "--config",
-        "config/previews-office-hours.yaml",
-        "--snapshot",
-        "examples/snapshot.json",
-        "--at",
-        "2026-11-27T20:00:00+01:00",
-        "--json",
-    ]);
+    let json = curfew(&[&PLAN_FRIDAY_EVENING[..], &["--json"]].concat());
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["decisions"].as_array().unwrap().len(), 6);
+    assert_eq!(v["decisions"].as_array().unwrap().len(), 7);
     assert_eq!(v["decisions"][0]["action"], "stop");
 }
 
@@ -379,4 +373,37 @@ fn run_refuses_a_fresh_ledger_where_one_was_kept() {
     );
     assert!(!ledger.exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bare `curfew plan` names both ways to plan; `--server` and `--config` together are
+/// refused rather than one silently winning.
+#[test]
+fn a_bare_plan_names_the_daemon_and_the_file_ways() {
+    let o = Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .arg("plan")
+        .env_remove("CURFEW_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: ask a running daemon with --server URL (or set CURFEW_SERVER), or decide without one with --config FILE [--snapshot FILE]\n"
+    );
+    let both = curfew(&[
+        "plan",
+        "--server",
+        "http://127.0.0.1:9",
+        "--config",
+        "config/sandbox.yaml",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(stderr(&both).contains("not both"), "{}", stderr(&both));
+    // CURFEW_SERVER, set for the admin commands, does not get in the way of --config.
+    let from_file = Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .args(PLAN_FRIDAY_EVENING)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CURFEW_SERVER", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(from_file.status.success(), "{}", stderr(&from_file));
 }

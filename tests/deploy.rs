@@ -1,7 +1,8 @@
 //! The files in `deploy/`, checked on every `cargo test` without outside tools: the
 //! PrometheusRule carries exactly the alert rules of `deploy/prometheus`, every rule file
 //! that ships validates, the dashboard names no datasource of its own and its panels do
-//! not overlap, and the compose stack mounts files that exist.
+//! not overlap, the compose stack mounts files that exist, and the image builds and runs
+//! on the C library the tests and benchmarks run on.
 //!
 //! The tools that check the rest (promtool, a live Prometheus, kustomize and the
 //! Kubernetes schemas) run in `tests/prometheus.rs` and `.ci/check_deploy.py`.
@@ -18,6 +19,15 @@ const ALERTS: &str = "deploy/prometheus/curfew-alerts.yaml";
 const PROMETHEUS_RULE: &str = "deploy/kubernetes/base/prometheusrule.yaml";
 const DASHBOARD: &str = "deploy/grafana/dashboards/curfew.json";
 const COMPOSE: &str = "deploy/compose/compose.yaml";
+const DOCKERFILE: &str = "Dockerfile";
+const DAEMON_DOCS: &str = "docs/daemon.md";
+
+/// Debian releases an image of curfew may be built on, each with the glibc it ships: its
+/// codename (the official Rust images' suffix), its distroless suffix, its glibc.
+const DEBIAN: &[(&str, &str, &str)] = &[
+    ("bookworm", "debian12", "2.36"),
+    ("trixie", "debian13", "2.41"),
+];
 
 fn repo(path: &str) -> PathBuf {
     Path::new(ROOT).join(path)
@@ -214,4 +224,85 @@ fn the_compose_stack_mounts_files_that_exist() {
         host_path(grafana, &format!("{folder}/curfew.json")).is_some_and(|p| p.is_file()),
         "the provider's folder holds the dashboard"
     );
+}
+
+/// The image of each `FROM` line of the Dockerfile, in order.
+fn stages(dockerfile: &str) -> Vec<&str> {
+    dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
+/// The glibc the build stage `image` links against: an official Rust image on a Debian
+/// release (`rust:${RUST_VERSION}-slim-bookworm`), None for anything else.
+fn build_glibc(image: &str) -> Option<&'static str> {
+    let variant = image.strip_prefix("rust:${RUST_VERSION}-")?;
+    let codename = variant.strip_prefix("slim-").unwrap_or(variant);
+    DEBIAN.iter().find(|r| r.0 == codename).map(|r| r.2)
+}
+
+/// The glibc the runtime `image` carries: distroless with glibc and non-root
+/// (`gcr.io/distroless/cc-debian12:nonroot`), None for anything else (`static-…` has none).
+fn runtime_glibc(image: &str) -> Option<&'static str> {
+    let release = image
+        .strip_prefix("gcr.io/distroless/cc-")?
+        .strip_suffix(":nonroot")?;
+    DEBIAN.iter().find(|r| r.1 == release).map(|r| r.2)
+}
+
+/// The figures in docs/daemon.md, the release profile and the image are one binary: built
+/// for glibc (whose allocator `src/memory.rs` tunes), on the Debian release whose glibc the
+/// tests and benchmarks run on, and run on a distroless image with that same glibc. A
+/// static musl build (what the image once shipped) has another allocator and no figures.
+#[test]
+fn the_image_builds_and_runs_on_the_libc_the_benchmarks_ran_on() {
+    let dockerfile = read(DOCKERFILE);
+    let stages = stages(&dockerfile);
+    assert_eq!(stages.len(), 2, "a build stage and a runtime: {stages:?}");
+    let (build, runtime) = (stages[0], stages[1]);
+    let built_on = build_glibc(build).unwrap_or_else(|| {
+        panic!("the build stage {build} is not an official Rust image on Debian (glibc)")
+    });
+    let runs_on = runtime_glibc(runtime).unwrap_or_else(|| {
+        panic!("the runtime {runtime} is not distroless with glibc (cc-debianN:nonroot)")
+    });
+    assert_eq!(
+        built_on, runs_on,
+        "the binary is linked against glibc {built_on} and runs on glibc {runs_on}"
+    );
+    let here = curfew::memory::libc();
+    assert_eq!(
+        here,
+        format!("glibc {built_on}"),
+        "the tests and benchmarks run on {here}, the image on glibc {built_on}"
+    );
+    let docs = read(DAEMON_DOCS);
+    assert!(
+        docs.contains(&format!("glibc {built_on}")),
+        "{DAEMON_DOCS} names the build its figures were measured on (glibc {built_on})"
+    );
+}
+
+#[test]
+fn the_libc_check_tells_musl_static_and_mismatched_images_apart() {
+    let build = [
+        ("rust:${RUST_VERSION}-alpine", None),
+        ("rust:${RUST_VERSION}-slim-bookworm", Some("2.36")),
+        ("rust:${RUST_VERSION}-trixie", Some("2.41")),
+        ("rust:1.95-slim-bookworm", None),
+    ];
+    for (image, glibc) in build {
+        assert_eq!(build_glibc(image), glibc, "{image}");
+    }
+    let runtime = [
+        ("gcr.io/distroless/static-debian12:nonroot", None),
+        ("gcr.io/distroless/cc-debian12:nonroot", Some("2.36")),
+        ("gcr.io/distroless/cc-debian13:nonroot", Some("2.41")),
+        ("gcr.io/distroless/cc-debian12:latest", None),
+    ];
+    for (image, glibc) in runtime {
+        assert_eq!(runtime_glibc(image), glibc, "{image}");
+    }
 }

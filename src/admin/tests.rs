@@ -214,6 +214,10 @@ async fn the_plan_lists_every_environment_with_its_decision_rule_reason_and_next
     );
     // Next change: Thursday 08:00 in Paris.
     assert_eq!(entry["next_check"], "2026-11-26T07:00:00Z");
+    // Present as null when unset, never absent.
+    for field in ["snoozed_until", "protected_by"] {
+        assert_eq!(entry.get(field), Some(&Value::Null), "{field}: {entry}");
+    }
     // Production matches no rule and is never acted on.
     let production = envs.iter().find(|e| e["rule"].is_null()).unwrap();
     assert_eq!(production["action"], "none");
@@ -298,8 +302,8 @@ async fn a_snooze_is_recorded_with_who_and_until_and_can_be_ended() {
     );
     let entry = &body["history"][0];
     assert_eq!(
-        entry["what"],
-        "snooze by alice until 2026-11-25T23:01:00.000Z"
+        (&entry["what"], &entry["until"]),
+        (&json!("snooze by alice"), &json!("2026-11-25T23:01:00Z"))
     );
     assert_eq!(entry["detail"], "demo in Singapore");
     let (status, body) = call(&router, Method::DELETE, &path, Some(BOB), None).await;
@@ -489,7 +493,9 @@ async fn a_wake_at_21_00_lasts_until_the_next_scheduled_stop_and_then_it_is_stop
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["what"] == "wake by alice until 2026-11-26T18:00:00.000Z"),
+            .any(|h| h["what"] == "wake by alice"
+                && h["until"] == "2026-11-26T18:00:00Z"
+                && h["detail"] == "woken by alice until 2026-11-26 19:00 CET"),
         "{body}"
     );
     assert!(
@@ -761,5 +767,61 @@ async fn a_note_longer_than_the_limit_is_refused_and_one_at_the_limit_is_kept() 
         .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["history"][0]["detail"], at_limit.as_str());
+    }
+}
+
+/// `wake --for 2h` at 21:00 on a `run: Mon-Fri 08:00-19:00` rule: when the wake's snooze
+/// ends (by itself at 23:00, or `snooze --end` at 21:30), the environment is the rule's
+/// again and is stopped then, not left up until the next evening as if a person had
+/// started it.
+#[tokio::test]
+async fn a_wake_that_ends_hands_the_environment_back_to_its_schedule() {
+    for (end_at, stopped_at) in [
+        (None, "2026-11-25T23:00:00+01:00"),
+        (
+            Some("2026-11-25T21:30:00+01:00"),
+            "2026-11-25T21:30:00+01:00",
+        ),
+    ] {
+        let (w, router) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+        let (id, name) = preview(&w);
+        w.clock.set(at("2026-11-25T21:00:00+01:00"));
+        w.daemon.pass().await.unwrap();
+        let (status, body) = call(
+            &router,
+            Method::POST,
+            &format!("/api/v1/environments/{name}/wake"),
+            Some(ALICE),
+            Some(json!({"for": "2h"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if let Some(t) = end_at {
+            let log = w.run_until(at(t) - chrono::TimeDelta::seconds(1)).await;
+            assert!(log.iter().all(|(_, n, _)| *n != name), "{log:#?}");
+            w.clock.set(at(t));
+            let (status, body) = call(
+                &router,
+                Method::DELETE,
+                &format!("/api/v1/environments/{id}/snooze"),
+                Some(ALICE),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let log = w.run_until(at("2026-11-26T07:00:00+01:00")).await;
+        let mine: Vec<(DateTime<Utc>, Action)> = log
+            .iter()
+            .filter(|(_, n, _)| *n == name)
+            .map(|(t, _, a)| (*t, *a))
+            .collect();
+        assert_eq!(mine, [(at(stopped_at), Action::Stop)], "{log:#?}");
+        let history = w.daemon.ledger.history(&id, 10).unwrap();
+        let stop = history.iter().find(|h| h.what == "stop: ok").unwrap();
+        assert_eq!(
+            stop.detail,
+            "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-25 19:00 CET, and its wake at 2026-11-25 21:00 CET is over; stopped by rule \"office\""
+        );
     }
 }

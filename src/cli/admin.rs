@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::rules::{env_vars, plan_table};
+use super::rules::{action_words, env_vars, plan_table};
 use crate::admin::TOKEN_VARIABLE;
 use crate::clock::SystemClock;
 use crate::config::Source;
@@ -20,11 +20,14 @@ use crate::policy::{self, LedgerView};
 use crate::reconcile::{EnvironmentReport, Plan};
 use crate::text::Printable;
 
+/// The variable that names the daemon the admin commands talk to.
+pub const SERVER_VARIABLE: &str = "CURFEW_SERVER";
+
 /// The daemon to talk to.
 #[derive(Debug, Clone, Args)]
 pub struct Server {
     /// The daemon's address (default: `CURFEW_SERVER`, else http://127.0.0.1:9464).
-    #[arg(long, env = "CURFEW_SERVER", default_value = "http://127.0.0.1:9464")]
+    #[arg(long, env = SERVER_VARIABLE, default_value = "http://127.0.0.1:9464")]
     pub server: String,
     /// JSON instead of text.
     #[arg(long)]
@@ -65,6 +68,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// How long a command waits in silence before it says what it is waiting for.
+const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Awaits `work`; if it takes longer than `after`, tells `say` what is being waited for
+/// (once), and goes on waiting.
+async fn telling<T>(
+    work: impl std::future::Future<Output = T>,
+    after: std::time::Duration,
+    say: impl FnOnce(),
+) -> T {
+    tokio::pin!(work);
+    tokio::select! {
+        out = &mut work => out,
+        () = tokio::time::sleep(after) => {
+            say();
+            work.await
+        }
+    }
+}
+
 /// One call to the admin API. `Err` carries the daemon's own error message.
 async fn request(
     server: &Server,
@@ -91,20 +114,55 @@ async fn request(
     if let Some(b) = body {
         call = call.json(&b);
     }
-    let response = call
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the daemon at {}", server.server))?;
-    let status = response.status();
-    let value: Value = response.json().await.unwrap_or(Value::Null);
+    let answer = async {
+        let response = call.send().await?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        Ok::<_, reqwest::Error>((status, value))
+    };
+    // The daemon reads the platform for every request: with the platform failing, its
+    // retries take a while, and silence would look like a hang.
+    let (status, value) = telling(answer, QUIET_WAIT, || {
+        eprintln!(
+            "waiting for the daemon at {}: it reads the platform for each request, and retries for a while when the platform fails…",
+            server.server
+        );
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot reach the daemon at {} (is it running there? name it with --server URL or {SERVER_VARIABLE})",
+            server.server
+        )
+    })?;
+    Ok(answer_of(status, value, &server.server, path))
+}
+
+/// The daemon's answer to `path`: its value, or a message naming the problem.
+fn answer_of(
+    status: reqwest::StatusCode,
+    value: Value,
+    server: &str,
+    path: &str,
+) -> Result<Value, String> {
     if status.is_success() {
-        Ok(Ok(value))
-    } else {
-        let message = value["error"]
-            .as_str()
-            .map_or_else(|| format!("the daemon answered {status}"), str::to_string);
-        Ok(Err(format!("{status}: {message}")))
+        return Ok(value);
     }
+    let not_found = status == reqwest::StatusCode::NOT_FOUND;
+    match value["error"].as_str() {
+        // The plan always exists where the admin API is on; the API's own errors are
+        // JSON: so a 404 there, or a bare one, is a daemon without the API.
+        _ if not_found && path == "/api/v1/plan" => Err(api_off(status, server)),
+        None if not_found => Err(api_off(status, server)),
+        Some(message) => Err(format!("{status}: {message}")),
+        None => Err(format!("{status}: the daemon answered {status}")),
+    }
+}
+
+fn api_off(status: reqwest::StatusCode, server: &str) -> String {
+    format!(
+        "{status}: the daemon at {server} has no admin API: it is off until the daemon has a token ({TOKEN_VARIABLE} or daemon.admin_token_file; see docs/operations.md)"
+    )
 }
 
 /// Runs one admin call and prints its answer: 0, or 1 with the daemon's error.
@@ -196,11 +254,11 @@ pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         };
-        let snapshot = connected
-            .platform
-            .list()
-            .await
-            .context("the platform could not be listed")?;
+        let snapshot = telling(connected.platform.list(), QUIET_WAIT, || {
+            eprintln!("reading the platform (a failing platform is retried for a while)…");
+        })
+        .await
+        .context("the platform could not be listed")?;
         // Without the daemon's ledger: its snoozes, protections and own stops are not
         // known here (ask the daemon with --server for those).
         let decisions = policy::decide(&loaded.rules, &snapshot, &LedgerView::default(), now);
@@ -281,16 +339,35 @@ fn span_note(note: Option<&str>) -> Value {
 fn changed(v: Value, word: &str) -> anyhow::Result<String> {
     let r: EnvironmentReport =
         serde_json::from_value(v).context("the daemon's answer is unreadable")?;
+    let at = |t| local(t, &r.timezone);
+    let p = |s: &str| Printable(s).to_string();
     let mut text = format!(
         "{} ({}): {word}\n",
-        Printable(&r.environment.name),
-        Printable(&r.environment.id)
+        p(&r.environment.name),
+        p(&r.environment.id)
     );
     if let Some(u) = r.record.snoozed_until {
-        text.push_str(&format!("  snoozed until {}\n", u.to_rfc3339()));
+        text.push_str(&format!("  snoozed until {}\n", at(u)));
     }
-    text.push_str(&format!("  now: {}\n", Printable(&r.decision.reason)));
+    text.push_str(&format!(
+        "  now: {} — {}\n",
+        action_sentence(&r.decision),
+        p(&r.decision.reason)
+    ));
     Ok(text)
+}
+
+/// What a decision does, for a sentence: the table's words, or "nothing to do".
+fn action_sentence(d: &crate::policy::Decision) -> String {
+    match action_words(d).as_str() {
+        "-" => "nothing to do".to_string(),
+        words => words.to_string(),
+    }
+}
+
+/// An instant for people: local time in `zone` (a report's), to the minute, zone named.
+fn local(t: DateTime<Utc>, zone: &str) -> String {
+    policy::local(t, zone.parse().unwrap_or(chrono_tz::UTC))
 }
 
 /// An environment's report as text: the reasoning, the decision, what the ledger holds.
@@ -298,16 +375,18 @@ fn changed(v: Value, word: &str) -> anyhow::Result<String> {
 /// of the report is one line.
 pub fn report_text(r: &EnvironmentReport) -> String {
     let e = &r.environment;
+    let at = |t| local(t, &r.timezone);
     let p = |s: &str| Printable(s).to_string();
+    let cluster = e
+        .cluster
+        .as_deref()
+        .map_or(String::new(), |c| format!(" on {}", p(c)));
     let mut t = format!(
-        "{} ({}), project {}, {} {}, state {}\n",
+        "{} ({}), project {}, {}{cluster}, state {}\n",
         p(&e.name),
         p(&e.id),
         p(&e.project),
         e.mode,
-        e.cluster
-            .as_deref()
-            .map_or(String::new(), |c| format!("on {}", p(c))),
         e.state
     );
     t.push_str("\nReasoning:\n");
@@ -316,18 +395,20 @@ pub fn report_text(r: &EnvironmentReport) -> String {
     }
     let d = &r.decision;
     t.push_str(&format!(
-        "\nDecision: {}{} — {}\n",
-        d.action,
-        if d.dry_run { " (dry run)" } else { "" },
+        "\nDecision: {} — {}\n",
+        action_sentence(d),
         p(&d.reason)
     ));
+    if let Some(delete) = &d.delete {
+        t.push_str(&format!("Delete: {}\n", p(&delete.reason)));
+    }
     if let Some(next) = d.next_check {
-        t.push_str(&format!("Next change: {}\n", next.to_rfc3339()));
+        t.push_str(&format!("Next change: {}\n", at(next)));
     }
     if let Some(u) = r.record.snoozed_until {
         t.push_str(&format!(
             "Snoozed until {} by {}\n",
-            u.to_rfc3339(),
+            at(u),
             p(r.record.snoozed_by.as_deref().unwrap_or("someone"))
         ));
     }
@@ -344,12 +425,15 @@ pub fn report_text(r: &EnvironmentReport) -> String {
     if !r.history.is_empty() {
         t.push_str("\nHistory (newest first):\n");
         for h in &r.history {
-            t.push_str(&format!(
-                "  {}  {}  {}\n",
-                h.at.to_rfc3339(),
-                p(&h.what),
-                p(&h.detail)
-            ));
+            let until = h
+                .until
+                .map(|u| format!(" until {}", at(u)))
+                .unwrap_or_default();
+            t.push_str(&format!("  {}  {}{until}", at(h.at), p(&h.what)));
+            if !h.detail.is_empty() {
+                t.push_str(&format!(" — {}", p(&h.detail)));
+            }
+            t.push('\n');
         }
     }
     t
@@ -357,6 +441,12 @@ pub fn report_text(r: &EnvironmentReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use reqwest::StatusCode;
+    use serde_json::json;
+
     use super::*;
 
     /// `explain` prints what the platform and operators wrote: each escaped, so a name or
@@ -377,6 +467,7 @@ mod tests {
             "record": {"snoozed_until": "2026-11-27T21:00:00Z", "snoozed_by": "alice"},
             "savings": {"stops": 0, "stopped_seconds": 0.0, "saved": 0.0},
             "currency": "EUR",
+            "timezone": "UTC",
             "history": [{"at": "2026-11-27T18:00:00Z", "what": "snooze by alice", "detail": "demo\r\nForged: line"}]
         }))
         .unwrap();
@@ -391,6 +482,60 @@ mod tests {
             !text
                 .lines()
                 .any(|l| l.starts_with("Forged") || l.starts_with("Decision: delete"))
+        );
+    }
+
+    /// A slow answer (the platform's retries behind the daemon) is announced once, after
+    /// the quiet wait; a quick one is not.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_answer_says_what_it_waits_for_and_a_quick_one_does_not() {
+        for (takes, told) in [
+            (Duration::from_secs(13), true),
+            (Duration::from_secs(1), false),
+        ] {
+            let said = Cell::new(0);
+            let out = telling(
+                async {
+                    tokio::time::sleep(takes).await;
+                    "answer"
+                },
+                QUIET_WAIT,
+                || said.set(said.get() + 1),
+            )
+            .await;
+            assert_eq!((out, said.get()), ("answer", u32::from(told)), "{takes:?}");
+        }
+    }
+
+    #[test]
+    fn a_404_from_a_daemon_without_an_admin_api_says_how_to_turn_it_on() {
+        let server = "http://127.0.0.1:9464";
+        let off = "404 Not Found: the daemon at http://127.0.0.1:9464 has no admin API: it is off until the daemon has a token (CURFEW_ADMIN_TOKEN or daemon.admin_token_file; see docs/operations.md)";
+        let unknown = json!({"error": "no environment with the id or name \"x\""});
+        let cases = [
+            (Value::Null, "/api/v1/environments/x", Err(off.to_string())),
+            (Value::Null, "/api/v1/plan", Err(off.to_string())),
+            (
+                json!({"error": "not found"}),
+                "/api/v1/plan",
+                Err(off.to_string()),
+            ),
+            (
+                unknown,
+                "/api/v1/environments/x",
+                Err("404 Not Found: no environment with the id or name \"x\"".to_string()),
+            ),
+        ];
+        for (body, path, want) in cases {
+            assert_eq!(
+                answer_of(StatusCode::NOT_FOUND, body, server, path),
+                want,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            answer_of(StatusCode::OK, json!({"a": 1}), server, "/api/v1/plan"),
+            Ok(json!({"a": 1}))
         );
     }
 }

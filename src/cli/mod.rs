@@ -51,8 +51,9 @@ enum Command {
     /// (`--server`), from the live platform (`--config`, read-only), or from a snapshot
     /// file (`--config --snapshot`).
     Plan {
-        /// The rule file (without --server).
-        #[arg(long, required_unless_present = "server")]
+        /// The rule file: decide from the live platform (read-only) or a --snapshot,
+        /// without a daemon.
+        #[arg(long)]
         config: Option<PathBuf>,
         /// A snapshot file (JSON: {"environments": [...], "complete": true}) instead of the
         /// live platform.
@@ -61,8 +62,9 @@ enum Command {
         /// Decide as of this instant (RFC 3339; default now; with --snapshot only).
         #[arg(long, requires = "snapshot")]
         at: Option<String>,
-        /// Ask a running daemon (its admin API), e.g. http://127.0.0.1:9464.
-        #[arg(long, conflicts_with = "config")]
+        /// Ask a running daemon (its admin API), e.g. http://127.0.0.1:9464 (default:
+        /// `CURFEW_SERVER`; `--config` wins over the variable).
+        #[arg(long)]
         server: Option<String>,
         /// JSON instead of a table.
         #[arg(long)]
@@ -124,6 +126,44 @@ enum Command {
     Run(run::RunArgs),
 }
 
+/// `curfew plan`: from the daemon (`--server`, else `CURFEW_SERVER` unless `--config` is
+/// given), or without one (`--config`, the live platform or a `--snapshot`).
+fn plan(
+    config: Option<PathBuf>,
+    snapshot: Option<PathBuf>,
+    at: Option<String>,
+    server: Option<String>,
+    json: bool,
+    limit: &rules::FileLimit,
+) -> anyhow::Result<ExitCode> {
+    let from_env = || {
+        std::env::var(admin::SERVER_VARIABLE)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+    };
+    match (server, config, snapshot) {
+        (Some(_), Some(_), _) => {
+            eprintln!("error: give --server (a running daemon) or --config (no daemon), not both");
+            Ok(ExitCode::from(2))
+        }
+        (Some(server), None, _) => admin::plan_from_server(&admin::Server { server, json }),
+        (None, Some(config), Some(snapshot)) => {
+            rules::plan(&limit.source(&config), &snapshot, at.as_deref(), json)
+        }
+        (None, Some(config), None) => admin::plan_live(&limit.source(&config), json),
+        (None, None, _) => match from_env() {
+            Some(server) => admin::plan_from_server(&admin::Server { server, json }),
+            None => {
+                eprintln!(
+                    "error: ask a running daemon with --server URL (or set {}), or decide without one with --config FILE [--snapshot FILE]",
+                    admin::SERVER_VARIABLE
+                );
+                Ok(ExitCode::from(2))
+            }
+        },
+    }
+}
+
 /// Runs the command line and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -149,14 +189,7 @@ pub fn main() -> ExitCode {
             server,
             json,
             limit,
-        } => match (server, config, snapshot) {
-            (Some(server), _, _) => admin::plan_from_server(&admin::Server { server, json }),
-            (None, Some(config), Some(snapshot)) => {
-                rules::plan(&limit.source(&config), &snapshot, at.as_deref(), json)
-            }
-            (None, Some(config), None) => admin::plan_live(&limit.source(&config), json),
-            (None, None, _) => Ok(ExitCode::from(2)),
-        },
+        } => plan(config, snapshot, at, server, json, &limit),
         Command::Explain { env, server } => admin::explain(&server, &env),
         Command::Snooze {
             env,

@@ -50,7 +50,8 @@ pub fn reference_markdown(schema: &Value) -> String {
 
 fn table(object: &Value) -> String {
     let Some(properties) = object.get("properties").and_then(Value::as_object) else {
-        return "(no fields)\n".into();
+        // A value of several forms (a spec string, or fields): name each form.
+        return format!("Written as: {}.\n", type_of(object));
     };
     let mut t = String::from("| field | type | description |\n| --- | --- | --- |\n");
     for (field, p) in properties {

@@ -248,6 +248,24 @@ pub fn plan(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a decision does in this pass, in a word or two: `stop`, `stop + warn`,
+/// `delete (else stop)` (a stop made if the executor holds the delete back), `-`.
+pub fn action_words(d: &Decision) -> String {
+    let delete = d.delete.as_ref().map_or(Action::None, |p| p.action);
+    let words = match (d.action, delete) {
+        (Action::None, Action::None) => return "-".to_string(),
+        (own, Action::None) => own.to_string(),
+        (Action::None, delete) => delete.to_string(),
+        (own, Action::Delete) => format!("delete (else {own})"),
+        (own, delete) => format!("{own} + {delete}"),
+    };
+    if d.dry_run {
+        format!("{words} (dry run)")
+    } else {
+        words
+    }
+}
+
 /// Decisions as an aligned table, one environment a line.
 pub fn plan_table(decisions: &[Decision]) -> String {
     let header = [
@@ -261,19 +279,18 @@ pub fn plan_table(decisions: &[Decision]) -> String {
     let rows: Vec<[String; 6]> = decisions
         .iter()
         .map(|d| {
-            let action = match (d.action, d.dry_run) {
-                (Action::None, _) => "-".to_string(),
-                (a, true) => format!("{a} (dry run)"),
-                (a, false) => a.to_string(),
+            let reason = match &d.delete {
+                Some(delete) => format!("{} — {}", d.reason, delete.reason),
+                None => d.reason.to_string(),
             };
             // Names from the platform, escaped: a newline in one cannot forge a row.
             [
                 printable(&d.environment).into_owned(),
                 printable(&d.project).into_owned(),
                 d.state.to_string(),
-                action,
+                action_words(d),
                 printable(d.rule.as_deref().unwrap_or("-")).into_owned(),
-                printable(&d.reason).into_owned(),
+                printable(&reason).into_owned(),
             ]
         })
         .collect();

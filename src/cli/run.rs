@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
@@ -33,7 +33,12 @@ pub struct RunArgs {
     /// demos on the sandbox.
     #[arg(long)]
     clock_speed: Option<f64>,
-    /// Address of /metrics, /healthz, /readyz (overrides daemon.listen).
+    /// Start the daemon's clock at this instant (RFC 3339) instead of now, running at
+    /// `--clock-speed` (default 1). For demos and docs on the sandbox: against a real
+    /// platform curfew would act as if it were then.
+    #[arg(long, value_name = "INSTANT")]
+    clock_start: Option<String>,
+    /// Address of /metrics, /healthz, /readyz and the admin API (overrides daemon.listen).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
@@ -61,8 +66,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Before any thread starts: the allocator's arenas are made per thread.
     crate::memory::tune();
     let env: HashMap<String, String> = std::env::vars().collect();
+    let start = match args
+        .clock_start
+        .as_deref()
+        .map(DateTime::parse_from_rfc3339)
+    {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+        Some(Err(_)) => {
+            eprintln!(
+                "error: --clock-start {:?} is not an RFC 3339 instant with an offset",
+                args.clock_start.unwrap_or_default()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
     let source = args.limit.source(&args.config);
-    let loaded = match super::rules::load(&source, Utc::now())? {
+    let loaded = match super::rules::load(&source, start.unwrap_or_else(Utc::now))? {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("{errors}");
@@ -85,12 +105,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(daemon(args, source, loaded, env))
+    runtime.block_on(daemon(args, source, start, loaded, env))
 }
 
 async fn daemon(
     args: RunArgs,
     source: Source,
+    start: Option<DateTime<Utc>>,
     loaded: Loaded,
     env: HashMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
@@ -99,12 +120,14 @@ async fn daemon(
         PlatformSettings::Sandbox(s) if s.clock_speed != 1.0 => Some(s.clock_speed),
         _ => None,
     });
-    let clock: Arc<dyn Clock> = match speed {
-        Some(speed) => {
-            tracing::info!(speed, "running a scaled clock");
-            Arc::new(ScaledClock::new(Utc::now(), speed))
+    let clock: Arc<dyn Clock> = match (speed, start) {
+        (None, None) => Arc::new(SystemClock),
+        (speed, start) => {
+            let start = start.unwrap_or_else(Utc::now);
+            let speed = speed.unwrap_or(1.0);
+            tracing::info!(speed, start = %start.to_rfc3339(), "running a scaled clock");
+            Arc::new(ScaledClock::new(start, speed))
         }
-        None => Arc::new(SystemClock),
     };
     let metrics = Arc::new(Metrics::new(
         env!("CARGO_PKG_VERSION"),
@@ -208,7 +231,9 @@ async fn daemon(
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let listen = args.listen.unwrap_or(settings.listen);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| listen_error(listen, &e))?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     let mut routes = server::routes(metrics.clone(), daemon.health(), clock.clone());
     match admin_tokens {
@@ -347,6 +372,20 @@ async fn daemon(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Why the daemon's address cannot be served, and how to choose another.
+fn listen_error(listen: std::net::SocketAddr, e: &std::io::Error) -> anyhow::Error {
+    let why = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "the address is in use (another curfew, or another program)".to_string()
+        }
+        std::io::ErrorKind::AddrNotAvailable => "no interface of this machine has it".to_string(),
+        _ => e.to_string(),
+    };
+    anyhow::anyhow!(
+        "cannot listen on {listen}: {why}; choose another address with --listen ADDR or `daemon.listen` in the rule file"
+    )
 }
 
 async fn wait_for_signal() {

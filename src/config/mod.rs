@@ -550,6 +550,12 @@ impl RuleSet {
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| &*r.name == name)
     }
+
+    /// The zone people read a decision's instants in: its rule's, else the file's.
+    pub fn zone_of(&self, rule: Option<&str>) -> Tz {
+        rule.and_then(|name| self.rule(name))
+            .map_or(self.timezone, |r| r.timezone)
+    }
 }
 
 #[cfg(test)]

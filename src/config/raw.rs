@@ -158,11 +158,14 @@ pub enum RawPlatform {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlatformDetail {
+    /// Qovery environments, through Qovery's API.
     #[serde(default)]
     pub qovery: Option<RawQovery>,
+    /// Kubernetes namespaces, through the cluster's API.
     #[serde(default)]
     // Boxed: the biggest platform section, and most files do not have it.
     pub kubernetes: Option<Box<RawKubernetes>>,
+    /// The built-in simulator of a Qovery organization (demos, trying rules).
     #[serde(default)]
     pub sandbox: Option<RawSandbox>,
 }
@@ -270,10 +273,13 @@ pub struct RawTraffic {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSandbox {
+    /// Projects in the generated organization (default 4).
     #[serde(default)]
     pub projects: Option<u32>,
+    /// Environments over all projects (default 24).
     #[serde(default)]
     pub environments: Option<u32>,
+    /// Names the fleet: the same seed, the same ids, names, modes and states (default 1).
     #[serde(default)]
     pub seed: Option<u64>,
     /// Simulated seconds per real second (default 1).
@@ -395,8 +401,9 @@ impl RawWindows {
     }
 }
 
-/// An event schedule: a spec string (`stop=…; start=…` or a Cloud Custodian tag value) or
-/// fields.
+/// An event schedule: a spec string (`stop=0 19 * * 1-5; start=0 8 * * 1-5`, or a Cloud
+/// Custodian tag value such as `off=(M-F,19);on=(M-F,7);tz=pt`), or fields. A spec without
+/// `tz=` is read in the rule's zone.
 #[derive(Debug, Clone, JsonSchema)]
 #[schemars(untagged)]
 pub enum RawEvents {
@@ -423,7 +430,9 @@ pub struct RawEventFields {
     /// kube-green: `HH:MM` to start (optional).
     #[serde(default, rename = "wakeUpAt")]
     pub wake_up_at: Option<String>,
-    /// kube-green: zone.
+    /// IANA zone of the crons, or of kube-green's `sleepAt` and `wakeUpAt`. Without it,
+    /// kube-green's fields are read in UTC (as kube-green reads a SleepInfo without
+    /// `timeZone`), not in the rule's zone; crons are read in the rule's zone.
     #[serde(default, rename = "timeZone")]
     pub time_zone: Option<String>,
 }

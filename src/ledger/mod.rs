@@ -92,7 +92,11 @@ pub struct StopInterval {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
+    /// `stop: ok`, `wake by alice`, …
     pub what: String,
+    /// Until when an operator's change lasts (a snooze, a wake); `null` otherwise.
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
     pub detail: String,
 }
 
@@ -724,6 +728,7 @@ impl Ledger {
             out.push(HistoryEntry {
                 at: parse_ts(&at)?,
                 what: format!("{action}: {outcome}"),
+                until: None,
                 detail,
             });
         }
@@ -738,14 +743,10 @@ impl Ledger {
             ))
         })? {
             let (at, kind, who, until, detail) = row?;
-            let until = if until.is_empty() {
-                String::new()
-            } else {
-                format!(" until {until}")
-            };
             out.push(HistoryEntry {
                 at: parse_ts(&at)?,
-                what: format!("{kind} by {who}{until}"),
+                what: format!("{kind} by {who}"),
+                until: (!until.is_empty()).then(|| parse_ts(&until)).transpose()?,
                 detail,
             });
         }

@@ -45,6 +45,7 @@ fn stop_decision(id: &str) -> Decision {
         dry_run: false,
         settle: None,
         hourly_cost: Some(0.5),
+        delete: None,
     }
 }
 
@@ -180,9 +181,9 @@ fn history_lists_actions_and_operator_changes_newest_first() {
         .unwrap();
     let h = ledger.history("a", 10).unwrap();
     assert_eq!(h.len(), 2);
-    assert!(
-        h[0].what
-            .starts_with("snooze by alice until 2026-11-28T02:00:00"),
+    assert_eq!(
+        (h[0].what.as_str(), h[0].until),
+        ("snooze by alice", Some(at("2026-11-28T02:00:00Z"))),
         "{h:?}"
     );
     assert_eq!(h[1].what, "stop: ok");

@@ -17,7 +17,7 @@ use super::message::{Digest, EnvironmentRef, Saved, UpcomingDelete};
 use crate::config::RuleSet;
 use crate::ledger::StopInterval;
 use crate::platform::{EnvState, Environment, Snapshot};
-use crate::policy::{self, Action, Decision, LedgerView, SNOOZE_LABEL};
+use crate::policy::{self, Decision, LedgerView, SNOOZE_LABEL};
 use crate::schedule::{parse_expiry, zone};
 
 /// How far ahead a digest lists deletions.
@@ -200,7 +200,7 @@ pub(crate) fn upcoming_deletes(
         .environments
         .iter()
         .zip(decisions)
-        .filter(|(_, d)| d.action == Action::Delete && !d.dry_run)
+        .filter(|(_, d)| d.delete_due() && !d.dry_run)
         .filter_map(|(env, d)| {
             let rule = rules.rule(d.rule.as_deref()?)?;
             let record = projected.get(&env.id);
@@ -215,7 +215,7 @@ pub(crate) fn upcoming_deletes(
             ];
             let at = [
                 Some(now),
-                d.due_since,
+                d.delete.as_ref().and_then(|p| p.due_since),
                 warned_until,
                 Some(env.created_at + rule.grace_period),
             ]

@@ -89,7 +89,7 @@ pub struct PassFacts<'a> {
     pub view: &'a LedgerView,
     pub decisions: &'a [Decision],
     /// What became of the decisions that called for an action, by index in `decisions`.
-    pub acted: &'a [(usize, ActResult)],
+    pub acted: &'a [crate::reconcile::Acted],
     /// For the digest's savings (stop intervals), after the pass's accrual.
     pub ledger: &'a Ledger,
     pub now: DateTime<Utc>,
@@ -243,6 +243,7 @@ impl Notifier {
         outgoing: &mut Vec<(&'r Target, Message)>,
     ) {
         for (d, result) in crate::reconcile::acted(f.decisions, f.acted) {
+            let d = &*d;
             let key = (d.environment_id.clone(), d.action);
             let event = match result {
                 ActResult::Done(outcome) => {
@@ -298,8 +299,7 @@ impl Notifier {
         let due: HashSet<(&str, Action)> = f
             .decisions
             .iter()
-            .filter(|d| d.action != Action::None)
-            .map(|d| (d.environment_id.as_ref(), d.action))
+            .flat_map(|d| d.actions().map(|a| (d.environment_id.as_ref(), a)))
             .collect();
         memory
             .failures

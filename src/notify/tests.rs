@@ -12,7 +12,8 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
 use crate::platform::{EnvState, Environment, Mode};
-use crate::policy::{Cause, StopCause};
+use crate::policy::{Cause, PendingDelete, StopCause};
+use crate::reconcile::Acted;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -39,7 +40,7 @@ fn warning() -> Message {
         event: Event::DeleteWarning {
             environment: pr12(),
             rule: "ttl".into(),
-            reason: "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule ttl); warning now".into(),
+            reason: "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule \"ttl\"); warning now".into(),
             delete_at: at("2026-11-28T00:00:00Z"),
         },
     }
@@ -61,7 +62,7 @@ fn the_webhook_body_of_a_warning_follows_the_documented_schema() {
             "text": text(&warning()),
             "environment": {"id": "env-12", "name": "pr-12", "project": "web", "state": "stopped"},
             "rule": "ttl",
-            "reason": "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule ttl); warning now",
+            "reason": "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule \"ttl\"); warning now",
             "delete_at": "2026-11-28T00:00:00Z",
             "snooze": {
                 "command": "curfew snooze env-12 --for 24h",
@@ -117,8 +118,9 @@ fn deleted_failure_and_digest_messages_render_their_own_fields() {
         event: Event::Deleted {
             environment: pr12(),
             rule: "ttl".into(),
-            reason: "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule ttl"
-                .into(),
+            reason:
+                "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule \"ttl\""
+                    .into(),
         },
         ..warning()
     };
@@ -161,7 +163,7 @@ fn deleted_failure_and_digest_messages_render_their_own_fields() {
         (
             &deleted,
             "deleted",
-            json!({"reason": "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule ttl"}),
+            json!({"reason": "older than delete_after 7d since 2026-11-28 01:00 CET: deleted by rule \"ttl\""}),
             "pr-12 (project web) was deleted by rule `ttl`.",
         ),
         (
@@ -451,6 +453,7 @@ fn decision(e: &Environment, action: Action) -> Decision {
         dry_run: false,
         settle: None,
         hourly_cost: e.hourly_cost,
+        delete: None,
     }
 }
 
@@ -468,8 +471,13 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
     };
     let stop = decision(&e, Action::Stop);
     // What became of `stop`, the pass's only decision.
-    let failed = || vec![(0, ActResult::Failed("sandbox stop: HTTP 503".into()))];
-    let done = || vec![(0, ActResult::Done(Outcome::Accepted))];
+    let failed = || {
+        vec![Acted::own(
+            0,
+            ActResult::Failed("sandbox stop: HTTP 503".into()),
+        )]
+    };
+    let done = || vec![Acted::own(0, ActResult::Done(Outcome::Accepted))];
     let t0 = at("2026-10-02T17:00:00Z");
     // (what the pass did, failure messages expected after it)
     let passes = [
@@ -484,7 +492,7 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
         (failed(), 1),
     ];
     // One pass over the one environment: its decisions, what became of them, when.
-    let pass = |decisions: &[Decision], acted: &[(usize, ActResult)], now| {
+    let pass = |decisions: &[Decision], acted: &[Acted], now| {
         n.after_pass(&PassFacts {
             rules: &r,
             snapshot: &snapshot,
@@ -530,17 +538,30 @@ fn a_warning_names_its_delete_instant_and_a_delete_of_a_gone_environment_is_not_
         environments: vec![e.clone()],
         complete: true,
     };
-    let warn = Decision {
-        next_check: Some(at("2026-10-03T00:00:00Z")),
-        ..decision(&e, Action::Warn)
+    let step = |action, at| PendingDelete {
+        action,
+        cause: Cause::Age,
+        reason: "older than delete_after 1d".into(),
+        due_since: None,
+        at,
     };
-    let delete = decision(&e, Action::Delete);
-    // By index in the pass's decisions: the warning, then the delete three times over.
+    // The warning rides beside a schedule's stop; the delete beside nothing.
+    let warn = Decision {
+        delete: Some(step(Action::Warn, Some(at("2026-10-03T00:00:00Z")))),
+        ..decision(&e, Action::Stop)
+    };
+    let delete = Decision {
+        delete: Some(step(Action::Delete, None)),
+        ..decision(&e, Action::None)
+    };
+    // By index in the pass's decisions: the stop and its warning, then the delete three
+    // times over.
     let acted = [
-        (0, ActResult::Done(Outcome::Accepted)),
-        (1, ActResult::Done(Outcome::Gone)),
-        (1, ActResult::Done(Outcome::Accepted)),
-        (1, ActResult::DryRun),
+        Acted::own(0, ActResult::Done(Outcome::Accepted)),
+        Acted::delete(0, ActResult::Done(Outcome::Accepted)),
+        Acted::delete(1, ActResult::Done(Outcome::Gone)),
+        Acted::delete(1, ActResult::Done(Outcome::Accepted)),
+        Acted::delete(1, ActResult::DryRun),
     ];
     n.after_pass(&PassFacts {
         rules: &r,

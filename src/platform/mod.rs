@@ -88,17 +88,7 @@ pub struct Environment {
 
 /// Qovery's environment modes; Kubernetes namespaces take theirs from a label.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -131,6 +121,18 @@ impl Mode {
         Mode::ALL
             .into_iter()
             .find(|m| m.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+/// Read in any case, as the docs promise: a snapshot saved from Qovery says `PREVIEW`.
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Mode::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown mode {text:?}; expected production, staging, development or preview (any case)"
+            ))
+        })
     }
 }
 
@@ -265,6 +267,31 @@ pub struct PlatformError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_reads_modes_in_any_case_and_names_an_unknown_one() {
+        let env = |mode: &str| {
+            format!(
+                r#"{{"environments": [{{"id": "e1", "name": "pr-1", "mode": "{mode}", "state": "running", "created_at": "2026-11-24T09:12:00Z"}}]}}"#
+            )
+        };
+        for written in ["PREVIEW", "preview", "Preview"] {
+            let s: Snapshot = serde_json::from_str(&env(written)).unwrap();
+            assert_eq!(s.environments[0].mode, Mode::Preview, "{written}");
+        }
+        let err = serde_json::from_str::<Snapshot>(&env("PREVEIW")).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "unknown mode \"PREVEIW\"; expected production, staging, development or preview (any case)"
+            ),
+            "{err}"
+        );
+        // Written back as the rule file writes it.
+        assert_eq!(
+            serde_json::to_string(&Mode::Preview).unwrap(),
+            "\"preview\""
+        );
+    }
 
     #[test]
     fn a_word_seen_again_is_the_first_copy() {

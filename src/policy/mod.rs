@@ -3,7 +3,9 @@
 //! Pure: no I/O, no clock. Every decision names its rule and carries a sentence a person
 //! understands. The order of checks for one environment is the order of this file:
 //! protection, rule match, settled state, grace period, delete (with its warning), snooze,
-//! schedule, idle.
+//! schedule, idle. A coming delete does not end the decision: the schedule and the idle
+//! limit still decide what happens meanwhile, and the delete rides beside that action
+//! ([`Decision::delete`]).
 
 mod ledger_view;
 
@@ -137,6 +139,64 @@ pub struct Decision {
     /// Cost per hour while running (platform's, else the rule's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hourly_cost: Option<f64>,
+    /// The delete under way, beside `action`: warned about, waiting, or due. `action` is
+    /// what the schedule and the idle limit want meanwhile (a warned environment is still
+    /// stopped at 19:00).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<PendingDelete>,
+}
+
+/// A delete under way: what its clock does in this pass, and when it comes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingDelete {
+    /// `warn`: the warning goes out in this pass; `delete`: due, so the environment is
+    /// deleted in this pass (if the executor holds the delete back, for its second pass or
+    /// `max_deletes_per_hour`, the decision's own action is carried out instead); `none`:
+    /// waiting, for the warning period to end or for a complete listing.
+    pub action: Action,
+    pub cause: Cause,
+    pub reason: Arc<str>,
+    /// Since when the warning or the delete has been due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_since: Option<DateTime<Utc>>,
+    /// When the environment will be deleted, at the earliest (absent when due now, or
+    /// when it waits for a complete listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Decision {
+    /// The delete's step as a decision of its own (the same environment and rule; the
+    /// delete's action, cause and reason), for the executor, the ledger and notifications.
+    /// `None` unless the delete acts in this pass (a warning or the delete).
+    pub fn delete_step(&self) -> Option<Decision> {
+        let delete = self.delete.as_ref().filter(|d| d.action != Action::None)?;
+        Some(Decision {
+            action: delete.action,
+            cause: Some(delete.cause),
+            reason: delete.reason.clone(),
+            due_since: delete.due_since,
+            next_check: delete.at,
+            settle: None,
+            delete: None,
+            ..self.clone()
+        })
+    }
+
+    /// Whether the delete is due in this pass.
+    pub fn delete_due(&self) -> bool {
+        self.delete
+            .as_ref()
+            .is_some_and(|d| d.action == Action::Delete)
+    }
+
+    /// The actions this decision calls for in this pass: its own, then its delete's.
+    pub fn actions(&self) -> impl Iterator<Item = Action> + '_ {
+        [Some(self.action), self.delete.as_ref().map(|d| d.action)]
+            .into_iter()
+            .flatten()
+            .filter(|a| *a != Action::None)
+    }
 }
 
 /// Each rule's schedule read once per pass (every environment of a rule shares it).
@@ -144,6 +204,8 @@ struct ScheduleNow {
     active: bool,
     since: Option<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
+    /// The next boundary at which environments must stop (not the window's start).
+    next_stop: Option<DateTime<Utc>>,
 }
 
 struct Pass<'a> {
@@ -246,8 +308,10 @@ impl Trace {
     }
 }
 
-/// An instant as people in the rule's zone read it.
-fn local(t: DateTime<Utc>, tz: Tz) -> String {
+/// An instant as people in the rule's zone read it: local time to the minute, the zone
+/// named (`2026-11-27 19:00 CET`). The one format of instants meant for people (reasons,
+/// logs' sentences, the command line's text); JSON carries RFC 3339.
+pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
@@ -274,6 +338,7 @@ impl<'a> Pass<'a> {
                     active: s.is_active(self.now),
                     since: s.last_boundary(self.now),
                     next: s.next_boundary(self.now),
+                    next_stop: s.next_stop(self.now),
                 })
             })
             .as_ref()
@@ -295,6 +360,7 @@ impl<'a> Pass<'a> {
             dry_run: self.rules.safety.dry_run,
             settle: None,
             hourly_cost: env.hourly_cost,
+            delete: None,
         };
         if let Some(reason) = self.protection(env, record) {
             trace.note(|| reason.clone());
@@ -338,10 +404,13 @@ impl<'a> Pass<'a> {
         if rules.is_empty() {
             return "none".into();
         }
-        let mut tried: Vec<&str> = rules.iter().take(NAMED).map(|r| r.name.as_ref()).collect();
-        let more = format!("and {} more", rules.len().saturating_sub(NAMED));
+        let mut tried: Vec<String> = rules
+            .iter()
+            .take(NAMED)
+            .map(|r| format!("\"{}\"", r.name))
+            .collect();
         if rules.len() > NAMED {
-            tried.push(&more);
+            tried.push(format!("and {} more", rules.len() - NAMED));
         }
         tried.join(", ")
     }
@@ -353,12 +422,18 @@ impl<'a> Pass<'a> {
     fn matching_rule(&self, env: &Environment, trace: &mut Trace) -> Option<(usize, &'a Rule)> {
         for (index, rule) in self.rules.rules.iter().enumerate() {
             if rule.selector.matches(env) {
-                trace.note(|| format!("rule {} matches ({})", rule.name, rule.selector.describe()));
+                trace.note(|| {
+                    format!(
+                        "rule \"{}\" matches ({})",
+                        rule.name,
+                        rule.selector.describe()
+                    )
+                });
                 return Some((index, rule));
             }
             trace.note(|| {
                 format!(
-                    "rule {} does not match ({})",
+                    "rule \"{}\" does not match ({})",
                     rule.name,
                     rule.selector.describe()
                 )
@@ -405,7 +480,7 @@ impl RuleDecision<'_, '_> {
                 .as_deref()
                 .map_or_else(|| env.state.to_string(), str::to_string);
             let reason = format!(
-                "in state {word}; left alone until it settles (rule {})",
+                "in state {word}; left alone until it settles (rule \"{}\")",
                 self.rule.name
             );
             trace.note(|| reason.clone());
@@ -414,7 +489,7 @@ impl RuleDecision<'_, '_> {
         let grace_end = env.created_at + self.rule.grace_period;
         if now < grace_end {
             let reason = format!(
-                "created {} ago, in its grace period until {} (rule {})",
+                "created {} ago, in its grace period until {} (rule \"{}\")",
                 span(now - env.created_at),
                 self.at(grace_end),
                 self.rule.name
@@ -428,9 +503,6 @@ impl RuleDecision<'_, '_> {
         trace.note(|| format!("past its grace period ({})", span(self.rule.grace_period)));
         let snooze = self.snoozed_until(trace);
         let delete = self.delete(snooze.clone(), trace);
-        if let Some(d) = delete.decision {
-            return d;
-        }
         let mut decision = match snooze {
             Some((until, by)) => {
                 let reason = format!(
@@ -445,6 +517,21 @@ impl RuleDecision<'_, '_> {
             }
             None => self.schedule_and_idle(trace),
         };
+        let pending = delete.pending;
+        if decision.action == Action::Start
+            && pending.as_ref().is_some_and(|p| p.action == Action::Delete)
+        {
+            // Starting what is deleted in the same pass would only cost money.
+            decision = Decision {
+                next_check: decision.next_check,
+                ..self.with(
+                    Action::None,
+                    None,
+                    format!("{}; not started: it is due for deletion", decision.reason),
+                )
+            };
+            trace.note(|| decision.reason.to_string());
+        }
         decision.next_check = [decision.next_check, delete.next_check]
             .into_iter()
             .flatten()
@@ -452,6 +539,7 @@ impl RuleDecision<'_, '_> {
         if decision.settle.is_none() && delete.clear_warning {
             decision.settle = Some(Settle::ClearDeleteWarning);
         }
+        decision.delete = pending;
         decision
     }
 
@@ -505,10 +593,9 @@ impl RuleDecision<'_, '_> {
             .min()
     }
 
-    fn delete(&self, snooze: Option<(DateTime<Utc>, String)>, trace: &mut Trace) -> DeleteOutcome {
+    /// The earliest delete condition of the rule: when it is due, why, and in words.
+    fn delete_condition(&self) -> Option<(DateTime<Utc>, Cause, String)> {
         let rule = self.rule;
-        let now = self.now();
-        let warned = self.record.and_then(|r| r.delete_warned_at);
         let mut due: Vec<(DateTime<Utc>, Cause, String)> = Vec::new();
         if let Some(d) = rule.delete_after {
             due.push((
@@ -531,24 +618,31 @@ impl RuleDecision<'_, '_> {
                 format!("no deployment or activity for longer than {}", span(d)),
             ));
         }
-        let Some((due_at, cause, what)) = due.into_iter().min_by_key(|(t, _, _)| *t) else {
+        due.into_iter().min_by_key(|(t, _, _)| *t)
+    }
+
+    /// The delete clock: nothing yet, postponed, or a step under way (warning, waiting,
+    /// due).
+    fn delete(&self, snooze: Option<(DateTime<Utc>, String)>, trace: &mut Trace) -> DeleteOutcome {
+        let rule = self.rule;
+        let warned = self.record.and_then(|r| r.delete_warned_at);
+        let Some((due_at, cause, what)) = self.delete_condition() else {
             return DeleteOutcome {
                 clear_warning: warned.is_some(),
                 ..DeleteOutcome::default()
             };
         };
-        let warn_for = rule.warn_before_delete;
-        let warn_at = due_at - warn_for;
-        if now < warn_at {
+        let warn_at = due_at - rule.warn_before_delete;
+        if self.now() < warn_at {
             trace.note(|| format!("delete condition ({what}) due at {}", self.at(due_at)));
             return DeleteOutcome {
                 next_check: Some(warn_at),
                 clear_warning: warned.is_some(),
-                decision: None,
+                pending: None,
             };
         }
         if !rule.allow_delete.contains(&self.env.mode) {
-            trace.note(|| format!("delete condition ({what}) holds, but rule {} may not delete {} environments (allow_delete)", rule.name, self.env.mode));
+            trace.note(|| format!("delete condition ({what}) holds, but rule \"{}\" may not delete {} environments (allow_delete)", rule.name, self.env.mode));
             return DeleteOutcome::default();
         }
         if let Some((until, by)) = snooze {
@@ -563,60 +657,74 @@ impl RuleDecision<'_, '_> {
                 ..DeleteOutcome::default()
             };
         }
+        let (pending, next_check) = self.delete_step(due_at, cause, &what, warned);
+        trace.note(|| pending.reason.to_string());
+        DeleteOutcome {
+            pending: Some(pending),
+            next_check,
+            clear_warning: false,
+        }
+    }
+
+    /// A delete whose warning time has come: warned now, waiting, or due; and when it
+    /// changes next.
+    fn delete_step(
+        &self,
+        due_at: DateTime<Utc>,
+        cause: Cause,
+        what: &str,
+        warned: Option<DateTime<Utc>>,
+    ) -> (PendingDelete, Option<DateTime<Utc>>) {
+        let rule = self.rule;
+        let now = self.now();
+        let warn_for = rule.warn_before_delete;
+        let pending = |action, reason: String, due_since, at| PendingDelete {
+            action,
+            cause,
+            reason: reason.into(),
+            due_since,
+            at,
+        };
         if !self.pass.complete {
             let reason = format!(
-                "{what}, but the platform's listing was partial this pass: nothing is deleted until a full listing (rule {})",
+                "{what}, but the platform's listing was partial this pass: nothing is deleted until a full listing (rule \"{}\")",
                 rule.name
             );
-            trace.note(|| reason.clone());
-            return DeleteOutcome {
-                decision: Some(self.with(Action::None, Some(cause), reason)),
-                ..DeleteOutcome::default()
-            };
+            return (pending(Action::None, reason, None, None), None);
         }
-        let decision = match warned {
+        match warned {
             None if warn_for > TimeDelta::zero() => {
                 let delete_at = due_at.max(now + warn_for);
                 let reason = format!(
-                    "{what}: will be deleted at {} (rule {}); warning now",
+                    "{what}: will be deleted at {} (rule \"{}\"); warning now",
                     self.at(delete_at),
                     rule.name
                 );
-                Decision {
-                    due_since: Some(warn_at),
-                    next_check: Some(delete_at),
-                    ..self.with(Action::Warn, Some(cause), reason)
-                }
+                let warn_at = due_at - warn_for;
+                let p = pending(Action::Warn, reason, Some(warn_at), Some(delete_at));
+                (p, Some(delete_at))
             }
             Some(w) if now < (w + warn_for).max(due_at) => {
                 let delete_at = (w + warn_for).max(due_at);
                 let reason = format!(
-                    "{what}: warned at {}, will be deleted at {} (rule {})",
+                    "{what}: warned at {}, will be deleted at {} (rule \"{}\")",
                     self.at(w),
                     self.at(delete_at),
                     rule.name
                 );
-                Decision {
-                    next_check: Some(delete_at),
-                    ..self.with(Action::None, Some(cause), reason)
-                }
+                (
+                    pending(Action::None, reason, None, Some(delete_at)),
+                    Some(delete_at),
+                )
             }
             _ => {
                 let reason = format!(
-                    "{what} since {}: deleted by rule {}",
+                    "{what} since {}: deleted by rule \"{}\"",
                     self.at(due_at),
                     rule.name
                 );
-                Decision {
-                    due_since: Some(due_at),
-                    ..self.with(Action::Delete, Some(cause), reason)
-                }
+                (pending(Action::Delete, reason, Some(due_at), None), None)
             }
-        };
-        trace.note(|| decision.reason.to_string());
-        DeleteOutcome {
-            decision: Some(decision),
-            ..DeleteOutcome::default()
         }
     }
 
@@ -633,7 +741,7 @@ impl RuleDecision<'_, '_> {
                 }
                 next_checks.extend(now_state.next);
             }
-            _ => trace.note(|| format!("rule {} has no schedule", rule.name)),
+            _ => trace.note(|| format!("rule \"{}\" has no schedule", rule.name)),
         }
         // The idle limit applies whatever the schedule says, a person's start included.
         if let (Some(limit), EnvState::Running) = (rule.stop_when_idle, env.state) {
@@ -641,7 +749,7 @@ impl RuleDecision<'_, '_> {
             let due = last + limit;
             if self.now() >= due {
                 let reason = format!(
-                    "no deployment or activity since {} ({} ago, idle limit {}); stopped by rule {}",
+                    "no deployment or activity since {} ({} ago, idle limit {}); stopped by rule \"{}\"",
                     self.at(last),
                     span(self.now() - last),
                     span(limit),
@@ -667,6 +775,35 @@ impl RuleDecision<'_, '_> {
         decision
     }
 
+    /// Where `now` falls in the rule's schedule, in the schedule's own terms: inside or
+    /// outside `run` windows, outside or inside `stop` windows, in the running or stopped
+    /// time of `events`.
+    fn position(&self, schedule: &RuleSchedule, active: bool) -> String {
+        // Summarized when long: a reason goes into the log and the ledger of every action.
+        let described = schedule.describe_at(self.now());
+        match (schedule, active) {
+            (RuleSchedule::Run(_), true) | (RuleSchedule::Stop { .. }, false) => {
+                format!("inside {described}")
+            }
+            (RuleSchedule::Run(_), false) | (RuleSchedule::Stop { .. }, true) => {
+                format!("outside {described}")
+            }
+            // Quoted: the spec's own semicolons would run into the sentence's.
+            (RuleSchedule::Events(spec), true) => {
+                format!(
+                    "in the running time of events \"{}\"",
+                    spec.describe_at(self.now())
+                )
+            }
+            (RuleSchedule::Events(spec), false) => {
+                format!(
+                    "in the stopped time of events \"{}\"",
+                    spec.describe_at(self.now())
+                )
+            }
+        }
+    }
+
     /// The schedule's verdict, if it calls for an action or a settlement.
     fn scheduled(
         &self,
@@ -675,62 +812,46 @@ impl RuleDecision<'_, '_> {
         trace: &mut Trace,
     ) -> Option<Decision> {
         let rule = self.rule;
-        let env = self.env;
-        let described = schedule.describe_at(self.now());
-        let since = s
-            .since
-            .map(|t| format!(" since {}", self.at(t)))
-            .unwrap_or_default();
-        let next = s.next.map(|t| self.at(t));
+        let position = format!(
+            "{}{}",
+            self.position(schedule, s.active),
+            s.since
+                .map(|t| format!(" since {}", self.at(t)))
+                .unwrap_or_default()
+        );
         trace.note(|| {
             format!(
-                "schedule {described}: {}{since}{}",
+                "schedule {}: {}{}",
+                schedule.describe_at(self.now()),
                 if s.active {
                     "running time"
                 } else {
                     "stopped time"
                 },
-                next.as_ref()
-                    .map(|n| format!(", next boundary {n}"))
+                s.since
+                    .map(|t| format!(" since {}", self.at(t)))
                     .unwrap_or_default()
+                    + &s.next
+                        .map(|n| format!(", next boundary {}", self.at(n)))
+                        .unwrap_or_default()
             )
         });
         let settled =
             |at: Option<DateTime<Utc>>| at.is_some_and(|t| s.since.is_none_or(|b| t >= b));
         let record = self.record;
-        match (s.active, env.state) {
-            (false, EnvState::Running) => {
-                if settled(record.and_then(|r| r.schedule_stop_settled_at)) {
-                    let reason = format!(
-                        "started by hand after the schedule's stop{since}; left running until the next scheduled stop{} (rule {})",
-                        next.map(|n| format!(" at {n}")).unwrap_or_default(),
-                        rule.name
-                    );
-                    trace.note(|| reason.clone());
-                    return Some(Decision {
-                        next_check: s.next,
-                        ..self.with(Action::None, None, reason)
-                    });
-                }
-                let reason = format!("outside {described}{since}; stopped by rule {}", rule.name);
-                trace.note(|| reason.clone());
-                Some(Decision {
-                    due_since: s.since,
-                    next_check: s.next,
-                    ..self.with(Action::Stop, Some(Cause::Schedule), reason)
-                })
-            }
+        match (s.active, self.env.state) {
+            (false, EnvState::Running) => self.running_in_stopped_time(s, &position, trace),
             (false, EnvState::Stopped) => {
                 let settle = (!settled(record.and_then(|r| r.schedule_stop_settled_at)))
                     .then_some(Settle::ScheduleStop);
-                let reason = format!("stopped, as wanted: outside {described}{since}");
+                let reason = format!("stopped, as wanted: {position}");
                 Some(Decision {
                     next_check: s.next,
                     settle,
                     ..self.with(Action::None, None, reason)
                 })
             }
-            (true, EnvState::Stopped) => self.wake(s, &described, &since, trace),
+            (true, EnvState::Stopped) => self.wake(s, &position, trace),
             (true, EnvState::Running) => {
                 let settle = (rule.wake == Wake::All
                     && !settled(record.and_then(|r| r.schedule_start_settled_at)))
@@ -738,11 +859,7 @@ impl RuleDecision<'_, '_> {
                 settle.map(|settle| Decision {
                     next_check: s.next,
                     settle: Some(settle),
-                    ..self.with(
-                        Action::None,
-                        None,
-                        format!("running, as {described} allows"),
-                    )
+                    ..self.with(Action::None, None, format!("running, {position}"))
                 })
             }
             // Unsettled states never reach here (checked first).
@@ -750,13 +867,64 @@ impl RuleDecision<'_, '_> {
         }
     }
 
-    fn wake(
+    /// Running while the schedule wants it stopped: stopped, once per boundary. After the
+    /// boundary's stop was seen through, a start is a person's and is left alone until the
+    /// next scheduled stop; but a start curfew made itself since then (a wake through the
+    /// admin API, whose snooze is over now) hands the environment back to the schedule.
+    fn running_in_stopped_time(
         &self,
         s: &ScheduleNow,
-        described: &str,
-        since: &str,
+        position: &str,
         trace: &mut Trace,
     ) -> Option<Decision> {
+        let rule = self.rule;
+        let record = self.record;
+        let stop_seen = record
+            .and_then(|r| r.schedule_stop_settled_at)
+            .filter(|t| s.since.is_none_or(|b| *t >= b));
+        let woken = record
+            .and_then(|r| r.last_started_by_curfew_at)
+            .filter(|t| s.since.is_none_or(|b| *t >= b));
+        let by_hand = match (stop_seen, woken) {
+            (Some(stop), Some(start)) => start < stop,
+            (stop, _) => stop.is_some(),
+        };
+        let reason = if by_hand {
+            let stop_at = s
+                .since
+                .map(|t| format!(" at {}", self.at(t)))
+                .unwrap_or_default();
+            let next_stop = s
+                .next_stop
+                .map(|t| format!(" at {}", self.at(t)))
+                .unwrap_or_default();
+            let reason = format!(
+                "started by hand after the schedule's stop{stop_at}; left running until the next scheduled stop{next_stop} (rule \"{}\")",
+                rule.name
+            );
+            trace.note(|| reason.clone());
+            return Some(Decision {
+                next_check: s.next,
+                ..self.with(Action::None, None, reason)
+            });
+        } else if let Some(start) = woken {
+            format!(
+                "{position}, and its wake at {} is over; stopped by rule \"{}\"",
+                self.at(start),
+                rule.name
+            )
+        } else {
+            format!("{position}; stopped by rule \"{}\"", rule.name)
+        };
+        trace.note(|| reason.clone());
+        Some(Decision {
+            due_since: s.since,
+            next_check: s.next,
+            ..self.with(Action::Stop, Some(Cause::Schedule), reason)
+        })
+    }
+
+    fn wake(&self, s: &ScheduleNow, position: &str, trace: &mut Trace) -> Option<Decision> {
         let rule = self.rule;
         let record = self.record;
         let curfew_stop = record.and_then(|r| r.curfew_stop.as_ref());
@@ -775,21 +943,21 @@ impl RuleDecision<'_, '_> {
         };
         let decision = match rule.wake {
             Wake::Never => keep(format!(
-                "inside {described}{since}, but rule {} never wakes environments (wake: never)",
+                "{position}, but rule \"{}\" never wakes environments (wake: never)",
                 rule.name
             )),
             Wake::StoppedByCurfew => match curfew_stop {
                 Some(stop) if stop.cause == StopCause::Schedule => start(format!(
-                    "inside {described}{since}; curfew stopped it at {} for the schedule, so rule {} starts it",
+                    "{position}; curfew stopped it at {} for the schedule, so rule \"{}\" starts it",
                     self.at(stop.at),
                     rule.name
                 )),
                 Some(stop) => keep(format!(
-                    "inside {described}{since}, but curfew stopped it at {} because it was idle; it stays stopped until someone deploys it (wake: stopped-by-curfew)",
+                    "{position}, but curfew stopped it at {} because it was idle; it stays stopped until someone deploys it (wake: stopped-by-curfew)",
                     self.at(stop.at)
                 )),
                 None => keep(format!(
-                    "inside {described}{since}, but it was not stopped by curfew's schedule; left stopped (wake: stopped-by-curfew)"
+                    "{position}, but it was not stopped by curfew's schedule; left stopped (wake: stopped-by-curfew)"
                 )),
             },
             Wake::All => {
@@ -798,11 +966,11 @@ impl RuleDecision<'_, '_> {
                     .is_some_and(|t| s.since.is_none_or(|b| t >= b));
                 if settled {
                     keep(format!(
-                        "inside {described}{since}, but stopped by hand after curfew started it; left stopped until the next window"
+                        "{position}, but stopped by hand after curfew started it; left stopped until the next window"
                     ))
                 } else {
                     start(format!(
-                        "inside {described}{since}; rule {} starts every stopped environment (wake: all)",
+                        "{position}; rule \"{}\" starts every stopped environment (wake: all)",
                         rule.name
                     ))
                 }
@@ -824,22 +992,24 @@ impl RuleDecision<'_, '_> {
                     .map(|t| format!(" until {}", self.at(t)))
                     .unwrap_or_default();
                 format!(
-                    "{} as {}{until} (rule {})",
+                    "{}, {}{until} (rule \"{}\")",
                     self.env.state,
-                    schedule.describe_at(self.now()),
+                    self.position(schedule, s.active),
                     rule.name
                 )
             }
-            _ => format!("{}; nothing due (rule {})", self.env.state, rule.name),
+            _ => format!("{}; nothing due (rule \"{}\")", self.env.state, rule.name),
         };
         trace.note(|| reason.clone());
         self.with(Action::None, None, reason)
     }
 }
 
+/// What the delete clock concluded: its step (if one is under way), when to look again,
+/// and whether an earlier warning no longer applies.
 #[derive(Default)]
 struct DeleteOutcome {
-    decision: Option<Decision>,
+    pending: Option<PendingDelete>,
     next_check: Option<DateTime<Utc>>,
     clear_warning: bool,
 }

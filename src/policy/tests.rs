@@ -90,6 +90,11 @@ fn one(rules: &RuleSet, env: Environment, ledger: &LedgerView, now: &str) -> Dec
     decide(rules, &snapshot, ledger, at(now)).remove(0)
 }
 
+/// What the decision's delete does in this pass (`none` when no delete is under way).
+fn deleting(d: &Decision) -> Action {
+    d.delete.as_ref().map_or(Action::None, |p| p.action)
+}
+
 fn none() -> LedgerView {
     LedgerView::default()
 }
@@ -112,7 +117,7 @@ fn unmatched_environments_are_left_alone_and_say_which_rules_were_tried() {
     assert_eq!(d.rule, None);
     assert_eq!(
         &*d.reason,
-        "no rule matches (tried previews); curfew leaves it alone"
+        "no rule matches (tried \"previews\"); curfew leaves it alone"
     );
 }
 
@@ -166,7 +171,7 @@ fn a_running_environment_is_stopped_outside_its_window_with_a_reason_a_person_re
     assert_eq!(d.rule.as_deref(), Some("previews"));
     assert_eq!(
         &*d.reason,
-        "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule previews"
+        "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule \"previews\""
     );
     assert_eq!(d.due_since, Some(at("2026-11-27T19:00:00+01:00")));
     assert_eq!(d.next_check, Some(at("2026-11-30T08:00:00+01:00")));
@@ -251,11 +256,9 @@ fn a_persons_start_at_night_is_respected_until_the_next_scheduled_stop() {
     let ledger = record(|r| r.schedule_stop_settled_at = Some(at("2026-11-27T19:00:00+01:00")));
     let d = one(&r, env("pr-1"), &ledger, "2026-11-27T21:30:00+01:00");
     assert_eq!(d.action, Action::None);
-    assert!(
-        d.reason
-            .starts_with("started by hand after the schedule's stop since 2026-11-27 19:00 CET"),
-        "{}",
-        d.reason
+    assert_eq!(
+        &*d.reason,
+        "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule \"previews\")"
     );
     assert_eq!(d.next_check, Some(at("2026-11-30T08:00:00+01:00")));
     // Monday 19:00 is the next stop boundary: then it is stopped again.
@@ -356,27 +359,29 @@ fn a_delete_is_warned_about_then_done_only_after_the_warning_period() {
         (Action::None, Some(at("2026-11-07T12:00:00Z")))
     );
     let warn = one(&r, e.clone(), &none(), "2026-11-07T12:00:00Z");
-    assert_eq!(warn.action, Action::Warn);
+    assert_eq!(deleting(&warn), Action::Warn);
     assert_eq!(warn.next_check, Some(at("2026-11-08T00:00:00Z")));
     let mut ledger = none();
-    ledger.apply(&warn, at("2026-11-07T12:00:00Z"));
+    ledger.apply(&warn.delete_step().unwrap(), at("2026-11-07T12:00:00Z"));
     let waiting = one(&r, e.clone(), &ledger, "2026-11-07T23:59:59Z");
-    assert_eq!(waiting.action, Action::None, "{}", waiting.reason);
-    assert!(
-        waiting
-            .reason
-            .contains("will be deleted at 2026-11-08 00:00 UTC"),
-        "{}",
-        waiting.reason
-    );
     assert_eq!(
-        one(&r, e.clone(), &ledger, "2026-11-08T00:00:00Z").action,
+        (waiting.action, deleting(&waiting)),
+        (Action::None, Action::None)
+    );
+    let pending = waiting.delete.as_ref().unwrap();
+    assert_eq!(
+        &*pending.reason,
+        "older than delete_after 1w: warned at 2026-11-07 12:00 UTC, will be deleted at 2026-11-08 00:00 UTC (rule \"ttl\")"
+    );
+    assert_eq!(pending.at, Some(at("2026-11-08T00:00:00Z")));
+    assert_eq!(
+        deleting(&one(&r, e.clone(), &ledger, "2026-11-08T00:00:00Z")),
         Action::Delete
     );
     // A warning given late still gives people the whole warning period.
     let late = one(&r, e.clone(), &none(), "2026-11-09T00:00:00Z");
     assert_eq!(
-        (late.action, late.next_check),
+        (deleting(&late), late.next_check),
         (Action::Warn, Some(at("2026-11-09T12:00:00Z")))
     );
 }
@@ -388,11 +393,11 @@ fn no_delete_in_the_grace_period_on_a_partial_listing_for_other_modes_or_while_s
     );
     let e = env("pr-1").created("2026-11-26T10:00:00Z");
     assert_eq!(
-        one(&r, e.clone(), &none(), "2026-11-26T11:30:00Z").action,
+        deleting(&one(&r, e.clone(), &none(), "2026-11-26T11:30:00Z")),
         Action::None
     );
     assert_eq!(
-        one(&r, e.clone(), &none(), "2026-11-26T12:00:00Z").action,
+        deleting(&one(&r, e.clone(), &none(), "2026-11-26T12:00:00Z")),
         Action::Delete
     );
     let partial = Snapshot {
@@ -400,20 +405,23 @@ fn no_delete_in_the_grace_period_on_a_partial_listing_for_other_modes_or_while_s
         complete: false,
     };
     let d = decide(&r, &partial, &none(), at("2026-11-26T12:00:00Z")).remove(0);
-    assert_eq!(d.action, Action::None);
-    assert!(d.reason.contains("listing was partial"), "{}", d.reason);
+    assert_eq!((d.action, deleting(&d)), (Action::None, Action::None));
+    let pending = d.delete.unwrap();
+    assert!(
+        pending.reason.contains("listing was partial"),
+        "{}",
+        pending.reason
+    );
     let dev = one(
         &r,
         e.clone().mode(Mode::Development),
         &none(),
         "2026-11-26T12:00:00Z",
     );
-    assert_eq!(dev.action, Action::None);
+    assert_eq!((dev.action, dev.delete), (Action::None, None));
     let snoozed = record(|r| r.snoozed_until = Some(at("2026-11-27T00:00:00Z")));
-    assert_eq!(
-        one(&r, e, &snoozed, "2026-11-26T12:00:00Z").action,
-        Action::None
-    );
+    let d = one(&r, e, &snoozed, "2026-11-26T12:00:00Z");
+    assert_eq!((d.action, d.delete), (Action::None, None));
 }
 
 #[test]
@@ -421,18 +429,26 @@ fn a_delete_when_stopped_for_counts_from_when_it_was_stopped() {
     let r = rules("timezone: UTC\nrules:\n  - name: s\n    delete_when_stopped_for: 3d\n");
     let ledger = record(|r| r.stopped_since = Some(at("2026-11-20T00:00:00Z")));
     assert_eq!(
-        one(&r, env("pr-1").stopped(), &ledger, "2026-11-22T23:59:59Z").action,
+        deleting(&one(
+            &r,
+            env("pr-1").stopped(),
+            &ledger,
+            "2026-11-22T23:59:59Z"
+        )),
         Action::None
     );
     assert_eq!(
-        one(&r, env("pr-1").stopped(), &ledger, "2026-11-23T00:00:00Z").action,
+        deleting(&one(
+            &r,
+            env("pr-1").stopped(),
+            &ledger,
+            "2026-11-23T00:00:00Z"
+        )),
         Action::Delete
     );
     // Running again: the condition no longer holds.
-    assert_eq!(
-        one(&r, env("pr-1"), &ledger, "2026-11-23T00:00:00Z").action,
-        Action::None
-    );
+    let running = one(&r, env("pr-1"), &ledger, "2026-11-23T00:00:00Z");
+    assert_eq!((running.action, running.delete), (Action::None, None));
 }
 
 #[test]
@@ -452,7 +468,7 @@ fn environments_in_transition_or_error_are_left_alone_until_they_settle() {
         assert_eq!(d.action, Action::None);
         assert_eq!(
             *d.reason,
-            format!("in state {word}; left alone until it settles (rule previews)")
+            format!("in state {word}; left alone until it settles (rule \"previews\")")
         );
     }
 }
@@ -495,8 +511,8 @@ fn explain_lists_every_rule_tried_and_what_the_schedule_says() {
     );
     assert_eq!(e.decision.action, Action::Stop);
     assert_eq!(e.steps[0], "not protected");
-    assert_eq!(e.steps[1], "rule staging does not match (mode=staging)");
-    assert_eq!(e.steps[2], "rule previews matches (mode=preview)");
+    assert_eq!(e.steps[1], "rule \"staging\" does not match (mode=staging)");
+    assert_eq!(e.steps[2], "rule \"previews\" matches (mode=preview)");
     assert!(e.steps.iter().any(|s| s.starts_with("schedule run Mon-Fri 08:00-19:00 Europe/Paris: stopped time since 2026-11-27 19:00 CET, next boundary 2026-11-30 08:00 CET")), "{:#?}", e.steps);
 }
 
@@ -822,4 +838,183 @@ fn reasons_stay_short_whatever_the_rule_file_lists() {
             d.reason
         );
     }
+}
+
+/// The words people read in logs, Slack and `explain`: each kind of schedule says inside
+/// or outside in its own terms (a `stop:` rule's stopped time is *inside* its windows), and
+/// a person's start names the next scheduled *stop*, not the window's start.
+#[test]
+fn reasons_say_inside_and_outside_in_each_schedules_own_terms() {
+    let file = |schedule: &str| {
+        rules(&format!(
+            "timezone: Europe/Paris\nrules:\n  - name: r\n    {schedule}\n"
+        ))
+    };
+    let run = file("run: Mon-Fri 08:00-19:00");
+    let stop = file("stop: Sat-Sun");
+    let events = file("events: \"stop=0 19 * * 1-5; start=0 8 * * 1-5\"");
+    let stopped_by_curfew = |t: &str| {
+        record(|r| {
+            r.curfew_stop = Some(StopRecord {
+                at: at(t),
+                cause: StopCause::Schedule,
+                rule: "r".into(),
+            })
+        })
+    };
+    let stop_seen = |t: &str| record(|r| r.schedule_stop_settled_at = Some(at(t)));
+    let friday_19 = "2026-11-27T19:00:00+01:00";
+    let saturday_0 = "2026-11-28T00:00:00+01:00";
+    let events_spec = "events \"stop=0 19 * * 1-5; start=0 8 * * 1-5; tz=Europe/Paris\"";
+    let cases: Vec<(&RuleSet, Environment, LedgerView, &str, Action, String)> = vec![
+        // run: stopped time is outside the windows.
+        (&run, env("pr-1"), none(), "2026-11-27T20:00:00+01:00", Action::Stop,
+         "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule \"r\"".into()),
+        (&run, env("pr-1").stopped(), none(), "2026-11-27T20:00:00+01:00", Action::None,
+         "stopped, as wanted: outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET".into()),
+        (&run, env("pr-1").stopped(), stopped_by_curfew(friday_19), "2026-11-30T08:00:00+01:00", Action::Start,
+         "inside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-30 08:00 CET; curfew stopped it at 2026-11-27 19:00 CET for the schedule, so rule \"r\" starts it".into()),
+        (&run, env("pr-1"), none(), "2026-11-26T10:00:00+01:00", Action::None,
+         "running, inside run Mon-Fri 08:00-19:00 Europe/Paris until 2026-11-26 19:00 CET (rule \"r\")".into()),
+        (&run, env("pr-1"), stop_seen(friday_19), "2026-11-27T21:00:00+01:00", Action::None,
+         "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule \"r\")".into()),
+        // stop: stopped time is inside the windows.
+        (&stop, env("pr-1"), none(), "2026-11-28T10:00:00+01:00", Action::Stop,
+         "inside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-28 00:00 CET; stopped by rule \"r\"".into()),
+        (&stop, env("pr-1").stopped(), none(), "2026-11-28T10:00:00+01:00", Action::None,
+         "stopped, as wanted: inside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-28 00:00 CET".into()),
+        (&stop, env("pr-1").stopped(), none(), "2026-11-26T10:00:00+01:00", Action::None,
+         "outside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-23 00:00 CET, but it was not stopped by curfew's schedule; left stopped (wake: stopped-by-curfew)".into()),
+        (&stop, env("pr-1").stopped(), stopped_by_curfew(saturday_0), "2026-11-30T00:00:00+01:00", Action::Start,
+         "outside stop Sat-Sun 00:00-24:00 Europe/Paris since 2026-11-30 00:00 CET; curfew stopped it at 2026-11-28 00:00 CET for the schedule, so rule \"r\" starts it".into()),
+        (&stop, env("pr-1"), none(), "2026-11-26T10:00:00+01:00", Action::None,
+         "running, outside stop Sat-Sun 00:00-24:00 Europe/Paris until 2026-11-28 00:00 CET (rule \"r\")".into()),
+        (&stop, env("pr-1"), stop_seen(saturday_0), "2026-11-28T12:00:00+01:00", Action::None,
+         "started by hand after the schedule's stop at 2026-11-28 00:00 CET; left running until the next scheduled stop at 2026-12-05 00:00 CET (rule \"r\")".into()),
+        // events: after a stop event, stopped time; after a start event, running time.
+        (&events, env("pr-1"), none(), "2026-11-27T20:00:00+01:00", Action::Stop,
+         format!("in the stopped time of {events_spec} since 2026-11-27 19:00 CET; stopped by rule \"r\"")),
+        (&events, env("pr-1").stopped(), stopped_by_curfew(friday_19), "2026-11-30T08:00:00+01:00", Action::Start,
+         format!("in the running time of {events_spec} since 2026-11-30 08:00 CET; curfew stopped it at 2026-11-27 19:00 CET for the schedule, so rule \"r\" starts it")),
+        (&events, env("pr-1"), none(), "2026-11-26T10:00:00+01:00", Action::None,
+         format!("running, in the running time of {events_spec} until 2026-11-26 19:00 CET (rule \"r\")")),
+        (&events, env("pr-1"), stop_seen(friday_19), "2026-11-27T21:00:00+01:00", Action::None,
+         "started by hand after the schedule's stop at 2026-11-27 19:00 CET; left running until the next scheduled stop at 2026-11-30 19:00 CET (rule \"r\")".into()),
+    ];
+    for (rules, e, ledger, now, action, reason) in cases {
+        let d = one(rules, e, &ledger, now);
+        assert_eq!(
+            (d.action, &*d.reason),
+            (action, reason.as_str()),
+            "at {now}"
+        );
+    }
+}
+
+/// The README's rule: a preview whose delete is coming is still stopped at 19:00 and when
+/// idle, in the same decision that warns about its delete or waits for it; the delete keeps
+/// its clock; a start is not made for what is deleted in the same pass.
+#[test]
+fn a_coming_delete_does_not_keep_an_environment_running() {
+    let r = rules(concat!(
+        "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n",
+        "    run: Mon-Fri 08:00-19:00\n    stop_when_idle: 3h\n    delete_after: 7d\n    warn_before_delete: 12h\n",
+    ));
+    let week_old = |e: Environment| e.created("2026-11-20T18:00:00+01:00");
+    let friday_19 = "2026-11-27T19:00:00+01:00";
+    let warned = |t: &str| record(|r| r.delete_warned_at = Some(at(t)));
+    let cases = [
+        // Warned at this very pass, at the boundary: stopped, and the warning goes out.
+        (
+            week_old(env("pr-1")).deployed("2026-11-27T18:00:00+01:00"),
+            none(),
+            friday_19,
+            (Action::Stop, Some(Cause::Schedule), Action::Warn),
+            "older than delete_after 1w: will be deleted at 2026-11-28 07:00 CET (rule \"previews\"); warning now",
+        ),
+        // Warned earlier, waiting for the end of the warning: stopped at the boundary.
+        (
+            week_old(env("pr-1")).deployed("2026-11-27T18:00:00+01:00"),
+            warned("2026-11-27T08:00:00+01:00"),
+            friday_19,
+            (Action::Stop, Some(Cause::Schedule), Action::None),
+            "older than delete_after 1w: warned at 2026-11-27 08:00 CET, will be deleted at 2026-11-27 20:00 CET (rule \"previews\")",
+        ),
+        // Warned and idle inside the window: stopped for being idle.
+        (
+            week_old(env("pr-1")).deployed("2026-11-27T11:00:00+01:00"),
+            warned("2026-11-27T10:00:00+01:00"),
+            "2026-11-27T14:00:00+01:00",
+            (Action::Stop, Some(Cause::Idle), Action::None),
+            "older than delete_after 1w: warned at 2026-11-27 10:00 CET, will be deleted at 2026-11-27 22:00 CET (rule \"previews\")",
+        ),
+        // Due: deleted; if the executor holds the delete back, the stop is made instead.
+        (
+            week_old(env("pr-1")).deployed("2026-11-27T18:00:00+01:00"),
+            warned("2026-11-27T06:00:00+01:00"),
+            "2026-11-27T19:30:00+01:00",
+            (Action::Stop, Some(Cause::Schedule), Action::Delete),
+            "older than delete_after 1w since 2026-11-27 18:00 CET: deleted by rule \"previews\"",
+        ),
+    ];
+    for (e, ledger, now, (action, cause, delete), reason) in cases {
+        let d = one(&r, e, &ledger, now);
+        assert_eq!(
+            (d.action, d.cause, deleting(&d)),
+            (action, cause, delete),
+            "at {now}: {d:#?}"
+        );
+        assert_eq!(&*d.delete.as_ref().unwrap().reason, reason);
+        let step = d.delete_step();
+        assert_eq!(
+            step.as_ref().map(|s| s.action),
+            (delete != Action::None).then_some(delete)
+        );
+        assert_eq!(
+            d.actions().collect::<Vec<_>>(),
+            [Some(action), (delete != Action::None).then_some(delete)]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        );
+    }
+    // Due while stopped by curfew at the window's start: not started only to be deleted.
+    let ledger = record(|r| {
+        r.delete_warned_at = Some(at("2026-11-29T12:00:00+01:00"));
+        r.curfew_stop = Some(StopRecord {
+            at: at(friday_19),
+            cause: StopCause::Schedule,
+            rule: "previews".into(),
+        });
+    });
+    let d = one(
+        &r,
+        week_old(env("pr-1")).stopped(),
+        &ledger,
+        "2026-11-30T08:00:00+01:00",
+    );
+    assert_eq!((d.action, deleting(&d)), (Action::None, Action::Delete));
+    assert!(
+        d.reason.ends_with("; not started: it is due for deletion"),
+        "{}",
+        d.reason
+    );
+    // `explain` shows the delete's step, the schedule's and the idle clock's.
+    let e = explain(
+        &r,
+        &week_old(env("pr-1")).deployed("2026-11-27T18:00:00+01:00"),
+        true,
+        &none(),
+        at(friday_19),
+    );
+    assert_eq!(
+        e.steps[3..],
+        [
+            "older than delete_after 1w: will be deleted at 2026-11-28 07:00 CET (rule \"previews\"); warning now",
+            "schedule run Mon-Fri 08:00-19:00 Europe/Paris: stopped time since 2026-11-27 19:00 CET, next boundary 2026-11-30 08:00 CET",
+            "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-27 19:00 CET; stopped by rule \"previews\"",
+        ],
+        "{:#?}",
+        e.steps
+    );
 }

@@ -1,10 +1,13 @@
 //! Carrying decisions out: caps, dry-run, delete confirmation, bounded concurrency, and the
 //! ledger's intent/outcome around every call.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 
-use super::{Daemon, PassError};
+use super::{Acted, Daemon, PassError};
 use crate::config::RuleSet;
 use crate::metrics::{ActionResult, Cap};
 use crate::platform::Outcome;
@@ -37,7 +40,128 @@ impl ActResult {
     }
 }
 
+/// What the caps leave of a pass's actions, handed out oldest due first.
+struct Gates {
+    stops_left: u32,
+    deletes_left: i64,
+    complete: bool,
+}
+
+/// A platform call to make: the action's index in the planned ones, what to do, to which
+/// environment, and its intent's id. Owned: a future holding a borrowed decision trips
+/// the compiler's "FnOnce is not general enough" (rust-lang/rust#110338) once the pass is
+/// spawned.
+type Call = (usize, Action, Arc<str>, i64);
+
+/// One action the pass takes or holds back: a decision's own, or its delete's step.
+struct Planned<'d> {
+    index: usize,
+    delete_step: bool,
+    decision: Cow<'d, Decision>,
+    /// What it became without a call (dry-run, held back, a warning); `None`: to be called.
+    result: Option<ActResult>,
+}
+
 impl Daemon {
+    /// What each action of the pass becomes before any call: deletes first (whether one
+    /// goes ahead decides whether its decision's own action is still needed: a deleted
+    /// environment is not stopped first, a held-back delete's environment is), then the
+    /// decisions' own actions; oldest due first in each, so caps hold back the newest.
+    fn plan_actions<'d>(
+        &self,
+        rules: &RuleSet,
+        decisions: &'d [Decision],
+        now: DateTime<Utc>,
+        complete: bool,
+    ) -> Result<Vec<Planned<'d>>, PassError> {
+        let deletes_last_hour = self
+            .ledger
+            .count_done_since(Action::Delete, now - TimeDelta::hours(1))?;
+        let mut gates = Gates {
+            stops_left: rules.safety.max_stops_per_pass,
+            deletes_left: i64::from(rules.safety.max_deletes_per_hour)
+                .saturating_sub(deletes_last_hour)
+                .max(0),
+            complete,
+        };
+        let oldest_first = |steps: &mut Vec<Planned<'d>>| {
+            steps.sort_by(|a, b| {
+                (a.decision.due_since, &a.decision.environment_id)
+                    .cmp(&(b.decision.due_since, &b.decision.environment_id))
+            });
+        };
+        let mut deletes: Vec<Planned<'d>> = decisions
+            .iter()
+            .enumerate()
+            .filter_map(|(index, d)| {
+                Some(Planned {
+                    index,
+                    delete_step: true,
+                    decision: Cow::Owned(d.delete_step()?),
+                    result: None,
+                })
+            })
+            .collect();
+        oldest_first(&mut deletes);
+        let mut deleted: Vec<usize> = Vec::new();
+        for step in &mut deletes {
+            step.result = self.gate(&mut gates, &step.decision, now);
+            if step.decision.action == Action::Delete
+                && matches!(step.result, None | Some(ActResult::DryRun))
+            {
+                deleted.push(step.index);
+            }
+        }
+        deleted.sort_unstable();
+        let mut own: Vec<Planned<'d>> = decisions
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| d.action != Action::None && deleted.binary_search(i).is_err())
+            .map(|(index, d)| Planned {
+                index,
+                delete_step: false,
+                decision: Cow::Borrowed(d),
+                result: None,
+            })
+            .collect();
+        oldest_first(&mut own);
+        for step in &mut own {
+            step.result = self.gate(&mut gates, &step.decision, now);
+        }
+        deletes.append(&mut own);
+        Ok(deletes)
+    }
+
+    /// What one action becomes before any call: `None` to call the platform.
+    fn gate(&self, gates: &mut Gates, d: &Decision, now: DateTime<Utc>) -> Option<ActResult> {
+        if d.dry_run {
+            return Some(ActResult::DryRun);
+        }
+        match d.action {
+            Action::Stop | Action::Start if gates.stops_left == 0 => {
+                Some(ActResult::SkippedCap(Cap::MaxStopsPerPass))
+            }
+            Action::Stop | Action::Start => {
+                gates.stops_left -= 1;
+                None
+            }
+            Action::Delete if !gates.complete => Some(ActResult::Failed("listing partial".into())),
+            Action::Delete if !self.delete_confirmed(&d.environment_id, now) => {
+                Some(ActResult::Confirming)
+            }
+            Action::Delete if gates.deletes_left == 0 => {
+                Some(ActResult::SkippedCap(Cap::MaxDeletesPerHour))
+            }
+            Action::Delete => {
+                gates.deletes_left -= 1;
+                None
+            }
+            // A warning is carried out by recording it (notifications send it).
+            Action::Warn => Some(ActResult::Done(Outcome::Accepted)),
+            Action::None => None,
+        }
+    }
+
     pub(super) async fn act(
         &self,
         rules: &RuleSet,
@@ -45,70 +169,54 @@ impl Daemon {
         view: &mut LedgerView,
         now: DateTime<Utc>,
         complete: bool,
-    ) -> Result<Vec<(usize, ActResult)>, PassError> {
-        let mut due: Vec<(usize, &Decision)> = decisions
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.action != Action::None)
-            .collect();
-        // Oldest due first, so caps hold back the newest.
-        due.sort_by(|(_, a), (_, b)| {
-            (a.due_since, &a.environment_id).cmp(&(b.due_since, &b.environment_id))
-        });
-        let mut stops_left = rules.safety.max_stops_per_pass;
-        let deletes_last_hour = self
-            .ledger
-            .count_done_since(Action::Delete, now - TimeDelta::hours(1))?;
-        let mut deletes_left = i64::from(rules.safety.max_deletes_per_hour)
-            .saturating_sub(deletes_last_hour)
-            .max(0);
-        // First decide what each due action becomes; then write every intent in one
-        // transaction (one disk sync) before the first call.
-        let mut planned: Vec<(usize, &Decision, Option<ActResult>)> = Vec::with_capacity(due.len());
-        for (i, d) in due {
-            let result = if d.dry_run {
-                Some(ActResult::DryRun)
-            } else {
-                match d.action {
-                    Action::Stop | Action::Start if stops_left == 0 => {
-                        Some(ActResult::SkippedCap(Cap::MaxStopsPerPass))
-                    }
-                    Action::Stop | Action::Start => {
-                        stops_left -= 1;
-                        None
-                    }
-                    Action::Delete if !complete => {
-                        Some(ActResult::Failed("listing partial".into()))
-                    }
-                    Action::Delete if !self.delete_confirmed(&d.environment_id, now) => {
-                        Some(ActResult::Confirming)
-                    }
-                    Action::Delete if deletes_left == 0 => {
-                        Some(ActResult::SkippedCap(Cap::MaxDeletesPerHour))
-                    }
-                    Action::Delete => {
-                        deletes_left -= 1;
-                        None
-                    }
-                    // A warning is carried out by recording it (notifications send it).
-                    Action::Warn => Some(ActResult::Done(Outcome::Accepted)),
-                    Action::None => None,
-                }
-            };
-            planned.push((i, d, result));
+    ) -> Result<Vec<Acted>, PassError> {
+        let planned = self.plan_actions(rules, decisions, now, complete)?;
+        // Every intent in one transaction (one disk sync) before the first call.
+        let ids = self.ledger.intents(
+            &planned.iter().map(|p| &*p.decision).collect::<Vec<_>>(),
+            now,
+        )?;
+        let (mut results, calls) = self.settle_uncalled(&planned, ids, view, now)?;
+        // A warning also goes where the platform's people look (a Kubernetes Event), best
+        // effort.
+        for p in &planned {
+            if p.decision.action == Action::Warn && matches!(p.result, Some(ActResult::Done(_))) {
+                let d = &p.decision;
+                self.platform
+                    .note(&d.environment_id, "DeleteWarning", &d.reason)
+                    .await;
+            }
         }
-        let ids = self
-            .ledger
-            .intents(&planned.iter().map(|(_, d, _)| *d).collect::<Vec<_>>(), now)?;
-        // By index into `decisions`, as the pass reports them (one per planned action).
-        let mut results: Vec<(usize, ActResult)> = Vec::with_capacity(planned.len());
+        let outcomes = self.call(calls).await;
+        results.extend(self.finish_calls(&planned, outcomes, view, now)?);
+        for action in [Action::Stop, Action::Start, Action::Delete] {
+            let skipped = super::acted(decisions, &results)
+                .filter(|(d, r)| {
+                    d.action == action
+                        && matches!(r, ActResult::SkippedCap(_) | ActResult::Failed(_))
+                })
+                .count();
+            self.metrics.set_due_not_done(action, skipped as u64);
+        }
+        Ok(results)
+    }
+
+    /// Records the actions that need no call (dry-run, held back, warnings) with their
+    /// outcomes; returns them, and the calls to make for the others.
+    fn settle_uncalled(
+        &self,
+        planned: &[Planned<'_>],
+        ids: Vec<i64>,
+        view: &mut LedgerView,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Acted>, Vec<Call>), PassError> {
+        let mut results: Vec<Acted> = Vec::with_capacity(planned.len());
         let mut settled: Vec<(i64, &str, Option<&str>)> = Vec::new();
-        // By index: a future holding a borrowed decision trips the compiler's "FnOnce is not
-        // general enough" (rust-lang/rust#110338) once the pass is spawned.
-        let mut calls: Vec<(usize, i64)> = Vec::new();
-        for ((i, d, result), id) in planned.into_iter().zip(ids) {
-            let Some(r) = result else {
-                calls.push((i, id));
+        let mut calls: Vec<Call> = Vec::new();
+        for (k, (p, id)) in planned.iter().zip(ids).enumerate() {
+            let d = &*p.decision;
+            let Some(r) = p.result.clone() else {
+                calls.push((k, d.action, d.environment_id.clone(), id));
                 continue;
             };
             let outcome = match &r {
@@ -125,44 +233,61 @@ impl Daemon {
                 _ => {}
             }
             self.record(d, &r);
-            results.push((i, r));
+            results.push(Acted {
+                index: p.index,
+                delete_step: p.delete_step,
+                result: r,
+            });
         }
         self.ledger.outcomes(&settled, now)?;
-        // A warning also goes where the platform's people look (a Kubernetes Event), best
-        // effort.
-        for (d, r) in super::acted(decisions, &results) {
-            if d.action == Action::Warn && matches!(r, ActResult::Done(_)) {
-                self.platform
-                    .note(&d.environment_id, "DeleteWarning", &d.reason)
-                    .await;
-            }
-        }
+        Ok((results, calls))
+    }
+
+    /// Makes the platform calls, a bounded number in flight: each call's index in the
+    /// planned actions, its intent's id, and what the platform said.
+    async fn call(&self, calls: Vec<Call>) -> Vec<(usize, i64, Result<Outcome, String>)> {
         if !calls.is_empty() {
             tracing::info!(calls = calls.len(), "calling the platform");
         }
         let platform = &self.platform;
-        let outcomes: Vec<(usize, i64, Result<Outcome, String>)> = futures::stream::iter(calls)
-            .map(|(i, id)| async move {
-                let d = &decisions[i];
-                let r = match d.action {
-                    Action::Stop => platform.stop(&d.environment_id).await,
-                    Action::Start => platform.start(&d.environment_id).await,
-                    _ => platform.delete(&d.environment_id).await,
+        futures::stream::iter(calls)
+            .map(|(k, action, env, id)| async move {
+                let r = match action {
+                    Action::Stop => platform.stop(&env).await,
+                    Action::Start => platform.start(&env).await,
+                    _ => platform.delete(&env).await,
                 };
-                (i, id, r.map_err(|e| e.to_string()))
+                (k, id, r.map_err(|e| e.to_string()))
             })
             .buffer_unordered(self.options.max_in_flight.max(1))
             .collect()
-            .await;
+            .await
+    }
+
+    /// Records what the calls became: outcomes and the stop intervals they open, in one
+    /// transaction.
+    fn finish_calls(
+        &self,
+        planned: &[Planned<'_>],
+        outcomes: Vec<(usize, i64, Result<Outcome, String>)>,
+        view: &mut LedgerView,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Acted>, PassError> {
         let finished = self.clock.now();
+        let mut results = Vec::with_capacity(outcomes.len());
         let mut written: Vec<(i64, &'static str, Option<String>)> =
             Vec::with_capacity(outcomes.len());
-        for (i, id, r) in outcomes {
-            let d = &decisions[i];
+        let mut stops: Vec<&Decision> = Vec::new();
+        for (k, id, r) in outcomes {
+            let p = &planned[k];
+            let d = &*p.decision;
             let result = match r {
                 Ok(outcome) => {
                     written.push((id, outcome.ledger_word(), None));
                     view.apply(d, now);
+                    if d.action == Action::Stop {
+                        stops.push(d);
+                    }
                     ActResult::Done(outcome)
                 }
                 Err(message) => {
@@ -171,27 +296,17 @@ impl Daemon {
                 }
             };
             self.record(d, &result);
-            results.push((i, result));
+            results.push(Acted {
+                index: p.index,
+                delete_step: p.delete_step,
+                result,
+            });
         }
-        // Outcomes and the stop intervals they open, in one transaction.
-        let stops: Vec<&Decision> = super::acted(decisions, &results)
-            .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
-            .map(|(d, _)| d)
-            .collect();
         let outcomes: Vec<(i64, &str, Option<&str>)> = written
             .iter()
             .map(|(id, w, e)| (*id, *w, e.as_deref()))
             .collect();
         self.ledger.finish(&outcomes, &stops, finished, now)?;
-        for action in [Action::Stop, Action::Start, Action::Delete] {
-            let skipped = super::acted(decisions, &results)
-                .filter(|(d, r)| {
-                    d.action == action
-                        && matches!(r, ActResult::SkippedCap(_) | ActResult::Failed(_))
-                })
-                .count();
-            self.metrics.set_due_not_done(action, skipped as u64);
-        }
         Ok(results)
     }
 

@@ -13,6 +13,7 @@
 
 mod executor;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -45,27 +46,64 @@ pub struct PassReport {
     pub at: DateTime<Utc>,
     pub complete: bool,
     pub decisions: Vec<Decision>,
-    /// Every decision that called for an action (its index in `decisions`, not a copy:
-    /// a pass can stop thousands), with what became of it; read through [`Self::acted`].
-    acted: Vec<(usize, ActResult)>,
+    /// Every action the decisions called for (by index in `decisions`, not a copy: a pass
+    /// can stop thousands), with what became of it; read through [`Self::acted`].
+    acted: Vec<Acted>,
     pub next_wakeup: Option<DateTime<Utc>>,
 }
 
 impl PassReport {
-    /// Every decision that called for an action, with what became of it.
-    pub fn acted(&self) -> impl Iterator<Item = (&Decision, &ActResult)> {
+    /// Every action the decisions called for, with what became of it.
+    pub fn acted(&self) -> impl Iterator<Item = (Cow<'_, Decision>, &ActResult)> {
         acted(&self.decisions, &self.acted)
     }
 }
 
-/// The decisions `acted` points to, with their results.
+/// One action a pass took, or held back: a decision's own action, or its delete's step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acted {
+    /// The decision's index in the pass's decisions.
+    pub index: usize,
+    /// The decision's delete step ([`Decision::delete_step`]) rather than its own action.
+    pub delete_step: bool,
+    pub result: ActResult,
+}
+
+impl Acted {
+    /// The decision's own action.
+    pub fn own(index: usize, result: ActResult) -> Acted {
+        Acted {
+            index,
+            delete_step: false,
+            result,
+        }
+    }
+
+    /// The decision's delete step.
+    pub fn delete(index: usize, result: ActResult) -> Acted {
+        Acted {
+            index,
+            delete_step: true,
+            result,
+        }
+    }
+}
+
+/// The actions `acted` points to, each as a decision (a delete step as one of its own),
+/// with their results.
 pub fn acted<'a>(
     decisions: &'a [Decision],
-    acted: &'a [(usize, ActResult)],
-) -> impl Iterator<Item = (&'a Decision, &'a ActResult)> {
-    acted
-        .iter()
-        .filter_map(|(i, r)| Some((decisions.get(*i)?, r)))
+    acted: &'a [Acted],
+) -> impl Iterator<Item = (Cow<'a, Decision>, &'a ActResult)> {
+    acted.iter().filter_map(|a| {
+        let d = decisions.get(a.index)?;
+        let step = if a.delete_step {
+            Cow::Owned(d.delete_step()?)
+        } else {
+            Cow::Borrowed(d)
+        };
+        Some((step, &a.result))
+    })
 }
 
 /// Why a pass failed as a whole (the next one tries again).
@@ -287,7 +325,7 @@ impl Daemon {
                 if r.complete
                     && r.acted
                         .iter()
-                        .all(|(_, a)| !matches!(a, ActResult::Failed(_))) =>
+                        .all(|a| !matches!(a.result, ActResult::Failed(_))) =>
             {
                 (PassResult::Ok, r.next_wakeup)
             }
@@ -367,9 +405,9 @@ impl Daemon {
             .iter()
             .map(|d| !matches!(d.state, EnvState::Running | EnvState::Starting))
             .collect();
-        for (i, result) in &done {
+        for a in done.iter().filter(|a| !a.delete_step) {
             if let (ActResult::Done(_), Some(d), Some(stopped)) =
-                (result, decisions.get(*i), stopped.get_mut(*i))
+                (&a.result, decisions.get(a.index), stopped.get_mut(a.index))
             {
                 match d.action {
                     Action::Stop => *stopped = true,
@@ -410,7 +448,7 @@ impl Daemon {
             let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
             let due: HashSet<&str> = decisions
                 .iter()
-                .filter(|d| d.action == Action::Delete)
+                .filter(|d| d.delete_due())
                 .map(|d| d.environment_id.as_ref())
                 .collect();
             memory

@@ -60,9 +60,12 @@ pub struct Plan {
 pub struct PlanEntry {
     #[serde(flatten)]
     pub decision: Decision,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The snooze in force, if any; always present (`null` without one), like
+    /// `protected_by`, so a reader need not tell a missing field from an unset one.
+    #[serde(default)]
     pub snoozed_until: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Who protected it through the admin API; `null` when nobody did.
+    #[serde(default)]
     pub protected_by: Option<Arc<str>>,
 }
 
@@ -78,6 +81,8 @@ pub struct EnvironmentReport {
     pub record: EnvRecord,
     pub savings: EnvironmentSavings,
     pub currency: String,
+    /// The zone of its rule (else the file's): the one people read its instants in.
+    pub timezone: String,
     /// Actions, stops and operators' changes, newest first.
     pub history: Vec<HistoryEntry>,
 }
@@ -128,6 +133,7 @@ impl Daemon {
         let rules = self.rules();
         Ok(EnvironmentReport {
             at: now,
+            timezone: rules.zone_of(decision.rule.as_deref()).name().to_string(),
             record: self.ledger.record(&environment.id)?.unwrap_or_default(),
             savings: self.ledger.environment_savings(&environment.id)?,
             currency: rules.currency.clone(),
@@ -193,15 +199,12 @@ impl Daemon {
             )));
         }
         let explained = self.explain_one(&environment, complete, now)?;
+        let rule = explained.decision.rule.as_deref();
+        let zone = rules.zone_of(rule);
         let until = match until {
             Some(u) => u,
-            None => explained
-                .decision
-                .rule
-                .as_deref()
-                .and_then(|name| rules.rule(name))
-                .and_then(|rule| rule.schedule.as_ref())
-                .and_then(|s| s.next_stop(now))
+            None => rule
+                .and_then(|name| rules.rule(name)?.schedule.as_ref()?.next_stop(now))
                 .ok_or_else(|| {
                     OperatorError::Invalid(format!(
                         "{} has no scheduled stop ahead to wake it until: give `for` or `until`",
@@ -219,7 +222,8 @@ impl Daemon {
         let start = Decision {
             action: Action::Start,
             cause: None,
-            reason: format!("woken by {who} until {}", until.to_rfc3339()).into(),
+            reason: format!("woken by {who} until {}", policy::local(until, zone)).into(),
+            delete: None,
             ..explained.decision
         };
         let _exclusive = self.exclusive.lock().await;
@@ -232,21 +236,22 @@ impl Daemon {
                 .ledger
                 .outcome(id, "error", Some(&e.to_string()), finished)?,
         }
-        self.metrics.action(
-            Action::Start,
-            start.rule.as_deref(),
-            match outcome {
-                Ok(_) => crate::metrics::ActionResult::Ok,
-                Err(_) => crate::metrics::ActionResult::Error,
-            },
-        );
+        let result = match outcome {
+            Ok(_) => crate::metrics::ActionResult::Ok,
+            Err(_) => crate::metrics::ActionResult::Error,
+        };
+        self.metrics
+            .action(Action::Start, start.rule.as_deref(), result);
         outcome?;
         self.ledger.change_record(
             &environment.id,
             |r| {
-                // The start is the person's: curfew's stop is over, and so is any
-                // schedule stop already seen through.
+                // curfew's stop is over. The start is curfew's own (not a person's on the
+                // platform): when the wake's snooze ends, the schedule takes the environment
+                // back instead of leaving it up until the next scheduled stop. It also
+                // restarts the idle clock.
                 r.curfew_stop = None;
+                r.last_started_by_curfew_at = Some(now);
                 r.snoozed_until = Some(until);
                 r.snoozed_by = Some(who.into());
             },
@@ -342,18 +347,19 @@ impl Daemon {
 
     fn check_until(&self, until: DateTime<Utc>) -> Result<(), OperatorError> {
         let now = self.clock.now();
+        let zone = self.rules().timezone;
         if until <= now {
             return Err(OperatorError::Invalid(format!(
                 "{} is not in the future (now is {})",
-                until.to_rfc3339(),
-                now.to_rfc3339()
+                policy::local(until, zone),
+                policy::local(now, zone)
             )));
         }
         let max = self.max_snooze;
         if until - now > max {
             return Err(OperatorError::Invalid(format!(
                 "{} is more than the longest snooze allowed ({}) from now",
-                until.to_rfc3339(),
+                policy::local(until, zone),
                 crate::schedule::format_seconds(max.num_seconds().max(0) as u64)
             )));
         }

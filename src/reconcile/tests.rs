@@ -470,3 +470,110 @@ async fn a_ledger_that_turned_read_only_is_named_in_readyz() {
         "{readiness:?}"
     );
 }
+
+/// The README's rule over a Friday evening: previews whose delete is coming (warned, or
+/// held back by the cap) are stopped at 19:00:00 with the rest, and still deleted no
+/// sooner than their warning allows.
+const README_PREVIEWS: &str = "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    stop_when_idle: 3h\n    delete_after: 7d\n    warn_before_delete: 12h\n";
+
+/// Every preview deployed now (the team's afternoon), so none is idle before the evening.
+fn deploy_every_preview(w: &World) -> Vec<crate::platform::sandbox::SandboxEnvironment> {
+    let previews: Vec<_> = w
+        .sandbox
+        .environments()
+        .into_iter()
+        .filter(|e| e.mode == crate::platform::Mode::Preview)
+        .collect();
+    for e in &previews {
+        assert!(w.sandbox.set_state(&e.id, "DEPLOYED"));
+    }
+    previews
+}
+
+/// The instants of `name`'s actions in a log.
+fn actions_of(log: &[(DateTime<Utc>, String, Action)], name: &str) -> Vec<(DateTime<Utc>, Action)> {
+    log.iter()
+        .filter(|(_, n, _)| n == name)
+        .map(|(t, _, a)| (*t, *a))
+        .collect()
+}
+
+#[tokio::test]
+async fn warned_previews_are_stopped_at_19_00_and_deleted_after_their_warning() {
+    let start = "2026-11-27T17:30:00+01:00";
+    let w = world(README_PREVIEWS, start, 30).await;
+    let previews = deploy_every_preview(&w);
+    let first = w.daemon.pass().await.unwrap();
+    let warned: Vec<String> = first
+        .acted()
+        .filter(|(d, r)| d.action == Action::Warn && matches!(r, ActResult::Done(_)))
+        .map(|(d, _)| d.environment.to_string())
+        .collect();
+    assert!(
+        warned.len() >= 2,
+        "the fleet has week-old previews: {warned:?}"
+    );
+    assert!(
+        first.acted().all(|(d, _)| d.action != Action::Stop),
+        "inside the window, deployed now: nothing to stop yet"
+    );
+    let log = w.run_until(at("2026-11-28T09:00:00+01:00")).await;
+    let friday_19 = at("2026-11-27T19:00:00+01:00");
+    let warning_ends = at(start) + TimeDelta::hours(12);
+    for p in &previews {
+        let mine = actions_of(&log, &p.name);
+        assert_eq!(
+            mine.first(),
+            Some(&(friday_19, Action::Stop)),
+            "{}: {mine:?}",
+            p.name
+        );
+        if warned.contains(&p.name) {
+            let deleted = mine.iter().find(|(_, a)| *a == Action::Delete);
+            assert!(
+                deleted.is_some_and(|(t, _)| *t >= warning_ends),
+                "{} deleted after its warning: {mine:?}",
+                p.name
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn previews_whose_delete_the_cap_holds_back_are_stopped_at_19_00() {
+    let rules = "safety:\n  max_deletes_per_hour: 1\ntimezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    delete_after: 7d\n";
+    let start = "2026-11-27T18:30:00+01:00";
+    let w = world(rules, start, 30).await;
+    let previews = deploy_every_preview(&w);
+    let week = TimeDelta::days(7);
+    let old: Vec<&str> = previews
+        .iter()
+        .filter(|p| p.created_at + week <= at(start))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(old.len() >= 3, "several deletes due at once: {old:?}");
+    // One delete an hour (on the passes' 20-minute grid, one every 80 minutes).
+    let log = w
+        .run_until(at("2026-11-27T19:00:00+01:00") + TimeDelta::hours(2 * old.len() as i64))
+        .await;
+    let friday_19 = at("2026-11-27T19:00:00+01:00");
+    let mut deleted_at: Vec<DateTime<Utc>> = Vec::new();
+    for name in &old {
+        let mine = actions_of(&log, name);
+        match mine.as_slice() {
+            // The one delete the cap let through before 19:00 (its second pass).
+            [(t, Action::Delete)] if *t < friday_19 => deleted_at.push(*t),
+            // Held back: stopped at the boundary, deleted later, one an hour.
+            [(t, Action::Stop), (d, Action::Delete)] if *t == friday_19 => deleted_at.push(*d),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    deleted_at.sort();
+    assert!(
+        deleted_at[1] > friday_19,
+        "the cap let one through: {deleted_at:?}"
+    );
+    for pair in deleted_at.windows(2) {
+        assert!(pair[1] - pair[0] >= TimeDelta::hours(1), "{deleted_at:?}");
+    }
+}
