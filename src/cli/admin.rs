@@ -154,7 +154,8 @@ fn answer_of(
         // JSON: so a 404 there, or a bare one, is a daemon without the API.
         _ if not_found && path == "/api/v1/plan" => Err(api_off(status, server)),
         None if not_found => Err(api_off(status, server)),
-        Some(message) => Err(format!("{status}: {message}")),
+        // The daemon's words may quote names from the platform: escaped for the terminal.
+        Some(message) => Err(format!("{status}: {}", Printable(message))),
         None => Err(format!("{status}: the daemon answered {status}")),
     }
 }

@@ -238,7 +238,8 @@ impl Ledger {
         let created = !exists(path)?;
         let kept = exists(&marker)?;
         if created && kept && fresh == Fresh::Refused {
-            let kept = std::fs::read_to_string(&marker).unwrap_or_default();
+            // Our own small file, read like any file from outside all the same.
+            let kept = crate::files::read_blocking(&marker, 4096).unwrap_or_default();
             let since = kept
                 .lines()
                 .find_map(|l| l.strip_prefix("created: "))
