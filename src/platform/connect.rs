@@ -166,6 +166,13 @@ async fn connect_kubernetes(
         Some(e) => Arc::new(e.clone()),
         None => Arc::new(Alone),
     };
+    // curfew's own namespace is never an environment: the pod's (the component sets
+    // POD_NAMESPACE from the downward API), else the Lease's.
+    let own_namespace = env
+        .get("POD_NAMESPACE")
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .or_else(|| k.lease_namespace.clone());
     let options = KubernetesOptions {
         namespace_selector: k.namespace_selector.clone(),
         project_label: k.project_label.clone(),
@@ -184,6 +191,7 @@ async fn connect_kubernetes(
             min_rate: t.min_rate,
         }),
         identity,
+        own_namespace,
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
     Ok(Connected {

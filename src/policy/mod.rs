@@ -463,6 +463,13 @@ impl RuleDecision<'_, '_> {
     }
 
     fn with(&self, action: Action, cause: Option<Cause>, reason: String) -> Decision {
+        // What the platform cannot stop is said wherever the decision is shown (plan).
+        let reason = match &self.env.unstoppable {
+            Some(running) => {
+                format!("{reason}; still running, which a stop does not stop: {running}")
+            }
+            None => reason,
+        };
         Decision {
             action,
             cause,
@@ -474,6 +481,9 @@ impl RuleDecision<'_, '_> {
     fn decide(self, trace: &mut Trace) -> Decision {
         let env = self.env;
         let now = self.now();
+        if let Some(running) = &env.unstoppable {
+            trace.note(|| format!("still running, which a stop does not stop: {running}"));
+        }
         if !env.state.is_settled() {
             let word = env
                 .platform_state
@@ -582,8 +592,10 @@ impl RuleDecision<'_, '_> {
         .unwrap_or(env.created_at)
     }
 
+    /// Since when the environment has been stopped; never while something in it runs that
+    /// a stop does not stop (it is in use, whatever curfew stopped of it).
     fn stopped_since(&self) -> Option<DateTime<Utc>> {
-        if self.env.state != EnvState::Stopped {
+        if self.env.state != EnvState::Stopped || self.env.unstoppable.is_some() {
             return None;
         }
         let r = self.record?;
@@ -626,6 +638,11 @@ impl RuleDecision<'_, '_> {
     fn delete(&self, snooze: Option<(DateTime<Utc>, String)>, trace: &mut Trace) -> DeleteOutcome {
         let rule = self.rule;
         let warned = self.record.and_then(|r| r.delete_warned_at);
+        if let (Some(_), Some(running)) = (rule.delete_when_stopped_for, &self.env.unstoppable) {
+            trace.note(|| {
+                format!("not stopped for delete_when_stopped_for while this runs: {running}")
+            });
+        }
         let Some((due_at, cause, what)) = self.delete_condition() else {
             return DeleteOutcome {
                 clear_warning: warned.is_some(),

@@ -35,6 +35,7 @@ pub(crate) fn env(name: &str) -> Environment {
         last_activity_at: None,
         labels: BTreeMap::new(),
         hourly_cost: None,
+        unstoppable: None,
     }
 }
 
@@ -449,6 +450,35 @@ fn a_delete_when_stopped_for_counts_from_when_it_was_stopped() {
     // Running again: the condition no longer holds.
     let running = one(&r, env("pr-1"), &ledger, "2026-11-23T00:00:00Z");
     assert_eq!((running.action, running.delete), (Action::None, None));
+}
+
+#[test]
+fn an_environment_stopped_around_what_a_stop_does_not_stop_is_never_deleted_for_being_stopped() {
+    let r = rules(
+        "timezone: UTC\nrules:\n  - name: s\n    run: Mon-Fri 08:00-19:00\n    delete_when_stopped_for: 3d\n",
+    );
+    let ledger = record(|r| {
+        r.stopped_since = Some(at("2026-11-20T00:00:00Z"));
+        r.curfew_stop = Some(StopRecord {
+            at: at("2026-11-20T00:00:00Z"),
+            cause: StopCause::Schedule,
+            rule: "s".into(),
+        });
+    });
+    let in_use = Environment {
+        unstoppable: Some("1 pod that curfew does not stop: Cluster/db ×1".into()),
+        ..env("pr-1").stopped()
+    };
+    let d = one(&r, in_use.clone(), &ledger, "2026-11-24T12:00:00Z");
+    assert_eq!(d.action, Action::Start, "stopped and started as usual");
+    assert!(
+        d.reason
+            .ends_with("; still running, which a stop does not stop: 1 pod that curfew does not stop: Cluster/db ×1"),
+        "{}",
+        d.reason
+    );
+    let night = one(&r, in_use, &ledger, "2026-11-24T23:00:00Z");
+    assert_eq!(night.action, Action::None, "not deleted: it is in use");
 }
 
 #[test]
