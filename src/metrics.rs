@@ -105,6 +105,25 @@ impl PassResult {
     }
 }
 
+/// Why an admin request was refused, as counted in
+/// `curfew_admin_auth_failures_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token that is not one of the daemon's.
+    Refused,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Refused => "refused",
+        }
+    }
+}
+
 /// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cap {
@@ -172,6 +191,9 @@ pub struct Metrics {
     /// Environments whose action was due but not done in the last pass (capped, failed,
     /// dry-run, waiting for a second confirmation), per action.
     due_not_done: IntGaugeVec,
+    /// Admin API requests refused for their token, by reason (`missing`, `refused`). A
+    /// rise is someone guessing, or a client with a stale token.
+    admin_auth_failures: IntCounterVec,
     /// Opt-in (`per_environment`): 1 per environment, labelled with its name, project,
     /// rule and state. One series per environment: keep it off for large organizations.
     environment_state: Option<ReplacedGauge>,
@@ -337,6 +359,16 @@ impl Metrics {
                     &["action"],
                 ),
             ),
+            admin_auth_failures: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_admin_auth_failures_total",
+                        "Admin API requests refused for their token, by reason",
+                    ),
+                    &["reason"],
+                ),
+            ),
             environment_state: per_environment.then(|| {
                 ReplacedGauge::new(
                     r,
@@ -359,6 +391,11 @@ impl Metrics {
         }
         for cap in [Cap::MaxStopsPerPass, Cap::MaxDeletesPerHour] {
             metrics.caps_hit.with_label_values(&[cap.as_str()]);
+        }
+        for reason in [AuthFailure::Missing, AuthFailure::Refused] {
+            metrics
+                .admin_auth_failures
+                .with_label_values(&[reason.as_str()]);
         }
         #[cfg(target_os = "linux")]
         if let Err(e) = metrics.registry.register(Box::new(
@@ -470,6 +507,13 @@ impl Metrics {
             self.last_success.set(finished_at_unix);
         }
         self.next_wakeup.set(next_wakeup_unix.unwrap_or(0.0));
+    }
+
+    /// Counts one admin request refused for its token.
+    pub fn admin_auth_failure(&self, reason: AuthFailure) {
+        self.admin_auth_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// Counts one reload of the rule file.
@@ -774,6 +818,7 @@ mod tests {
             "curfew_notifications_total",
             "curfew_caps_hit_total",
             "curfew_due_not_done",
+            "curfew_admin_auth_failures_total",
             "curfew_environment_state",
         ] {
             assert!(
@@ -1039,6 +1084,7 @@ mod tests {
             "curfew_config_reloads_total{result=\"error\"} 0",
             "curfew_reconcile_total{result=\"partial\"} 0",
             "curfew_caps_hit_total{cap=\"max_deletes_per_hour\"} 0",
+            "curfew_admin_auth_failures_total{reason=\"refused\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

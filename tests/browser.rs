@@ -243,7 +243,10 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
         .click()
         .await
         .unwrap();
-    c.wait_for_find(Locator::Css("table#fleet")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#fleet"))
+        .await
+        .unwrap();
     assert_eq!(text_of(&c, ".who strong").await, "alice");
 
     // The fleet lists every environment with the state the sandbox reports.
@@ -309,7 +312,10 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
     )
     .await
     .unwrap();
-    c.wait_for_find(Locator::Css("p.message")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("p.message"))
+        .await
+        .unwrap();
     assert_eq!(text_of(&c, "h1").await, "Refused");
     assert_eq!(deploys(&site.sandbox, &stopped.id), 0);
 
@@ -332,7 +338,10 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
         .click()
         .await
         .unwrap();
-    c.wait_for_find(Locator::Css("p.message")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("p.message"))
+        .await
+        .unwrap();
     assert!(
         text_of(&c, "h1").await.starts_with("Done"),
         "{}",

@@ -12,7 +12,11 @@ every object it produces:
 - for the Kubernetes platform (a rule file with `platform: {kubernetes: …}`): the roles
   name no wildcard and no built-in role, are bound to curfew's service account, and the pod
   mounts that account's token (src/platform/kubernetes/tests.rs checks that the roles grant
-  exactly what the adapter does).
+  exactly what the adapter does); and the ValidatingAdmissionPolicy that holds curfew to
+  its own writes (components/admission-policy) is bound, applies to that account, checks
+  the label the rule file's namespace_selector requires, and covers every write the
+  ClusterRole grants. Its CEL is not run here (that needs an API server): the adapter's
+  tests run it on every write curfew makes (src/platform/kubernetes/tests_rules.rs).
 
 Environment: KUBECTL (a kubectl with kustomize), CURFEW (the built binary), NODE.
 """
@@ -40,7 +44,13 @@ EXPECTED_KINDS = {
 }
 # Added by components/kubernetes-platform, for the Kubernetes platform only.
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+# Added by components/admission-policy, the default for the Kubernetes platform.
+ADMISSION_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+# admissionregistration.k8s.io/v1 has them from Kubernetes 1.30 on.
+ADMISSION_SINCE = (1, 30)
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"} | ADMISSION_KINDS
+# RBAC verbs that write, and the admission operation each request is.
+WRITE_OPERATIONS = {"create": "CREATE", "update": "UPDATE", "patch": "UPDATE", "delete": "DELETE"}
 
 
 def kustomizations():
@@ -61,7 +71,11 @@ def check_schemas(objects, errors):
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         if obj["apiVersion"] == CRD_GROUP:
             continue
-        for version in KUBERNETES_VERSIONS:
+        versions = [v for v in KUBERNETES_VERSIONS if obj["kind"] not in ADMISSION_KINDS
+                    or tuple(map(int, v.split(".")[:2])) >= ADMISSION_SINCE]
+        if len(versions) < len(KUBERNETES_VERSIONS):
+            print(f"note  {name}: needs Kubernetes 1.30, not checked against older schemas")
+        for version in versions:
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.ValidationError as e:
@@ -69,7 +83,7 @@ def check_schemas(objects, errors):
                 errors.append(f"{name}: Kubernetes {version} schema: {path}: {e.message}")
             except kubernetes_validate.SchemaNotFoundError as e:
                 errors.append(f"{name}: {e.message}")
-        print(f"ok    {name} (Kubernetes {' and '.join(KUBERNETES_VERSIONS)} schemas, strict)")
+        print(f"ok    {name} (Kubernetes {' and '.join(versions)} schemas, strict)")
     crds = [o for o in objects if o["apiVersion"] == CRD_GROUP]
     out = subprocess.run(
         [NODE, str(Path(__file__).with_name("validate-crds.mjs"))],
@@ -99,7 +113,7 @@ def check_pod(objects, errors):
         rules = yaml.safe_load(text) or {}
     platform = rules.get("platform")
     kubernetes = isinstance(platform, dict) and "kubernetes" in platform
-    expected = EXPECTED_KINDS | (RBAC_KINDS if kubernetes else set())
+    expected = EXPECTED_KINDS | (RBAC_KINDS | ADMISSION_KINDS if kubernetes else set())
     kinds = {o["kind"] for o in objects}
     expect(f"kinds {sorted(kinds)} are {sorted(expected)}", kinds == expected)
     namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] not in CLUSTER_SCOPED}
@@ -153,6 +167,8 @@ def check_pod(objects, errors):
         expect("the pod mounts its service account's token (it calls the Kubernetes API)",
                pod.get("automountServiceAccountToken") is True)
         check_roles(objects, namespace, account["metadata"]["name"], expect)
+        check_admission_policy(objects, namespace, account["metadata"]["name"],
+                               platform["kubernetes"], expect)
     else:
         expect("the token comes from a Secret",
                token and token[0].get("valueFrom", {}).get("secretKeyRef", {}).get("name"))
@@ -209,6 +225,46 @@ def check_roles(objects, namespace, account, expect):
                (ref["kind"], ref["name"]) in roles)
         expect(f"{name} binds curfew's service account only",
                binding.get("subjects") == [{"kind": "ServiceAccount", "name": account, "namespace": namespace}])
+
+
+def cel_string(expression):
+    """The text of a CEL string literal (`'curfew.dev/preview'`)."""
+    text = expression.strip()
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else None
+
+
+def check_admission_policy(objects, namespace, account, kubernetes, expect):
+    """The policy applies to curfew's account, checks the selector's label, and covers every
+    write the ClusterRole grants (a write it did not cover would escape it)."""
+    policies = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"]
+    bindings = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
+    if len(policies) != 1 or len(bindings) != 1:
+        expect("one ValidatingAdmissionPolicy and one binding", False)
+        return
+    policy, binding = policies[0], bindings[0]
+    spec = policy["spec"]
+    name = f"ValidatingAdmissionPolicy/{policy['metadata']['name']}"
+    expect(f"{name} is bound, to deny", binding["spec"]["policyName"] == policy["metadata"]["name"]
+           and "Deny" in binding["spec"]["validationActions"])
+    expect(f"{name} fails closed", spec.get("failurePolicy") == "Fail")
+    user = f"system:serviceaccount:{namespace}:{account}"
+    expect(f"{name} applies to {user}",
+           any(f"'{user}'" in c["expression"] for c in spec.get("matchConditions", [])))
+    variables = {v["name"]: cel_string(v["expression"]) for v in spec.get("variables", [])}
+    label, value = variables.get("label"), variables.get("value")
+    terms = [t.strip().replace("==", "=") for t in kubernetes["namespace_selector"].split(",")]
+    expect(f"{name} checks the label the namespace_selector requires ({label}={value})",
+           f"{label}={value}" in terms)
+    rules = spec["matchConstraints"]["resourceRules"]
+    role = next(o for o in objects if o["kind"] == "ClusterRole")
+    for rule in role["rules"]:
+        for verb in set(rule["verbs"]) & set(WRITE_OPERATIONS):
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    covered = any(group in r["apiGroups"] and resource in r["resources"]
+                                  and WRITE_OPERATIONS[verb] in r["operations"] for r in rules)
+                    expect(f"{name} covers {verb} {resource}.{group or 'core'}", covered)
+    print(f"ok    {name}: bound, for {user}, label {label}={value}, every write of the ClusterRole")
 
 
 def main():

@@ -1,16 +1,19 @@
 //! `curfew validate`, `curfew schema`, `curfew plan`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
 use serde_json::{Value, json};
 
 use crate::config::settings::PlatformSettings;
-use crate::config::{self, Loaded, Rule, RuleSet, Settings};
+use crate::config::{self, ConfigErrors, Loaded, Rule, RuleSet, Settings, Source};
+use crate::files;
 use crate::platform::Snapshot;
 use crate::policy::{self, Action, Decision, LedgerView};
+use crate::text::printable;
 
 fn seconds(d: Option<TimeDelta>) -> Value {
     d.map_or(Value::Null, |d| json!(d.num_seconds()))
@@ -84,10 +87,63 @@ pub(super) fn env_vars() -> HashMap<String, String> {
     std::env::vars().collect()
 }
 
-/// `curfew validate FILE [--json]`.
-pub fn validate(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    match config::load(file, &env_vars(), Utc::now()) {
+/// How large a rule file may be (`--max-rule-file-size`), for every command that reads one.
+#[derive(Debug, Clone, Args)]
+pub struct FileLimit {
+    /// The largest rule file read (`4194304`, `512KiB`, `8MiB`).
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = files::parse_size)]
+    max_rule_file_size: u64,
+}
+
+impl FileLimit {
+    /// The rule file at `path`, with this process's `CURFEW_*` overrides.
+    pub fn source(&self, path: &Path) -> Source {
+        Source {
+            max_bytes: self.max_rule_file_size,
+            ..Source::new(path, &env_vars())
+        }
+    }
+}
+
+/// Loads a rule file from synchronous code (a command, or `curfew run` before its
+/// runtime starts).
+pub(super) fn load(
+    source: &Source,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<Loaded, ConfigErrors>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(source.load(now)))
+}
+
+/// Loads a rule file for a command: its warnings on stderr, or its errors and exit code 1.
+pub(super) fn load_or_exit(
+    source: &Source,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<Loaded, ExitCode>> {
+    Ok(match load(source, now)? {
         Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(loaded)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            Err(ExitCode::from(1))
+        }
+    })
+}
+
+/// `curfew validate FILE [--json]`.
+pub fn validate(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
+    let file = &source.path;
+    match load(source, Utc::now())? {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&rule_set_json(&loaded))?);
             } else {
@@ -140,8 +196,8 @@ pub fn schema_json() -> String {
 
 /// `curfew plan --config FILE --snapshot FILE [--at T] [--json]`.
 pub fn plan(
-    config_file: &Path,
-    snapshot_file: &PathBuf,
+    source: &Source,
+    snapshot_file: &Path,
     at: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -155,17 +211,14 @@ pub fn plan(
             }
         },
     };
-    let loaded = match config::load(config_file, &env_vars(), now) {
+    let loaded = match load_or_exit(source, now)? {
         Ok(l) => l,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(1));
-        }
+        Err(code) => return Ok(code),
     };
-    let text = match std::fs::read_to_string(snapshot_file) {
+    let text = match files::read_blocking(snapshot_file, files::SNAPSHOT_MAX_BYTES) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", snapshot_file.display());
+            eprintln!("error: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -230,13 +283,14 @@ pub fn plan_table(decisions: &[Decision]) -> String {
                 Some(delete) => format!("{} — {}", d.reason, delete.reason),
                 None => d.reason.to_string(),
             };
+            // Names from the platform, escaped: a newline in one cannot forge a row.
             [
-                d.environment.to_string(),
-                d.project.to_string(),
+                printable(&d.environment).into_owned(),
+                printable(&d.project).into_owned(),
                 d.state.to_string(),
                 action_words(d),
-                d.rule.as_deref().unwrap_or("-").to_string(),
-                reason,
+                printable(d.rule.as_deref().unwrap_or("-")).into_owned(),
+                printable(&reason).into_owned(),
             ]
         })
         .collect();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::raw::{At, RawDaemon};
-use crate::schedule::parse_duration;
+use super::settings::{Report, positive_duration};
 
 /// The variable read for link keys when the settings name none.
 pub const LINK_KEY_VARIABLE: &str = "CURFEW_LINK_KEY";
@@ -73,38 +73,8 @@ impl Default for PageSettings {
     }
 }
 
-/// A duration longer than zero at `field`, else `default` and an error.
-pub(super) fn positive_duration(
-    field: &str,
-    at: Option<&At<String>>,
-    default: Duration,
-    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
-) -> Duration {
-    let Some(a) = at else {
-        return default;
-    };
-    match parse_duration(&a.value) {
-        Ok(0) => {
-            error(
-                field,
-                Some((a.line, a.column)),
-                "must be longer than 0s".into(),
-            );
-            default
-        }
-        Ok(s) => Duration::from_secs(s),
-        Err(e) => {
-            error(field, Some((a.line, a.column)), e.to_string());
-            default
-        }
-    }
-}
-
 /// The page's settings of `daemon:`, every problem reported through `error`.
-pub(super) fn page_settings(
-    daemon: &RawDaemon,
-    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
-) -> PageSettings {
+pub(super) fn page_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> PageSettings {
     let d = PageSettings::default();
     let pos = |a: &At<String>| Some((a.line, a.column));
     let access = daemon.page.as_ref().and_then(|a| {
@@ -147,8 +117,9 @@ pub(super) fn page_settings(
     PageSettings {
         access,
         session: positive_duration(
+            &daemon.page_session,
             "daemon.page_session",
-            daemon.page_session.as_ref(),
+            "a login's length",
             d.session,
             error,
         ),
@@ -160,18 +131,16 @@ pub(super) fn page_settings(
             .as_ref()
             .map(|a| PathBuf::from(a.value.trim())),
         link_expiry: positive_duration(
+            &daemon.link_expiry,
             "daemon.link_expiry",
-            daemon.link_expiry.as_ref(),
+            "a link's lifetime",
             d.link_expiry,
             error,
         ),
     }
 }
 
-fn proxy_settings(
-    daemon: &RawDaemon,
-    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
-) -> Option<ProxySettings> {
+fn proxy_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> Option<ProxySettings> {
     let mut addresses = Vec::new();
     for a in &daemon.proxy_addresses {
         let text = a.value.trim();

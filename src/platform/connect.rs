@@ -34,15 +34,17 @@ fn failure(platform: &'static str, message: String) -> PlatformError {
     }
 }
 
-/// Reads the API token from the environment variable or file the settings name. The
-/// error says where curfew looked, never what it found.
-pub fn read_token(
+/// Reads the API token from the environment variable or file the settings name (a regular
+/// file of at most 64 KiB). The error says where curfew looked, never what it found.
+pub async fn read_token(
     settings: &crate::config::settings::QoverySettings,
     env: &HashMap<String, String>,
 ) -> Result<Token, String> {
     if let Some(path) = &settings.token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the Qovery token file {}: {e}", path.display()))?;
+        let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
+        let text = crate::files::read(path, limits, "")
+            .await
+            .map_err(|e| format!("the Qovery token file cannot be read: {e}"))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(format!("the Qovery token file {} is empty", path.display()));
@@ -68,7 +70,7 @@ pub async fn connect(
 ) -> Result<Connected, PlatformError> {
     match settings {
         PlatformSettings::Qovery(q) => {
-            let token = read_token(q, env).map_err(|m| failure("qovery", m))?;
+            let token = read_token(q, env).await.map_err(|m| failure("qovery", m))?;
             let mut options = QoveryOptions::new(q.api_url.clone(), q.organization.clone(), token);
             options.max_concurrency = q.max_concurrency as usize;
             options.requests_per_second = q.requests_per_second;
@@ -164,6 +166,13 @@ async fn connect_kubernetes(
         Some(e) => Arc::new(e.clone()),
         None => Arc::new(Alone),
     };
+    // curfew's own namespace is never an environment: the pod's (the component sets
+    // POD_NAMESPACE from the downward API), else the Lease's.
+    let own_namespace = env
+        .get("POD_NAMESPACE")
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .or_else(|| k.lease_namespace.clone());
     let options = KubernetesOptions {
         namespace_selector: k.namespace_selector.clone(),
         project_label: k.project_label.clone(),
@@ -182,6 +191,7 @@ async fn connect_kubernetes(
             min_rate: t.min_rate,
         }),
         identity,
+        own_namespace,
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
     Ok(Connected {

@@ -81,9 +81,16 @@ pub struct Environment {
     pub last_activity_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Cost per hour while running, where the platform lets curfew compute it.
+    /// Cost per hour while running, where the platform lets curfew compute it: what a
+    /// stop saves, so nothing in `unstoppable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hourly_cost: Option<f64>,
+    /// What runs in the environment that stopping it does not stop, for people (Kubernetes:
+    /// pods that no Deployment, StatefulSet or CronJob curfew scales explains, such as
+    /// "2 pods of Rollout/web"). While it is set the environment is in use whatever its
+    /// state says, and is never deleted for having been stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unstoppable: Option<Arc<str>>,
 }
 
 /// Qovery's environment modes; Kubernetes namespaces take theirs from a label.

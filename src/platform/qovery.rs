@@ -649,6 +649,7 @@ impl Qovery {
                 labels: Default::default(),
                 hourly_cost: detail.and_then(|d| d.hourly_cost),
                 platform_state: None,
+                unstoppable: None,
             });
         }
         (out, complete)

@@ -270,6 +270,30 @@ pub fn explain(
     }
 }
 
+/// What protects `env`, if anything does: a `protect` entry (production's first), a
+/// protection set through the admin API, or the label `curfew.dev/protect=true`. Checked
+/// before any rule, and by the admin API before it acts itself (a wake).
+pub fn protection(
+    rules: &RuleSet,
+    env: &Environment,
+    record: Option<&EnvRecord>,
+) -> Option<String> {
+    if let Some(p) = rules.protect.iter().find(|p| p.selector.may_match(env)) {
+        return Some(p.description.clone());
+    }
+    if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
+        return Some(format!("protected through the admin API by {by}"));
+    }
+    if env
+        .labels
+        .get(PROTECT_LABEL)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Some(format!("protected by its label {PROTECT_LABEL}=true"));
+    }
+    None
+}
+
 /// Collects reasoning steps when explaining; costs nothing otherwise.
 struct Trace {
     steps: Option<Vec<String>>,
@@ -292,26 +316,6 @@ impl Trace {
 /// logs' sentences, the command line's text); JSON carries RFC 3339.
 pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
-}
-
-/// What protects `env`, in words (`production environments are protected
-/// (safety.protect_production)`), or `None`: the `protect` selectors, a protection set by a
-/// person, the protect label. Protection beats every rule, and every person's request.
-pub fn protection(
-    rules: &RuleSet,
-    env: &Environment,
-    record: Option<&EnvRecord>,
-) -> Option<String> {
-    if let Some(p) = rules.protect.iter().find(|p| p.selector.may_match(env)) {
-        return Some(p.description.clone());
-    }
-    if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
-        return Some(format!("protected through the admin API by {by}"));
-    }
-    env.labels
-        .get(PROTECT_LABEL)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        .then(|| format!("protected by its label {PROTECT_LABEL}=true"))
 }
 
 /// A decision read back without its mode (a plan from an older daemon).
@@ -376,20 +380,10 @@ impl<'a> Pass<'a> {
         }
         trace.note(|| "not protected".into());
         let Some((index, rule)) = self.matching_rule(env, trace) else {
-            let tried: Vec<String> = self
-                .rules
-                .rules
-                .iter()
-                .map(|r| format!("\"{}\"", r.name))
-                .collect();
             return Decision {
                 reason: format!(
                     "no rule matches (tried {}); curfew leaves it alone",
-                    if tried.is_empty() {
-                        "none".into()
-                    } else {
-                        tried.join(", ")
-                    }
+                    self.rules_tried()
                 )
                 .into(),
                 ..base
@@ -410,6 +404,24 @@ impl<'a> Pass<'a> {
             base,
         }
         .decide(trace)
+    }
+
+    /// The rules' names, for "no rule matches": the first few, and how many more.
+    fn rules_tried(&self) -> String {
+        const NAMED: usize = 10;
+        let rules = &self.rules.rules;
+        if rules.is_empty() {
+            return "none".into();
+        }
+        let mut tried: Vec<String> = rules
+            .iter()
+            .take(NAMED)
+            .map(|r| format!("\"{}\"", r.name))
+            .collect();
+        if rules.len() > NAMED {
+            tried.push(format!("and {} more", rules.len() - NAMED));
+        }
+        tried.join(", ")
     }
 
     fn protection(&self, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
@@ -460,6 +472,13 @@ impl RuleDecision<'_, '_> {
     }
 
     fn with(&self, action: Action, cause: Option<Cause>, reason: String) -> Decision {
+        // What the platform cannot stop is said wherever the decision is shown (plan).
+        let reason = match &self.env.unstoppable {
+            Some(running) => {
+                format!("{reason}; still running, which a stop does not stop: {running}")
+            }
+            None => reason,
+        };
         Decision {
             action,
             cause,
@@ -471,6 +490,9 @@ impl RuleDecision<'_, '_> {
     fn decide(self, trace: &mut Trace) -> Decision {
         let env = self.env;
         let now = self.now();
+        if let Some(running) = &env.unstoppable {
+            trace.note(|| format!("still running, which a stop does not stop: {running}"));
+        }
         if !env.state.is_settled() {
             let word = env
                 .platform_state
@@ -579,8 +601,10 @@ impl RuleDecision<'_, '_> {
         .unwrap_or(env.created_at)
     }
 
+    /// Since when the environment has been stopped; never while something in it runs that
+    /// a stop does not stop (it is in use, whatever curfew stopped of it).
     fn stopped_since(&self) -> Option<DateTime<Utc>> {
-        if self.env.state != EnvState::Stopped {
+        if self.env.state != EnvState::Stopped || self.env.unstoppable.is_some() {
             return None;
         }
         let r = self.record?;
@@ -639,6 +663,11 @@ impl RuleDecision<'_, '_> {
     fn delete(&self, snooze: Option<(DateTime<Utc>, String)>, trace: &mut Trace) -> DeleteOutcome {
         let rule = self.rule;
         let warned = self.record.and_then(|r| r.delete_warned_at);
+        if let (Some(_), Some(running)) = (rule.delete_when_stopped_for, &self.env.unstoppable) {
+            trace.note(|| {
+                format!("not stopped for delete_when_stopped_for while this runs: {running}")
+            });
+        }
         let Some((due_at, cause, what)) = self.delete_condition() else {
             return DeleteOutcome {
                 clear_warning: warned.is_some(),
@@ -791,8 +820,9 @@ impl RuleDecision<'_, '_> {
     /// Where `now` falls in the rule's schedule, in the schedule's own terms: inside or
     /// outside `run` windows, outside or inside `stop` windows, in the running or stopped
     /// time of `events`.
-    fn position(schedule: &RuleSchedule, active: bool) -> String {
-        let described = schedule.describe();
+    fn position(&self, schedule: &RuleSchedule, active: bool) -> String {
+        // Summarized when long: a reason goes into the log and the ledger of every action.
+        let described = schedule.describe_at(self.now());
         match (schedule, active) {
             (RuleSchedule::Run(_), true) | (RuleSchedule::Stop { .. }, false) => {
                 format!("inside {described}")
@@ -802,10 +832,16 @@ impl RuleDecision<'_, '_> {
             }
             // Quoted: the spec's own semicolons would run into the sentence's.
             (RuleSchedule::Events(spec), true) => {
-                format!("in the running time of events \"{spec}\"")
+                format!(
+                    "in the running time of events \"{}\"",
+                    spec.describe_at(self.now())
+                )
             }
             (RuleSchedule::Events(spec), false) => {
-                format!("in the stopped time of events \"{spec}\"")
+                format!(
+                    "in the stopped time of events \"{}\"",
+                    spec.describe_at(self.now())
+                )
             }
         }
     }
@@ -820,7 +856,7 @@ impl RuleDecision<'_, '_> {
         let rule = self.rule;
         let position = format!(
             "{}{}",
-            Self::position(schedule, s.active),
+            self.position(schedule, s.active),
             s.since
                 .map(|t| format!(" since {}", self.at(t)))
                 .unwrap_or_default()
@@ -828,7 +864,7 @@ impl RuleDecision<'_, '_> {
         trace.note(|| {
             format!(
                 "schedule {}: {}{}",
-                schedule.describe(),
+                schedule.describe_at(self.now()),
                 if s.active {
                     "running time"
                 } else {
@@ -1000,7 +1036,7 @@ impl RuleDecision<'_, '_> {
                 format!(
                     "{}, {}{until} (rule \"{}\")",
                     self.env.state,
-                    Self::position(schedule, s.active),
+                    self.position(schedule, s.active),
                     rule.name
                 )
             }

@@ -35,6 +35,7 @@ pub(crate) fn env(name: &str) -> Environment {
         last_activity_at: None,
         labels: BTreeMap::new(),
         hourly_cost: None,
+        unstoppable: None,
     }
 }
 
@@ -452,6 +453,35 @@ fn a_delete_when_stopped_for_counts_from_when_it_was_stopped() {
 }
 
 #[test]
+fn an_environment_stopped_around_what_a_stop_does_not_stop_is_never_deleted_for_being_stopped() {
+    let r = rules(
+        "timezone: UTC\nrules:\n  - name: s\n    run: Mon-Fri 08:00-19:00\n    delete_when_stopped_for: 3d\n",
+    );
+    let ledger = record(|r| {
+        r.stopped_since = Some(at("2026-11-20T00:00:00Z"));
+        r.curfew_stop = Some(StopRecord {
+            at: at("2026-11-20T00:00:00Z"),
+            cause: StopCause::Schedule,
+            rule: "s".into(),
+        });
+    });
+    let in_use = Environment {
+        unstoppable: Some("1 pod that curfew does not stop: Cluster/db ×1".into()),
+        ..env("pr-1").stopped()
+    };
+    let d = one(&r, in_use.clone(), &ledger, "2026-11-24T12:00:00Z");
+    assert_eq!(d.action, Action::Start, "stopped and started as usual");
+    assert!(
+        d.reason
+            .ends_with("; still running, which a stop does not stop: 1 pod that curfew does not stop: Cluster/db ×1"),
+        "{}",
+        d.reason
+    );
+    let night = one(&r, in_use, &ledger, "2026-11-24T23:00:00Z");
+    assert_eq!(night.action, Action::None, "not deleted: it is in use");
+}
+
+#[test]
 fn environments_in_transition_or_error_are_left_alone_until_they_settle() {
     for (state, word) in [
         (EnvState::Starting, "DEPLOYING"),
@@ -776,6 +806,68 @@ fn a_pass_decisions_share_the_listing_words_and_one_copy_of_each_reason() {
     );
     assert!(Arc::ptr_eq(&decisions[0].reason, &decisions[1].reason));
     assert_ne!(decisions[0].reason, decisions[2].reason);
+}
+
+/// The rule with 20,000 holiday ranges wrote a 500 KB reason per action, in the log
+/// and the ledger. A reason names the window and the holiday that apply, and counts the
+/// rest.
+#[test]
+fn reasons_stay_short_whatever_the_rule_file_lists() {
+    let days = |from: chrono::NaiveDate, n: i64| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let d = from + TimeDelta::days(i * 2);
+                format!("\"{d}..{d}\"")
+            })
+            .collect()
+    };
+    let holidays = days(chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(), 20_000);
+    let windows: Vec<String> = (0..100)
+        .map(|i| format!("\"Sat {:02}:00-{:02}:30\"", i % 24, i % 24))
+        .collect();
+    let yaml = format!(
+        "timezone: Europe/Paris\nrules:\n  - name: many-holidays\n    match: {{ project: web }}\n    run: Mon-Fri 08:00-19:00\n    holidays: [{}]\n  - name: many-windows\n    match: {{ project: api }}\n    run: [\"Mon-Fri 08:00-19:00\", {}]\n",
+        holidays.join(", "),
+        windows.join(", ")
+    );
+    let rules = rules(&yaml);
+    // Thursday 2026-11-26 is one of the holiday dates (every other day from 2000-01-01).
+    let holiday = one(&rules, env("pr-1"), &none(), "2026-11-26T10:00:00+01:00");
+    assert_eq!(holiday.action, Action::Stop);
+    assert!(
+        holiday.reason.contains(
+            "Mon-Fri 08:00-19:00 Europe/Paris, except 2026-11-26 (one of 20000 holidays)"
+        ),
+        "{}",
+        holiday.reason
+    );
+    let working = one(&rules, env("pr-1"), &none(), "2026-11-27T20:00:00+01:00");
+    assert_eq!(working.action, Action::Stop);
+    assert!(
+        working
+            .reason
+            .contains("except 20000 holidays (none on 2026-11-27)"),
+        "{}",
+        working.reason
+    );
+    let mut api = env("pr-2");
+    api.project = "api".into();
+    let windows = one(&rules, api, &none(), "2026-11-26T10:00:00+01:00");
+    assert!(
+        windows
+            .reason
+            .contains("run Mon-Fri 08:00-19:00 Europe/Paris, and 100 other windows"),
+        "{}",
+        windows.reason
+    );
+    for d in [&holiday, &working, &windows] {
+        assert!(
+            d.reason.len() < 300,
+            "{} bytes: {}",
+            d.reason.len(),
+            d.reason
+        );
+    }
 }
 
 /// The words people read in logs, Slack and `explain`: each kind of schedule says inside

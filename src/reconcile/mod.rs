@@ -153,6 +153,8 @@ pub enum PassError {
 
 /// The longest snooze an operator may ask for, unless the settings say otherwise.
 pub const DEFAULT_MAX_SNOOZE: TimeDelta = TimeDelta::days(7);
+/// The longest note (bytes) an operator may attach, unless the settings say otherwise.
+pub const DEFAULT_MAX_NOTE: usize = 1024;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -181,6 +183,8 @@ pub struct Daemon {
     nudge: tokio::sync::Notify,
     /// The longest snooze (or wake) an operator may ask for.
     max_snooze: TimeDelta,
+    /// The longest note an operator may attach, in bytes.
+    max_note: usize,
     /// Told what each pass did; never waits for a delivery.
     notifier: Option<Notifier>,
     /// What the last passes did, for the status page.
@@ -221,6 +225,7 @@ impl Daemon {
             exclusive: tokio::sync::Mutex::new(()),
             nudge: tokio::sync::Notify::new(),
             max_snooze: DEFAULT_MAX_SNOOZE,
+            max_note: DEFAULT_MAX_NOTE,
             notifier: None,
             passes: Mutex::new(Passes::default()),
             links: None,
@@ -308,6 +313,12 @@ impl Daemon {
         self
     }
 
+    /// Sets the longest note an operator may attach, in bytes (default 1024).
+    pub fn with_max_note(mut self, max: usize) -> Daemon {
+        self.max_note = max;
+        self
+    }
+
     /// Sends notifications (warnings, deletes, failures, digests) through `notifier`.
     pub fn with_notifier(mut self, notifier: Notifier) -> Daemon {
         self.notifier = Some(notifier);
@@ -331,19 +342,18 @@ impl Daemon {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
-    /// Reloads the rule file: rules that compile are put in force; a broken file is
-    /// rejected (each error logged, the reload counted as failed) and the last good rules
-    /// stay in force.
-    pub fn reload(
+    /// Reloads the rule file: rules that compile are put in force; a broken file (or one
+    /// that is no regular file, too large, or still being written) is rejected (each error
+    /// logged, the reload counted as failed) and the last good rules stay in force.
+    pub async fn reload(
         &self,
-        path: &std::path::Path,
-        env: &HashMap<String, String>,
+        source: &crate::config::Source,
     ) -> Result<(), crate::config::ConfigErrors> {
-        match crate::config::load(path, env, self.clock.now()) {
+        match source.load(self.clock.now()).await {
             Ok(loaded) => {
                 self.set_rules(Arc::new(loaded.rules));
                 self.metrics.config_reload(true);
-                tracing::info!(file = %path.display(), "rule file reloaded");
+                tracing::info!(file = %source.path.display(), "rule file reloaded");
                 Ok(())
             }
             Err(errors) => {
@@ -359,6 +369,9 @@ impl Daemon {
     /// Resolves actions whose intent was written but whose outcome was not (the daemon
     /// died between them), by reading the platform. Returns how many were resolved.
     pub async fn recover(&self) -> Result<usize, PassError> {
+        // The savings counters start from the ledger's totals before /metrics answers, not
+        // at the first pass: a scrape in between would see them gone, then back.
+        self.metrics.set_savings_totals(&self.ledger.savings()?);
         let pending = self.ledger.pending()?;
         if pending.is_empty() {
             return Ok(0);
@@ -440,8 +453,15 @@ impl Daemon {
             Ok(r) => (PassResult::Partial, r.next_wakeup),
             Err(_) => (PassResult::Error, None),
         };
-        if label != PassResult::Error {
-            self.health.pass_succeeded(finished);
+        match &result {
+            Ok(_) => {
+                self.health.pass_succeeded(finished);
+                self.health.set_ledger_problem(None);
+            }
+            // A ledger that cannot be used is named in /readyz at once; a platform's
+            // failure only ages the last good pass.
+            Err(PassError::Ledger(e)) => self.health.set_ledger_problem(Some(e.to_string())),
+            Err(PassError::Platform(_)) => {}
         }
         self.remember(&result, label, started.elapsed());
         self.metrics.pass(
@@ -456,6 +476,8 @@ impl Daemon {
     /// What a pass and a plan both start from: the rules, a fresh listing, the ledger's
     /// view of it, and the decisions.
     async fn look(&self) -> Result<Look, PassError> {
+        // A ledger that is gone makes the whole pass pointless: no listing either.
+        self.ledger.check()?;
         let rules = self.rules();
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();

@@ -204,7 +204,7 @@ impl LinkKeys {
 
     /// The keys of the variable (`variable`, else `CURFEW_LINK_KEY`), then of the file;
     /// `None` when there are none (links are off). At most two in all.
-    pub fn load(
+    pub async fn load(
         env: &HashMap<String, String>,
         variable: Option<&str>,
         file: Option<&Path>,
@@ -215,8 +215,10 @@ impl LinkKeys {
             None => Vec::new(),
         };
         if let Some(path) = file {
-            let text = read_small(path)
-                .map_err(|e| format!("the link key file {} cannot be read: {e}", path.display()))?;
+            let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
+            let text = crate::files::read(path, limits, "")
+                .await
+                .map_err(|e| format!("the link key file cannot be read: {e}"))?;
             keys.extend(Self::parse(
                 &text,
                 &format!("the link key file {}", path.display()),
@@ -240,18 +242,6 @@ impl LinkKeys {
         // HMAC takes a key of any length.
         <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
     }
-}
-
-/// A key file is a few lines: read at most 64 KiB of a regular file.
-fn read_small(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut text = String::new();
-    file.take(64 * 1024).read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// Makes and checks links.
@@ -464,16 +454,18 @@ mod tests {
         );
     }
 
-    #[test]
-    fn keys_are_read_from_the_variable_and_the_file_two_at_most() {
+    #[tokio::test]
+    async fn keys_are_read_from_the_variable_and_the_file_two_at_most() {
         let env = |v: &str| HashMap::from([(LINK_KEY_VARIABLE.to_string(), v.to_string())]);
         assert!(
             LinkKeys::load(&HashMap::new(), None, None)
+                .await
                 .unwrap()
                 .is_none()
         );
         assert_eq!(
             LinkKeys::load(&env(&format!("{KEY}\n# old\n{OLD_KEY}\n")), None, None)
+                .await
                 .unwrap()
                 .unwrap()
                 .keys
@@ -483,16 +475,18 @@ mod tests {
         let three = format!("{KEY}\n{OLD_KEY}\n{KEY}x");
         assert!(
             LinkKeys::load(&env(&three), None, None)
+                .await
                 .unwrap_err()
                 .contains("at most 2")
         );
-        let short = LinkKeys::load(&env("short"), None, None).unwrap_err();
+        let short = LinkKeys::load(&env("short"), None, None).await.unwrap_err();
         assert!(short.contains("shorter than 32"), "{short}");
         assert!(
             !short.contains("short\""),
             "the key is never shown: {short}"
         );
-        let missing = LinkKeys::load(&HashMap::new(), None, Some(Path::new("/nonexistent/k")));
+        let missing =
+            LinkKeys::load(&HashMap::new(), None, Some(Path::new("/nonexistent/k"))).await;
         assert!(missing.unwrap_err().contains("/nonexistent/k"));
     }
 

@@ -101,10 +101,12 @@ pub fn router(daemon: Arc<Daemon>, options: UiOptions) -> Router {
     if links_on {
         router = router.route("/link/{token}", get(confirm::show).post(confirm::act));
     }
-    if ui.access != PageAccess::Off || links_on {
-        router = router.route("/assets/{name}", get(asset));
+    if ui.access == PageAccess::Off && !links_on {
+        // Nothing to serve (and a layer on no route is a mistake axum refuses).
+        return Router::new();
     }
     router
+        .route("/assets/{name}", get(asset))
         .route_layer(middleware::from_fn(security_headers))
         .with_state(ui)
 }

@@ -254,6 +254,25 @@ async fn a_hostile_name_shows_as_text() {
 }
 
 #[tokio::test]
+async fn with_the_page_off_and_no_links_nothing_is_served() {
+    let w = world(OFFICE, START, 2).await;
+    let off = router(
+        w.daemon.clone(),
+        UiOptions {
+            access: PageAccess::Off,
+            tokens: None,
+            sessions: Sessions::new(TimeDelta::hours(12), false, None),
+            signer: None,
+        },
+    );
+    for path in ["/", "/assets/style.css", "/link/x", "/login"] {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let status = off.clone().oneshot(request).await.unwrap().status();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn the_access_modes_off_read_only_and_login() {
     let off = site(PageAccess::Off, None).await;
     assert_eq!(off.get("/", None).await.status, StatusCode::NOT_FOUND);

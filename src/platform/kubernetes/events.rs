@@ -1,8 +1,12 @@
-//! Kubernetes Events on a namespace: what curfew did to it, and warnings before a delete.
+//! Kubernetes Events: what curfew did to a namespace, warnings before a delete, and what it
+//! did not stop and why (regarding that workload).
 //!
-//! `events.k8s.io/v1` Events, created in the namespace itself and regarding it, so that
-//! both `kubectl get events -n pr-123` and `kubectl describe namespace pr-123` show them
-//! to the people who own the environment.
+//! `events.k8s.io/v1` Events, created in the namespace itself, so that `kubectl get events
+//! -n pr-123` shows them to the people who own the environment. One about the namespace
+//! names the namespace in `regarding.namespace` too: the API server refuses an Event
+//! outside `default` and `kube-system` whose object has no namespace
+//! (pkg/apis/core/validation/events.go, legacyValidateEvent: "involvedObject.namespace:
+//! does not match event.namespace"), and the cluster-scoped Namespace has none of its own.
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -43,30 +47,50 @@ pub struct Notice {
     pub note: String,
 }
 
-/// The Event for `notice` on namespace `name` (its `uid` when known).
-pub fn event(
-    name: &str,
-    uid: Option<&str>,
-    notice: &Notice,
-    instance: &str,
-    now: DateTime<Utc>,
-) -> Event {
+/// What an Event is about: a namespace, or a workload in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Regarding {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub uid: Option<String>,
+}
+
+impl Regarding {
+    /// The namespace `name` itself (its `uid` when known).
+    pub fn namespace(name: &str, uid: Option<&str>) -> Regarding {
+        Regarding {
+            api_version: "v1",
+            kind: "Namespace",
+            namespace: name.to_string(),
+            name: name.to_string(),
+            uid: uid.map(str::to_string),
+        }
+    }
+}
+
+/// The Event for `notice` about `regarding`, in its namespace.
+pub fn event(regarding: &Regarding, notice: &Notice, instance: &str, now: DateTime<Utc>) -> Event {
+    // The API server completes a generateName with five characters, within a name's 253.
+    let prefix: String = regarding.name.chars().take(200).collect();
     Event {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{name}.curfew.")),
-            namespace: Some(name.to_string()),
+            generate_name: Some(format!("{prefix}.curfew.")),
+            namespace: Some(regarding.namespace.clone()),
             ..ObjectMeta::default()
         },
         event_time: Some(micro_time(now)),
         type_: Some(notice.type_.as_str().to_string()),
-        reason: Some(notice.reason.clone()),
-        action: Some(notice.action.clone()),
+        reason: Some(truncate(&notice.reason, 128)),
+        action: Some(truncate(&notice.action, 128)),
         note: Some(truncate(&notice.note, MAX_NOTE)),
         regarding: Some(ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Namespace".into()),
-            name: Some(name.to_string()),
-            uid: uid.map(str::to_string),
+            api_version: Some(regarding.api_version.into()),
+            kind: Some(regarding.kind.into()),
+            namespace: Some(regarding.namespace.clone()),
+            name: Some(regarding.name.clone()),
+            uid: regarding.uid.clone(),
             ..ObjectReference::default()
         }),
         reporting_controller: Some(REPORTING_CONTROLLER.into()),

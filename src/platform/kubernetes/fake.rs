@@ -2,23 +2,37 @@
 //!
 //! The kube client talks to it through tower-test's mock service (as kube-rs/controller-rs
 //! tests do); it answers from an in-memory store the way the API server answers the
-//! requests curfew makes: lists (label and field selectors, pages, metadata-only), gets,
-//! JSON merge patches with the resourceVersion precondition (409 when stale), creates,
-//! replaces, and a namespace delete. Every request is logged, so a test can say which
-//! writes were sent. Hooks run before a request is handled: a person's change racing
-//! curfew's, an error status, time that passes.
+//! requests curfew makes: lists (label and field selectors, pages whose continue token
+//! expires once etcd compacts, metadata-only), gets, JSON merge patches with the
+//! resourceVersion precondition (409 when stale) and the field manager's `managedFields`,
+//! creates (Events validated as the API server validates them), replaces, and a namespace
+//! delete with its preconditions. A request carrying `?timeout=` that waits longer than
+//! that in the server is answered 504 and not carried out. Every request is logged, so a
+//! test can say which writes were sent. Hooks run before a request is handled: a person's
+//! change racing curfew's, an error status, time that passes.
 //!
-//! It also plays the HPA controller's one rule that matters here ([`FakeApi::hpa_sync`]):
-//! an HPA whose target is at zero replicas (and whose minReplicas is above zero) leaves it
-//! alone.
+//! It also plays the controllers whose rules matter here ([`controllers`]): the Deployment,
+//! ReplicaSet and StatefulSet controllers make and remove pods (and a StatefulSet's
+//! volumes, deleted on a scale down under `whenScaled: Delete`), the HPA controller leaves a
+//! target at zero alone, and the CronJob controller starts a missed run on resume. With
+//! [`FakeApi::admit_with`], writes pass through a ValidatingAdmissionPolicy ([`admission`]).
+
+mod admission;
+mod controllers;
+mod fields;
+mod validation;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
+
+pub use admission::Policy;
+pub use controllers::{cron_job_with_run, job_pod, pod};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -88,6 +102,19 @@ impl Seen {
             metadata_only: accept.contains("as=PartialObjectMetadataList"),
         }
     }
+
+    /// The request's own deadline (`?timeout=9s`, a Go duration in seconds or
+    /// milliseconds), which the API server holds it to.
+    fn deadline(&self) -> Option<Duration> {
+        let text = self.query.get("timeout")?;
+        if let Some(ms) = text.strip_suffix("ms") {
+            return ms.parse().ok().map(Duration::from_millis);
+        }
+        text.strip_suffix('s')?
+            .parse()
+            .ok()
+            .map(Duration::from_secs_f64)
+    }
 }
 
 fn form_urlencoded(query: &str) -> Vec<(String, String)> {
@@ -126,19 +153,55 @@ pub enum Then {
     Proceed,
     /// Answer with this status code and a Status body saying `message`.
     Fail(u16, &'static str),
-    /// Let this much (paused tokio) time pass, then handle it as usual.
+    /// Let this much (paused tokio) time pass before the server carries it out (a queue in
+    /// an overloaded API server): past the request's `?timeout=`, it is not carried out.
     Wait(Duration),
+    /// Carry it out at once, and let this much (paused tokio) time pass before the answer
+    /// reaches the client (a slow network or server on the way back).
+    Slow(Duration),
 }
 
 type Hook = Box<dyn FnMut(&Seen, &mut Store) -> Then + Send>;
 
 /// The objects, by (resource, namespace or "", name), as JSON.
-#[derive(Default)]
 pub struct Store {
     pub objects: BTreeMap<(String, String, String), Value>,
     pub log: Vec<Seen>,
+    /// The cluster's wall clock: creation and deletion timestamps, `managedFields` times,
+    /// the CronJob controller's schedule.
+    pub now: DateTime<Utc>,
     next_version: u64,
     next_name: u64,
+    /// Resource versions before this one are compacted away (etcd's periodic compaction).
+    compacted: u64,
+    policy: Option<Policy>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            objects: BTreeMap::new(),
+            log: Vec::new(),
+            now: "2026-11-26T10:00:00Z".parse().unwrap(),
+            next_version: 0,
+            next_name: 0,
+            compacted: 0,
+            policy: None,
+        }
+    }
+}
+
+type Key = (String, String, String);
+
+fn key_of(object: &Value) -> Key {
+    (
+        resource_of(object["kind"].as_str().unwrap()).to_string(),
+        object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        object["metadata"]["name"].as_str().unwrap().to_string(),
+    )
 }
 
 impl Store {
@@ -147,17 +210,27 @@ impl Store {
         self.next_version.to_string()
     }
 
+    /// The cluster moves on (a write elsewhere) and etcd compacts its history up to now:
+    /// continue tokens issued so far expire; lists taken from now on are unaffected.
+    pub fn compact(&mut self) {
+        self.next_version += 1;
+        self.compacted = self.next_version;
+    }
+
+    fn stamp(&self) -> String {
+        self.now.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
     /// Inserts or replaces an object (its resource from its kind), with a new
-    /// resourceVersion.
+    /// resourceVersion (and a uid if it has none), then lets the controllers act on it.
     pub fn put(&mut self, mut object: Value) {
-        let resource = resource_of(object["kind"].as_str().unwrap()).to_string();
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        let key = key_of(&object);
+        if object["metadata"]["uid"].is_null() {
+            object["metadata"]["uid"] = json!(format!("uid-{}-{}-{}", key.0, key.1, key.2));
+        }
         object["metadata"]["resourceVersion"] = json!(self.version());
-        self.objects.insert((resource, namespace, name), object);
+        self.objects.insert(key.clone(), object);
+        controllers::settle(self, &key);
     }
 
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<&Value> {
@@ -165,8 +238,13 @@ impl Store {
             .get(&(resource.into(), namespace.into(), name.into()))
     }
 
+    pub fn remove(&mut self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.objects
+            .remove(&(resource.into(), namespace.into(), name.into()))
+    }
+
     /// Changes an object as a person would (`kubectl scale`, `kubectl edit`): a new
-    /// resourceVersion.
+    /// resourceVersion, and the controllers act on it.
     pub fn edit(
         &mut self,
         resource: &str,
@@ -175,12 +253,24 @@ impl Store {
         change: impl FnOnce(&mut Value),
     ) {
         let version = self.version();
-        let object = self
-            .objects
-            .get_mut(&(resource.into(), namespace.into(), name.into()))
-            .unwrap();
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let object = self.objects.get_mut(&key).unwrap();
         change(object);
         object["metadata"]["resourceVersion"] = json!(version);
+        controllers::settle(self, &key);
+    }
+
+    /// Objects of a resource in a namespace ("" for all), in name order.
+    pub fn all(&self, resource: &str, namespace: &str) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|((r, ns, _), _)| r == resource && (namespace.is_empty() || ns == namespace))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -190,11 +280,15 @@ fn resource_of(kind: &str) -> &'static str {
         "Deployment" => "deployments",
         "StatefulSet" => "statefulsets",
         "CronJob" => "cronjobs",
+        "Job" => "jobs",
+        "Pod" => "pods",
+        "PersistentVolumeClaim" => "persistentvolumeclaims",
         "ReplicaSet" => "replicasets",
         "ControllerRevision" => "controllerrevisions",
         "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
         "Lease" => "leases",
         "Event" => "events",
+        "LimitRange" => "limitranges",
         other => panic!("no resource for kind {other}"),
     }
 }
@@ -205,11 +299,15 @@ fn kind_of(resource: &str) -> &'static str {
         "deployments" => "Deployment",
         "statefulsets" => "StatefulSet",
         "cronjobs" => "CronJob",
+        "jobs" => "Job",
+        "pods" => "Pod",
+        "persistentvolumeclaims" => "PersistentVolumeClaim",
         "replicasets" => "ReplicaSet",
         "controllerrevisions" => "ControllerRevision",
         "horizontalpodautoscalers" => "HorizontalPodAutoscaler",
         "leases" => "Lease",
         "events" => "Event",
+        "limitranges" => "LimitRange",
         other => panic!("no kind for resource {other}"),
     }
 }
@@ -229,13 +327,11 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     })
 }
 
-/// The workload controllers, at once: as many pods as asked for.
-fn settle(object: &mut Value) {
-    if let Some(replicas) = object["spec"]["replicas"].as_i64()
-        && object.get("status").is_some()
-    {
-        object["status"]["replicas"] = json!(replicas);
-    }
+fn not_found(resource: &str, name: &str) -> (u16, Value) {
+    (
+        404,
+        status(404, "NotFound", &format!("{resource} \"{name}\" not found")),
+    )
 }
 
 /// RFC 7386: objects merge key by key, null removes, anything else replaces.
@@ -305,8 +401,20 @@ impl FakeApi {
             .push(Box::new(hook));
     }
 
+    /// Every write from now on passes through this ValidatingAdmissionPolicy, the requests
+    /// being made as `username`.
+    pub fn admit_with(&self, mut policy: Policy, username: &str) {
+        policy.username = username.to_string();
+        self.store().policy = Some(policy);
+    }
+
     pub fn put(&self, object: Value) {
         self.store().put(object);
+    }
+
+    /// Moves the cluster's clock.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.store().now = now;
     }
 
     /// Every request so far.
@@ -328,6 +436,15 @@ impl FakeApi {
             .get(resource, namespace, name)
             .cloned()
             .unwrap_or_else(|| panic!("no {resource} {namespace}/{name}"))
+    }
+
+    /// Names of a resource's objects in a namespace.
+    pub fn names(&self, resource: &str, namespace: &str) -> Vec<String> {
+        self.store()
+            .all(resource, namespace)
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     pub fn replicas(&self, resource: &str, namespace: &str, name: &str) -> i64 {
@@ -354,59 +471,59 @@ impl FakeApi {
             .map(str::to_string)
     }
 
-    /// Events posted so far.
+    /// Events posted so far, in the order they were created.
     pub fn events(&self) -> Vec<Value> {
-        self.store()
-            .objects
-            .iter()
-            .filter(|((r, _, _), _)| r == "events")
-            .map(|(_, v)| v.clone())
-            .collect()
+        let mut events = self.store().all("events", "");
+        events.sort_by_key(|e| {
+            e["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+        events
     }
 
     /// A person scales a workload (`kubectl scale`).
     pub fn scale(&self, resource: &str, namespace: &str, name: &str, replicas: i64) {
         self.store().edit(resource, namespace, name, |o| {
             o["spec"]["replicas"] = json!(replicas);
-            settle(o);
         });
     }
 
-    /// The HPA controller's pass: each HPA keeps its target within [min, max], except a
-    /// target at zero replicas, which it leaves alone (Kubernetes' "implicit
-    /// maintenance-mode deactivation").
-    pub fn hpa_sync(&self) {
+    /// A server-side apply of `config` by `manager` (a GitOps tool, `kubectl apply
+    /// --server-side`), forced or not: the API server's answer (409 on a conflict).
+    pub fn apply(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        manager: &str,
+        force: bool,
+        config: &Value,
+    ) -> Result<(), String> {
         let mut store = self.store();
-        let hpas: Vec<Value> = store
-            .objects
-            .iter()
-            .filter(|((r, _, _), _)| r == "horizontalpodautoscalers")
-            .map(|(_, v)| v.clone())
-            .collect();
-        for hpa in hpas {
-            let ns = hpa["metadata"]["namespace"].as_str().unwrap().to_string();
-            let target = hpa["spec"]["scaleTargetRef"]["name"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            let resource = resource_of(hpa["spec"]["scaleTargetRef"]["kind"].as_str().unwrap());
-            let min = hpa["spec"]["minReplicas"].as_i64().unwrap_or(1);
-            let max = hpa["spec"]["maxReplicas"].as_i64().unwrap();
-            let Some(object) = store.get(resource, &ns, &target) else {
-                continue;
-            };
-            let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
-            if replicas == 0 && min > 0 {
-                continue;
-            }
-            let wanted = replicas.clamp(min, max);
-            if wanted != replicas {
-                store.edit(resource, &ns, &target, |o| {
-                    o["spec"]["replicas"] = json!(wanted);
-                    settle(o);
-                });
-            }
-        }
+        let time = store.stamp();
+        let version = store.version();
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let object = store.objects.get_mut(&key).ok_or("not found")?;
+        fields::apply(object, manager, force, config, &time)?;
+        object["metadata"]["resourceVersion"] = json!(version);
+        controllers::settle(&mut store, &key);
+        Ok(())
+    }
+
+    /// The HPA controller's pass (see [`controllers::hpa_sync`]).
+    pub fn hpa_sync(&self) {
+        controllers::hpa_sync(&mut self.store());
+    }
+
+    /// The CronJob controller's pass at the cluster's `now` (see
+    /// [`controllers::cron_sync`]): the Jobs it started.
+    pub fn cron_sync(&self) -> Vec<String> {
+        controllers::cron_sync(&mut self.store())
     }
 
     async fn serve(self, mut handle: Handle) {
@@ -420,27 +537,31 @@ impl FakeApi {
                 .unwrap_or_default()
                 .to_string();
             let seen = Seen::parse(parts.method, &parts.uri, &accept, &bytes);
-            let then = {
-                let mut store = self.store();
-                store.log.push(seen.clone());
-                let mut hooks = self.hooks.lock().unwrap_or_else(PoisonError::into_inner);
-                let mut then = Then::Proceed;
-                for hook in hooks.iter_mut() {
-                    match hook(&seen, &mut store) {
-                        Then::Proceed => {}
-                        other => {
-                            then = other;
-                            break;
-                        }
-                    }
-                }
-                then
-            };
+            let then = self.hooks_on(&seen);
             let (code, answer) = match then {
                 Then::Fail(code, message) => (code, status(code, "Injected", message)),
                 Then::Wait(d) => {
-                    tokio::time::advance(d).await;
-                    self.handle(&seen)
+                    tokio::time::sleep(d).await;
+                    match seen.deadline() {
+                        // kube-apiserver holds a request to its `timeout` parameter
+                        // (staging/src/k8s.io/apiserver/pkg/endpoints/filters/request_deadline.go,
+                        // WithRequestDeadline): one that waited past it is answered 504 and
+                        // its write is not made.
+                        Some(deadline) if d > deadline => (
+                            504,
+                            status(
+                                504,
+                                "Timeout",
+                                "Timeout: request did not complete within the allotted timeout",
+                            ),
+                        ),
+                        _ => self.handle(&seen),
+                    }
+                }
+                Then::Slow(d) => {
+                    let answer = self.handle(&seen);
+                    tokio::time::sleep(d).await;
+                    answer
                 }
                 Then::Proceed => self.handle(&seen),
             };
@@ -453,202 +574,286 @@ impl FakeApi {
         }
     }
 
+    fn hooks_on(&self, seen: &Seen) -> Then {
+        let mut store = self.store();
+        store.log.push(seen.clone());
+        let mut hooks = self.hooks.lock().unwrap_or_else(PoisonError::into_inner);
+        for hook in hooks.iter_mut() {
+            match hook(seen, &mut store) {
+                Then::Proceed => {}
+                other => return other,
+            }
+        }
+        Then::Proceed
+    }
+
     fn handle(&self, seen: &Seen) -> (u16, Value) {
         let mut store = self.store();
         let namespace = seen.namespace.clone().unwrap_or_default();
-        let key = |name: &str| (seen.resource.clone(), namespace.clone(), name.to_string());
         match (seen.verb(), seen.name.as_deref()) {
-            ("list", _) => (200, self.list(&store, seen)),
-            ("get", Some(name)) => match store.objects.get(&key(name)) {
+            ("list", _) => list(&store, seen),
+            ("get", Some(name)) => match store.get(&seen.resource, &namespace, name) {
                 Some(o) => (200, o.clone()),
-                None => (
-                    404,
-                    status(
-                        404,
-                        "NotFound",
-                        &format!("{} \"{name}\" not found", seen.resource),
-                    ),
-                ),
+                None => not_found(&seen.resource, name),
             },
-            ("patch", Some(name)) => {
-                let patch = seen.body.clone().unwrap_or_default();
-                let version = store.version();
-                let Some(object) = store.objects.get_mut(&key(name)) else {
-                    return (
-                        404,
-                        status(
-                            404,
-                            "NotFound",
-                            &format!("{} \"{name}\" not found", seen.resource),
-                        ),
-                    );
-                };
-                if let Some(expected) = patch["metadata"]["resourceVersion"].as_str()
-                    && object["metadata"]["resourceVersion"].as_str() != Some(expected)
-                {
-                    return (
-                        409,
-                        status(
-                            409,
-                            "Conflict",
-                            &format!(
-                                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                                seen.resource
-                            ),
-                        ),
-                    );
-                }
-                merge(object, &patch);
-                object["metadata"]["resourceVersion"] = json!(version);
-                settle(object);
-                (200, object.clone())
-            }
-            ("create", None) => {
-                let mut object = seen.body.clone().unwrap_or_default();
-                if object["metadata"]["name"].is_null() {
-                    store.next_name += 1;
-                    let prefix = object["metadata"]["generateName"]
-                        .as_str()
-                        .unwrap_or("x-")
-                        .to_string();
-                    object["metadata"]["name"] = json!(format!("{prefix}{:05}", store.next_name));
-                }
-                let name = object["metadata"]["name"].as_str().unwrap().to_string();
-                if store.objects.contains_key(&key(&name)) {
-                    return (
-                        409,
-                        status(
-                            409,
-                            "AlreadyExists",
-                            &format!("{} \"{name}\" already exists", seen.resource),
-                        ),
-                    );
-                }
-                object["metadata"]["namespace"] = json!(namespace);
-                object["apiVersion"] = json!(api_version(&seen.group, &seen.resource));
-                object["kind"] = json!(kind_of(&seen.resource));
-                store.put(object);
-                (
-                    201,
-                    store
-                        .get(&seen.resource, &namespace, &name)
-                        .cloned()
-                        .unwrap(),
-                )
-            }
-            ("update", Some(name)) => {
-                let object = seen.body.clone().unwrap_or_default();
-                let Some(current) = store.get(&seen.resource, &namespace, name) else {
-                    return (
-                        404,
-                        status(
-                            404,
-                            "NotFound",
-                            &format!("{} \"{name}\" not found", seen.resource),
-                        ),
-                    );
-                };
-                if object["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
-                    return (409, status(409, "Conflict", "the object has been modified"));
-                }
-                store.put(object);
-                (
-                    200,
-                    store
-                        .get(&seen.resource, &namespace, name)
-                        .cloned()
-                        .unwrap(),
-                )
-            }
-            ("delete", Some(name)) => {
-                let Some(current) = store.get(&seen.resource, &namespace, name).cloned() else {
-                    return (
-                        404,
-                        status(
-                            404,
-                            "NotFound",
-                            &format!("{} \"{name}\" not found", seen.resource),
-                        ),
-                    );
-                };
-                let body = seen.body.clone().unwrap_or_default();
-                if let Some(uid) = body["preconditions"]["uid"].as_str()
-                    && current["metadata"]["uid"].as_str() != Some(uid)
-                {
-                    return (
-                        409,
-                        status(
-                            409,
-                            "Conflict",
-                            "Precondition failed: UID in precondition does not match",
-                        ),
-                    );
-                }
-                store.edit(&seen.resource, &namespace, name, |o| {
-                    o["metadata"]["deletionTimestamp"] = json!("2026-11-26T12:00:00Z");
-                    o["status"]["phase"] = json!("Terminating");
-                });
-                (
-                    200,
-                    store
-                        .get(&seen.resource, &namespace, name)
-                        .cloned()
-                        .unwrap(),
-                )
-            }
+            ("patch", Some(name)) => patch(&mut store, seen, name),
+            ("create", None) => create(&mut store, seen),
+            ("update", Some(name)) => update(&mut store, seen, name),
+            ("delete", Some(name)) => delete(&mut store, seen, name),
             _ => (
                 405,
                 status(405, "MethodNotAllowed", "not served by the fake"),
             ),
         }
     }
+}
 
-    fn list(&self, store: &Store, seen: &Seen) -> Value {
-        let namespace = seen.namespace.clone().unwrap_or_default();
-        let mut items: Vec<Value> = store
-            .objects
-            .iter()
-            .filter(|((r, ns, _), _)| {
-                *r == seen.resource && (seen.namespace.is_none() || *ns == namespace)
+/// The admission chain's last step: the ValidatingAdmissionPolicy, if one is installed.
+fn admit(store: &Store, seen: &Seen, object: &Value, old: &Value) -> Result<(), (u16, Value)> {
+    let Some(policy) = &store.policy else {
+        return Ok(());
+    };
+    let namespace_object = seen
+        .namespace
+        .as_deref()
+        .and_then(|ns| store.get("namespaces", "", ns))
+        .cloned()
+        .unwrap_or(Value::Null);
+    policy
+        .admit(seen, object, old, &namespace_object)
+        .map_err(|message| {
+            // admission.NewForbidden: `deployments.apps "web" is forbidden: …`; the code is
+            // the validation's reason (Forbidden: 403).
+            let group = match seen.group.as_str() {
+                "" => String::new(),
+                g => format!(".{g}"),
+            };
+            let name = seen
+                .name
+                .clone()
+                .or_else(|| object["metadata"]["name"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let message = format!(
+                "{}{group} \"{name}\" is forbidden: {message}",
+                seen.resource
+            );
+            (403, status(403, "Forbidden", &message))
+        })
+}
+
+fn patch(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
+    let patch = seen.body.clone().unwrap_or_default();
+    let namespace = seen.namespace.clone().unwrap_or_default();
+    let Some(current) = store.get(&seen.resource, &namespace, name).cloned() else {
+        return not_found(&seen.resource, name);
+    };
+    if let Some(expected) = patch["metadata"]["resourceVersion"].as_str()
+        && current["metadata"]["resourceVersion"].as_str() != Some(expected)
+    {
+        return (
+            409,
+            status(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                    seen.resource
+                ),
+            ),
+        );
+    }
+    let mut object = current.clone();
+    merge(&mut object, &patch);
+    // The field manager named in the request (or, as kube-apiserver does without one, the
+    // client's user agent) owns what the patch changed.
+    let manager = seen
+        .query
+        .get("fieldManager")
+        .cloned()
+        .unwrap_or_else(|| "curfew".into());
+    fields::updated(&mut object, &current, &patch, &manager, &store.stamp());
+    if let Err(denied) = admit(store, seen, &object, &current) {
+        return denied;
+    }
+    object["metadata"]["resourceVersion"] = json!(store.version());
+    let key = key_of(&object);
+    store.objects.insert(key.clone(), object);
+    controllers::settle(store, &key);
+    (200, store.objects[&key].clone())
+}
+
+fn create(store: &mut Store, seen: &Seen) -> (u16, Value) {
+    let namespace = seen.namespace.clone().unwrap_or_default();
+    let mut object = seen.body.clone().unwrap_or_default();
+    if object["metadata"]["name"].is_null() {
+        store.next_name += 1;
+        let prefix = object["metadata"]["generateName"]
+            .as_str()
+            .unwrap_or("x-")
+            .to_string();
+        object["metadata"]["name"] = json!(format!("{prefix}{:05}", store.next_name));
+    }
+    let name = object["metadata"]["name"].as_str().unwrap().to_string();
+    if store.get(&seen.resource, &namespace, &name).is_some() {
+        return (
+            409,
+            status(
+                409,
+                "AlreadyExists",
+                &format!("{} \"{name}\" already exists", seen.resource),
+            ),
+        );
+    }
+    object["metadata"]["namespace"] = json!(namespace);
+    object["apiVersion"] = json!(api_version(&seen.group, &seen.resource));
+    object["kind"] = json!(kind_of(&seen.resource));
+    if seen.resource == "events"
+        && let Err(errors) = validation::event(&namespace, &object)
+    {
+        let message = format!(
+            "Event.events.k8s.io \"{name}\" is invalid: {}",
+            errors.join(", ")
+        );
+        return (422, status(422, "Invalid", &message));
+    }
+    if let Err(denied) = admit(store, seen, &object, &Value::Null) {
+        return denied;
+    }
+    store.put(object);
+    (
+        201,
+        store
+            .get(&seen.resource, &namespace, &name)
+            .cloned()
+            .unwrap(),
+    )
+}
+
+fn update(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
+    let namespace = seen.namespace.clone().unwrap_or_default();
+    let object = seen.body.clone().unwrap_or_default();
+    let Some(current) = store.get(&seen.resource, &namespace, name) else {
+        return not_found(&seen.resource, name);
+    };
+    if object["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"] {
+        return (409, status(409, "Conflict", "the object has been modified"));
+    }
+    store.put(object);
+    (
+        200,
+        store
+            .get(&seen.resource, &namespace, name)
+            .cloned()
+            .unwrap(),
+    )
+}
+
+fn delete(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
+    let namespace = seen.namespace.clone().unwrap_or_default();
+    let Some(current) = store.get(&seen.resource, &namespace, name).cloned() else {
+        return not_found(&seen.resource, name);
+    };
+    let body = seen.body.clone().unwrap_or_default();
+    // staging/src/k8s.io/apiserver/pkg/storage/interfaces.go, Preconditions.Check: a
+    // precondition that does not hold is a 409 Conflict, and nothing is deleted.
+    for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        if let Some(expected) = body["preconditions"][field].as_str()
+            && current["metadata"][field].as_str() != Some(expected)
+        {
+            let message = format!(
+                "Precondition failed: {label} in precondition: {expected}, {label} in object meta: {}",
+                current["metadata"][field].as_str().unwrap_or_default()
+            );
+            return (409, status(409, "Conflict", &message));
+        }
+    }
+    if let Err(denied) = admit(store, seen, &Value::Null, &current) {
+        return denied;
+    }
+    let at = store.stamp();
+    store.edit(&seen.resource, &namespace, name, |o| {
+        o["metadata"]["deletionTimestamp"] = json!(at);
+        o["status"]["phase"] = json!("Terminating");
+        // staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go,
+        // deletionFinalizersForGarbageCollection: Foreground adds this finalizer, which
+        // the garbage collector removes once the dependents are gone.
+        if body["propagationPolicy"] == "Foreground" {
+            o["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+        }
+    });
+    (
+        200,
+        store
+            .get(&seen.resource, &namespace, name)
+            .cloned()
+            .unwrap(),
+    )
+}
+
+fn list(store: &Store, seen: &Seen) -> (u16, Value) {
+    let namespace = seen.namespace.clone().unwrap_or_default();
+    let mut items: Vec<Value> = store
+        .all(&seen.resource, &namespace)
+        .into_iter()
+        .filter(|o| {
+            seen.query
+                .get("labelSelector")
+                .is_none_or(|s| selects(s, &o["metadata"]["labels"]))
+        })
+        .filter(|o| {
+            seen.query.get("fieldSelector").is_none_or(|f| {
+                let name = f
+                    .strip_prefix("metadata.name=")
+                    .expect("only metadata.name= field selectors");
+                o["metadata"]["name"].as_str() == Some(name)
             })
-            .map(|(_, o)| o.clone())
-            .filter(|o| {
-                seen.query
-                    .get("labelSelector")
-                    .is_none_or(|s| selects(s, &o["metadata"]["labels"]))
-            })
-            .filter(|o| {
-                seen.query.get("fieldSelector").is_none_or(|f| {
-                    let name = f
-                        .strip_prefix("metadata.name=")
-                        .expect("only metadata.name= field selectors");
-                    o["metadata"]["name"].as_str() == Some(name)
-                })
-            })
-            .collect();
-        let start: usize = seen.query.get("continue").map_or(0, |c| c.parse().unwrap());
-        let limit: Option<usize> = seen.query.get("limit").map(|l| l.parse().unwrap());
-        let mut next = None;
-        if let Some(limit) = limit {
-            if items.len() > start + limit {
-                next = Some((start + limit).to_string());
+        })
+        .collect();
+    // A continue token is the offset and the resourceVersion the list was taken at; once
+    // etcd has compacted that version the token is refused (410 Expired:
+    // staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go, compactedContinue).
+    let (start, at) = match seen.query.get("continue") {
+        Some(token) => {
+            let (offset, version) = token.split_once(':').unwrap();
+            let version: u64 = version.parse().unwrap();
+            if version < store.compacted {
+                return (
+                    410,
+                    status(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ),
+                );
             }
-            items = items.into_iter().skip(start).take(limit).collect();
+            (offset.parse::<usize>().unwrap(), version)
         }
-        let kind = kind_of(&seen.resource);
-        if seen.metadata_only {
-            items = items
-                .into_iter()
-                .map(|o| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]}))
-                .collect();
+        None => (0, store.next_version),
+    };
+    let limit: Option<usize> = seen.query.get("limit").map(|l| l.parse().unwrap());
+    let mut next = None;
+    if let Some(limit) = limit {
+        if items.len() > start + limit {
+            next = Some(format!("{}:{at}", start + limit));
         }
+        items = items.into_iter().skip(start).take(limit).collect();
+    }
+    let kind = kind_of(&seen.resource);
+    if seen.metadata_only {
+        items = items
+            .into_iter()
+            .map(|o| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]}))
+            .collect();
+    }
+    (
+        200,
         json!({
             "apiVersion": if seen.metadata_only { "meta.k8s.io/v1".to_string() } else { api_version(&seen.group, &seen.resource) },
             "kind": if seen.metadata_only { "PartialObjectMetadataList".to_string() } else { format!("{kind}List") },
-            "metadata": {"resourceVersion": store.next_version.to_string(), "continue": next},
+            "metadata": {"resourceVersion": at.to_string(), "continue": next},
             "items": items,
-        })
-    }
+        }),
+    )
 }
 
 // Fixtures: objects as the API server would hold them.
@@ -666,7 +871,7 @@ pub fn namespace(name: &str) -> Value {
     })
 }
 
-fn pod_template(cpu: &str, memory: &str) -> Value {
+pub fn pod_template(cpu: &str, memory: &str) -> Value {
     json!({
         "metadata": {"labels": {"app": "x"}},
         "spec": {"containers": [{
@@ -690,7 +895,8 @@ pub fn deployment(namespace: &str, name: &str, replicas: i64) -> Value {
     })
 }
 
-/// A StatefulSet asking for `replicas` pods of 1 CPU and 2Gi each.
+/// A StatefulSet asking for `replicas` pods of 1 CPU and 2Gi each, with a volume claim
+/// template `data` (its claims are retained when it scales down, the default).
 pub fn stateful_set(namespace: &str, name: &str, replicas: i64) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -699,12 +905,17 @@ pub fn stateful_set(namespace: &str, name: &str, replicas: i64) -> Value {
             "replicas": replicas, "serviceName": name,
             "selector": {"matchLabels": {"app": "x"}},
             "template": pod_template("1", "2Gi"),
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            }],
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
         },
         "status": {"replicas": replicas},
     })
 }
 
-/// A CronJob, suspended or not.
+/// A CronJob every five minutes, suspended or not, last run at 09:55.
 pub fn cron_job(namespace: &str, name: &str, suspended: bool) -> Value {
     json!({
         "apiVersion": "batch/v1", "kind": "CronJob",
@@ -713,6 +924,7 @@ pub fn cron_job(namespace: &str, name: &str, suspended: bool) -> Value {
             "schedule": "*/5 * * * *", "suspend": suspended,
             "jobTemplate": {"spec": {"template": pod_template("100m", "128Mi")}},
         },
+        "status": {"lastScheduleTime": "2026-11-26T09:55:00Z"},
     })
 }
 
@@ -750,6 +962,8 @@ pub fn controller_revision(namespace: &str, name: &str, created: &str) -> Value 
 pub trait Fixture {
     fn labelled(self, key: &str, value: &str) -> Value;
     fn annotated(self, key: &str, value: &str) -> Value;
+    /// Controlled by another object (an operator's custom resource, say).
+    fn owned_by(self, api_version: &str, kind: &str, name: &str) -> Value;
 }
 
 impl Fixture for Value {
@@ -760,6 +974,14 @@ impl Fixture for Value {
 
     fn annotated(mut self, key: &str, value: &str) -> Value {
         self["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
+    fn owned_by(mut self, api_version: &str, kind: &str, name: &str) -> Value {
+        self["metadata"]["ownerReferences"] = json!([{
+            "apiVersion": api_version, "kind": kind, "name": name,
+            "uid": format!("uid-{name}"), "controller": true, "blockOwnerDeletion": true,
+        }]);
         self
     }
 }

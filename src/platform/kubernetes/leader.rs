@@ -5,14 +5,18 @@
 //!
 //! - a candidate takes the Lease when it is free (no holder), or when its record has not
 //!   changed for the record's `leaseDurationSeconds`, measured on the candidate's own
-//!   monotonic clock from when it first saw that record (so clock skew between nodes does
-//!   not matter);
+//!   monotonic clock from when it first received that record, after the answer as client-go
+//!   stamps it (so clock skew between nodes does not matter, and a slow answer does not
+//!   make a fresh record look old);
 //! - the holder renews every `retry_period`; every write carries the Lease's
 //!   resourceVersion, so of two candidates racing for it one gets 409 Conflict;
 //! - the holder counts itself the leader only until `renew_deadline` after the start of its
 //!   last successful renewal. The deadline is shorter than the lease duration, so a leader
 //!   that cannot renew (API unreachable, process stalled) stops acting before any other
-//!   replica may take over.
+//!   replica may take over;
+//! - each Lease request gives up after `request_timeout` (a renewal stuck behind a slow API
+//!   server must not outlive the deadline), and the adapter gives each write at most the
+//!   time left as leader ([`Leader::time_left`]), which the API server holds it to as well.
 //!
 //! Why not the kube-lease-manager crate: its watch loop keeps reporting leadership while
 //! renewals fail, and it measures expiry with `SystemTime`, which no test can move; curfew
@@ -34,8 +38,14 @@ use crate::clock::Clock;
 /// Whether this replica may act. The Kubernetes adapter asks before every write; the
 /// daemon may ask before a pass.
 pub trait Leader: Send + Sync {
+    /// How long this replica may still act: None without an election (no limit), zero
+    /// once it does not hold the lease.
+    fn time_left(&self) -> Option<Duration>;
+
     /// True while this replica holds the lease (or when there is no election).
-    fn is_leader(&self) -> bool;
+    fn is_leader(&self) -> bool {
+        self.time_left().is_none_or(|left| !left.is_zero())
+    }
 }
 
 /// No election: one replica, always allowed to act.
@@ -43,8 +53,8 @@ pub trait Leader: Send + Sync {
 pub struct Alone;
 
 impl Leader for Alone {
-    fn is_leader(&self) -> bool {
-        true
+    fn time_left(&self) -> Option<Duration> {
+        None
     }
 }
 
@@ -63,6 +73,9 @@ pub struct ElectionOptions {
     pub renew_deadline: Duration,
     /// Time between two attempts to take or renew the lease (client-go: 2 s).
     pub retry_period: Duration,
+    /// How long one Lease request may take (2 s): a round is at most two requests, well
+    /// within the renew deadline.
+    pub request_timeout: Duration,
 }
 
 impl ElectionOptions {
@@ -79,6 +92,7 @@ impl ElectionOptions {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -116,10 +130,11 @@ struct Inner {
 }
 
 impl Leader for Election {
-    fn is_leader(&self) -> bool {
-        self.state()
-            .leading_until
-            .is_some_and(|until| Instant::now() < until)
+    fn time_left(&self) -> Option<Duration> {
+        let until = self.state().leading_until;
+        Some(until.map_or(Duration::ZERO, |until| {
+            until.saturating_duration_since(Instant::now())
+        }))
     }
 }
 
@@ -156,12 +171,31 @@ impl Election {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// One Lease request, given up after `request_timeout`.
+    async fn bounded<T>(
+        &self,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        let limit = self.inner.options.request_timeout;
+        tokio::time::timeout(limit, request)
+            .await
+            .unwrap_or_else(|_| {
+                Err(kube::Error::Service(
+                    format!("no answer within {limit:?}").into(),
+                ))
+            })
+    }
+
+    fn lease_name(&self) -> String {
+        format!(
+            "{}/{}",
+            self.inner.options.namespace, self.inner.options.name
+        )
+    }
+
     fn error(&self, e: kube::Error) -> ElectionError {
         ElectionError {
-            lease: format!(
-                "{}/{}",
-                self.inner.options.namespace, self.inner.options.name
-            ),
+            lease: self.lease_name(),
             message: match e {
                 kube::Error::Api(s) => format!("{} {}", s.code, s.message),
                 other => other.to_string(),
@@ -187,9 +221,7 @@ impl Election {
         let options = &self.inner.options;
         let now = self.inner.clock.now();
         let Some(lease) = self
-            .inner
-            .api
-            .get_opt(&options.name)
+            .bounded(self.inner.api.get_opt(&options.name))
             .await
             .map_err(|e| self.error(e))?
         else {
@@ -201,7 +233,10 @@ impl Election {
                 },
                 spec: Some(self.spec_as_holder(now, None)),
             };
-            return match self.inner.api.create(&PostParams::default(), &lease).await {
+            let created = self
+                .bounded(self.inner.api.create(&PostParams::default(), &lease))
+                .await;
+            return match created {
                 Ok(_) => {
                     self.now_leading(started);
                     Ok(())
@@ -214,36 +249,7 @@ impl Election {
         let spec = lease.spec.clone().unwrap_or_default();
         let me = options.identity.as_str();
         let held_by_me = spec.holder_identity.as_deref() == Some(me);
-        let expired = {
-            let mut state = self.state();
-            let fresh = Observed {
-                holder: spec.holder_identity.clone().filter(|h| !h.is_empty()),
-                renew_time: spec.renew_time.clone(),
-                duration: spec.lease_duration_seconds,
-                transitions: spec.lease_transitions.unwrap_or(0),
-                acquired: spec.acquire_time.clone(),
-                seen_at: started,
-            };
-            let same = state.observed.as_ref().is_some_and(|o| {
-                (&o.holder, &o.renew_time, o.duration)
-                    == (&fresh.holder, &fresh.renew_time, fresh.duration)
-            });
-            if !same {
-                state.observed = Some(fresh);
-            }
-            let observed = state.observed.as_ref();
-            let free = observed.is_none_or(|o| o.holder.is_none());
-            let duration = observed
-                .and_then(|o| o.duration)
-                .and_then(|s| u64::try_from(s).ok())
-                .map_or(options.lease_duration, Duration::from_secs);
-            let lapsed = observed.is_some_and(|o| o.seen_at + duration <= started);
-            if !held_by_me {
-                // Someone else holds it (or it is free): this replica is not the leader.
-                state.leading_until = None;
-            }
-            free || lapsed
-        };
+        let expired = self.observe(&spec, held_by_me, started);
         if !held_by_me && !expired {
             return Ok(());
         }
@@ -259,12 +265,14 @@ impl Election {
             ..self.spec_as_holder(now, acquired)
         });
         // The resourceVersion read above makes this a compare-and-swap: 409 if it moved.
-        match self
-            .inner
-            .api
-            .replace(&options.name, &PostParams::default(), &next)
-            .await
-        {
+        let written = self
+            .bounded(
+                self.inner
+                    .api
+                    .replace(&options.name, &PostParams::default(), &next),
+            )
+            .await;
+        match written {
             Ok(_) => {
                 if !held_by_me {
                     tracing::info!(lease = %options.name, identity = %me, "took the lease: this replica leads");
@@ -279,6 +287,41 @@ impl Election {
             }
             Err(e) => Err(self.error(e)),
         }
+    }
+
+    /// Records the Lease as this replica now sees it, and says whether another replica's
+    /// hold on it has run out (free, or unchanged for its duration since first seen).
+    fn observe(&self, spec: &LeaseSpec, held_by_me: bool, started: Instant) -> bool {
+        let mut state = self.state();
+        let fresh = Observed {
+            holder: spec.holder_identity.clone().filter(|h| !h.is_empty()),
+            renew_time: spec.renew_time.clone(),
+            duration: spec.lease_duration_seconds,
+            transitions: spec.lease_transitions.unwrap_or(0),
+            acquired: spec.acquire_time.clone(),
+            // When the answer arrived, not when it was asked for: a slow answer shows the
+            // record as it was then, and its lease runs from no earlier.
+            seen_at: Instant::now(),
+        };
+        let same = state.observed.as_ref().is_some_and(|o| {
+            (&o.holder, &o.renew_time, o.duration)
+                == (&fresh.holder, &fresh.renew_time, fresh.duration)
+        });
+        if !same {
+            state.observed = Some(fresh);
+        }
+        let observed = state.observed.as_ref();
+        let free = observed.is_none_or(|o| o.holder.is_none());
+        let duration = observed
+            .and_then(|o| o.duration)
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.inner.options.lease_duration, Duration::from_secs);
+        let lapsed = observed.is_some_and(|o| o.seen_at + duration <= started);
+        if !held_by_me {
+            // Someone else holds it (or it is free): this replica is not the leader.
+            state.leading_until = None;
+        }
+        free || lapsed
     }
 
     fn spec_as_holder(&self, now: DateTime<Utc>, acquired: Option<MicroTime>) -> LeaseSpec {
@@ -327,7 +370,7 @@ impl Election {
         }
         let options = &self.inner.options;
         let result = async {
-            let Some(mut lease) = self.inner.api.get_opt(&options.name).await? else {
+            let Some(mut lease) = self.bounded(self.inner.api.get_opt(&options.name)).await? else {
                 return Ok(());
             };
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
@@ -337,11 +380,13 @@ impl Election {
             spec.holder_identity = None;
             spec.lease_duration_seconds = Some(1);
             spec.renew_time = Some(micro_time(self.inner.clock.now()));
-            self.inner
-                .api
-                .replace(&options.name, &PostParams::default(), &lease)
-                .await
-                .map(|_| ())
+            self.bounded(
+                self.inner
+                    .api
+                    .replace(&options.name, &PostParams::default(), &lease),
+            )
+            .await
+            .map(|_| ())
         }
         .await;
         match result {

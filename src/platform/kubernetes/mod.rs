@@ -2,25 +2,28 @@
 //! (one namespace per pull request, as Argo CD ApplicationSets, Helm and GitLab review
 //! apps make them).
 //!
-//! - list: the namespaces; in each, its Deployments, StatefulSets and CronJobs (state and
-//!   cost), its newest ReplicaSet or ControllerRevision (last deployment), and, if set up,
-//!   its last request according to Prometheus (last activity);
+//! - list: the namespaces (never the cluster's own, nor curfew's); in each, its
+//!   Deployments, StatefulSets and CronJobs (state), its pods (what runs that curfew does
+//!   not stop, and cost), its newest ReplicaSet or ControllerRevision (last deployment),
+//!   and, if set up, its last request according to Prometheus (last activity);
 //! - stop: scale Deployments and StatefulSets to zero and suspend CronJobs, writing each
 //!   object's original replicas or suspend flag in an annotation on the object itself, so
 //!   that any curfew replica can restore it. HorizontalPodAutoscalers are left alone:
 //!   Kubernetes stops an HPA from scaling a target that is at zero replicas;
 //! - start: restore what was recorded, unless a person changed the object in between;
-//! - delete: delete the namespace (foreground).
+//! - delete: delete the namespace, exactly as it was checked (uid and resourceVersion).
 //!
 //! Every write is a JSON merge patch carrying the resourceVersion the decision was made
 //! on, so a change made between curfew's read and its write is a 409 Conflict rather than
 //! lost: curfew reads the object again and decides again. Before each write the adapter
-//! asks its [`Leader`] whether this replica may still act.
+//! asks its [`Leader`] how long this replica may still act, and gives the write no longer
+//! (the API server is held to the same deadline by the request's `timeout`).
 
 mod events;
 mod leader;
 mod links;
 mod namespace;
+mod pods;
 mod traffic;
 mod workload;
 
@@ -28,10 +31,12 @@ mod workload;
 mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::{self, Debug};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -41,17 +46,26 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, Sta
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
-use serde::de::DeserializeOwned;
+use kube::api::{
+    Api, DeleteParams, ListParams, ObjectList, Patch, PatchParams, PostParams, Preconditions,
+};
+use kube::core::Request;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 pub use events::{EventType, Notice, REPORTING_CONTROLLER};
 pub use leader::{Alone, Election, ElectionError, ElectionOptions, Leader};
-pub use namespace::{DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL};
+pub use namespace::{
+    DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL, SYSTEM_NAMESPACES, selector_requires_a_label,
+};
 pub use traffic::TrafficOptions;
-pub use workload::{EXCLUDE, ORIGINAL_REPLICAS, ORIGINAL_SUSPEND, STOPPED_AT};
+pub use workload::{
+    ALLOW_VOLUME_DELETION, EXCLUDE, ORIGINAL_REPLICAS, ORIGINAL_STARTING_DEADLINE,
+    ORIGINAL_SUSPEND, STARTING_DEADLINE_SECONDS, STOPPED_AT,
+};
 
-use self::namespace::{Contents, Mapping};
+use self::events::Regarding;
+use self::namespace::{Contents, Mapping, terminating};
 use self::workload::{Kind, Restore, Workload};
 use super::qovery::{Prices, RequestObserver};
 use super::{Mode, Operation, Outcome, Platform, PlatformError, Snapshot};
@@ -64,12 +78,17 @@ pub const FIELD_MANAGER: &str = "curfew";
 const PAGE: u32 = 500;
 /// Attempts at one object when its writes keep meeting 409 Conflict.
 const CONFLICT_ATTEMPTS: usize = 3;
+/// Starts of a paged list when its continue token expires (410 Gone) each time.
+const LIST_STARTS: usize = 3;
+/// A write is not sent with less than this left as leader: it could not finish in time.
+const LEAST_WRITE_TIME: Duration = Duration::from_secs(1);
 
 /// Every API request the adapter makes, as RBAC sees it: (API group, resource, verb). The
 /// ClusterRole and Role in deploy/kubernetes grant exactly these (a test compares them).
 pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("", "namespaces", "list"),
     ("", "namespaces", "delete"),
+    ("", "pods", "list"),
     ("apps", "deployments", "list"),
     ("apps", "deployments", "get"),
     ("apps", "deployments", "patch"),
@@ -115,6 +134,8 @@ pub struct KubernetesOptions {
     pub traffic: Option<TrafficOptions>,
     /// This replica's name in Events (`reportingInstance`).
     pub identity: String,
+    /// curfew's own namespace, never an environment (from `POD_NAMESPACE`).
+    pub own_namespace: Option<String>,
 }
 
 impl KubernetesOptions {
@@ -132,6 +153,7 @@ impl KubernetesOptions {
             prices: Prices::default(),
             traffic: None,
             identity: "curfew".into(),
+            own_namespace: None,
         }
     }
 }
@@ -150,6 +172,9 @@ struct Inner {
     leader: Arc<dyn Leader>,
     traffic: Option<traffic::Traffic>,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// Warnings already posted about an object (namespace, object, resourceVersion): one
+    /// Event per change of the object, not one per pass.
+    warned: Mutex<HashSet<(String, String, String)>>,
     /// Signed action links for the Stopped Event (see `links.rs`).
     links: std::sync::OnceLock<Arc<dyn crate::platform::ActionLinks>>,
 }
@@ -165,6 +190,9 @@ enum CallError {
     Network(String),
     /// Anything else (an answer curfew could not read, a request it could not build).
     Other(String),
+    /// This replica no longer leads, or too little of its time as leader was left for the
+    /// write: it was not sent, or not finished in time.
+    LostLease,
 }
 
 impl CallError {
@@ -187,11 +215,12 @@ impl CallError {
         }
     }
 
-    /// Timeouts, connection failures, 429 and 5xx may pass; 4xx will not.
+    /// Timeouts, connection failures, 409, 410 (an expired list), 429 and 5xx may pass;
+    /// other 4xx will not.
     fn retryable(&self) -> bool {
         match self {
-            CallError::Status { code, .. } => *code == 429 || *code == 409 || *code >= 500,
-            CallError::Timeout | CallError::Network(_) => true,
+            CallError::Status { code, .. } => matches!(*code, 409 | 410 | 429) || *code >= 500,
+            CallError::Timeout | CallError::Network(_) | CallError::LostLease => true,
             CallError::Other(_) => false,
         }
     }
@@ -199,7 +228,7 @@ impl CallError {
     fn status_label(&self) -> String {
         match self {
             CallError::Status { code, .. } => code.to_string(),
-            CallError::Timeout => "timeout".into(),
+            CallError::Timeout | CallError::LostLease => "timeout".into(),
             CallError::Network(_) | CallError::Other(_) => "network".into(),
         }
     }
@@ -208,6 +237,12 @@ impl CallError {
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // An admission webhook or policy refusing a request answers 403 too; its
+            // message says so, and the fix is not in curfew's roles.
+            CallError::Status { code, message } if refused_by_admission(message) => write!(
+                f,
+                "{code} refused by the cluster's admission control: {message} (a webhook or ValidatingAdmissionPolicy of the cluster, not curfew's ClusterRole)"
+            ),
             CallError::Status { code: 403, message } => write!(
                 f,
                 "403 forbidden: {message} (curfew's ClusterRole is in deploy/kubernetes/components/kubernetes-platform)"
@@ -216,8 +251,40 @@ impl fmt::Display for CallError {
             CallError::Timeout => f.write_str("no answer in time"),
             CallError::Network(m) => write!(f, "cannot reach the API server: {m}"),
             CallError::Other(m) => f.write_str(m),
+            CallError::LostLease => {
+                f.write_str("not written: this replica's time as leader ran out")
+            }
         }
     }
+}
+
+/// Whether an error status comes from admission (a webhook, a ValidatingAdmissionPolicy)
+/// rather than from RBAC ("User … cannot patch resource …").
+fn refused_by_admission(message: &str) -> bool {
+    [
+        "admission webhook",
+        "ValidatingAdmissionPolicy",
+        "denied the request",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// The request with `?timeout=`: kube-apiserver gives up on it (and does not carry out a
+/// write still waiting) once that much time has passed
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/filters/request_deadline.go).
+fn with_deadline(request: http::Request<Vec<u8>>, limit: Duration) -> http::Request<Vec<u8>> {
+    let (mut parts, body) = request.into_parts();
+    let uri = parts.uri.to_string();
+    let separator = match uri.contains('?') {
+        true if uri.ends_with('?') || uri.ends_with('&') => "",
+        true => "&",
+        false => "?",
+    };
+    if let Ok(with) = format!("{uri}{separator}timeout={}s", limit.as_secs().max(1)).parse() {
+        parts.uri = with;
+    }
+    http::Request::from_parts(parts, body)
 }
 
 /// Why one object was not brought to the asked state.
@@ -285,6 +352,7 @@ impl Kubernetes {
                 leader,
                 traffic,
                 observer,
+                warned: Mutex::new(HashSet::new()),
                 links: std::sync::OnceLock::new(),
             }),
         })
@@ -304,8 +372,42 @@ impl Kubernetes {
         endpoint: &'static str,
         request: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, CallError> {
+        self.call_within(endpoint, self.inner.options.timeout, request)
+            .await
+    }
+
+    /// A write: sent only while this replica leads, given at most the time it has left as
+    /// leader, and held by the API server to that deadline too. A leader that stalls
+    /// cannot land a write after another replica may have taken over.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        request: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<T, CallError> {
+        let request = request.map_err(|e| CallError::Other(e.to_string()))?;
+        let limit = match self.inner.leader.time_left() {
+            None => self.inner.options.timeout,
+            Some(left) if left < LEAST_WRITE_TIME => return Err(CallError::LostLease),
+            Some(left) => left.min(self.inner.options.timeout),
+        };
+        let request = with_deadline(request, limit);
+        match self
+            .call_within(endpoint, limit, self.inner.client.request::<T>(request))
+            .await
+        {
+            Err(CallError::Timeout) if !self.inner.leader.is_leader() => Err(CallError::LostLease),
+            other => other,
+        }
+    }
+
+    async fn call_within<T>(
+        &self,
+        endpoint: &'static str,
+        limit: Duration,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, CallError> {
         let started = std::time::Instant::now();
-        let result = match tokio::time::timeout(self.inner.options.timeout, request).await {
+        let result = match tokio::time::timeout(limit, request).await {
             Ok(r) => r.map_err(CallError::from_kube),
             Err(_) => Err(CallError::Timeout),
         };
@@ -327,14 +429,28 @@ impl Kubernetes {
         K::DynamicType: Default,
     {
         let api = self.api::<K>(namespace);
-        let mut params = if fresh {
+        let first = if fresh {
             ListParams::default().limit(PAGE)
         } else {
             ListParams::default().match_any()
         };
+        let mut params = first.clone();
         let mut items = Vec::new();
+        let mut starts = 1;
         loop {
-            let page = self.call("list_workloads", api.list(&params)).await?;
+            let page = match self.call("list_workloads", api.list(&params)).await {
+                Ok(page) => page,
+                // The continue token expired (etcd compacted the version the list began
+                // at): the pages already read may be stale, so the list starts again.
+                Err(e) if e.code() == Some(410) && starts < LIST_STARTS => {
+                    tracing::info!(namespace, error = %e, "a paged list expired; starting it again");
+                    starts += 1;
+                    items.clear();
+                    params = first.clone();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             items.extend(page.items);
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
@@ -357,8 +473,12 @@ impl Kubernetes {
         Ok(out)
     }
 
-    /// Creation time of the newest object of a kind (metadata only).
-    async fn newest<K>(&self, namespace: &str) -> Result<Option<DateTime<Utc>>, CallError>
+    /// The newest object of a kind (its creation time), and each one's controller
+    /// (`Deployment/web`), from a metadata-only list.
+    async fn revisions<K>(
+        &self,
+        namespace: &str,
+    ) -> Result<(Option<DateTime<Utc>>, HashMap<String, String>), CallError>
     where
         K: kube::Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
         K::DynamicType: Default,
@@ -370,30 +490,107 @@ impl Kubernetes {
                     .list_metadata(&ListParams::default().match_any()),
             )
             .await?;
-        Ok(list
+        let newest = list
             .items
             .iter()
             .filter_map(|m| m.metadata.creation_timestamp.as_ref())
             .filter_map(|t| leader::from_jiff(t.0))
-            .max())
+            .max();
+        let controllers = list
+            .items
+            .into_iter()
+            .filter_map(|m| {
+                let owner = m
+                    .metadata
+                    .owner_references?
+                    .into_iter()
+                    .find(|o| o.controller == Some(true))?;
+                Some((m.metadata.name?, format!("{}/{}", owner.kind, owner.name)))
+            })
+            .collect();
+        Ok((newest, controllers))
+    }
+
+    /// The namespace's pods, as far as curfew reads them (one list, from the API server's
+    /// cache, like the pass's other lists).
+    async fn pods(&self, namespace: &str) -> Result<Vec<pods::Pod>, CallError> {
+        let path =
+            <k8s_openapi::api::core::v1::Pod as kube::Resource>::url_path(&(), Some(namespace));
+        let request = Request::new(path)
+            .list(&ListParams::default().match_any())
+            .map_err(|e| CallError::Other(e.to_string()))?;
+        let list: ObjectList<pods::Pod> = self
+            .call("list_pods", self.inner.client.request(request))
+            .await?;
+        Ok(list.items)
     }
 
     async fn contents(&self, namespace: &str) -> Result<Contents, CallError> {
         let workloads = self.workloads(namespace, false).await?;
-        let mut last_rollout = self.newest::<ReplicaSet>(namespace).await?;
+        let (mut last_rollout, replica_sets) = self.revisions::<ReplicaSet>(namespace).await?;
         // StatefulSets roll out through ControllerRevisions; most namespaces have none.
         if workloads.iter().any(|w| w.kind == Kind::StatefulSet) {
-            last_rollout = last_rollout.max(self.newest::<ControllerRevision>(namespace).await?);
+            let (newest, _) = self.revisions::<ControllerRevision>(namespace).await?;
+            last_rollout = last_rollout.max(newest);
         }
+        let pods = pods::classify(&self.pods(namespace).await?, &workloads, &replica_sets);
         Ok(Contents {
             workloads,
             last_rollout,
+            pods,
         })
+    }
+
+    /// What is left of a namespace being deleted: its pods (what it still costs).
+    async fn remains(&self, namespace: &str) -> Result<Contents, CallError> {
+        let pods = pods::classify(&self.pods(namespace).await?, &[], &HashMap::new());
+        Ok(Contents {
+            pods,
+            ..Contents::default()
+        })
+    }
+
+    /// The namespaces the selector chooses, less those that are never environments.
+    async fn chosen(&self) -> Result<Vec<Namespace>, PlatformError> {
+        let params = ListParams::default()
+            .labels(&self.inner.options.namespace_selector)
+            .match_any();
+        let listed = self
+            .call(
+                "list_namespaces",
+                Api::<Namespace>::all(self.inner.client.clone()).list(&params),
+            )
+            .await
+            .map_err(|e| failure(Operation::List, e.retryable(), format!("namespaces: {e}")))?;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter(|ns| {
+                let name = ns.metadata.name.as_deref().unwrap_or_default();
+                let never = self.never_an_environment(name);
+                if never {
+                    tracing::debug!(
+                        namespace = name,
+                        "chosen by the selector, but never an environment"
+                    );
+                }
+                !never
+            })
+            .collect())
+    }
+
+    /// The cluster's own namespaces and curfew's: never environments.
+    fn never_an_environment(&self, name: &str) -> bool {
+        SYSTEM_NAMESPACES.contains(&name)
+            || self.inner.options.own_namespace.as_deref() == Some(name)
     }
 
     /// The namespace `id` if it exists and the selector chooses it: curfew acts on nothing
     /// else, whatever id it is handed.
     async fn namespace(&self, id: &str) -> Result<Option<Namespace>, CallError> {
+        if self.never_an_environment(id) {
+            return Ok(None);
+        }
         let params = ListParams::default()
             .labels(&self.inner.options.namespace_selector)
             .fields(&format!("metadata.name={id}"));
@@ -459,6 +656,7 @@ impl Kubernetes {
                     }
                 }
                 Err(e) if e.code() == Some(404) => return Ok(None),
+                Err(CallError::LostLease) => return Err(ObjectError::NotLeader),
                 Err(e) => return Err(ObjectError::Call(e)),
             }
         }
@@ -476,33 +674,15 @@ impl Kubernetes {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        let patch = Patch::Merge(patch);
-        let endpoint = "patch_workload";
-        match kind {
-            Kind::Deployment => self
-                .call(
-                    endpoint,
-                    self.api::<Deployment>(namespace)
-                        .patch(name, &params, &patch),
-                )
-                .await
-                .map(drop),
-            Kind::StatefulSet => self
-                .call(
-                    endpoint,
-                    self.api::<StatefulSet>(namespace)
-                        .patch(name, &params, &patch),
-                )
-                .await
-                .map(drop),
-            Kind::CronJob => self
-                .call(
-                    endpoint,
-                    self.api::<CronJob>(namespace).patch(name, &params, &patch),
-                )
-                .await
-                .map(drop),
-        }
+        let path = match kind {
+            Kind::Deployment => url_path::<Deployment>(namespace),
+            Kind::StatefulSet => url_path::<StatefulSet>(namespace),
+            Kind::CronJob => url_path::<CronJob>(namespace),
+        };
+        let request = Request::new(path).patch(name, &params, &Patch::Merge(patch));
+        self.write::<IgnoredAny>("patch_workload", request)
+            .await
+            .map(drop)
     }
 
     async fn get(
@@ -545,11 +725,31 @@ impl Kubernetes {
         if terminating(&ns) {
             return Ok(Outcome::AlreadyThereOrBusy);
         }
+        // The policy never acts on a protected environment; one protected since the
+        // listing is not acted on either.
+        if protected(&ns) {
+            return Err(failure(
+                operation,
+                false,
+                format!(
+                    "namespace {id} is protected by its labels or annotations; not {}",
+                    if operation == Operation::Stop {
+                        "stopped"
+                    } else {
+                        "started"
+                    }
+                ),
+            ));
+        }
         let objects = self
             .workloads(id, true)
             .await
             .map_err(|e| self.call_failure(operation, id, &e))?;
         let total = objects.len();
+        let not_stopped = match step {
+            Step::Stop(_) => self.warn_not_stopped(id, &objects).await,
+            Step::Start => Vec::new(),
+        };
         let results: Vec<(Kind, String, Result<Option<Change>, ObjectError>)> =
             stream::iter(objects)
                 .map(|object| async move {
@@ -559,28 +759,18 @@ impl Kubernetes {
                 .buffer_unordered(self.inner.options.max_concurrency.max(1))
                 .collect()
                 .await;
-        let mut changed: BTreeMap<(Change, Kind), usize> = BTreeMap::new();
-        let mut left_as_changed = Vec::new();
-        let mut failed = Vec::new();
-        let mut not_leader = 0;
-        for (kind, name, result) in results {
-            match result {
-                Ok(Some(change)) => {
-                    *changed.entry((change, kind)).or_default() += 1;
-                    if change == Change::LeftAsChanged {
-                        left_as_changed.push(format!("{}/{name}", kind.plural()));
-                    }
-                }
-                Ok(None) => {}
-                Err(ObjectError::NotLeader) => not_leader += 1,
-                Err(e) => failed.push((kind, name, e)),
-            }
-        }
-        left_as_changed.sort();
+        let Tally {
+            changed,
+            left_as_changed,
+            failed,
+            not_leader,
+        } = Tally::of(results);
         let done: usize = changed.values().sum();
         if done > 0 {
-            let notice = self.with_links(&ns, action_notice(step, &changed, &left_as_changed));
-            self.post(id, ns.metadata.uid.as_deref(), &notice).await;
+            let notice = action_notice(step, &changed, &left_as_changed, &not_stopped);
+            let notice = self.with_links(&ns, notice);
+            let regarding = Regarding::namespace(id, ns.metadata.uid.as_deref());
+            self.post(&regarding, &notice).await;
         }
         if not_leader > 0 {
             return Err(failure(
@@ -592,30 +782,7 @@ impl Kubernetes {
             ));
         }
         if !failed.is_empty() {
-            let retryable = failed.iter().all(|(_, _, e)| match e {
-                ObjectError::Call(c) => c.retryable(),
-                _ => true,
-            });
-            let first: Vec<String> = failed
-                .iter()
-                .take(3)
-                .map(|(kind, name, e)| match e {
-                    ObjectError::Call(c) => format!("{}/{name}: {c}", kind.plural()),
-                    _ => format!(
-                        "{}/{name}: changed by someone else at every attempt",
-                        kind.plural()
-                    ),
-                })
-                .collect();
-            return Err(failure(
-                operation,
-                retryable,
-                format!(
-                    "namespace {id}: {} of {total} objects failed ({}); {done} changed, the next pass tries the rest",
-                    failed.len(),
-                    first.join("; ")
-                ),
-            ));
+            return Err(objects_failed(operation, id, &failed, total, done));
         }
         Ok(if done > 0 {
             Outcome::Accepted
@@ -624,28 +791,86 @@ impl Kubernetes {
         })
     }
 
-    /// Posts an Event on a namespace. Best effort: a failure is logged, never raised. A
-    /// replica that does not hold the lease writes nothing, Events included.
-    async fn post(&self, namespace: &str, uid: Option<&str>, notice: &Notice) {
+    /// The objects a stop leaves running and why (another controller owns it, its volumes
+    /// would go, someone put it back since curfew stopped it), each said once per change of
+    /// the object in a Warning Event about it.
+    async fn warn_not_stopped(&self, namespace: &str, objects: &[Workload]) -> Vec<String> {
+        let mut out = Vec::new();
+        for w in objects.iter().filter(|w| !w.excluded() && w.wants_to_run()) {
+            let (reason, why) = match (w.not_stopped(), w.scaled_back()) {
+                (Some(why), _) => ("NotStopped", why),
+                (None, Some(by)) => (
+                    "ScaledBack",
+                    format!(
+                        "put back to {} by {by} after curfew stopped it; curfew does not stop it again, as that would fight {by} at every pass (docs/platforms.md#gitops)",
+                        if w.kind == Kind::CronJob {
+                            "running".to_string()
+                        } else {
+                            format!("{} replicas", w.replicas)
+                        },
+                    ),
+                ),
+                (None, None) => continue,
+            };
+            let object = format!("{}/{}", w.kind.plural(), w.name);
+            out.push(format!("{object} ({why})"));
+            let seen = (
+                namespace.to_string(),
+                object.clone(),
+                w.resource_version.clone().unwrap_or_default(),
+            );
+            {
+                let mut warned = self
+                    .inner
+                    .warned
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                // Bounded: forgetting means at most one Event more per object.
+                if warned.len() > 10_000 {
+                    warned.clear();
+                }
+                if !warned.insert(seen) {
+                    continue;
+                }
+            }
+            let regarding = Regarding {
+                api_version: w.kind.api_version(),
+                kind: w.kind.name(),
+                namespace: namespace.to_string(),
+                name: w.name.clone(),
+                uid: None,
+            };
+            let notice = Notice {
+                type_: EventType::Warning,
+                reason: reason.into(),
+                action: "Stop".into(),
+                note: format!("curfew did not stop {object}: {why}"),
+            };
+            self.post(&regarding, &notice).await;
+        }
+        out
+    }
+
+    /// Posts an Event. Best effort: a failure is logged, never raised. A replica that does
+    /// not hold the lease writes nothing, Events included.
+    async fn post(&self, regarding: &Regarding, notice: &Notice) {
         if !self.inner.options.events || !self.inner.leader.is_leader() {
             return;
         }
         let event = events::event(
-            namespace,
-            uid,
+            regarding,
             notice,
             &self.inner.options.identity,
             self.inner.clock.now(),
         );
-        let result = self
-            .call(
-                "create_event",
-                self.api::<Event>(namespace)
-                    .create(&PostParams::default(), &event),
-            )
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(namespace, reason = %notice.reason, error = %e, "could not post an Event");
+        let request = serde_json::to_vec(&event)
+            .map_err(kube::core::request::Error::SerializeBody)
+            .and_then(|body| {
+                Request::new(url_path::<Event>(&regarding.namespace))
+                    .create(&PostParams::default(), body)
+            });
+        if let Err(e) = self.write::<IgnoredAny>("create_event", request).await {
+            tracing::warn!(namespace = %regarding.namespace, reason = %notice.reason, error = %e, "could not post an Event");
         }
     }
 
@@ -675,9 +900,94 @@ fn failure(operation: Operation, retryable: bool, message: String) -> PlatformEr
     }
 }
 
-fn terminating(ns: &Namespace) -> bool {
-    ns.metadata.deletion_timestamp.is_some()
-        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
+fn url_path<K>(namespace: &str) -> String
+where
+    K: kube::Resource<Scope = NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    K::url_path(&K::DynamicType::default(), Some(namespace))
+}
+
+/// Protected by its labels or annotations (see the namespace module's table).
+fn protected(ns: &Namespace) -> bool {
+    let labels = namespace::policy_labels(
+        ns.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
+        ns.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()),
+    );
+    labels
+        .get(crate::policy::PROTECT_LABEL)
+        .is_some_and(|v| v == "true")
+}
+
+/// What a stop or start did to the objects of a namespace.
+struct Tally {
+    changed: BTreeMap<(Change, Kind), usize>,
+    /// `deployments/web`, sorted.
+    left_as_changed: Vec<String>,
+    failed: Vec<(Kind, String, ObjectError)>,
+    not_leader: usize,
+}
+
+impl Tally {
+    fn of(results: Vec<(Kind, String, Result<Option<Change>, ObjectError>)>) -> Tally {
+        let mut tally = Tally {
+            changed: BTreeMap::new(),
+            left_as_changed: Vec::new(),
+            failed: Vec::new(),
+            not_leader: 0,
+        };
+        for (kind, name, result) in results {
+            match result {
+                Ok(Some(change)) => {
+                    *tally.changed.entry((change, kind)).or_default() += 1;
+                    if change == Change::LeftAsChanged {
+                        tally
+                            .left_as_changed
+                            .push(format!("{}/{name}", kind.plural()));
+                    }
+                }
+                Ok(None) => {}
+                Err(ObjectError::NotLeader) => tally.not_leader += 1,
+                Err(e) => tally.failed.push((kind, name, e)),
+            }
+        }
+        tally.left_as_changed.sort();
+        tally
+    }
+}
+
+/// "namespace pr-1: 2 of 7 objects failed (…); 5 changed, the next pass tries the rest".
+fn objects_failed(
+    operation: Operation,
+    id: &str,
+    failed: &[(Kind, String, ObjectError)],
+    total: usize,
+    done: usize,
+) -> PlatformError {
+    let retryable = failed.iter().all(|(_, _, e)| match e {
+        ObjectError::Call(c) => c.retryable(),
+        _ => true,
+    });
+    let first: Vec<String> = failed
+        .iter()
+        .take(3)
+        .map(|(kind, name, e)| match e {
+            ObjectError::Call(c) => format!("{}/{name}: {c}", kind.plural()),
+            _ => format!(
+                "{}/{name}: changed by someone else at every attempt",
+                kind.plural()
+            ),
+        })
+        .collect();
+    failure(
+        operation,
+        retryable,
+        format!(
+            "namespace {id}: {} of {total} objects failed ({}); {done} changed, the next pass tries the rest",
+            failed.len(),
+            first.join("; ")
+        ),
+    )
 }
 
 /// "curfew stopped this environment: 3 deployments and 1 statefulset scaled to zero, …".
@@ -685,6 +995,7 @@ fn action_notice(
     step: Step,
     changed: &BTreeMap<(Change, Kind), usize>,
     left_as_changed: &[String],
+    not_stopped: &[String],
 ) -> Notice {
     let count = |change: Change, kind: Kind| changed.get(&(change, kind)).copied().unwrap_or(0);
     let list = |change: Change, kinds: &[Kind]| {
@@ -707,6 +1018,9 @@ fn action_notice(
             let suspended = list(Change::Stopped, &[Kind::CronJob]);
             if !suspended.is_empty() {
                 parts.push(format!("{suspended} suspended"));
+            }
+            if !not_stopped.is_empty() {
+                parts.push(format!("not stopped: {}", not_stopped.join(", ")));
             }
             Notice {
                 type_: EventType::Normal,
@@ -747,17 +1061,7 @@ impl Platform for Kubernetes {
 
     async fn list(&self) -> Result<Snapshot, PlatformError> {
         let now = self.inner.clock.now();
-        let params = ListParams::default()
-            .labels(&self.inner.options.namespace_selector)
-            .match_any();
-        let namespaces = self
-            .call(
-                "list_namespaces",
-                Api::<Namespace>::all(self.inner.client.clone()).list(&params),
-            )
-            .await
-            .map_err(|e| failure(Operation::List, e.retryable(), format!("namespaces: {e}")))?
-            .items;
+        let namespaces = self.chosen().await?;
         let mut complete = true;
         let activity = match self.traffic(now).await {
             Ok(None) => Activity::NotAsked,
@@ -781,11 +1085,13 @@ impl Platform for Kubernetes {
             })
             .collect();
         let contents: Vec<Option<Contents>> = stream::iter(names)
-            .map(|(name, terminating)| async move {
-                if terminating {
-                    return Some(Contents::default());
-                }
-                match self.contents(&name).await {
+            .map(|(name, deleting): (String, bool)| async move {
+                let contents = if deleting {
+                    self.remains(&name).await
+                } else {
+                    self.contents(&name).await
+                };
+                match contents {
                     Ok(c) => Some(c),
                     Err(e) => {
                         tracing::warn!(namespace = %name, error = %e, "cannot list the namespace's workloads: left alone this pass");
@@ -839,14 +1145,7 @@ impl Platform for Kubernetes {
         }
         // The policy never asks to delete a protected environment; a namespace annotated
         // since the listing is still not deleted.
-        let labels = namespace::policy_labels(
-            &ns.metadata.labels.clone().unwrap_or_default(),
-            &ns.metadata.annotations.clone().unwrap_or_default(),
-        );
-        if labels
-            .get(crate::policy::PROTECT_LABEL)
-            .is_some_and(|v| v == "true")
-        {
+        if protected(&ns) {
             return Err(failure(
                 operation,
                 false,
@@ -856,35 +1155,39 @@ impl Platform for Kubernetes {
         let uid = ns.metadata.uid.clone();
         // Before the delete: a namespace being deleted takes no new Event.
         self.post(
-            id,
-            uid.as_deref(),
+            &Regarding::namespace(id, uid.as_deref()),
             &Notice {
                 type_: EventType::Normal,
                 reason: "Deleted".into(),
                 action: "Delete".into(),
-                note: "curfew is deleting this environment (foreground)".into(),
+                note: "curfew is deleting this environment".into(),
             },
         )
         .await;
-        if !self.inner.leader.is_leader() {
-            return Err(self.not_leader(operation, id));
-        }
-        let mut params = DeleteParams::foreground();
-        // Exactly the namespace that was checked, not one created since under its name.
-        params.preconditions = Some(Preconditions {
-            uid,
-            resource_version: None,
-        });
-        match self
-            .call(
-                "delete_namespace",
-                Api::<Namespace>::all(self.inner.client.clone()).delete(id, &params),
-            )
-            .await
-        {
+        // Exactly the namespace that was checked: not one created since under its name
+        // (uid), nor one changed since, protected say (resourceVersion). The default
+        // propagation: the namespace controller deletes a namespace's content whatever the
+        // policy, and Foreground would only add a finalizer to the namespace.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version: ns.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        let request =
+            Request::new(<Namespace as kube::Resource>::url_path(&(), None)).delete(id, &params);
+        match self.write::<IgnoredAny>("delete_namespace", request).await {
             Ok(_) => Ok(Outcome::Accepted),
             Err(e) if e.code() == Some(404) => Ok(Outcome::Gone),
-            Err(e) if e.code() == Some(409) => Ok(Outcome::AlreadyThereOrBusy),
+            Err(e) if e.code() == Some(409) => Err(failure(
+                operation,
+                true,
+                format!(
+                    "namespace {id} changed since curfew checked it ({e}); not deleted, the next pass decides again"
+                ),
+            )),
+            Err(CallError::LostLease) => Err(self.not_leader(operation, id)),
             Err(e) => Err(self.call_failure(operation, id, &e)),
         }
     }
@@ -895,8 +1198,7 @@ impl Platform for Kubernetes {
 
     async fn note(&self, id: &str, reason: &str, message: &str) {
         self.post(
-            id,
-            None,
+            &Regarding::namespace(id, None),
             &Notice {
                 type_: EventType::Warning,
                 reason: reason.to_string(),

@@ -21,7 +21,8 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use k8s_openapi::api::core::v1::Namespace;
 
 use super::leader::from_jiff;
-use super::workload::{Kind, Workload};
+use super::pods::{Owner, Running};
+use super::workload::{PodRequests, Workload};
 use crate::platform::qovery::Prices;
 use crate::platform::{EnvState, Environment, Mode};
 use crate::policy::{PROTECT_LABEL, SNOOZE_LABEL};
@@ -43,12 +44,69 @@ pub struct Mapping {
     pub prices: Prices,
 }
 
+/// Namespaces curfew never treats as environments, whatever the selector says (as
+/// GoKubeDownscaler excludes them): the cluster's own, and `default`. curfew's own
+/// namespace is excluded too (see `KubernetesOptions::own_namespace`).
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["kube-system", "kube-public", "kube-node-lease", "default"];
+
 /// What was found in a namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Contents {
     pub workloads: Vec<Workload>,
     /// Newest ReplicaSet or ControllerRevision: the last rollout.
     pub last_rollout: Option<DateTime<Utc>>,
+    /// The active pods, and what runs each.
+    pub pods: Vec<Running>,
+}
+
+impl Contents {
+    /// The last deployment: the last rollout, or a workload put back since curfew stopped
+    /// it (a GitOps sync, a person: someone is at work on it).
+    fn last_deployed(&self) -> Option<DateTime<Utc>> {
+        self.workloads
+            .iter()
+            .filter(|w| w.scaled_back().is_some())
+            .filter_map(|w| w.replicas_set_by.as_ref().and_then(|(_, t)| *t))
+            .chain(self.last_rollout)
+            .max()
+    }
+
+    /// Pods running whatever curfew does, by what runs them (`Rollout/web`), with their
+    /// count and requests. Excluded workloads' pods are left out: their owners chose so.
+    fn unstoppable(&self) -> BTreeMap<String, (usize, PodRequests)> {
+        let mut out: BTreeMap<String, (usize, PodRequests)> = BTreeMap::new();
+        for pod in &self.pods {
+            let label = match &pod.owner {
+                Owner::Other(label) => label.clone(),
+                Owner::Workload(i) => match self.workloads.get(*i) {
+                    Some(w) if !w.excluded() => match w.not_stopped() {
+                        Some(why) => format!("{}/{} ({why})", w.kind.plural(), w.name),
+                        None => continue,
+                    },
+                    _ => continue,
+                },
+            };
+            let entry = out.entry(label).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1 + pod.requests;
+        }
+        out
+    }
+
+    /// Pods of curfew's workloads that are scaled to zero, still there.
+    fn pods_left(&self) -> usize {
+        self.pods
+            .iter()
+            .filter(|p| match p.owner {
+                Owner::Workload(i) => self
+                    .workloads
+                    .get(i)
+                    .is_some_and(|w| w.managed() && !w.wants_to_run()),
+                Owner::Other(_) => false,
+            })
+            .count()
+    }
 }
 
 /// The environment a namespace is. `contents` is None when its workloads could not be
@@ -89,46 +147,67 @@ pub fn environment(
             .as_ref()
             .and_then(|t| from_jiff(t.0))
             .unwrap_or(DateTime::UNIX_EPOCH),
-        last_deployed_at: contents.and_then(|c| c.last_rollout),
+        last_deployed_at: contents.and_then(Contents::last_deployed),
         last_activity_at: last_activity,
         labels: policy_labels(&labels, &annotations),
-        hourly_cost: contents.and_then(|c| hourly_cost(&c.workloads, mapping.prices)),
+        hourly_cost: contents.and_then(|c| hourly_cost(c, state, mapping.prices)),
+        unstoppable: contents
+            .and_then(|c| unstoppable(c, mapping.prices))
+            .map(Arc::from),
     }
 }
 
-/// Terminating, unknown, running (anything asks to run), stopping (nothing asks to run,
-/// pods remain) or stopped.
+/// Being deleted.
+pub fn terminating(ns: &Namespace) -> bool {
+    ns.metadata.deletion_timestamp.is_some()
+        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
+}
+
+/// Deleting (with what holds the namespace up), unknown, running (anything curfew stops
+/// asks to run), stopping (pods of what it stopped remain), stopped, or unknown when pods
+/// that curfew cannot stop run and it stopped nothing here.
 fn state(ns: &Namespace, contents: Option<&Contents>) -> (EnvState, String) {
-    let terminating = ns.metadata.deletion_timestamp.is_some()
-        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
-    if terminating {
-        return (EnvState::Deleting, "Terminating".into());
+    if terminating(ns) {
+        return (EnvState::Deleting, terminating_words(ns, contents));
     }
     let Some(contents) = contents else {
         return (EnvState::Unknown, "Active; workloads not listed".into());
     };
-    let managed: Vec<&Workload> = contents
-        .workloads
-        .iter()
-        .filter(|w| !w.excluded())
-        .collect();
+    let managed: Vec<&Workload> = contents.workloads.iter().filter(|w| w.managed()).collect();
     let running = managed.iter().filter(|w| w.wants_to_run()).count();
     let by_curfew = managed.iter().any(|w| w.recorded().is_some());
-    let pods: i32 = managed
-        .iter()
-        .filter(|w| w.kind != Kind::CronJob)
-        .map(|w| w.pods)
-        .sum();
+    let left = contents.pods_left();
+    let unstoppable = !contents.unstoppable().is_empty();
     if running > 0 {
         let total = managed.len();
-        (
-            EnvState::Running,
-            format!("Active; {running} of {total} workloads running"),
-        )
-    } else if pods > 0 {
+        let mut words = format!("Active; {running} of {total} workloads running");
+        for w in &managed {
+            if let Some(by) = w.scaled_back() {
+                words.push_str(&format!(
+                    "; {}/{} scaled back to {} by {by} after curfew stopped it",
+                    w.kind.plural(),
+                    w.name,
+                    w.replicas
+                ));
+            }
+        }
+        (EnvState::Running, words)
+    } else if left > 0 {
         (
             EnvState::Stopping,
-            format!("Active; scaled to zero, {pods} pods left"),
+            format!("Active; scaled to zero, {left} pods left"),
+        )
+    } else if unstoppable && by_curfew {
+        (
+            EnvState::Stopped,
+            "Active; scaled to zero by curfew, but pods it cannot stop run".into(),
+        )
+    } else if unstoppable {
+        // Nothing curfew could stop or start here, and it cannot tell whether what runs is
+        // in use: left alone, never deleted.
+        (
+            EnvState::Unknown,
+            "Active; nothing curfew stops runs, but pods it cannot stop do".into(),
         )
     } else if by_curfew {
         (EnvState::Stopped, "Active; scaled to zero by curfew".into())
@@ -137,22 +216,151 @@ fn state(ns: &Namespace, contents: Option<&Contents>) -> (EnvState, String) {
     }
 }
 
-/// Σ pods' requests × unit prices, for the replicas each workload runs with. None when the
-/// file gives no unit price (the rule's `hourly_cost` is used instead).
-pub fn hourly_cost(workloads: &[Workload], prices: Prices) -> Option<f64> {
+/// "Terminating since T; NamespaceFinalizersRemaining: …; 2 pods left": what a namespace
+/// stuck in Terminating waits for, from its conditions (set by the namespace controller).
+fn terminating_words(ns: &Namespace, contents: Option<&Contents>) -> String {
+    let mut words = String::from("Terminating");
+    if let Some(since) = ns
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| from_jiff(t.0))
+    {
+        words.push_str(&format!(
+            " since {}",
+            since.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
+    }
+    let conditions = ns.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for c in conditions
+        .into_iter()
+        .flatten()
+        .filter(|c| c.status == "True")
+    {
+        words.push_str(&format!(
+            "; {}: {}",
+            c.type_,
+            c.message.as_deref().unwrap_or_default()
+        ));
+    }
+    if let Some(c) = contents.filter(|c| !c.pods.is_empty()) {
+        words.push_str(&format!("; {} pods left", c.pods.len()));
+    }
+    words
+}
+
+fn price(requests: PodRequests, prices: Prices) -> f64 {
+    requests.cpu * prices.vcpu_hour.unwrap_or(0.0)
+        + requests.memory_gib * prices.gib_hour.unwrap_or(0.0)
+}
+
+/// What a stop saves per hour: Σ over the workloads curfew stops of the replicas each runs
+/// with × what one of its pods asks for (its running pods' mean, which holds what the API
+/// server added to the template; the template when none runs). A namespace being deleted
+/// costs what its pods left ask for. None when the file gives no unit price (the rule's
+/// `hourly_cost` is used instead).
+pub fn hourly_cost(contents: &Contents, state: EnvState, prices: Prices) -> Option<f64> {
     if prices.vcpu_hour.is_none() && prices.gib_hour.is_none() {
         return None;
     }
-    let cost = workloads
+    if state == EnvState::Deleting {
+        return Some(
+            contents
+                .pods
+                .iter()
+                .map(|p| price(p.requests, prices))
+                .sum(),
+        );
+    }
+    let cost = contents
+        .workloads
         .iter()
-        .filter(|w| !w.excluded())
-        .map(|w| {
-            f64::from(w.running_replicas())
-                * (w.requests.cpu * prices.vcpu_hour.unwrap_or(0.0)
-                    + w.requests.memory_gib * prices.gib_hour.unwrap_or(0.0))
+        .enumerate()
+        .filter(|(_, w)| w.managed())
+        .map(|(i, w)| {
+            let pods: Vec<PodRequests> = contents
+                .pods
+                .iter()
+                .filter(|p| p.owner == Owner::Workload(i))
+                .map(|p| p.requests)
+                .collect();
+            let per_pod = match pods.len() {
+                0 => w.requests,
+                n => {
+                    let sum = pods.into_iter().fold(PodRequests::default(), |a, b| a + b);
+                    PodRequests {
+                        cpu: sum.cpu / n as f64,
+                        memory_gib: sum.memory_gib / n as f64,
+                    }
+                }
+            };
+            f64::from(w.running_replicas()) * price(per_pod, prices)
         })
         .sum::<f64>();
     Some(cost)
+}
+
+/// "3 pods: Rollout/web ×2, DaemonSet/agent ×1; they ask for 1.50 vCPU and 3.00 GiB
+/// (0.0750 an hour at the file's prices)", or None when every pod is curfew's to stop.
+fn unstoppable(contents: &Contents, prices: Prices) -> Option<String> {
+    let groups = contents.unstoppable();
+    if groups.is_empty() {
+        return None;
+    }
+    let count: usize = groups.values().map(|(n, _)| n).sum();
+    let total = groups
+        .values()
+        .fold(PodRequests::default(), |a, (_, r)| a + *r);
+    let list: Vec<String> = groups
+        .iter()
+        .map(|(label, (n, _))| format!("{label} ×{n}"))
+        .collect();
+    let mut text = format!(
+        "{count} pod{} that curfew does not stop: {}; they ask for {:.2} vCPU and {:.2} GiB",
+        if count == 1 { "" } else { "s" },
+        list.join(", "),
+        total.cpu,
+        total.memory_gib
+    );
+    if prices.vcpu_hour.is_some() || prices.gib_hour.is_some() {
+        text.push_str(&format!(
+            " ({:.4} an hour at the file's prices)",
+            price(total, prices)
+        ));
+    }
+    Some(text)
+}
+
+/// Refuses a selector that requires no label (`!label`, `team notin (a)`, `tier!=prod`):
+/// it chooses every namespace without that label, every unlabelled application namespace
+/// of the cluster among them, each a preview by default (deletable).
+pub fn selector_requires_a_label(selector: &str) -> Result<(), String> {
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                terms.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&selector[start..]);
+    let positive = terms.iter().map(|t| t.trim()).any(|t| {
+        let negative =
+            t.starts_with('!') || t.contains("!=") || t.split_whitespace().nth(1) == Some("notin");
+        !t.is_empty() && !negative
+    });
+    if positive {
+        Ok(())
+    } else {
+        Err(format!(
+            "the namespace selector \"{selector}\" requires no label: it chooses every namespace that lacks one, every application namespace of the cluster among them (a preview by default, so deletable); require a label your preview namespaces carry, such as curfew.dev/preview=true"
+        ))
+    }
 }
 
 /// The namespace's labels with protection and snoozes folded in (see the module's table).

@@ -20,11 +20,11 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::platform::{EnvState, Environment, Mode};
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     "2026-11-26T10:00:00Z".parse().unwrap()
 }
 
-fn options() -> KubernetesOptions {
+pub(super) fn options() -> KubernetesOptions {
     let mut o = KubernetesOptions::new("curfew.dev/preview=true");
     o.prices = Prices {
         vcpu_hour: Some(0.04),
@@ -38,7 +38,11 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(now()))
 }
 
-fn adapter_with(fake: &FakeApi, options: KubernetesOptions, leader: Arc<dyn Leader>) -> Kubernetes {
+pub(super) fn adapter_with(
+    fake: &FakeApi,
+    options: KubernetesOptions,
+    leader: Arc<dyn Leader>,
+) -> Kubernetes {
     Kubernetes::new(fake.client(), options, clock(), leader, None).unwrap()
 }
 
@@ -46,7 +50,7 @@ fn adapter(fake: &FakeApi) -> Kubernetes {
     adapter_with(fake, options(), Arc::new(Alone))
 }
 
-async fn listed(k8s: &Kubernetes, id: &str) -> Environment {
+pub(super) async fn listed(k8s: &Kubernetes, id: &str) -> Environment {
     k8s.list()
         .await
         .unwrap()
@@ -70,7 +74,7 @@ fn preview_with_everything(fake: &FakeApi) {
     fake.put(deployment("pr-1", "pinned", 2).annotated(EXCLUDE, "true"));
 }
 
-fn patched(fake: &FakeApi) -> Vec<String> {
+pub(super) fn patched(fake: &FakeApi) -> Vec<String> {
     fake.writes()
         .iter()
         .filter(|w| w.verb() == "patch")
@@ -485,8 +489,9 @@ async fn a_leader_that_loses_its_lease_mid_pass_sends_no_write_after_losing_it()
     )
     .unwrap();
     fake.forget_log();
-    // The 40th write takes 11 s (a stalled node, a slow API server): no renewal happens,
-    // and the renew deadline (10 s) passes while it is in flight.
+    // The 40th write waits 11 s in the API server (an overloaded one): no renewal
+    // happens, and the renew deadline (10 s) passes while it waits. It was sent with the
+    // time A had left as leader, so neither A nor the server carries it out late.
     let mut patches = 0;
     fake.on(move |seen, _| {
         if seen.verb() == "patch" {
@@ -502,15 +507,23 @@ async fn a_leader_that_loses_its_lease_mid_pass_sends_no_write_after_losing_it()
     assert!(e.retryable, "{e}");
     assert!(
         e.message
-            .contains("lost the lease after changing 40 of 100 objects"),
+            .contains("lost the lease after changing 39 of 100 objects"),
         "{e}"
     );
     assert_eq!(
         fake.writes().len(),
         40,
-        "40 patches, and nothing after the deadline"
+        "40 patches sent, and nothing after the deadline"
     );
-    assert_eq!(patched(&fake).len(), 40);
+    let deadline = fake.writes()[39].query.get("timeout").cloned();
+    assert_eq!(deadline.as_deref(), Some("10s"), "the time A had left");
+    // A gave up at its deadline; the server is done with the write a second later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        fake.replicas("deployments", "pr-1", "svc-039"),
+        2,
+        "the 40th would have landed after the deadline: it did not land"
+    );
     assert!(!a.is_leader());
 
     // Replica B sees A's record unchanged for the lease duration, takes over, and finishes
@@ -533,7 +546,7 @@ async fn a_leader_that_loses_its_lease_mid_pass_sends_no_write_after_losing_it()
     .unwrap();
     fake.forget_log();
     assert_eq!(replica_b.stop("pr-1").await, Ok(Outcome::Accepted));
-    assert_eq!(patched(&fake).len(), 60);
+    assert_eq!(patched(&fake).len(), 61);
     for i in 0..100 {
         let name = format!("svc-{i:03}");
         assert_eq!(fake.replicas("deployments", "pr-1", &name), 0);
@@ -767,7 +780,7 @@ async fn a_namespace_being_deleted_lists_as_deleting_and_takes_no_action() {
 }
 
 #[tokio::test]
-async fn delete_removes_the_namespace_in_the_foreground_and_only_the_one_checked() {
+async fn delete_removes_the_namespace_as_it_was_checked_and_adds_no_finalizer() {
     let fake = FakeApi::new();
     preview_with_everything(&fake);
     let k8s = adapter(&fake);
@@ -783,11 +796,22 @@ async fn delete_removes_the_namespace_in_the_foreground_and_only_the_one_checked
         "the Event goes first"
     );
     let body = writes[1].body.clone().unwrap();
-    assert_eq!(body["propagationPolicy"], "Foreground");
+    // Foreground would only add a finalizer to the namespace: the namespace controller
+    // deletes its content whatever the propagation.
+    assert_eq!(body["propagationPolicy"], Value::Null);
     assert_eq!(body["preconditions"]["uid"], "uid-pr-1");
-    assert_eq!(
-        fake.object("namespaces", "", "pr-1")["status"]["phase"],
-        "Terminating"
+    let checked = fake
+        .log()
+        .into_iter()
+        .find(|s| s.resource == "namespaces")
+        .unwrap();
+    assert_eq!(checked.verb(), "list");
+    let namespace = fake.object("namespaces", "", "pr-1");
+    assert_eq!(namespace["status"]["phase"], "Terminating");
+    assert_eq!(namespace["metadata"]["finalizers"], Value::Null);
+    assert!(
+        body["preconditions"]["resourceVersion"].is_string(),
+        "{body}"
     );
 }
 
@@ -1211,9 +1235,13 @@ fn workload(kind: Kind, replicas: i32, suspended: bool, annotations: &[(&str, &s
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         replicas,
-        pods: replicas,
         suspended,
         requests: PodRequests::default(),
+        controller: None,
+        deletes_volumes: false,
+        replicas_set_by: None,
+        starting_deadline: Some(60),
+        active_jobs: Vec::new(),
     }
 }
 
@@ -1359,4 +1387,18 @@ fn mistakes_in_the_kubernetes_settings_are_all_reported_with_their_field() {
             "{expected} missing from:\n{errors}"
         );
     }
+}
+
+#[test]
+fn a_selector_that_requires_no_label_is_refused_by_validate() {
+    let errors = parse(
+        "platform:\n  kubernetes:\n    namespace_selector: \"!production\"\nrules:\n  - name: previews\n    stop_when_idle: 3h\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errors.contains("platform.kubernetes.namespace_selector")
+            && errors.contains("the namespace selector \"!production\" requires no label"),
+        "{errors}"
+    );
 }

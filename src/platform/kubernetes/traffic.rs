@@ -10,8 +10,13 @@
 //!
 //! One instant query per pass; its answer is a Unix time per namespace. A namespace with
 //! no series had no traffic within the lookback (the deployment time alone then counts).
+//!
+//! Only the first query looks back the whole `lookback` (a 7-day subquery is 2,016
+//! evaluations of the rate): each later one looks back only to the previous answer (and
+//! one step more), and its answer is merged into what is remembered.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,24 +41,28 @@ pub struct TrafficOptions {
 const STEP_SECONDS: u64 = 300;
 
 impl TrafficOptions {
-    /// The PromQL sent: the last instant within the lookback at which the rate was above
+    /// The PromQL sent: the last instant within `window` at which the rate was above
     /// `min_rate`, per namespace.
-    pub fn promql(&self) -> String {
+    pub fn promql(&self, window: Duration) -> String {
         format!(
-            "max by ({label}) (max_over_time(timestamp(({query}) > {min})[{lookback}s:{STEP_SECONDS}s]))",
+            "max by ({label}) (max_over_time(timestamp(({query}) > {min})[{window}s:{STEP_SECONDS}s]))",
             label = self.namespace_label,
             query = self.query.trim(),
             min = self.min_rate,
-            lookback = self.lookback.as_secs().max(STEP_SECONDS),
+            window = window.as_secs().max(STEP_SECONDS),
         )
     }
 }
+
+/// The last answer: when it was asked, and the last request per namespace.
+type Remembered = (DateTime<Utc>, HashMap<String, DateTime<Utc>>);
 
 /// Asks Prometheus over HTTP.
 #[derive(Debug, Clone)]
 pub struct Traffic {
     options: TrafficOptions,
     http: reqwest::Client,
+    remembered: std::sync::Arc<Mutex<Option<Remembered>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,20 +94,65 @@ impl Traffic {
             .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot build the Prometheus client: {e}"))?;
-        Ok(Traffic { options, http })
+        Ok(Traffic {
+            options,
+            http,
+            remembered: Default::default(),
+        })
     }
 
-    /// Last request per namespace, evaluated at `now`.
+    /// How far back to ask at `now`: the whole lookback, or back to the last answer and
+    /// one step more (rounded up to whole steps).
+    fn window(&self, now: DateTime<Utc>) -> Duration {
+        let lookback = self.options.lookback;
+        let remembered = self
+            .remembered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let since = remembered
+            .as_ref()
+            .and_then(|(at, _)| (now - *at).to_std().ok());
+        match since {
+            Some(since) if since + Duration::from_secs(STEP_SECONDS) < lookback => {
+                let steps = since.as_secs().div_ceil(STEP_SECONDS) + 1;
+                Duration::from_secs(steps * STEP_SECONDS)
+            }
+            _ => lookback,
+        }
+    }
+
+    /// Last request per namespace within the lookback, evaluated at `now`.
     pub async fn last_requests(
         &self,
         now: DateTime<Utc>,
+    ) -> Result<HashMap<String, DateTime<Utc>>, String> {
+        let fresh = self.ask(now, self.window(now)).await?;
+        let oldest = now - chrono::TimeDelta::from_std(self.options.lookback).unwrap_or_default();
+        let mut remembered = self
+            .remembered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut merged = remembered.take().map(|(_, last)| last).unwrap_or_default();
+        for (namespace, at) in fresh {
+            let slot = merged.entry(namespace).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+        merged.retain(|_, at| *at >= oldest);
+        *remembered = Some((now, merged.clone()));
+        Ok(merged)
+    }
+
+    async fn ask(
+        &self,
+        now: DateTime<Utc>,
+        window: Duration,
     ) -> Result<HashMap<String, DateTime<Utc>>, String> {
         let url = format!(
             "{}/api/v1/query",
             self.options.prometheus_url.trim_end_matches('/')
         );
         let time = now.timestamp().to_string();
-        let query = self.options.promql();
+        let query = self.options.promql(window);
         let response = self
             .http
             .get(&url)
@@ -175,7 +229,7 @@ mod tests {
     #[test]
     fn the_query_asks_for_the_last_instant_above_the_minimum_rate_per_namespace() {
         assert_eq!(
-            options().promql(),
+            options().promql(Duration::from_secs(7 * 86_400)),
             "max by (namespace) (max_over_time(timestamp((sum by (namespace) (rate(nginx_ingress_controller_requests[5m]))) > 0)[604800s:300s]))"
         );
     }

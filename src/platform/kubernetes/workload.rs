@@ -4,15 +4,24 @@
 //! [`Workload::stop_patch`] / [`Workload::start_patch`] say what to write (a JSON merge
 //! patch) or that nothing needs writing. Every patch carries the resourceVersion the
 //! decision was made on, so the API server refuses it (409) if the object changed since.
+//!
+//! Some objects curfew does not stop ([`Workload::not_stopped`]): one controlled by another
+//! object (an operator would scale it back), a StatefulSet whose volumes a scale to zero
+//! would delete, and one whose replicas were put back since curfew stopped it (a GitOps
+//! tool or a person: curfew does not fight it, [`Workload::scaled_back`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
+
+use super::FIELD_MANAGER;
+use super::leader::from_jiff;
 
 /// Annotation on a Deployment or StatefulSet: its replicas before curfew scaled it to zero.
 pub const ORIGINAL_REPLICAS: &str = "curfew.dev/original-replicas";
@@ -24,6 +33,17 @@ pub const STOPPED_AT: &str = "curfew.dev/stopped-at";
 pub const EXCLUDE: &str = "curfew.dev/exclude";
 /// kube-downscaler's equivalent, honoured too.
 pub const DOWNSCALER_EXCLUDE: &str = "downscaler/exclude";
+/// Annotation on a CronJob to which curfew gave a starting deadline (it had none): `none`.
+pub const ORIGINAL_STARTING_DEADLINE: &str = "curfew.dev/original-starting-deadline";
+/// Annotation on a StatefulSet whose owners accept that a stop deletes its volumes
+/// (`persistentVolumeClaimRetentionPolicy.whenScaled: Delete`): `"true"`.
+pub const ALLOW_VOLUME_DELETION: &str = "curfew.dev/allow-volume-deletion";
+/// The starting deadline curfew gives a CronJob that has none when it suspends it: a run
+/// missed while suspended is then not started when it is resumed (the CronJob controller
+/// counts missed runs from `status.lastScheduleTime`, pkg/controller/cronjob/utils.go,
+/// mostRecentScheduleTime). Five minutes: far above the controller's usual delay, so a
+/// run on time is never missed.
+pub const STARTING_DEADLINE_SECONDS: i64 = 300;
 
 /// The kinds curfew scales.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,6 +55,22 @@ pub enum Kind {
 
 impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Deployment, Kind::StatefulSet, Kind::CronJob];
+
+    /// The kind's name (`Deployment`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::CronJob => "CronJob",
+        }
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::StatefulSet => "apps/v1",
+            Kind::CronJob => "batch/v1",
+        }
+    }
 
     /// The resource name, as in RBAC rules and `kubectl get`.
     pub fn plural(self) -> &'static str {
@@ -62,12 +98,22 @@ pub struct Workload {
     pub annotations: BTreeMap<String, String>,
     /// `spec.replicas` (the API server's default, 1, when absent); 0 for a CronJob.
     pub replicas: i32,
-    /// `status.replicas`: pods that still exist.
-    pub pods: i32,
     /// A CronJob's `spec.suspend`.
     pub suspended: bool,
-    /// What one of its pods asks for.
+    /// What one of its pods asks for, from its pod template.
     pub requests: PodRequests,
+    /// Its controller, if another object controls it (`Kafka/events`).
+    pub controller: Option<String>,
+    /// A StatefulSet that deletes its volumes when scaled down, its owners not having
+    /// accepted that ([`ALLOW_VOLUME_DELETION`]).
+    pub deletes_volumes: bool,
+    /// Who last set its replicas (a Deployment's or StatefulSet's) or its suspend flag (a
+    /// CronJob's), and when, from `managedFields`: `argocd-controller (Apply)`.
+    pub replicas_set_by: Option<(String, Option<DateTime<Utc>>)>,
+    /// A CronJob's `startingDeadlineSeconds`.
+    pub starting_deadline: Option<i64>,
+    /// A CronJob's running Jobs (`status.active`).
+    pub active_jobs: Vec<String>,
 }
 
 impl Workload {
@@ -78,9 +124,18 @@ impl Workload {
             resource_version: metadata.resource_version.clone(),
             annotations: metadata.annotations.clone().unwrap_or_default(),
             replicas: 0,
-            pods: 0,
             suspended: false,
             requests: PodRequests::default(),
+            controller: metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map(|o| format!("{}/{}", o.kind, o.name)),
+            deletes_volumes: false,
+            replicas_set_by: None,
+            starting_deadline: None,
+            active_jobs: Vec::new(),
         }
     }
 
@@ -88,47 +143,90 @@ impl Workload {
         let spec = d.spec.as_ref();
         Workload {
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-            pods: d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
             requests: spec
                 .and_then(|s| s.template.spec.as_ref())
                 .map(pod_requests)
                 .unwrap_or_default(),
+            replicas_set_by: last_setter(&d.metadata, "replicas"),
             ..Workload::base(Kind::Deployment, &d.metadata)
         }
     }
 
     pub fn from_stateful_set(s: &StatefulSet) -> Workload {
         let spec = s.spec.as_ref();
+        let base = Workload::base(Kind::StatefulSet, &s.metadata);
+        let when_scaled = spec
+            .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref())
+            .and_then(|p| p.when_scaled.as_deref());
         Workload {
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
-            pods: s.status.as_ref().map_or(0, |s| s.replicas),
             requests: spec
                 .and_then(|s| s.template.spec.as_ref())
                 .map(pod_requests)
                 .unwrap_or_default(),
-            ..Workload::base(Kind::StatefulSet, &s.metadata)
+            deletes_volumes: when_scaled == Some("Delete")
+                && spec.is_some_and(|s| s.volume_claim_templates.iter().flatten().next().is_some())
+                && !is_true(base.annotations.get(ALLOW_VOLUME_DELETION)),
+            replicas_set_by: last_setter(&s.metadata, "replicas"),
+            ..base
         }
     }
 
     pub fn from_cron_job(c: &CronJob) -> Workload {
+        let active: Vec<String> = c
+            .status
+            .as_ref()
+            .and_then(|s| s.active.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j.name.clone())
+            .collect();
         Workload {
             suspended: c.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false),
-            pods: c
-                .status
-                .as_ref()
-                .and_then(|s| s.active.as_ref())
-                .map_or(0, |a| i32::try_from(a.len()).unwrap_or(i32::MAX)),
+            starting_deadline: c.spec.as_ref().and_then(|s| s.starting_deadline_seconds),
+            replicas_set_by: last_setter(&c.metadata, "suspend"),
+            active_jobs: active,
             ..Workload::base(Kind::CronJob, &c.metadata)
         }
     }
 
+    /// Why curfew does not stop it, if it does not: another controller owns it, or a stop
+    /// would delete its volumes.
+    pub fn not_stopped(&self) -> Option<String> {
+        if let Some(owner) = &self.controller {
+            return Some(format!(
+                "controlled by {owner}, whose controller would undo a scale to zero"
+            ));
+        }
+        self.deletes_volumes.then(|| {
+            format!("at zero its PersistentVolumeClaims would be deleted (persistentVolumeClaimRetentionPolicy.whenScaled: Delete; annotate it {ALLOW_VOLUME_DELETION}=true to accept)")
+        })
+    }
+
+    /// Who put it back since curfew stopped it: curfew's record is there, yet it runs.
+    /// curfew does not stop it again (that would fight a GitOps tool or a person at every
+    /// pass).
+    pub fn scaled_back(&self) -> Option<String> {
+        if self.recorded().is_none() || !self.wants_to_run() {
+            return None;
+        }
+        Some(match &self.replicas_set_by {
+            Some((manager, _)) => manager.clone(),
+            None => "someone".to_string(),
+        })
+    }
+
     /// Marked `curfew.dev/exclude: "true"` (or kube-downscaler's `downscaler/exclude`).
     pub fn excluded(&self) -> bool {
-        [EXCLUDE, DOWNSCALER_EXCLUDE].iter().any(|k| {
-            self.annotations
-                .get(*k)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        })
+        [EXCLUDE, DOWNSCALER_EXCLUDE]
+            .iter()
+            .any(|k| is_true(self.annotations.get(*k)))
+    }
+
+    /// Counted and acted on by curfew: not excluded, and nothing keeps curfew from
+    /// stopping it.
+    pub fn managed(&self) -> bool {
+        !self.excluded() && self.not_stopped().is_none()
     }
 
     /// curfew's record of what it changed, if it stopped this object.
@@ -173,11 +271,22 @@ impl Workload {
     /// already suspended, excluded). The original value goes into an annotation, so any
     /// curfew replica can restore it.
     pub fn stop_patch(&self, now: DateTime<Utc>) -> Option<Value> {
-        if self.excluded() || !self.wants_to_run() {
+        if !self.managed() || !self.wants_to_run() || self.scaled_back().is_some() {
             return None;
         }
         let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
         Some(match self.kind {
+            // A CronJob without a starting deadline would start the run it missed while
+            // suspended as soon as it is resumed: it gets one, kept after the start (see
+            // STARTING_DEADLINE_SECONDS), and the annotation says it had none.
+            Kind::CronJob if self.starting_deadline.is_none() => json!({
+                "metadata": self.metadata_patch(json!({
+                    ORIGINAL_SUSPEND: "false",
+                    ORIGINAL_STARTING_DEADLINE: "none",
+                    STOPPED_AT: at,
+                })),
+                "spec": { "suspend": true, "startingDeadlineSeconds": STARTING_DEADLINE_SECONDS },
+            }),
             Kind::CronJob => json!({
                 "metadata": self.metadata_patch(json!({ ORIGINAL_SUSPEND: "false", STOPPED_AT: at })),
                 "spec": { "suspend": true },
@@ -235,50 +344,121 @@ pub enum Restore {
     LeftAsChanged,
 }
 
-/// What a pod asks for: the sum over its containers and sidecars, or its largest init
-/// container if that is more (Kubernetes' effective request).
-pub fn pod_requests(spec: &PodSpec) -> PodRequests {
-    let of = |c: &Container| {
-        let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-        let get = |key: &str, parse: fn(&str) -> Option<f64>| {
-            requests
+fn is_true(value: Option<&String>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The manager (and operation, and time) of the `managedFields` entry that owns
+/// `spec.FIELD`, other than curfew's own.
+fn last_setter(metadata: &ObjectMeta, field: &str) -> Option<(String, Option<DateTime<Utc>>)> {
+    metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| e.manager.as_deref() != Some(FIELD_MANAGER))
+        .filter(|e| {
+            e.fields_v1.as_ref().is_some_and(|f| {
+                f.0.get("f:spec")
+                    .and_then(|s| s.get(format!("f:{field}")))
+                    .is_some()
+            })
+        })
+        .map(|e| {
+            let manager = e.manager.clone().unwrap_or_else(|| "someone".into());
+            let name = match e.operation.as_deref() {
+                Some(op) => format!("{manager} ({op})"),
+                None => manager,
+            };
+            (name, e.time.as_ref().and_then(|t| from_jiff(t.0)))
+        })
+        .max_by_key(|(_, t)| *t)
+}
+
+impl std::ops::Add for PodRequests {
+    type Output = PodRequests;
+    fn add(self, other: PodRequests) -> PodRequests {
+        PodRequests {
+            cpu: self.cpu + other.cpu,
+            memory_gib: self.memory_gib + other.memory_gib,
+        }
+    }
+}
+
+impl PodRequests {
+    fn max(self, other: PodRequests) -> PodRequests {
+        PodRequests {
+            cpu: self.cpu.max(other.cpu),
+            memory_gib: self.memory_gib.max(other.memory_gib),
+        }
+    }
+
+    /// From a `requests`-like map (`cpu`, `memory`).
+    pub fn of(values: Option<&BTreeMap<String, Quantity>>) -> PodRequests {
+        let get = |key: &str| {
+            values
                 .and_then(|r| r.get(key))
-                .and_then(|q| parse(&q.0))
+                .and_then(|q| parse_quantity(&q.0))
                 .unwrap_or(0.0)
         };
         PodRequests {
-            cpu: get("cpu", parse_quantity),
-            memory_gib: get("memory", |q| {
-                parse_quantity(q).map(|b| b / (1024.0 * 1024.0 * 1024.0))
-            }),
+            cpu: get("cpu"),
+            memory_gib: get("memory") / (1024.0 * 1024.0 * 1024.0),
         }
-    };
-    let sum = |items: &mut dyn Iterator<Item = PodRequests>| {
-        items.fold(PodRequests::default(), |a, b| PodRequests {
-            cpu: a.cpu + b.cpu,
-            memory_gib: a.memory_gib + b.memory_gib,
-        })
-    };
-    let init = spec.init_containers.as_deref().unwrap_or_default();
-    // Sidecars (init containers that keep running) count with the main containers.
-    let is_sidecar = |c: &&Container| c.restart_policy.as_deref() == Some("Always");
-    let running = sum(&mut spec
-        .containers
-        .iter()
-        .chain(init.iter().filter(is_sidecar))
-        .map(of));
-    let largest_init =
-        init.iter()
-            .filter(|c| !is_sidecar(c))
-            .map(of)
-            .fold(PodRequests::default(), |a, b| PodRequests {
-                cpu: a.cpu.max(b.cpu),
-                memory_gib: a.memory_gib.max(b.memory_gib),
-            });
-    PodRequests {
-        cpu: running.cpu.max(largest_init.cpu),
-        memory_gib: running.memory_gib.max(largest_init.memory_gib),
     }
+}
+
+/// What a container asks for. A resource it gives a limit for but no request asks for the
+/// limit: the API server defaults requests to limits (pkg/apis/core/v1/defaults.go,
+/// SetDefaults_Pod), so the pods made from a template ask for that.
+pub fn container_requests(resources: Option<&ResourceRequirements>) -> PodRequests {
+    let requests = PodRequests::of(resources.and_then(|r| r.requests.as_ref()));
+    let limits = PodRequests::of(resources.and_then(|r| r.limits.as_ref()));
+    let has = |key: &str| {
+        resources
+            .and_then(|r| r.requests.as_ref())
+            .is_some_and(|r| r.contains_key(key))
+    };
+    PodRequests {
+        cpu: if has("cpu") { requests.cpu } else { limits.cpu },
+        memory_gib: if has("memory") {
+            requests.memory_gib
+        } else {
+            limits.memory_gib
+        },
+    }
+}
+
+/// Kubernetes' effective request of a pod: its containers and sidecars (init containers
+/// that keep running), or its largest other init container if that is more, plus the
+/// pod's overhead. Each container is (its requests, whether it is a sidecar).
+pub fn effective_requests(
+    containers: impl Iterator<Item = PodRequests>,
+    init: impl Iterator<Item = (PodRequests, bool)>,
+    overhead: PodRequests,
+) -> PodRequests {
+    let mut running = containers.fold(PodRequests::default(), |a, b| a + b);
+    let mut largest_init = PodRequests::default();
+    for (requests, sidecar) in init {
+        if sidecar {
+            running = running + requests;
+        } else {
+            largest_init = largest_init.max(requests);
+        }
+    }
+    running.max(largest_init) + overhead
+}
+
+/// What a pod made from this spec asks for (see [`effective_requests`]).
+pub fn pod_requests(spec: &PodSpec) -> PodRequests {
+    let of = |c: &Container| container_requests(c.resources.as_ref());
+    effective_requests(
+        spec.containers.iter().map(of),
+        spec.init_containers
+            .iter()
+            .flatten()
+            .map(|c| (of(c), c.restart_policy.as_deref() == Some("Always"))),
+        PodRequests::of(spec.overhead.as_ref()),
+    )
 }
 
 /// A Kubernetes quantity (`250m`, `1.5`, `512Mi`, `1G`, `2e3`) as a plain number.
