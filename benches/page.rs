@@ -195,7 +195,7 @@ async fn in_process() {
             tokio::spawn(async move {
                 let mut n = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let path = if n % 2 == 0 {
+                    let path = if n.is_multiple_of(2) {
                         "/".to_string()
                     } else {
                         format!("/environments/{}", ids[n % ids.len()])

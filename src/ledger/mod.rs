@@ -108,6 +108,9 @@ pub struct EnvironmentSavings {
     pub saved: f64,
 }
 
+/// One of curfew's stops of an environment: when, and until when (`None`: still stopped).
+pub type StopSpan = (DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// One use of a signed action link.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkUse<'a> {
@@ -758,11 +761,7 @@ impl Ledger {
     /// curfew's stop intervals of one environment that were open at some point since
     /// `since`, oldest first: when it was stopped, and when it started again (`None`: still
     /// stopped).
-    pub fn stops_of(
-        &self,
-        env: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>, LedgerError> {
+    pub fn stops_of(&self, env: &str, since: DateTime<Utc>) -> Result<Vec<StopSpan>, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT stopped_at, started_at FROM stops WHERE environment_id = ?1

@@ -156,7 +156,8 @@ impl Sessions {
         self.mac(payload.as_bytes()).verify_slice(&signature).ok()?;
         let claims: Session =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        (now.timestamp() < claims.expires && valid_user(&claims.user)).then(|| User {
+        let valid = now.timestamp() < claims.expires && valid_user(&claims.user);
+        valid.then_some(User {
             name: claims.user,
             via: Via::Session(claims.nonce),
         })

@@ -26,9 +26,10 @@ fn anonymous() -> Reader<'static> {
 }
 
 /// The link `token` names, if it may still be used; else the page that says why not.
-async fn usable(ui: &Ui, token: &str) -> Result<Link, Response> {
-    let refused =
-        |status, title: &str, text: &str| Err(layout::message(status, title, text, &anonymous()));
+async fn usable(ui: &Ui, token: &str) -> Result<Link, Box<Response>> {
+    let refused = |status, title: &str, text: &str| {
+        Err(Box::new(layout::message(status, title, text, &anonymous())))
+    };
     let Some(signer) = &ui.signer else {
         return refused(
             StatusCode::NOT_FOUND,
@@ -116,7 +117,7 @@ fn describe(ui: &Ui, link: &Link, now: DateTime<Utc>) -> (String, String) {
 pub async fn show(State(ui): State<Ui>, Path(token): Path<String>) -> Response {
     let link = match usable(&ui, &token).await {
         Ok(link) => link,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let now = ui.now();
     let (name, what) = describe(&ui, &link, now);
@@ -144,7 +145,7 @@ pub async fn act(
 ) -> Response {
     let link = match usable(&ui, &token).await {
         Ok(link) => link,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let now = ui.now();
     let ledger = ui.daemon.ledger().clone();

@@ -19,7 +19,7 @@ use super::links::tomorrow_at;
 use super::timeline::{self, Facts};
 use super::{Peer, Ui};
 use crate::config::RuleSet;
-use crate::ledger::{EnvironmentSavings, HistoryEntry, Ledger, LedgerError};
+use crate::ledger::{EnvironmentSavings, HistoryEntry, Ledger, LedgerError, StopSpan};
 use crate::platform::{EnvState, Environment, Mode, Snapshot};
 use crate::policy::{self, Decision, EnvRecord, Explanation, LedgerView};
 use crate::reconcile::OperatorError;
@@ -80,7 +80,7 @@ struct Stored {
     record: Option<EnvRecord>,
     savings: EnvironmentSavings,
     history: Vec<HistoryEntry>,
-    stops: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    stops: Vec<StopSpan>,
 }
 
 fn stored(ledger: &Ledger, id: &str, now: DateTime<Utc>) -> Result<Stored, LedgerError> {
@@ -155,7 +155,7 @@ pub async fn page(
     Query(done): Query<Done>,
 ) -> Response {
     let user = ui.user(&headers, &peer);
-    if let Err(answer) = ui.may_read(user.as_ref(), &format!("/environments/{id}")) {
+    if let Some(answer) = ui.gate(user.as_ref(), &format!("/environments/{id}")) {
         return answer;
     }
     let Some((env, decision, complete, listed_at)) = listed(&ui, &id) else {

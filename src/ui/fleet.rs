@@ -83,7 +83,7 @@ impl FleetQuery {
         let pairs: Vec<(&str, &str)> = pairs
             .into_iter()
             .map(|(k, v)| if k == field { (k, value) } else { (k, v) })
-            .filter(|(k, v)| !v.is_empty() && !(*k == "page" && *v == "1"))
+            .filter(|(k, v)| !(v.is_empty() || (*k == "page" && *v == "1")))
             .collect();
         format!(
             "/?{}",
@@ -218,7 +218,7 @@ pub async fn page(
     Query(q): Query<FleetQuery>,
 ) -> Response {
     let user = ui.user(&headers, &peer);
-    if let Err(answer) = ui.may_read(user.as_ref(), "/") {
+    if let Some(answer) = ui.gate(user.as_ref(), "/") {
         return answer;
     }
     let reader = ui.reader(user.as_ref());

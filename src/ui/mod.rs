@@ -165,14 +165,15 @@ impl Ui {
         }
     }
 
-    /// The page's gate: `Err` is the answer to send instead (a redirect to the login).
-    fn may_read(&self, user: Option<&User>, path: &str) -> Result<(), Response> {
+    /// The page's gate: the answer to send instead of the page (a redirect to the login),
+    /// if the reader may not see it.
+    fn gate(&self, user: Option<&User>, path: &str) -> Option<Response> {
         match (self.access, user) {
             (PageAccess::Login, None) => {
                 let next = urlencoding(path);
-                Err(Redirect::to(&format!("/login?next={next}")).into_response())
+                Some(Redirect::to(&format!("/login?next={next}")).into_response())
             }
-            _ => Ok(()),
+            _ => None,
         }
     }
 

@@ -70,7 +70,7 @@ pub struct Facts<'a> {
     pub tz: Tz,
     pub now: DateTime<Utc>,
     /// curfew's stops: when, and until when (`None`: still stopped).
-    pub stops: &'a [(DateTime<Utc>, Option<DateTime<Utc>>)],
+    pub stops: &'a [crate::ledger::StopSpan],
     /// The rule's schedule, for the days ahead.
     pub schedule: Option<&'a RuleSchedule>,
     /// A snooze or wake in force until then.
