@@ -390,28 +390,33 @@ async fn environment(State(daemon): State<Arc<Daemon>>, UrlPath(id): UrlPath<Str
     answer(daemon.environment_report(&id).await)
 }
 
+/// A change that lasts until an instant (`for` or `until`, required) and its note; `Err`
+/// is the message of a 400. `what` names it in the error (`a snooze`).
+fn lasting(
+    daemon: &Daemon,
+    body: &Bytes,
+    what: &str,
+    example: &str,
+) -> Result<(DateTime<Utc>, String), String> {
+    let change = ChangeBody::parse(body)?;
+    match change.until(daemon.clock.now())? {
+        Some(until) => Ok((until, change.note.unwrap_or_default())),
+        None => Err(format!(
+            "{what} needs `for` (such as \"{example}\") or `until` (an RFC 3339 instant)"
+        )),
+    }
+}
+
 async fn snooze(
     State(daemon): State<Arc<Daemon>>,
     UrlPath(id): UrlPath<String>,
     axum::Extension(Who(who)): axum::Extension<Who>,
     body: Bytes,
 ) -> Response {
-    let change = match ChangeBody::parse(&body) {
-        Ok(c) => c,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
-    };
-    let until = match change.until(daemon.clock.now()) {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "a snooze needs `for` (such as \"4h\") or `until` (an RFC 3339 instant)",
-            );
-        }
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
-    };
-    let note = change.note.unwrap_or_default();
-    answer(daemon.snooze(&id, until, &who, &note).await)
+    match lasting(&daemon, &body, "a snooze", "4h") {
+        Ok((until, note)) => answer(daemon.snooze(&id, until, &who, &note).await),
+        Err(m) => error(StatusCode::BAD_REQUEST, &m),
+    }
 }
 
 async fn delay_delete(
@@ -420,22 +425,10 @@ async fn delay_delete(
     axum::Extension(Who(who)): axum::Extension<Who>,
     body: Bytes,
 ) -> Response {
-    let change = match ChangeBody::parse(&body) {
-        Ok(c) => c,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
-    };
-    let until = match change.until(daemon.clock.now()) {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "a delay needs `for` (such as \"2d\") or `until` (an RFC 3339 instant)",
-            );
-        }
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
-    };
-    let note = change.note.unwrap_or_default();
-    answer(daemon.delay_delete(&id, until, &who, &note).await)
+    match lasting(&daemon, &body, "a delay", "2d") {
+        Ok((until, note)) => answer(daemon.delay_delete(&id, until, &who, &note).await),
+        Err(m) => error(StatusCode::BAD_REQUEST, &m),
+    }
 }
 
 async fn end_snooze(

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
+use crate::clock::Clock;
 use crate::policy::Action;
 use crate::reconcile::tests::{World, at, world};
 
@@ -824,4 +825,56 @@ async fn a_wake_that_ends_hands_the_environment_back_to_its_schedule() {
             "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-25 19:00 CET, and its wake at 2026-11-25 21:00 CET is over; stopped by rule \"office\""
         );
     }
+}
+
+#[tokio::test]
+async fn a_delete_is_delayed_by_whoever_asks_within_the_longest_snooze() {
+    let (w, router) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+    let (id, _) = preview(&w);
+    let path = format!("/api/v1/environments/{id}/delay-delete");
+    let (status, body) = call(&router, Method::POST, &path, Some(ALICE), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("a delay needs `for`"),
+        "{body}"
+    );
+    let (status, _) = call(
+        &router,
+        Method::POST,
+        &path,
+        Some(ALICE),
+        Some(json!({"for": "8d"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "past admin_max_snooze");
+    assert_eq!(
+        record_of(&w, &id).delete_not_before,
+        None,
+        "nothing changed"
+    );
+    let (status, body) = call(
+        &router,
+        Method::POST,
+        &path,
+        Some(ALICE),
+        Some(json!({"for": "2d", "note": "demo on Friday"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let record = record_of(&w, &id);
+    assert_eq!(
+        record.delete_not_before,
+        Some(w.clock.now() + chrono::TimeDelta::days(2))
+    );
+    assert_eq!(record.delete_delayed_by.as_deref(), Some("alice"));
+    let history = w.daemon.ledger.history(&id, 5).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.what == "delay_delete by alice" && h.detail == "demo on Friday"),
+        "{history:?}"
+    );
 }

@@ -1048,3 +1048,41 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
         e.steps
     );
 }
+
+#[test]
+fn a_delayed_delete_waits_for_its_new_time_and_is_warned_before_it() {
+    let rules = rules(
+        "timezone: Europe/Paris\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 7d\n    warn_before_delete: 12h\n",
+    );
+    // Created on the 1st: due on the 8th. A person delayed it to the 12th at 12:00 UTC.
+    let delayed = LedgerView::new([(
+        "id-pr-1",
+        EnvRecord {
+            delete_not_before: Some(at("2026-11-12T12:00:00Z")),
+            delete_delayed_by: Some("alice".into()),
+            ..EnvRecord::default()
+        },
+    )]);
+    let d = one(&rules, env("pr-1"), &delayed, "2026-11-10T00:00:00Z");
+    assert_eq!(deleting(&d), Action::None, "{d:?}");
+    assert_eq!(
+        d.next_check,
+        Some(at("2026-11-12T00:00:00Z")),
+        "warned 12 h before"
+    );
+    let d = one(&rules, env("pr-1"), &delayed, "2026-11-12T00:00:00Z");
+    assert_eq!(deleting(&d), Action::Warn);
+    assert!(
+        d.delete
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("delayed until 2026-11-12 13:00 CET by alice"),
+        "{d:?}"
+    );
+    // Without the delay it would be deleted then already.
+    assert_eq!(
+        deleting(&one(&rules, env("pr-1"), &none(), "2026-11-10T00:00:00Z")),
+        Action::Warn
+    );
+}

@@ -167,26 +167,11 @@ pub async fn page(
         );
     };
     let now = ui.now();
-    let ledger = ui.daemon.ledger().clone();
     let env_id = env.id.to_string();
-    let stored = match tokio::task::spawn_blocking(move || stored(&ledger, &env_id, now)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return ui.message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The ledger cannot be read",
-                &e.to_string(),
-                user.as_ref(),
-            );
-        }
-        Err(_) => {
-            return ui.message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The page failed",
-                "Reading the ledger did not finish.",
-                user.as_ref(),
-            );
-        }
+    let read = move |ledger: &Ledger| stored(ledger, &env_id, now);
+    let stored = match ui.read_ledger(user.as_ref(), read).await {
+        Ok(s) => s,
+        Err(page) => return *page,
     };
     let rules = ui.daemon.rules();
     let mut view = LedgerView::stored(stored.record.clone().map(|r| (env.id.clone(), r)));

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -247,32 +247,15 @@ pub async fn page(
         .iter()
         .map(|&i| last.decisions[i].environment_id.clone())
         .collect();
-    let ledger = ui.daemon.ledger().clone();
     let currency = rules.currency.clone();
     let tz = rules.timezone;
-    let facts = tokio::task::spawn_blocking(move || {
+    let read = move |ledger: &Ledger| {
         let ids: Vec<&str> = ids.iter().map(|i| i.as_ref()).collect();
-        ledger_facts(&ledger, &ids, &currency, tz, now)
-    })
-    .await;
-    let facts = match facts {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => {
-            return ui.message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The ledger cannot be read",
-                &e.to_string(),
-                user.as_ref(),
-            );
-        }
-        Err(_) => {
-            return ui.message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The page failed",
-                "Reading the ledger did not finish.",
-                user.as_ref(),
-            );
-        }
+        ledger_facts(ledger, &ids, &currency, tz, now)
+    };
+    let facts = match ui.read_ledger(user.as_ref(), read).await {
+        Ok(f) => f,
+        Err(page) => return *page,
     };
     let view = View {
         last: &last,

@@ -198,6 +198,33 @@ impl Ui {
         self.last_decision(id)?.delete?.at
     }
 
+    /// Reads the ledger off the async workers (SQLite blocks); when it fails, the page to
+    /// send instead.
+    async fn read_ledger<T: Send + 'static>(
+        &self,
+        user: Option<&User>,
+        read: impl FnOnce(&crate::ledger::Ledger) -> Result<T, crate::ledger::LedgerError>
+        + Send
+        + 'static,
+    ) -> Result<T, Box<Response>> {
+        let ledger = self.daemon.ledger().clone();
+        match tokio::task::spawn_blocking(move || read(&ledger)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Box::new(self.message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The ledger cannot be read",
+                &e.to_string(),
+                user,
+            ))),
+            Err(_) => Err(Box::new(self.message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page failed",
+                "Reading the ledger did not finish.",
+                user,
+            ))),
+        }
+    }
+
     /// A page that says something went wrong, in the frame.
     fn message(
         &self,
