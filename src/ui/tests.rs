@@ -205,6 +205,13 @@ async fn filters_sort_and_pages_work_from_the_query() {
         StatusCode::OK,
         "clamped"
     );
+    // By what comes next: at 20:01 on a Wednesday, a preview stopped until Thursday 08:00
+    // comes before production, for which nothing is planned.
+    let next = s.get("/?sort=next", None).await.body;
+    let production = s.one(Mode::Production).id;
+    let stopped = s.one(Mode::Preview).id;
+    let at = |id: &str| next.find(&format!("/environments/{id}\"")).unwrap();
+    assert!(at(&stopped) < at(&production), "{next}");
 }
 
 #[tokio::test]
