@@ -11,9 +11,10 @@
 
 #[path = "common/mod.rs"]
 mod common;
+use common::{Proc, free_port, status_kb};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -223,33 +224,6 @@ async fn in_process() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// A GET over a plain socket: the status and the body's length.
 fn http_get(port: u16, path: &str) -> Option<(u16, usize)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -273,35 +247,7 @@ fn processes() {
     let dir = std::env::temp_dir().join(format!("curfew-page-rss-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let sandbox_port = free_port();
-    let mut sandbox = Command::new(CURFEW)
-        .args([
-            "sandbox",
-            "--listen",
-            &format!("127.0.0.1:{sandbox_port}"),
-            "--token",
-            "bench",
-            "--projects",
-            "200",
-            "--environments",
-            &ENVIRONMENTS.to_string(),
-            "--latency-ms",
-            "5",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sandbox");
-    let mut line = String::new();
-    BufReader::new(sandbox.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("org line");
-    let _sandbox = Proc(sandbox);
-    let org = line
-        .split("organization ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("org")
-        .to_string();
+    let (_sandbox, org) = common::sandbox_process(CURFEW, sandbox_port, ENVIRONMENTS);
     let port = free_port();
     let config = dir.join("rules.yaml");
     std::fs::write(
@@ -349,7 +295,7 @@ fn processes() {
         views += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
-    if let Some(kb) = peak_rss_kb(pid) {
+    if let Some(kb) = status_kb(pid, "VmHWM:") {
         println!(
             "daemon peak RSS with the page read during passes ({views} views, largest {:.0} KB): {:.1} MB (goal <= 30 MB)",
             biggest as f64 / 1024.0,
