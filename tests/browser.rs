@@ -190,6 +190,13 @@ async fn browser() -> (Killed, Client, std::path::PathBuf) {
     (driver, client, profile)
 }
 
+/// Clicks `button` and waits for the next page to show `then`.
+async fn click_then(c: &Client, button: &str, then: &str) {
+    let b = c.find(Locator::Css(button)).await.unwrap();
+    b.click().await.unwrap();
+    c.wait().for_element(Locator::Css(then)).await.unwrap();
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -237,16 +244,7 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
         .send_keys(TOKEN.split_once(':').unwrap().1)
         .await
         .unwrap();
-    c.find(Locator::Css("form[action='/login'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table#fleet"))
-        .await
-        .unwrap();
+    click_then(&c, "form[action='/login'] button", "table#fleet").await;
     assert_eq!(text_of(&c, ".who strong").await, "alice");
 
     // The fleet lists every environment with the state the sandbox reports.
@@ -332,16 +330,7 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
         0,
         "opening it did nothing"
     );
-    c.find(Locator::Css("form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("p.message"))
-        .await
-        .unwrap();
+    click_then(&c, "form button", "p.message").await;
     assert!(
         text_of(&c, "h1").await.starts_with("Done"),
         "{}",
