@@ -653,3 +653,59 @@ impl Receiver {
 }
 
 use crate::text::LogCapture;
+
+/// Links as a signer would make them, written down so the test can say which were asked
+/// for: `https://curfew.test/link/<id>/<notice>/<target>`.
+struct RecordedLinks;
+
+impl ActionLinks for RecordedLinks {
+    fn links(
+        &self,
+        id: &str,
+        mode: crate::platform::Mode,
+        notice: NoticeKind,
+        target: &str,
+        _now: DateTime<Utc>,
+    ) -> Vec<ActionLink> {
+        if mode == crate::platform::Mode::Production {
+            return Vec::new();
+        }
+        vec![ActionLink {
+            label: "delay the delete by 2 days".into(),
+            url: format!("https://curfew.test/link/{id}/{notice:?}/{target}"),
+        }]
+    }
+}
+
+#[tokio::test]
+async fn warnings_carry_the_action_links_made_for_their_target() {
+    let fleet = Fleet::start("2026-11-27T12:00:00Z", 8).await;
+    let receiver = Receiver::start(&fleet.clock, Answer::Ok).await;
+    let ledger = Arc::new(Ledger::in_memory().unwrap());
+    let run = daemon(
+        &fleet,
+        TTL,
+        &receiver.url,
+        ledger,
+        fleet.platform.clone(),
+        quick(2),
+    );
+    run.notifier.set_links(Arc::new(RecordedLinks));
+    run.daemon.pass().await.unwrap();
+    run.notifier.settled().await;
+    let warnings = receiver.of_kind("delete_warning");
+    assert!(!warnings.is_empty());
+    for w in &warnings {
+        let id = w.body["environment"]["id"].as_str().unwrap();
+        let url = format!("https://curfew.test/link/{id}/DeleteWarning/team");
+        assert_eq!(
+            w.body["links"],
+            serde_json::json!([{"label": "delay the delete by 2 days", "url": url}])
+        );
+        let text = w.body["text"].as_str().unwrap();
+        assert!(
+            text.ends_with(&format!("Act: delay the delete by 2 days: {url}")),
+            "{text}"
+        );
+    }
+}

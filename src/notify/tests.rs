@@ -824,3 +824,28 @@ fn a_notifier_with_no_targets_plans_nothing() {
     assert_eq!(next, None);
     assert!(queued(&mut drain).is_empty());
 }
+
+#[test]
+fn slack_shows_links_as_links_and_the_webhook_lists_them() {
+    let link = ActionLink {
+        label: "keep until tomorrow 09:00".into(),
+        url: "https://curfew.example.com/link/abc".into(),
+    };
+    let m = Message {
+        links: [(pr12().id, vec![link])].into_iter().collect(),
+        ..warning()
+    };
+    let slack = slack(&m).to_string();
+    assert!(
+        slack.contains("Act: <https://curfew.example.com/link/abc|keep until tomorrow 09:00>"),
+        "{slack}"
+    );
+    assert_eq!(
+        webhook(&m)["links"],
+        json!([{"label": "keep until tomorrow 09:00", "url": "https://curfew.example.com/link/abc"}])
+    );
+    assert!(
+        webhook(&warning()).get("links").is_none(),
+        "none without links"
+    );
+}

@@ -1402,3 +1402,52 @@ fn a_selector_that_requires_no_label_is_refused_by_validate() {
         "{errors}"
     );
 }
+
+/// Links that say what they were made for, long enough to need the note's room.
+struct LongLinks;
+
+impl crate::platform::ActionLinks for LongLinks {
+    fn links(
+        &self,
+        id: &str,
+        mode: Mode,
+        notice: crate::platform::NoticeKind,
+        target: &str,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::platform::ActionLink> {
+        ["wake now", "keep 4 h"]
+            .iter()
+            .map(|label| crate::platform::ActionLink {
+                label: label.to_string(),
+                url: format!(
+                    "https://c.test/link/{id}/{mode}/{notice:?}/{target}/{}",
+                    "x".repeat(420)
+                ),
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_stopped_event_carries_the_links_whole_within_an_event_s_note() {
+    let fake = FakeApi::new();
+    preview_with_everything(&fake);
+    let k8s = adapter(&fake);
+    k8s.set_links(Arc::new(LongLinks));
+    k8s.stop("pr-1").await.unwrap();
+    let stopped = &fake.events()[0];
+    let note = stopped["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("curfew stopped this environment"),
+        "{note}"
+    );
+    let url = format!(
+        "https://c.test/link/pr-1/preview/Stopped/kubernetes event/{}",
+        "x".repeat(420)
+    );
+    assert!(
+        note.ends_with(&format!("wake now: {url} · keep 4 h: {url}")),
+        "{note}"
+    );
+    assert!(note.len() <= 1024, "{}", note.len());
+}
