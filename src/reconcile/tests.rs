@@ -629,3 +629,87 @@ async fn a_restarted_daemon_counts_its_savings_from_the_ledger_before_its_first_
         "{text}"
     );
 }
+
+/// The sandbox's platform, with the notes it is given written down (Qovery has no place
+/// for them; Kubernetes posts them as Events).
+struct Noted {
+    inner: Arc<Qovery>,
+    notes: std::sync::Mutex<Vec<(String, String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl Platform for Noted {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+    async fn list(&self) -> Result<Snapshot, PlatformError> {
+        self.inner.list().await
+    }
+    async fn stop(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.inner.stop(id).await
+    }
+    async fn start(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.inner.start(id).await
+    }
+    async fn delete(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.inner.delete(id).await
+    }
+    async fn note(&self, id: &str, reason: &str, message: &str) {
+        let mut notes = self.notes.lock().unwrap();
+        notes.push((id.into(), reason.into(), message.into()));
+    }
+}
+
+struct Labelled;
+
+impl ActionLinks for Labelled {
+    fn links(
+        &self,
+        id: &str,
+        _mode: crate::platform::Mode,
+        notice: crate::platform::NoticeKind,
+        target: &str,
+        _now: DateTime<Utc>,
+    ) -> Vec<crate::platform::ActionLink> {
+        vec![crate::platform::ActionLink {
+            label: "delay the delete by 2 days".into(),
+            url: format!("https://c.test/{id}/{notice:?}/{target}"),
+        }]
+    }
+}
+
+#[tokio::test]
+async fn the_platform_s_delete_warning_carries_the_links() {
+    let clock = ManualClock::new(at("2026-11-27T12:00:00Z"));
+    let (_sandbox, _running, qovery) = sandbox_platform(&clock, 8).await;
+    let platform = Arc::new(Noted {
+        inner: qovery,
+        notes: std::sync::Mutex::default(),
+    });
+    let rules = "timezone: UTC\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 1h\n    warn_before_delete: 2h\n";
+    let daemon = Daemon::new(
+        platform.clone(),
+        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(Metrics::new("test", false)),
+        Arc::new(clock.clone()),
+        Arc::new(parse_rules("t.yaml", rules, clock.now()).unwrap()),
+        DaemonOptions {
+            resync: Duration::from_secs(60),
+            max_pass_age: Duration::from_secs(180),
+            max_in_flight: 4,
+        },
+    )
+    .with_links(Arc::new(Labelled));
+    daemon.pass().await.unwrap();
+    let notes = platform.notes.lock().unwrap().clone();
+    assert!(!notes.is_empty());
+    for (id, reason, message) in notes {
+        assert_eq!(reason, "DeleteWarning");
+        assert!(
+            message.ends_with(&format!(
+                "— delay the delete by 2 days: https://c.test/{id}/DeleteWarning/kubernetes event"
+            )),
+            "{message}"
+        );
+    }
+}
