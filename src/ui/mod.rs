@@ -347,6 +347,10 @@ async fn login(
     };
     let name = ui.tokens.as_ref().and_then(|t| t.check(form.token.trim()));
     let Some(name) = name else {
+        // Counted with the admin API's refusals: the same tokens, guessed the same way.
+        ui.daemon
+            .metrics
+            .admin_auth_failure(crate::metrics::AuthFailure::Refused);
         tracing::warn!("status page sign-in refused: the token is not an admin token");
         return login_page(
             &ui,

@@ -321,6 +321,11 @@ async fn the_login_sets_a_strict_cookie_and_refuses_a_wrong_token() {
     let wrong = s.post("/login", "token=not-the-token-at-all", None).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.headers.get(header::SET_COOKIE).is_none());
+    let metrics = s.w.daemon.metrics.encode();
+    assert!(
+        metrics.contains("curfew_admin_auth_failures_total{reason=\"refused\"} 1"),
+        "counted with the admin API's refusals"
+    );
     let right = s
         .post(
             "/login",
