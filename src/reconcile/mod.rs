@@ -268,6 +268,13 @@ impl Daemon {
         self.passes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Makes `report` the pass the status page shows (the one it replaces is dropped).
+    fn publish(&self, report: PassReport) {
+        let old = self.passes().last.replace(Arc::new(report));
+        // Dropped outside the lock.
+        drop(old);
+    }
+
     /// Keeps what a pass did for the status page.
     fn remember(&self, result: &Result<PassReport, PassError>, label: PassResult, took: Duration) {
         let mut outcome = PassOutcome {
@@ -506,6 +513,18 @@ impl Daemon {
         // which explains an environment from it without calling the platform; a notifier's
         // digest decides again on it.
         let snapshot = Arc::new(snapshot);
+        let decisions = Arc::new(decisions);
+        // The page shows this pass's decisions from now on: the last pass's listing and
+        // decisions go now, not after the actions (a fleet's worth of memory less while
+        // they run).
+        self.publish(PassReport {
+            at: now,
+            complete,
+            decisions: decisions.clone(),
+            snapshot: snapshot.clone(),
+            acted: Vec::new(),
+            next_wakeup: None,
+        });
         // What the listing's parsing left free in the heap goes back before the actions,
         // not after them.
         crate::memory::release_free();
@@ -579,7 +598,7 @@ impl Daemon {
         Ok(PassReport {
             at: now,
             complete,
-            decisions: Arc::new(decisions),
+            decisions,
             snapshot,
             acted: done,
             next_wakeup,
