@@ -207,6 +207,13 @@ async fn daemon(
     let resync = settings.resync;
     let max_snooze = chrono::TimeDelta::from_std(settings.admin_max_snooze)
         .unwrap_or(crate::reconcile::DEFAULT_MAX_SNOOZE);
+    let page = match page_options(&settings, admin_tokens.clone(), signer.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "the status page cannot be served");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let mut built = Daemon::new(
         connected.platform.clone(),
         ledger.clone(),
@@ -229,6 +236,9 @@ async fn daemon(
         notifier.set_links(links.clone());
         connected.platform.set_links(links.clone());
         built = built.with_links(links);
+    }
+    if page.access == crate::config::page::PageAccess::Off && page.signer.is_none() {
+        built = built.without_page();
     }
     let daemon = Arc::new(built);
     match daemon.recover().await {
@@ -263,13 +273,6 @@ async fn daemon(
             routes.app = server::merge_admin(routes.app, crate::admin::off_router());
         }
     }
-    let page = match page_options(&settings, admin_tokens.clone(), signer) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "the status page cannot be served");
-            return Ok(ExitCode::from(1));
-        }
-    };
     tracing::info!(
         access = page.access.as_str(),
         links = page.signer.is_some(),

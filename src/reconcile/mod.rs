@@ -189,6 +189,9 @@ pub struct Daemon {
     notifier: Option<Notifier>,
     /// What the last passes did, for the status page.
     passes: Mutex<Passes>,
+    /// Whether the last pass's listing and decisions are kept for the status page (not
+    /// when it is off and links are off: a fleet's worth of memory for nobody).
+    keep_last_pass: bool,
     /// Signed links for the notices the platform posts (a Kubernetes Event's delete
     /// warning); made by the status page's signer.
     links: Option<Arc<dyn ActionLinks>>,
@@ -228,6 +231,7 @@ impl Daemon {
             max_note: DEFAULT_MAX_NOTE,
             notifier: None,
             passes: Mutex::new(Passes::default()),
+            keep_last_pass: true,
             links: None,
         }
     }
@@ -236,6 +240,13 @@ impl Daemon {
     /// Kubernetes Event).
     pub fn with_links(mut self, links: Arc<dyn ActionLinks>) -> Daemon {
         self.links = Some(links);
+        self
+    }
+
+    /// Keeps no pass's listing and decisions for the status page (it is off): the listing
+    /// is dropped once decided, as before there was a page.
+    pub fn without_page(mut self) -> Daemon {
+        self.keep_last_pass = false;
         self
     }
 
@@ -270,6 +281,9 @@ impl Daemon {
 
     /// Makes `report` the pass the status page shows (the one it replaces is dropped).
     fn publish(&self, report: PassReport) {
+        if !self.keep_last_pass {
+            return;
+        }
         let old = self.passes().last.replace(Arc::new(report));
         // Dropped outside the lock.
         drop(old);
@@ -307,7 +321,7 @@ impl Daemon {
             }
         };
         let mut passes = self.passes();
-        if report.is_some() {
+        if report.is_some() && self.keep_last_pass {
             passes.last = report;
         }
         passes.recent.push_front(outcome);
@@ -512,7 +526,18 @@ impl Daemon {
         // The listing is kept (shared, not copied) with the decisions for the status page,
         // which explains an environment from it without calling the platform; a notifier's
         // digest decides again on it.
-        let snapshot = Arc::new(snapshot);
+        // Without the page, only a notifier (whose digest decides again on it) keeps the
+        // listing through the pass: the decisions carry what the rest of it needs.
+        let snapshot = match self.keep_last_pass || self.notifier.is_some() {
+            true => Arc::new(snapshot),
+            false => {
+                drop(snapshot);
+                Arc::new(Snapshot {
+                    environments: Vec::new(),
+                    complete,
+                })
+            }
+        };
         let decisions = Arc::new(decisions);
         // The page shows this pass's decisions from now on: the last pass's listing and
         // decisions go now, not after the actions (a fleet's worth of memory less while

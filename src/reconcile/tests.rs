@@ -713,3 +713,45 @@ async fn the_platform_s_delete_warning_carries_the_links() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_last_pass_is_kept_for_the_page_and_only_for_it() {
+    let w = world(
+        "timezone: UTC\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n",
+        "2026-11-25T20:00:00Z",
+        6,
+    )
+    .await;
+    let report = w.daemon.pass().await.unwrap();
+    let kept = w.daemon.last_pass().unwrap();
+    assert!(
+        Arc::ptr_eq(&kept.decisions, &report.decisions),
+        "shared, not copied"
+    );
+    assert_eq!(kept.snapshot.environments.len(), 6);
+    assert_eq!(w.daemon.recent_passes().len(), 1);
+
+    let clock = ManualClock::new(at("2026-11-25T20:00:00Z"));
+    let (_sandbox, _running, platform) = sandbox_platform(&clock, 6).await;
+    let off = Daemon::new(
+        platform,
+        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(Metrics::new("test", false)),
+        Arc::new(clock.clone()),
+        w.daemon.rules(),
+        w.daemon.options.clone(),
+    )
+    .without_page();
+    let report = off.pass().await.unwrap();
+    assert!(off.last_pass().is_none());
+    assert!(
+        report.snapshot.environments.is_empty(),
+        "the listing went once decided"
+    );
+    assert_eq!(report.decisions.len(), 6);
+    assert_eq!(
+        off.recent_passes().len(),
+        1,
+        "the passes' health is still kept"
+    );
+}
