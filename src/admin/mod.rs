@@ -445,11 +445,17 @@ async fn wake(
     axum::Extension(Who(who)): axum::Extension<Who>,
     body: Bytes,
 ) -> Response {
-    let until = match ChangeBody::parse(&body).and_then(|c| c.until(daemon.clock.now())) {
+    let change = ChangeBody::parse(&body);
+    let until = match change
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|c| c.until(daemon.clock.now()))
+    {
         Ok(u) => u,
         Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
-    answer(daemon.wake(&id, until, &who).await)
+    let note = change.ok().and_then(|c| c.note).unwrap_or_default();
+    answer(daemon.wake(&id, until, &who, &note).await)
 }
 
 async fn protect(

@@ -519,7 +519,7 @@ async fn a_wake_at_21_00_lasts_until_the_next_scheduled_stop_and_then_it_is_stop
 }
 
 #[tokio::test]
-async fn a_wake_without_a_schedule_needs_a_duration_and_a_given_one_is_kept() {
+async fn a_wake_without_a_schedule_needs_a_duration_and_a_given_one_is_kept_with_its_note() {
     let idle = "timezone: UTC\nrules:\n  - name: idle\n    match: { mode: [preview, development, staging] }\n    stop_when_idle: 1h\n";
     let (w, router) = admin(idle, "2026-11-25T20:00:00Z").await;
     let (id, _) = preview(&w);
@@ -538,13 +538,25 @@ async fn a_wake_without_a_schedule_needs_a_duration_and_a_given_one_is_kept() {
         Method::POST,
         &path,
         Some(ALICE),
-        Some(json!({"for": "2h"})),
+        Some(json!({"for": "2h", "note": "demo for the client"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         record_of(&w, &id).snoozed_until,
         Some(at("2026-11-25T22:01:00Z"))
+    );
+    // The note is kept after the reason, as a snooze's is.
+    assert!(
+        body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["what"] == "wake by alice"
+                && h["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with("; demo for the client"))),
+        "{body}"
     );
 }
 

@@ -182,13 +182,17 @@ impl Daemon {
     }
 
     /// Starts the environment now and snoozes it until `until`, by default until its
-    /// rule's next scheduled stop.
+    /// rule's next scheduled stop. `note` (where the request came from: `via the status
+    /// page`, `via link sent to team-slack`, or a person's words) goes into the ledger
+    /// after the reason.
     pub async fn wake(
         &self,
         key: &str,
         until: Option<DateTime<Utc>>,
         who: &str,
+        note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
+        self.check_note(note)?;
         let (environment, complete) = self.find(key).await?;
         let now = self.clock.now();
         let rules = self.rules();
@@ -261,7 +265,10 @@ impl Daemon {
                 who,
                 at: now,
                 until: Some(until),
-                detail: &start.reason,
+                detail: &match note.trim() {
+                    "" => start.reason.to_string(),
+                    note => format!("{}; {note}", start.reason),
+                },
             },
         )?;
         drop(_exclusive);
@@ -303,7 +310,7 @@ impl Daemon {
         let (environment, _) = self.find(key).await?;
         match environment.state {
             EnvState::Stopped | EnvState::Stopping => {
-                self.wake(&environment.id, Some(until), who).await
+                self.wake(&environment.id, Some(until), who, note).await
             }
             _ => self.snooze(&environment.id, until, who, note).await,
         }

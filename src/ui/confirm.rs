@@ -217,7 +217,7 @@ async fn carry_out(
     let note = format!("via link sent to {}", link.target);
     let too_far = || OperatorError::Invalid("the link asks for a span too long".into());
     match link.action {
-        LinkAction::Wake => daemon.wake(id, None, who).await.map(drop),
+        LinkAction::Wake => daemon.wake(id, None, who, &note).await.map(drop),
         LinkAction::Keep { seconds } => {
             let until = after(now, seconds).ok_or_else(too_far)?;
             daemon.keep(id, until, who, &note).await.map(drop)

@@ -375,7 +375,7 @@ async fn carry_out(ui: &Ui, id: &str, button: Button, who: &str) -> Result<(), O
         daemon.actionable(id).await?;
     }
     match button {
-        Button::Wake => daemon.wake(id, None, who).await.map(drop),
+        Button::Wake => daemon.wake(id, None, who, note).await.map(drop),
         Button::Keep4h => daemon
             .keep(id, now + TimeDelta::hours(4), who, note)
             .await

@@ -413,7 +413,9 @@ async fn an_action_needs_the_session_s_csrf_token_and_names_who_acted() {
     );
     let history = s.w.daemon.ledger().history(&id, 5).unwrap();
     assert!(
-        history.iter().any(|h| h.what == "wake by alice"),
+        history
+            .iter()
+            .any(|h| h.what == "wake by alice" && h.detail.ends_with("; via the status page")),
         "{history:?}"
     );
 }
@@ -486,7 +488,8 @@ async fn a_link_shows_a_confirmation_and_acts_once_on_post() {
     assert!(
         history
             .iter()
-            .any(|h| h.what == "wake by link sent to team-slack"),
+            .any(|h| h.what == "wake by link sent to team-slack"
+                && h.detail.ends_with("; via link sent to team-slack")),
         "{history:?}"
     );
 
@@ -558,4 +561,49 @@ async fn a_delay_link_moves_the_delete_and_a_new_warning_comes_before_it() {
         Some("link sent to team-slack")
     );
     assert_eq!(record.delete_warned_at, None);
+}
+
+#[tokio::test]
+async fn a_link_to_a_protected_environment_or_past_the_longest_snooze_changes_nothing() {
+    let s = site(PageAccess::Off, None).await;
+    let mut previews =
+        s.w.sandbox
+            .environments()
+            .into_iter()
+            .filter(|e| e.mode == Mode::Preview);
+    let (guarded, other) = (previews.next().unwrap().id, previews.next().unwrap().id);
+    s.w.daemon
+        .protect(&guarded, true, "bob", "demo on Friday")
+        .await
+        .unwrap();
+    let protected = s.link(&guarded, LinkAction::Wake);
+    let a = s.post(&protected, "", None).await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
+    assert!(a.body.contains("protected"), "{}", a.body);
+    assert_eq!(
+        s.get(&protected, None).await.status,
+        StatusCode::OK,
+        "a refusal does not spend the link"
+    );
+
+    // A link asking for more than admin_max_snooze (7 days unless set), signed before the
+    // limit was lowered, say: refused when confirmed.
+    let long = s.link(
+        &other,
+        LinkAction::Keep {
+            seconds: 8 * 86_400,
+        },
+    );
+    let a = s.post(&long, "", None).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(a.body.contains("longest snooze"), "{}", a.body);
+    assert_eq!(s.deploys(&guarded) + s.deploys(&other), 0);
+    let record =
+        s.w.daemon
+            .ledger()
+            .record(&other)
+            .unwrap()
+            .unwrap_or_default();
+    assert_eq!(record.snoozed_until, None);
+    assert_eq!(record.snoozed_by, None);
 }
