@@ -207,12 +207,12 @@ async fn daemon(
     let resync = settings.resync;
     let max_snooze = chrono::TimeDelta::from_std(settings.admin_max_snooze)
         .unwrap_or(crate::reconcile::DEFAULT_MAX_SNOOZE);
-    let page = match page_options(&settings, admin_tokens.clone(), signer.clone()) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "the status page cannot be served");
-            return Ok(ExitCode::from(1));
-        }
+    let Some(page) = page_options(&settings, admin_tokens.clone(), signer.clone()) else {
+        tracing::error!(
+            "the status page cannot be served: daemon.page is login, but nobody can log in: set an admin token ({} or daemon.admin_token_file) or a proxy (daemon.proxy_user_header)",
+            crate::admin::TOKEN_VARIABLE
+        );
+        return Ok(ExitCode::from(1));
     };
     let mut built = Daemon::new(
         connected.platform.clone(),
@@ -408,7 +408,7 @@ async fn daemon(
 async fn links_signer(
     settings: &crate::config::Settings,
     env: &HashMap<String, String>,
-) -> Result<Option<Arc<crate::ui::Signer>>, String> {
+) -> Result<Option<Arc<crate::ui::Signer>>, crate::ui::LinkKeyError> {
     let page = &settings.page;
     let keys = crate::ui::LinkKeys::load(
         env,
@@ -435,35 +435,20 @@ async fn links_signer(
 }
 
 /// The status page's access and sessions: `daemon.page`, by default behind the login when
-/// an admin token (or a proxy) lets anyone log in, and off otherwise.
+/// an admin token (or a proxy) lets anyone log in, and off otherwise. `None`: the page is
+/// `login` but nobody can log in.
 fn page_options(
     settings: &crate::config::Settings,
     tokens: Option<AdminTokens>,
     signer: Option<Arc<crate::ui::Signer>>,
-) -> Result<crate::ui::UiOptions, String> {
-    use crate::config::page::PageAccess;
+) -> Option<crate::ui::UiOptions> {
     let page = &settings.page;
-    let someone_can_log_in = tokens.is_some() || page.proxy.is_some();
-    let access = page.access.unwrap_or(if someone_can_log_in {
-        PageAccess::Login
-    } else {
-        PageAccess::Off
-    });
-    if access == PageAccess::Login && !someone_can_log_in {
-        return Err(format!(
-            "daemon.page is login, but nobody can log in: set an admin token ({} or daemon.admin_token_file) or a proxy (daemon.proxy_user_header)",
-            crate::admin::TOKEN_VARIABLE
-        ));
-    }
-    let secure = page
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    let access = page.access(tokens.is_some())?;
     let session = chrono::TimeDelta::from_std(page.session).unwrap_or(chrono::TimeDelta::hours(12));
-    Ok(crate::ui::UiOptions {
+    Some(crate::ui::UiOptions {
         access,
         tokens,
-        sessions: crate::ui::Sessions::new(session, secure, page.proxy.clone()),
+        sessions: crate::ui::Sessions::new(session, page.secure_cookie(), page.proxy.clone()),
         signer,
     })
 }

@@ -73,6 +73,29 @@ impl Default for PageSettings {
     }
 }
 
+impl PageSettings {
+    /// Who may see the page: `daemon.page`, else, by default, behind the login when someone
+    /// can log in (`admin_token`: an admin token is configured; or a proxy names users),
+    /// and off otherwise. `None`: the page is `login` but nobody can log in.
+    pub fn access(&self, admin_token: bool) -> Option<PageAccess> {
+        let someone_can_log_in = admin_token || self.proxy.is_some();
+        let access = self.access.unwrap_or(if someone_can_log_in {
+            PageAccess::Login
+        } else {
+            PageAccess::Off
+        });
+        (access != PageAccess::Login || someone_can_log_in).then_some(access)
+    }
+
+    /// Whether the session cookie is `Secure`: curfew is reached over TLS (`public_url`
+    /// is `https://`).
+    pub fn secure_cookie(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
 /// The page's settings of `daemon:`, every problem reported through `error`.
 pub(super) fn page_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> PageSettings {
     let d = PageSettings::default();
@@ -187,6 +210,112 @@ fn proxy_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> Option<ProxySet
                 user_header: header.to_ascii_lowercase(),
                 addresses,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn page(daemon: &str) -> Result<PageSettings, String> {
+        let text = format!("timezone: UTC\ndaemon:\n{daemon}rules:\n  - name: a\n    run: Sat\n");
+        crate::config::parse(
+            "rules.yaml",
+            &text,
+            &HashMap::new(),
+            "2026-11-25T10:00:00Z".parse().unwrap(),
+        )
+        .map(|l| l.settings.page)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn by_default_the_page_is_behind_the_login_with_an_admin_token_and_off_without() {
+        let d = page("  resync: 30s\n").unwrap();
+        assert_eq!(d.access, None);
+        assert_eq!(d.access(true), Some(PageAccess::Login));
+        assert_eq!(d.access(false), Some(PageAccess::Off));
+        assert_eq!(d.link_expiry, Duration::from_secs(72 * 3600), "links: 72 h");
+        assert_eq!(d.session, Duration::from_secs(12 * 3600));
+        assert!(!d.secure_cookie());
+        // A proxy that names users is a way in too.
+        let proxied = page(
+            "  proxy_user_header: X-Forwarded-User\n  proxy_addresses: [10.0.0.0/8, 192.168.1.7]\n",
+        )
+        .unwrap();
+        assert_eq!(proxied.access(false), Some(PageAccess::Login));
+        let proxy = proxied.proxy.unwrap();
+        assert_eq!(proxy.user_header, "x-forwarded-user");
+        assert_eq!(proxy.addresses.len(), 2);
+    }
+
+    #[test]
+    fn a_chosen_access_is_kept_and_a_login_nobody_can_use_is_refused() {
+        for (word, want) in [
+            ("off", PageAccess::Off),
+            ("read-only", PageAccess::ReadOnly),
+            ("login", PageAccess::Login),
+        ] {
+            let p = page(&format!("  page: {word}\n")).unwrap();
+            assert_eq!(p.access(true), Some(want), "{word}");
+        }
+        assert_eq!(page("  page: login\n").unwrap().access(false), None);
+        assert_eq!(
+            page("  page: read-only\n").unwrap().access(false),
+            Some(PageAccess::ReadOnly)
+        );
+        let tls = page("  public_url: https://curfew.example.com/\n").unwrap();
+        assert_eq!(
+            tls.public_url.as_deref(),
+            Some("https://curfew.example.com")
+        );
+        assert!(tls.secure_cookie());
+    }
+
+    /// The README's first command (`curfew run --config config/sandbox.yaml`) shows the
+    /// page at http://127.0.0.1:9464/ with no token set.
+    #[test]
+    fn the_sandbox_file_turns_the_page_on_read_only_at_9464() {
+        let text = include_str!("../../config/sandbox.yaml");
+        let loaded = crate::config::parse(
+            "config/sandbox.yaml",
+            text,
+            &HashMap::new(),
+            "2026-11-25T10:00:00Z".parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.settings.page.access(false),
+            Some(PageAccess::ReadOnly)
+        );
+        assert_eq!(loaded.settings.listen.to_string(), "127.0.0.1:9464");
+    }
+
+    #[test]
+    fn page_settings_errors_are_located() {
+        let cases = [
+            ("  page: public\n", "unknown page access \"public\""),
+            ("  public_url: curfew.example.com\n", "is not a base URL"),
+            (
+                "  proxy_user_header: X-Forwarded-User\n",
+                "trusted only from the proxy",
+            ),
+            (
+                "  proxy_addresses: [10.0.0.0/8]\n",
+                "without proxy_user_header",
+            ),
+            (
+                "  proxy_user_header: X-User\n  proxy_addresses: [ten.0.0.1]\n",
+                "is not an address",
+            ),
+            ("  link_expiry: 0s\n", "daemon.link_expiry"),
+        ];
+        for (daemon, want) in cases {
+            let e = page(daemon).unwrap_err();
+            assert!(e.contains(want), "{daemon}: {e}");
         }
     }
 }

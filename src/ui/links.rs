@@ -167,6 +167,19 @@ pub enum LinkRefused {
     Expired(DateTime<Utc>),
 }
 
+/// Why the link keys could not be read (the daemon does not start). Never shows a key.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkKeyError {
+    #[error("{source_name}, line {line}: a link key is shorter than {MIN_KEY_LEN} characters")]
+    Short { source_name: String, line: usize },
+    #[error("the link key file cannot be read: {0}")]
+    File(#[source] crate::files::ReadError),
+    #[error(
+        "{0} link keys were given; at most {MAX_KEYS}: the one that signs, then the one being retired"
+    )]
+    TooMany(usize),
+}
+
 /// The keys links are signed with: the first signs, every one verifies.
 #[derive(Clone)]
 pub struct LinkKeys {
@@ -184,7 +197,7 @@ impl std::fmt::Debug for LinkKeys {
 impl LinkKeys {
     /// Keys from lines of `text` (blank lines and `#` comments skipped); `source` names
     /// where they came from in errors (never a key).
-    pub fn parse(text: &str, source: &str) -> Result<Vec<Vec<u8>>, String> {
+    pub fn parse(text: &str, source: &str) -> Result<Vec<Vec<u8>>, LinkKeyError> {
         let mut keys = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -192,10 +205,10 @@ impl LinkKeys {
                 continue;
             }
             if line.len() < MIN_KEY_LEN {
-                return Err(format!(
-                    "{source}, line {}: a link key is shorter than {MIN_KEY_LEN} characters",
-                    n + 1
-                ));
+                return Err(LinkKeyError::Short {
+                    source_name: source.to_string(),
+                    line: n + 1,
+                });
             }
             keys.push(line.as_bytes().to_vec());
         }
@@ -208,7 +221,7 @@ impl LinkKeys {
         env: &HashMap<String, String>,
         variable: Option<&str>,
         file: Option<&Path>,
-    ) -> Result<Option<LinkKeys>, String> {
+    ) -> Result<Option<LinkKeys>, LinkKeyError> {
         let variable = variable.unwrap_or(LINK_KEY_VARIABLE);
         let mut keys = match env.get(variable) {
             Some(text) => Self::parse(text, &format!("the variable {variable}"))?,
@@ -218,17 +231,14 @@ impl LinkKeys {
             let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
             let text = crate::files::read(path, limits, "")
                 .await
-                .map_err(|e| format!("the link key file cannot be read: {e}"))?;
+                .map_err(LinkKeyError::File)?;
             keys.extend(Self::parse(
                 &text,
                 &format!("the link key file {}", path.display()),
             )?);
         }
         if keys.len() > MAX_KEYS {
-            return Err(format!(
-                "{} link keys were given; at most {MAX_KEYS}: the one that signs, then the one being retired",
-                keys.len()
-            ));
+            return Err(LinkKeyError::TooMany(keys.len()));
         }
         Ok((!keys.is_empty()).then_some(LinkKeys { keys }))
     }
@@ -477,9 +487,13 @@ mod tests {
             LinkKeys::load(&env(&three), None, None)
                 .await
                 .unwrap_err()
+                .to_string()
                 .contains("at most 2")
         );
-        let short = LinkKeys::load(&env("short"), None, None).await.unwrap_err();
+        let short = LinkKeys::load(&env("short"), None, None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(short.contains("shorter than 32"), "{short}");
         assert!(
             !short.contains("short\""),
@@ -487,7 +501,7 @@ mod tests {
         );
         let missing =
             LinkKeys::load(&HashMap::new(), None, Some(Path::new("/nonexistent/k"))).await;
-        assert!(missing.unwrap_err().contains("/nonexistent/k"));
+        assert!(missing.unwrap_err().to_string().contains("/nonexistent/k"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod tests;
 pub mod timeline;
 
 pub use auth::{SESSION_COOKIE, Sessions};
-pub use links::{LinkAction, LinkKeys, Signer};
+pub use links::{LinkAction, LinkKeyError, LinkKeys, Signer};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
