@@ -190,10 +190,29 @@ async fn browser() -> (Killed, Client, std::path::PathBuf) {
     (driver, client, profile)
 }
 
+/// Removes what `css` finds from this page: waiting for it afterwards finds the next
+/// page's only.
+async fn forget(c: &Client, css: &str) {
+    c.execute(
+        "document.querySelectorAll(arguments[0]).forEach(e => e.remove());",
+        vec![json!(css)],
+    )
+    .await
+    .unwrap();
+}
+
 /// Clicks `button` and waits for the next page to show `then`.
 async fn click_then(c: &Client, button: &str, then: &str) {
+    forget(c, then).await;
     let b = c.find(Locator::Css(button)).await.unwrap();
     b.click().await.unwrap();
+    c.wait().for_element(Locator::Css(then)).await.unwrap();
+}
+
+/// Runs `script`, which submits a form, and waits for the next page to show `then`.
+async fn submit_then(c: &Client, script: &str, args: Vec<serde_json::Value>, then: &str) {
+    forget(c, then).await;
+    c.execute(script, args).await.unwrap();
     c.wait().for_element(Locator::Css(then)).await.unwrap();
 }
 
@@ -290,6 +309,21 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
     assert!(c.get_alert_text().await.is_err(), "no alert is open");
     screenshot(&c, "fleet.png").await;
 
+    // Readable at 400 px wide: the page itself does not scroll sideways (the table scrolls
+    // in its own box).
+    c.set_window_size(400, 900).await.unwrap();
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap();
+    assert!(overflow <= 0, "{overflow} px wider than a 400 px window");
+    c.set_window_size(1280, 900).await.unwrap();
+
     // An environment page shows its timeline: 21 days as rows.
     let stopped = preview(&site.sandbox, "STOPPED", 0);
     c.goto(&format!("{base}/environments/{}", stopped.id))
@@ -303,17 +337,14 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
     assert_eq!(text_of(&c, "h1").await, stopped.name);
 
     // A POST without the CSRF token is refused, and nothing is asked of the platform.
-    c.execute(
+    submit_then(
+        &c,
         "const f = document.querySelector(\"form[action$='/actions']\"); \
          f.querySelector(\"input[name='csrf']\").remove(); f.submit();",
         vec![],
+        "p.message",
     )
-    .await
-    .unwrap();
-    c.wait()
-        .for_element(Locator::Css("p.message"))
-        .await
-        .unwrap();
+    .await;
     assert_eq!(text_of(&c, "h1").await, "Refused");
     assert_eq!(deploys(&site.sandbox, &stopped.id), 0);
 
@@ -381,6 +412,17 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
             c.find(Locator::Css("form[method='post']")).await.is_err(),
             "{why}"
         );
+        // Confirming it anyway (a form made by hand) is refused the same way.
+        submit_then(
+            &c,
+            "const f = document.createElement('form'); f.method = 'post'; \
+             f.action = arguments[0]; document.body.appendChild(f); f.submit();",
+            vec![json!(link)],
+            "p.message",
+        )
+        .await;
+        assert!(text_of(&c, "h1").await.starts_with("This link"), "{why}");
+        assert!(text_of(&c, "main").await.contains(why), "{why}");
     }
     assert_eq!(deploys(&site.sandbox, &stopped.id), 1);
     assert_eq!(deploys(&site.sandbox, &other.id), 0);
