@@ -9,10 +9,10 @@
 //! `cargo bench --bench daemon`
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 #[path = "common/mod.rs"]
 mod common;
-use common::{Proc, free_port, status_kb};
+use common::{free_port, status_kb};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,22 +158,9 @@ fn processes() {
         ),
     )
     .expect("config");
-    let mut daemon = Command::new(CURFEW)
-        .args([
-            "run",
-            "--config",
-            config.to_str().expect("path"),
-            "--log-format",
-            "json",
-        ])
-        .env("BENCH_TOKEN", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon");
-    let pid = daemon.id();
-    let stderr = daemon.stderr.take().expect("stderr");
-    let _daemon = Proc(daemon);
+    let mut daemon = common::daemon_process(CURFEW, &config, Stdio::piped());
+    let pid = daemon.0.id();
+    let stderr = daemon.0.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {

@@ -11,10 +11,10 @@
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{Proc, free_port, status_kb};
+use common::{free_port, status_kb};
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -266,21 +266,8 @@ fn processes() {
         ),
     )
     .expect("config");
-    let daemon = Command::new(CURFEW)
-        .args([
-            "run",
-            "--config",
-            config.to_str().expect("path"),
-            "--log-format",
-            "json",
-        ])
-        .env("BENCH_TOKEN", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon");
-    let pid = daemon.id();
-    let _daemon = Proc(daemon);
+    let daemon = common::daemon_process(CURFEW, &config, Stdio::null());
+    let pid = daemon.0.id();
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline && http_get(port, "/readyz").map(|r| r.0) != Some(200) {
         std::thread::sleep(Duration::from_millis(500));

@@ -39,6 +39,25 @@ pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// `curfew run --config CONFIG` (JSON log lines on stderr, as `stderr` says; the token
+/// `bench` in `BENCH_TOKEN`) as its own process.
+pub fn daemon_process(curfew: &str, config: &std::path::Path, stderr: Stdio) -> Proc {
+    let daemon = Command::new(curfew)
+        .args([
+            "run",
+            "--config",
+            config.to_str().expect("path"),
+            "--log-format",
+            "json",
+        ])
+        .env("BENCH_TOKEN", "bench")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("daemon");
+    Proc(daemon)
+}
+
 /// `curfew sandbox` as its own process (token `bench`, 200 projects, 5 ms latency) on
 /// `port`: the process, and the organization's id it prints first.
 pub fn sandbox_process(curfew: &str, port: u16, environments: u32) -> (Proc, String) {
