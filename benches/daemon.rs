@@ -23,8 +23,8 @@ use curfew::ledger::Ledger;
 use curfew::metrics::Metrics;
 use curfew::platform::Platform;
 use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
-use curfew::platform::sandbox::{Sandbox, SandboxOptions};
 use curfew::reconcile::{ActResult, Daemon, DaemonOptions};
+use curfew::sandbox::{Sandbox, SandboxOptions};
 
 const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
 

@@ -18,8 +18,7 @@ use prometheus::{
 };
 
 use crate::ledger::Savings;
-use crate::platform::EnvState;
-use crate::platform::qovery::RequestObserver;
+use crate::platform::{EnvState, RequestObserver};
 use crate::policy::Action;
 
 /// The `rule` label of environments (and actions) that no rule matched.

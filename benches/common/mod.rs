@@ -2,7 +2,7 @@
 //! Qovery's servers would be, so its work (building a 2.7 MB listing) never blocks the
 //! client's tokio workers and the figures measure curfew, not the simulator's scheduling.
 
-use curfew::platform::sandbox::Sandbox;
+use curfew::sandbox::Sandbox;
 
 /// Where the sandbox answers.
 pub struct Served {

@@ -15,7 +15,7 @@ use super::rules::{action_words, env_vars, plan_table};
 use crate::admin::TOKEN_VARIABLE;
 use crate::clock::SystemClock;
 use crate::config::Source;
-use crate::platform::connect::connect;
+use crate::daemon::connect;
 use crate::policy::{self, LedgerView};
 use crate::reconcile::{EnvironmentReport, Plan};
 use crate::text::Printable;
@@ -236,7 +236,7 @@ pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     runtime()?.block_on(async move {
-        let prices = crate::platform::qovery::Prices {
+        let prices = crate::platform::Prices {
             vcpu_hour: loaded.rules.defaults.vcpu_hour,
             gib_hour: loaded.rules.defaults.gib_hour,
         };

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::clock::SystemClock;
-use crate::platform::sandbox::{Sandbox, SandboxOptions};
+use crate::sandbox::{Sandbox, SandboxOptions};
 
 #[derive(Args)]
 pub struct SandboxArgs {

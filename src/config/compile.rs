@@ -4,17 +4,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use wildmatch::WildMatch;
 
 use super::error::ConfigError;
 use super::raw::{
     At, OneOrMany, RawDefaults, RawEvents, RawFile, RawRule, RawSafety, RawSelector, RawWindows,
 };
-use super::{
-    Defaults, Glob, Protection, Rule, RuleSchedule, RuleSet, Safety, Selector, Target, Wake,
-};
 use crate::platform::Mode;
-use crate::schedule::{Holiday, Schedule, format_seconds, parse_duration, zone};
+use crate::policy::{Defaults, Glob, Protection, Rule, RuleSet, Safety, Selector, Target, Wake};
+use crate::schedule::{Holiday, RuleSchedule, Schedule, format_seconds, parse_duration, zone};
 use crate::text::printable;
 
 /// Collects errors while compiling; every check reports here and carries on.
@@ -1029,52 +1026,4 @@ fn qovery_window(raw: &RawRule) -> Result<String, FieldError> {
         days.push(short);
     }
     Ok(format!("{} {start}-{stop}", days.join(",")))
-}
-
-impl Glob {
-    pub fn new(pattern: &str) -> Glob {
-        Glob {
-            pattern: pattern.to_string(),
-            matcher: WildMatch::new(pattern),
-        }
-    }
-}
-
-impl Selector {
-    fn is_empty(&self) -> bool {
-        self.modes.is_empty()
-            && self.projects.is_empty()
-            && self.environments.is_empty()
-            && self.clusters.is_empty()
-            && self.labels.is_empty()
-    }
-}
-
-impl RuleSchedule {
-    fn stop(windows: Schedule, holidays: &[Holiday], tz: Tz) -> RuleSchedule {
-        let holidays = (!holidays.is_empty()).then(|| {
-            Schedule::from_windows(
-                vec![crate::schedule::Window::Weekly(crate::schedule::Weekly {
-                    days: crate::schedule::DaySet::ALL,
-                    start: 0,
-                    end: 86_400,
-                    tz,
-                })],
-                holidays.to_vec(),
-            )
-        });
-        RuleSchedule::Stop { windows, holidays }
-    }
-
-    /// Whether the schedule keeps environments stopped over the whole coming year.
-    fn never_runs(&self, now: DateTime<Utc>) -> bool {
-        let year = TimeDelta::days(366);
-        match self {
-            RuleSchedule::Run(s) => s.never_active_within(now, year),
-            RuleSchedule::Events(_) => false,
-            RuleSchedule::Stop { .. } => {
-                !self.is_active(now) && self.next_change(now).is_none_or(|n| n > now + year)
-            }
-        }
-    }
 }

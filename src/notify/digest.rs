@@ -14,10 +14,10 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 use super::message::{Digest, EnvironmentRef, Saved, UpcomingDelete};
-use crate::config::RuleSet;
 use crate::ledger::StopInterval;
-use crate::platform::{EnvState, Environment, Snapshot};
-use crate::policy::{self, Decision, LedgerView, SNOOZE_LABEL};
+use crate::platform::{EnvState, Environment, SNOOZE_LABEL, Snapshot};
+use crate::policy::RuleSet;
+use crate::policy::{self, Decision, LedgerView};
 use crate::schedule::{parse_expiry, zone};
 
 /// How far ahead a digest lists deletions.

@@ -35,11 +35,11 @@ pub use message::{
 pub use sign::{SIGNATURE_HEADER, SigningKey, TIMESTAMP_HEADER, signature};
 
 use crate::clock::Clock;
-use crate::config::{RuleSet, Target};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, NotificationResult};
 use crate::platform::{Outcome, Snapshot};
 use crate::policy::{Action, Decision, LedgerView};
+use crate::policy::{RuleSet, Target};
 use crate::reconcile::ActResult;
 use deliver::{Courier, Delivery};
 

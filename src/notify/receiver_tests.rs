@@ -22,9 +22,9 @@ use tokio::sync::watch;
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
-use crate::platform::sandbox::{RunningSandbox, Sandbox};
 use crate::platform::{Operation, Platform, PlatformError};
 use crate::reconcile::{Daemon, DaemonOptions};
+use crate::sandbox::{RunningSandbox, Sandbox};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -4,17 +4,21 @@
 //! reads nothing else. A snapshot is also a file format: `curfew plan --snapshot FILE`
 //! reads it as JSON.
 
-pub mod connect;
 pub mod kubernetes;
 pub mod qovery;
-pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// Label (or annotation) that protects an environment: `curfew.dev/protect: "true"`.
+pub const PROTECT_LABEL: &str = "curfew.dev/protect";
+/// Label (or annotation) that snoozes an environment until an instant.
+pub const SNOOZE_LABEL: &str = "curfew.dev/snooze-until";
 
 /// Everything listed from a platform in one pass.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -238,6 +242,21 @@ impl Outcome {
             Outcome::Gone => "gone",
         }
     }
+}
+
+/// Unit prices to turn CPU and memory into an hourly cost (the rule file's
+/// `defaults.prices`), for the adapters that can read what an environment asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    pub vcpu_hour: Option<f64>,
+    pub gib_hour: Option<f64>,
+}
+
+/// Sees every HTTP request an adapter makes (the daemon counts them in metrics).
+pub trait RequestObserver: Send + Sync {
+    /// `endpoint` is a bounded label, the adapter's name for the call (`list_status`,
+    /// `stop`…); `status` an HTTP code or `timeout`/`network`.
+    fn request(&self, endpoint: &'static str, status: &str, elapsed: Duration);
 }
 
 /// Which operation failed.

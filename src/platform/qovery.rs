@@ -25,7 +25,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
 use super::{
-    EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Snapshot, Words,
+    EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Prices,
+    RequestObserver, Snapshot, Words,
 };
 
 /// An API token. It is only ever written into the `Authorization` header: its `Debug`
@@ -43,20 +44,6 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Token(<redacted>)")
     }
-}
-
-/// Unit prices to turn CPU and memory into an hourly cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Prices {
-    pub vcpu_hour: Option<f64>,
-    pub gib_hour: Option<f64>,
-}
-
-/// Sees every request the adapter makes (the daemon counts them in metrics).
-pub trait RequestObserver: Send + Sync {
-    /// `endpoint` is a bounded label (`list_status`, `stop`…); `status` an HTTP code or
-    /// `timeout`/`network`.
-    fn request(&self, endpoint: &'static str, status: &str, elapsed: Duration);
 }
 
 /// How to reach Qovery.

@@ -2,13 +2,14 @@
 //! protected and unmatched environments are never acted on.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
 use super::*;
 use crate::config::parse_rules;
-use crate::platform::{EnvState, Environment, Mode, Snapshot};
+use crate::platform::{EnvState, Environment, Mode, PROTECT_LABEL, SNOOZE_LABEL, Snapshot};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -8,9 +8,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 
 use super::{Acted, Daemon, PassError};
-use crate::config::RuleSet;
 use crate::metrics::{ActionResult, Cap};
 use crate::platform::Outcome;
+use crate::policy::RuleSet;
 use crate::policy::{Action, Decision, LedgerView};
 
 /// What became of a decision that called for an action.

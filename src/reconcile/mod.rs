@@ -12,6 +12,7 @@
 //! before the call and an outcome after it.
 
 mod executor;
+mod health;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -21,15 +22,15 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub use executor::ActResult;
+pub use health::{Health, Readiness};
 
 use crate::clock::Clock;
-use crate::config::RuleSet;
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::{Metrics, PassResult};
 use crate::notify::{Notifier, PassFacts};
 use crate::platform::{EnvState, Environment, Platform, PlatformError, Snapshot};
+use crate::policy::RuleSet;
 use crate::policy::{self, Action, Decision, LedgerView};
-use crate::server::Health;
 
 /// See [`Daemon::look`].
 struct Look {

@@ -10,7 +10,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
 use crate::platform::qovery::{Qovery, QoveryOptions, Token};
-use crate::platform::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
+use crate::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
 
 pub(crate) fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -477,7 +477,7 @@ async fn a_ledger_that_turned_read_only_is_named_in_readyz() {
 const README_PREVIEWS: &str = "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    stop_when_idle: 3h\n    delete_after: 7d\n    warn_before_delete: 12h\n";
 
 /// Every preview deployed now (the team's afternoon), so none is idle before the evening.
-fn deploy_every_preview(w: &World) -> Vec<crate::platform::sandbox::SandboxEnvironment> {
+fn deploy_every_preview(w: &World) -> Vec<crate::sandbox::SandboxEnvironment> {
     let previews: Vec<_> = w
         .sandbox
         .environments()

@@ -16,6 +16,7 @@ mod duration;
 mod events;
 mod holiday;
 mod parse;
+mod rule;
 mod weekly;
 pub mod zone;
 
@@ -28,6 +29,7 @@ pub use duration::{DurationError, Ttl, format_seconds, parse_duration, parse_exp
 pub use events::{CronSpec, Edge, Events};
 pub use holiday::Holiday;
 pub use parse::ParseError;
+pub use rule::RuleSchedule;
 pub use weekly::{DaySet, Weekly};
 
 use holiday::is_holiday;

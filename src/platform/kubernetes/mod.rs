@@ -27,11 +27,7 @@ mod traffic;
 mod workload;
 
 #[cfg(test)]
-mod fake;
-#[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_rules;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::{self, Debug};
@@ -66,8 +62,7 @@ pub use workload::{
 use self::events::Regarding;
 use self::namespace::{Contents, Mapping, terminating};
 use self::workload::{Kind, Restore, Workload};
-use super::qovery::{Prices, RequestObserver};
-use super::{Mode, Operation, Outcome, Platform, PlatformError, Snapshot};
+use super::{Mode, Operation, Outcome, Platform, PlatformError, Prices, RequestObserver, Snapshot};
 use crate::clock::Clock;
 
 const PLATFORM: &str = "kubernetes";
@@ -910,7 +905,7 @@ fn protected(ns: &Namespace) -> bool {
         ns.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()),
     );
     labels
-        .get(crate::policy::PROTECT_LABEL)
+        .get(crate::platform::PROTECT_LABEL)
         .is_some_and(|v| v == "true")
 }
 

@@ -23,9 +23,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use super::leader::from_jiff;
 use super::pods::{Owner, Running};
 use super::workload::{PodRequests, Workload};
-use crate::platform::qovery::Prices;
-use crate::platform::{EnvState, Environment, Mode};
-use crate::policy::{PROTECT_LABEL, SNOOZE_LABEL};
+use crate::platform::{EnvState, Environment, Mode, PROTECT_LABEL, Prices, SNOOZE_LABEL};
 use crate::schedule::parse_expiry;
 
 /// kube-downscaler's opt-out of a namespace (or a workload).

@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::kubernetes::{
-    self, Alone, Election, ElectionOptions, Kubernetes, KubernetesOptions, Leader, TrafficOptions,
-};
-use super::qovery::{Prices, Qovery, QoveryOptions, RequestObserver, Token};
-use super::sandbox::{RunningSandbox, Sandbox, SandboxOptions};
-use super::{Operation, Platform, PlatformError};
 use crate::clock::Clock;
 use crate::config::settings::{KubernetesSettings, PlatformSettings};
+use crate::platform::kubernetes::{
+    self, Alone, Election, ElectionOptions, Kubernetes, KubernetesOptions, Leader, TrafficOptions,
+};
+use crate::platform::qovery::{Qovery, QoveryOptions, Token};
+use crate::platform::{Operation, Platform, PlatformError, Prices, RequestObserver};
+use crate::sandbox::{RunningSandbox, Sandbox, SandboxOptions};
 
 /// A connected platform, and the sandbox behind it when there is one (kept alive here).
 pub struct Connected {
