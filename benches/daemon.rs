@@ -23,7 +23,8 @@ use curfew::ledger::Ledger;
 use curfew::metrics::Metrics;
 use curfew::platform::Platform;
 use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
-use curfew::reconcile::{ActResult, Daemon, DaemonOptions};
+use curfew::events::ActResult;
+use curfew::reconcile::{Daemon, DaemonOptions};
 use curfew::sandbox::{Sandbox, SandboxOptions};
 
 const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");

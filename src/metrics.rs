@@ -17,6 +17,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::events::{ActResult, AuthFailure, Cap, Counter, NotificationResult, PassResult};
 use crate::ledger::Savings;
 use crate::platform::{EnvState, RequestObserver};
 use crate::policy::Action;
@@ -34,110 +35,6 @@ const PASS_BUCKETS: &[f64] = &[
 const REQUEST_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
-
-/// How one attempted action ended, as counted in `curfew_actions_total{result}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionResult {
-    /// Done, or already in the wanted state (the platform's 409 "already stopped").
-    Ok,
-    /// The platform refused or could not be reached.
-    Error,
-    /// Would have been done, but dry-run is on.
-    DryRun,
-    /// Not attempted because a safety cap was reached.
-    SkippedCap,
-}
-
-impl ActionResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionResult::Ok => "ok",
-            ActionResult::Error => "error",
-            ActionResult::DryRun => "dry_run",
-            ActionResult::SkippedCap => "skipped_cap",
-        }
-    }
-}
-
-/// How one notification delivery ended, as counted in `curfew_notifications_total{result}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotificationResult {
-    /// The receiver answered 2xx.
-    Ok,
-    /// Given up: retries exhausted, a permanent refusal (4xx), or no usable URL.
-    Error,
-    /// Not queued: the delivery queue was full (the pass never waits for it).
-    Dropped,
-    /// One attempt failed and another follows (counted per retried attempt).
-    Retry,
-}
-
-impl NotificationResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationResult::Ok => "ok",
-            NotificationResult::Error => "error",
-            NotificationResult::Dropped => "dropped",
-            NotificationResult::Retry => "retry",
-        }
-    }
-}
-
-/// How one reconcile pass ended, as counted in `curfew_reconcile_total{result}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassResult {
-    /// Listed everything and every action was attempted.
-    Ok,
-    /// The pass could not run (listing failed, ledger unavailable…).
-    Error,
-    /// The listing was partial or some actions failed; deletes were held back.
-    Partial,
-}
-
-impl PassResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PassResult::Ok => "ok",
-            PassResult::Error => "error",
-            PassResult::Partial => "partial",
-        }
-    }
-}
-
-/// Why an admin request was refused, as counted in
-/// `curfew_admin_auth_failures_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No `Authorization: Bearer` header.
-    Missing,
-    /// A token that is not one of the daemon's.
-    Refused,
-}
-
-impl AuthFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthFailure::Missing => "missing",
-            AuthFailure::Refused => "refused",
-        }
-    }
-}
-
-/// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cap {
-    MaxStopsPerPass,
-    MaxDeletesPerHour,
-}
-
-impl Cap {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cap::MaxStopsPerPass => "max_stops_per_pass",
-            Cap::MaxDeletesPerHour => "max_deletes_per_hour",
-        }
-    }
-}
 
 /// curfew's Prometheus metrics and the registry that holds them.
 pub struct Metrics {
@@ -385,13 +282,13 @@ impl Metrics {
         for result in ["ok", "error"] {
             metrics.config_reloads.with_label_values(&[result]);
         }
-        for result in [PassResult::Ok, PassResult::Error, PassResult::Partial] {
+        for result in PassResult::ALL {
             metrics.reconcile.with_label_values(&[result.as_str()]);
         }
-        for cap in [Cap::MaxStopsPerPass, Cap::MaxDeletesPerHour] {
+        for cap in Cap::ALL {
             metrics.caps_hit.with_label_values(&[cap.as_str()]);
         }
-        for reason in [AuthFailure::Missing, AuthFailure::Refused] {
+        for reason in AuthFailure::ALL {
             metrics
                 .admin_auth_failures
                 .with_label_values(&[reason.as_str()]);
@@ -439,31 +336,18 @@ impl Metrics {
         self.environments.replace(values);
     }
 
-    /// Counts one attempted action.
     /// Creates every `curfew_actions_total` series the rules can produce at 0 (see
     /// [`Metrics::new`]): each rule (and the unmatched) × action × result.
     pub fn expect_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
-        let results = [
-            ActionResult::Ok,
-            ActionResult::Error,
-            ActionResult::DryRun,
-            ActionResult::SkippedCap,
-        ];
         let actions = [Action::Stop, Action::Start, Action::Delete, Action::Warn];
         for rule in rules {
             for action in actions {
-                for result in results {
+                for result in ActResult::LABELS {
                     self.actions
-                        .with_label_values(&[action.as_str(), rule, result.as_str()]);
+                        .with_label_values(&[action.as_str(), rule, result]);
                 }
             }
         }
-    }
-
-    pub fn action(&self, action: Action, rule: Option<&str>, result: ActionResult) {
-        self.actions
-            .with_label_values(&[action.as_str(), rule_label(rule), result.as_str()])
-            .inc();
     }
 
     /// Brings the savings counters up to the ledger's totals. Counters never go down:
@@ -489,51 +373,6 @@ impl Metrics {
         self.savings_rate
             .with_label_values(&[currency])
             .set(per_hour);
-    }
-
-    /// Records a finished reconcile pass. `finished_at_unix` becomes the last success
-    /// time only when `result` is [`PassResult::Ok`].
-    pub fn pass(
-        &self,
-        result: PassResult,
-        duration: Duration,
-        finished_at_unix: f64,
-        next_wakeup_unix: Option<f64>,
-    ) {
-        self.reconcile_duration.observe(duration.as_secs_f64());
-        self.reconcile.with_label_values(&[result.as_str()]).inc();
-        if result == PassResult::Ok {
-            self.last_success.set(finished_at_unix);
-        }
-        self.next_wakeup.set(next_wakeup_unix.unwrap_or(0.0));
-    }
-
-    /// Counts one admin request refused for its token.
-    pub fn admin_auth_failure(&self, reason: AuthFailure) {
-        self.admin_auth_failures
-            .with_label_values(&[reason.as_str()])
-            .inc();
-    }
-
-    /// Counts one reload of the rule file.
-    pub fn config_reload(&self, ok: bool) {
-        self.config_reloads
-            .with_label_values(&[ok_or_error(ok)])
-            .inc();
-    }
-
-    /// Counts one notification delivery (or one retried attempt). `target` is a name under
-    /// the rule file's `notify` (bounded by the file); `kind` is a fixed name
-    /// (`delete_warning`, `deleted`, `failure`, `digest`), hence `'static`.
-    pub fn notification(&self, target: &str, kind: &'static str, result: NotificationResult) {
-        self.notifications
-            .with_label_values(&[target, kind, result.as_str()])
-            .inc();
-    }
-
-    /// Counts one time a safety cap held actions back.
-    pub fn cap_hit(&self, cap: Cap) {
-        self.caps_hit.with_label_values(&[cap.as_str()]).inc();
     }
 
     /// Sets how many environments had `action` due but not done in the last pass.
@@ -572,6 +411,51 @@ impl Metrics {
         self.platform_request_duration
             .with_label_values(&[platform, operation])
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Counter for Metrics {
+    fn action(&self, action: Action, rule: Option<&str>, result: &ActResult) {
+        self.actions
+            .with_label_values(&[action.as_str(), rule_label(rule), result.label()])
+            .inc();
+    }
+
+    fn pass(
+        &self,
+        result: PassResult,
+        duration: Duration,
+        finished_at_unix: f64,
+        next_wakeup_unix: Option<f64>,
+    ) {
+        self.reconcile_duration.observe(duration.as_secs_f64());
+        self.reconcile.with_label_values(&[result.as_str()]).inc();
+        if result == PassResult::Ok {
+            self.last_success.set(finished_at_unix);
+        }
+        self.next_wakeup.set(next_wakeup_unix.unwrap_or(0.0));
+    }
+
+    fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .with_label_values(&[ok_or_error(ok)])
+            .inc();
+    }
+
+    fn cap_hit(&self, cap: Cap) {
+        self.caps_hit.with_label_values(&[cap.as_str()]).inc();
+    }
+
+    fn notification(&self, target: &str, kind: &'static str, result: NotificationResult) {
+        self.notifications
+            .with_label_values(&[target, kind, result.as_str()])
+            .inc();
+    }
+
+    fn admin_auth_failure(&self, reason: AuthFailure) {
+        self.admin_auth_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 }
 
@@ -669,6 +553,7 @@ fn status_label(status: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::Outcome;
 
     /// One sample line of the text format: `name{label="value",...} value`.
     #[derive(Debug, PartialEq)]
@@ -780,7 +665,11 @@ mod tests {
     fn every_metric_is_exported_once_used() {
         let m = Metrics::new("1.2.3", true);
         m.set_environments([(EnvState::Stopped, Some("office-hours"), 3)]);
-        m.action(Action::Stop, Some("office-hours"), ActionResult::Ok);
+        m.action(
+            Action::Stop,
+            Some("office-hours"),
+            &ActResult::Done(Outcome::Accepted),
+        );
         m.set_savings_totals(&[savings("office-hours", "EUR", 7200.0, 0.8)]);
         m.set_savings_rate("EUR", 1.2);
         m.pass(
@@ -970,8 +859,12 @@ mod tests {
     #[test]
     fn labels_come_from_the_typed_arguments() {
         let m = Metrics::new("1", false);
-        m.action(Action::Delete, Some("ttl"), ActionResult::SkippedCap);
-        m.action(Action::Stop, None, ActionResult::DryRun);
+        m.action(
+            Action::Delete,
+            Some("ttl"),
+            &ActResult::SkippedCap(Cap::MaxDeletesPerHour),
+        );
+        m.action(Action::Stop, None, &ActResult::DryRun);
         m.cap_hit(Cap::MaxStopsPerPass);
         m.config_reload(false);
         m.notification("audit-hook", "failure", NotificationResult::Dropped);
@@ -1047,7 +940,7 @@ mod tests {
         let m = Metrics::new("1.0.0-rc.1+\"build\"", true);
         let odd = "quote\" back\\slash\nnewline {brace}, comma=é";
         m.set_environments([(EnvState::Unknown, Some(odd), 1)]);
-        m.action(Action::Warn, Some(odd), ActionResult::Error);
+        m.action(Action::Warn, Some(odd), &ActResult::Failed("e".into()));
         m.set_savings_totals(&[savings(odd, "€", 1.0, 1e-9)]);
         m.set_environment_states(&[(odd, odd, Some(odd), EnvState::Error)]);
         let text = m.encode();
@@ -1087,7 +980,11 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
-        m.action(Action::Stop, Some("previews"), ActionResult::Ok);
+        m.action(
+            Action::Stop,
+            Some("previews"),
+            &ActResult::Done(Outcome::Accepted),
+        );
         assert!(m.encode().lines().any(
             |l| l == "curfew_actions_total{action=\"stop\",result=\"ok\",rule=\"previews\"} 1"
         ));

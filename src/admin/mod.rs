@@ -31,7 +31,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::metrics::AuthFailure;
+use crate::events::{AdminRefused, AuthFailure};
 use crate::reconcile::{Daemon, OperatorError};
 
 /// The variable read for a token when the settings name none.
@@ -64,6 +64,27 @@ impl fmt::Debug for AdminTokens {
     }
 }
 
+/// Why the admin tokens could not be read: where, never the token itself.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{place}, line {line}: the token of {name} is shorter than {MIN_TOKEN_LEN} characters")]
+    TooShort {
+        place: String,
+        line: usize,
+        name: String,
+    },
+    #[error("{place}, line {line}: a second token named {name}")]
+    Twice {
+        place: String,
+        line: usize,
+        name: String,
+    },
+    #[error("two admin tokens are named {0}")]
+    SameName(String),
+    #[error("the admin token file cannot be read: {0}")]
+    File(#[source] crate::files::ReadError),
+}
+
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -71,7 +92,7 @@ fn digest(token: &str) -> [u8; 32] {
 impl AdminTokens {
     /// Tokens from lines of `text` (blank lines and `#` comments skipped); `source` names
     /// where they came from in errors (never the token itself).
-    pub fn parse(text: &str, source: &str) -> Result<AdminTokens, String> {
+    pub fn parse(text: &str, source: &str) -> Result<AdminTokens, TokenError> {
         let mut tokens = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -90,16 +111,18 @@ impl AdminTokens {
                 _ => (DEFAULT_NAME, line),
             };
             if token.len() < MIN_TOKEN_LEN {
-                return Err(format!(
-                    "{source}, line {}: the token of {name} is shorter than {MIN_TOKEN_LEN} characters",
-                    n + 1
-                ));
+                return Err(TokenError::TooShort {
+                    place: source.to_string(),
+                    line: n + 1,
+                    name: name.to_string(),
+                });
             }
             if tokens.iter().any(|(other, _)| other == name) {
-                return Err(format!(
-                    "{source}, line {}: a second token named {name}",
-                    n + 1
-                ));
+                return Err(TokenError::Twice {
+                    place: source.to_string(),
+                    line: n + 1,
+                    name: name.to_string(),
+                });
             }
             tokens.push((name.to_string(), digest(token)));
         }
@@ -112,7 +135,7 @@ impl AdminTokens {
         env: &HashMap<String, String>,
         variable: Option<&str>,
         file: Option<&Path>,
-    ) -> Result<Option<AdminTokens>, String> {
+    ) -> Result<Option<AdminTokens>, TokenError> {
         let mut all = AdminTokens { tokens: Vec::new() };
         let variable = variable.unwrap_or(TOKEN_VARIABLE);
         if let Some(text) = env.get(variable).filter(|t| !t.trim().is_empty()) {
@@ -122,7 +145,7 @@ impl AdminTokens {
             let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
             let text = crate::files::read(path, limits, "")
                 .await
-                .map_err(|e| format!("the admin token file cannot be read: {e}"))?;
+                .map_err(TokenError::File)?;
             all.extend(Self::parse(
                 &text,
                 &format!("the admin token file {}", path.display()),
@@ -131,10 +154,10 @@ impl AdminTokens {
         Ok((!all.tokens.is_empty()).then_some(all))
     }
 
-    fn extend(&mut self, more: AdminTokens) -> Result<(), String> {
+    fn extend(&mut self, more: AdminTokens) -> Result<(), TokenError> {
         for (name, d) in more.tokens {
             if self.tokens.iter().any(|(n, _)| *n == name) {
-                return Err(format!("two admin tokens are named {name}"));
+                return Err(TokenError::SameName(name));
             }
             self.tokens.push((name, d));
         }
@@ -273,27 +296,23 @@ async fn authorize(State(guard): State<Arc<Guard>>, mut request: Request, next: 
 /// Counts a refused request, and logs it (never the token) at most once per
 /// [`REFUSED_LOG_EVERY`], with how many were refused meanwhile.
 fn refused(guard: &Guard, reason: AuthFailure, request: &Request) {
-    guard.metrics.admin_auth_failure(reason);
-    let told = guard
+    let also_refused = guard
         .log
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .tick();
-    if let Some(more) = told {
-        let peer = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
-        let path = clip(request.uri().path(), 200);
-        tracing::warn!(
-            reason = %reason.as_str(),
-            method = %request.method(),
-            path = %crate::text::printable(&path),
-            %peer,
-            also_refused = more,
-            "admin request refused: no valid token"
-        );
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+    AdminRefused {
+        reason,
+        method: request.method().as_str(),
+        path: &clip(request.uri().path(), 200),
+        peer: &peer,
+        also_refused,
     }
+    .emit(&*guard.metrics);
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -1,28 +1,42 @@
 //! The composition root: builds the daemon's parts from the rule file's settings, starts
 //! them, and stops them in order.
+//!
+//! - `mod.rs`: start ([`run`]) and shutdown;
+//! - `connect.rs`: the platform the settings name;
+//! - `serve.rs`: the port (`/metrics`, the probes, the admin API);
+//! - `reload.rs`: the rule file watched, and SIGHUP;
+//! - `jobs.rs`: the work a leader does (passes, digests, the ledger's housekeeping), on the
+//!   daemon's clock;
+//! - `logging.rs`: the process's log.
 
 mod connect;
+mod jobs;
+mod logging;
+mod reload;
+mod serve;
 
-pub use connect::{Connected, connect, read_token};
+pub use connect::{Connected, TokenError, connect, read_token};
+pub use jobs::{HOUSEKEEPING_KEEPS, housekeeping_once, next_housekeeping_after};
+pub use logging::init_logging;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::admin::AdminTokens;
+use crate::admin::{AdminTokens, TokenError as AdminTokenError};
 use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::config::settings::{LogFormat, PlatformSettings};
+use crate::config::settings::{PlatformSettings, Settings};
 use crate::config::{Loaded, Source};
-use crate::ledger::{Fresh, Ledger};
+use crate::ledger::{Fresh, Ledger, LedgerError};
 use crate::metrics::{Metrics, PlatformRequests};
-use crate::platform::Prices;
+use crate::notify::{Notifier, NotifyError, NotifyOptions};
+use crate::platform::kubernetes::Election;
+use crate::platform::{PlatformError, Prices};
 use crate::reconcile::{Daemon, DaemonOptions};
-use crate::server;
 
 /// How `curfew run` was asked to run, beyond the rule file.
 #[derive(Debug, Clone, Default)]
@@ -37,34 +51,88 @@ pub struct Options {
     pub new_ledger: bool,
 }
 
-/// Sets up the process's log (once; later calls do nothing).
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CURFEW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        // Names from outside (environments, projects, labels) are escaped in human lines.
-        LogFormat::Human => builder.fmt_fields(crate::text::human_fields()).try_init(),
-    };
+/// Why the daemon could not start (logged; the process exits 1).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the ledger cannot be opened")]
+    Ledger(#[source] LedgerError),
+    #[error("cannot connect to the platform")]
+    Platform(#[source] PlatformError),
+    #[error("the admin API's tokens cannot be read")]
+    AdminTokens(#[source] AdminTokenError),
+    #[error("the notifications cannot start")]
+    Notify(#[source] NotifyError),
+}
+
+impl StartError {
+    /// One log line: what could not start, and why.
+    fn log(&self) {
+        match std::error::Error::source(self) {
+            Some(why) => tracing::error!(error = %why, "{self}"),
+            None => tracing::error!("{self}"),
+        }
+    }
+}
+
+/// The daemon's parts, built and connected, not yet running.
+struct Parts {
+    daemon: Arc<Daemon>,
+    connected: Connected,
+    notifier: Notifier,
+    admin_tokens: Option<AdminTokens>,
 }
 
 /// Runs the daemon until SIGTERM (or Ctrl-C), or until this replica loses its Lease.
 pub async fn run(
-    args: Options,
+    options: Options,
     source: Source,
     loaded: Loaded,
     env: HashMap<String, String>,
 ) -> anyhow::Result<ExitCode> {
-    let start = args.clock_start;
     let settings = loaded.settings.clone();
-    let speed = args.clock_speed.or(match &settings.platform {
+    let clock = clock(&options, &settings);
+    let parts = match build(&options, loaded, &env, clock).await {
+        Ok(parts) => parts,
+        Err(e) => {
+            e.log();
+            return Ok(ExitCode::from(1));
+        }
+    };
+    recover(&parts.daemon).await;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let listen = options.listen.unwrap_or(settings.listen);
+    let server = serve::start(&parts, listen, &settings, shutdown_rx.clone()).await?;
+    let _watcher = reload::start(parts.daemon.clone(), source);
+    let election = parts.connected.election.clone();
+    let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
+    let lease_task = election.clone().map(|e| tokio::spawn(e.run(lease_stop_rx)));
+    let work = tokio::spawn(jobs::lead_and_work(
+        parts.daemon.clone(),
+        parts.notifier.clone(),
+        election.clone(),
+        shutdown_rx,
+    ));
+    let lost_lease = until_signal_or_lost_lease(election.as_ref()).await;
+    if lost_lease {
+        tracing::error!("this replica lost the lease: stopping, to restart as a standby");
+    }
+    tracing::info!("stopping: no new actions; waiting for the current pass to finish");
+    let _ = shutdown_tx.send(true);
+    stop(parts, work, lease_task, lease_stop_tx, server).await;
+    Ok(if lost_lease {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The daemon's clock: the system's, or a scaled one that starts when asked (demos).
+fn clock(options: &Options, settings: &Settings) -> Arc<dyn Clock> {
+    let speed = options.clock_speed.or(match &settings.platform {
         PlatformSettings::Sandbox(s) if s.clock_speed != 1.0 => Some(s.clock_speed),
         _ => None,
     });
-    let clock: Arc<dyn Clock> = match (speed, start) {
+    match (speed, options.clock_start) {
         (None, None) => Arc::new(SystemClock),
         (speed, start) => {
             let start = start.unwrap_or_else(Utc::now);
@@ -72,96 +140,121 @@ pub async fn run(
             tracing::info!(speed, start = %start.to_rfc3339(), "running a scaled clock");
             Arc::new(ScaledClock::new(start, speed))
         }
-    };
+    }
+}
+
+/// Opens the ledger, connects to the platform, reads the admin tokens, starts the
+/// notifications, and makes the daemon of them.
+async fn build(
+    options: &Options,
+    loaded: Loaded,
+    env: &HashMap<String, String>,
+    clock: Arc<dyn Clock>,
+) -> Result<Parts, StartError> {
+    let settings = &loaded.settings;
     let metrics = Arc::new(Metrics::new(
         env!("CARGO_PKG_VERSION"),
         settings.per_environment_metrics,
     ));
-    let fresh = if args.new_ledger {
+    let fresh = if options.new_ledger {
         Fresh::Allowed
     } else {
         Fresh::Refused
     };
-    let ledger = match Ledger::open_with(&settings.ledger, fresh) {
-        Ok(l) => Arc::new(l),
-        Err(e) => {
-            tracing::error!(error = %e, "the ledger cannot be opened");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let prices = Prices {
-        vcpu_hour: loaded.rules.defaults.vcpu_hour,
-        gib_hour: loaded.rules.defaults.gib_hour,
-    };
-    let platform_name = match settings.platform {
-        PlatformSettings::Sandbox(_) => "sandbox",
-        PlatformSettings::Qovery(_) => "qovery",
-        PlatformSettings::Kubernetes(_) => "kubernetes",
-    };
-    let observer = Arc::new(PlatformRequests::new(metrics.clone(), platform_name));
-    let connected = match connect(
-        &settings.platform,
-        prices,
-        &env,
-        clock.clone(),
-        Some(observer),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot connect to the platform");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    if let Some((_, running)) = &connected.sandbox {
-        tracing::info!(url = %running.url, organization = %running.organization_id, "sandbox started in-process");
-    }
-    let admin_tokens = match AdminTokens::load(
-        &env,
+    let ledger = Arc::new(Ledger::open_with(&settings.ledger, fresh).map_err(StartError::Ledger)?);
+    let connected = connect_platform(&loaded, env, &metrics, clock.clone()).await?;
+    let admin_tokens = AdminTokens::load(
+        env,
         settings.admin_token_env.as_deref(),
         settings.admin_token_file.as_deref(),
     )
     .await
-    {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "the admin API's tokens cannot be read");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let notifier = crate::notify::Notifier::start(
-        crate::notify::NotifyOptions::default(),
+    .map_err(StartError::AdminTokens)?;
+    // Signatures carry real time (receivers compare it with theirs), even on a scaled demo
+    // clock.
+    let notifier = Notifier::start(
+        NotifyOptions::default(),
         metrics.clone(),
-        // Signatures carry real time (receivers compare it with theirs), even on a scaled
-        // demo clock.
         Arc::new(SystemClock),
         env.clone(),
-    )?;
+    )
+    .map_err(StartError::Notify)?;
     for (target, problem) in notifier.check(&loaded.rules) {
         tracing::warn!(target_name = %target, %problem, "notification target unusable");
     }
+    let daemon = daemon(
+        &loaded, options, clock, ledger, metrics, &connected, &notifier,
+    );
+    Ok(Parts {
+        daemon: Arc::new(daemon),
+        connected,
+        notifier,
+        admin_tokens,
+    })
+}
+
+/// The platform the settings name, its requests counted in the metrics.
+async fn connect_platform(
+    loaded: &Loaded,
+    env: &HashMap<String, String>,
+    metrics: &Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+) -> Result<Connected, StartError> {
+    let settings = &loaded.settings;
+    let prices = Prices {
+        vcpu_hour: loaded.rules.defaults.vcpu_hour,
+        gib_hour: loaded.rules.defaults.gib_hour,
+    };
+    let name = match settings.platform {
+        PlatformSettings::Sandbox(_) => "sandbox",
+        PlatformSettings::Qovery(_) => "qovery",
+        PlatformSettings::Kubernetes(_) => "kubernetes",
+    };
+    let observer = Arc::new(PlatformRequests::new(metrics.clone(), name));
+    let connected = connect(&settings.platform, prices, env, clock, Some(observer))
+        .await
+        .map_err(StartError::Platform)?;
+    if let Some((_, running)) = &connected.sandbox {
+        tracing::info!(url = %running.url, organization = %running.organization_id, "sandbox started in-process");
+    }
+    Ok(connected)
+}
+
+/// The reconcile daemon over these parts, the notifier listening to its passes.
+fn daemon(
+    loaded: &Loaded,
+    options: &Options,
+    clock: Arc<dyn Clock>,
+    ledger: Arc<Ledger>,
+    metrics: Arc<Metrics>,
+    connected: &Connected,
+    notifier: &Notifier,
+) -> Daemon {
+    let settings = &loaded.settings;
     let resync = settings.resync;
+    let speed = options.clock_speed.unwrap_or(1.0);
     let max_snooze = chrono::TimeDelta::from_std(settings.admin_max_snooze)
         .unwrap_or(crate::reconcile::DEFAULT_MAX_SNOOZE);
-    let daemon = Arc::new(
-        Daemon::new(
-            connected.platform.clone(),
-            ledger.clone(),
-            metrics.clone(),
-            clock.clone(),
-            Arc::new(loaded.rules),
-            DaemonOptions {
-                resync,
-                // Readiness reads the (possibly scaled) clock: three resyncs in its time.
-                max_pass_age: resync.mul_f64(3.0 * speed.unwrap_or(1.0)),
-                max_in_flight: 8,
-            },
-        )
-        .with_max_snooze(max_snooze)
-        .with_max_note(settings.admin_max_note_bytes as usize)
-        .with_notifier(notifier.clone()),
-    );
+    Daemon::new(
+        connected.platform.clone(),
+        ledger,
+        metrics,
+        clock,
+        Arc::new(loaded.rules.clone()),
+        DaemonOptions {
+            resync,
+            // Readiness reads the (possibly scaled) clock: three resyncs in its time.
+            max_pass_age: resync.mul_f64(3.0 * speed),
+            max_in_flight: 8,
+        },
+    )
+    .with_max_snooze(max_snooze)
+    .with_max_note(settings.admin_max_note_bytes as usize)
+    .with_listener(Arc::new(notifier.clone()))
+}
+
+/// Resolves the actions the last stop interrupted, before the first pass.
+async fn recover(daemon: &Daemon) {
     match daemon.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -172,164 +265,41 @@ pub async fn run(
             tracing::error!(error = %e, "could not resolve interrupted actions yet; the next pass decides again")
         }
     }
+}
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let listen = args.listen.unwrap_or(settings.listen);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| listen_error(listen, &e))?;
-    tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
-    let mut routes = server::routes(metrics.clone(), daemon.health(), clock.clone());
-    match admin_tokens {
-        Some(tokens) => {
-            tracing::info!(tokens = tokens.len(), "admin API on /api/v1");
-            routes.app =
-                server::merge_admin(routes.app, crate::admin::router(daemon.clone(), tokens));
-        }
-        None => {
-            tracing::info!(
-                "admin API off: no admin token ({} or daemon.admin_token_file)",
-                crate::admin::TOKEN_VARIABLE
-            );
-            routes.app = server::merge_admin(routes.app, crate::admin::off_router());
-        }
-    }
-    let limits = server::HttpLimits {
-        max_connections: settings.max_connections as usize,
-        header_timeout: settings.header_timeout,
-        idle_timeout: settings.idle_timeout,
-    };
-    let mut server_shutdown = shutdown_rx.clone();
-    let server_task = tokio::spawn(server::serve(listener, routes, limits, async move {
-        let _ = server_shutdown.wait_for(|stop| *stop).await;
-    }));
-
-    // Periodic jobs in UTC, through tokio-cron-scheduler: the resync tick and the ledger's
-    // housekeeping. Schedule boundaries in users' zones are NOT put here (see docs/daemon.md).
-    let (resync_tx, resync_rx) = mpsc::channel::<()>(1);
-    let scheduler = tokio_cron_scheduler::JobScheduler::new().await?;
-    let tick = resync_tx.clone();
-    scheduler
-        .add(tokio_cron_scheduler::Job::new_repeated_async(
-            resync,
-            move |_, _| {
-                let tick = tick.clone();
-                Box::pin(async move {
-                    let _ = tick.try_send(());
-                })
-            },
-        )?)
-        .await?;
-    let housekeeping_ledger = ledger.clone();
-    scheduler
-        .add(tokio_cron_scheduler::Job::new_async(
-            "0 17 3 * * *",
-            move |_, _| {
-                let ledger = housekeeping_ledger.clone();
-                Box::pin(async move {
-                    match ledger.prune(Utc::now() - chrono::TimeDelta::days(400)) {
-                        Ok(n) => tracing::info!(removed = n, "ledger housekeeping"),
-                        Err(e) => tracing::warn!(error = %e, "ledger housekeeping failed"),
-                    }
-                })
-            },
-        )?)
-        .await?;
-    scheduler.start().await?;
-
-    // Hot reload: the rule file is watched, and SIGHUP reloads it too.
-    let (reload_tx, reload_rx) = watch::channel(0u64);
-    let (file_tx, mut file_rx) = mpsc::channel::<()>(8);
-    let _watcher = watch_file(&source.path, file_tx);
-    let reload_daemon = daemon.clone();
-    tokio::spawn(async move {
-        let mut hangup =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut generation = 0u64;
-        loop {
-            tokio::select! {
-                Some(()) = file_rx.recv() => {
-                    // Editors and ConfigMaps write in steps: let the file settle.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    while file_rx.try_recv().is_ok() {}
-                }
-                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    tracing::info!("SIGHUP: reloading the rule file");
-                }
-            }
-            if reload_daemon.reload(&source).await.is_ok() {
-                generation += 1;
-                let _ = reload_tx.send(generation);
-            }
-        }
-    });
-
-    // Leader election (platform.kubernetes.leader_election): a standby waits for the Lease
-    // before its first pass; a leader that loses it stops (fail-stop, as
-    // kube-controller-manager does) and restarts as a standby. The lease is given up only
-    // after the last pass, so no other replica acts while this one still does.
-    let election = connected.election.clone();
-    let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
-    let lease_task = election.clone().map(|e| tokio::spawn(e.run(lease_stop_rx)));
-    let loop_task = tokio::spawn({
-        let (election, daemon, mut shutdown) =
-            (election.clone(), daemon.clone(), shutdown_rx.clone());
-        async move {
-            if let Some(e) = &election {
-                tracing::info!(lease = %e.options().name, identity = %e.options().identity, "standing by until this replica holds the lease");
-                if !e.wait_to_lead(&mut shutdown).await {
-                    return;
-                }
-                tracing::info!("this replica holds the lease: acting");
-            }
-            daemon.run(resync_rx, reload_rx, shutdown_rx).await
-        }
-    });
-    let lost_lease = tokio::select! {
+/// Waits for SIGTERM or Ctrl-C (false), or for this replica to lose its Lease (true).
+async fn until_signal_or_lost_lease(election: Option<&Election>) -> bool {
+    tokio::select! {
         () = wait_for_signal() => false,
-        () = async { match &election { Some(e) => e.lost().await, None => std::future::pending().await } } => true,
-    };
-    if lost_lease {
-        tracing::error!("this replica lost the lease: stopping, to restart as a standby");
+        () = async { match election { Some(e) => e.lost().await, None => std::future::pending().await } } => true,
     }
-    tracing::info!("stopping: no new actions; waiting for the current pass to finish");
-    let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(Duration::from_secs(60), loop_task)
+}
+
+/// Stops in order: the current pass finishes, then the lease is given up (no other replica
+/// acts while this one still does), queued notifications get a few seconds to go out, and
+/// the port closes.
+async fn stop(
+    parts: Parts,
+    work: tokio::task::JoinHandle<()>,
+    lease_task: Option<tokio::task::JoinHandle<()>>,
+    lease_stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    if tokio::time::timeout(Duration::from_secs(60), work)
         .await
         .is_err()
     {
         tracing::warn!("the current pass did not finish within 60 s; stopping anyway");
     }
-    let _ = lease_stop_tx.send(true);
+    let _ = lease_stop.send(true);
     if let Some(task) = lease_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    let mut scheduler = scheduler;
-    let _ = scheduler.shutdown().await;
     // Messages already queued (a delete just made, say) get a few seconds to go out.
-    let _ = tokio::time::timeout(Duration::from_secs(5), notifier.settled()).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
-    drop(connected);
+    let _ = tokio::time::timeout(Duration::from_secs(5), parts.notifier.settled()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    drop(parts);
     tracing::info!("stopped; ledger flushed");
-    Ok(if lost_lease {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// Why the daemon's address cannot be served, and how to choose another.
-fn listen_error(listen: std::net::SocketAddr, e: &std::io::Error) -> anyhow::Error {
-    let why = match e.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            "the address is in use (another curfew, or another program)".to_string()
-        }
-        std::io::ErrorKind::AddrNotAvailable => "no interface of this machine has it".to_string(),
-        _ => e.to_string(),
-    };
-    anyhow::anyhow!(
-        "cannot listen on {listen}: {why}; choose another address with --listen ADDR or `daemon.listen` in the rule file"
-    )
 }
 
 async fn wait_for_signal() {
@@ -344,34 +314,5 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-/// Watches the rule file's folder (a Kubernetes ConfigMap swaps a symlink there).
-fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-    use notify::{RecursiveMode, Watcher};
-    let name = path.file_name()?.to_os_string();
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            // Reading the file (as each reload does) is not a change.
-            && !matches!(event.kind, notify::EventKind::Access(_))
-            && event.paths.iter().any(|p| {
-                p.file_name() == Some(&name) || p.file_name().is_some_and(|f| f == "..data")
-            })
-        {
-            let _ = tx.try_send(());
-        }
-    })
-    .ok()?;
-    match watcher.watch(&dir, RecursiveMode::NonRecursive) {
-        Ok(()) => Some(watcher),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the rule file; reload it with SIGHUP");
-            None
-        }
     }
 }

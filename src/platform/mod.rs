@@ -233,17 +233,6 @@ pub enum Outcome {
     Gone,
 }
 
-impl Outcome {
-    /// The ledger's word for it (the `outcome` of an action).
-    pub fn ledger_word(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "ok",
-            Outcome::AlreadyThereOrBusy => "already",
-            Outcome::Gone => "gone",
-        }
-    }
-}
-
 /// Unit prices to turn CPU and memory into an hourly cost (the rule file's
 /// `defaults.prices`), for the adapters that can read what an environment asks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

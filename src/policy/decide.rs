@@ -114,6 +114,27 @@ pub fn protection(
     None
 }
 
+/// A snooze: until when, and by whom (for people).
+pub(super) type Snooze = (DateTime<Utc>, String);
+
+/// Every snooze `env` has, each until when and by whom: the admin API's (kept in the
+/// ledger's record) and its label's; and why its label was ignored, if it was.
+pub(super) fn snoozes(
+    env: &Environment,
+    record: Option<&EnvRecord>,
+) -> ([Option<Snooze>; 2], Option<String>) {
+    let ledger = record.and_then(|r| {
+        r.snoozed_until
+            .map(|u| (u, r.snoozed_by.as_deref().unwrap_or("someone").to_string()))
+    });
+    let (label, ignored) = match env.labels.get(SNOOZE_LABEL).map(|v| parse_expiry(v)) {
+        Some(Ok(t)) => (Some((t, format!("its label {SNOOZE_LABEL}"))), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    ([ledger, label], ignored)
+}
+
 /// Collects reasoning steps when explaining; costs nothing otherwise.
 struct Trace {
     steps: Option<Vec<String>>,
@@ -378,22 +399,11 @@ impl RuleDecision<'_, '_> {
 
     fn snoozed_until(&self, trace: &mut Trace) -> Option<(DateTime<Utc>, String)> {
         let now = self.now();
-        let ledger = self.record.and_then(|r| {
-            r.snoozed_until
-                .map(|u| (u, r.snoozed_by.as_deref().unwrap_or("someone").to_string()))
-        });
-        let label = self
-            .env
-            .labels
-            .get(SNOOZE_LABEL)
-            .and_then(|v| match parse_expiry(v) {
-                Ok(t) => Some((t, format!("its label {SNOOZE_LABEL}"))),
-                Err(e) => {
-                    trace.note(|| format!("label {SNOOZE_LABEL} ignored: {e}"));
-                    None
-                }
-            });
-        [ledger, label]
+        let (snoozes, ignored) = snoozes(self.env, self.record);
+        if let Some(e) = ignored {
+            trace.note(|| format!("label {SNOOZE_LABEL} ignored: {e}"));
+        }
+        snoozes
             .into_iter()
             .flatten()
             .filter(|(u, _)| *u > now)

@@ -22,6 +22,21 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action.
+    pub const ALL: [Action; 5] = [
+        Action::None,
+        Action::Stop,
+        Action::Start,
+        Action::Delete,
+        Action::Warn,
+    ];
+
+    /// The action a word of [`Action::as_str`] names.
+    pub fn from_word(word: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == word)
+    }
+
+    /// The lower-case word for logs, metrics and the ledger's `actions.action`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::None => "none",
@@ -147,21 +162,75 @@ pub struct PendingDelete {
     pub at: Option<DateTime<Utc>>,
 }
 
+/// One action to carry out: a decision's own action or its delete's step, as the executor,
+/// the ledger and notifications see it. Always under the rule that decided it: `decide`
+/// acts only under a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub environment_id: Arc<str>,
+    pub environment: Arc<str>,
+    pub project: Arc<str>,
+    pub state: EnvState,
+    pub action: Action,
+    pub cause: Option<Cause>,
+    pub rule: Arc<str>,
+    pub reason: Arc<str>,
+    /// Since when the action has been due (the executor takes the oldest first).
+    pub due_since: Option<DateTime<Utc>>,
+    /// For a warning: when the environment will be deleted.
+    pub delete_at: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+    /// Cost per hour while running (what a stop saves).
+    pub hourly_cost: Option<f64>,
+}
+
 impl Decision {
-    /// The delete's step as a decision of its own (the same environment and rule; the
-    /// delete's action, cause and reason), for the executor, the ledger and notifications.
-    /// `None` unless the delete acts in this pass (a warning or the delete).
-    pub fn delete_step(&self) -> Option<Decision> {
+    /// The decision's own action as a step, unless it calls for none (or, which `decide`
+    /// never makes, it has an action but no rule).
+    pub fn step(&self) -> Option<Step> {
+        if self.action == Action::None {
+            return None;
+        }
+        Some(Step {
+            action: self.action,
+            cause: self.cause,
+            reason: self.reason.clone(),
+            due_since: self.due_since,
+            delete_at: None,
+            ..self.step_base()?
+        })
+    }
+
+    /// The delete's step (the same environment and rule; the delete's action, cause and
+    /// reason), for the executor, the ledger and notifications. `None` unless the delete
+    /// acts in this pass (a warning or the delete).
+    pub fn delete_step(&self) -> Option<Step> {
         let delete = self.delete.as_ref().filter(|d| d.action != Action::None)?;
-        Some(Decision {
+        Some(Step {
             action: delete.action,
             cause: Some(delete.cause),
             reason: delete.reason.clone(),
             due_since: delete.due_since,
-            next_check: delete.at,
-            settle: None,
-            delete: None,
-            ..self.clone()
+            delete_at: delete.at,
+            ..self.step_base()?
+        })
+    }
+
+    /// A step of this decision's environment under its rule (no action yet).
+    fn step_base(&self) -> Option<Step> {
+        Some(Step {
+            environment_id: self.environment_id.clone(),
+            environment: self.environment.clone(),
+            project: self.project.clone(),
+            state: self.state,
+            action: Action::None,
+            cause: None,
+            rule: self.rule.clone()?,
+            reason: self.reason.clone(),
+            due_since: None,
+            delete_at: None,
+            dry_run: self.dry_run,
+            hourly_cost: self.hourly_cost,
         })
     }
 

@@ -4,7 +4,8 @@
 //! - `decide.rs`: [`decide()`], where the 19:00 decision is made (rules, snapshot, ledger
 //!   and now in, one [`Decision`] per environment out), and [`explain()`], its whole chain
 //!   of reasoning for one environment;
-//! - `decision.rs`: what a decision says; `ledger_view.rs`: what it reads of the ledger.
+//! - `decision.rs`: what a decision says; `ledger_view.rs`: what it reads of the ledger;
+//! - `upcoming.rs`: the deletes coming within a horizon (for the daily digest).
 //!
 //! Pure: no I/O, no clock.
 
@@ -12,11 +13,13 @@ mod decide;
 mod decision;
 mod ledger_view;
 mod rules;
+mod upcoming;
 
 pub use decide::{Explanation, decide, explain, local, next_wakeup, protection};
-pub use decision::{Action, Cause, Decision, PendingDelete, Settle};
+pub use decision::{Action, Cause, Decision, PendingDelete, Settle, Step};
 pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};
 pub use rules::{Defaults, Glob, Protection, Rule, RuleSet, Safety, Selector, Target, Wake};
+pub use upcoming::{UpcomingDelete, upcoming_deletes};
 
 #[cfg(test)]
 pub(crate) mod tests;

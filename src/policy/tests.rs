@@ -364,7 +364,7 @@ fn a_delete_is_warned_about_then_done_only_after_the_warning_period() {
     assert_eq!(deleting(&warn), Action::Warn);
     assert_eq!(warn.next_check, Some(at("2026-11-08T00:00:00Z")));
     let mut ledger = none();
-    ledger.apply(&warn.delete_step().unwrap(), at("2026-11-07T12:00:00Z"));
+    ledger.record(&warn.delete_step().unwrap(), at("2026-11-07T12:00:00Z"));
     let waiting = one(&r, e.clone(), &ledger, "2026-11-07T23:59:59Z");
     assert_eq!(
         (waiting.action, deleting(&waiting)),
@@ -1048,4 +1048,56 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
         "{:#?}",
         e.steps
     );
+}
+
+// ---- upcoming deletes ---------------------------------------------------------------
+
+#[test]
+fn upcoming_deletes_are_those_decide_would_make_within_a_day() {
+    // delete_after 2d, warn_before_delete 12h (the notifications' rule of a day's digest).
+    let r = rules(
+        "timezone: Europe/Paris\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 2d\n    warn_before_delete: 12h\n",
+    );
+    let now = at("2026-10-10T12:00:00Z");
+    let env = |name: &str, created: &str| env(name).created(created).stopped();
+    let envs = [
+        // Due in 30 h: not within the day.
+        env("far", "2026-10-09T18:00:00Z"),
+        // Due in 10 h, warned 3 h ago: deleted at the due time.
+        env("due-first", "2026-10-08T22:00:00Z"),
+        // Due in 2 h, warned only 1 h ago: the warning period ends in 11 h.
+        env("warned-late", "2026-10-08T14:00:00Z"),
+        // Due in 20 h, not warned yet (the warning comes at 12 h before): at the due time.
+        env("not-warned", "2026-10-09T08:00:00Z"),
+        // Due long ago, warned long ago, snoozed for 5 h more.
+        env("snoozed", "2026-10-01T00:00:00Z"),
+        // Not a preview: this rule may not delete it.
+        Environment {
+            mode: Mode::Staging,
+            ..env("staging", "2026-10-01T00:00:00Z")
+        },
+    ];
+    let mut view = LedgerView::default();
+    view.entry("id-due-first").delete_warned_at = Some(now - TimeDelta::hours(3));
+    view.entry("id-warned-late").delete_warned_at = Some(now - TimeDelta::hours(1));
+    view.entry("id-snoozed").delete_warned_at = Some(now - TimeDelta::days(3));
+    view.entry("id-snoozed").snoozed_until = Some(now + TimeDelta::hours(5));
+    let snapshot = Snapshot {
+        environments: envs.to_vec(),
+        complete: false,
+    };
+    let got: Vec<(String, DateTime<Utc>)> =
+        upcoming_deletes(&r, &snapshot, &view, now, TimeDelta::hours(24))
+            .into_iter()
+            .map(|u| (u.environment.to_string(), u.at))
+            .collect();
+    let want = [
+        ("snoozed", now + TimeDelta::hours(5)),
+        ("due-first", now + TimeDelta::hours(10)),
+        ("warned-late", now + TimeDelta::hours(11)),
+        ("not-warned", now + TimeDelta::hours(20)),
+    ];
+    assert_eq!(got, want.map(|(n, t)| (n.to_string(), t)).to_vec());
+    // The view itself is not changed by the projection.
+    assert_eq!(view.get("id-not-warned"), None);
 }

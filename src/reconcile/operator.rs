@@ -11,10 +11,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Daemon, PassError};
+use super::{Daemon, Look, PassError};
 use crate::ledger::{EnvironmentSavings, HistoryEntry, LedgerError, OverrideEntry};
 use crate::platform::{Environment, PlatformError, Snapshot};
-use crate::policy::{self, Action, Decision, EnvRecord, Explanation, LedgerView};
+use crate::policy::{self, Action, Decision, EnvRecord, Explanation, LedgerView, Step};
+
+/// The start a wake makes, and until when its snooze lasts.
+struct Wake {
+    step: Step,
+    until: DateTime<Utc>,
+}
 
 /// How many history lines an environment's report carries.
 const HISTORY: usize = 50;
@@ -90,7 +96,7 @@ pub struct EnvironmentReport {
 impl Daemon {
     /// The plan now, from a fresh listing (read-only).
     pub async fn plan_now(&self) -> Result<Plan, OperatorError> {
-        let super::Look {
+        let Look {
             snapshot,
             now,
             view,
@@ -190,59 +196,10 @@ impl Daemon {
     ) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
         let now = self.clock.now();
-        let rules = self.rules();
-        let record = self.ledger.record(&environment.id)?;
-        if let Some(protection) = policy::protection(&rules, &environment, record.as_ref()) {
-            return Err(OperatorError::Protected(format!(
-                "{} is protected: {protection}; curfew never acts on a protected environment, a wake included (lift the protection first if you mean it)",
-                environment.name
-            )));
-        }
-        let explained = self.explain_one(&environment, complete, now)?;
-        let rule = explained.decision.rule.as_deref();
-        let zone = rules.zone_of(rule);
-        let until = match until {
-            Some(u) => u,
-            None => rule
-                .and_then(|name| rules.rule(name)?.schedule.as_ref()?.next_stop(now))
-                .ok_or_else(|| {
-                    OperatorError::Invalid(format!(
-                        "{} has no scheduled stop ahead to wake it until: give `for` or `until`",
-                        environment.name
-                    ))
-                })?,
-        };
-        self.check_until(until)?;
-        if explained.decision.dry_run {
-            return Err(OperatorError::Invalid(format!(
-                "{} is under dry-run: curfew starts nothing (start it on the platform, or snooze it)",
-                environment.name
-            )));
-        }
-        let start = Decision {
-            action: Action::Start,
-            cause: None,
-            reason: format!("woken by {who} until {}", policy::local(until, zone)).into(),
-            delete: None,
-            ..explained.decision
-        };
+        let start = self.wake_step(&environment, complete, until, who, now)?;
+        let until = start.until;
         let _exclusive = self.exclusive.lock().await;
-        let id = self.ledger.intent(&start, now)?;
-        let outcome = self.platform.start(&environment.id).await;
-        let finished = self.clock.now();
-        match &outcome {
-            Ok(o) => self.ledger.outcome(id, o.ledger_word(), None, finished)?,
-            Err(e) => self
-                .ledger
-                .outcome(id, "error", Some(&e.to_string()), finished)?,
-        }
-        let result = match outcome {
-            Ok(_) => crate::metrics::ActionResult::Ok,
-            Err(_) => crate::metrics::ActionResult::Error,
-        };
-        self.metrics
-            .action(Action::Start, start.rule.as_deref(), result);
-        outcome?;
+        self.carry_out(&start.step, now).await??;
         self.ledger.change_record(
             &environment.id,
             |r| {
@@ -260,7 +217,7 @@ impl Daemon {
                 who,
                 at: now,
                 until: Some(until),
-                detail: &start.reason,
+                detail: &start.step.reason,
             },
         )?;
         drop(_exclusive);
@@ -268,6 +225,68 @@ impl Daemon {
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "woken");
         // Listed again: the start changed its state.
         self.environment_report(&environment.id).await
+    }
+
+    /// The start a wake makes, and until when it lasts; refused for an environment curfew
+    /// never acts on (protected, or matched by no rule), under dry-run, or without an end.
+    fn wake_step(
+        &self,
+        environment: &Environment,
+        complete: bool,
+        until: Option<DateTime<Utc>>,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Wake, OperatorError> {
+        let rules = self.rules();
+        let record = self.ledger.record(&environment.id)?;
+        if let Some(protection) = policy::protection(&rules, environment, record.as_ref()) {
+            return Err(OperatorError::Protected(format!(
+                "{} is protected: {protection}; curfew never acts on a protected environment, a wake included (lift the protection first if you mean it)",
+                environment.name
+            )));
+        }
+        let decision = self.explain_one(environment, complete, now)?.decision;
+        let Some(rule) = decision.rule.as_deref().and_then(|name| rules.rule(name)) else {
+            return Err(OperatorError::Invalid(format!(
+                "{} matches no rule: curfew never acts on it, a wake included (start it on the platform)",
+                environment.name
+            )));
+        };
+        let until = match until {
+            Some(u) => u,
+            None => rule
+                .schedule
+                .as_ref()
+                .and_then(|s| s.next_stop(now))
+                .ok_or_else(|| {
+                    OperatorError::Invalid(format!(
+                        "{} has no scheduled stop ahead to wake it until: give `for` or `until`",
+                        environment.name
+                    ))
+                })?,
+        };
+        self.check_until(until)?;
+        if decision.dry_run {
+            return Err(OperatorError::Invalid(format!(
+                "{} is under dry-run: curfew starts nothing (start it on the platform, or snooze it)",
+                environment.name
+            )));
+        }
+        let reason = format!(
+            "woken by {who} until {}",
+            policy::local(until, rule.timezone)
+        );
+        let step = Decision {
+            action: Action::Start,
+            cause: None,
+            reason: reason.into(),
+            due_since: None,
+            delete: None,
+            ..decision
+        }
+        .step()
+        .ok_or_else(|| OperatorError::Invalid(format!("{} cannot be started", environment.name)))?;
+        Ok(Wake { step, until })
     }
 
     /// A lasting protection (`protect`) or its end: curfew never acts on a protected

@@ -9,7 +9,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
+use crate::events::ActResult;
 use crate::platform::qovery::{Qovery, QoveryOptions, Token};
+use crate::policy::Action;
 use crate::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
 
 pub(crate) fn at(s: &str) -> DateTime<Utc> {
