@@ -127,7 +127,7 @@ mod tests {
         };
         let id = ledger.intent(&step, t).unwrap();
         let done = ActResult::Done(Answer::Accepted);
-        ledger.outcome(id, Outcome::Acted(&done), t).unwrap();
+        ledger.outcome(id, Outcome::Acted(done), t).unwrap();
     }
 
     #[test]

@@ -161,6 +161,7 @@ async fn build(
     } else {
         Fresh::Refused
     };
+    // Opened before anything else runs on the runtime: no task for it to hold up.
     let ledger = Arc::new(Ledger::open_with(&settings.ledger, fresh).map_err(StartError::Ledger)?);
     let connected = connect_platform(&loaded, env, &metrics, clock.clone()).await?;
     let admin_tokens = AdminTokens::load(

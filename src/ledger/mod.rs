@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -26,9 +26,9 @@ mod error;
 /// wake), or how the start after a crash resolved it. Its words (`ok`, `already`, `gone`,
 /// `error`, `dry_run`, `skipped_cap`, `confirming`, `recovered_done`,
 /// `recovered_not_done`) are derived here, and only here.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Outcome<'a> {
-    Acted(&'a ActResult),
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Acted(ActResult),
     /// An intent found without its outcome at start, and whether the platform shows it
     /// done.
     Recovered {
@@ -36,9 +36,9 @@ pub enum Outcome<'a> {
     },
 }
 
-impl<'a> Outcome<'a> {
+impl Outcome {
     /// The word in `actions.outcome`.
-    pub fn word(self) -> &'static str {
+    pub fn word(&self) -> &'static str {
         match self {
             Outcome::Acted(ActResult::Done(Answer::Accepted)) => "ok",
             Outcome::Acted(ActResult::Done(Answer::AlreadyThereOrBusy)) => "already",
@@ -53,7 +53,7 @@ impl<'a> Outcome<'a> {
     }
 
     /// The text in `actions.error`.
-    fn error(self) -> Option<&'a str> {
+    fn error(&self) -> Option<&str> {
         match self {
             Outcome::Acted(ActResult::Failed(e)) => Some(e),
             _ => None,
@@ -65,8 +65,8 @@ impl<'a> Outcome<'a> {
 /// hour, the restart checks): it took it, had it already, or a restart found it done.
 fn done_words() -> [&'static str; 3] {
     [
-        Outcome::Acted(&ActResult::Done(Answer::Accepted)).word(),
-        Outcome::Acted(&ActResult::Done(Answer::AlreadyThereOrBusy)).word(),
+        Outcome::Acted(ActResult::Done(Answer::Accepted)).word(),
+        Outcome::Acted(ActResult::Done(Answer::AlreadyThereOrBusy)).word(),
         Outcome::Recovered { done: true }.word(),
     ]
 }
@@ -150,20 +150,32 @@ pub struct EnvironmentSavings {
 
 /// An operator's change, as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OverrideEntry<'a> {
+pub struct OverrideEntry {
     /// `snooze`, `end_snooze`, `wake`, `protect`, `unprotect`.
-    pub kind: &'a str,
+    pub kind: &'static str,
     /// The admin token's name.
-    pub who: &'a str,
+    pub who: String,
     pub at: DateTime<Utc>,
     pub until: Option<DateTime<Utc>>,
-    pub detail: &'a str,
+    /// The operator's note, or what the change did.
+    pub detail: String,
 }
 
+/// The ledger. Its methods block (SQLite with `synchronous FULL` waits for the disk): from
+/// async code, call them inside [`Ledger::run`], which runs them on a blocking thread.
 pub struct Ledger {
     conn: Mutex<Connection>,
     /// The file, and which file it was when opened (`None` in memory).
     file: Option<(PathBuf, (u64, u64))>,
+    /// Tests: refuse any use outside [`Ledger::run`].
+    #[cfg(test)]
+    strict: bool,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Whether this thread runs the ledger's work for [`Ledger::run`].
+    static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 const SCHEMA: &str = "
@@ -363,7 +375,35 @@ impl Ledger {
         Ok(Ledger {
             conn: Mutex::new(conn),
             file: None,
+            #[cfg(test)]
+            strict: false,
         })
+    }
+
+    /// A ledger in memory that panics when used outside [`Ledger::run`] (tests that check
+    /// that async code keeps the ledger's blocking work off its workers).
+    #[cfg(test)]
+    pub(crate) fn in_memory_strict() -> Result<Ledger, LedgerError> {
+        let mut ledger = Self::in_memory()?;
+        ledger.strict = true;
+        Ok(ledger)
+    }
+
+    /// Runs `work` on the ledger on one of the runtime's blocking threads, off the async
+    /// workers: a disk sync holds up that thread, never a worker that serves `/healthz`.
+    pub async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let ledger = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            IN_RUN.with(|r| r.set(true));
+            work(&ledger)
+        })
+        .await
+        .map_err(|e| LedgerError::from(Problem::Blocking(e)))?
     }
 
     /// Makes the connection refuse writes, as a disk remounted read-only would (tests).
@@ -378,6 +418,11 @@ impl Ledger {
     /// (or replaced) under a running daemon would take its writes to a file nobody will
     /// read again: every pass and every operator's change checks first, and is refused.
     pub fn check(&self) -> Result<(), LedgerError> {
+        #[cfg(test)]
+        assert!(
+            !self.strict || IN_RUN.with(|r| r.get()),
+            "the ledger was used outside Ledger::run (on an async worker)"
+        );
         let Some((path, opened)) = &self.file else {
             return Ok(());
         };
@@ -402,6 +447,11 @@ impl Ledger {
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
+        #[cfg(test)]
+        assert!(
+            !self.strict || IN_RUN.with(|r| r.get()),
+            "the ledger was used outside Ledger::run (on an async worker)"
+        );
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -431,10 +481,10 @@ impl Ledger {
 
     /// Writes the outcomes of a pass's calls and opens the stop intervals of the stops that
     /// were taken, in one transaction.
-    pub fn finish(
+    pub fn finish<'s>(
         &self,
-        outcomes: &[(i64, Outcome<'_>)],
-        stops: &[&Step],
+        outcomes: &[(i64, Outcome)],
+        stops: impl IntoIterator<Item = &'s Step>,
         finished: DateTime<Utc>,
         decided: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
@@ -459,7 +509,7 @@ impl Ledger {
     /// Writes several outcomes in one transaction.
     pub fn outcomes(
         &self,
-        outcomes: &[(i64, Outcome<'_>)],
+        outcomes: &[(i64, Outcome)],
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
@@ -470,12 +520,7 @@ impl Ledger {
     }
 
     /// Writes the outcome of an action.
-    pub fn outcome(
-        &self,
-        id: i64,
-        outcome: Outcome<'_>,
-        at: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
+    pub fn outcome(&self, id: i64, outcome: Outcome, at: DateTime<Utc>) -> Result<(), LedgerError> {
         self.outcomes(&[(id, outcome)], at)
     }
 
@@ -746,7 +791,7 @@ impl Ledger {
         &self,
         env: &str,
         change: impl FnOnce(&mut EnvRecord),
-        entry: &OverrideEntry<'_>,
+        entry: &OverrideEntry,
     ) -> Result<EnvRecord, LedgerError> {
         self.check()?;
         let mut conn = self.conn();
@@ -869,7 +914,7 @@ impl Ledger {
     /// The most stops the platform took for any one environment (as `ok` or
     /// `recovered_done`), and how many environments were stopped: restart checks.
     pub fn stop_counts(&self) -> Result<(i64, i64), LedgerError> {
-        let taken = Outcome::Acted(&ActResult::Done(Answer::Accepted)).word();
+        let taken = Outcome::Acted(ActResult::Done(Answer::Accepted)).word();
         let recovered = Outcome::Recovered { done: true }.word();
         Ok(self.conn().query_row(
             "SELECT COALESCE(MAX(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM actions
@@ -911,7 +956,7 @@ fn insert_intent(conn: &Connection, d: &Step, at: DateTime<Utc>) -> Result<i64, 
 /// Outcomes `(action id, outcome)` of intents, at `at`, inside `tx`.
 fn write_outcomes(
     tx: &rusqlite::Transaction<'_>,
-    outcomes: &[(i64, Outcome<'_>)],
+    outcomes: &[(i64, Outcome)],
     at: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
     let mut update =

@@ -32,7 +32,7 @@ fn stop(id: &str) -> Step {
 }
 
 /// What the ledger writes for an action the platform took.
-const OK: Outcome<'static> = Outcome::Acted(&ActResult::Done(Answer::Accepted));
+const OK: Outcome = Outcome::Acted(ActResult::Done(Answer::Accepted));
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

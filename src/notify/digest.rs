@@ -323,7 +323,10 @@ async fn send_from_a_look(
         .map(|(_, tz)| needs_stops_since(*tz, now))
         .min()
         .unwrap_or(now);
-    let stops = daemon.ledger().stop_intervals_since(since)?;
+    let stops = daemon
+        .ledger()
+        .run(move |l| l.stop_intervals_since(since))
+        .await?;
     let upcoming: Vec<UpcomingDelete> =
         policy::upcoming_deletes(&rules, &snapshot, &view, now, DIGEST_HORIZON)
             .into_iter()

@@ -5,7 +5,10 @@
 //! reads it as JSON.
 
 pub mod kubernetes;
+mod overrides;
 pub mod qovery;
+
+pub use overrides::{LabelOverrides, LabelSnooze, PROTECT_LABEL, SNOOZE_LABEL, protects};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,20 +18,41 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Label (or annotation) that protects an environment: `curfew.dev/protect: "true"`.
-pub const PROTECT_LABEL: &str = "curfew.dev/protect";
-/// Label (or annotation) that snoozes an environment until an instant.
-pub const SNOOZE_LABEL: &str = "curfew.dev/snooze-until";
-
 /// Everything listed from a platform in one pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Snapshot {
     /// The environments, in the platform's order.
     pub environments: Vec<Environment>,
     /// False when any part of the listing failed: curfew then deletes nothing this pass.
     #[serde(default = "yes")]
     pub complete: bool,
+}
+
+/// A snapshot as a file holds it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotFile {
+    environments: Vec<Environment>,
+    #[serde(default = "yes")]
+    complete: bool,
+}
+
+/// Read from a file: each environment's labels are read into its overrides, as an adapter
+/// does when it lists.
+impl<'de> Deserialize<'de> for Snapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Snapshot, D::Error> {
+        let SnapshotFile {
+            mut environments,
+            complete,
+        } = SnapshotFile::deserialize(deserializer)?;
+        for env in &mut environments {
+            env.overrides = LabelOverrides::of_labels(&env.labels);
+        }
+        Ok(Snapshot {
+            environments,
+            complete,
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -95,6 +119,22 @@ pub struct Environment {
     /// state says, and is never deleted for having been stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unstoppable: Option<Arc<str>>,
+    /// What its labels ask of curfew, read where it was listed (`None`: nothing, the usual
+    /// case, kept small for a listing of thousands).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub overrides: Option<Box<LabelOverrides>>,
+}
+
+impl Environment {
+    /// What its labels ask of curfew.
+    pub fn overrides(&self) -> &LabelOverrides {
+        static NONE: LabelOverrides = LabelOverrides {
+            protected: false,
+            snooze: None,
+        };
+        self.overrides.as_deref().unwrap_or(&NONE)
+    }
 }
 
 /// Qovery's environment modes; Kubernetes namespaces take theirs from a label.

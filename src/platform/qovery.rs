@@ -637,6 +637,7 @@ impl Qovery {
                 hourly_cost: detail.and_then(|d| d.hourly_cost),
                 platform_state: None,
                 unstoppable: None,
+                overrides: None,
             });
         }
         (out, complete)

@@ -19,8 +19,10 @@ use super::{
     Action, Cause, Decision, EnvRecord, LedgerView, PendingDelete, Rule, RuleSet, Settle,
     StopCause, Wake,
 };
-use crate::platform::{EnvState, Environment, PROTECT_LABEL, SNOOZE_LABEL, Snapshot, Words};
-use crate::schedule::{RuleSchedule, format_seconds, parse_expiry};
+use crate::platform::{
+    EnvState, Environment, LabelSnooze, PROTECT_LABEL, SNOOZE_LABEL, Snapshot, Words,
+};
+use crate::schedule::{RuleSchedule, format_seconds};
 
 /// Each rule's schedule read once per pass (every environment of a rule shares it).
 struct ScheduleNow {
@@ -104,11 +106,7 @@ pub fn protection(
     if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
         return Some(format!("protected through the admin API by {by}"));
     }
-    if env
-        .labels
-        .get(PROTECT_LABEL)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
+    if env.overrides().protected {
         return Some(format!("protected by its label {PROTECT_LABEL}=true"));
     }
     None
@@ -127,9 +125,9 @@ pub(super) fn snoozes(
         r.snoozed_until
             .map(|u| (u, r.snoozed_by.as_deref().unwrap_or("someone").to_string()))
     });
-    let (label, ignored) = match env.labels.get(SNOOZE_LABEL).map(|v| parse_expiry(v)) {
-        Some(Ok(t)) => (Some((t, format!("its label {SNOOZE_LABEL}"))), None),
-        Some(Err(e)) => (None, Some(e)),
+    let (label, ignored) = match &env.overrides().snooze {
+        Some(LabelSnooze::Until(t)) => (Some((*t, format!("its label {SNOOZE_LABEL}"))), None),
+        Some(LabelSnooze::Unreadable { error, .. }) => (None, Some(error.clone())),
         None => (None, None),
     };
     ([ledger, label], ignored)

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::config::parse_rules;
-use crate::platform::{EnvState, Environment, Mode, PROTECT_LABEL, SNOOZE_LABEL, Snapshot};
+use crate::platform::{
+    EnvState, Environment, LabelOverrides, Mode, PROTECT_LABEL, SNOOZE_LABEL, Snapshot,
+};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -37,6 +39,7 @@ pub(crate) fn env(name: &str) -> Environment {
         labels: BTreeMap::new(),
         hourly_cost: None,
         unstoppable: None,
+        overrides: None,
     }
 }
 
@@ -78,8 +81,10 @@ impl EnvFixture for Environment {
             ..self
         }
     }
+    /// A label, read as an adapter reads it when it lists.
     fn label(mut self, k: &str, v: &str) -> Self {
         self.labels.insert(k.into(), v.into());
+        self.overrides = LabelOverrides::of_labels(&self.labels);
         self
     }
 }
@@ -684,7 +689,7 @@ fn arb_env() -> impl Strategy<Value = Environment> {
                 e.state = EnvState::Stopped;
             }
             if protect_label {
-                e.labels.insert(PROTECT_LABEL.into(), "true".into());
+                e = e.label(PROTECT_LABEL, "true");
             }
             e
         })

@@ -56,11 +56,9 @@ impl Daemon {
         &self,
         rules: &RuleSet,
         decisions: &[Decision],
+        deletes_last_hour: i64,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Planned>, PassError> {
-        let deletes_last_hour = self
-            .ledger
-            .count_done_since(Action::Delete, now - TimeDelta::hours(1))?;
+    ) -> Vec<Planned> {
         let mut gates = Gates {
             stops_left: rules.safety.max_stops_per_pass,
             deletes_left: i64::from(rules.safety.max_deletes_per_hour)
@@ -108,7 +106,7 @@ impl Daemon {
             planned.result = self.gate(&mut gates, &planned.step, now);
         }
         deletes.append(&mut own);
-        Ok(deletes)
+        deletes
     }
 
     /// What one action becomes before any call: `None` to call the platform. (A delete
@@ -142,7 +140,9 @@ impl Daemon {
     }
 
     /// Carries out the actions `decisions` call for: planned, their intents written, the
-    /// calls made, their outcomes written; returns what became of each.
+    /// calls made, their outcomes written; returns what became of each. The ledger's work
+    /// runs off the async workers, in three transactions (intents, the outcomes of what
+    /// needed no call, the calls' outcomes with the stops they opened).
     pub(super) async fn act(
         &self,
         rules: &RuleSet,
@@ -150,13 +150,33 @@ impl Daemon {
         view: &mut LedgerView,
         now: DateTime<Utc>,
     ) -> Result<Vec<Acted>, PassError> {
-        let planned = self.plan_actions(rules, decisions, now)?;
+        let hour_ago = now - TimeDelta::hours(1);
+        let deletes_last_hour = self
+            .ledger
+            .run(move |l| l.count_done_since(Action::Delete, hour_ago))
+            .await?;
+        let planned = self.plan_actions(rules, decisions, deletes_last_hour, now);
         // Every intent in one transaction (one disk sync) before the first call.
-        let ids = self.ledger.intents(planned.iter().map(|p| &p.step), now)?;
-        let (mut results, calls) = self.settle_uncalled(&planned, ids, view, now)?;
+        let (planned, ids) = self
+            .ledger
+            .run(move |l| {
+                let ids = l.intents(planned.iter().map(|p| &p.step), now)?;
+                Ok((planned, ids))
+            })
+            .await?;
+        let (mut results, calls, settled) = self.settle_uncalled(&planned, ids, view, now);
+        self.ledger.run(move |l| l.outcomes(&settled, now)).await?;
         self.note_warnings(&planned).await;
         let answers = self.call(calls).await;
-        results.extend(self.finish_calls(&planned, answers, view, now)?);
+        let (done, written, stops) = self.finish_calls(&planned, answers, view, now);
+        let finished = self.clock.now();
+        self.ledger
+            .run(move |l| {
+                let stops = stops.iter().map(|&k| &planned[k].step);
+                l.finish(&written, stops, finished, now)
+            })
+            .await?;
+        results.extend(done);
         for action in [Action::Stop, Action::Start, Action::Delete] {
             let skipped = crate::events::acted(decisions, &results)
                 .filter(|(s, r)| {
@@ -181,23 +201,24 @@ impl Daemon {
         }
     }
 
-    /// Records the actions that need no call (dry-run, held back, warnings) with their
-    /// outcomes; returns them, and the calls to make for the others.
+    /// Settles the actions that need no call (dry-run, held back, warnings): recorded in the
+    /// view, logged and counted. Returns them, the calls to make for the others, and the
+    /// outcomes to write.
     fn settle_uncalled(
         &self,
         planned: &[Planned],
         ids: Vec<i64>,
         view: &mut LedgerView,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<Acted>, Vec<Call>), PassError> {
-        let mut settled: Vec<(i64, Written<'_>)> = Vec::new();
+    ) -> (Vec<Acted>, Vec<Call>, Vec<(i64, Written)>) {
+        let mut settled = Vec::new();
         let mut calls: Vec<Call> = Vec::new();
         for (k, (p, id)) in planned.iter().zip(ids).enumerate() {
             let Some(result) = &p.result else {
                 calls.push((k, p.step.action, p.step.environment_id.clone(), id));
                 continue;
             };
-            settled.push((id, Written::Acted(result)));
+            settled.push((id, Written::Acted(result.clone())));
             match result {
                 ActResult::SkippedCap(cap) => CapHit(*cap).emit(&*self.metrics),
                 ActResult::Done(_) => view.record(&p.step, now),
@@ -205,12 +226,11 @@ impl Daemon {
             }
             self.record(&p.step, result);
         }
-        self.ledger.outcomes(&settled, now)?;
         let results = planned
             .iter()
             .filter_map(|p| Some(p.acted(p.result.clone()?)))
             .collect();
-        Ok((results, calls))
+        (results, calls, settled)
     }
 
     /// Makes the platform calls, a bounded number in flight: each call's index in the
@@ -235,36 +255,33 @@ impl Daemon {
         }
     }
 
-    /// Records what the calls became: outcomes and the stop intervals they open, in one
-    /// transaction.
+    /// What the calls became: recorded in the view, logged and counted. Returns them, the
+    /// outcomes to write, and which planned actions are stops that were taken (their stop
+    /// intervals open).
     fn finish_calls(
         &self,
         planned: &[Planned],
         answers: Vec<(usize, i64, Answer)>,
         view: &mut LedgerView,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Acted>, PassError> {
-        let finished = self.clock.now();
-        let results: Vec<(i64, &Planned, ActResult)> = answers
-            .into_iter()
-            .map(|(k, id, answer)| (id, &planned[k], result_of(&answer)))
-            .collect();
-        let mut stops: Vec<&Step> = Vec::new();
-        for (_, p, result) in &results {
+    ) -> (Vec<Acted>, Vec<(i64, Written)>, Vec<usize>) {
+        let mut done = Vec::with_capacity(answers.len());
+        let mut written = Vec::with_capacity(answers.len());
+        let mut stops = Vec::new();
+        for (k, id, answer) in answers {
+            let p = &planned[k];
+            let result = result_of(&answer);
             if let ActResult::Done(_) = result {
                 view.record(&p.step, now);
                 if p.step.action == Action::Stop {
-                    stops.push(&p.step);
+                    stops.push(k);
                 }
             }
-            self.record(&p.step, result);
+            self.record(&p.step, &result);
+            done.push(p.acted(result.clone()));
+            written.push((id, Written::Acted(result)));
         }
-        let written: Vec<(i64, Written<'_>)> = results
-            .iter()
-            .map(|(id, _, r)| (*id, Written::Acted(r)))
-            .collect();
-        self.ledger.finish(&written, &stops, finished, now)?;
-        Ok(results.iter().map(|(_, p, r)| p.acted(r.clone())).collect())
+        (done, written, stops)
     }
 
     /// One action carried out alone, outside a pass (an operator's wake): its intent, the
@@ -275,12 +292,15 @@ impl Daemon {
         step: &Step,
         now: DateTime<Utc>,
     ) -> Result<Answer, PassError> {
-        let id = self.ledger.intent(step, now)?;
+        let intent = step.clone();
+        let id = self.ledger.run(move |l| l.intent(&intent, now)).await?;
         let answer = self.call_one(step.action, &step.environment_id).await;
         let result = result_of(&answer);
-        self.ledger
-            .outcome(id, Written::Acted(&result), self.clock.now())?;
         self.record(step, &result);
+        let (written, finished) = (Written::Acted(result), self.clock.now());
+        self.ledger
+            .run(move |l| l.outcome(id, written, finished))
+            .await?;
         Ok(answer)
     }
 

@@ -124,26 +124,38 @@ impl Daemon {
     /// One environment (by id, or by a name only it has), explained.
     pub async fn environment_report(&self, key: &str) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
-        self.report(environment, complete)
+        self.report(environment, complete).await
     }
 
     /// The report of an environment already listed (a change answers with it, without
     /// listing the platform a second time).
-    fn report(
+    async fn report(
         &self,
         environment: Environment,
         complete: bool,
     ) -> Result<EnvironmentReport, OperatorError> {
         let now = self.clock.now();
-        let Explanation { steps, decision } = self.explain_one(&environment, complete, now)?;
+        let Explanation { steps, decision } = self.explain_one(&environment, complete, now).await?;
         let rules = self.rules();
+        let id = environment.id.clone();
+        let (record, savings, history) = self
+            .ledger
+            .run(move |l| {
+                let record = l.record(&id)?.unwrap_or_default();
+                Ok((
+                    record,
+                    l.environment_savings(&id)?,
+                    l.history(&id, HISTORY)?,
+                ))
+            })
+            .await?;
         Ok(EnvironmentReport {
             at: now,
             timezone: rules.zone_of(decision.rule.as_deref()).name().to_string(),
-            record: self.ledger.record(&environment.id)?.unwrap_or_default(),
-            savings: self.ledger.environment_savings(&environment.id)?,
+            record,
+            savings,
             currency: rules.currency.clone(),
-            history: self.ledger.history(&environment.id, HISTORY)?,
+            history,
             decision,
             steps,
             environment,
@@ -161,13 +173,15 @@ impl Daemon {
         self.check_note(note)?;
         let (environment, complete) = self.find(key).await?;
         self.check_until(until)?;
-        self.change(&environment.id, "snooze", who, Some(until), note, |r| {
+        let by: Arc<str> = who.into();
+        let entry = self.entry("snooze", who, Some(until), note);
+        self.change(&environment.id, entry, move |r| {
             r.snoozed_until = Some(until);
-            r.snoozed_by = Some(who.into());
+            r.snoozed_by = Some(by);
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "snoozed");
-        self.report(environment, complete)
+        self.report(environment, complete).await
     }
 
     /// Ends a snooze: the schedule applies again from the next pass (which starts now).
@@ -177,13 +191,14 @@ impl Daemon {
         who: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
-        self.change(&environment.id, "end_snooze", who, None, "", |r| {
+        let entry = self.entry("end_snooze", who, None, "");
+        self.change(&environment.id, entry, |r| {
             r.snoozed_until = None;
             r.snoozed_by = None;
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, "snooze ended");
-        self.report(environment, complete)
+        self.report(environment, complete).await
     }
 
     /// Starts the environment now and snoozes it until `until`, by default until its
@@ -196,30 +211,28 @@ impl Daemon {
     ) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
         let now = self.clock.now();
-        let start = self.wake_step(&environment, complete, until, who, now)?;
+        let start = self
+            .wake_step(&environment, complete, until, who, now)
+            .await?;
         let until = start.until;
+        let entry = OverrideEntry {
+            at: now,
+            ..self.entry("wake", who, Some(until), &start.step.reason)
+        };
+        let by: Arc<str> = who.into();
         let _exclusive = self.exclusive.lock().await;
         self.carry_out(&start.step, now).await??;
-        self.ledger.change_record(
-            &environment.id,
-            |r| {
-                // curfew's stop is over. The start is curfew's own (not a person's on the
-                // platform): when the wake's snooze ends, the schedule takes the environment
-                // back instead of leaving it up until the next scheduled stop. It also
-                // restarts the idle clock.
-                r.curfew_stop = None;
-                r.last_started_by_curfew_at = Some(now);
-                r.snoozed_until = Some(until);
-                r.snoozed_by = Some(who.into());
-            },
-            &OverrideEntry {
-                kind: "wake",
-                who,
-                at: now,
-                until: Some(until),
-                detail: &start.step.reason,
-            },
-        )?;
+        self.write_change(&environment.id, entry, move |r| {
+            // curfew's stop is over. The start is curfew's own (not a person's on the
+            // platform): when the wake's snooze ends, the schedule takes the environment
+            // back instead of leaving it up until the next scheduled stop. It also
+            // restarts the idle clock.
+            r.curfew_stop = None;
+            r.last_started_by_curfew_at = Some(now);
+            r.snoozed_until = Some(until);
+            r.snoozed_by = Some(by);
+        })
+        .await?;
         drop(_exclusive);
         self.nudge.notify_one();
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "woken");
@@ -229,7 +242,7 @@ impl Daemon {
 
     /// The start a wake makes, and until when it lasts; refused for an environment curfew
     /// never acts on (protected, or matched by no rule), under dry-run, or without an end.
-    fn wake_step(
+    async fn wake_step(
         &self,
         environment: &Environment,
         complete: bool,
@@ -238,14 +251,15 @@ impl Daemon {
         now: DateTime<Utc>,
     ) -> Result<Wake, OperatorError> {
         let rules = self.rules();
-        let record = self.ledger.record(&environment.id)?;
+        let id = environment.id.clone();
+        let record = self.ledger.run(move |l| l.record(&id)).await?;
         if let Some(protection) = policy::protection(&rules, environment, record.as_ref()) {
             return Err(OperatorError::Protected(format!(
                 "{} is protected: {protection}; curfew never acts on a protected environment, a wake included (lift the protection first if you mean it)",
                 environment.name
             )));
         }
-        let decision = self.explain_one(environment, complete, now)?.decision;
+        let decision = self.explain_one(environment, complete, now).await?.decision;
         let Some(rule) = decision.rule.as_deref().and_then(|name| rules.rule(name)) else {
             return Err(OperatorError::Invalid(format!(
                 "{} matches no rule: curfew never acts on it, a wake included (start it on the platform)",
@@ -301,12 +315,14 @@ impl Daemon {
         self.check_note(note)?;
         let (environment, complete) = self.find(key).await?;
         let kind = if protect { "protect" } else { "unprotect" };
-        self.change(&environment.id, kind, who, None, note, |r| {
-            r.protected_by = protect.then(|| who.into());
+        let by: Arc<str> = who.into();
+        let entry = self.entry(kind, who, None, note);
+        self.change(&environment.id, entry, move |r| {
+            r.protected_by = protect.then_some(by);
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, kind, "protection changed");
-        self.report(environment, complete)
+        self.report(environment, complete).await
     }
 
     /// The environment that `key` names: its id, else the one environment of that name.
@@ -334,13 +350,14 @@ impl Daemon {
         }
     }
 
-    fn explain_one(
+    async fn explain_one(
         &self,
         env: &Environment,
         complete: bool,
         now: DateTime<Utc>,
     ) -> Result<Explanation, OperatorError> {
-        let record = self.ledger.record(&env.id)?;
+        let id = env.id.clone();
+        let record = self.ledger.run(move |l| l.record(&id)).await?;
         let mut view = LedgerView::stored(record.map(|r| (env.id.clone(), r)));
         view.observe(
             &Snapshot {
@@ -385,29 +402,49 @@ impl Daemon {
         Ok(())
     }
 
+    /// An operator's change as the ledger keeps it, now.
+    fn entry(
+        &self,
+        kind: &'static str,
+        who: &str,
+        until: Option<DateTime<Utc>>,
+        detail: &str,
+    ) -> OverrideEntry {
+        OverrideEntry {
+            kind,
+            who: who.to_string(),
+            at: self.clock.now(),
+            until,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Changes a record with its operator's entry, the pass held off meanwhile, then asks
+    /// for a pass.
     async fn change(
         &self,
         id: &str,
-        kind: &str,
-        who: &str,
-        until: Option<DateTime<Utc>>,
-        note: &str,
-        change: impl FnOnce(&mut EnvRecord),
+        entry: OverrideEntry,
+        change: impl FnOnce(&mut EnvRecord) + Send + 'static,
     ) -> Result<(), OperatorError> {
         let _exclusive = self.exclusive.lock().await;
-        self.ledger.change_record(
-            id,
-            change,
-            &OverrideEntry {
-                kind,
-                who,
-                at: self.clock.now(),
-                until,
-                detail: note,
-            },
-        )?;
+        self.write_change(id, entry, change).await?;
         drop(_exclusive);
         self.nudge.notify_one();
+        Ok(())
+    }
+
+    /// Changes a record and writes its operator's entry, in one transaction.
+    async fn write_change(
+        &self,
+        id: &str,
+        entry: OverrideEntry,
+        change: impl FnOnce(&mut EnvRecord) + Send + 'static,
+    ) -> Result<(), OperatorError> {
+        let id = id.to_string();
+        self.ledger
+            .run(move |l| l.change_record(&id, change, &entry))
+            .await?;
         Ok(())
     }
 }

@@ -36,11 +36,11 @@ impl Daemon {
     /// and the decisions now (nothing is acted on).
     pub async fn look(&self) -> Result<Look, PassError> {
         // A ledger that is gone makes the whole pass pointless: no listing either.
-        self.ledger.check()?;
+        self.ledger.run(|l| l.check()).await?;
         let rules = self.rules();
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();
-        let mut view = self.ledger.view()?;
+        let mut view = self.ledger.run(|l| l.view()).await?;
         view.observe(&snapshot, now);
         let decisions = policy::decide(&rules, &snapshot, &view, now);
         Ok(Look {
@@ -102,9 +102,15 @@ impl Daemon {
         crate::memory::release_free();
         let acted = self.act(&rules, &decisions, &mut view, now).await?;
         settle(&decisions, &acted, &mut view, now);
-        self.ledger.store(&mut view)?;
-        self.accrue(&rules, &decisions, &acted, now)?;
-        self.export(&rules, &decisions, &view)?;
+        let view = self
+            .ledger
+            .run(move |l| {
+                l.store(&mut view)?;
+                Ok(view)
+            })
+            .await?;
+        self.accrue(&rules, &decisions, &acted, now).await?;
+        self.export(&rules, &decisions, &view).await?;
         self.forget_deletes_no_longer_due(&decisions);
         let report = PassReport {
             next_wakeup: policy::next_wakeup(&decisions),
@@ -123,7 +129,7 @@ impl Daemon {
     /// Savings accrue up to now; they stop accruing when an environment runs again (seen
     /// running, started by curfew in this very pass) or is gone. A stop done in this pass
     /// is stopped, whatever the listing (taken before it) said.
-    fn accrue(
+    async fn accrue(
         &self,
         rules: &RuleSet,
         decisions: &[Decision],
@@ -145,21 +151,27 @@ impl Daemon {
                 }
             }
         }
-        // Sorted ids rather than maps: a fifth of the memory for 10,000 environments.
-        let mut still: Vec<&str> = decisions
+        // Sorted ids (shared with the decisions) rather than maps: a fifth of the memory for
+        // 10,000 environments.
+        let mut still: Vec<Arc<str>> = decisions
             .iter()
             .zip(stopped)
             .filter(|(_, stopped)| *stopped)
-            .map(|(d, _)| d.environment_id.as_ref())
+            .map(|(d, _)| d.environment_id.clone())
             .collect();
         still.sort_unstable();
-        let still_stopped = |id: &str| still.binary_search(&id).is_ok();
-        self.ledger.accrue(now, &rules.currency, &still_stopped)?;
+        let currency = rules.currency.clone();
+        self.ledger
+            .run(move |l| {
+                let still_stopped = |id: &str| still.binary_search_by(|s| (**s).cmp(id)).is_ok();
+                l.accrue(now, &currency, &still_stopped)
+            })
+            .await?;
         Ok(())
     }
 
     /// Metrics that describe the fleet after a pass.
-    fn export(
+    async fn export(
         &self,
         rules: &RuleSet,
         decisions: &[Decision],
@@ -188,7 +200,8 @@ impl Daemon {
             .set_environments(decisions.iter().map(|d| (d.state, d.rule.as_deref(), 1)));
         self.metrics.set_environment_states(&states);
         self.metrics.set_savings_rate(&rules.currency, rate);
-        self.metrics.set_savings_totals(&self.ledger.savings()?);
+        let totals = self.ledger.run(|l| l.savings()).await?;
+        self.metrics.set_savings_totals(&totals);
         Ok(())
     }
 
@@ -210,8 +223,11 @@ impl Daemon {
     pub async fn recover(&self) -> Result<usize, PassError> {
         // The savings counters start from the ledger's totals before /metrics answers, not
         // at the first pass: a scrape in between would see them gone, then back.
-        self.metrics.set_savings_totals(&self.ledger.savings()?);
-        let pending = self.ledger.pending()?;
+        let (totals, pending) = self
+            .ledger
+            .run(|l| Ok((l.savings()?, l.pending()?)))
+            .await?;
+        self.metrics.set_savings_totals(&totals);
         if pending.is_empty() {
             return Ok(0);
         }
@@ -222,58 +238,89 @@ impl Daemon {
             .iter()
             .map(|e| (e.id.as_ref(), e))
             .collect();
-        let mut view = self.ledger.view()?;
+        let mut view = self.ledger.run(|l| l.view()).await?;
+        let mut stops = Vec::new();
+        let mut outcomes = Vec::new();
         for p in &pending {
             let env = listed.get(p.environment_id.as_str()).copied();
             let done = done_on_the_platform(p.action, env.map(|e| e.state));
             let outcome = Outcome::Recovered { done };
             tracing::warn!(environment = %p.environment_id, action = %p.action, outcome = outcome.word(), "resolving an action interrupted by a restart");
             if done && p.action == Action::Stop {
-                self.remember_recovered_stop(p, env, &mut view)?;
+                stops.extend(self.recovered_stop(p, env, &mut view));
             }
-            self.ledger.outcome(p.id, outcome, now)?;
+            outcomes.push((p.id, outcome));
         }
-        self.ledger.store(&mut view)?;
-        Ok(pending.len())
+        let resolved = pending.len();
+        self.ledger
+            .run(move |l| {
+                for stop in &stops {
+                    stop.open(l)?;
+                }
+                l.outcomes(&outcomes, now)?;
+                l.store(&mut view)
+            })
+            .await?;
+        Ok(resolved)
     }
 
-    /// curfew's stop took effect before the crash: remember it as curfew's (with its cause),
-    /// for wake and savings.
-    fn remember_recovered_stop(
+    /// curfew's stop took effect before the crash: remembered as curfew's (with its cause)
+    /// in the view, for wake; and its stop interval to open, for savings.
+    fn recovered_stop(
         &self,
         p: &Pending,
         env: Option<&Environment>,
         view: &mut LedgerView,
-    ) -> Result<(), PassError> {
+    ) -> Option<RecoveredStop> {
         let Some(rule) = p.rule.as_deref() else {
             tracing::warn!(environment = %p.environment_id, "an interrupted stop names no rule: not remembered as curfew's");
-            return Ok(());
+            return None;
         };
         let cause = StopCause::of(p.cause);
         let rule: Arc<str> = rule.into();
-        let cost = env
+        let hourly_cost = env
             .and_then(|e| e.hourly_cost)
             .or_else(|| self.rules().rule(&rule).and_then(|r| r.hourly_cost));
-        self.ledger.open_stop_for(
-            &p.environment_id,
-            &rule,
-            cause,
-            "stopped (recovered after a restart)",
-            cost,
-            p.intent_at,
-        )?;
         let r = view.entry(p.environment_id.as_str());
         if r.curfew_stop.is_none() {
             r.curfew_stop = Some(StopRecord {
                 at: p.intent_at,
                 cause,
-                rule,
+                rule: rule.clone(),
             });
             if cause == StopCause::Schedule {
                 r.schedule_stop_settled_at = Some(p.intent_at);
             }
         }
-        Ok(())
+        Some(RecoveredStop {
+            environment: p.environment_id.clone(),
+            rule,
+            cause,
+            hourly_cost,
+            at: p.intent_at,
+        })
+    }
+}
+
+/// A stop found done after a crash, whose interval the ledger opens.
+struct RecoveredStop {
+    environment: String,
+    rule: Arc<str>,
+    cause: StopCause,
+    hourly_cost: Option<f64>,
+    at: DateTime<Utc>,
+}
+
+impl RecoveredStop {
+    fn open(&self, ledger: &crate::ledger::Ledger) -> Result<(), LedgerError> {
+        ledger.open_stop_for(
+            &self.environment,
+            &self.rule,
+            self.cause,
+            "stopped (recovered after a restart)",
+            self.hourly_cost,
+            self.at,
+        )
     }
 }
 

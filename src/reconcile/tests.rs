@@ -631,3 +631,28 @@ async fn a_restarted_daemon_counts_its_savings_from_the_ledger_before_its_first_
         "{text}"
     );
 }
+
+/// SQLite waits for the disk (`synchronous FULL`): a pass's ledger work, the start's
+/// recovery and an operator's changes run it on blocking threads, never on the async
+/// workers that also answer `/healthz` (the strict ledger panics otherwise).
+#[tokio::test]
+async fn passes_and_operators_changes_keep_the_ledger_off_the_async_workers() {
+    let office = "timezone: Europe/Paris\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 08:00-19:00\n";
+    let ledger = Ledger::in_memory_strict().unwrap();
+    let w = world_with(office, "2026-11-25T19:00:00+01:00", 6, ledger).await;
+    w.daemon.recover().await.unwrap();
+    let report = w.daemon.pass().await.unwrap();
+    let stopped: Vec<String> = report
+        .acted()
+        .filter(|(s, r)| s.action == Action::Stop && matches!(r, ActResult::Done(_)))
+        .map(|(s, _)| s.environment_id.to_string())
+        .collect();
+    assert!(!stopped.is_empty(), "the pass stopped something");
+    w.clock.set(at("2026-11-25T21:00:00+01:00"));
+    let id = &stopped[0];
+    w.daemon.wake(id, None, "alice").await.unwrap();
+    let until = at("2026-11-26T09:00:00+01:00");
+    w.daemon.snooze(id, until, "bob", "a demo").await.unwrap();
+    w.daemon.plan_now().await.unwrap();
+    w.daemon.pass().await.unwrap();
+}

@@ -900,13 +900,11 @@ where
 
 /// Protected by its labels or annotations (see the namespace module's table).
 fn protected(ns: &Namespace) -> bool {
-    let labels = namespace::policy_labels(
+    namespace::overrides(
         ns.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
         ns.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()),
-    );
-    labels
-        .get(crate::platform::PROTECT_LABEL)
-        .is_some_and(|v| v == "true")
+    )
+    .protected
 }
 
 /// What a stop or start did to the objects of a namespace.
