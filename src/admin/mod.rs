@@ -365,35 +365,44 @@ struct ChangeBody {
     note: Option<String>,
 }
 
+/// Why a change's body was refused (a 400, with this text).
+#[derive(Debug, thiserror::Error)]
+enum BadChange {
+    #[error("the body is not a valid change ({{\"for\"|\"until\", \"note\"}}): {0}")]
+    Body(#[source] serde_json::Error),
+    #[error("give `for` or `until`, not both")]
+    Both,
+    #[error("`for`: {0}")]
+    For(#[source] crate::schedule::DurationError),
+    #[error("`for`: {0} is too long")]
+    TooLong(String),
+    #[error("`until`: {0}")]
+    Until(#[source] crate::schedule::ExpiryError),
+}
+
 impl ChangeBody {
-    /// `Err` is the message of a 400.
-    fn parse(body: &Bytes) -> Result<ChangeBody, String> {
+    fn parse(body: &Bytes) -> Result<ChangeBody, BadChange> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(ChangeBody::default());
         }
-        serde_json::from_slice(body).map_err(|e| {
-            format!("the body is not a valid change ({{\"for\"|\"until\", \"note\"}}): {e}")
-        })
+        serde_json::from_slice(body).map_err(BadChange::Body)
     }
 
     /// The instant asked for, if any (`for` counts from `now`).
-    /// `Err` is the message of a 400.
-    fn until(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
-        let bad = |m: String| m;
+    fn until(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, BadChange> {
         match (&self.for_, &self.until) {
-            (Some(_), Some(_)) => Err(bad("give `for` or `until`, not both".into())),
+            (Some(_), Some(_)) => Err(BadChange::Both),
             (Some(d), None) => {
-                let secs =
-                    crate::schedule::parse_duration(d).map_err(|e| bad(format!("`for`: {e}")))?;
+                let secs = crate::schedule::parse_duration(d).map_err(BadChange::For)?;
                 let span = i64::try_from(secs)
                     .ok()
                     .and_then(TimeDelta::try_seconds)
-                    .ok_or_else(|| bad(format!("`for`: {d} is too long")))?;
+                    .ok_or_else(|| BadChange::TooLong(d.clone()))?;
                 Ok(Some(now + span))
             }
             (None, Some(u)) => crate::schedule::parse_expiry(u)
                 .map(Some)
-                .map_err(|e| bad(format!("`until`: {e}"))),
+                .map_err(BadChange::Until),
             (None, None) => Ok(None),
         }
     }
@@ -415,7 +424,7 @@ async fn snooze(
 ) -> Response {
     let change = match ChangeBody::parse(&body) {
         Ok(c) => c,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
     };
     let until = match change.until(daemon.clock.now()) {
         Ok(Some(u)) => u,
@@ -425,7 +434,7 @@ async fn snooze(
                 "a snooze needs `for` (such as \"4h\") or `until` (an RFC 3339 instant)",
             );
         }
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
     };
     let note = change.note.unwrap_or_default();
     answer(daemon.snooze(&id, until, &who, &note).await)
@@ -447,7 +456,7 @@ async fn wake(
 ) -> Response {
     let until = match ChangeBody::parse(&body).and_then(|c| c.until(daemon.clock.now())) {
         Ok(u) => u,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
     };
     answer(daemon.wake(&id, until, &who).await)
 }
@@ -460,7 +469,7 @@ async fn protect(
 ) -> Response {
     let change = match ChangeBody::parse(&body) {
         Ok(c) => c,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
     };
     if change.for_.is_some() || change.until.is_some() {
         return error(

@@ -613,7 +613,7 @@ fn compile_rule(
                     line: h.line,
                     column: h.column,
                 };
-                c.error(place, e);
+                c.error(place, e.to_string());
             }
         }
     }
@@ -848,7 +848,7 @@ fn compile_schedule(
                         line: events.line,
                         column: events.column,
                     };
-                    c.error(place, e);
+                    c.error(place, e.to_string());
                     return None;
                 }
             },
@@ -920,28 +920,33 @@ fn list_aware_position(value: &RawWindows, at: &At<RawWindows>) -> (usize, usize
     }
 }
 
+/// Why `events:` fields do not make an event spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EventFieldsError {
+    #[error("use either stop/start crons or kube-green's weekdays/sleepAt/wakeUpAt, not both")]
+    Both,
+    #[error("\"{0}\" is not HH:MM")]
+    NotATime(String),
+    #[error("kube-green fields need sleepAt")]
+    NoSleepAt,
+}
+
 /// kube-green's SleepInfo fields, or cron fields, as an event spec string.
-fn event_fields(f: &super::raw::RawEventFields) -> Result<String, String> {
+fn event_fields(f: &super::raw::RawEventFields) -> Result<String, EventFieldsError> {
     let mut parts = Vec::new();
     let kube_green = f.weekdays.is_some() || f.sleep_at.is_some() || f.wake_up_at.is_some();
     if kube_green {
         if f.stop.is_some() || f.start.is_some() {
-            return Err(
-                "use either stop/start crons or kube-green's weekdays/sleepAt/wakeUpAt, not both"
-                    .into(),
-            );
+            return Err(EventFieldsError::Both);
         }
         let weekdays = f.weekdays.clone().unwrap_or_else(|| "*".into());
-        let cron = |hm: &str| -> Result<String, String> {
+        let cron = |hm: &str| -> Result<String, EventFieldsError> {
             let (h, m) = hm
                 .split_once(':')
-                .ok_or_else(|| format!("\"{hm}\" is not HH:MM"))?;
+                .ok_or_else(|| EventFieldsError::NotATime(hm.to_string()))?;
             Ok(format!("{} {} * * {weekdays}", m.trim(), h.trim()))
         };
-        let sleep = f
-            .sleep_at
-            .as_deref()
-            .ok_or("kube-green fields need sleepAt")?;
+        let sleep = f.sleep_at.as_deref().ok_or(EventFieldsError::NoSleepAt)?;
         parts.push(format!("stop={}", cron(sleep)?));
         if let Some(wake) = &f.wake_up_at {
             parts.push(format!("start={}", cron(wake)?));

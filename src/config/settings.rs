@@ -383,7 +383,11 @@ fn kubernetes_settings(
             "the namespace selector is empty: name the label of your preview namespaces (curfew.dev/preview=true, say); curfew acts on no namespace it was not pointed at".into(),
         );
     } else if let Err(message) = crate::platform::kubernetes::selector_requires_a_label(&selector) {
-        error("platform.kubernetes.namespace_selector", place, message);
+        error(
+            "platform.kubernetes.namespace_selector",
+            place,
+            message.to_string(),
+        );
     }
     let default_mode = match k.default_mode.as_deref() {
         None => Mode::Preview,

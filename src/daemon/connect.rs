@@ -161,7 +161,7 @@ async fn connect_kubernetes(
 ) -> Result<Connected, PlatformError> {
     let client = kubernetes::client(k.context.as_deref(), k.timeout)
         .await
-        .map_err(|m| failure("kubernetes", m))?;
+        .map_err(|e| failure("kubernetes", e.to_string()))?;
     let identity = identity(env);
     let election = k.leader_election.then(|| {
         let namespace = k

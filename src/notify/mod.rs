@@ -71,6 +71,19 @@ impl Default for NotifyOptions {
     }
 }
 
+/// Why a target's messages cannot be sent: the variable named, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("environment variable {var} ({field}) is not set")]
+    NotSet { var: String, field: &'static str },
+    #[error("its url {0}")]
+    Url(&'static str),
+    #[error("the value of {var} (url_env) {why}")]
+    UrlIn { var: String, why: &'static str },
+    #[error("it has neither url nor url_env")]
+    NoUrl,
+}
+
 /// The notifier could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -187,7 +200,10 @@ impl Notifier {
         rules
             .notify
             .values()
-            .filter_map(|t| self.endpoint(t).err().map(|e| (t.name.clone(), e)))
+            .filter_map(|t| {
+                let e = self.endpoint(t).err()?;
+                Some((t.name.clone(), e.to_string()))
+            })
             .collect()
     }
 
@@ -290,7 +306,7 @@ impl Notifier {
                 Notification::Unsendable {
                     target: &target.name,
                     kind: kind.as_str(),
-                    problem: &problem,
+                    problem: &problem.to_string(),
                 }
                 .emit(&*self.inner.metrics);
                 return;
@@ -325,20 +341,27 @@ impl Notifier {
     }
 
     /// Where `target`'s messages go. The error names the variable, never its value.
-    fn endpoint(&self, target: &Target) -> Result<Endpoint, String> {
-        let read = |var: &str, field: &str| {
+    fn endpoint(&self, target: &Target) -> Result<Endpoint, Unusable> {
+        let read = |var: &str, field: &'static str| {
             self.inner
                 .env
                 .get(var)
                 .filter(|v| !v.trim().is_empty())
                 .cloned()
-                .ok_or_else(|| format!("environment variable {var} ({field}) is not set"))
+                .ok_or_else(|| Unusable::NotSet {
+                    var: var.to_string(),
+                    field,
+                })
         };
         let url = match (&target.url, &target.url_env) {
-            (Some(url), _) => SecretUrl::parse(url).map_err(|why| format!("its url {why}"))?,
-            (None, Some(var)) => SecretUrl::parse(&read(var, "url_env")?)
-                .map_err(|why| format!("the value of {var} (url_env) {why}"))?,
-            (None, None) => return Err("it has neither url nor url_env".into()),
+            (Some(url), _) => SecretUrl::parse(url).map_err(Unusable::Url)?,
+            (None, Some(var)) => {
+                SecretUrl::parse(&read(var, "url_env")?).map_err(|why| Unusable::UrlIn {
+                    var: var.to_string(),
+                    why,
+                })?
+            }
+            (None, None) => return Err(Unusable::NoUrl),
         };
         let key = match &target.secret_env {
             // Asked to sign: never send unsigned.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::schedule::parse_expiry;
+use crate::schedule::{ExpiryError, parse_expiry};
 
 /// Label (or annotation) that protects an environment: `curfew.dev/protect: "true"`.
 pub const PROTECT_LABEL: &str = "curfew.dev/protect";
@@ -30,7 +30,7 @@ pub enum LabelSnooze {
     /// Not an instant: ignored, and `explain` says why.
     Unreadable {
         value: String,
-        error: String,
+        error: ExpiryError,
     },
 }
 

@@ -281,22 +281,22 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<
 }
 
 /// A string of an answer, read by `read` straight from its text.
-fn from_text<'de, D: serde::Deserializer<'de>, T>(
+fn from_text<'de, D: serde::Deserializer<'de>, T, E: fmt::Display>(
     deserializer: D,
     expecting: &'static str,
-    read: fn(&str) -> Result<T, String>,
+    read: fn(&str) -> Result<T, E>,
 ) -> Result<T, D::Error> {
-    struct Text<T> {
+    struct Text<T, E> {
         expecting: &'static str,
-        read: fn(&str) -> Result<T, String>,
+        read: fn(&str) -> Result<T, E>,
     }
-    impl<T> serde::de::Visitor<'_> for Text<T> {
+    impl<T, E: fmt::Display> serde::de::Visitor<'_> for Text<T, E> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.expecting)
         }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
-            (self.read)(s).map_err(E::custom)
+        fn visit_str<D: serde::de::Error>(self, s: &str) -> Result<T, D> {
+            (self.read)(s).map_err(D::custom)
         }
     }
     deserializer.deserialize_str(Text { expecting, read })
@@ -310,15 +310,28 @@ fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime
         DateTime::parse_from_rfc3339(s)
             .map(|at| at.with_timezone(&Utc))
             .or_else(|_| s.parse::<DateTime<Utc>>())
-            .map_err(|e| format!("{s:?} is not an RFC 3339 date-time: {e}"))
+            .map_err(|source| NotAnInstant {
+                text: s.to_string(),
+                source,
+            })
     })
+}
+
+/// A text in an answer where an instant should be.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not an RFC 3339 date-time: {source}")]
+struct NotAnInstant {
+    text: String,
+    source: chrono::ParseError,
 }
 
 /// A string as the listing keeps it, made straight from the answer's text: serde's own
 /// `Arc<str>` goes through a `String` and copies it (two allocations for each of 10,000
 /// ids and names).
 fn shared<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
-    from_text(deserializer, "a string", |s| Ok(Arc::from(s)))
+    from_text(deserializer, "a string", |s| {
+        Ok::<_, std::convert::Infallible>(Arc::from(s))
+    })
 }
 
 fn rfc3339_some<'de, D: serde::Deserializer<'de>>(

@@ -127,7 +127,7 @@ pub(super) fn snoozes(
     });
     let (label, ignored) = match &env.overrides().snooze {
         Some(LabelSnooze::Until(t)) => (Some((*t, format!("its label {SNOOZE_LABEL}"))), None),
-        Some(LabelSnooze::Unreadable { error, .. }) => (None, Some(error.clone())),
+        Some(LabelSnooze::Unreadable { error, .. }) => (None, Some(error.to_string())),
         None => (None, None),
     };
     ([ledger, label], ignored)

@@ -30,9 +30,9 @@ impl fmt::Display for ParseError {
     }
 }
 
-fn error(problem: impl Into<String>, column: usize, expected: Option<&str>) -> ParseError {
+fn error(problem: impl ToString, column: usize, expected: Option<&str>) -> ParseError {
     ParseError {
-        problem: problem.into(),
+        problem: problem.to_string(),
         column,
         expected: expected.map(str::to_string),
     }
@@ -492,11 +492,11 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
         let value_column = column + key.chars().count() + 1;
         let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
         let key = key.trim().to_ascii_lowercase();
-        let at = |e: String| error(e, value_column, None);
+        let at = |e: &dyn fmt::Display| error(e, value_column, None);
         match key.as_str() {
             "stop" | "start" => {
                 curfew_key_seen.get_or_insert(column);
-                let cron = CronSpec::parse(value).map_err(at)?;
+                let cron = CronSpec::parse(value).map_err(|e| at(&e))?;
                 if key == "stop" {
                     stops.push(cron)
                 } else {
@@ -505,7 +505,7 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
             }
             "except" => {
                 for date in value.split(',') {
-                    holidays.push(Holiday::parse(date.trim()).map_err(at)?);
+                    holidays.push(Holiday::parse(date.trim()).map_err(|e| at(&e))?);
                 }
             }
             "tz" => {

@@ -334,10 +334,17 @@ fn unstoppable(contents: &Contents, prices: Prices) -> Option<String> {
     Some(text)
 }
 
+/// A namespace selector that requires no label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the namespace selector \"{0}\" requires no label: it chooses every namespace that lacks one, every application namespace of the cluster among them (a preview by default, so deletable); require a label your preview namespaces carry, such as curfew.dev/preview=true"
+)]
+pub struct NoLabelRequired(pub String);
+
 /// Refuses a selector that requires no label (`!label`, `team notin (a)`, `tier!=prod`):
 /// it chooses every namespace without that label, every unlabelled application namespace
 /// of the cluster among them, each a preview by default (deletable).
-pub fn selector_requires_a_label(selector: &str) -> Result<(), String> {
+pub fn selector_requires_a_label(selector: &str) -> Result<(), NoLabelRequired> {
     let mut terms = Vec::new();
     let (mut depth, mut start) = (0usize, 0usize);
     for (i, c) in selector.char_indices() {
@@ -360,9 +367,7 @@ pub fn selector_requires_a_label(selector: &str) -> Result<(), String> {
     if positive {
         Ok(())
     } else {
-        Err(format!(
-            "the namespace selector \"{selector}\" requires no label: it chooses every namespace that lacks one, every application namespace of the cluster among them (a preview by default, so deletable); require a label your preview namespaces carry, such as curfew.dev/preview=true"
-        ))
+        Err(NoLabelRequired(selector.to_string()))
     }
 }
 

@@ -617,7 +617,7 @@ fn a_selector_must_require_a_label() {
         "team notin (billing, core)",
         "!a,b!=c",
     ] {
-        let e = selector_requires_a_label(refused).unwrap_err();
+        let e = selector_requires_a_label(refused).unwrap_err().to_string();
         assert!(e.contains("requires no label"), "{refused}: {e}");
     }
 }
