@@ -636,6 +636,29 @@ fn a_fortnight_across_the_autumn_change_stops_and_starts_at_local_wall_times() {
     }
 }
 
+/// A stop-only rule (`run: never` with `wake: never`): a running environment is stopped, a
+/// person's start afterwards is left alone, and nothing is ever started.
+#[test]
+fn a_stop_only_rule_stops_once_and_leaves_a_persons_start_alone() {
+    let r = rules(
+        "timezone: Europe/Paris\nrules:\n  - name: parked\n    match: { mode: preview }\n    run: never\n    wake: never\n",
+    );
+    let now = "2026-11-27T10:00:00+01:00";
+    let d = one(&r, env("pr-1"), &none(), now);
+    assert_eq!((d.action, d.cause), (Action::Stop, Some(Cause::Schedule)));
+    let mut ledger = none();
+    ledger.apply(&d, at(now));
+    let started = one(&r, env("pr-1"), &ledger, "2026-11-27T12:00:00+01:00");
+    assert_eq!(started.action, Action::None, "{}", started.reason);
+    let stopped = one(
+        &r,
+        env("pr-1").stopped(),
+        &ledger,
+        "2026-11-30T09:00:00+01:00",
+    );
+    assert_eq!(stopped.action, Action::None, "{}", stopped.reason);
+}
+
 #[test]
 fn a_persons_night_start_in_the_simulation_is_not_fought() {
     let r = rules(PREVIEWS);
