@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike, Utc};
 use curfew::clock::ManualClock;
 use curfew::config::parse_rules;
+use curfew::events::ActResult;
 use curfew::ledger::Ledger;
 use curfew::metrics::Metrics;
 use curfew::platform::Platform;
 use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
-use curfew::platform::sandbox::{Sandbox, SandboxOptions};
-use curfew::reconcile::{ActResult, Daemon, DaemonOptions};
+use curfew::reconcile::{Daemon, DaemonOptions};
+use curfew::sandbox::{Sandbox, SandboxOptions};
 
 const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
 

@@ -29,8 +29,8 @@ use curfew::ledger::Ledger;
 use curfew::metrics::Metrics;
 use curfew::platform::Platform;
 use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
-use curfew::platform::sandbox::{Sandbox, SandboxOptions};
 use curfew::reconcile::{Daemon, DaemonOptions};
+use curfew::sandbox::{Sandbox, SandboxOptions};
 use curfew::ui::{Sessions, UiOptions};
 use tower::ServiceExt;
 

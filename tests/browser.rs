@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::{Killed, free_port};
 use curfew::clock::ManualClock;
 use curfew::platform::Mode;
-use curfew::platform::sandbox::{Sandbox, SandboxEnvironment, SandboxOptions};
+use curfew::sandbox::{Sandbox, SandboxEnvironment, SandboxOptions};
 use curfew::ui::links::Link;
 use curfew::ui::{LinkAction, LinkKeys, Signer};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -38,7 +38,7 @@ fn tool(var: &str, name: &str) -> String {
 /// The daemon (`curfew run`) on the sandbox, and the sandbox itself.
 struct Site {
     sandbox: Sandbox,
-    _running: curfew::platform::sandbox::RunningSandbox,
+    _running: curfew::sandbox::RunningSandbox,
     _daemon: Killed,
     base: String,
     dir: std::path::PathBuf,

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use curfew::platform::sandbox::Sandbox;
+use curfew::sandbox::Sandbox;
 
 /// A child process, killed (and reaped) when dropped.
 pub struct Proc(pub Child);

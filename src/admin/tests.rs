@@ -93,13 +93,17 @@ fn tokens_are_named_checked_whole_and_never_shown() {
     let bare = AdminTokens::parse("# ops\n\n0123456789abcdef0123\n", "f").unwrap();
     assert_eq!(bare.check("0123456789abcdef0123"), Some("admin"));
     // Refusals name the place, never the token.
-    let short = AdminTokens::parse("carol:tooshort", "the file x").unwrap_err();
+    let short = AdminTokens::parse("carol:tooshort", "the file x")
+        .unwrap_err()
+        .to_string();
     assert!(
         short.contains("the file x, line 1") && short.contains("carol"),
         "{short}"
     );
     assert!(!short.contains("tooshort"), "{short}");
-    let twice = AdminTokens::parse(&format!("a:{ALICE}\na:{BOB}"), "f").unwrap_err();
+    let twice = AdminTokens::parse(&format!("a:{ALICE}\na:{BOB}"), "f")
+        .unwrap_err()
+        .to_string();
     assert!(twice.contains("second token named a"), "{twice}");
 }
 
@@ -130,14 +134,16 @@ async fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
     assert_eq!(both.check(BOB), Some("bob"));
     let missing = AdminTokens::load(&env, None, Some(&dir.join("nope")))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("cannot be read"), "{missing}");
     // A FIFO named as the token file is refused at once, not waited on.
     let fifo = dir.join("fifo");
     crate::files::mkfifo(&fifo);
     let refused = AdminTokens::load(&env, None, Some(&fifo))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("not a regular file"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }

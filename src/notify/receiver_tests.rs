@@ -22,9 +22,10 @@ use tokio::sync::watch;
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
-use crate::platform::sandbox::{RunningSandbox, Sandbox};
+use crate::ledger::Ledger;
 use crate::platform::{Operation, Platform, PlatformError};
 use crate::reconcile::{Daemon, DaemonOptions};
+use crate::sandbox::{RunningSandbox, Sandbox};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -225,7 +226,7 @@ fn daemon(
             max_in_flight: 4,
         },
     )
-    .with_notifier(notifier.clone());
+    .with_listener(Arc::new(notifier.clone()));
     Running {
         daemon,
         notifier,
@@ -244,7 +245,7 @@ fn count(metrics: &Metrics, kind: &str, result: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
-fn ids(report: &crate::reconcile::PassReport, action: Action, done: bool) -> BTreeSet<String> {
+fn ids(report: &crate::events::PassReport, action: Action, done: bool) -> BTreeSet<String> {
     report
         .acted()
         .filter(|(d, r)| d.action == action && matches!(r, ActResult::Done(_)) == done)
@@ -596,16 +597,21 @@ async fn the_digest_is_sent_at_nine_local_on_both_sides_of_the_autumn_change() {
         fleet.platform.clone(),
         quick(0),
     );
-    // Passes as the daemon runs them: at each wakeup, at most 20 minutes apart.
+    // Passes as the daemon runs them: at each wakeup, at most 20 minutes apart; and the
+    // digest job's rounds, at its own instants.
     let until = at("2026-10-26T12:00:00+01:00");
+    let mut digests = Digests::new(run.notifier.clone());
     loop {
         let report = run.daemon.pass().await.unwrap();
+        let next_digest = digests.send_due(&run.daemon).await;
         run.notifier.settled().await;
         let now = fleet.clock.now();
         let step = TimeDelta::minutes(20);
-        let next = report
-            .next_wakeup
+        let next = [report.next_wakeup, next_digest]
+            .into_iter()
+            .flatten()
             .filter(|t| *t > now)
+            .min()
             .map_or(now + step, |t| t.min(now + step));
         if next > until {
             break;

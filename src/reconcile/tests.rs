@@ -9,8 +9,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
+use crate::events::ActResult;
 use crate::platform::qovery::{Qovery, QoveryOptions, Token};
-use crate::platform::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
+use crate::platform::{PlatformError, Snapshot};
+use crate::policy::Action;
+use crate::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
 
 pub(crate) fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -477,7 +480,7 @@ async fn a_ledger_that_turned_read_only_is_named_in_readyz() {
 const README_PREVIEWS: &str = "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    stop_when_idle: 3h\n    delete_after: 7d\n    warn_before_delete: 12h\n";
 
 /// Every preview deployed now (the team's afternoon), so none is idle before the evening.
-fn deploy_every_preview(w: &World) -> Vec<crate::platform::sandbox::SandboxEnvironment> {
+fn deploy_every_preview(w: &World) -> Vec<crate::sandbox::SandboxEnvironment> {
     let previews: Vec<_> = w
         .sandbox
         .environments()
@@ -743,15 +746,36 @@ async fn the_last_pass_is_kept_for_the_page_and_only_for_it() {
     )
     .without_page();
     let report = off.pass().await.unwrap();
-    assert!(off.last_pass().is_none());
-    assert!(
-        report.snapshot.environments.is_empty(),
-        "the listing went once decided"
-    );
+    assert!(off.last_pass().is_none(), "nothing kept for nobody");
     assert_eq!(report.decisions.len(), 6);
     assert_eq!(
         off.recent_passes().len(),
         1,
         "the passes' health is still kept"
     );
+}
+
+/// SQLite waits for the disk (`synchronous FULL`): a pass's ledger work, the start's
+/// recovery and an operator's changes run it on blocking threads, never on the async
+/// workers that also answer `/healthz` (the strict ledger panics otherwise).
+#[tokio::test]
+async fn passes_and_operators_changes_keep_the_ledger_off_the_async_workers() {
+    let office = "timezone: Europe/Paris\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 08:00-19:00\n";
+    let ledger = Ledger::in_memory_strict().unwrap();
+    let w = world_with(office, "2026-11-25T19:00:00+01:00", 6, ledger).await;
+    w.daemon.recover().await.unwrap();
+    let report = w.daemon.pass().await.unwrap();
+    let stopped: Vec<String> = report
+        .acted()
+        .filter(|(s, r)| s.action == Action::Stop && matches!(r, ActResult::Done(_)))
+        .map(|(s, _)| s.environment_id.to_string())
+        .collect();
+    assert!(!stopped.is_empty(), "the pass stopped something");
+    w.clock.set(at("2026-11-25T21:00:00+01:00"));
+    let id = &stopped[0];
+    w.daemon.wake(id, None, "alice", "").await.unwrap();
+    let until = at("2026-11-26T09:00:00+01:00");
+    w.daemon.snooze(id, until, "bob", "a demo").await.unwrap();
+    w.daemon.plan_now().await.unwrap();
+    w.daemon.pass().await.unwrap();
 }

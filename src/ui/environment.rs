@@ -18,9 +18,9 @@ use super::layout::{self, hours, money, when};
 use super::links::tomorrow_at;
 use super::timeline::{self, Facts};
 use super::{Peer, Ui};
-use crate::config::RuleSet;
 use crate::ledger::{EnvironmentSavings, HistoryEntry, Ledger, LedgerError, StopSpan};
 use crate::platform::{EnvState, Environment, Mode, Snapshot};
+use crate::policy::RuleSet;
 use crate::policy::{self, Decision, EnvRecord, Explanation, LedgerView};
 use crate::reconcile::OperatorError;
 

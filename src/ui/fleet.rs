@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use super::layout::{self, hours, money, when};
 use super::{Peer, Ui};
-use crate::config::{RuleSet, Wake};
 use crate::ledger::{EnvironmentSavings, Ledger, LedgerError};
 use crate::platform::EnvState;
 use crate::policy::{Action, Decision, EnvRecord};
-use crate::reconcile::{PassOutcome, PassReport};
+use crate::policy::{RuleSet, Wake};
+use crate::reconcile::{LastPass, PassOutcome};
 use crate::schedule::zone;
 
 /// Rows on one page of the table.
@@ -175,7 +175,7 @@ pub fn next_step(
 }
 
 /// The table's rows: the indices of the decisions that pass the filters, sorted.
-fn rows(last: &PassReport, q: &FleetQuery, rules: &RuleSet, now: DateTime<Utc>) -> Vec<usize> {
+fn rows(last: &LastPass, q: &FleetQuery, rules: &RuleSet, now: DateTime<Utc>) -> Vec<usize> {
     let decisions = &last.decisions;
     let mut rows: Vec<usize> = (0..decisions.len())
         .filter(|&i| q.matches(&decisions[i]))
@@ -300,7 +300,7 @@ pub async fn page(
 }
 
 struct View<'a> {
-    last: &'a PassReport,
+    last: &'a LastPass,
     rules: &'a RuleSet,
     now: DateTime<Utc>,
     q: &'a FleetQuery,

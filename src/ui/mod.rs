@@ -347,11 +347,19 @@ async fn login(
     };
     let name = ui.tokens.as_ref().and_then(|t| t.check(form.token.trim()));
     let Some(name) = name else {
-        // Counted with the admin API's refusals: the same tokens, guessed the same way.
-        ui.daemon
-            .metrics
-            .admin_auth_failure(crate::metrics::AuthFailure::Refused);
-        tracing::warn!("status page sign-in refused: the token is not an admin token");
+        // Logged and counted with the admin API's refusals: the same tokens, guessed the
+        // same way.
+        let peer = peer
+            .0
+            .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+        crate::events::AdminRefused {
+            reason: crate::events::AuthFailure::Refused,
+            method: "POST",
+            path: "/login",
+            peer: &peer,
+            also_refused: Some(0),
+        }
+        .emit(&*ui.daemon.metrics);
         return login_page(
             &ui,
             user.as_ref(),

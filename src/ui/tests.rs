@@ -107,7 +107,7 @@ impl Site {
     }
 
     /// An environment of a mode, stopped by the first pass (outside office hours).
-    fn one(&self, mode: Mode) -> crate::platform::sandbox::SandboxEnvironment {
+    fn one(&self, mode: Mode) -> crate::sandbox::SandboxEnvironment {
         self.w
             .sandbox
             .environments()

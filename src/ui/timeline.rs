@@ -12,8 +12,8 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use maud::{Markup, html};
 
-use crate::config::RuleSchedule;
 use crate::ledger::HistoryEntry;
+use crate::schedule::RuleSchedule;
 use crate::schedule::zone;
 
 /// Width of the day labels.
