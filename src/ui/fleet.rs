@@ -174,6 +174,9 @@ pub fn next_step(
         .min_by_key(|(_, at)| *at)
 }
 
+/// A rule's next scheduled stop and next scheduled start.
+type NextStopAndStart = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// The table's rows: the indices of the decisions that pass the filters, sorted.
 fn rows(last: &LastPass, q: &FleetQuery, rules: &RuleSet, now: DateTime<Utc>) -> Vec<usize> {
     let decisions = &last.decisions;
@@ -197,8 +200,7 @@ fn rows(last: &LastPass, q: &FleetQuery, rules: &RuleSet, now: DateTime<Utc>) ->
         "next" => {
             // Not the ledger for all 10,000, nor each one's schedule: the delete, and each
             // rule's next stop and start, computed once.
-            let mut times: HashMap<&str, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-                HashMap::new();
+            let mut times: HashMap<&str, NextStopAndStart> = HashMap::new();
             for rule in &rules.rules {
                 let schedule = rule.schedule.as_ref();
                 let stop = schedule.and_then(|s| s.next_stop(now));
