@@ -171,18 +171,11 @@ impl Daemon {
         who: &str,
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
-        self.check_note(note)?;
-        let (environment, complete) = self.find(key).await?;
-        self.check_until(until)?;
-        let by: Arc<str> = who.into();
-        let entry = self.entry("snooze", who, Some(until), note);
-        self.change(&environment.id, entry, move |r| {
+        self.change_until(key, "snooze", until, who, note, move |r, by| {
             r.snoozed_until = Some(until);
             r.snoozed_by = Some(by);
         })
-        .await?;
-        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "snoozed");
-        self.report(environment, complete).await
+        .await
     }
 
     /// Ends a snooze: the schedule applies again from the next pass (which starts now).
@@ -361,18 +354,34 @@ impl Daemon {
         who: &str,
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
-        self.check_note(note)?;
-        let (environment, complete) = self.find(key).await?;
-        self.check_until(until)?;
-        let by: Arc<str> = who.into();
-        let entry = self.entry("delay_delete", who, Some(until), note);
-        self.change(&environment.id, entry, move |r| {
+        self.change_until(key, "delay_delete", until, who, note, move |r, by| {
             r.delete_not_before = Some(until);
             r.delete_delayed_by = Some(by);
             r.delete_warned_at = None;
         })
-        .await?;
-        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "delete delayed");
+        .await
+    }
+
+    /// A change that lasts until `until` (a snooze, a delayed delete) by `who`: the note
+    /// and the instant checked, the record changed with its entry, the change logged; the
+    /// environment's report after it.
+    async fn change_until(
+        &self,
+        key: &str,
+        kind: &'static str,
+        until: DateTime<Utc>,
+        who: &str,
+        note: &str,
+        change: impl FnOnce(&mut EnvRecord, Arc<str>) + Send + 'static,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        self.check_note(note)?;
+        let (environment, complete) = self.find(key).await?;
+        self.check_until(until)?;
+        let by: Arc<str> = who.into();
+        let entry = self.entry(kind, who, Some(until), note);
+        self.change(&environment.id, entry, move |r| change(r, by))
+            .await?;
+        tracing::info!(environment = %environment.name, id = %environment.id, who, kind, until = %until, "changed until");
         self.report(environment, complete).await
     }
 
