@@ -171,8 +171,13 @@ fn without_test_items(code: &str) -> (String, Vec<String>) {
 }
 
 fn matching_brace(code: &str, open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, b) in code.bytes().enumerate().skip(open) {
+    closing_brace(code, open, 0)
+}
+
+/// Where the brace that brings `depth` open braces back to none stands in `code`, reading
+/// from `from`.
+fn closing_brace(code: &str, from: usize, mut depth: usize) -> Option<usize> {
+    for (i, b) in code.bytes().enumerate().skip(from) {
         match b {
             b'{' => depth += 1,
             b'}' => {
@@ -303,20 +308,7 @@ fn path_targets(text: &str, module: &[String], depth: usize) -> (usize, Vec<Stri
 
 /// Where the group opened just before `text` closes.
 fn matching_group(text: &str) -> Option<usize> {
-    let mut depth = 1usize;
-    for (i, b) in text.bytes().enumerate() {
-        match b {
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    closing_brace(text, 0, 1)
 }
 
 /// The first name of each comma-separated entry of a group (`a, b::c, d::{e}` → a, b, d).
