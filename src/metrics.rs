@@ -106,20 +106,7 @@ impl PassResult {
 }
 
 /// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cap {
-    MaxStopsPerPass,
-    MaxDeletesPerHour,
-}
-
-impl Cap {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cap::MaxStopsPerPass => "max_stops_per_pass",
-            Cap::MaxDeletesPerHour => "max_deletes_per_hour",
-        }
-    }
-}
+pub use crate::policy::Cap;
 
 /// curfew's Prometheus metrics and the registry that holds them.
 pub struct Metrics {

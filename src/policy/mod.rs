@@ -7,6 +7,7 @@
 //! limit still decide what happens meanwhile, and the delete rides beside that action
 //! ([`Decision::delete`]).
 
+pub mod caps;
 mod ledger_view;
 
 use std::cell::OnceCell;
@@ -17,6 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+pub use caps::Cap;
 pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};
 
 use crate::config::{Rule, RuleSchedule, RuleSet, Wake};
@@ -223,17 +225,88 @@ pub fn decide(
     ledger: &LedgerView,
     now: DateTime<Utc>,
 ) -> Vec<Decision> {
-    let pass = Pass::new(rules, ledger, snapshot.complete, now);
+    decide_each(
+        rules,
+        &snapshot.environments,
+        snapshot.complete,
+        ledger,
+        now,
+    )
+}
+
+/// Decides for some environments of a listing (`complete` says whether the listing was),
+/// as [`decide`] does for all of them: a simulation decides only for those whose decision
+/// may have changed.
+pub fn decide_each<'e>(
+    rules: &RuleSet,
+    environments: impl IntoIterator<Item = &'e Environment>,
+    complete: bool,
+    ledger: &LedgerView,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let pass = Pass::new(rules, ledger, complete, now);
     let mut reasons = Words::default();
-    snapshot
-        .environments
-        .iter()
+    environments
+        .into_iter()
         .map(|env| {
             let mut d = pass.decide(env, &mut Trace::off());
             d.reason = reasons.get(d.reason);
             d
         })
         .collect()
+}
+
+/// Why `env` is protected from every action, if it is (`protect:` entries, production,
+/// the admin API, its label), in the words of its decision's reason.
+pub fn protection(
+    rules: &RuleSet,
+    env: &Environment,
+    record: Option<&EnvRecord>,
+) -> Option<String> {
+    Pass::new(rules, &LedgerView::default(), true, DateTime::UNIX_EPOCH).protection(env, record)
+}
+
+/// An environment as curfew's `action` leaves it, in the model every platform follows: a
+/// stop leaves it stopped, a start running, a delete removes it (`None`); a warning changes
+/// nothing. The platform's own word for the state is dropped (it said what it was before).
+pub fn after_action(env: &Environment, action: Action) -> Option<Environment> {
+    let mut env = env.clone();
+    act_on(&mut env, action).then_some(env)
+}
+
+/// Changes `env` as [`after_action`] says `action` leaves it; `false` when it removes it.
+pub fn act_on(env: &mut Environment, action: Action) -> bool {
+    let state = match action {
+        Action::Delete => return false,
+        Action::Stop => EnvState::Stopped,
+        Action::Start => EnvState::Running,
+        Action::None | Action::Warn => return true,
+    };
+    env.state = state;
+    env.platform_state = None;
+    true
+}
+
+/// The decision `env` gets at `now` once `done` (its decision's own action, its delete's
+/// warning) has been carried out: the environment as the action leaves it
+/// ([`after_action`]), its ledger record as the pass writes it and the next pass reads it.
+/// `None` when it is deleted. What a pass's own actions bring due (an idle stop after a
+/// morning start, a delete after a stop) is when the daemon wakes next.
+pub fn decide_after<'d>(
+    rules: &RuleSet,
+    env: &Environment,
+    record: Option<&EnvRecord>,
+    done: impl IntoIterator<Item = &'d Decision>,
+    now: DateTime<Utc>,
+) -> Option<Decision> {
+    let mut env = env.clone();
+    let mut view = LedgerView::new(record.map(|r| (env.id.clone(), r.clone())));
+    for d in done {
+        env = after_action(&env, d.action)?;
+        view.apply(d, now);
+    }
+    view.observe_one(&env, now);
+    decide_each(rules, [&env], true, &view, now).pop()
 }
 
 /// The earliest instant at which any decision could change: the daemon's next wakeup.

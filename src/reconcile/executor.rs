@@ -2,7 +2,7 @@
 //! ledger's intent/outcome around every call.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
@@ -11,6 +11,7 @@ use super::{Acted, Daemon, PassError};
 use crate::config::RuleSet;
 use crate::metrics::{ActionResult, Cap};
 use crate::platform::Outcome;
+use crate::policy::caps::{self, Gate};
 use crate::policy::{Action, Decision, LedgerView};
 
 /// What became of a decision that called for an action.
@@ -40,13 +41,6 @@ impl ActResult {
     }
 }
 
-/// What the caps leave of a pass's actions, handed out oldest due first.
-struct Gates {
-    stops_left: u32,
-    deletes_left: i64,
-    complete: bool,
-}
-
 /// A platform call to make: the action's index in the planned ones, what to do, to which
 /// environment, and its intent's id. Owned: a future holding a borrowed decision trips
 /// the compiler's "FnOnce is not general enough" (rust-lang/rust#110338) once the pass is
@@ -62,11 +56,24 @@ struct Planned<'d> {
     result: Option<ActResult>,
 }
 
+impl Gate {
+    /// What an action the limits stopped short of a call becomes; `None`: call.
+    fn result(self) -> Option<ActResult> {
+        match self {
+            Gate::Go => None,
+            Gate::DryRun => Some(ActResult::DryRun),
+            Gate::Capped(cap) => Some(ActResult::SkippedCap(cap)),
+            Gate::Confirming => Some(ActResult::Confirming),
+            Gate::Partial => Some(ActResult::Failed("listing partial".into())),
+            Gate::Record => Some(ActResult::Done(Outcome::Accepted)),
+        }
+    }
+}
+
 impl Daemon {
-    /// What each action of the pass becomes before any call: deletes first (whether one
-    /// goes ahead decides whether its decision's own action is still needed: a deleted
-    /// environment is not stopped first, a held-back delete's environment is), then the
-    /// decisions' own actions; oldest due first in each, so caps hold back the newest.
+    /// What each action of the pass becomes before any call, under the safety limits
+    /// ([`caps::plan`]): the deletes done in the last hour come from the ledger, the
+    /// deletes first seen due from the passes' memory.
     fn plan_actions<'d>(
         &self,
         rules: &RuleSet,
@@ -77,89 +84,23 @@ impl Daemon {
         let deletes_last_hour = self
             .ledger
             .count_done_since(Action::Delete, now - TimeDelta::hours(1))?;
-        let mut gates = Gates {
-            stops_left: rules.safety.max_stops_per_pass,
-            deletes_left: i64::from(rules.safety.max_deletes_per_hour)
-                .saturating_sub(deletes_last_hour)
-                .max(0),
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        let steps = caps::plan(
+            decisions,
+            &rules.safety,
+            deletes_last_hour,
             complete,
-        };
-        let oldest_first = |steps: &mut Vec<Planned<'d>>| {
-            steps.sort_by(|a, b| {
-                (a.decision.due_since, &a.decision.environment_id)
-                    .cmp(&(b.decision.due_since, &b.decision.environment_id))
-            });
-        };
-        let mut deletes: Vec<Planned<'d>> = decisions
-            .iter()
-            .enumerate()
-            .filter_map(|(index, d)| {
-                Some(Planned {
-                    index,
-                    delete_step: true,
-                    decision: Cow::Owned(d.delete_step()?),
-                    result: None,
-                })
+            |id| memory.confirmations.confirmed(id, now),
+        );
+        Ok(steps
+            .into_iter()
+            .map(|s| Planned {
+                index: s.index,
+                delete_step: s.delete_step,
+                result: s.gate.result(),
+                decision: s.decision,
             })
-            .collect();
-        oldest_first(&mut deletes);
-        let mut deleted: Vec<usize> = Vec::new();
-        for step in &mut deletes {
-            step.result = self.gate(&mut gates, &step.decision, now);
-            if step.decision.action == Action::Delete
-                && matches!(step.result, None | Some(ActResult::DryRun))
-            {
-                deleted.push(step.index);
-            }
-        }
-        deleted.sort_unstable();
-        let mut own: Vec<Planned<'d>> = decisions
-            .iter()
-            .enumerate()
-            .filter(|(i, d)| d.action != Action::None && deleted.binary_search(i).is_err())
-            .map(|(index, d)| Planned {
-                index,
-                delete_step: false,
-                decision: Cow::Borrowed(d),
-                result: None,
-            })
-            .collect();
-        oldest_first(&mut own);
-        for step in &mut own {
-            step.result = self.gate(&mut gates, &step.decision, now);
-        }
-        deletes.append(&mut own);
-        Ok(deletes)
-    }
-
-    /// What one action becomes before any call: `None` to call the platform.
-    fn gate(&self, gates: &mut Gates, d: &Decision, now: DateTime<Utc>) -> Option<ActResult> {
-        if d.dry_run {
-            return Some(ActResult::DryRun);
-        }
-        match d.action {
-            Action::Stop | Action::Start if gates.stops_left == 0 => {
-                Some(ActResult::SkippedCap(Cap::MaxStopsPerPass))
-            }
-            Action::Stop | Action::Start => {
-                gates.stops_left -= 1;
-                None
-            }
-            Action::Delete if !gates.complete => Some(ActResult::Failed("listing partial".into())),
-            Action::Delete if !self.delete_confirmed(&d.environment_id, now) => {
-                Some(ActResult::Confirming)
-            }
-            Action::Delete if gates.deletes_left == 0 => {
-                Some(ActResult::SkippedCap(Cap::MaxDeletesPerHour))
-            }
-            Action::Delete => {
-                gates.deletes_left -= 1;
-                None
-            }
-            // A warning is carried out by recording it (notifications send it).
-            Action::Warn => Some(ActResult::Done(Outcome::Accepted)),
-            Action::None => None,
-        }
+            .collect())
     }
 
     pub(super) async fn act(

@@ -28,6 +28,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::{Metrics, PassResult};
 use crate::notify::{Notifier, PassFacts};
 use crate::platform::{EnvState, Environment, Platform, PlatformError, Snapshot};
+use crate::policy::caps::DeleteConfirmations;
 use crate::policy::{self, Action, Decision, LedgerView};
 use crate::server::Health;
 
@@ -150,10 +151,9 @@ pub struct Daemon {
 }
 
 /// What passes remember between themselves that is not worth the ledger.
-#[derive(Default)]
 struct Memory {
     /// When each pending delete was first seen due (two passes, one resync apart).
-    delete_first_due: HashMap<String, DateTime<Utc>>,
+    confirmations: DeleteConfirmations,
 }
 
 impl Daemon {
@@ -166,6 +166,9 @@ impl Daemon {
         options: DaemonOptions,
     ) -> Daemon {
         let health = Health::new(options.max_pass_age);
+        let confirmations = DeleteConfirmations::new(
+            TimeDelta::from_std(options.resync).unwrap_or(TimeDelta::seconds(60)),
+        );
         health.set_rules_loaded(true);
         metrics.expect_rules(rules.rules.iter().map(|r| r.name.as_ref()));
         Daemon {
@@ -176,7 +179,7 @@ impl Daemon {
             rules: RwLock::new(rules),
             options,
             health,
-            memory: Mutex::new(Memory::default()),
+            memory: Mutex::new(Memory { confirmations }),
             exclusive: tokio::sync::Mutex::new(()),
             nudge: tokio::sync::Notify::new(),
             max_snooze: DEFAULT_MAX_SNOOZE,
@@ -361,6 +364,7 @@ impl Daemon {
             decisions,
         } = self.look().await?;
         let complete = snapshot.complete;
+        let after = next_checks_after(&rules, &snapshot, &view, &decisions, now);
         // The listing is the pass's largest value, and the decisions carry what the rest of
         // the pass needs of it (ids, names, projects, states): only a notifier, whose daily
         // digest decides again on it, keeps it through the pass.
@@ -421,21 +425,24 @@ impl Daemon {
                 now,
             })
         });
-        let next_wakeup = policy::next_wakeup(&decisions)
-            .into_iter()
-            .chain(next_digest)
-            .min();
-        {
+        let next_confirmation = {
             let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
             let due: HashSet<&str> = decisions
                 .iter()
                 .filter(|d| d.delete_due())
                 .map(|d| d.environment_id.as_ref())
                 .collect();
-            memory
-                .delete_first_due
-                .retain(|id, _| due.contains(id.as_str()));
-        }
+            memory.confirmations.retain(|id| due.contains(id));
+            memory.confirmations.next_after(now)
+        };
+        // The next wakeup: the earliest instant a decision could change, including those
+        // this pass's own actions changed, a delete's second pass, and the digest.
+        let next_wakeup = policy::next_wakeup(&decisions)
+            .into_iter()
+            .chain(after_actions(&after, &done).filter(|t| *t > now))
+            .chain(next_confirmation)
+            .chain(next_digest)
+            .min();
         Ok(PassReport {
             at: now,
             complete,
@@ -515,14 +522,43 @@ impl Daemon {
         }
         tracing::info!("reconcile loop stopped");
     }
+}
 
-    /// How long ago `env` was first seen due for deletion, and records it now if new.
-    fn delete_confirmed(&self, id: &str, now: DateTime<Utc>) -> bool {
-        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = *memory.delete_first_due.entry(id.to_string()).or_insert(now);
-        let resync = TimeDelta::from_std(self.options.resync).unwrap_or(TimeDelta::seconds(60));
-        now - first >= resync
-    }
+/// For each decision whose own action changes the environment's state (a stop, a start),
+/// when the decision it gets once that is done could change next ([`policy::decide_after`]):
+/// computed while the listing is at hand, used for the actions that were done.
+fn next_checks_after(
+    rules: &RuleSet,
+    snapshot: &Snapshot,
+    view: &LedgerView,
+    decisions: &[Decision],
+    now: DateTime<Utc>,
+) -> Vec<(usize, DateTime<Utc>)> {
+    decisions
+        .iter()
+        .zip(&snapshot.environments)
+        .enumerate()
+        .filter(|(_, (d, _))| matches!(d.action, Action::Stop | Action::Start))
+        .filter_map(|(index, (d, env))| {
+            let warning = d.delete_step().filter(|w| w.action == Action::Warn);
+            let done = std::iter::once(d).chain(warning.as_ref());
+            let after = policy::decide_after(rules, env, view.get(&env.id), done, now)?;
+            Some((index, after.next_check?))
+        })
+        .collect()
+}
+
+/// The next checks of [`next_checks_after`] whose action was done.
+fn after_actions<'a>(
+    after: &'a [(usize, DateTime<Utc>)],
+    done: &'a [Acted],
+) -> impl Iterator<Item = DateTime<Utc>> + 'a {
+    done.iter()
+        .filter(|a| !a.delete_step && matches!(a.result, ActResult::Done(_)))
+        .filter_map(|a| {
+            let k = after.binary_search_by_key(&a.index, |(i, _)| *i).ok()?;
+            Some(after[k].1)
+        })
 }
 
 mod operator;

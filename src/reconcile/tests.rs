@@ -58,6 +58,16 @@ pub(crate) async fn sandbox_platform(
 }
 
 pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
+    world_with_resync(rules_yaml, start, environments, Duration::from_secs(60)).await
+}
+
+/// [`world`] with a daemon that resyncs every `resync`.
+pub(crate) async fn world_with_resync(
+    rules_yaml: &str,
+    start: &str,
+    environments: u32,
+    resync: Duration,
+) -> World {
     let clock = ManualClock::new(at(start));
     let (sandbox, running, platform) = sandbox_platform(&clock, environments).await;
     let rules = Arc::new(parse_rules("test.yaml", rules_yaml, at(start)).unwrap());
@@ -68,7 +78,7 @@ pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> W
         Arc::new(clock.clone()),
         rules,
         DaemonOptions {
-            resync: Duration::from_secs(60),
+            resync,
             max_pass_age: Duration::from_secs(180),
             max_in_flight: 4,
         },
@@ -456,3 +466,58 @@ async fn previews_whose_delete_the_cap_holds_back_are_stopped_at_19_00() {
         assert!(pair[1] - pair[0] >= TimeDelta::hours(1), "{deleted_at:?}");
     }
 }
+
+#[tokio::test]
+async fn the_daemon_wakes_for_what_its_own_actions_bring_due_before_the_next_resync() {
+    // Started at 08:00 by wake: all, idle for 10 minutes at 08:10: sooner than the 20-minute
+    // resync, so only the pass's own actions say when to look again.
+    let rules = "timezone: UTC\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    wake: all\n    stop_when_idle: 10m\n";
+    let w = world_with_resync(rules, "2026-11-30T08:00:00Z", 20, Duration::from_secs(1200)).await;
+    let first = w.daemon.pass().await.unwrap();
+    let started: Vec<String> = first
+        .acted()
+        .filter(|(d, r)| d.action == Action::Start && matches!(r, ActResult::Done(_)))
+        .map(|(d, _)| d.environment.to_string())
+        .collect();
+    assert!(!started.is_empty(), "the fleet has stopped previews");
+    assert_eq!(first.next_wakeup, Some(at("2026-11-30T08:10:00Z")));
+    w.clock.set(at("2026-11-30T08:10:00Z"));
+    let idle = w.daemon.pass().await.unwrap();
+    let stopped: Vec<String> = idle
+        .acted()
+        .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
+        .map(|(d, _)| d.environment.to_string())
+        .collect();
+    for name in &started {
+        assert!(
+            stopped.contains(name),
+            "{name} stopped at 08:10: {stopped:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_delete_s_second_pass_comes_one_resync_after_its_first_whatever_passes_between() {
+    let rules = "timezone: UTC\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 1h\n";
+    let w = world_with_resync(rules, "2026-11-27T12:00:00Z", 8, Duration::from_secs(1200)).await;
+    let first = w.daemon.pass().await.unwrap();
+    assert!(
+        first
+            .acted()
+            .any(|(d, r)| d.action == Action::Delete && *r == ActResult::Confirming),
+        "old previews are due"
+    );
+    // A pass in between (an operator's change nudges one): the second pass is still due
+    // one resync after the first, not one resync after this one.
+    w.clock.advance(TimeDelta::minutes(5));
+    let between = w.daemon.pass().await.unwrap();
+    assert_eq!(between.next_wakeup, Some(at("2026-11-27T12:20:00Z")));
+    w.clock.set(at("2026-11-27T12:20:00Z"));
+    let second = w.daemon.pass().await.unwrap();
+    assert!(
+        second
+            .acted()
+            .any(|(d, r)| d.action == Action::Delete && matches!(r, ActResult::Done(_)))
+    );
+}
+
