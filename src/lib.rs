@@ -19,3 +19,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod schedule;
 pub mod server;
+pub mod simulate;

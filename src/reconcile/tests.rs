@@ -467,6 +467,63 @@ async fn previews_whose_delete_the_cap_holds_back_are_stopped_at_19_00() {
     }
 }
 
+/// Previews in office hours (woken all, idle after 2 h 30, deleted after 10 days with a 12-hour
+/// warning), development stopped at night and at weekends (`stop:`, woken all, deleted when
+/// stopped for 2 days and 10 minutes), staging stopped after a day idle; caps low enough to bind.
+const FORTNIGHT: &str = "safety:\n  max_stops_per_pass: 4\n  max_deletes_per_hour: 2\ntimezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    wake: all\n    stop_when_idle: 2h30m\n    delete_after: 10d\n    warn_before_delete: 12h\n  - name: development\n    match: { mode: development }\n    stop: Mon-Fri 20:00-07:00, Sat-Sun 00:00-24:00\n    wake: all\n    delete_when_stopped_for: 2d10m\n    allow_delete: [development]\n  - name: staging\n    match: { mode: staging }\n    stop_when_idle: 1d\n";
+
+#[tokio::test]
+async fn the_simulation_takes_the_daemons_actions_at_the_daemons_instants() {
+    let resync = TimeDelta::minutes(20);
+    let start = "2026-10-23T12:00:00+02:00";
+    let w = world_with_resync(FORTNIGHT, start, 30, resync.to_std().unwrap()).await;
+    let until = at(start) + TimeDelta::days(14);
+    // What the simulation makes of the fleet as the daemon first sees it.
+    let snapshot = w.daemon.platform.list().await.unwrap();
+    let mut simulated = Vec::new();
+    crate::simulate::simulate_each(
+        &w.daemon.rules(),
+        snapshot,
+        w.daemon.ledger.view().unwrap(),
+        &crate::simulate::Options::new(at(start), 14, resync),
+        |a| simulated.push((a.at, a.environment.to_string(), a.action)),
+    );
+    // What the daemon does, pass by pass, as its loop runs them (warnings included).
+    let mut done = Vec::new();
+    loop {
+        let report = w.daemon.pass().await.expect("pass");
+        for (d, r) in report.acted() {
+            if matches!(r, ActResult::Done(_)) {
+                done.push((report.at, d.environment.to_string(), d.action));
+            }
+        }
+        let now = w.clock.now();
+        let next = report
+            .next_wakeup
+            .filter(|t| *t > now)
+            .map_or(now + resync, |t| t.min(now + resync));
+        if next >= until {
+            break;
+        }
+        w.clock.set(next);
+    }
+    let count = |log: &[(DateTime<Utc>, String, Action)], action| {
+        log.iter().filter(|(_, _, a)| *a == action).count()
+    };
+    for action in [Action::Stop, Action::Start, Action::Delete, Action::Warn] {
+        assert!(
+            count(&done, action) > 0,
+            "the fortnight has a {action}: {done:#?}"
+        );
+    }
+    let sorted = |log: &mut Vec<(DateTime<Utc>, String, Action)>| {
+        log.sort_by(|a, b| (a.0, &a.1, a.2.as_str()).cmp(&(b.0, &b.1, b.2.as_str())));
+    };
+    sorted(&mut done);
+    sorted(&mut simulated);
+    assert_eq!(simulated, done);
+}
+
 #[tokio::test]
 async fn the_daemon_wakes_for_what_its_own_actions_bring_due_before_the_next_resync() {
     // Started at 08:00 by wake: all, idle for 10 minutes at 08:10: sooner than the 20-minute
