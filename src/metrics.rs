@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use prometheus::core::{Atomic, AtomicF64, AtomicI64, GenericGaugeVec};
 use prometheus::{
     CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -159,6 +160,11 @@ pub struct Metrics {
     /// Environments whose action was due but not done in the last pass (capped, failed,
     /// dry-run, waiting for a second confirmation), per action.
     due_not_done: IntGaugeVec,
+    /// What the rules in force would save over the coming days (`horizon`: `7d`, `30d`)
+    /// against every environment running all the time, per rule and currency: the
+    /// daemon's projection ([`crate::simulate`]), made after each reload and once a day,
+    /// in dry-run too.
+    projected_savings: ReplacedGauge<AtomicF64>,
     /// Opt-in (`per_environment`): 1 per environment, labelled with its name, project,
     /// rule and state. One series per environment: keep it off for large organizations.
     environment_state: Option<ReplacedGauge>,
@@ -324,6 +330,12 @@ impl Metrics {
                     &["action"],
                 ),
             ),
+            projected_savings: ReplacedGauge::new(
+                r,
+                "curfew_projected_savings",
+                "What the rules in force would save over the coming days, by rule",
+                &["rule", "horizon", "currency"],
+            ),
             environment_state: per_environment.then(|| {
                 ReplacedGauge::new(
                     r,
@@ -487,6 +499,23 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Replaces `curfew_projected_savings` with a projection's: `(rule, days, saved)` in
+    /// `currency`, the horizon written `7d`.
+    pub fn set_projected_savings<'a>(
+        &self,
+        currency: &str,
+        savings: impl IntoIterator<Item = (&'a str, u32, f64)>,
+    ) {
+        let values = savings
+            .into_iter()
+            .map(|(rule, days, saved)| {
+                let labels = vec![rule.to_owned(), format!("{days}d"), currency.to_owned()];
+                (labels, saved)
+            })
+            .collect();
+        self.projected_savings.replace(values);
+    }
+
     /// Replaces `curfew_environment_state` with one series per (environment, project,
     /// rule, state). Does nothing unless per-environment metrics are on.
     pub fn set_environment_states(&self, environments: &[(&str, &str, Option<&str>, EnvState)]) {
@@ -543,20 +572,23 @@ impl RequestObserver for PlatformRequests {
 
 /// A gauge family replaced as a whole each pass. Unlike resetting then refilling it,
 /// only vanished series are removed, so a scrape in between never sees an empty family.
-struct ReplacedGauge {
-    gauge: IntGaugeVec,
+struct ReplacedGauge<P: Atomic = AtomicI64> {
+    gauge: GenericGaugeVec<P>,
     shown: Mutex<HashSet<Vec<String>>>,
 }
 
-impl ReplacedGauge {
-    fn new(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> ReplacedGauge {
+impl<P: Atomic + 'static> ReplacedGauge<P> {
+    fn new(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> ReplacedGauge<P> {
         ReplacedGauge {
-            gauge: register(registry, IntGaugeVec::new(Opts::new(name, help), labels)),
+            gauge: register(
+                registry,
+                GenericGaugeVec::new(Opts::new(name, help), labels),
+            ),
             shown: Mutex::new(HashSet::new()),
         }
     }
 
-    fn replace(&self, values: HashMap<Vec<String>, i64>) {
+    fn replace(&self, values: HashMap<Vec<String>, P::T>) {
         let mut shown = self.shown.lock().unwrap_or_else(PoisonError::into_inner);
         for gone in shown.iter().filter(|labels| !values.contains_key(*labels)) {
             // Absent already is as good as removed.
@@ -738,6 +770,7 @@ mod tests {
         m.cap_hit(Cap::MaxDeletesPerHour);
         m.set_due_not_done(Action::Delete, 2);
         m.set_environment_states(&[("pr-12", "web", Some("office-hours"), EnvState::Stopped)]);
+        m.set_projected_savings("EUR", [("office-hours", 7, 120.5)]);
         let m = Arc::new(m);
         let observer: Arc<dyn RequestObserver> =
             Arc::new(PlatformRequests::new(m.clone(), "qovery"));
@@ -762,6 +795,7 @@ mod tests {
             "curfew_caps_hit_total",
             "curfew_due_not_done",
             "curfew_environment_state",
+            "curfew_projected_savings",
         ] {
             assert!(
                 text.lines()
@@ -856,6 +890,28 @@ mod tests {
         assert_eq!(env(&m, "running", UNMATCHED_RULE), None);
         m.set_environments([]);
         assert!(!m.encode().contains("curfew_environments{"));
+    }
+
+    #[test]
+    fn projected_savings_are_replaced_by_the_next_projection() {
+        let m = Metrics::new("1", false);
+        let saved = |m: &Metrics, rule, horizon| {
+            value(
+                m,
+                "curfew_projected_savings",
+                &[("rule", rule), ("horizon", horizon), ("currency", "EUR")],
+            )
+        };
+        m.set_projected_savings("EUR", [("a", 7, 10.25), ("a", 30, 40.5), ("b", 7, 0.0)]);
+        assert_eq!(saved(&m, "a", "7d"), Some(10.25));
+        assert_eq!(saved(&m, "a", "30d"), Some(40.5));
+        assert_eq!(saved(&m, "b", "7d"), Some(0.0));
+        // Rule "b" renamed by a reload: its series goes.
+        m.set_projected_savings("EUR", [("a", 7, 11.0), ("c", 7, 1.5)]);
+        assert_eq!(saved(&m, "a", "7d"), Some(11.0));
+        assert_eq!(saved(&m, "b", "7d"), None);
+        assert_eq!(saved(&m, "a", "30d"), None);
+        assert_eq!(saved(&m, "c", "7d"), Some(1.5));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod executor;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -148,6 +149,9 @@ pub struct Daemon {
     max_snooze: TimeDelta,
     /// Told what each pass did; never waits for a delivery.
     notifier: Option<Notifier>,
+    /// The last projection of the rules' savings, and whether one is being made.
+    projected: Mutex<Option<projection::Projected>>,
+    projecting: AtomicBool,
 }
 
 /// What passes remember between themselves that is not worth the ledger.
@@ -184,6 +188,8 @@ impl Daemon {
             nudge: tokio::sync::Notify::new(),
             max_snooze: DEFAULT_MAX_SNOOZE,
             notifier: None,
+            projected: Mutex::new(None),
+            projecting: AtomicBool::new(false),
         }
     }
 
@@ -508,6 +514,8 @@ impl Daemon {
             // The pass's listing, decisions and report are gone: their memory goes back to
             // the system rather than staying in the allocator until the next pass.
             crate::memory::release_free();
+            // After the first pass, a reload, or a day: what the rules would save.
+            self.project_if_due();
             // Wake at the boundary, at the latest one resync from now (the cron tick).
             let wait = next.map_or(self.options.resync, |t| {
                 self.clock.real_wait_until(t).min(self.options.resync)
@@ -562,7 +570,9 @@ fn after_actions<'a>(
 }
 
 mod operator;
+mod projection;
 pub use operator::{EnvironmentReport, OperatorError, Plan, PlanEntry};
+pub use projection::{PROJECTION_DAYS, PROJECTION_HORIZONS, ProjectionError};
 
 #[cfg(test)]
 pub(crate) mod tests;

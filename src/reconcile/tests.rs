@@ -578,3 +578,62 @@ async fn a_delete_s_second_pass_comes_one_resync_after_its_first_whatever_passes
     );
 }
 
+/// The value of `curfew_projected_savings` for `rule` and `horizon` (EUR).
+fn projected(daemon: &Daemon, rule: &str, horizon: &str) -> Option<f64> {
+    let prefix = format!(
+        "curfew_projected_savings{{currency=\"EUR\",horizon=\"{horizon}\",rule=\"{rule}\"}} "
+    );
+    daemon
+        .metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+}
+
+#[tokio::test]
+async fn the_daemon_projects_in_dry_run_too_and_again_after_a_reload_or_a_day() {
+    let acting = format!("currency: EUR\ndefaults:\n  hourly_cost: 0.5\n{PREVIEWS_PARIS}");
+    let dry = format!("safety:\n  dry_run: true\n{acting}");
+    let w = world(&dry, "2026-11-27T12:00:00+01:00", 6).await;
+    assert!(w.daemon.projection().is_none());
+    assert!(w.daemon.projection_due(w.clock.now()));
+    let p = w.daemon.project().await.unwrap();
+    assert!(!w.daemon.projection_due(w.clock.now()));
+    assert_eq!(w.daemon.projection(), Some(p.clone()));
+    // Dry-run or not, the projection is what the rules would do.
+    let rules = parse_rules("test.yaml", &acting, w.clock.now()).unwrap();
+    let mut options = crate::simulate::Options::new(w.clock.now(), 30, TimeDelta::seconds(60));
+    options.horizons = vec![7, 30];
+    options.with_ledger = true;
+    let direct = crate::simulate::simulate(
+        &rules,
+        w.daemon.platform.list().await.unwrap(),
+        w.daemon.ledger.view().unwrap(),
+        &options,
+    );
+    assert_eq!(p.total, direct.total);
+    assert!(p.total.saved > 0.0, "{:?}", p.total);
+    // Exported by rule and horizon.
+    for (h, horizon) in p.horizons.iter().zip(["7d", "30d"]) {
+        assert_eq!(projected(&w.daemon, "office", horizon), Some(h.rules[0].1));
+    }
+    assert!(projected(&w.daemon, "office", "7d") < projected(&w.daemon, "office", "30d"));
+    // A reload makes it due again, and the next one replaces the old rule's series.
+    w.daemon.set_rules(Arc::new(
+        parse_rules(
+            "test.yaml",
+            &dry.replace("name: office", "name: office-v2"),
+            w.clock.now(),
+        )
+        .unwrap(),
+    ));
+    assert!(w.daemon.projection_due(w.clock.now()));
+    w.daemon.project().await.unwrap();
+    assert!(projected(&w.daemon, "office-v2", "30d").is_some());
+    assert_eq!(projected(&w.daemon, "office", "30d"), None);
+    // And a day later.
+    w.clock.advance(TimeDelta::hours(23));
+    assert!(!w.daemon.projection_due(w.clock.now()));
+    w.clock.advance(TimeDelta::hours(1));
+    assert!(w.daemon.projection_due(w.clock.now()));
+}
