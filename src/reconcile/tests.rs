@@ -481,7 +481,7 @@ async fn the_simulation_takes_the_daemons_actions_at_the_daemons_instants() {
     // What the simulation makes of the fleet as the daemon first sees it.
     let snapshot = w.daemon.platform.list().await.unwrap();
     let mut simulated = Vec::new();
-    crate::simulate::simulate_each(
+    let projection = crate::simulate::simulate_each(
         &w.daemon.rules(),
         snapshot,
         w.daemon.ledger.view().unwrap(),
@@ -516,6 +516,7 @@ async fn the_simulation_takes_the_daemons_actions_at_the_daemons_instants() {
             "the fortnight has a {action}: {done:#?}"
         );
     }
+    assert!(projection.busiest.passes_capped > 0, "the caps bind");
     let sorted = |log: &mut Vec<(DateTime<Utc>, String, Action)>| {
         log.sort_by(|a, b| (a.0, &a.1, a.2.as_str()).cmp(&(b.0, &b.1, b.2.as_str())));
     };

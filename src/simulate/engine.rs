@@ -21,7 +21,7 @@ use super::{
 };
 use crate::config::RuleSet;
 use crate::platform::{EnvState, Environment, Snapshot};
-use crate::policy::caps::{self, DeleteConfirmations, Gate};
+use crate::policy::caps::{self, Cap, DeleteConfirmations, Gate};
 use crate::policy::{self, Action, Cause, Decision, LedgerView};
 
 /// One action the simulation takes.
@@ -76,6 +76,18 @@ pub(super) struct Simulation<'a> {
     /// Each environment's actions, when asked for.
     actions: Option<Vec<Timeline>>,
     passes: u32,
+    /// What the actions held back in the last pass wait for.
+    wait: Wait,
+}
+
+/// What the actions held back in a pass wait for: the next pass then comes one resync
+/// later, or when the hour's deletes allow one again (the passes between would hold it
+/// back again), or with the next change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Wait {
+    Nothing,
+    Hour,
+    Resync,
 }
 
 /// An environment as the platform will have it once what it is doing now is done: a
@@ -157,6 +169,7 @@ impl<'a> Simulation<'a> {
             untouched: Vec::new(),
             deletes: Vec::new(),
             passes: 0,
+            wait: Wait::Nothing,
         }
     }
 
@@ -239,6 +252,7 @@ impl<'a> Simulation<'a> {
         waiting.extend(self.decide(now, &due));
         let (index, decisions): (Vec<u32>, Vec<Decision>) = waiting.into_iter().unzip();
         let deletes_last_hour = self.deletes_last_hour(now);
+        self.wait = Wait::Nothing;
         let confirmations = &mut self.confirmations;
         let steps = caps::plan(
             &decisions,
@@ -268,7 +282,13 @@ impl<'a> Simulation<'a> {
                         _ => {}
                     }
                 }
-                Gate::Capped(_) => moment.held_back += 1,
+                Gate::Capped(cap) => {
+                    moment.held_back += 1;
+                    match cap {
+                        Cap::MaxStopsPerPass => self.wait = Wait::Resync,
+                        Cap::MaxDeletesPerHour => self.wait = self.wait.max(Wait::Hour),
+                    }
+                }
                 Gate::Confirming | Gate::DryRun | Gate::Partial => {}
             }
         }
@@ -289,6 +309,9 @@ impl<'a> Simulation<'a> {
             }
         }
         let after = self.decide(now, &again);
+        if !after.is_empty() {
+            self.wait = Wait::Resync;
+        }
         self.pending.extend(after);
     }
 
@@ -428,11 +451,35 @@ impl<'a> Simulation<'a> {
             }
             self.queue.pop();
         };
-        let waiting = (!self.pending.is_empty()).then(|| now + self.options.resync);
+        let resync = self.options.resync;
+        let waiting = match self.wait {
+            Wait::Nothing => None,
+            Wait::Resync => Some(now + resync),
+            Wait::Hour => self.hour_frees_after(now),
+        };
         [queued, self.confirmations.next_after(now), waiting]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// The first pass, one resync after another from `now`, at which
+    /// `max_deletes_per_hour` lets a delete through again: the passes between change
+    /// nothing (their deletes are held back again), so they are not simulated.
+    fn hour_frees_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let max = self.rules.safety.max_deletes_per_hour as usize;
+        let resync = self.options.resync;
+        if max == 0 || resync <= TimeDelta::zero() {
+            return None;
+        }
+        // The deletes of the last hour are counted until an hour after each: a delete
+        // goes again once all but max − 1 of them have left the hour.
+        let leaves = *self
+            .deletes_done
+            .get(self.deletes_done.len().checked_sub(max)?)?;
+        let free = leaves + TimeDelta::hours(1);
+        let passes = (free - now).num_milliseconds() / resync.num_milliseconds() + 1;
+        Some(now + resync * i32::try_from(passes.max(1)).ok()?)
     }
 
     /// The environments due at `now`, each once.
