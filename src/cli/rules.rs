@@ -1,7 +1,7 @@
 //! `curfew validate`, `curfew schema`, `curfew plan`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -141,7 +141,7 @@ pub fn schema_json() -> String {
 /// `curfew plan --config FILE --snapshot FILE [--at T] [--json]`.
 pub fn plan(
     config_file: &Path,
-    snapshot_file: &PathBuf,
+    snapshot_file: &Path,
     at: Option<&str>,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -162,22 +162,10 @@ pub fn plan(
             return Ok(ExitCode::from(1));
         }
     };
-    let text = match std::fs::read_to_string(snapshot_file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", snapshot_file.display());
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let snapshot: Snapshot = match serde_json::from_str(&text) {
+    let snapshot = match read_snapshot(snapshot_file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "error: {}:{}:{}: not a snapshot: {e}",
-                snapshot_file.display(),
-                e.line(),
-                e.column()
-            );
+            eprintln!("error: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -193,6 +181,40 @@ pub fn plan(
         print!("{}", plan_table(&decisions));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The largest snapshot file read (a listing of 10,000 environments is about 3 MB).
+const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
+
+/// Reads a snapshot file (JSON: `{"environments": [...], "complete": true}`): a regular
+/// file of at most 256 MiB. The error names the file, and the line and column where it is
+/// not a snapshot.
+pub(super) fn read_snapshot(path: &Path) -> Result<Snapshot, String> {
+    use std::io::Read;
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+    let meta = file.metadata().map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(cannot(&"not a regular file"));
+    }
+    if meta.len() > MAX_SNAPSHOT_BYTES {
+        return Err(cannot(&format!(
+            "{} bytes, more than the {MAX_SNAPSHOT_BYTES} a snapshot may have",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_SNAPSHOT_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| cannot(&e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}:{}:{}: not a snapshot: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
 }
 
 /// What a decision does in this pass, in a word or two: `stop`, `stop + warn`,
@@ -240,16 +262,26 @@ pub fn plan_table(decisions: &[Decision]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    aligned(&header, &rows, &[])
+}
+
+/// A table for people: columns two spaces apart, each as wide as its widest cell, those
+/// listed in `right` aligned to the right (numbers); the last column is never padded.
+pub(super) fn aligned(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            let w = *w;
+            if right.contains(&i) {
+                s.push_str(&format!("{cell:>w$}  "));
+            } else if i + 1 == cells.len() {
                 s.push_str(cell);
             } else {
                 s.push_str(&format!("{cell:<w$}  "));
@@ -258,7 +290,7 @@ pub fn plan_table(decisions: &[Decision]) -> String {
         s.trim_end().to_string() + "\n"
     };
     let mut out = line(header.to_vec());
-    for row in &rows {
+    for row in rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
