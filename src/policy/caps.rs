@@ -5,7 +5,7 @@
 //! The daemon's executor carries out what these let through; `curfew simulate` holds its
 //! simulated passes to the same limits, so both take the same actions at the same instants.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -49,14 +49,37 @@ pub enum Gate {
 
 /// One action of a pass: a decision's own, or its delete's step, and what the limits
 /// make of it.
-#[derive(Debug, Clone)]
-pub struct Step<'d> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
     /// The decision's index in the pass's decisions.
     pub index: usize,
     /// The decision's delete step ([`Decision::delete_step`]) rather than its own action.
     pub delete_step: bool,
-    pub decision: Cow<'d, Decision>,
     pub gate: Gate,
+}
+
+impl Step {
+    /// The step as a decision of its own: the decision itself, or its delete's step.
+    pub fn decision<'d, D: Borrow<Decision>>(
+        &self,
+        decisions: &'d [D],
+    ) -> Option<Cow<'d, Decision>> {
+        let d: &Decision = decisions.get(self.index)?.borrow();
+        if self.delete_step {
+            d.delete_step().map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(d))
+        }
+    }
+
+    /// What the step does.
+    pub fn action<D: Borrow<Decision>>(&self, decisions: &[D]) -> Action {
+        let d: &Decision = decisions[self.index].borrow();
+        match (&d.delete, self.delete_step) {
+            (Some(delete), true) => delete.action,
+            (_, _) => d.action,
+        }
+    }
 }
 
 /// What the caps leave of a pass's actions, handed out oldest due first.
@@ -72,13 +95,13 @@ struct Gates {
 /// is), then the decisions' own actions; oldest due first in each, so caps hold back the
 /// newest. `deletes_last_hour` counts the deletes done in the hour before; `confirmed` says
 /// whether a due delete was first seen due at least one resync ago (and notes it if new).
-pub fn plan<'d>(
-    decisions: &'d [Decision],
+pub fn plan<D: Borrow<Decision>>(
+    decisions: &[D],
     safety: &Safety,
     deletes_last_hour: i64,
     complete: bool,
     mut confirmed: impl FnMut(&str) -> bool,
-) -> Vec<Step<'d>> {
+) -> Vec<Step> {
     let mut gates = Gates {
         stops_left: safety.max_stops_per_pass,
         deletes_left: i64::from(safety.max_deletes_per_hour)
@@ -86,58 +109,64 @@ pub fn plan<'d>(
             .max(0),
         complete,
     };
-    let oldest_first = |steps: &mut Vec<Step<'d>>| {
-        steps.sort_by(|a, b| {
-            (a.decision.due_since, &a.decision.environment_id)
-                .cmp(&(b.decision.due_since, &b.decision.environment_id))
-        });
+    // Since when each step has been due (a delete's own instant for its step), and whose.
+    let at = |i: usize| -> &Decision { decisions[i].borrow() };
+    let due = |i: usize, delete_step: bool| {
+        let d = at(i);
+        let since = match (&d.delete, delete_step) {
+            (Some(delete), true) => delete.due_since,
+            _ => d.due_since,
+        };
+        (since, &d.environment_id)
     };
-    let mut deletes: Vec<Step<'d>> = decisions
-        .iter()
-        .enumerate()
-        .filter_map(|(index, d)| {
-            Some(Step {
-                index,
-                delete_step: true,
-                decision: Cow::Owned(d.delete_step()?),
-                gate: Gate::Go,
-            })
-        })
+    let mut deletes: Vec<usize> = (0..decisions.len())
+        .filter(|i| at(*i).delete_step_action().is_some())
         .collect();
-    oldest_first(&mut deletes);
+    deletes.sort_by(|a, b| due(*a, true).cmp(&due(*b, true)));
+    let mut steps: Vec<Step> = Vec::with_capacity(deletes.len());
     let mut deleted: Vec<usize> = Vec::new();
-    for step in &mut deletes {
-        step.gate = gates.gate(&step.decision, &mut confirmed);
-        if step.decision.action == Action::Delete && matches!(step.gate, Gate::Go | Gate::DryRun) {
-            deleted.push(step.index);
+    for index in deletes {
+        let d = at(index);
+        let action = d.delete_step_action().unwrap_or(Action::None);
+        let gate = gates.gate(action, &d.environment_id, d.dry_run, &mut confirmed);
+        if action == Action::Delete && matches!(gate, Gate::Go | Gate::DryRun) {
+            deleted.push(index);
         }
+        steps.push(Step {
+            index,
+            delete_step: true,
+            gate,
+        });
     }
     deleted.sort_unstable();
-    let mut own: Vec<Step<'d>> = decisions
-        .iter()
-        .enumerate()
-        .filter(|(i, d)| d.action != Action::None && deleted.binary_search(i).is_err())
-        .map(|(index, d)| Step {
+    let mut own: Vec<usize> = (0..decisions.len())
+        .filter(|i| at(*i).action != Action::None && deleted.binary_search(i).is_err())
+        .collect();
+    own.sort_by(|a, b| due(*a, false).cmp(&due(*b, false)));
+    for index in own {
+        let d = at(index);
+        let gate = gates.gate(d.action, &d.environment_id, d.dry_run, &mut confirmed);
+        steps.push(Step {
             index,
             delete_step: false,
-            decision: Cow::Borrowed(d),
-            gate: Gate::Go,
-        })
-        .collect();
-    oldest_first(&mut own);
-    for step in &mut own {
-        step.gate = gates.gate(&step.decision, &mut confirmed);
+            gate,
+        });
     }
-    deletes.append(&mut own);
-    deletes
+    steps
 }
 
 impl Gates {
-    fn gate(&mut self, d: &Decision, confirmed: &mut impl FnMut(&str) -> bool) -> Gate {
-        if d.dry_run {
+    fn gate(
+        &mut self,
+        action: Action,
+        id: &str,
+        dry_run: bool,
+        confirmed: &mut impl FnMut(&str) -> bool,
+    ) -> Gate {
+        if dry_run {
             return Gate::DryRun;
         }
-        match d.action {
+        match action {
             Action::Stop | Action::Start if self.stops_left == 0 => {
                 Gate::Capped(Cap::MaxStopsPerPass)
             }
@@ -146,7 +175,7 @@ impl Gates {
                 Gate::Go
             }
             Action::Delete if !self.complete => Gate::Partial,
-            Action::Delete if !confirmed(&d.environment_id) => Gate::Confirming,
+            Action::Delete if !confirmed(id) => Gate::Confirming,
             Action::Delete if self.deletes_left == 0 => Gate::Capped(Cap::MaxDeletesPerHour),
             Action::Delete => {
                 self.deletes_left -= 1;
@@ -238,15 +267,13 @@ mod tests {
         }
     }
 
-    fn gates(steps: &[Step<'_>]) -> Vec<(String, Action, Gate)> {
+    fn gates(decisions: &[Decision], steps: &[Step]) -> Vec<(String, Action, Gate)> {
         steps
             .iter()
             .map(|s| {
-                (
-                    s.decision.environment_id.to_string(),
-                    s.decision.action,
-                    s.gate,
-                )
+                let d = s.decision(decisions).unwrap();
+                assert_eq!(d.action, s.action(decisions));
+                (d.environment_id.to_string(), d.action, s.gate)
             })
             .collect()
     }
@@ -277,7 +304,7 @@ mod tests {
         // Two deletes in the last hour leave one; "c" was seen due a resync ago.
         let steps = plan(&decisions, &safety, 2, true, |id| id == "c");
         assert_eq!(
-            gates(&steps),
+            gates(&decisions, &steps),
             [
                 ("c".to_string(), Action::Delete, Gate::Go),
                 ("d".to_string(), Action::Warn, Gate::Record),
@@ -293,9 +320,9 @@ mod tests {
         let steps = plan(&decisions, &safety, 0, true, |_| false);
         assert_eq!(steps[0].gate, Gate::Confirming);
         assert!(
-            gates(&steps).contains(&("c".to_string(), Action::Stop, Gate::Go)),
+            gates(&decisions, &steps).contains(&("c".to_string(), Action::Stop, Gate::Go)),
             "{:?}",
-            gates(&steps)
+            gates(&decisions, &steps)
         );
         // The hour's deletes are used up; a partial listing deletes nothing.
         assert_eq!(

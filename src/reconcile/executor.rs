@@ -94,11 +94,13 @@ impl Daemon {
         );
         Ok(steps
             .into_iter()
-            .map(|s| Planned {
-                index: s.index,
-                delete_step: s.delete_step,
-                result: s.gate.result(),
-                decision: s.decision,
+            .filter_map(|s| {
+                Some(Planned {
+                    index: s.index,
+                    delete_step: s.delete_step,
+                    result: s.gate.result(),
+                    decision: s.decision(decisions)?,
+                })
             })
             .collect())
     }

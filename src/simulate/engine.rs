@@ -35,6 +35,19 @@ pub struct SimulatedAction {
     pub cause: Option<Cause>,
 }
 
+/// A decision whose actions are not done yet, and its environment: boxed, since passes
+/// move thousands of them around while caps hold them back.
+struct Waiting {
+    env: u32,
+    decision: Box<Decision>,
+}
+
+impl std::borrow::Borrow<Decision> for Waiting {
+    fn borrow(&self) -> &Decision {
+        &self.decision
+    }
+}
+
 /// One environment's actions, in order.
 type Timeline = Vec<(DateTime<Utc>, Action)>;
 
@@ -64,7 +77,7 @@ pub(super) struct Simulation<'a> {
     /// whose slot says otherwise is stale.
     queue: BinaryHeap<Reverse<(DateTime<Utc>, u32)>>,
     /// Decisions with actions not done yet (held back, or due after an action).
-    pending: Vec<(u32, Decision)>,
+    pending: Vec<Waiting>,
     confirmations: DeleteConfirmations,
     /// Deletes done, for `max_deletes_per_hour`.
     deletes_done: VecDeque<DateTime<Utc>>,
@@ -245,23 +258,21 @@ impl<'a> Simulation<'a> {
             .collect();
         let mut sorted = due.clone();
         sorted.sort_unstable();
-        let mut waiting: Vec<(u32, Decision)> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .filter(|(i, _)| sorted.binary_search(i).is_err())
-            .collect();
+        // Decided again now: the new decision replaces the one that waited.
+        let mut waiting = std::mem::take(&mut self.pending);
+        waiting.retain(|w| sorted.binary_search(&w.env).is_err());
         waiting.extend(self.decide(now, &due));
-        let (index, decisions): (Vec<u32>, Vec<Decision>) = waiting.into_iter().unzip();
         let deletes_last_hour = self.deletes_last_hour(now);
         self.wait = Wait::Nothing;
         let confirmations = &mut self.confirmations;
         let steps = caps::plan(
-            &decisions,
+            &waiting,
             &self.rules.safety,
             deletes_last_hour,
             true,
             |id| confirmations.confirmed(id, now),
         );
-        let mut acted = vec![false; decisions.len()];
+        let mut acted = vec![false; waiting.len()];
         let mut moment = Moment {
             at: now,
             stops: 0,
@@ -272,10 +283,12 @@ impl<'a> Simulation<'a> {
         for step in &steps {
             match step.gate {
                 Gate::Go | Gate::Record => {
-                    let i = index[step.index];
-                    self.carry_out(i, &step.decision, now, on_action);
+                    let Some(d) = step.decision(&waiting) else {
+                        continue;
+                    };
+                    self.carry_out(waiting[step.index].env, &d, now, on_action);
                     acted[step.index] = true;
-                    match step.decision.action {
+                    match d.action {
                         Action::Stop => moment.stops += 1,
                         Action::Start => moment.starts += 1,
                         Action::Delete => moment.deletes += 1,
@@ -292,20 +305,20 @@ impl<'a> Simulation<'a> {
                 Gate::Confirming | Gate::DryRun | Gate::Partial => {}
             }
         }
-        let due_deletes: HashSet<&str> = decisions
+        let due_deletes: HashSet<&str> = waiting
             .iter()
-            .filter(|d| d.delete_due())
-            .map(|d| &*d.environment_id)
+            .filter(|w| w.decision.delete_due())
+            .map(|w| &*w.decision.environment_id)
             .collect();
         self.confirmations.retain(|id| due_deletes.contains(id));
         drop(due_deletes);
         self.note_moment(moment);
         let mut again = Vec::new();
-        for ((i, d), acted) in index.into_iter().zip(decisions).zip(acted) {
+        for (w, acted) in waiting.into_iter().zip(acted) {
             if !acted {
-                self.pending.push((i, d));
-            } else if self.slots[i as usize].status != Status::Gone {
-                again.push(i);
+                self.pending.push(w);
+            } else if self.slots[w.env as usize].status != Status::Gone {
+                again.push(w.env);
             }
         }
         let after = self.decide(now, &again);
@@ -318,7 +331,7 @@ impl<'a> Simulation<'a> {
     /// Decides for `which` at `now`: settlements are recorded, every environment is put
     /// back in the queue at its next check, and the decisions that call for actions are
     /// returned.
-    fn decide(&mut self, now: DateTime<Utc>, which: &[u32]) -> Vec<(u32, Decision)> {
+    fn decide(&mut self, now: DateTime<Utc>, which: &[u32]) -> Vec<Waiting> {
         let decisions = policy::decide_each(
             self.rules,
             which.iter().map(|i| &self.envs[*i as usize]),
@@ -335,7 +348,10 @@ impl<'a> Simulation<'a> {
             }
             self.schedule(i, d.next_check, now);
             if d.actions().next().is_some() {
-                out.push((i, d));
+                out.push(Waiting {
+                    env: i,
+                    decision: Box::new(d),
+                });
             }
         }
         out
