@@ -185,6 +185,14 @@ impl Decision {
         })
     }
 
+    /// The delete step's action, when it acts in this pass (a warning or the delete).
+    pub fn delete_step_action(&self) -> Option<Action> {
+        self.delete
+            .as_ref()
+            .map(|d| d.action)
+            .filter(|a| *a != Action::None)
+    }
+
     /// Whether the delete is due in this pass.
     pub fn delete_due(&self) -> bool {
         self.delete
@@ -201,13 +209,20 @@ impl Decision {
     }
 }
 
-/// Each rule's schedule read once per pass (every environment of a rule shares it).
+/// Each rule's schedule read once per pass (every environment of a rule shares it, and
+/// the words its reasons say of it).
 struct ScheduleNow {
     active: bool,
     since: Option<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
     /// The next boundary at which environments must stop (not the window's start).
     next_stop: Option<DateTime<Utc>>,
+    /// Where `now` falls, in the schedule's terms ([`RuleDecision::position`]).
+    position: String,
+    /// `position` and since when (" since 2026-11-27 19:00 CET").
+    position_since: String,
+    /// " until 2026-11-30 08:00 CET", when there is a next boundary.
+    until: String,
 }
 
 struct Pass<'a> {
@@ -383,11 +398,28 @@ impl<'a> Pass<'a> {
     fn schedule(&self, index: usize, rule: &Rule) -> Option<&ScheduleNow> {
         self.schedules[index]
             .get_or_init(|| {
-                rule.schedule.as_ref().map(|s| ScheduleNow {
-                    active: s.is_active(self.now),
-                    since: s.last_boundary(self.now),
-                    next: s.next_boundary(self.now),
-                    next_stop: s.next_stop(self.now),
+                rule.schedule.as_ref().map(|s| {
+                    let active = s.is_active(self.now);
+                    let since = s.last_boundary(self.now);
+                    let next = s.next_boundary(self.now);
+                    let position = RuleDecision::position(s, active);
+                    let at = |t: DateTime<Utc>| local(t, rule.timezone);
+                    ScheduleNow {
+                        active,
+                        since,
+                        next,
+                        next_stop: s.next_stop(self.now),
+                        position_since: format!(
+                            "{position}{}",
+                            since
+                                .map(|t| format!(" since {}", at(t)))
+                                .unwrap_or_default()
+                        ),
+                        until: next
+                            .map(|t| format!(" until {}", at(t)))
+                            .unwrap_or_default(),
+                        position,
+                    }
                 })
             })
             .as_ref()
@@ -885,13 +917,7 @@ impl RuleDecision<'_, '_> {
         trace: &mut Trace,
     ) -> Option<Decision> {
         let rule = self.rule;
-        let position = format!(
-            "{}{}",
-            Self::position(schedule, s.active),
-            s.since
-                .map(|t| format!(" since {}", self.at(t)))
-                .unwrap_or_default()
-        );
+        let position = &s.position_since;
         trace.note(|| {
             format!(
                 "schedule {}: {}{}",
@@ -913,7 +939,7 @@ impl RuleDecision<'_, '_> {
             |at: Option<DateTime<Utc>>| at.is_some_and(|t| s.since.is_none_or(|b| t >= b));
         let record = self.record;
         match (s.active, self.env.state) {
-            (false, EnvState::Running) => self.running_in_stopped_time(s, &position, trace),
+            (false, EnvState::Running) => self.running_in_stopped_time(s, position, trace),
             (false, EnvState::Stopped) => {
                 let settle = (!settled(record.and_then(|r| r.schedule_stop_settled_at)))
                     .then_some(Settle::ScheduleStop);
@@ -924,7 +950,7 @@ impl RuleDecision<'_, '_> {
                     ..self.with(Action::None, None, reason)
                 })
             }
-            (true, EnvState::Stopped) => self.wake(s, &position, trace),
+            (true, EnvState::Stopped) => self.wake(s, position, trace),
             (true, EnvState::Running) => {
                 let settle = (rule.wake == Wake::All
                     && !settled(record.and_then(|r| r.schedule_start_settled_at)))
@@ -1059,16 +1085,10 @@ impl RuleDecision<'_, '_> {
     fn steady(&self, trace: &mut Trace) -> Decision {
         let rule = self.rule;
         let reason = match (&rule.schedule, self.pass.schedule(self.index, rule)) {
-            (Some(schedule), Some(s)) => {
-                let until = s
-                    .next
-                    .map(|t| format!(" until {}", self.at(t)))
-                    .unwrap_or_default();
+            (Some(_), Some(s)) => {
                 format!(
-                    "{}, {}{until} (rule \"{}\")",
-                    self.env.state,
-                    Self::position(schedule, s.active),
-                    rule.name
+                    "{}, {}{} (rule \"{}\")",
+                    self.env.state, s.position, s.until, rule.name
                 )
             }
             _ => format!("{}; nothing due (rule \"{}\")", self.env.state, rule.name),
