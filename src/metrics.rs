@@ -106,6 +106,25 @@ impl PassResult {
     }
 }
 
+/// Why an admin request was refused, as counted in
+/// `curfew_admin_auth_failures_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token that is not one of the daemon's.
+    Refused,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Refused => "refused",
+        }
+    }
+}
+
 /// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
 pub use crate::policy::Cap;
 
@@ -165,6 +184,9 @@ pub struct Metrics {
     /// daemon's projection ([`crate::simulate`]), made after each reload and once a day,
     /// in dry-run too.
     projected_savings: ReplacedGauge<AtomicF64>,
+    /// Admin API requests refused for their token, by reason (`missing`, `refused`). A
+    /// rise is someone guessing, or a client with a stale token.
+    admin_auth_failures: IntCounterVec,
     /// Opt-in (`per_environment`): 1 per environment, labelled with its name, project,
     /// rule and state. One series per environment: keep it off for large organizations.
     environment_state: Option<ReplacedGauge>,
@@ -336,6 +358,16 @@ impl Metrics {
                 "What the rules in force would save over the coming days, by rule",
                 &["rule", "horizon", "currency"],
             ),
+            admin_auth_failures: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_admin_auth_failures_total",
+                        "Admin API requests refused for their token, by reason",
+                    ),
+                    &["reason"],
+                ),
+            ),
             environment_state: per_environment.then(|| {
                 ReplacedGauge::new(
                     r,
@@ -358,6 +390,11 @@ impl Metrics {
         }
         for cap in [Cap::MaxStopsPerPass, Cap::MaxDeletesPerHour] {
             metrics.caps_hit.with_label_values(&[cap.as_str()]);
+        }
+        for reason in [AuthFailure::Missing, AuthFailure::Refused] {
+            metrics
+                .admin_auth_failures
+                .with_label_values(&[reason.as_str()]);
         }
         #[cfg(target_os = "linux")]
         if let Err(e) = metrics.registry.register(Box::new(
@@ -469,6 +506,13 @@ impl Metrics {
             self.last_success.set(finished_at_unix);
         }
         self.next_wakeup.set(next_wakeup_unix.unwrap_or(0.0));
+    }
+
+    /// Counts one admin request refused for its token.
+    pub fn admin_auth_failure(&self, reason: AuthFailure) {
+        self.admin_auth_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// Counts one reload of the rule file.
@@ -794,6 +838,7 @@ mod tests {
             "curfew_notifications_total",
             "curfew_caps_hit_total",
             "curfew_due_not_done",
+            "curfew_admin_auth_failures_total",
             "curfew_environment_state",
             "curfew_projected_savings",
         ] {
@@ -1082,6 +1127,7 @@ mod tests {
             "curfew_config_reloads_total{result=\"error\"} 0",
             "curfew_reconcile_total{result=\"partial\"} 0",
             "curfew_caps_hit_total{cap=\"max_deletes_per_hour\"} 0",
+            "curfew_admin_auth_failures_total{reason=\"refused\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

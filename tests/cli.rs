@@ -228,6 +228,153 @@ fn the_readme_rule_file_validates() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs curfew, killing it if it has not finished within a minute (a bound against
+/// hanging for ever, not a speed goal).
+fn curfew_bounded(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_curfew"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CURFEW_TIMEZONE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the curfew binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("curfew {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The issue's probe: `curfew validate` on a FIFO hung for ever, and `curfew run` froze.
+/// Both refuse anything but a regular file, and a rule file larger than the limit.
+#[test]
+fn a_rule_file_that_is_no_regular_file_or_too_large_is_refused_by_every_command() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("rules.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["validate", fifo],
+        vec!["run", "--config", fifo],
+        vec![
+            "plan",
+            "--config",
+            fifo,
+            "--snapshot",
+            "examples/snapshot.json",
+        ],
+    ] {
+        let o = curfew_bounded(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&o).contains(&format!(
+                "{fifo}: not a regular file but a FIFO (named pipe)"
+            )),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let big = dir.join("big.yaml");
+    std::fs::write(
+        &big,
+        format!(
+            "rules:\n  - name: a\n    run: Sat\n# {}\n",
+            "x".repeat(2000)
+        ),
+    )
+    .unwrap();
+    let big = big.to_str().unwrap();
+    let refused = curfew_bounded(&["validate", big, "--max-rule-file-size", "1KiB"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("larger than 1 KiB: curfew reads at most that much; raise the limit with --max-rule-file-size"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(curfew_bounded(&["validate", big]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Names from the platform reach the terminal escaped: an environment named with a newline
+/// and ESC cannot forge a row of `plan`'s table, nor colour the screen.
+#[test]
+fn plan_prints_names_from_the_platform_escaped() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let snapshot = dir.join("snapshot.json");
+    std::fs::write(
+        &snapshot,
+        r#"{"complete": true, "environments": [
+            {"id": "e1", "name": "pr-1\nmain  web  running  -  -  production environments are protected",
+             "project": "web-shop\u001b[31m", "mode": "preview", "state": "running",
+             "created_at": "2026-11-24T09:12:00Z"}]}"#,
+    )
+    .unwrap();
+    let o = curfew(&[
+        "plan",
+        "--config",
+        "config/previews-office-hours.yaml",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--at",
+        "2026-11-27T20:00:00+01:00",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(!table.contains('\u{1b}'), "{table}");
+    assert!(
+        table.contains("pr-1\\nmain  web  running") && table.contains("web-shop\\u{1b}[31m"),
+        "{table}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A ledger gone where its marker says one was kept: `curfew run` refuses to start with a
+/// fresh one, and says how to get one anyway.
+#[test]
+fn run_refuses_a_fresh_ledger_where_one_was_kept() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = dir.join("curfew.db");
+    std::fs::write(
+        dir.join("curfew.db.marker"),
+        "created: 2026-11-01T00:00:00.000Z\n",
+    )
+    .unwrap();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "platform: sandbox\ndaemon:\n  listen: 127.0.0.1:0\n  ledger: {}\nrules:\n  - name: a\n    run: Sat\n",
+            ledger.display()
+        ),
+    )
+    .unwrap();
+    let o = curfew_bounded(&["run", "--config", rules.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("is gone, but")
+            && err.contains("(created 2026-11-01T00:00:00.000Z)")
+            && err.contains("--new-ledger"),
+        "{err}"
+    );
+    assert!(!ledger.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A bare `curfew plan` names both ways to plan; `--server` and `--config` together are
 /// refused rather than one silently winning.
 #[test]

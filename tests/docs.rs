@@ -201,6 +201,15 @@ impl Shell {
     /// Runs one command of the page; what it printed (stdout and stderr), or why not.
     fn run(&mut self, command: &str) -> Result<Vec<String>, String> {
         let background = command.trim_end().strip_suffix('&').map(str::trim_end);
+        if let Some(addr) = background.and_then(listen_address) {
+            // Otherwise the page's commands would talk to whoever holds it, and fail in
+            // ways that say nothing about the docs.
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Err(format!(
+                    "{addr} is taken by another process: the page's daemon needs it"
+                ));
+            }
+        }
         let script = match background {
             Some(c) => {
                 format!("{{ {c}\n}} </dev/null >/dev/null 2>&1 &\nprintf '\\n{DONE} 0\\n'\n")
@@ -248,12 +257,7 @@ impl Drop for Shell {
 /// For a background command with `--listen ADDR`: waits until ADDR answers HTTP, and
 /// until `/readyz` stops answering 503 (a daemon's first pass).
 fn wait_for_listener(command: &str) -> Result<(), String> {
-    let words: Vec<&str> = command.split_whitespace().collect();
-    let Some(addr) = words
-        .windows(2)
-        .find(|w| w[0] == "--listen")
-        .map(|w| w[1].to_string())
-    else {
+    let Some(addr) = listen_address(command) else {
         return Ok(());
     };
     let deadline = Instant::now() + COMMAND_TIMEOUT;
@@ -268,6 +272,15 @@ fn wait_for_listener(command: &str) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The address a command's `--listen ADDR` names.
+fn listen_address(command: &str) -> Option<String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == "--listen")
+        .map(|w| w[1].to_string())
 }
 
 /// The status of `GET path` on `addr`, if it answers.

@@ -25,12 +25,13 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::metrics::AuthFailure;
 use crate::reconcile::{Daemon, OperatorError};
 
 /// The variable read for a token when the settings name none.
@@ -105,9 +106,9 @@ impl AdminTokens {
         Ok(AdminTokens { tokens })
     }
 
-    /// The tokens of the variable (`variable`, else `CURFEW_ADMIN_TOKEN`) and of the file;
-    /// `None` when neither holds one (the API is off).
-    pub fn load(
+    /// The tokens of the variable (`variable`, else `CURFEW_ADMIN_TOKEN`) and of the file
+    /// (a regular file of at most 64 KiB); `None` when neither holds one (the API is off).
+    pub async fn load(
         env: &HashMap<String, String>,
         variable: Option<&str>,
         file: Option<&Path>,
@@ -118,12 +119,10 @@ impl AdminTokens {
             all.extend(Self::parse(text, &format!("the variable {variable}"))?)?;
         }
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "the admin token file {} cannot be read: {e}",
-                    path.display()
-                )
-            })?;
+            let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
+            let text = crate::files::read(path, limits, "")
+                .await
+                .map_err(|e| format!("the admin token file cannot be read: {e}"))?;
             all.extend(Self::parse(
                 &text,
                 &format!("the admin token file {}", path.display()),
@@ -169,8 +168,25 @@ impl AdminTokens {
 #[derive(Debug, Clone)]
 struct Who(String);
 
-/// The admin API's routes, behind the token check.
+/// How often a refused request is logged at most (each one is counted).
+const REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The token check: the tokens, the counter of refusals, and the throttle of their log.
+struct Guard {
+    tokens: AdminTokens,
+    metrics: Arc<crate::metrics::Metrics>,
+    log: std::sync::Mutex<crate::server::Throttle>,
+}
+
+/// The admin API's routes, behind the token check. Only these routes ask for a token:
+/// other paths answer 404 as they do with the API off, and an unknown `/api/v1/…` path
+/// answers a JSON 404.
 pub fn router(daemon: Arc<Daemon>, tokens: AdminTokens) -> Router {
+    let guard = Arc::new(Guard {
+        tokens,
+        metrics: daemon.metrics.clone(),
+        log: std::sync::Mutex::new(crate::server::Throttle::new(REFUSED_LOG_EVERY)),
+    });
     Router::new()
         .route("/api/v1/plan", get(plan))
         .route("/api/v1/environments/{id}", get(environment))
@@ -183,15 +199,52 @@ pub fn router(daemon: Arc<Daemon>, tokens: AdminTokens) -> Router {
             "/api/v1/environments/{id}/protect",
             post(protect).delete(unprotect),
         )
-        .layer(middleware::from_fn_with_state(Arc::new(tokens), authorize))
+        .method_not_allowed_fallback(method_not_allowed)
+        // A layer on the routes only: a layer on the router would also wrap the fallback,
+        // and every unknown path of the whole port would answer 401.
+        .route_layer(middleware::from_fn_with_state(guard, authorize))
+        .merge(unknown_paths("no such path in the admin API"))
         .with_state(daemon)
 }
 
-async fn authorize(
-    State(tokens): State<Arc<AdminTokens>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// With the API off, its paths answer a JSON 404 that says how to turn it on.
+pub fn off_router() -> Router {
+    unknown_paths(&format!(
+        "the admin API is off: set {TOKEN_VARIABLE} (or daemon.admin_token_file) where the daemon runs"
+    ))
+}
+
+/// `/api/v1` and everything under it that is not a route: a JSON 404 with `message`.
+fn unknown_paths<S: Clone + Send + Sync + 'static>(message: &str) -> Router<S> {
+    let message: Arc<str> = message.into();
+    let answer = move |uri: axum::http::Uri| {
+        let message = message.clone();
+        async move {
+            let path = crate::text::printable(&clip(uri.path(), 200)).into_owned();
+            error(StatusCode::NOT_FOUND, &format!("{message}: {path}"))
+        }
+    };
+    Router::new()
+        .route("/api/v1", any(answer.clone()))
+        .route("/api/v1/{*rest}", any(answer))
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("{method} is not a method of this path"),
+    )
+}
+
+/// At most `max` characters of `text`, for a log line or an error.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+async fn authorize(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -200,14 +253,47 @@ async fn authorize(
             let (scheme, token) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    let Some(presented) = presented else {
-        return unauthorized("an admin token is required: Authorization: Bearer <token>");
-    };
-    let Some(name) = tokens.check(presented) else {
-        return unauthorized("the admin token was refused");
+    let name = presented.and_then(|p| guard.tokens.check(p));
+    let Some(name) = name else {
+        let reason = if presented.is_some() {
+            AuthFailure::Refused
+        } else {
+            AuthFailure::Missing
+        };
+        refused(&guard, reason, &request);
+        return unauthorized(match reason {
+            AuthFailure::Missing => "an admin token is required: Authorization: Bearer <token>",
+            AuthFailure::Refused => "the admin token was refused",
+        });
     };
     request.extensions_mut().insert(Who(name.to_string()));
     next.run(request).await
+}
+
+/// Counts a refused request, and logs it (never the token) at most once per
+/// [`REFUSED_LOG_EVERY`], with how many were refused meanwhile.
+fn refused(guard: &Guard, reason: AuthFailure, request: &Request) {
+    guard.metrics.admin_auth_failure(reason);
+    let told = guard
+        .log
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .tick();
+    if let Some(more) = told {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+        let path = clip(request.uri().path(), 200);
+        tracing::warn!(
+            reason = %reason.as_str(),
+            method = %request.method(),
+            path = %crate::text::printable(&path),
+            %peer,
+            also_refused = more,
+            "admin request refused: no valid token"
+        );
+    }
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -235,7 +321,7 @@ impl IntoResponse for OperatorError {
     fn into_response(self) -> Response {
         let status = match &self {
             OperatorError::NotFound(_) => StatusCode::NOT_FOUND,
-            OperatorError::Ambiguous { .. } => StatusCode::CONFLICT,
+            OperatorError::Ambiguous { .. } | OperatorError::Protected(_) => StatusCode::CONFLICT,
             OperatorError::Invalid(_) => StatusCode::BAD_REQUEST,
             OperatorError::Platform(_) => StatusCode::BAD_GATEWAY,
             OperatorError::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -102,15 +102,18 @@ fn tokens_are_named_checked_whole_and_never_shown() {
     assert!(twice.contains("second token named a"), "{twice}");
 }
 
-#[test]
-fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
-    let none = AdminTokens::load(&HashMap::new(), None, None).unwrap();
+#[tokio::test]
+async fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
+    let none = AdminTokens::load(&HashMap::new(), None, None)
+        .await
+        .unwrap();
     assert!(none.is_none());
     let env = HashMap::from([(TOKEN_VARIABLE.to_string(), ALICE.to_string())]);
-    let from_env = AdminTokens::load(&env, None, None).unwrap().unwrap();
+    let from_env = AdminTokens::load(&env, None, None).await.unwrap().unwrap();
     assert_eq!(from_env.check(ALICE), Some("admin"));
     let named = HashMap::from([("OPS_TOKEN".to_string(), format!("ops:{BOB}"))]);
     let other = AdminTokens::load(&named, Some("OPS_TOKEN"), None)
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(other.check(BOB), Some("ops"));
@@ -118,11 +121,23 @@ fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tokens");
     std::fs::write(&file, format!("bob:{BOB}\n")).unwrap();
-    let both = AdminTokens::load(&env, None, Some(&file)).unwrap().unwrap();
+    let both = AdminTokens::load(&env, None, Some(&file))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(both.len(), 2);
     assert_eq!(both.check(BOB), Some("bob"));
-    let missing = AdminTokens::load(&env, None, Some(&dir.join("nope"))).unwrap_err();
+    let missing = AdminTokens::load(&env, None, Some(&dir.join("nope")))
+        .await
+        .unwrap_err();
     assert!(missing.contains("cannot be read"), "{missing}");
+    // A FIFO named as the token file is refused at once, not waited on.
+    let fifo = dir.join("fifo");
+    crate::files::mkfifo(&fifo);
+    let refused = AdminTokens::load(&env, None, Some(&fifo))
+        .await
+        .unwrap_err();
+    assert!(refused.contains("not a regular file"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -572,6 +587,187 @@ async fn a_snoozed_environment_is_not_deleted() {
             .any(|(_, n, a)| *a == Action::Delete && *n == name),
         "deleted once the snooze ended: {log:#?}"
     );
+}
+
+/// The daemon's whole port (probes, metrics and the admin API), as `curfew run` builds it.
+fn port(w: &World, admin: Option<Router>) -> Router {
+    let probes = crate::server::router(
+        w.daemon.metrics.clone(),
+        w.daemon.health(),
+        w.daemon.clock.clone(),
+    );
+    crate::server::merge_admin(probes, admin.unwrap_or_else(off_router))
+}
+
+/// The probe: with the admin API on, every unknown path answered 401. Only the
+/// admin routes ask for a token; other paths answer 404 with or without one, as with the
+/// API off, and an unknown `/api/v1/…` path answers a JSON 404.
+#[tokio::test]
+async fn only_the_admin_routes_ask_for_a_token() {
+    let (w, admin) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+    for api in [Some(admin), None] {
+        let on = api.is_some();
+        let port = port(&w, api);
+        for token in [None, Some(ALICE), Some("wrong-token-0123456789")] {
+            for path in ["/nope", "/healthz/", "/metrics/x", "/api/v2/plan", "/api"] {
+                let (status, _) = call(&port, Method::GET, path, token, None).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{path} (API on: {on})");
+            }
+            for path in ["/api/v1", "/api/v1/nope", "/api/v1/environments/x/y/z"] {
+                let (status, body) = call(&port, Method::GET, path, token, None).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{path} (API on: {on})");
+                let message = body["error"].as_str().unwrap_or_default();
+                let want = if on {
+                    "no such path in the admin API"
+                } else {
+                    "the admin API is off: set CURFEW_ADMIN_TOKEN"
+                };
+                assert!(
+                    message.starts_with(want) && message.ends_with(path),
+                    "{body}"
+                );
+            }
+            let (status, _) = call(&port, Method::GET, "/healthz", token, None).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let (status, body) = call(&port, Method::GET, "/api/v1/plan", None, None).await;
+        let want = if on {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(status, want, "{body}");
+        if on {
+            let (status, body) = call(&port, Method::PUT, "/api/v1/plan", Some(ALICE), None).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(body["error"], "PUT is not a method of this path");
+        }
+    }
+}
+
+/// Refused requests are counted and logged (who asked, what, never the token), the log
+/// at most once per ten seconds with the count held back.
+#[tokio::test]
+async fn refused_requests_are_counted_and_logged_without_the_token() {
+    let (_w, router) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+    let log = crate::text::LogCapture::start();
+    let wrong = "wrong-token-0123456789";
+    for _ in 0..3 {
+        call(&router, Method::GET, "/api/v1/plan", Some(wrong), None).await;
+    }
+    call(&router, Method::GET, "/api/v1/plan", None, None).await;
+    let metrics = _w.daemon.metrics.encode();
+    assert!(
+        metrics.contains("curfew_admin_auth_failures_total{reason=\"refused\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("curfew_admin_auth_failures_total{reason=\"missing\"} 1"),
+        "{metrics}"
+    );
+    let text = log.text();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("admin request refused"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].contains("reason=refused method=GET path=/api/v1/plan"),
+        "{text}"
+    );
+    assert!(!text.contains(wrong), "{text}");
+}
+
+/// The probe: `wake` started production (protected by `safety.protect_production`)
+/// and an environment protected through the admin API itself. Both are refused with a 409
+/// that names the protection, and nothing is started.
+#[tokio::test]
+async fn a_wake_of_a_protected_environment_is_refused_naming_the_protection() {
+    let (w, router) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+    let production = w
+        .sandbox
+        .environments()
+        .into_iter()
+        .find(|e| e.mode == crate::platform::Mode::Production)
+        .unwrap();
+    let (id, name) = preview(&w);
+    let path = format!("/api/v1/environments/{id}/protect");
+    let (status, _) = call(&router, Method::POST, &path, Some(BOB), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let deploys = |w: &World| w.sandbox.requests().deploys.clone();
+    let before = deploys(&w);
+    let cases = [
+        (
+            production.id.clone(),
+            format!(
+                "{} is protected: production environments are protected (safety.protect_production); curfew never acts on a protected environment, a wake included",
+                production.name
+            ),
+        ),
+        (
+            id.clone(),
+            format!("{name} is protected: protected through the admin API by bob;"),
+        ),
+    ];
+    for (target, want) in cases {
+        let history = w.daemon.ledger.history(&target, 50).unwrap();
+        let (status, body) = call(
+            &router,
+            Method::POST,
+            &format!("/api/v1/environments/{target}/wake"),
+            Some(ALICE),
+            Some(json!({"for": "1h"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(body["error"].as_str().unwrap().starts_with(&want), "{body}");
+        assert_eq!(w.daemon.ledger.history(&target, 50).unwrap(), history);
+    }
+    assert_eq!(deploys(&w), before, "nothing was started");
+}
+
+/// The probe stored three 2 MB notes (the body limit), and `explain` answered
+/// 5.8 MB. A note is at most 1024 bytes: a longer one is refused with a 400 that says so,
+/// and nothing is changed.
+#[tokio::test]
+async fn a_note_longer_than_the_limit_is_refused_and_one_at_the_limit_is_kept() {
+    let (w, router) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+    let (id, _) = preview(&w);
+    let too_long = "é".repeat(513);
+    let at_limit = "n".repeat(1024);
+    for verb in ["snooze", "protect"] {
+        let path = format!("/api/v1/environments/{id}/{verb}");
+        let span = if verb == "snooze" { Some("1h") } else { None };
+        let body = |note: &str| match span {
+            Some(d) => json!({"for": d, "note": note}),
+            None => json!({"note": note}),
+        };
+        let history = w.daemon.ledger.history(&id, 50).unwrap();
+        let (status, answer) = call(
+            &router,
+            Method::POST,
+            &path,
+            Some(ALICE),
+            Some(body(&too_long)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(
+            answer["error"],
+            "the note is 1026 bytes long; at most 1024 are kept (daemon.admin_max_note_bytes)"
+        );
+        assert_eq!(w.daemon.ledger.history(&id, 50).unwrap(), history);
+        let (status, answer) = call(
+            &router,
+            Method::POST,
+            &path,
+            Some(ALICE),
+            Some(body(&at_limit)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["history"][0]["detail"], at_limit.as_str());
+    }
 }
 
 /// `wake --for 2h` at 21:00 on a `run: Mon-Fri 08:00-19:00` rule: when the wake's snooze

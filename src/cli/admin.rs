@@ -2,7 +2,6 @@
 //! admin API (`--server`, token from `CURFEW_ADMIN_TOKEN`), and `curfew plan --config`
 //! without a daemon, reading the live platform directly (read-only).
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,10 +14,11 @@ use serde_json::{Value, json};
 use super::rules::{action_words, env_vars, plan_table};
 use crate::admin::TOKEN_VARIABLE;
 use crate::clock::SystemClock;
-use crate::config;
+use crate::config::Source;
 use crate::platform::connect::connect;
 use crate::policy::{self, LedgerView};
 use crate::reconcile::{EnvironmentReport, Plan};
+use crate::text::Printable;
 
 /// The variable that names the daemon the admin commands talk to.
 pub const SERVER_VARIABLE: &str = "CURFEW_SERVER";
@@ -154,7 +154,8 @@ fn answer_of(
         // JSON: so a 404 there, or a bare one, is a daemon without the API.
         _ if not_found && path == "/api/v1/plan" => Err(api_off(status, server)),
         None if not_found => Err(api_off(status, server)),
-        Some(message) => Err(format!("{status}: {message}")),
+        // The daemon's words may quote names from the platform: escaped for the terminal.
+        Some(message) => Err(format!("{status}: {}", Printable(message))),
         None => Err(format!("{status}: the daemon answered {status}")),
     }
 }
@@ -227,15 +228,12 @@ pub fn plan_from_server(server: &Server) -> anyhow::Result<ExitCode> {
 }
 
 /// `curfew plan --config FILE` without a snapshot: the live platform, read-only.
-pub fn plan_live(config_file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
     let env = env_vars();
     let now = Utc::now();
-    let loaded = match config::load(config_file, &env, now) {
+    let loaded = match super::rules::load_or_exit(source, now)? {
         Ok(l) => l,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(1));
-        }
+        Err(code) => return Ok(code),
     };
     let snapshot = match live_snapshot(&loaded, &env)? {
         Ok(s) => s,
@@ -258,7 +256,7 @@ pub fn plan_live(config_file: &Path, as_json: bool) -> anyhow::Result<ExitCode> 
 /// Lists the platform a rule file names, read-only: the snapshot, or the exit code of a
 /// platform that cannot be reached (the error said).
 pub fn live_snapshot(
-    loaded: &config::Loaded,
+    loaded: &crate::config::Loaded,
     env: &std::collections::HashMap<String, String>,
 ) -> anyhow::Result<Result<crate::platform::Snapshot, ExitCode>> {
     runtime()?.block_on(async move {
@@ -356,14 +354,19 @@ fn changed(v: Value, word: &str) -> anyhow::Result<String> {
     let r: EnvironmentReport =
         serde_json::from_value(v).context("the daemon's answer is unreadable")?;
     let at = |t| local(t, &r.timezone);
-    let mut text = format!("{} ({}): {word}\n", r.environment.name, r.environment.id);
+    let p = |s: &str| Printable(s).to_string();
+    let mut text = format!(
+        "{} ({}): {word}\n",
+        p(&r.environment.name),
+        p(&r.environment.id)
+    );
     if let Some(u) = r.record.snoozed_until {
         text.push_str(&format!("  snoozed until {}\n", at(u)));
     }
     text.push_str(&format!(
         "  now: {} — {}\n",
         action_sentence(&r.decision),
-        r.decision.reason
+        p(&r.decision.reason)
     ));
     Ok(text)
 }
@@ -382,29 +385,36 @@ fn local(t: DateTime<Utc>, zone: &str) -> String {
 }
 
 /// An environment's report as text: the reasoning, the decision, what the ledger holds.
+/// Everything that comes from outside (names, labels, notes, reasons) is escaped: a line
+/// of the report is one line.
 pub fn report_text(r: &EnvironmentReport) -> String {
     let e = &r.environment;
     let at = |t| local(t, &r.timezone);
+    let p = |s: &str| Printable(s).to_string();
     let cluster = e
         .cluster
         .as_deref()
-        .map_or(String::new(), |c| format!(" on {c}"));
+        .map_or(String::new(), |c| format!(" on {}", p(c)));
     let mut t = format!(
         "{} ({}), project {}, {}{cluster}, state {}\n",
-        e.name, e.id, e.project, e.mode, e.state
+        p(&e.name),
+        p(&e.id),
+        p(&e.project),
+        e.mode,
+        e.state
     );
     t.push_str("\nReasoning:\n");
     for (i, step) in r.steps.iter().enumerate() {
-        t.push_str(&format!("  {}. {step}\n", i + 1));
+        t.push_str(&format!("  {}. {}\n", i + 1, p(step)));
     }
     let d = &r.decision;
     t.push_str(&format!(
         "\nDecision: {} — {}\n",
         action_sentence(d),
-        d.reason
+        p(&d.reason)
     ));
     if let Some(delete) = &d.delete {
-        t.push_str(&format!("Delete: {}\n", delete.reason));
+        t.push_str(&format!("Delete: {}\n", p(&delete.reason)));
     }
     if let Some(next) = d.next_check {
         t.push_str(&format!("Next change: {}\n", at(next)));
@@ -413,11 +423,11 @@ pub fn report_text(r: &EnvironmentReport) -> String {
         t.push_str(&format!(
             "Snoozed until {} by {}\n",
             at(u),
-            r.record.snoozed_by.as_deref().unwrap_or("someone")
+            p(r.record.snoozed_by.as_deref().unwrap_or("someone"))
         ));
     }
     if let Some(by) = &r.record.protected_by {
-        t.push_str(&format!("Protected by {by}\n"));
+        t.push_str(&format!("Protected by {}\n", p(by)));
     }
     t.push_str(&format!(
         "Saved by curfew: {:.2} {} over {} stop(s), {:.1} h stopped\n",
@@ -433,9 +443,9 @@ pub fn report_text(r: &EnvironmentReport) -> String {
                 .until
                 .map(|u| format!(" until {}", at(u)))
                 .unwrap_or_default();
-            t.push_str(&format!("  {}  {}{until}", at(h.at), h.what));
+            t.push_str(&format!("  {}  {}{until}", at(h.at), p(&h.what)));
             if !h.detail.is_empty() {
-                t.push_str(&format!(" — {}", h.detail));
+                t.push_str(&format!(" — {}", p(&h.detail)));
             }
             t.push('\n');
         }
@@ -452,6 +462,42 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// `explain` prints what the platform and operators wrote: each escaped, so a name or
+    /// a note cannot add a line of its own or send an escape sequence to the terminal.
+    #[test]
+    fn a_report_prints_names_and_notes_escaped() {
+        let report: EnvironmentReport = serde_json::from_value(json!({
+            "at": "2026-11-27T19:00:00Z",
+            "environment": {
+                "id": "e1", "name": "pr-1\nDecision: delete", "project": "web\u{1b}[2J",
+                "mode": "preview", "state": "running", "created_at": "2026-11-24T09:12:00Z"
+            },
+            "decision": {
+                "environment_id": "e1", "environment": "pr-1", "project": "web",
+                "state": "running", "action": "none", "reason": "running", "dry_run": false
+            },
+            "steps": ["not protected"],
+            "record": {"snoozed_until": "2026-11-27T21:00:00Z", "snoozed_by": "alice"},
+            "savings": {"stops": 0, "stopped_seconds": 0.0, "saved": 0.0},
+            "currency": "EUR",
+            "timezone": "UTC",
+            "history": [{"at": "2026-11-27T18:00:00Z", "what": "snooze by alice", "detail": "demo\r\nForged: line"}]
+        }))
+        .unwrap();
+        let text = report_text(&report);
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+        assert!(
+            text.starts_with("pr-1\\nDecision: delete (e1), project web\\u{1b}[2J,"),
+            "{text}"
+        );
+        assert!(text.contains("demo\\r\\nForged: line\n"), "{text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Forged") || l.starts_with("Decision: delete"))
+        );
+    }
 
     /// A slow answer (the platform's retries behind the daemon) is announced once, after
     /// the quiet wait; a quick one is not.

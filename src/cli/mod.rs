@@ -40,6 +40,8 @@ enum Command {
         /// Print the compiled rule set (durations in seconds, schedules normalized).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        limit: rules::FileLimit,
     },
     /// Print the JSON Schema of the rule file (or, with --markdown, its reference).
     Schema {
@@ -69,6 +71,8 @@ enum Command {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        limit: rules::FileLimit,
     },
     /// Why an environment (id or name) is where it is: the rules tried and matched, what
     /// the schedule says now and next, idle and TTL clocks, and its history.
@@ -137,6 +141,7 @@ fn plan(
     at: Option<String>,
     server: Option<String>,
     json: bool,
+    limit: &rules::FileLimit,
 ) -> anyhow::Result<ExitCode> {
     let from_env = || {
         std::env::var(admin::SERVER_VARIABLE)
@@ -150,9 +155,9 @@ fn plan(
         }
         (Some(server), None, _) => admin::plan_from_server(&admin::Server { server, json }),
         (None, Some(config), Some(snapshot)) => {
-            rules::plan(&config, &snapshot, at.as_deref(), json)
+            rules::plan(&limit.source(&config), &snapshot, at.as_deref(), json)
         }
-        (None, Some(config), None) => admin::plan_live(&config, json),
+        (None, Some(config), None) => admin::plan_live(&limit.source(&config), json),
         (None, None, _) => match from_env() {
             Some(server) => admin::plan_from_server(&admin::Server { server, json }),
             None => {
@@ -172,7 +177,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Schedule(cmd) => schedule::run(cmd),
         Command::Duration { durations } => schedule::durations(&durations),
-        Command::Validate { file, json } => rules::validate(&file, json),
+        Command::Validate { file, json, limit } => rules::validate(&limit.source(&file), json),
         Command::Schema { markdown: false } => {
             print!("{}", rules::schema_json());
             Ok(ExitCode::SUCCESS)
@@ -190,7 +195,8 @@ pub fn main() -> ExitCode {
             at,
             server,
             json,
-        } => plan(config, snapshot, at, server, json),
+            limit,
+        } => plan(config, snapshot, at, server, json, &limit),
         Command::Explain { env, server } => admin::explain(&server, &env),
         Command::Snooze {
             env,

@@ -5,12 +5,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
 use serde_json::{Value, json};
 
 use crate::config::settings::PlatformSettings;
-use crate::config::{self, Loaded, Rule, RuleSet, Settings};
+use crate::config::{self, ConfigErrors, Loaded, Rule, RuleSet, Settings, Source};
+use crate::files;
 use crate::platform::Snapshot;
 use crate::policy::{self, Action, Decision, LedgerView};
+use crate::text::printable;
 
 fn seconds(d: Option<TimeDelta>) -> Value {
     d.map_or(Value::Null, |d| json!(d.num_seconds()))
@@ -84,10 +87,63 @@ pub(super) fn env_vars() -> HashMap<String, String> {
     std::env::vars().collect()
 }
 
-/// `curfew validate FILE [--json]`.
-pub fn validate(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    match config::load(file, &env_vars(), Utc::now()) {
+/// How large a rule file may be (`--max-rule-file-size`), for every command that reads one.
+#[derive(Debug, Clone, Args)]
+pub struct FileLimit {
+    /// The largest rule file read (`4194304`, `512KiB`, `8MiB`).
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = files::parse_size)]
+    max_rule_file_size: u64,
+}
+
+impl FileLimit {
+    /// The rule file at `path`, with this process's `CURFEW_*` overrides.
+    pub fn source(&self, path: &Path) -> Source {
+        Source {
+            max_bytes: self.max_rule_file_size,
+            ..Source::new(path, &env_vars())
+        }
+    }
+}
+
+/// Loads a rule file from synchronous code (a command, or `curfew run` before its
+/// runtime starts).
+pub(super) fn load(
+    source: &Source,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<Loaded, ConfigErrors>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(source.load(now)))
+}
+
+/// Loads a rule file for a command: its warnings on stderr, or its errors and exit code 1.
+pub(super) fn load_or_exit(
+    source: &Source,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<Loaded, ExitCode>> {
+    Ok(match load(source, now)? {
         Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(loaded)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            Err(ExitCode::from(1))
+        }
+    })
+}
+
+/// `curfew validate FILE [--json]`.
+pub fn validate(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
+    let file = &source.path;
+    match load(source, Utc::now())? {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&rule_set_json(&loaded))?);
             } else {
@@ -140,7 +196,7 @@ pub fn schema_json() -> String {
 
 /// `curfew plan --config FILE --snapshot FILE [--at T] [--json]`.
 pub fn plan(
-    config_file: &Path,
+    source: &Source,
     snapshot_file: &Path,
     at: Option<&str>,
     as_json: bool,
@@ -155,12 +211,9 @@ pub fn plan(
             }
         },
     };
-    let loaded = match config::load(config_file, &env_vars(), now) {
+    let loaded = match load_or_exit(source, now)? {
         Ok(l) => l,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(1));
-        }
+        Err(code) => return Ok(code),
     };
     let snapshot = match read_snapshot(snapshot_file) {
         Ok(s) => s,
@@ -184,29 +237,11 @@ pub fn plan(
 }
 
 /// The largest snapshot file read (a listing of 10,000 environments is about 3 MB).
-const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
-
 /// Reads a snapshot file (JSON: `{"environments": [...], "complete": true}`): a regular
-/// file of at most 256 MiB. The error names the file, and the line and column where it is
-/// not a snapshot.
+/// file of at most [`files::SNAPSHOT_MAX_BYTES`], read with a timeout. The error names the
+/// file, and the line and column where it is not a snapshot.
 pub(super) fn read_snapshot(path: &Path) -> Result<Snapshot, String> {
-    use std::io::Read;
-    let cannot = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
-    let meta = file.metadata().map_err(|e| cannot(&e))?;
-    if !meta.is_file() {
-        return Err(cannot(&"not a regular file"));
-    }
-    if meta.len() > MAX_SNAPSHOT_BYTES {
-        return Err(cannot(&format!(
-            "{} bytes, more than the {MAX_SNAPSHOT_BYTES} a snapshot may have",
-            meta.len()
-        )));
-    }
-    let mut text = String::new();
-    file.take(MAX_SNAPSHOT_BYTES)
-        .read_to_string(&mut text)
-        .map_err(|e| cannot(&e))?;
+    let text = files::read_blocking(path, files::SNAPSHOT_MAX_BYTES).map_err(|e| e.to_string())?;
     serde_json::from_str(&text).map_err(|e| {
         format!(
             "{}:{}:{}: not a snapshot: {e}",
@@ -252,13 +287,14 @@ pub fn plan_table(decisions: &[Decision]) -> String {
                 Some(delete) => format!("{} — {}", d.reason, delete.reason),
                 None => d.reason.to_string(),
             };
+            // Names from the platform, escaped: a newline in one cannot forge a row.
             [
-                d.environment.to_string(),
-                d.project.to_string(),
+                printable(&d.environment).into_owned(),
+                printable(&d.project).into_owned(),
                 d.state.to_string(),
                 action_words(d),
-                d.rule.as_deref().unwrap_or("-").to_string(),
-                reason,
+                printable(d.rule.as_deref().unwrap_or("-")).into_owned(),
+                printable(&reason).into_owned(),
             ]
         })
         .collect();

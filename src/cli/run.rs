@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 use crate::admin::AdminTokens;
 use crate::clock::{Clock, ScaledClock, SystemClock};
 use crate::config::settings::{LogFormat, PlatformSettings};
-use crate::config::{self, Loaded};
-use crate::ledger::Ledger;
+use crate::config::{Loaded, Source};
+use crate::ledger::{Fresh, Ledger};
 use crate::metrics::{Metrics, PlatformRequests};
 use crate::platform::connect::connect;
 use crate::platform::qovery::Prices;
@@ -41,6 +41,12 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz, /readyz and the admin API (overrides daemon.listen).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    limit: super::rules::FileLimit,
+    /// Start with a fresh, empty ledger although one was kept at daemon.ledger before (it
+    /// is gone: its marker file says so). The fresh one forgets what curfew stopped.
+    #[arg(long)]
+    new_ledger: bool,
 }
 
 fn init_logging(format: LogFormat) {
@@ -51,11 +57,14 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Human => builder.try_init(),
+        // Names from outside (environments, projects, labels) are escaped in human lines.
+        LogFormat::Human => builder.fmt_fields(crate::text::human_fields()).try_init(),
     };
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Before any thread starts: the allocator's arenas are made per thread.
+    crate::memory::tune();
     let env: HashMap<String, String> = std::env::vars().collect();
     let start = match args
         .clock_start
@@ -72,7 +81,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let loaded = match config::load(&args.config, &env, start.unwrap_or_else(Utc::now)) {
+    let source = args.limit.source(&args.config);
+    let loaded = match super::rules::load(&source, start.unwrap_or_else(Utc::now))? {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("{errors}");
@@ -89,15 +99,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => loaded.settings.log_format,
     };
     init_logging(format);
-    crate::memory::tune();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(daemon(args, start, loaded, env))
+    runtime.block_on(daemon(args, source, start, loaded, env))
 }
 
 async fn daemon(
     args: RunArgs,
+    source: Source,
     start: Option<DateTime<Utc>>,
     loaded: Loaded,
     env: HashMap<String, String>,
@@ -120,7 +133,18 @@ async fn daemon(
         env!("CARGO_PKG_VERSION"),
         settings.per_environment_metrics,
     ));
-    let ledger = Arc::new(Ledger::open(&settings.ledger)?);
+    let fresh = if args.new_ledger {
+        Fresh::Allowed
+    } else {
+        Fresh::Refused
+    };
+    let ledger = match Ledger::open_with(&settings.ledger, fresh) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            tracing::error!(error = %e, "the ledger cannot be opened");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let prices = Prices {
         vcpu_hour: loaded.rules.defaults.vcpu_hour,
         gib_hour: loaded.rules.defaults.gib_hour,
@@ -153,7 +177,9 @@ async fn daemon(
         &env,
         settings.admin_token_env.as_deref(),
         settings.admin_token_file.as_deref(),
-    ) {
+    )
+    .await
+    {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "the admin API's tokens cannot be read");
@@ -189,6 +215,7 @@ async fn daemon(
             },
         )
         .with_max_snooze(max_snooze)
+        .with_max_note(settings.admin_max_note_bytes as usize)
         .with_notifier(notifier.clone()),
     );
     match daemon.recover().await {
@@ -208,19 +235,28 @@ async fn daemon(
         .await
         .map_err(|e| listen_error(listen, &e))?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
-    let mut router = server::router(metrics.clone(), daemon.health(), clock.clone());
+    let mut routes = server::routes(metrics.clone(), daemon.health(), clock.clone());
     match admin_tokens {
         Some(tokens) => {
             tracing::info!(tokens = tokens.len(), "admin API on /api/v1");
-            router = server::merge_admin(router, crate::admin::router(daemon.clone(), tokens));
+            routes.app =
+                server::merge_admin(routes.app, crate::admin::router(daemon.clone(), tokens));
         }
-        None => tracing::info!(
-            "admin API off: no admin token ({} or daemon.admin_token_file)",
-            crate::admin::TOKEN_VARIABLE
-        ),
+        None => {
+            tracing::info!(
+                "admin API off: no admin token ({} or daemon.admin_token_file)",
+                crate::admin::TOKEN_VARIABLE
+            );
+            routes.app = server::merge_admin(routes.app, crate::admin::off_router());
+        }
     }
+    let limits = server::HttpLimits {
+        max_connections: settings.max_connections as usize,
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+    };
     let mut server_shutdown = shutdown_rx.clone();
-    let server_task = tokio::spawn(server::serve(listener, router, async move {
+    let server_task = tokio::spawn(server::serve(listener, routes, limits, async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
     }));
 
@@ -262,8 +298,6 @@ async fn daemon(
     let (file_tx, mut file_rx) = mpsc::channel::<()>(8);
     let _watcher = watch_file(&args.config, file_tx);
     let reload_daemon = daemon.clone();
-    let config_path = args.config.clone();
-    let reload_env = env.clone();
     tokio::spawn(async move {
         let mut hangup =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -279,7 +313,7 @@ async fn daemon(
                     tracing::info!("SIGHUP: reloading the rule file");
                 }
             }
-            if reload_daemon.reload(&config_path, &reload_env).is_ok() {
+            if reload_daemon.reload(&source).await.is_ok() {
                 generation += 1;
                 let _ = reload_tx.send(generation);
             }

@@ -10,8 +10,8 @@ use chrono_tz::Tz;
 use clap::Args;
 use serde_json::json;
 
-use super::rules::{aligned, env_vars, read_snapshot};
-use crate::config::{self, Loaded};
+use super::rules::{FileLimit, aligned, env_vars, load_or_exit, read_snapshot};
+use crate::config::Loaded;
 use crate::platform::Snapshot;
 use crate::policy::{LedgerView, local};
 use crate::simulate::compare::{Comparison, EnvironmentChange, compare};
@@ -45,14 +45,17 @@ pub struct SimulateArgs {
     /// Write the daily series (one row per day and rule) to this CSV file; `-` prints it.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    #[command(flatten)]
+    limit: FileLimit,
 }
 
-/// Loads a rule file, printing its errors.
-fn load(path: &Path, from: DateTime<Utc>) -> Result<Loaded, ExitCode> {
-    config::load(path, &env_vars(), from).map_err(|errors| {
-        eprintln!("{errors}");
-        ExitCode::from(1)
-    })
+/// Loads a rule file, printing its warnings, or its errors and the exit code.
+fn load(
+    limit: &FileLimit,
+    path: &Path,
+    from: DateTime<Utc>,
+) -> anyhow::Result<Result<Loaded, ExitCode>> {
+    load_or_exit(&limit.source(path), from)
 }
 
 /// `curfew simulate`.
@@ -68,13 +71,16 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let new = match load(&args.config, from) {
+    let new = match load(&args.limit, &args.config, from)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let old = match args.against.as_deref().map(|p| load(p, from)).transpose() {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
+    let old = match args.against.as_deref() {
+        None => None,
+        Some(path) => match load(&args.limit, path, from)? {
+            Ok(l) => Some(l),
+            Err(code) => return Ok(code),
+        },
     };
     let snapshot = match &args.snapshot {
         Some(path) => match read_snapshot(path) {

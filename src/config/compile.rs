@@ -15,6 +15,7 @@ use super::{
 };
 use crate::platform::Mode;
 use crate::schedule::{Holiday, Schedule, format_seconds, parse_duration, zone};
+use crate::text::printable;
 
 /// Collects errors while compiling; every check reports here and carries on.
 pub(super) struct Compiler<'a> {
@@ -337,13 +338,34 @@ fn compile_defaults(c: &mut Compiler<'_>, raw: Option<&RawDefaults>) -> Defaults
     defaults
 }
 
+/// A name shown in logs, metrics and terminals may hold no control character (a newline
+/// in a rule's name printed a forged ERROR line).
+fn check_name<T>(c: &mut Compiler<'_>, name: &str, rule: &str, field: &str, at: &At<T>) {
+    if let Some(bad) = name.chars().find(|ch| crate::text::is_unprintable(*ch)) {
+        let place = Place {
+            rule: (!rule.is_empty()).then_some(rule),
+            field,
+            line: at.line,
+            column: at.column,
+        };
+        c.error(
+            place,
+            format!(
+                "the name holds the control character U+{:04X}; names appear in logs, metrics and terminals",
+                bad as u32
+            ),
+        );
+    }
+}
+
 fn compile_target(
     c: &mut Compiler<'_>,
     name: &str,
     raw: &super::raw::RawTarget,
     at: &At<super::raw::RawTarget>,
 ) -> Option<Target> {
-    let field = format!("notify.{name}");
+    let field = format!("notify.{}", printable(name));
+    check_name(c, name, "", &field, at);
     let place = Place {
         rule: None,
         field: &field,
@@ -503,12 +525,13 @@ fn compile_rules(
     let mut rules = Vec::new();
     for (i, at) in rules_at.value.iter().enumerate() {
         let label = match &at.value.name {
-            Some(n) if !n.value.trim().is_empty() => format!("\"{}\"", n.value.trim()),
+            Some(n) if !n.value.trim().is_empty() => format!("\"{}\"", printable(n.value.trim())),
             _ => format!("#{}", i + 1),
         };
         let name = match &at.value.name {
             Some(n) if !n.value.trim().is_empty() => {
                 let name = n.value.trim().to_string();
+                check_name(c, &name, &label, "name", n);
                 if !seen.insert(name.clone()) {
                     let place = Place {
                         rule: Some(&label),

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::text::Printable;
+
 /// One problem in a rule file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -15,9 +17,11 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// One line per error: whatever the file holds (a name with a newline, an escape sequence)
+/// is escaped, so an error cannot print a line of its own.
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
+        write!(f, "{}", Printable(&self.file))?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
             if let Some(column) = self.column {
@@ -26,12 +30,14 @@ impl fmt::Display for ConfigError {
         }
         f.write_str(": ")?;
         match (&self.rule, &self.field) {
-            (Some(rule), Some(field)) => write!(f, "rule {rule} field `{field}`: ")?,
-            (Some(rule), None) => write!(f, "rule {rule}: ")?,
-            (None, Some(field)) => write!(f, "`{field}`: ")?,
+            (Some(rule), Some(field)) => {
+                write!(f, "rule {} field `{}`: ", Printable(rule), Printable(field))?;
+            }
+            (Some(rule), None) => write!(f, "rule {}: ", Printable(rule))?,
+            (None, Some(field)) => write!(f, "`{}`: ", Printable(field))?,
             (None, None) => {}
         }
-        f.write_str(&self.message)
+        write!(f, "{}", Printable(&self.message))
     }
 }
 

@@ -3,17 +3,19 @@
 //!
 //! Loading is two-phase, like ripgrep's arguments: the YAML is parsed into raw serde structs
 //! (unknown fields rejected, every value with its line and column), then compiled into a
-//! validated [`RuleSet`], collecting *every* error. The daemon's settings (everything but
-//! `protect`, `notify` and `rules`) then go through the `config` crate so that
-//! `CURFEW_*` environment variables override them ([`settings`]).
+//! validated [`RuleSet`], collecting *every* error. Between the two, `CURFEW_*` environment
+//! variables override the daemon's settings (everything but `protect`, `notify` and
+//! `rules`; [`overrides`]). The file itself is read by [`Source`]: a regular file, bounded
+//! in size and time, once it has stopped changing ([`crate::files`]).
 
 mod compile;
 mod error;
+pub mod overrides;
 pub mod raw;
 pub mod settings;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
@@ -21,6 +23,7 @@ use chrono_tz::Tz;
 use wildmatch::WildMatch;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use overrides::Overrides;
 pub use settings::Settings;
 
 use crate::platform::{Environment, Mode};
@@ -119,6 +122,9 @@ impl Glob {
     }
 }
 
+/// How many patterns of one field a selector's description names.
+const SELECTOR_PATTERNS: usize = 5;
+
 /// Which environments: every non-empty part must fit; within a part, any entry.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
@@ -164,12 +170,18 @@ impl Selector {
     /// `mode=preview project=web-*`, for people; `everything` when empty.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        // A few patterns each, and how many more: a description goes into reasons.
         let list = |globs: &[Glob]| {
-            globs
+            let mut shown = globs
                 .iter()
+                .take(SELECTOR_PATTERNS)
                 .map(Glob::pattern)
                 .collect::<Vec<_>>()
-                .join("|")
+                .join("|");
+            if globs.len() > SELECTOR_PATTERNS {
+                shown.push_str(&format!("|…({} more)", globs.len() - SELECTOR_PATTERNS));
+            }
+            shown
         };
         if !self.modes.is_empty() {
             parts.push(format!(
@@ -319,7 +331,24 @@ impl RuleSchedule {
         None
     }
 
-    /// The schedule as written in normalized form, for reasons and `validate --json`.
+    /// The schedule for a reason read at `t`: normalized, a long one summarized
+    /// ([`Schedule::describe_at`]).
+    pub fn describe_at(&self, t: DateTime<Utc>) -> String {
+        match self {
+            RuleSchedule::Run(s) => format!("run {}", s.describe_at(t)),
+            RuleSchedule::Events(s) => format!("events {}", s.describe_at(t)),
+            RuleSchedule::Stop { windows, holidays } => match holidays {
+                None => format!("stop {}", windows.describe_at(t)),
+                Some(h) => format!(
+                    "stop {}; and all day on holidays ({})",
+                    windows.describe_at(t),
+                    h.describe_at(t)
+                ),
+            },
+        }
+    }
+
+    /// The schedule as written in normalized form, whole (`validate --json`).
     pub fn describe(&self) -> String {
         match self {
             RuleSchedule::Run(s) => format!("run {s}"),
@@ -358,19 +387,33 @@ pub struct Rule {
 pub struct Loaded {
     pub rules: RuleSet,
     pub settings: Settings,
+    /// What deserves a look but does not stop the file (a `CURFEW_` variable that names
+    /// no setting).
+    pub warnings: Vec<String>,
 }
 
-/// Parses and compiles rule file text, with `CURFEW_*` overrides from `env`. `file` names
-/// it in errors; `now` is when the file is checked (a schedule that never runs is measured
-/// from it). Every error found is returned, not just the first.
+/// Parses and compiles rule file text, with the `CURFEW_*` overrides named in `env`.
+/// See [`parse_with`].
 pub fn parse(
     file: &str,
     text: &str,
     env: &HashMap<String, String>,
     now: DateTime<Utc>,
 ) -> Result<Loaded, ConfigErrors> {
+    parse_with(file, text, &Overrides::from_env(env), now)
+}
+
+/// Parses and compiles rule file text, then applies `overrides`. `file` names it in
+/// errors; `now` is when the file is checked (a schedule that never runs is measured
+/// from it). Every error found is returned, not just the first.
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    overrides: &Overrides,
+    now: DateTime<Utc>,
+) -> Result<Loaded, ConfigErrors> {
     let mut raw = parse_raw(file, text)?;
-    settings::apply_env_overrides(file, text, &mut raw, env)?;
+    let mut errors = overrides.apply(file, &mut raw);
     let mut compiler = compile::Compiler {
         file,
         text,
@@ -379,12 +422,17 @@ pub fn parse(
     };
     let rules = compile::compile(&mut compiler, &raw);
     let settings = settings::settings(file, &raw);
-    let mut errors = compiler.errors;
+    errors.extend(compiler.errors);
     if let Err(e) = &settings {
         errors.extend(e.iter().cloned());
     }
+    overrides.annotate(&mut errors);
     match (rules, settings) {
-        (Some(rules), Ok(settings)) if errors.is_empty() => Ok(Loaded { rules, settings }),
+        (Some(rules), Ok(settings)) if errors.is_empty() => Ok(Loaded {
+            rules,
+            settings,
+            warnings: overrides.warnings(&raw),
+        }),
         _ => Err(ConfigErrors(errors)),
     }
 }
@@ -450,24 +498,51 @@ fn rule_at_line(text: &str, line: usize) -> Option<String> {
     })
 }
 
-/// Reads a rule file from disk and [`parse`]s it.
-pub fn load(
-    path: &Path,
-    env: &HashMap<String, String>,
-    now: DateTime<Utc>,
-) -> Result<Loaded, ConfigErrors> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: file.clone(),
-            line: None,
-            column: None,
-            rule: None,
-            field: None,
-            message: format!("cannot read the rule file: {e}"),
-        }])
-    })?;
-    parse(&file, &text, env, now)
+/// Where the rule file is and how it is read: the same for the daemon's start and its
+/// reloads, `validate` and `plan`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    /// Built once from the process's environment.
+    pub overrides: Overrides,
+    /// The largest file read.
+    pub max_bytes: u64,
+}
+
+/// How to raise the rule file's size limit, for its error.
+const MAX_SIZE_HINT: &str = "; raise the limit with --max-rule-file-size";
+
+impl Source {
+    /// The rule file at `path`, with the overrides of `env`, read up to
+    /// [`crate::files::RULE_FILE_MAX_BYTES`].
+    pub fn new(path: &Path, env: &HashMap<String, String>) -> Source {
+        Source {
+            path: path.to_path_buf(),
+            overrides: Overrides::from_env(env),
+            max_bytes: crate::files::RULE_FILE_MAX_BYTES,
+        }
+    }
+
+    /// Reads the file (a regular file, bounded in size and time, once it has stopped
+    /// changing) and [`parse_with`]s it.
+    pub async fn load(&self, now: DateTime<Utc>) -> Result<Loaded, ConfigErrors> {
+        let file = self.path.display().to_string();
+        let limits = crate::files::Limits::bytes(self.max_bytes);
+        let pause = crate::files::SETTLE_PAUSE;
+        let text = crate::files::read_settled(&self.path, limits, pause, MAX_SIZE_HINT)
+            .await
+            .map_err(|e| {
+                ConfigErrors(vec![ConfigError {
+                    file: file.clone(),
+                    line: None,
+                    column: None,
+                    rule: None,
+                    field: None,
+                    message: e.problem.to_string(),
+                }])
+            })?;
+        parse_with(&file, &text, &self.overrides, now)
+    }
 }
 
 impl RuleSet {

@@ -102,7 +102,8 @@ pub struct RawFile {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDaemon {
-    /// Address of /metrics, /healthz, /readyz and the admin API (default 0.0.0.0:9464).
+    /// Address of /metrics, /healthz, /readyz and the admin API (default 127.0.0.1:9464;
+    /// the container image sets 0.0.0.0:9464).
     #[serde(default)]
     pub listen: Option<At<String>>,
     /// SQLite ledger path (default ./curfew.db).
@@ -126,6 +127,22 @@ pub struct RawDaemon {
     /// The longest snooze or wake the admin API accepts, as a duration (default 7d).
     #[serde(default)]
     pub admin_max_snooze: Option<At<String>>,
+    /// The longest note an operator may attach to a snooze or a protection, in bytes
+    /// (default 1024); a longer one is refused.
+    #[serde(default)]
+    pub admin_max_note_bytes: Option<At<u32>>,
+    /// Most HTTP connections served at once (default 256, lowered to fit the process's
+    /// open-file limit). Past it, 16 more connections answer only /healthz and /readyz.
+    #[serde(default)]
+    pub max_connections: Option<At<u32>>,
+    /// Time a client has to send a request's headers, from the connection's opening or the
+    /// previous answer; an idle keep-alive connection closes after it too (default 10s).
+    #[serde(default)]
+    pub header_timeout: Option<At<String>>,
+    /// A connection on which no byte moves for this long, while none of its requests is
+    /// being answered, is closed (default 60s).
+    #[serde(default)]
+    pub idle_timeout: Option<At<String>>,
 }
 
 /// `platform: sandbox`, or a map naming one platform and its settings.

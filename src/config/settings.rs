@@ -1,24 +1,14 @@
-//! The daemon's settings, read from the rule file through the `config` crate so that any of
-//! them can be overridden by a `CURFEW_*` environment variable: `CURFEW_DAEMON__LISTEN`,
-//! `CURFEW_SAFETY__DRY_RUN=true`, `CURFEW_TIMEZONE=UTC` (sections joined by `__`).
-//!
-//! The environment is passed in as a map (the binary hands over `std::env::vars()`), so
-//! nothing deep in the code reads the process environment.
+//! The daemon's settings, read from the rule file (with the `CURFEW_*` overrides of
+//! [`super::overrides`] already applied to it).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::error::ConfigError;
-use super::raw::{At, RawDaemon, RawDefaults, RawFile, RawSafety};
+use super::raw::{At, RawFile};
 use crate::platform::Mode;
 use crate::schedule::parse_duration;
-
-/// Prefix of the environment variables that override settings.
-pub const ENV_PREFIX: &str = "CURFEW";
 
 /// How the daemon runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +22,14 @@ pub struct Settings {
     pub admin_token_file: Option<PathBuf>,
     /// The longest snooze or wake an operator may ask for.
     pub admin_max_snooze: Duration,
+    /// The longest note an operator may attach, in bytes.
+    pub admin_max_note_bytes: u32,
+    /// HTTP connections served at once.
+    pub max_connections: u32,
+    /// Time to send a request's headers (and how long a keep-alive connection may idle).
+    pub header_timeout: Duration,
+    /// A connection on which nothing moves this long, no request being answered, closes.
+    pub idle_timeout: Duration,
     pub platform: PlatformSettings,
 }
 
@@ -110,192 +108,62 @@ pub struct TrafficSettings {
     pub min_rate: f64,
 }
 
-/// The settings sections as the `config` crate sees them (file values merged with the
-/// environment's).
-#[derive(Debug, Default, Deserialize)]
-struct Merged {
-    #[serde(default)]
-    timezone: Option<String>,
-    #[serde(default)]
-    currency: Option<String>,
-    #[serde(default)]
-    daemon: Option<MergedDaemon>,
-    #[serde(default)]
-    safety: Option<MergedSafety>,
-    #[serde(default)]
-    defaults: Option<MergedDefaults>,
+/// The default `daemon.listen`: loopback only. The container image sets `0.0.0.0:9464`,
+/// since the kubelet and Prometheus reach a pod on its own address.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9464,
+));
+
+/// Reports a setting's error: its field, its place in the file (if from the file), what.
+type Report<'a> = dyn FnMut(&str, Option<(usize, usize)>, String) + 'a;
+
+/// A duration setting longer than 0s, or `default` (absent, or wrong and reported).
+fn positive_duration(
+    value: &Option<At<String>>,
+    field: &str,
+    what: &str,
+    default: Duration,
+    error: &mut Report<'_>,
+) -> Duration {
+    let Some(a) = value else { return default };
+    match parse_duration(&a.value) {
+        Ok(0) => {
+            error(
+                field,
+                Some((a.line, a.column)),
+                format!("{what} must be longer than 0s"),
+            );
+            default
+        }
+        Ok(s) => Duration::from_secs(s),
+        Err(e) => {
+            error(field, Some((a.line, a.column)), e.to_string());
+            default
+        }
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct MergedDaemon {
-    listen: Option<String>,
-    ledger: Option<String>,
-    log_format: Option<String>,
-    resync: Option<String>,
-    per_environment_metrics: Option<bool>,
-    admin_token_env: Option<String>,
-    admin_token_file: Option<String>,
-    admin_max_snooze: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct MergedSafety {
-    dry_run: Option<bool>,
-    max_stops_per_pass: Option<u32>,
-    max_deletes_per_hour: Option<u32>,
-    protect_production: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct MergedDefaults {
-    hourly_cost: Option<f64>,
-    grace_period: Option<String>,
-    warn_before_delete: Option<String>,
-}
-
-/// Applies `CURFEW_*` overrides from `env` onto the raw file, through the `config` crate.
-/// Overridden values carry line 0 (they come from the environment, not the file).
-pub fn apply_env_overrides(
-    file: &str,
-    text: &str,
-    raw: &mut RawFile,
-    env: &HashMap<String, String>,
-) -> Result<(), super::ConfigErrors> {
-    let ours: HashMap<String, String> = env
-        .iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if ours.is_empty() {
-        return Ok(());
+/// A count setting of at least 1, or `default`.
+fn positive_count(
+    value: &Option<At<u32>>,
+    field: &str,
+    what: &str,
+    default: u32,
+    error: &mut Report<'_>,
+) -> u32 {
+    match value {
+        Some(a) if a.value == 0 => {
+            error(
+                field,
+                Some((a.line, a.column)),
+                format!("{what} must be at least 1"),
+            );
+            default
+        }
+        Some(a) => a.value,
+        None => default,
     }
-    let env_error = |message: String| ConfigError {
-        file: format!("{file} (with {ENV_PREFIX}_* environment variables)"),
-        line: None,
-        column: None,
-        rule: None,
-        field: None,
-        message,
-    };
-    let merged_config = config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Yaml))
-        .add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(ours.clone().into_iter().collect())),
-        )
-        .build()
-        .map_err(|e| super::ConfigErrors(vec![env_error(e.to_string())]))?;
-    let merged: Merged = merged_config
-        .try_deserialize()
-        .map_err(|e| super::ConfigErrors(vec![env_error(e.to_string())]))?;
-    let set = |name: &str| ours.contains_key(&format!("{ENV_PREFIX}_{name}"));
-    let at = |value: String| At {
-        value,
-        line: 0,
-        column: 0,
-    };
-    if set("TIMEZONE") {
-        raw.timezone = merged.timezone.map(at);
-    }
-    if set("CURRENCY") {
-        raw.currency = merged.currency.map(at);
-    }
-    if let Some(d) = merged.daemon {
-        let daemon = &mut raw
-            .daemon
-            .get_or_insert_with(|| At {
-                value: RawDaemon::default(),
-                line: 0,
-                column: 0,
-            })
-            .value;
-        let pairs = [
-            ("DAEMON__LISTEN", d.listen, &mut daemon.listen),
-            ("DAEMON__LEDGER", d.ledger, &mut daemon.ledger),
-            ("DAEMON__LOG_FORMAT", d.log_format, &mut daemon.log_format),
-            ("DAEMON__RESYNC", d.resync, &mut daemon.resync),
-            (
-                "DAEMON__ADMIN_TOKEN_ENV",
-                d.admin_token_env,
-                &mut daemon.admin_token_env,
-            ),
-            (
-                "DAEMON__ADMIN_TOKEN_FILE",
-                d.admin_token_file,
-                &mut daemon.admin_token_file,
-            ),
-            (
-                "DAEMON__ADMIN_MAX_SNOOZE",
-                d.admin_max_snooze,
-                &mut daemon.admin_max_snooze,
-            ),
-        ];
-        for (name, value, slot) in pairs {
-            if set(name) {
-                *slot = value.map(at);
-            }
-        }
-        if set("DAEMON__PER_ENVIRONMENT_METRICS") {
-            daemon.per_environment_metrics = d.per_environment_metrics;
-        }
-    }
-    if let Some(s) = merged.safety {
-        let safety = &mut raw
-            .safety
-            .get_or_insert_with(|| At {
-                value: RawSafety::default(),
-                line: 0,
-                column: 0,
-            })
-            .value;
-        if set("SAFETY__DRY_RUN") {
-            safety.dry_run = s.dry_run;
-        }
-        if set("SAFETY__PROTECT_PRODUCTION") {
-            safety.protect_production = s.protect_production;
-        }
-        if set("SAFETY__MAX_STOPS_PER_PASS") {
-            safety.max_stops_per_pass = s.max_stops_per_pass.map(|v| At {
-                value: v,
-                line: 0,
-                column: 0,
-            });
-        }
-        if set("SAFETY__MAX_DELETES_PER_HOUR") {
-            safety.max_deletes_per_hour = s.max_deletes_per_hour.map(|v| At {
-                value: v,
-                line: 0,
-                column: 0,
-            });
-        }
-    }
-    if let Some(d) = merged.defaults {
-        let defaults = &mut raw
-            .defaults
-            .get_or_insert_with(|| At {
-                value: RawDefaults::default(),
-                line: 0,
-                column: 0,
-            })
-            .value;
-        if set("DEFAULTS__HOURLY_COST") {
-            defaults.hourly_cost = d.hourly_cost.map(|v| At {
-                value: v,
-                line: 0,
-                column: 0,
-            });
-        }
-        if set("DEFAULTS__GRACE_PERIOD") {
-            defaults.grace_period = d.grace_period.map(at);
-        }
-        if set("DEFAULTS__WARN_BEFORE_DELETE") {
-            defaults.warn_before_delete = d.warn_before_delete.map(at);
-        }
-    }
-    Ok(())
 }
 
 /// The daemon settings of a (possibly overridden) raw file.
@@ -318,14 +186,14 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     };
     let pos = |a: &At<String>| Some((a.line, a.column));
     let listen = match &daemon.listen {
-        None => SocketAddr::from(([0, 0, 0, 0], 9464)),
+        None => DEFAULT_LISTEN,
         Some(a) => a.value.trim().parse().unwrap_or_else(|_| {
             error(
                 "daemon.listen",
                 pos(a),
-                format!("\"{}\" is not an address such as 0.0.0.0:9464", a.value),
+                format!("\"{}\" is not an address such as 127.0.0.1:9464", a.value),
             );
-            SocketAddr::from(([0, 0, 0, 0], 9464))
+            DEFAULT_LISTEN
         }),
     };
     let log_format = match daemon.log_format.as_ref().map(|a| (a, a.value.trim())) {
@@ -340,42 +208,45 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             LogFormat::Human
         }
     };
-    let resync = match &daemon.resync {
-        None => Duration::from_secs(60),
-        Some(a) => match parse_duration(&a.value) {
-            Ok(0) => {
-                error(
-                    "daemon.resync",
-                    pos(a),
-                    "resync must be longer than 0s".into(),
-                );
-                Duration::from_secs(60)
-            }
-            Ok(s) => Duration::from_secs(s),
-            Err(e) => {
-                error("daemon.resync", pos(a), e.to_string());
-                Duration::from_secs(60)
-            }
-        },
-    };
-    let admin_max_snooze = match &daemon.admin_max_snooze {
-        None => Duration::from_secs(7 * 86_400),
-        Some(a) => match parse_duration(&a.value) {
-            Ok(0) => {
-                error(
-                    "daemon.admin_max_snooze",
-                    pos(a),
-                    "the longest snooze must be longer than 0s".into(),
-                );
-                Duration::from_secs(7 * 86_400)
-            }
-            Ok(s) => Duration::from_secs(s),
-            Err(e) => {
-                error("daemon.admin_max_snooze", pos(a), e.to_string());
-                Duration::from_secs(7 * 86_400)
-            }
-        },
-    };
+    let d = &daemon;
+    let secs = Duration::from_secs;
+    let e = &mut error;
+    let resync = positive_duration(&d.resync, "daemon.resync", "resync", secs(60), e);
+    let max_snooze = positive_duration(
+        &d.admin_max_snooze,
+        "daemon.admin_max_snooze",
+        "the longest snooze",
+        secs(7 * 86_400),
+        e,
+    );
+    let header_timeout = positive_duration(
+        &d.header_timeout,
+        "daemon.header_timeout",
+        "the header timeout",
+        secs(10),
+        e,
+    );
+    let idle_timeout = positive_duration(
+        &d.idle_timeout,
+        "daemon.idle_timeout",
+        "the idle timeout",
+        secs(60),
+        e,
+    );
+    let max_note = positive_count(
+        &d.admin_max_note_bytes,
+        "daemon.admin_max_note_bytes",
+        "the longest note",
+        1024,
+        e,
+    );
+    let max_connections = positive_count(
+        &d.max_connections,
+        "daemon.max_connections",
+        "max_connections",
+        256,
+        e,
+    );
     let platform = platform_settings(raw, &mut error);
     let settings = Settings {
         listen,
@@ -391,7 +262,11 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             .admin_token_file
             .as_ref()
             .map(|a| PathBuf::from(&a.value)),
-        admin_max_snooze,
+        admin_max_snooze: max_snooze,
+        admin_max_note_bytes: max_note,
+        max_connections,
+        header_timeout,
+        idle_timeout,
         platform,
     };
     if errors.is_empty() {
@@ -401,10 +276,7 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     }
 }
 
-fn platform_settings(
-    raw: &RawFile,
-    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
-) -> PlatformSettings {
+fn platform_settings(raw: &RawFile, error: &mut Report<'_>) -> PlatformSettings {
     use super::raw::RawPlatform;
     let Some(at) = &raw.platform else {
         return PlatformSettings::Sandbox(SandboxSettings::default());
@@ -485,7 +357,7 @@ fn platform_settings(
 fn kubernetes_settings(
     k: &super::raw::RawKubernetes,
     place: Option<(usize, usize)>,
-    error: &mut impl FnMut(&str, Option<(usize, usize)>, String),
+    error: &mut Report<'_>,
 ) -> KubernetesSettings {
     let mut seconds = |field: &str, value: Option<&str>, default: u64| {
         value

@@ -103,7 +103,7 @@ fn each_documented_error_names_file_line_column_rule_and_field() {
         ),
         (
             "daemon:\n  listen: nowhere\nrules:\n  - name: a\n    run: Sat\n",
-            "rules.yaml:2:11: `daemon.listen`: \"nowhere\" is not an address such as 0.0.0.0:9464",
+            "rules.yaml:2:11: `daemon.listen`: \"nowhere\" is not an address such as 127.0.0.1:9464",
         ),
         (
             "rules:\n  - name: a\n    run: \"stop=0 19 * * *\"\n",
@@ -150,14 +150,16 @@ fn unknown_fields_suggest_the_field_meant() {
     assert!(got[0].ends_with("did you mean `stop`?"), "{got:?}");
 }
 
-#[test]
-fn every_example_file_compiles() {
+#[tokio::test]
+async fn every_example_file_compiles() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            load(&path, &HashMap::new(), now())
+            Source::new(&path, &HashMap::new())
+                .load(now())
+                .await
                 .unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
             count += 1;
         }
@@ -200,6 +202,175 @@ fn environment_variables_override_settings() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown time zone \"Nowhere/Else\""), "{err}");
+}
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// docs/rules.md: every setting outside `protect`, `notify` and `rules` can be overridden,
+/// the platform's and the unit prices included (they were silently ignored).
+#[test]
+fn platform_and_price_settings_are_overridden_too() {
+    let qovery =
+        "platform:\n  qovery: { organization: org-from-file }\nrules:\n  - name: a\n    run: Sat\n";
+    let loaded = parse(
+        "rules.yaml",
+        qovery,
+        &vars(&[
+            ("CURFEW_PLATFORM__QOVERY__ORGANIZATION", "org-from-env"),
+            ("CURFEW_PLATFORM__QOVERY__TOKEN_ENV", "MY_TOKEN"),
+            ("CURFEW_PLATFORM__QOVERY__MAX_CONCURRENCY", "3"),
+            ("CURFEW_PLATFORM__QOVERY__TIMEOUT", "5s"),
+            ("CURFEW_DEFAULTS__PRICES__VCPU_HOUR", "0.04"),
+            ("CURFEW_DEFAULTS__PRICES__GIB_HOUR", "0.006"),
+            ("CURFEW_DAEMON__PER_ENVIRONMENT_METRICS", "TRUE"),
+        ]),
+        now(),
+    )
+    .unwrap();
+    let settings::PlatformSettings::Qovery(q) = &loaded.settings.platform else {
+        panic!("{:?}", loaded.settings.platform);
+    };
+    assert_eq!(q.organization, "org-from-env");
+    assert_eq!(q.token_env, "MY_TOKEN");
+    assert_eq!(q.max_concurrency, 3);
+    assert_eq!(q.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(loaded.rules.defaults.vcpu_hour, Some(0.04));
+    assert_eq!(loaded.rules.defaults.gib_hour, Some(0.006));
+    assert!(loaded.settings.per_environment_metrics);
+    // `platform: sandbox` named in the file, its fleet set from the environment.
+    let sandbox = "platform: sandbox\nrules:\n  - name: a\n    run: Sat\n";
+    let loaded = parse(
+        "rules.yaml",
+        sandbox,
+        &vars(&[("CURFEW_PLATFORM__SANDBOX__ENVIRONMENTS", "7")]),
+        now(),
+    )
+    .unwrap();
+    let settings::PlatformSettings::Sandbox(s) = &loaded.settings.platform else {
+        panic!("{:?}", loaded.settings.platform);
+    };
+    assert_eq!(s.environments, 7);
+}
+
+/// The probe: with `CURFEW_ADMIN_TOKEN` set (the documented way to turn the admin
+/// API on), the rule file was parsed a second time by another parser, which also refused
+/// files the first one accepts. Overrides are built from the variables alone.
+#[test]
+fn a_file_valid_alone_stays_valid_with_any_curfew_variable() {
+    let text = "rules:\n  - name: a\n    description: .nan\n    run: Sat\n";
+    let env = vars(&[
+        ("CURFEW_ADMIN_TOKEN", "a-token-of-twenty-chars"),
+        ("CURFEW_LOG", "debug"),
+        ("CURFEW_SERVER", "http://127.0.0.1:9464"),
+    ]);
+    assert!(Overrides::from_env(&env).is_empty());
+    let loaded = parse("rules.yaml", text, &env, now()).unwrap();
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let with_setting = vars(&[("CURFEW_SAFETY__DRY_RUN", "true")]);
+    assert!(
+        parse("rules.yaml", text, &with_setting, now())
+            .unwrap()
+            .rules
+            .safety
+            .dry_run
+    );
+}
+
+#[test]
+fn an_overriding_value_that_does_not_read_names_its_variable_and_setting() {
+    let text = "rules:\n  - name: a\n    run: Sat\n";
+    let env = vars(&[
+        ("CURFEW_SAFETY__DRY_RUN", "yes please"),
+        ("CURFEW_SAFETY__MAX_DELETES_PER_HOUR", "-1"),
+        ("CURFEW_DAEMON__LISTEN", "everywhere"),
+    ]);
+    let errors: Vec<String> = parse("rules.yaml", text, &env, now())
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "rules.yaml: `safety.dry_run`: CURFEW_SAFETY__DRY_RUN: \"yes please\" is not true or false",
+            "rules.yaml: `safety.max_deletes_per_hour`: CURFEW_SAFETY__MAX_DELETES_PER_HOUR: \"-1\" is not a whole number from 0 to 4294967295",
+            "rules.yaml: `daemon.listen`: \"everywhere\" is not an address such as 127.0.0.1:9464 (set by CURFEW_DAEMON__LISTEN)",
+        ]
+    );
+}
+
+#[test]
+fn a_curfew_variable_that_names_no_setting_is_warned_about_by_name() {
+    let text = "daemon: { admin_token_env: CURFEW_OPS_TOKEN }\nrules:\n  - name: a\n    run: Sat\n";
+    let env = vars(&[
+        ("CURFEW_SAFETY__DRYRUN", "true"),
+        ("CURFEW_OPS_TOKEN", "named by the file"),
+    ]);
+    let loaded = parse("rules.yaml", text, &env, now()).unwrap();
+    assert!(!loaded.rules.safety.dry_run);
+    assert_eq!(
+        loaded.warnings,
+        [
+            "the environment variable CURFEW_SAFETY__DRYRUN names no setting and is ignored; did you mean CURFEW_SAFETY__DRY_RUN?"
+        ]
+    );
+}
+
+/// The slow writer: a valid prefix is on disk when the reload reads, and the
+/// `protect:` section comes a moment later. The file is read once it is whole.
+#[tokio::test(start_paused = true)]
+async fn a_rule_file_written_slowly_in_place_is_read_whole() {
+    let dir = std::env::temp_dir().join(format!("curfew-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.yaml");
+    std::fs::write(&path, "rules:\n  - name: a\n    run: Sat\n").unwrap();
+    let writer = {
+        let path = path.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::files::SETTLE_PAUSE / 2).await;
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(b"protect:\n  - project: billing\n").unwrap();
+        })
+    };
+    let loaded = Source::new(&path, &HashMap::new())
+        .load(now())
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(
+        loaded.rules.protect.last().map(|p| p.selector.describe()),
+        Some("project=billing".to_string())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The forged line: a rule named with a newline and ESC was accepted, and printed
+/// a fake `ERROR` line in `validate`'s output. Such names are refused, and every error
+/// prints on one line with the name escaped.
+#[test]
+fn control_characters_in_names_are_refused_and_never_printed_raw() {
+    let text = "rules:\n  - name: \"ok\\n2026-11-27T19:00:00Z ERROR curfew: \\x1b[31mforged\"\n    run: Sat\nnotify:\n  \"t\\tx\": { kind: webhook, url: \"https://x.example\" }\n";
+    let errors = errors(text);
+    assert_eq!(
+        errors,
+        [
+            "rules.yaml:5:11: `notify.t\\tx`: the name holds the control character U+0009; names appear in logs, metrics and terminals",
+            "rules.yaml:2:11: rule \"ok\\n2026-11-27T19:00:00Z ERROR curfew: \\u{1b}[31mforged\" field `name`: the name holds the control character U+000A; names appear in logs, metrics and terminals",
+        ]
+    );
+    for e in &errors {
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
+    }
 }
 
 #[test]

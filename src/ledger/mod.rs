@@ -8,7 +8,7 @@
 //! without an outcome is found and resolved on the next start ([`Ledger::pending`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -16,15 +16,44 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::policy::{Action, Cause, Decision, EnvRecord, LedgerView, StopCause};
 
-/// A ledger problem (disk, corruption): the daemon reports it and keeps running.
+/// A ledger problem (disk, corruption, the file gone): the daemon reports it (log,
+/// `/readyz`), acts on nothing it cannot record, and keeps running.
 #[derive(Debug, thiserror::Error)]
 #[error("ledger: {0}")]
 pub struct LedgerError(String);
 
 impl From<rusqlite::Error> for LedgerError {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
+            return LedgerError(format!(
+                "the ledger is read-only ({e}): curfew cannot record its actions, so it takes none; make the file and its folder writable"
+            ));
+        }
         LedgerError(e.to_string())
     }
+}
+
+/// Whether [`Ledger::open`] may make a fresh ledger where its marker says one was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    /// Refused (the default): a fresh ledger forgets what curfew stopped.
+    Refused,
+    /// Allowed (`curfew run --new-ledger`).
+    Allowed,
+}
+
+/// The file beside the ledger that says one is kept there: `curfew.db` → `curfew.db.marker`.
+pub fn marker_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".marker");
+    path.with_file_name(name)
+}
+
+/// Which file a path names: its device and inode.
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
 }
 
 /// An action whose intent was written but whose outcome was not (the daemon died).
@@ -93,6 +122,8 @@ pub struct OverrideEntry<'a> {
 
 pub struct Ledger {
     conn: Mutex<Connection>,
+    /// The file, and which file it was when opened (`None` in memory).
+    file: Option<(PathBuf, (u64, u64))>,
 }
 
 const SCHEMA: &str = "
@@ -186,15 +217,68 @@ fn write_record(conn: &Connection, env: &str, record: &EnvRecord) -> Result<(), 
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger at `path`.
+    /// Opens the ledger at `path`, or creates it (and its folder) where none was kept: a
+    /// missing ledger beside its marker ([`marker_path`]) is refused, since a fresh one
+    /// forgets what curfew stopped, its savings and the delete cap's last hour.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Self::open_with(path, Fresh::Refused)
+    }
+
+    /// [`Ledger::open`], saying whether a fresh ledger may replace a missing one.
+    pub fn open_with(path: &Path, fresh: Fresh) -> Result<Ledger, LedgerError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let marker = marker_path(path);
+        let exists = |p: &Path| {
+            p.try_exists()
+                .map_err(|e| LedgerError(format!("cannot look at {}: {e}", p.display())))
+        };
+        let created = !exists(path)?;
+        let kept = exists(&marker)?;
+        if created && kept && fresh == Fresh::Refused {
+            // Our own small file, read like any file from outside all the same.
+            let kept = crate::files::read_blocking(&marker, 4096).unwrap_or_default();
+            let since = kept
+                .lines()
+                .find_map(|l| l.strip_prefix("created: "))
+                .unwrap_or("an earlier run");
+            return Err(LedgerError(format!(
+                "{} is gone, but {} says curfew kept its ledger there (created {since}): a fresh ledger would forget what curfew stopped (and would not start it again), its savings, snoozes and protections, and the delete cap's last hour. Restore the file, or start with --new-ledger to begin a new one",
+                path.display(),
+                marker.display()
+            )));
+        }
+        if created {
+            // A journal left by the ledger that was here must not be replayed into the new one.
+            for suffix in ["-wal", "-shm"] {
+                let mut name = path.as_os_str().to_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(name));
+            }
+        }
         let conn = Connection::open(path)
             .map_err(|e| LedgerError(format!("cannot open {}: {e}", path.display())))?;
-        Self::init(conn)
+        let mut ledger = Self::init(conn).map_err(|e| {
+            LedgerError(format!("cannot use the ledger {}: {}", path.display(), e.0))
+        })?;
+        let id = identity(path)
+            .map_err(|e| LedgerError(format!("cannot look at {}: {e}", path.display())))?;
+        ledger.file = Some((path.to_path_buf(), id));
+        if created && kept {
+            tracing::warn!(ledger = %path.display(), "a fresh ledger replaces the one kept here (--new-ledger): what curfew stopped before is forgotten");
+        }
+        if created || !kept {
+            let text = format!(
+                "curfew keeps its ledger in {}; while this file is here, curfew refuses to start with a fresh ledger in its place (unless run with --new-ledger).\ncreated: {}\n",
+                path.display(),
+                ts(Utc::now())
+            );
+            std::fs::write(&marker, text)
+                .map_err(|e| LedgerError(format!("cannot write {}: {e}", marker.display())))?;
+        }
+        Ok(ledger)
     }
 
     /// A ledger that lives in memory (tests, `plan`).
@@ -203,6 +287,13 @@ impl Ledger {
     }
 
     fn init(conn: Connection) -> Result<Ledger, LedgerError> {
+        // SQLite opens a file it may not write read-only, without a word: say so now
+        // rather than at the first action.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(LedgerError(
+                "the file is read-only: curfew must record every action before it takes it; make the file and its folder writable".into(),
+            ));
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         // 256 KiB of page cache instead of 2 MiB: the records are read once a pass and
@@ -212,7 +303,40 @@ impl Ledger {
         conn.execute_batch(SCHEMA)?;
         Ok(Ledger {
             conn: Mutex::new(conn),
+            file: None,
         })
+    }
+
+    /// Makes the connection refuse writes, as a disk remounted read-only would (tests).
+    #[cfg(test)]
+    pub(crate) fn refuse_writes(&self) {
+        self.conn()
+            .pragma_update(None, "query_only", true)
+            .expect("query_only");
+    }
+
+    /// Whether the ledger's path still names the file curfew has open. A ledger deleted
+    /// (or replaced) under a running daemon would take its writes to a file nobody will
+    /// read again: every pass and every operator's change checks first, and is refused.
+    pub fn check(&self) -> Result<(), LedgerError> {
+        let Some((path, opened)) = &self.file else {
+            return Ok(());
+        };
+        let what = match identity(path) {
+            Ok(now) if now == *opened => return Ok(()),
+            Ok(_) => "was replaced by another file",
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was deleted",
+            Err(e) => {
+                return Err(LedgerError(format!(
+                    "cannot look at {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Err(LedgerError(format!(
+            "{} {what} while curfew was running: curfew records nothing into a file nobody will read again, so it acts on nothing. Restore the file (or move the new one away) and restart curfew",
+            path.display()
+        )))
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -221,6 +345,7 @@ impl Ledger {
 
     /// Writes the intent of an action before the platform is called.
     pub fn intent(&self, d: &Decision, at: DateTime<Utc>) -> Result<i64, LedgerError> {
+        self.check()?;
         insert_intent(&self.conn(), d, at)
     }
 
@@ -231,6 +356,7 @@ impl Ledger {
         decisions: &[&Decision],
         at: DateTime<Utc>,
     ) -> Result<Vec<i64>, LedgerError> {
+        self.check()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let ids = decisions
@@ -314,6 +440,7 @@ impl Ledger {
 
     /// The per-environment records, as `decide` reads them.
     pub fn view(&self) -> Result<LedgerView, LedgerError> {
+        self.check()?;
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT environment_id, record FROM records")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
@@ -539,6 +666,7 @@ impl Ledger {
         change: impl FnOnce(&mut EnvRecord),
         entry: &OverrideEntry<'_>,
     ) -> Result<EnvRecord, LedgerError> {
+        self.check()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut record = read_record(&tx, env)?.unwrap_or_default();

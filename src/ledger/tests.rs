@@ -238,3 +238,89 @@ fn more_open_stops_than_one_read_holds_all_accrue_under_their_rules_and_close_on
         .count();
     assert_eq!((intervals.len(), ended_first), (1300, 130));
 }
+
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("curfew-ledger-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The probe deleted the ledger under a running daemon: passes went on "recording"
+/// into the unlinked file. The path no longer names the open file, and the ledger says so
+/// to every pass (its view) and every action (its intents) instead of taking them.
+#[test]
+fn a_ledger_deleted_or_replaced_under_a_running_daemon_is_noticed() {
+    let dir = fresh_dir("deleted");
+    let path = dir.join("curfew.db");
+    let ledger = Ledger::open(&path).unwrap();
+    ledger.check().unwrap();
+    let t = at("2026-11-27T18:00:00Z");
+    std::fs::remove_file(&path).unwrap();
+    let deleted = ledger.check().unwrap_err().to_string();
+    assert!(
+        deleted.contains(&format!(
+            "{} was deleted while curfew was running",
+            path.display()
+        )),
+        "{deleted}"
+    );
+    assert!(ledger.view().is_err());
+    assert!(ledger.intents(&[&stop_decision("a")], t).is_err());
+    assert!(ledger.intent(&stop_decision("a"), t).is_err());
+    std::fs::write(&path, b"").unwrap();
+    let replaced = ledger.check().unwrap_err().to_string();
+    assert!(
+        replaced.contains("was replaced by another file"),
+        "{replaced}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The next start created an empty ledger silently: history, savings, curfew's own stop
+/// records and the delete cap's window were gone. The marker beside the ledger says one
+/// was kept, and a fresh one is made only when asked for.
+#[test]
+fn a_fresh_ledger_is_refused_where_one_was_kept_unless_asked_for() {
+    let dir = fresh_dir("fresh");
+    let path = dir.join("curfew.db");
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        ledger
+            .intent(&stop_decision("a"), at("2026-11-27T18:00:00Z"))
+            .unwrap();
+    }
+    assert!(marker_path(&path).exists());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let refused = Ledger::open(&path).err().expect("refused").to_string();
+    assert!(
+        refused.contains(&format!(
+            "{} is gone, but {} says curfew kept its ledger there",
+            path.display(),
+            marker_path(&path).display()
+        )) && refused.contains("start with --new-ledger"),
+        "{refused}"
+    );
+    assert!(!path.exists(), "nothing was made in its place");
+    let fresh = Ledger::open_with(&path, Fresh::Allowed).unwrap();
+    assert_eq!(fresh.pending().unwrap(), []);
+    drop(fresh);
+    Ledger::open(&path).expect("the new ledger is the one kept now");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SQLite opens a file it may not write read-only, without a word; the ledger refuses it
+/// at once rather than at the first action.
+#[test]
+fn a_ledger_that_can_only_be_read_is_refused_at_open() {
+    let dir = fresh_dir("readonly");
+    let path = dir.join("curfew.db");
+    drop(Ledger::open(&path).unwrap());
+    let conn =
+        Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let refused = Ledger::init(conn).err().expect("refused").to_string();
+    assert!(refused.contains("the file is read-only"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,15 +34,17 @@ fn failure(platform: &'static str, message: String) -> PlatformError {
     }
 }
 
-/// Reads the API token from the environment variable or file the settings name. The
-/// error says where curfew looked, never what it found.
-pub fn read_token(
+/// Reads the API token from the environment variable or file the settings name (a regular
+/// file of at most 64 KiB). The error says where curfew looked, never what it found.
+pub async fn read_token(
     settings: &crate::config::settings::QoverySettings,
     env: &HashMap<String, String>,
 ) -> Result<Token, String> {
     if let Some(path) = &settings.token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the Qovery token file {}: {e}", path.display()))?;
+        let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
+        let text = crate::files::read(path, limits, "")
+            .await
+            .map_err(|e| format!("the Qovery token file cannot be read: {e}"))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(format!("the Qovery token file {} is empty", path.display()));
@@ -68,7 +70,7 @@ pub async fn connect(
 ) -> Result<Connected, PlatformError> {
     match settings {
         PlatformSettings::Qovery(q) => {
-            let token = read_token(q, env).map_err(|m| failure("qovery", m))?;
+            let token = read_token(q, env).await.map_err(|m| failure("qovery", m))?;
             let mut options = QoveryOptions::new(q.api_url.clone(), q.organization.clone(), token);
             options.max_concurrency = q.max_concurrency as usize;
             options.requests_per_second = q.requests_per_second;

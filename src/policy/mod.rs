@@ -271,16 +271,6 @@ pub fn decide_each<'e>(
         .collect()
 }
 
-/// Why `env` is protected from every action, if it is (`protect:` entries, production,
-/// the admin API, its label), in the words of its decision's reason.
-pub fn protection(
-    rules: &RuleSet,
-    env: &Environment,
-    record: Option<&EnvRecord>,
-) -> Option<String> {
-    Pass::new(rules, &LedgerView::default(), true, DateTime::UNIX_EPOCH).protection(env, record)
-}
-
 /// An environment as curfew's `action` leaves it, in the model every platform follows: a
 /// stop leaves it stopped, a start running, a delete removes it (`None`); a warning changes
 /// nothing. The platform's own word for the state is dropped (it said what it was before).
@@ -355,6 +345,30 @@ pub fn explain(
     }
 }
 
+/// What protects `env`, if anything does: a `protect` entry (production's first), a
+/// protection set through the admin API, or the label `curfew.dev/protect=true`. Checked
+/// before any rule, and by the admin API before it acts itself (a wake).
+pub fn protection(
+    rules: &RuleSet,
+    env: &Environment,
+    record: Option<&EnvRecord>,
+) -> Option<String> {
+    if let Some(p) = rules.protect.iter().find(|p| p.selector.may_match(env)) {
+        return Some(p.description.clone());
+    }
+    if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
+        return Some(format!("protected through the admin API by {by}"));
+    }
+    if env
+        .labels
+        .get(PROTECT_LABEL)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Some(format!("protected by its label {PROTECT_LABEL}=true"));
+    }
+    None
+}
+
 /// Collects reasoning steps when explaining; costs nothing otherwise.
 struct Trace {
     steps: Option<Vec<String>>,
@@ -402,7 +416,7 @@ impl<'a> Pass<'a> {
                     let active = s.is_active(self.now);
                     let since = s.last_boundary(self.now);
                     let next = s.next_boundary(self.now);
-                    let position = RuleDecision::position(s, active);
+                    let position = RuleDecision::position(s, active, self.now);
                     let at = |t: DateTime<Utc>| local(t, rule.timezone);
                     ScheduleNow {
                         active,
@@ -452,20 +466,10 @@ impl<'a> Pass<'a> {
         }
         trace.note(|| "not protected".into());
         let Some((index, rule)) = self.matching_rule(env, trace) else {
-            let tried: Vec<String> = self
-                .rules
-                .rules
-                .iter()
-                .map(|r| format!("\"{}\"", r.name))
-                .collect();
             return Decision {
                 reason: format!(
                     "no rule matches (tried {}); curfew leaves it alone",
-                    if tried.is_empty() {
-                        "none".into()
-                    } else {
-                        tried.join(", ")
-                    }
+                    self.rules_tried()
                 )
                 .into(),
                 ..base
@@ -488,30 +492,26 @@ impl<'a> Pass<'a> {
         .decide(trace)
     }
 
-    fn protection(&self, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
-        if let Some(p) = self
-            .rules
-            .protect
+    /// The rules' names, for "no rule matches": the first few, and how many more.
+    fn rules_tried(&self) -> String {
+        const NAMED: usize = 10;
+        let rules = &self.rules.rules;
+        if rules.is_empty() {
+            return "none".into();
+        }
+        let mut tried: Vec<String> = rules
             .iter()
-            .find(|p| p.selector.may_match(env))
-        {
-            return Some(format!("{}; curfew never acts on it", p.description));
+            .take(NAMED)
+            .map(|r| format!("\"{}\"", r.name))
+            .collect();
+        if rules.len() > NAMED {
+            tried.push(format!("and {} more", rules.len() - NAMED));
         }
-        if let Some(by) = record.and_then(|r| r.protected_by.as_ref()) {
-            return Some(format!(
-                "protected through the admin API by {by}; curfew never acts on it"
-            ));
-        }
-        if env
-            .labels
-            .get(PROTECT_LABEL)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        {
-            return Some(format!(
-                "protected by its label {PROTECT_LABEL}=true; curfew never acts on it"
-            ));
-        }
-        None
+        tried.join(", ")
+    }
+
+    fn protection(&self, env: &Environment, record: Option<&EnvRecord>) -> Option<String> {
+        protection(self.rules, env, record).map(|p| format!("{p}; curfew never acts on it"))
     }
 
     fn matching_rule(&self, env: &Environment, trace: &mut Trace) -> Option<(usize, &'a Rule)> {
@@ -890,8 +890,9 @@ impl RuleDecision<'_, '_> {
     /// Where `now` falls in the rule's schedule, in the schedule's own terms: inside or
     /// outside `run` windows, outside or inside `stop` windows, in the running or stopped
     /// time of `events`.
-    fn position(schedule: &RuleSchedule, active: bool) -> String {
-        let described = schedule.describe();
+    fn position(schedule: &RuleSchedule, active: bool, now: DateTime<Utc>) -> String {
+        // Summarized when long: a reason goes into the log and the ledger of every action.
+        let described = schedule.describe_at(now);
         match (schedule, active) {
             (RuleSchedule::Run(_), true) | (RuleSchedule::Stop { .. }, false) => {
                 format!("inside {described}")
@@ -901,10 +902,16 @@ impl RuleDecision<'_, '_> {
             }
             // Quoted: the spec's own semicolons would run into the sentence's.
             (RuleSchedule::Events(spec), true) => {
-                format!("in the running time of events \"{spec}\"")
+                format!(
+                    "in the running time of events \"{}\"",
+                    spec.describe_at(now)
+                )
             }
             (RuleSchedule::Events(spec), false) => {
-                format!("in the stopped time of events \"{spec}\"")
+                format!(
+                    "in the stopped time of events \"{}\"",
+                    spec.describe_at(now)
+                )
             }
         }
     }
@@ -921,7 +928,7 @@ impl RuleDecision<'_, '_> {
         trace.note(|| {
             format!(
                 "schedule {}: {}{}",
-                schedule.describe(),
+                schedule.describe_at(self.now()),
                 if s.active {
                     "running time"
                 } else {

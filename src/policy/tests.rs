@@ -808,6 +808,68 @@ fn a_pass_decisions_share_the_listing_words_and_one_copy_of_each_reason() {
     assert_ne!(decisions[0].reason, decisions[2].reason);
 }
 
+/// The rule with 20,000 holiday ranges wrote a 500 KB reason per action, in the log
+/// and the ledger. A reason names the window and the holiday that apply, and counts the
+/// rest.
+#[test]
+fn reasons_stay_short_whatever_the_rule_file_lists() {
+    let days = |from: chrono::NaiveDate, n: i64| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let d = from + TimeDelta::days(i * 2);
+                format!("\"{d}..{d}\"")
+            })
+            .collect()
+    };
+    let holidays = days(chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap(), 20_000);
+    let windows: Vec<String> = (0..100)
+        .map(|i| format!("\"Sat {:02}:00-{:02}:30\"", i % 24, i % 24))
+        .collect();
+    let yaml = format!(
+        "timezone: Europe/Paris\nrules:\n  - name: many-holidays\n    match: {{ project: web }}\n    run: Mon-Fri 08:00-19:00\n    holidays: [{}]\n  - name: many-windows\n    match: {{ project: api }}\n    run: [\"Mon-Fri 08:00-19:00\", {}]\n",
+        holidays.join(", "),
+        windows.join(", ")
+    );
+    let rules = rules(&yaml);
+    // Thursday 2026-11-26 is one of the holiday dates (every other day from 2000-01-01).
+    let holiday = one(&rules, env("pr-1"), &none(), "2026-11-26T10:00:00+01:00");
+    assert_eq!(holiday.action, Action::Stop);
+    assert!(
+        holiday.reason.contains(
+            "Mon-Fri 08:00-19:00 Europe/Paris, except 2026-11-26 (one of 20000 holidays)"
+        ),
+        "{}",
+        holiday.reason
+    );
+    let working = one(&rules, env("pr-1"), &none(), "2026-11-27T20:00:00+01:00");
+    assert_eq!(working.action, Action::Stop);
+    assert!(
+        working
+            .reason
+            .contains("except 20000 holidays (none on 2026-11-27)"),
+        "{}",
+        working.reason
+    );
+    let mut api = env("pr-2");
+    api.project = "api".into();
+    let windows = one(&rules, api, &none(), "2026-11-26T10:00:00+01:00");
+    assert!(
+        windows
+            .reason
+            .contains("run Mon-Fri 08:00-19:00 Europe/Paris, and 100 other windows"),
+        "{}",
+        windows.reason
+    );
+    for d in [&holiday, &working, &windows] {
+        assert!(
+            d.reason.len() < 300,
+            "{} bytes: {}",
+            d.reason.len(),
+            d.reason
+        );
+    }
+}
+
 /// The words people read in logs, Slack and `explain`: each kind of schedule says inside
 /// or outside in its own terms (a `stop:` rule's stopped time is *inside* its windows), and
 /// a person's start names the next scheduled *stop*, not the window's start.

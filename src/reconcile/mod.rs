@@ -119,6 +119,8 @@ pub enum PassError {
 
 /// The longest snooze an operator may ask for, unless the settings say otherwise.
 pub const DEFAULT_MAX_SNOOZE: TimeDelta = TimeDelta::days(7);
+/// The longest note (bytes) an operator may attach, unless the settings say otherwise.
+pub const DEFAULT_MAX_NOTE: usize = 1024;
 
 /// How the daemon runs.
 #[derive(Debug, Clone)]
@@ -147,6 +149,8 @@ pub struct Daemon {
     nudge: tokio::sync::Notify,
     /// The longest snooze (or wake) an operator may ask for.
     max_snooze: TimeDelta,
+    /// The longest note an operator may attach, in bytes.
+    max_note: usize,
     /// Told what each pass did; never waits for a delivery.
     notifier: Option<Notifier>,
     /// The last projection of the rules' savings, and whether one is being made.
@@ -187,6 +191,7 @@ impl Daemon {
             exclusive: tokio::sync::Mutex::new(()),
             nudge: tokio::sync::Notify::new(),
             max_snooze: DEFAULT_MAX_SNOOZE,
+            max_note: DEFAULT_MAX_NOTE,
             notifier: None,
             projected: Mutex::new(None),
             projecting: AtomicBool::new(false),
@@ -196,6 +201,12 @@ impl Daemon {
     /// Sets the longest snooze an operator may ask for (default 7 days).
     pub fn with_max_snooze(mut self, max: TimeDelta) -> Daemon {
         self.max_snooze = max;
+        self
+    }
+
+    /// Sets the longest note an operator may attach, in bytes (default 1024).
+    pub fn with_max_note(mut self, max: usize) -> Daemon {
+        self.max_note = max;
         self
     }
 
@@ -222,19 +233,18 @@ impl Daemon {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
-    /// Reloads the rule file: rules that compile are put in force; a broken file is
-    /// rejected (each error logged, the reload counted as failed) and the last good rules
-    /// stay in force.
-    pub fn reload(
+    /// Reloads the rule file: rules that compile are put in force; a broken file (or one
+    /// that is no regular file, too large, or still being written) is rejected (each error
+    /// logged, the reload counted as failed) and the last good rules stay in force.
+    pub async fn reload(
         &self,
-        path: &std::path::Path,
-        env: &HashMap<String, String>,
+        source: &crate::config::Source,
     ) -> Result<(), crate::config::ConfigErrors> {
-        match crate::config::load(path, env, self.clock.now()) {
+        match source.load(self.clock.now()).await {
             Ok(loaded) => {
                 self.set_rules(Arc::new(loaded.rules));
                 self.metrics.config_reload(true);
-                tracing::info!(file = %path.display(), "rule file reloaded");
+                tracing::info!(file = %source.path.display(), "rule file reloaded");
                 Ok(())
             }
             Err(errors) => {
@@ -250,6 +260,9 @@ impl Daemon {
     /// Resolves actions whose intent was written but whose outcome was not (the daemon
     /// died between them), by reading the platform. Returns how many were resolved.
     pub async fn recover(&self) -> Result<usize, PassError> {
+        // The savings counters start from the ledger's totals before /metrics answers, not
+        // at the first pass: a scrape in between would see them gone, then back.
+        self.metrics.set_savings_totals(&self.ledger.savings()?);
         let pending = self.ledger.pending()?;
         if pending.is_empty() {
             return Ok(0);
@@ -331,8 +344,15 @@ impl Daemon {
             Ok(r) => (PassResult::Partial, r.next_wakeup),
             Err(_) => (PassResult::Error, None),
         };
-        if label != PassResult::Error {
-            self.health.pass_succeeded(finished);
+        match &result {
+            Ok(_) => {
+                self.health.pass_succeeded(finished);
+                self.health.set_ledger_problem(None);
+            }
+            // A ledger that cannot be used is named in /readyz at once; a platform's
+            // failure only ages the last good pass.
+            Err(PassError::Ledger(e)) => self.health.set_ledger_problem(Some(e.to_string())),
+            Err(PassError::Platform(_)) => {}
         }
         self.metrics.pass(
             label,
@@ -346,6 +366,8 @@ impl Daemon {
     /// What a pass and a plan both start from: the rules, a fresh listing, the ledger's
     /// view of it, and the decisions.
     async fn look(&self) -> Result<Look, PassError> {
+        // A ledger that is gone makes the whole pass pointless: no listing either.
+        self.ledger.check()?;
         let rules = self.rules();
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();

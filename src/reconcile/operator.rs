@@ -28,6 +28,9 @@ pub enum OperatorError {
     Ambiguous { key: String, ids: Vec<String> },
     #[error("{0}")]
     Invalid(String),
+    /// The environment is protected: curfew does not act on it, even when asked.
+    #[error("{0}")]
+    Protected(String),
     #[error("the platform could not be read: {0}")]
     Platform(#[from] PlatformError),
     #[error(transparent)]
@@ -149,6 +152,7 @@ impl Daemon {
         who: &str,
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
+        self.check_note(note)?;
         let (environment, complete) = self.find(key).await?;
         self.check_until(until)?;
         self.change(&environment.id, "snooze", who, Some(until), note, |r| {
@@ -187,6 +191,13 @@ impl Daemon {
         let (environment, complete) = self.find(key).await?;
         let now = self.clock.now();
         let rules = self.rules();
+        let record = self.ledger.record(&environment.id)?;
+        if let Some(protection) = policy::protection(&rules, &environment, record.as_ref()) {
+            return Err(OperatorError::Protected(format!(
+                "{} is protected: {protection}; curfew never acts on a protected environment, a wake included (lift the protection first if you mean it)",
+                environment.name
+            )));
+        }
         let explained = self.explain_one(&environment, complete, now)?;
         let rule = explained.decision.rule.as_deref();
         let zone = rules.zone_of(rule);
@@ -268,6 +279,7 @@ impl Daemon {
         who: &str,
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
+        self.check_note(note)?;
         let (environment, complete) = self.find(key).await?;
         let kind = if protect { "protect" } else { "unprotect" };
         self.change(&environment.id, kind, who, None, note, |r| {
@@ -319,6 +331,18 @@ impl Daemon {
             now,
         );
         Ok(policy::explain(&self.rules(), env, complete, &view, now))
+    }
+
+    /// A note is kept in the ledger and shown in every `explain`: it is bounded.
+    fn check_note(&self, note: &str) -> Result<(), OperatorError> {
+        if note.len() > self.max_note {
+            return Err(OperatorError::Invalid(format!(
+                "the note is {} bytes long; at most {} are kept (daemon.admin_max_note_bytes)",
+                note.len(),
+                self.max_note
+            )));
+        }
+        Ok(())
     }
 
     fn check_until(&self, until: DateTime<Utc>) -> Result<(), OperatorError> {

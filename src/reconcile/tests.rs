@@ -68,12 +68,30 @@ pub(crate) async fn world_with_resync(
     environments: u32,
     resync: Duration,
 ) -> World {
+    world_with(
+        rules_yaml,
+        start,
+        environments,
+        Ledger::in_memory().unwrap(),
+        resync,
+    )
+    .await
+}
+
+/// [`world`] with a given ledger (a file, say) and a daemon that resyncs every `resync`.
+pub(crate) async fn world_with(
+    rules_yaml: &str,
+    start: &str,
+    environments: u32,
+    ledger: Ledger,
+    resync: Duration,
+) -> World {
     let clock = ManualClock::new(at(start));
     let (sandbox, running, platform) = sandbox_platform(&clock, environments).await;
     let rules = Arc::new(parse_rules("test.yaml", rules_yaml, at(start)).unwrap());
     let daemon = Arc::new(Daemon::new(
         platform,
-        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(ledger),
         Arc::new(Metrics::new("test", false)),
         Arc::new(clock.clone()),
         rules,
@@ -323,20 +341,20 @@ async fn a_broken_rule_file_is_rejected_and_the_last_good_rules_stay_in_force() 
     let dir = std::env::temp_dir().join(format!("curfew-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rules.yaml");
-    let env = std::collections::HashMap::new();
+    let source = crate::config::Source::new(&path, &std::collections::HashMap::new());
     std::fs::write(
         &path,
         PREVIEWS_PARIS.replace("name: office", "name: office-v2"),
     )
     .unwrap();
-    w.daemon.reload(&path, &env).unwrap();
+    w.daemon.reload(&source).await.unwrap();
     assert_eq!(w.daemon.rules().rules[0].name.as_ref(), "office-v2");
     std::fs::write(
         &path,
         "rules:\n  - name: broken\n    run: Mno-Fri 08:00-19:00\n",
     )
     .unwrap();
-    let err = w.daemon.reload(&path, &env).unwrap_err();
+    let err = w.daemon.reload(&source).await.unwrap_err();
     assert!(err.to_string().contains("unknown weekday \"Mno\""), "{err}");
     assert_eq!(
         w.daemon.rules().rules[0].name.as_ref(),
@@ -358,6 +376,118 @@ async fn a_broken_rule_file_is_rejected_and_the_last_good_rules_stay_in_force() 
             .any(|d| d.rule.as_deref() == Some("office-v2"))
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The hostile reloads: a FIFO put in place of the rule file froze the daemon, a
+/// link to /dev/zero got it killed, and a huge file had no limit. Each is refused at once,
+/// and the last good rules stay in force.
+#[tokio::test]
+async fn a_rule_file_that_is_no_regular_file_or_too_large_is_refused_at_once() {
+    let w = world(PREVIEWS_PARIS, "2026-11-27T12:00:00+01:00", 4).await;
+    let dir = std::env::temp_dir().join(format!("curfew-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.yaml");
+    crate::files::mkfifo(&fifo);
+    let zero = dir.join("zero.yaml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let huge = dir.join("huge.yaml");
+    let mut text = PREVIEWS_PARIS.replace("name: office", "name: office-huge");
+    text.push_str(&format!("# {}\n", "x".repeat(5 << 20)));
+    std::fs::write(&huge, text).unwrap();
+    let cases = [
+        (&fifo, "not a regular file but a FIFO (named pipe)"),
+        (&zero, "not a regular file but a character device"),
+        (
+            &huge,
+            "larger than 4 MiB: curfew reads at most that much; raise the limit with --max-rule-file-size",
+        ),
+    ];
+    for (path, want) in cases {
+        let source = crate::config::Source::new(path, &std::collections::HashMap::new());
+        // A bound against hanging for ever (the FIFO did), not a speed goal.
+        let reload = tokio::time::timeout(Duration::from_secs(60), w.daemon.reload(&source));
+        let err = reload.await.expect("the reload returns").unwrap_err();
+        assert!(err.to_string().contains(want), "{}: {err}", path.display());
+        assert_eq!(w.daemon.rules().rules[0].name.as_ref(), "office");
+    }
+    let metrics = w.daemon.metrics.encode();
+    assert!(
+        metrics.contains("curfew_config_reloads_total{result=\"error\"} 3"),
+        "{metrics}"
+    );
+    assert!(w.daemon.pass().await.is_ok(), "passes go on");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The probe: a ledger deleted under a running daemon went unnoticed, and passes
+/// kept acting. The 19:00 pass refuses to act (not one call to the platform), the log and
+/// `/readyz` say why.
+#[tokio::test]
+async fn a_ledger_deleted_under_the_daemon_stops_its_actions_and_readyz_says_why() {
+    let dir = std::env::temp_dir().join(format!("curfew-gone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("curfew.db");
+    let ledger = Ledger::open(&path).unwrap();
+    let w = world_with(
+        PREVIEWS_PARIS,
+        "2026-11-27T18:00:00+01:00",
+        6,
+        ledger,
+        Duration::from_secs(60),
+    )
+    .await;
+    w.daemon.pass().await.unwrap();
+    assert!(w.daemon.health().readiness(w.clock.now()).ready);
+    std::fs::remove_file(&path).unwrap();
+    w.clock.set(at("2026-11-27T19:00:00+01:00"));
+    let stops_before = w.sandbox.requests().stops.clone();
+    let err = w.daemon.pass().await.unwrap_err().to_string();
+    assert!(
+        err.contains("was deleted while curfew was running"),
+        "{err}"
+    );
+    assert_eq!(
+        w.sandbox.requests().stops,
+        stops_before,
+        "nothing was stopped"
+    );
+    let readiness = w.daemon.health().readiness(w.clock.now());
+    assert!(!readiness.ready);
+    assert!(
+        readiness.failing.iter().any(|f| f.starts_with(&format!(
+            "the ledger cannot be used: ledger: {} was deleted while curfew was running",
+            path.display()
+        ))),
+        "{readiness:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `/readyz` did not name a read-only ledger as the cause: it does, from the first pass
+/// that could not write.
+#[tokio::test]
+async fn a_ledger_that_turned_read_only_is_named_in_readyz() {
+    let w = world(PREVIEWS_PARIS, "2026-11-27T18:00:00+01:00", 6).await;
+    w.daemon.pass().await.unwrap();
+    w.daemon.ledger.refuse_writes();
+    w.clock.set(at("2026-11-27T19:00:00+01:00"));
+    let stops_before = w.sandbox.requests().stops.clone();
+    assert!(w.daemon.pass().await.is_err());
+    assert_eq!(
+        w.sandbox.requests().stops,
+        stops_before,
+        "nothing was stopped"
+    );
+    let readiness = w.daemon.health().readiness(w.clock.now());
+    assert!(
+        readiness
+            .failing
+            .iter()
+            .any(|f| f.starts_with("the ledger cannot be used: ledger: the ledger is read-only")),
+        "{readiness:?}"
+    );
 }
 
 /// The README's rule over a Friday evening: previews whose delete is coming (warned, or
@@ -637,4 +767,56 @@ async fn the_daemon_projects_in_dry_run_too_and_again_after_a_reload_or_a_day() 
     assert!(!w.daemon.projection_due(w.clock.now()));
     w.clock.advance(TimeDelta::hours(1));
     assert!(w.daemon.projection_due(w.clock.now()));
+}
+
+/// A restarted daemon's savings counters continue from the ledger before its first pass
+/// (tests/restart.rs once scraped a daemon between its start and its first pass and saw
+/// the counters gone).
+#[tokio::test]
+async fn a_restarted_daemon_counts_its_savings_from_the_ledger_before_its_first_pass() {
+    let start = at("2026-11-27T18:00:00Z");
+    let clock = ManualClock::new(start);
+    let (_sandbox, _running, platform) = sandbox_platform(&clock, 4).await;
+    let ledger = Arc::new(Ledger::in_memory().unwrap());
+    ledger
+        .open_stop_for(
+            "env-1",
+            "office",
+            crate::policy::StopCause::Schedule,
+            "night",
+            Some(2.0),
+            start,
+        )
+        .unwrap();
+    ledger
+        .accrue(start + TimeDelta::hours(3), "EUR", &|_| true)
+        .unwrap();
+    let metrics = Arc::new(Metrics::new("test", false));
+    let rules = Arc::new(parse_rules(
+        "test.yaml",
+        "rules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n",
+        start,
+    ).unwrap());
+    let daemon = Daemon::new(
+        platform,
+        ledger,
+        metrics.clone(),
+        Arc::new(clock.clone()),
+        rules,
+        DaemonOptions {
+            resync: Duration::from_secs(60),
+            max_pass_age: Duration::from_secs(180),
+            max_in_flight: 4,
+        },
+    );
+    daemon.recover().await.unwrap();
+    let text = metrics.encode();
+    assert!(
+        text.contains("curfew_saved_cost_total{currency=\"EUR\",rule=\"office\"} 6"),
+        "{text}"
+    );
+    assert!(
+        text.contains("curfew_stopped_seconds_total{rule=\"office\"} 10800"),
+        "{text}"
+    );
 }

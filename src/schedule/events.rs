@@ -183,6 +183,36 @@ impl Events {
     }
 }
 
+impl Events {
+    /// See [`super::Schedule::describe_at`].
+    pub(super) fn describe_at(&self, t: DateTime<Utc>) -> String {
+        let listed = self.stops.len() + self.starts.len() + self.holidays.len();
+        if listed <= super::DESCRIBED_IN_FULL {
+            return self.to_string();
+        }
+        let mut parts: Vec<String> = Vec::new();
+        for (word, crons) in [("stop", &self.stops), ("start", &self.starts)] {
+            parts.extend(
+                crons
+                    .iter()
+                    .take(super::SUMMARY_NAMES)
+                    .map(|c| format!("{word}={}", c.text)),
+            );
+            let more = crons.len().saturating_sub(super::SUMMARY_NAMES);
+            if more > 0 {
+                parts.push(format!(
+                    "and {more} other {word} event{}",
+                    super::plural(more)
+                ));
+            }
+        }
+        parts.push(format!("tz={}", self.tz.name()));
+        let day = t.with_timezone(&self.tz).date_naive();
+        parts.extend(super::holidays_at(&self.holidays, day, "except="));
+        parts.join("; ")
+    }
+}
+
 impl fmt::Display for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();

@@ -67,6 +67,12 @@ struct Windows {
     aperiodic: Vec<DateTime<Utc>>,
 }
 
+/// How many windows, events and holidays a schedule's description lists in full; a longer
+/// schedule is summarized (see [`Schedule::describe_at`]).
+const DESCRIBED_IN_FULL: usize = 6;
+/// How many windows (or events of a kind) a summary still names.
+const SUMMARY_NAMES: usize = 3;
+
 /// After this long with no change and no interruption of the weekly pattern, the weekly
 /// pattern is known to be constant: a week and a day covers every weekday and every
 /// window that crosses midnight.
@@ -156,6 +162,17 @@ impl Schedule {
         }
     }
 
+    /// The schedule in normalized form, short enough for a reason read at `t`: up to
+    /// [`DESCRIBED_IN_FULL`] windows, events and holidays it is the whole form; a longer
+    /// one names the windows (or events) that apply at `t`, else the first few, and the
+    /// holiday `t` falls on, and counts the rest. (20,000 holidays made a reason of 500 KB.)
+    pub fn describe_at(&self, t: DateTime<Utc>) -> String {
+        match &self.kind {
+            Kind::Windows(w) => w.describe_at(t),
+            Kind::Events(e) => e.describe_at(t),
+        }
+    }
+
     /// Whether the schedule is active at no instant of the coming `horizon` from `t`
     /// (a rule whose schedule never runs is a mistake worth reporting).
     pub fn never_active_within(&self, t: DateTime<Utc>, horizon: TimeDelta) -> bool {
@@ -196,6 +213,50 @@ impl Windows {
 
     fn active_at(&self, t: DateTime<Utc>) -> bool {
         self.active_with(t, |tz| zone::effective_local(tz, t))
+    }
+
+    /// See [`Schedule::describe_at`].
+    fn describe_at(&self, t: DateTime<Utc>) -> String {
+        if self.windows.len() + self.holidays.len() <= DESCRIBED_IN_FULL {
+            return Schedule::from_kind_display(&self.windows, &self.holidays);
+        }
+        let on: Vec<&Window> = self
+            .windows
+            .iter()
+            .filter(|w| self.window_on(w, t))
+            .collect();
+        let shown: Vec<&Window> = if on.is_empty() {
+            self.windows.iter().take(SUMMARY_NAMES).collect()
+        } else {
+            on.into_iter().take(SUMMARY_NAMES).collect()
+        };
+        let mut parts: Vec<String> = shown.iter().map(ToString::to_string).collect();
+        let more = self.windows.len() - shown.len();
+        if more > 0 {
+            parts.push(format!("and {more} other window{}", plural(more)));
+        }
+        let tz = self.windows.iter().find_map(|w| match w {
+            Window::Weekly(w) => Some(w.tz),
+            _ => None,
+        });
+        let day = zone::effective_local(tz.unwrap_or(chrono_tz::UTC), t).date();
+        parts.extend(holidays_at(&self.holidays, day, "except "));
+        parts.join(", ")
+    }
+
+    /// Whether `window` alone lets environments run at `t` (holidays included).
+    fn window_on(&self, window: &Window, t: DateTime<Utc>) -> bool {
+        match window {
+            Window::Always => true,
+            Window::Never => false,
+            Window::Absolute { from, until } => {
+                from.is_none_or(|f| t >= f) && until.is_none_or(|u| t < u)
+            }
+            Window::Weekly(w) => {
+                let wall = zone::effective_local(w.tz, t);
+                !is_holiday(&self.holidays, wall.date()) && w.covers(wall)
+            }
+        }
     }
 
     /// The state at `t`, given the effective wall time at `t` in a zone.
@@ -442,19 +503,44 @@ impl fmt::Display for Window {
     }
 }
 
+impl Schedule {
+    /// A window list's normalized form.
+    fn from_kind_display(windows: &[Window], holidays: &[Holiday]) -> String {
+        let parts: Vec<String> = windows
+            .iter()
+            .map(ToString::to_string)
+            .chain(holidays.iter().map(|h| format!("except {h}")))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A long list of holidays, summarized for `day`: the holiday it falls on, if any, and how
+/// many there are. Short lists are written whole. `prefix` is `except ` or `except=`.
+pub(crate) fn holidays_at(
+    holidays: &[Holiday],
+    day: chrono::NaiveDate,
+    prefix: &str,
+) -> Vec<String> {
+    if holidays.len() <= SUMMARY_NAMES {
+        return holidays.iter().map(|h| format!("{prefix}{h}")).collect();
+    }
+    let count = holidays.len();
+    match holidays.iter().find(|h| h.contains(day)) {
+        Some(h) => vec![format!("{prefix}{h} (one of {count} holidays)")],
+        None => vec![format!("{prefix}{count} holidays (none on {day})")],
+    }
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Events(e) => write!(f, "{e}"),
-            Kind::Windows(w) => {
-                let parts: Vec<String> = w
-                    .windows
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(w.holidays.iter().map(|h| format!("except {h}")))
-                    .collect();
-                f.write_str(&parts.join(", "))
-            }
+            Kind::Windows(w) => f.write_str(&Schedule::from_kind_display(&w.windows, &w.holidays)),
         }
     }
 }

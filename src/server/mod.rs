@@ -1,11 +1,16 @@
 //! The daemon's HTTP port: `/metrics` for Prometheus, `/healthz` and `/readyz` for
-//! Kubernetes probes, and room for the admin API (see [`merge_admin`]).
+//! Kubernetes probes, and room for the admin API (see [`merge_admin`]); its connections
+//! and their limits are in [`serve`].
 //!
 //! Liveness only says the process answers; readiness says curfew is doing its job: a rule
 //! file is loaded and a reconcile pass succeeded recently. Readiness reads the injected
 //! [`Clock`], so tests move time by hand instead of waiting.
 
-use std::future::Future;
+mod serve;
+
+pub(crate) use serve::Throttle;
+pub use serve::{HttpLimits, PROBE_RESERVE, Routes, fit_to_file_limit, serve};
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +41,8 @@ pub struct Health {
 struct HealthState {
     rules_loaded: bool,
     last_pass_success: Option<DateTime<Utc>>,
+    /// Why the ledger cannot be used (deleted, read-only…), until a pass succeeds.
+    ledger_problem: Option<String>,
 }
 
 /// The answer to "is curfew ready?", also the JSON body of `/readyz`.
@@ -66,6 +73,12 @@ impl Health {
         self.state().rules_loaded = loaded;
     }
 
+    /// Says why the ledger cannot be used (`None`: it can): curfew is not ready while it
+    /// cannot record what it does.
+    pub fn set_ledger_problem(&self, problem: Option<String>) {
+        self.state().ledger_problem = problem;
+    }
+
     /// Records a reconcile pass that succeeded at `at` (the clock's time, not the wall's).
     pub fn pass_succeeded(&self, at: DateTime<Utc>) {
         self.state().last_pass_success = Some(at);
@@ -73,13 +86,20 @@ impl Health {
 
     /// Readiness as of `now`.
     pub fn readiness(&self, now: DateTime<Utc>) -> Readiness {
-        let (rules_loaded, last_pass_success) = {
+        let (rules_loaded, last_pass_success, ledger_problem) = {
             let state = self.state();
-            (state.rules_loaded, state.last_pass_success)
+            (
+                state.rules_loaded,
+                state.last_pass_success,
+                state.ledger_problem.clone(),
+            )
         };
         let mut failing = Vec::new();
         if !rules_loaded {
             failing.push("no valid rule file is loaded".to_owned());
+        }
+        if let Some(problem) = ledger_problem {
+            failing.push(format!("the ledger cannot be used: {problem}"));
         }
         match last_pass_success {
             None => failing.push("no reconcile pass has succeeded yet".to_owned()),
@@ -114,15 +134,29 @@ struct Probes {
 
 /// `/metrics`, `/healthz` and `/readyz`. Other paths answer 404, other methods 405.
 pub fn router(metrics: Arc<Metrics>, health: Health, clock: Arc<dyn Clock>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(Probes {
-            metrics,
-            health,
-            clock,
-        })
+    routes(metrics, health, clock).app
+}
+
+/// The port's routes: everything ([`router`]), and the health probes alone for the
+/// connections past the cap, where anything else answers 503.
+pub fn routes(metrics: Arc<Metrics>, health: Health, clock: Arc<dyn Clock>) -> Routes {
+    let probes = Probes {
+        metrics,
+        health,
+        clock,
+    };
+    Routes {
+        app: Router::new()
+            .route("/metrics", get(metrics_text))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(probes.clone()),
+        probes: Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .fallback(too_busy)
+            .with_state(probes),
+    }
 }
 
 /// Adds the admin API to the probe router. `admin` carries its own full paths
@@ -136,16 +170,14 @@ pub fn merge_admin(router: Router, admin: Router) -> Router {
     router.merge(admin)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets requests in
-/// flight finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// Past the connection cap, only the probes answer.
+async fn too_busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONNECTION, "close")],
+        "too many connections: only /healthz and /readyz answer now\n",
+    )
+        .into_response()
 }
 
 async fn metrics_text(State(probes): State<Probes>) -> Response {
@@ -187,6 +219,7 @@ mod tests {
     /// A daemon's port with its clock and health, as the reconcile loop would see them.
     struct Port {
         router: Router,
+        routes: Routes,
         health: Health,
         clock: ManualClock,
     }
@@ -196,9 +229,10 @@ mod tests {
             let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 19, 0, 0).unwrap());
             let health = Health::new(RESYNC * 3);
             let metrics = Arc::new(Metrics::new("9.9.9", false));
-            let router = router(metrics, health.clone(), Arc::new(clock.clone()));
+            let routes = routes(metrics, health.clone(), Arc::new(clock.clone()));
             Port {
-                router,
+                router: routes.app.clone(),
+                routes,
                 health,
                 clock,
             }
@@ -387,7 +421,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, Port::new().router, async {
+        let routes = Port::new().routes;
+        let server = tokio::spawn(serve(listener, routes, HttpLimits::default(), async {
             let _ = stopped.await;
         }));
 
@@ -428,5 +463,67 @@ mod tests {
             tokio::net::TcpStream::connect(addr).await.is_err(),
             "port closed"
         );
+    }
+
+    /// Sends one request on a fresh connection and returns the status line and the body.
+    async fn ask(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply).await;
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+        (
+            head.lines().next().unwrap_or_default().to_owned(),
+            body.to_owned(),
+        )
+    }
+
+    /// The flood: idle connections up to the cap, over real loopback sockets. The
+    /// health probes still answer past it (the kubelet sees the daemon alive), the rest is
+    /// 503 until a connection frees its place.
+    #[tokio::test]
+    async fn past_the_connection_cap_the_health_probes_still_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let port = Port::new();
+        port.health.set_rules_loaded(true);
+        port.health.pass_succeeded(port.clock.now());
+        let limits = HttpLimits {
+            max_connections: 3,
+            header_timeout: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(3600),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, port.routes, limits, async {
+            let _ = stopped.await;
+        }));
+        // Three idle connections: each holds a place (accepted in order, before the probe
+        // below).
+        let mut idle = Vec::new();
+        for _ in 0..3 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+            idle.push(s);
+        }
+        let (status, body) = ask(addr, "/healthz").await;
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+        assert_eq!(ask(addr, "/readyz").await.0, "HTTP/1.1 200 OK");
+        let (status, body) = ask(addr, "/metrics").await;
+        assert_eq!(status, "HTTP/1.1 503 Service Unavailable");
+        assert!(body.contains("too many connections"), "{body}");
+        // One idle client goes away: its place is free again (once the server has seen it
+        // leave).
+        drop(idle.pop());
+        let mut tries = 0;
+        while ask(addr, "/metrics").await.0 != "HTTP/1.1 200 OK" {
+            tries += 1;
+            assert!(tries < 500, "the freed place was never reused");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(idle);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 }
