@@ -9,9 +9,10 @@
 //! `cargo bench --bench daemon`
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 #[path = "common/mod.rs"]
 mod common;
+use common::{free_port, status_kb};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +20,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike, Utc};
 use curfew::clock::ManualClock;
 use curfew::config::parse_rules;
+use curfew::events::ActResult;
 use curfew::ledger::Ledger;
 use curfew::metrics::Metrics;
 use curfew::platform::Platform;
 use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
-use curfew::platform::sandbox::{Sandbox, SandboxOptions};
-use curfew::reconcile::{ActResult, Daemon, DaemonOptions};
+use curfew::reconcile::{Daemon, DaemonOptions};
+use curfew::sandbox::{Sandbox, SandboxOptions};
 
 const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
 
@@ -118,33 +120,6 @@ async fn one_pass() {
     );
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = text.rsplit(')').next()?;
@@ -156,35 +131,7 @@ fn processes() {
     let dir = std::env::temp_dir().join(format!("curfew-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let sandbox_port = free_port();
-    let mut sandbox = Command::new(CURFEW)
-        .args([
-            "sandbox",
-            "--listen",
-            &format!("127.0.0.1:{sandbox_port}"),
-            "--token",
-            "bench",
-            "--projects",
-            "200",
-            "--environments",
-            "10000",
-            "--latency-ms",
-            "5",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sandbox");
-    let mut line = String::new();
-    BufReader::new(sandbox.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("org line");
-    let _sandbox = Proc(sandbox);
-    let org = line
-        .split("organization ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("org")
-        .to_string();
+    let (_sandbox, org) = common::sandbox_process(CURFEW, sandbox_port, 10_000);
     // A window that starts at the next minute boundary, in UTC: every running preview is
     // due for a stop right then.
     let now = Utc::now();
@@ -212,22 +159,9 @@ fn processes() {
         ),
     )
     .expect("config");
-    let mut daemon = Command::new(CURFEW)
-        .args([
-            "run",
-            "--config",
-            config.to_str().expect("path"),
-            "--log-format",
-            "json",
-        ])
-        .env("BENCH_TOKEN", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon");
-    let pid = daemon.id();
-    let stderr = daemon.stderr.take().expect("stderr");
-    let _daemon = Proc(daemon);
+    let mut daemon = common::daemon_process(CURFEW, &config, Stdio::piped());
+    let pid = daemon.0.id();
+    let stderr = daemon.0.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use curfew::clock::SystemClock;
 use curfew::platform::Platform;
 use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
-use curfew::platform::sandbox::{Sandbox, SandboxOptions};
+use curfew::sandbox::{Sandbox, SandboxOptions};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()

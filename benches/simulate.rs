@@ -107,6 +107,8 @@ fn fleet(from: DateTime<Utc>) -> Snapshot {
                 created_at: created.max(from - TimeDelta::days(30)),
                 last_deployed_at: Some(deployed.max(created)),
                 last_activity_at: None,
+                // As an adapter reads the labels when it lists (the protect label).
+                overrides: curfew::platform::LabelOverrides::of_labels(&labels),
                 labels,
                 hourly_cost: (rng.random_range(0..10) > 0)
                     .then(|| f64::from(rng.random_range(5..200_u32)) / 100.0),

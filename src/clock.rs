@@ -98,6 +98,36 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that follows tokio's time from an instant: under a paused test runtime
+/// (`#[tokio::test(start_paused = true)]`) it moves exactly as far as the runtime's
+/// sleeps, so a job that sleeps until an instant of this clock can be tested without
+/// waiting.
+#[cfg(test)]
+#[derive(Debug, Clone)]
+pub(crate) struct TokioClock {
+    started: tokio::time::Instant,
+    at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+impl TokioClock {
+    /// A clock at `at` now (call it inside the runtime).
+    pub(crate) fn new(at: DateTime<Utc>) -> TokioClock {
+        TokioClock {
+            started: tokio::time::Instant::now(),
+            at,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = TimeDelta::from_std(self.started.elapsed()).unwrap_or(TimeDelta::MAX);
+        self.at + elapsed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

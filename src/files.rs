@@ -88,7 +88,7 @@ pub fn size(bytes: u64) -> String {
 
 /// Reads a size as people write it: `4194304`, `4MiB`, `512KiB` (or `K`, `M`, `KB`, `MB`:
 /// powers of 1024 all).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, NotASize> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
@@ -97,19 +97,20 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        _ => {
-            return Err(format!(
-                "\"{text}\" is not a size such as 4194304, 512KiB or 4MiB"
-            ));
-        }
+        _ => return Err(NotASize(text.to_string())),
     };
     digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("\"{text}\" is not a size such as 4194304, 512KiB or 4MiB"))
+        .ok_or_else(|| NotASize(text.to_string()))
 }
+
+/// A text that is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not a size such as 4194304, 512KiB or 4MiB")]
+pub struct NotASize(pub String);
 
 /// What kind of file a non-regular file is, for people.
 fn kind(t: std::fs::FileType) -> &'static str {

@@ -231,10 +231,18 @@ fn the_readme_rule_file_validates() {
 /// Runs curfew, killing it if it has not finished within a minute (a bound against
 /// hanging for ever, not a speed goal).
 fn curfew_bounded(args: &[&str]) -> Output {
+    curfew_bounded_with(args, &[])
+}
+
+/// [`curfew_bounded`] with these variables set.
+fn curfew_bounded_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_curfew"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("CURFEW_TIMEZONE")
+        .env_remove("CURFEW_ADMIN_TOKEN")
+        .env_remove("CURFEW_LINK_KEY")
+        .envs(vars.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -372,6 +380,53 @@ fn run_refuses_a_fresh_ledger_where_one_was_kept() {
         "{err}"
     );
     assert!(!ledger.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `daemon.page: login` with nobody able to sign in (no admin token, no proxy) is refused
+/// at start, naming what to set; so is a link key too short to be one (never shown).
+#[test]
+fn run_refuses_a_page_nobody_can_sign_in_to_and_a_short_link_key() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-page-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = |page: &str| {
+        let path = dir.join(format!("rules-{page}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "platform: sandbox\ndaemon:\n  listen: 127.0.0.1:0\n  ledger: {}\n  page: {page}\nrules:\n  - name: a\n    run: Sat\n",
+                dir.join(format!("{page}.db")).display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let login = rules("login");
+    let o = curfew_bounded(&["run", "--config", login.to_str().unwrap(), "--new-ledger"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("daemon.page is login, but nobody can log in")
+            && err.contains("CURFEW_ADMIN_TOKEN"),
+        "{err}"
+    );
+    let read_only = rules("read-only");
+    let o = curfew_bounded_with(
+        &[
+            "run",
+            "--config",
+            read_only.to_str().unwrap(),
+            "--new-ledger",
+        ],
+        &[("CURFEW_LINK_KEY", "tiny-secret")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("a link key is shorter than 32 characters") && !err.contains("tiny-secret"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -430,3 +430,56 @@ fn the_ledger_tables_of_the_daemon_page_are_the_ledgers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The editor that found no schema: every `yaml-language-server` modeline of the
+/// pages and the example rule files points at a schema the user has, a path relative to
+/// the file that holds it (not an address nobody serves), and that file is the schema
+/// `curfew schema` prints.
+#[test]
+fn every_schema_modeline_points_at_the_schema_the_user_has() {
+    let schema =
+        std::fs::read_to_string(Path::new(REPO).join("schema/curfew.schema.json")).unwrap();
+    let mut files = pages();
+    for dir in ["config", "examples"] {
+        let mut yaml: Vec<PathBuf> = std::fs::read_dir(Path::new(REPO).join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        yaml.sort();
+        files.extend(yaml);
+    }
+    let mut seen = 0;
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let Some(target) = line.split("yaml-language-server: $schema=").nth(1) else {
+                continue;
+            };
+            seen += 1;
+            let target = target.trim();
+            let at = format!("{}:{}", file.display(), n + 1);
+            if target.contains("://") {
+                failures.push(format!(
+                    "{at}: {target} is an address, not a file the user has"
+                ));
+                continue;
+            }
+            let resolved = file.parent().unwrap().join(target);
+            match std::fs::read_to_string(&resolved) {
+                Ok(found) if found == schema => {}
+                Ok(_) => failures.push(format!("{at}: {target} is not schema/curfew.schema.json")),
+                Err(e) => failures.push(format!("{at}: {target}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The README's example and the rule page's both have one.
+    assert!(seen >= 2, "{seen} modelines");
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).unwrap();
+    assert!(
+        readme.contains("curfew schema >") && readme.contains("yaml.schemas"),
+        "the README says how to get the schema and wire it into an editor"
+    );
+}

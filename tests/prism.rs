@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use curfew::clock::SystemClock;
-use curfew::platform::qovery::{Qovery, QoveryOptions, RequestObserver, Token};
-use curfew::platform::sandbox::{Sandbox, SandboxOptions};
+use curfew::platform::RequestObserver;
+use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
 use curfew::platform::{Outcome, Platform};
+use curfew::sandbox::{Sandbox, SandboxOptions};
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -132,7 +133,7 @@ async fn every_request_and_answer_between_adapter_and_sandbox_conforms_to_qovery
         running.organization_id.clone(),
         Token::new(running.token.clone()),
     );
-    o.prices = curfew::platform::qovery::Prices {
+    o.prices = curfew::platform::Prices {
         vcpu_hour: Some(0.04),
         gib_hour: Some(0.005),
     };

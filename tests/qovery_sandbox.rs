@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use curfew::clock::ManualClock;
-use curfew::platform::qovery::{Prices, Qovery, QoveryOptions, Token};
-use curfew::platform::sandbox::{Faults, Sandbox, SandboxOptions};
+use curfew::platform::Prices;
+use curfew::platform::qovery::{Qovery, QoveryOptions, Token};
 use curfew::platform::{EnvState, Outcome, Platform};
+use curfew::sandbox::{Faults, Sandbox, SandboxOptions};
 
 fn start_of_test() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
@@ -20,7 +21,7 @@ fn start_of_test() -> DateTime<Utc> {
 struct World {
     clock: ManualClock,
     sandbox: Sandbox,
-    running: curfew::platform::sandbox::RunningSandbox,
+    running: curfew::sandbox::RunningSandbox,
 }
 
 async fn world(options: SandboxOptions) -> World {

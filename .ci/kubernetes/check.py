@@ -11,12 +11,12 @@ every object it produces:
   exactly deploy/prometheus/curfew-alerts.yaml;
 - for the Kubernetes platform (a rule file with `platform: {kubernetes: …}`): the roles
   name no wildcard and no built-in role, are bound to curfew's service account, and the pod
-  mounts that account's token (src/platform/kubernetes/tests.rs checks that the roles grant
+  mounts that account's token (src/platform/kubernetes/tests/mod.rs checks that the roles grant
   exactly what the adapter does); and the ValidatingAdmissionPolicy that holds curfew to
   its own writes (components/admission-policy) is bound, applies to that account, checks
   the label the rule file's namespace_selector requires, and covers every write the
   ClusterRole grants. Its CEL is not run here (that needs an API server): the adapter's
-  tests run it on every write curfew makes (src/platform/kubernetes/tests_rules.rs).
+  tests run it on every write curfew makes (src/platform/kubernetes/tests/rules.rs).
 
 Environment: KUBECTL (a kubectl with kustomize), CURFEW (the built binary), NODE.
 """

@@ -2,7 +2,95 @@
 //! Qovery's servers would be, so its work (building a 2.7 MB listing) never blocks the
 //! client's tokio workers and the figures measure curfew, not the simulator's scheduling.
 
-use curfew::platform::sandbox::Sandbox;
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use curfew::sandbox::Sandbox;
+
+/// A child process, killed (and reaped) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port nothing listens on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A field of `/proc/PID/status` in kB (`VmHWM:`, the peak RSS).
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `curfew run --config CONFIG` (JSON log lines on stderr, as `stderr` says; the token
+/// `bench` in `BENCH_TOKEN`) as its own process.
+pub fn daemon_process(curfew: &str, config: &std::path::Path, stderr: Stdio) -> Proc {
+    let daemon = Command::new(curfew)
+        .args([
+            "run",
+            "--config",
+            config.to_str().expect("path"),
+            "--log-format",
+            "json",
+        ])
+        .env("BENCH_TOKEN", "bench")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("daemon");
+    Proc(daemon)
+}
+
+/// `curfew sandbox` as its own process (token `bench`, 200 projects, 5 ms latency) on
+/// `port`: the process, and the organization's id it prints first.
+pub fn sandbox_process(curfew: &str, port: u16, environments: u32) -> (Proc, String) {
+    let mut sandbox = Command::new(curfew)
+        .args([
+            "sandbox",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--token",
+            "bench",
+            "--projects",
+            "200",
+            "--environments",
+            &environments.to_string(),
+            "--latency-ms",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sandbox");
+    let mut line = String::new();
+    BufReader::new(sandbox.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("org line");
+    let org = line
+        .split("organization ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("org")
+        .to_string();
+    (Proc(sandbox), org)
+}
 
 /// Where the sandbox answers.
 pub struct Served {

@@ -1,5 +1,6 @@
 //! The admin API, on the daemon's port under `/api/v1`: the plan, one environment
-//! explained, and snooze, wake and protect, for the exceptions of daily life.
+//! explained, and snooze, wake, delay a delete and protect, for the exceptions of daily
+//! life.
 //!
 //! Every request carries `Authorization: Bearer <token>`. Tokens come from the
 //! `CURFEW_ADMIN_TOKEN` variable (or the variable the settings name) and from a file, one
@@ -31,7 +32,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::metrics::AuthFailure;
+use crate::events::{AdminRefused, AuthFailure};
 use crate::reconcile::{Daemon, OperatorError};
 
 /// The variable read for a token when the settings name none.
@@ -64,6 +65,27 @@ impl fmt::Debug for AdminTokens {
     }
 }
 
+/// Why the admin tokens could not be read: where, never the token itself.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{place}, line {line}: the token of {name} is shorter than {MIN_TOKEN_LEN} characters")]
+    TooShort {
+        place: String,
+        line: usize,
+        name: String,
+    },
+    #[error("{place}, line {line}: a second token named {name}")]
+    Twice {
+        place: String,
+        line: usize,
+        name: String,
+    },
+    #[error("two admin tokens are named {0}")]
+    SameName(String),
+    #[error("the admin token file cannot be read: {0}")]
+    File(#[source] crate::files::ReadError),
+}
+
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -71,7 +93,7 @@ fn digest(token: &str) -> [u8; 32] {
 impl AdminTokens {
     /// Tokens from lines of `text` (blank lines and `#` comments skipped); `source` names
     /// where they came from in errors (never the token itself).
-    pub fn parse(text: &str, source: &str) -> Result<AdminTokens, String> {
+    pub fn parse(text: &str, source: &str) -> Result<AdminTokens, TokenError> {
         let mut tokens = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -90,16 +112,18 @@ impl AdminTokens {
                 _ => (DEFAULT_NAME, line),
             };
             if token.len() < MIN_TOKEN_LEN {
-                return Err(format!(
-                    "{source}, line {}: the token of {name} is shorter than {MIN_TOKEN_LEN} characters",
-                    n + 1
-                ));
+                return Err(TokenError::TooShort {
+                    place: source.to_string(),
+                    line: n + 1,
+                    name: name.to_string(),
+                });
             }
             if tokens.iter().any(|(other, _)| other == name) {
-                return Err(format!(
-                    "{source}, line {}: a second token named {name}",
-                    n + 1
-                ));
+                return Err(TokenError::Twice {
+                    place: source.to_string(),
+                    line: n + 1,
+                    name: name.to_string(),
+                });
             }
             tokens.push((name.to_string(), digest(token)));
         }
@@ -112,7 +136,7 @@ impl AdminTokens {
         env: &HashMap<String, String>,
         variable: Option<&str>,
         file: Option<&Path>,
-    ) -> Result<Option<AdminTokens>, String> {
+    ) -> Result<Option<AdminTokens>, TokenError> {
         let mut all = AdminTokens { tokens: Vec::new() };
         let variable = variable.unwrap_or(TOKEN_VARIABLE);
         if let Some(text) = env.get(variable).filter(|t| !t.trim().is_empty()) {
@@ -122,7 +146,7 @@ impl AdminTokens {
             let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
             let text = crate::files::read(path, limits, "")
                 .await
-                .map_err(|e| format!("the admin token file cannot be read: {e}"))?;
+                .map_err(TokenError::File)?;
             all.extend(Self::parse(
                 &text,
                 &format!("the admin token file {}", path.display()),
@@ -131,10 +155,10 @@ impl AdminTokens {
         Ok((!all.tokens.is_empty()).then_some(all))
     }
 
-    fn extend(&mut self, more: AdminTokens) -> Result<(), String> {
+    fn extend(&mut self, more: AdminTokens) -> Result<(), TokenError> {
         for (name, d) in more.tokens {
             if self.tokens.iter().any(|(n, _)| *n == name) {
-                return Err(format!("two admin tokens are named {name}"));
+                return Err(TokenError::SameName(name));
             }
             self.tokens.push((name, d));
         }
@@ -195,6 +219,7 @@ pub fn router(daemon: Arc<Daemon>, tokens: AdminTokens) -> Router {
             post(snooze).delete(end_snooze),
         )
         .route("/api/v1/environments/{id}/wake", post(wake))
+        .route("/api/v1/environments/{id}/delay-delete", post(delay_delete))
         .route(
             "/api/v1/environments/{id}/protect",
             post(protect).delete(unprotect),
@@ -273,27 +298,23 @@ async fn authorize(State(guard): State<Arc<Guard>>, mut request: Request, next: 
 /// Counts a refused request, and logs it (never the token) at most once per
 /// [`REFUSED_LOG_EVERY`], with how many were refused meanwhile.
 fn refused(guard: &Guard, reason: AuthFailure, request: &Request) {
-    guard.metrics.admin_auth_failure(reason);
-    let told = guard
+    let also_refused = guard
         .log
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .tick();
-    if let Some(more) = told {
-        let peer = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
-        let path = clip(request.uri().path(), 200);
-        tracing::warn!(
-            reason = %reason.as_str(),
-            method = %request.method(),
-            path = %crate::text::printable(&path),
-            %peer,
-            also_refused = more,
-            "admin request refused: no valid token"
-        );
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.to_string());
+    AdminRefused {
+        reason,
+        method: request.method().as_str(),
+        path: &clip(request.uri().path(), 200),
+        peer: &peer,
+        also_refused,
     }
+    .emit(&*guard.metrics);
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -346,35 +367,49 @@ struct ChangeBody {
     note: Option<String>,
 }
 
+/// Why a change's body was refused (a 400, with this text).
+#[derive(Debug, thiserror::Error)]
+enum BadChange {
+    #[error("the body is not a valid change ({{\"for\"|\"until\", \"note\"}}): {0}")]
+    Body(#[source] serde_json::Error),
+    #[error("give `for` or `until`, not both")]
+    Both,
+    #[error("`for`: {0}")]
+    For(#[source] crate::schedule::DurationError),
+    #[error("`for`: {0} is too long")]
+    TooLong(String),
+    #[error("`until`: {0}")]
+    Until(#[source] crate::schedule::ExpiryError),
+    #[error("{what} needs `for` (such as \"{example}\") or `until` (an RFC 3339 instant)")]
+    Needs {
+        what: &'static str,
+        example: &'static str,
+    },
+}
+
 impl ChangeBody {
-    /// `Err` is the message of a 400.
-    fn parse(body: &Bytes) -> Result<ChangeBody, String> {
+    fn parse(body: &Bytes) -> Result<ChangeBody, BadChange> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(ChangeBody::default());
         }
-        serde_json::from_slice(body).map_err(|e| {
-            format!("the body is not a valid change ({{\"for\"|\"until\", \"note\"}}): {e}")
-        })
+        serde_json::from_slice(body).map_err(BadChange::Body)
     }
 
     /// The instant asked for, if any (`for` counts from `now`).
-    /// `Err` is the message of a 400.
-    fn until(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
-        let bad = |m: String| m;
+    fn until(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, BadChange> {
         match (&self.for_, &self.until) {
-            (Some(_), Some(_)) => Err(bad("give `for` or `until`, not both".into())),
+            (Some(_), Some(_)) => Err(BadChange::Both),
             (Some(d), None) => {
-                let secs =
-                    crate::schedule::parse_duration(d).map_err(|e| bad(format!("`for`: {e}")))?;
+                let secs = crate::schedule::parse_duration(d).map_err(BadChange::For)?;
                 let span = i64::try_from(secs)
                     .ok()
                     .and_then(TimeDelta::try_seconds)
-                    .ok_or_else(|| bad(format!("`for`: {d} is too long")))?;
+                    .ok_or_else(|| BadChange::TooLong(d.clone()))?;
                 Ok(Some(now + span))
             }
             (None, Some(u)) => crate::schedule::parse_expiry(u)
                 .map(Some)
-                .map_err(|e| bad(format!("`until`: {e}"))),
+                .map_err(BadChange::Until),
             (None, None) => Ok(None),
         }
     }
@@ -388,28 +423,43 @@ async fn environment(State(daemon): State<Arc<Daemon>>, UrlPath(id): UrlPath<Str
     answer(daemon.environment_report(&id).await)
 }
 
+/// A change that lasts until an instant (`for` or `until`, required) and its note; `Err`
+/// is a 400. `what` names it in the error (`a snooze`).
+fn lasting(
+    daemon: &Daemon,
+    body: &Bytes,
+    what: &'static str,
+    example: &'static str,
+) -> Result<(DateTime<Utc>, String), BadChange> {
+    let change = ChangeBody::parse(body)?;
+    match change.until(daemon.clock.now())? {
+        Some(until) => Ok((until, change.note.unwrap_or_default())),
+        None => Err(BadChange::Needs { what, example }),
+    }
+}
+
 async fn snooze(
     State(daemon): State<Arc<Daemon>>,
     UrlPath(id): UrlPath<String>,
     axum::Extension(Who(who)): axum::Extension<Who>,
     body: Bytes,
 ) -> Response {
-    let change = match ChangeBody::parse(&body) {
-        Ok(c) => c,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
-    };
-    let until = match change.until(daemon.clock.now()) {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "a snooze needs `for` (such as \"4h\") or `until` (an RFC 3339 instant)",
-            );
-        }
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
-    };
-    let note = change.note.unwrap_or_default();
-    answer(daemon.snooze(&id, until, &who, &note).await)
+    match lasting(&daemon, &body, "a snooze", "4h") {
+        Ok((until, note)) => answer(daemon.snooze(&id, until, &who, &note).await),
+        Err(m) => error(StatusCode::BAD_REQUEST, &m.to_string()),
+    }
+}
+
+async fn delay_delete(
+    State(daemon): State<Arc<Daemon>>,
+    UrlPath(id): UrlPath<String>,
+    axum::Extension(Who(who)): axum::Extension<Who>,
+    body: Bytes,
+) -> Response {
+    match lasting(&daemon, &body, "a delay", "2d") {
+        Ok((until, note)) => answer(daemon.delay_delete(&id, until, &who, &note).await),
+        Err(m) => error(StatusCode::BAD_REQUEST, &m.to_string()),
+    }
 }
 
 async fn end_snooze(
@@ -426,11 +476,16 @@ async fn wake(
     axum::Extension(Who(who)): axum::Extension<Who>,
     body: Bytes,
 ) -> Response {
-    let until = match ChangeBody::parse(&body).and_then(|c| c.until(daemon.clock.now())) {
-        Ok(u) => u,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    let change = match ChangeBody::parse(&body) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
     };
-    answer(daemon.wake(&id, until, &who).await)
+    let until = match change.until(daemon.clock.now()) {
+        Ok(u) => u,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
+    };
+    let note = change.note.unwrap_or_default();
+    answer(daemon.wake(&id, until, &who, &note).await)
 }
 
 async fn protect(
@@ -441,7 +496,7 @@ async fn protect(
 ) -> Response {
     let change = match ChangeBody::parse(&body) {
         Ok(c) => c,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
     };
     if change.for_.is_some() || change.until.is_some() {
         return error(

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
+use crate::clock::Clock;
 use crate::policy::Action;
 use crate::reconcile::tests::{World, at, world};
 
@@ -92,13 +93,17 @@ fn tokens_are_named_checked_whole_and_never_shown() {
     let bare = AdminTokens::parse("# ops\n\n0123456789abcdef0123\n", "f").unwrap();
     assert_eq!(bare.check("0123456789abcdef0123"), Some("admin"));
     // Refusals name the place, never the token.
-    let short = AdminTokens::parse("carol:tooshort", "the file x").unwrap_err();
+    let short = AdminTokens::parse("carol:tooshort", "the file x")
+        .unwrap_err()
+        .to_string();
     assert!(
         short.contains("the file x, line 1") && short.contains("carol"),
         "{short}"
     );
     assert!(!short.contains("tooshort"), "{short}");
-    let twice = AdminTokens::parse(&format!("a:{ALICE}\na:{BOB}"), "f").unwrap_err();
+    let twice = AdminTokens::parse(&format!("a:{ALICE}\na:{BOB}"), "f")
+        .unwrap_err()
+        .to_string();
     assert!(twice.contains("second token named a"), "{twice}");
 }
 
@@ -129,14 +134,16 @@ async fn the_api_is_off_without_a_token_and_reads_the_variable_and_the_file() {
     assert_eq!(both.check(BOB), Some("bob"));
     let missing = AdminTokens::load(&env, None, Some(&dir.join("nope")))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("cannot be read"), "{missing}");
     // A FIFO named as the token file is refused at once, not waited on.
     let fifo = dir.join("fifo");
     crate::files::mkfifo(&fifo);
     let refused = AdminTokens::load(&env, None, Some(&fifo))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("not a regular file"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -518,7 +525,7 @@ async fn a_wake_at_21_00_lasts_until_the_next_scheduled_stop_and_then_it_is_stop
 }
 
 #[tokio::test]
-async fn a_wake_without_a_schedule_needs_a_duration_and_a_given_one_is_kept() {
+async fn a_wake_without_a_schedule_needs_a_duration_and_a_given_one_is_kept_with_its_note() {
     let idle = "timezone: UTC\nrules:\n  - name: idle\n    match: { mode: [preview, development, staging] }\n    stop_when_idle: 1h\n";
     let (w, router) = admin(idle, "2026-11-25T20:00:00Z").await;
     let (id, _) = preview(&w);
@@ -537,13 +544,25 @@ async fn a_wake_without_a_schedule_needs_a_duration_and_a_given_one_is_kept() {
         Method::POST,
         &path,
         Some(ALICE),
-        Some(json!({"for": "2h"})),
+        Some(json!({"for": "2h", "note": "demo for the client"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         record_of(&w, &id).snoozed_until,
         Some(at("2026-11-25T22:01:00Z"))
+    );
+    // The note is kept after the reason, as a snooze's is.
+    assert!(
+        body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["what"] == "wake by alice"
+                && h["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with("; demo for the client"))),
+        "{body}"
     );
 }
 
@@ -824,4 +843,56 @@ async fn a_wake_that_ends_hands_the_environment_back_to_its_schedule() {
             "outside run Mon-Fri 08:00-19:00 Europe/Paris since 2026-11-25 19:00 CET, and its wake at 2026-11-25 21:00 CET is over; stopped by rule \"office\""
         );
     }
+}
+
+#[tokio::test]
+async fn a_delete_is_delayed_by_whoever_asks_within_the_longest_snooze() {
+    let (w, router) = admin(PARIS_OFFICE, "2026-11-25T20:00:00+01:00").await;
+    let (id, _) = preview(&w);
+    let path = format!("/api/v1/environments/{id}/delay-delete");
+    let (status, body) = call(&router, Method::POST, &path, Some(ALICE), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("a delay needs `for`"),
+        "{body}"
+    );
+    let (status, _) = call(
+        &router,
+        Method::POST,
+        &path,
+        Some(ALICE),
+        Some(json!({"for": "8d"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "past admin_max_snooze");
+    assert_eq!(
+        record_of(&w, &id).delete_not_before,
+        None,
+        "nothing changed"
+    );
+    let (status, body) = call(
+        &router,
+        Method::POST,
+        &path,
+        Some(ALICE),
+        Some(json!({"for": "2d", "note": "demo on Friday"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let record = record_of(&w, &id);
+    assert_eq!(
+        record.delete_not_before,
+        Some(w.clock.now() + chrono::TimeDelta::days(2))
+    );
+    assert_eq!(record.delete_delayed_by.as_deref(), Some("alice"));
+    let history = w.daemon.ledger.history(&id, 5).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.what == "delay_delete by alice" && h.detail == "demo on Friday"),
+        "{history:?}"
+    );
 }

@@ -15,7 +15,7 @@ use super::rules::{action_words, env_vars, plan_table};
 use crate::admin::TOKEN_VARIABLE;
 use crate::clock::SystemClock;
 use crate::config::Source;
-use crate::platform::connect::connect;
+use crate::daemon::connect;
 use crate::policy::{self, LedgerView};
 use crate::reconcile::{EnvironmentReport, Plan};
 use crate::text::Printable;
@@ -94,7 +94,7 @@ async fn request(
     method: Method,
     path: &str,
     body: Option<Value>,
-) -> anyhow::Result<Result<Value, String>> {
+) -> anyhow::Result<Result<Value, Refused>> {
     let token = std::env::var(TOKEN_VARIABLE)
         .ok()
         .filter(|t| !t.trim().is_empty())
@@ -138,32 +138,52 @@ async fn request(
     Ok(answer_of(status, value, &server.server, path))
 }
 
-/// The daemon's answer to `path`: its value, or a message naming the problem.
+/// Why the daemon did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Refused {
+    #[error(
+        "{status}: the daemon at {server} has no admin API: it is off until the daemon has a token ({TOKEN_VARIABLE} or daemon.admin_token_file; see docs/operations.md)"
+    )]
+    ApiOff {
+        status: reqwest::StatusCode,
+        server: String,
+    },
+    /// The daemon's own words (escaped when shown: they may quote names from the platform).
+    #[error("{status}: {}", Printable(.message))]
+    Said {
+        status: reqwest::StatusCode,
+        message: String,
+    },
+    #[error("{0}: the daemon answered {0}")]
+    Bare(reqwest::StatusCode),
+}
+
+/// The daemon's answer to `path`: its value, or what it refused.
 fn answer_of(
     status: reqwest::StatusCode,
     value: Value,
     server: &str,
     path: &str,
-) -> Result<Value, String> {
+) -> Result<Value, Refused> {
     if status.is_success() {
         return Ok(value);
     }
     let not_found = status == reqwest::StatusCode::NOT_FOUND;
+    let off = || Refused::ApiOff {
+        status,
+        server: server.to_string(),
+    };
     match value["error"].as_str() {
         // The plan always exists where the admin API is on; the API's own errors are
         // JSON: so a 404 there, or a bare one, is a daemon without the API.
-        _ if not_found && path == "/api/v1/plan" => Err(api_off(status, server)),
-        None if not_found => Err(api_off(status, server)),
-        // The daemon's words may quote names from the platform: escaped for the terminal.
-        Some(message) => Err(format!("{status}: {}", Printable(message))),
-        None => Err(format!("{status}: the daemon answered {status}")),
+        _ if not_found && path == "/api/v1/plan" => Err(off()),
+        None if not_found => Err(off()),
+        Some(message) => Err(Refused::Said {
+            status,
+            message: message.to_string(),
+        }),
+        None => Err(Refused::Bare(status)),
     }
-}
-
-fn api_off(status: reqwest::StatusCode, server: &str) -> String {
-    format!(
-        "{status}: the daemon at {server} has no admin API: it is off until the daemon has a token ({TOKEN_VARIABLE} or daemon.admin_token_file; see docs/operations.md)"
-    )
 }
 
 /// Runs one admin call and prints its answer: 0, or 1 with the daemon's error.
@@ -260,7 +280,7 @@ pub fn live_snapshot(
     env: &std::collections::HashMap<String, String>,
 ) -> anyhow::Result<Result<crate::platform::Snapshot, ExitCode>> {
     runtime()?.block_on(async move {
-        let prices = crate::platform::qovery::Prices {
+        let prices = crate::platform::Prices {
             vcpu_hour: loaded.rules.defaults.vcpu_hour,
             gib_hour: loaded.rules.defaults.gib_hour,
         };
@@ -542,7 +562,7 @@ mod tests {
         ];
         for (body, path, want) in cases {
             assert_eq!(
-                answer_of(StatusCode::NOT_FOUND, body, server, path),
+                answer_of(StatusCode::NOT_FOUND, body, server, path).map_err(|e| e.to_string()),
                 want,
                 "{path}"
             );

@@ -9,10 +9,10 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::config::settings::PlatformSettings;
-use crate::config::{self, ConfigErrors, Loaded, Rule, RuleSet, Settings, Source};
+use crate::config::{self, ConfigErrors, Loaded, Settings, Source};
 use crate::files;
 use crate::platform::Snapshot;
-use crate::policy::{self, Action, Decision, LedgerView};
+use crate::policy::{self, Action, Decision, LedgerView, Rule, RuleSet};
 use crate::text::printable;
 
 fn seconds(d: Option<TimeDelta>) -> Value {

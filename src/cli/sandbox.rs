@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::clock::SystemClock;
-use crate::platform::sandbox::{Sandbox, SandboxOptions};
+use crate::sandbox::{Sandbox, SandboxOptions};
 
 #[derive(Args)]
 pub struct SandboxArgs {
@@ -61,18 +61,25 @@ impl fmt::Debug for SandboxArgs {
     }
 }
 
+/// Why a fraction of requests was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NotARate {
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("`{0}` is not a fraction of requests between 0 and 1")]
+    OutOfRange(String),
+}
+
 /// Parses a fraction of requests.
-fn rate(text: &str) -> Result<f64, String> {
+fn rate(text: &str) -> Result<f64, NotARate> {
     let value: f64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a number"))?;
+        .map_err(|_| NotARate::NotANumber(text.to_string()))?;
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
-        Err(format!(
-            "`{text}` is not a fraction of requests between 0 and 1"
-        ))
+        Err(NotARate::OutOfRange(text.to_string()))
     }
 }
 

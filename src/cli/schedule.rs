@@ -64,15 +64,45 @@ fn invalid(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(INVALID))
 }
 
-/// A zone named by `--tz` (`what`) or a batch line's `tz`.
-fn zone_arg(name: &str, what: &str) -> Result<Tz, String> {
-    zone::parse_zone(name).ok_or_else(|| format!("unknown time zone \"{name}\" in {what}"))
+/// Why an argument (or a batch line's field) was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum ArgError {
+    #[error("unknown time zone \"{name}\" in {what}")]
+    Zone { name: String, what: &'static str },
+    #[error("{flag} \"{text}\" is not an RFC 3339 instant with an offset")]
+    Instant { flag: &'static str, text: String },
+    #[error("invalid schedule \"{spec}\": {error}")]
+    Spec {
+        spec: String,
+        error: crate::schedule::ParseError,
+    },
+    #[error("not a {{\"spec\",\"at\",\"tz\"}} object: {0}")]
+    Line(String),
 }
 
-fn instant_arg(text: &str, flag: &str) -> Result<DateTime<Utc>, String> {
+/// A zone named by `--tz` (`what`) or a batch line's `tz`.
+fn zone_arg(name: &str, what: &'static str) -> Result<Tz, ArgError> {
+    zone::parse_zone(name).ok_or_else(|| ArgError::Zone {
+        name: name.to_string(),
+        what,
+    })
+}
+
+fn instant_arg(text: &str, flag: &'static str) -> Result<DateTime<Utc>, ArgError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("{flag} \"{text}\" is not an RFC 3339 instant with an offset"))
+        .map_err(|_| ArgError::Instant {
+            flag,
+            text: text.to_string(),
+        })
+}
+
+/// `spec` parsed in `tz`.
+fn spec_arg(spec: &str, tz: Tz) -> Result<Schedule, ArgError> {
+    Schedule::parse(spec, tz).map_err(|error| ArgError::Spec {
+        spec: spec.to_string(),
+        error,
+    })
 }
 
 fn show(t: DateTime<Utc>, tz: Tz) -> String {
@@ -123,9 +153,9 @@ fn eval(spec: &str, instants: &[String], tz: &str) -> anyhow::Result<ExitCode> {
         Ok(tz) => tz,
         Err(e) => return invalid(e),
     };
-    let schedule = match Schedule::parse(spec, tz) {
+    let schedule = match spec_arg(spec, tz) {
         Ok(s) => s,
-        Err(e) => return invalid(format!("invalid schedule \"{spec}\": {e}")),
+        Err(e) => return invalid(e),
     };
     let mut times = Vec::with_capacity(instants.len());
     for text in instants {
@@ -148,9 +178,8 @@ fn timeline(spec: &str, from: &str, to: &str, tz: &str) -> anyhow::Result<ExitCo
         let tz = zone_arg(tz, "--tz")?;
         let from = instant_arg(from, "--from")?;
         let to = instant_arg(to, "--to")?;
-        let schedule =
-            Schedule::parse(spec, tz).map_err(|e| format!("invalid schedule \"{spec}\": {e}"))?;
-        Ok::<_, String>((tz, from, to, schedule))
+        let schedule = spec_arg(spec, tz)?;
+        Ok::<_, ArgError>((tz, from, to, schedule))
     })();
     let (tz, from, to, schedule) = match parsed {
         Ok(p) => p,
@@ -199,7 +228,7 @@ struct Cache {
     entries: usize,
 }
 
-type Parsed = Rc<Result<(Schedule, Tz), String>>;
+type Parsed = Rc<Result<(Schedule, Tz), ArgError>>;
 
 /// One spec's parses, by zone name (a batch rarely gives one spec more than a few zones).
 type ByZone = Vec<(Box<str>, Parsed)>;
@@ -213,11 +242,8 @@ impl Cache {
         {
             return Rc::clone(parsed);
         }
-        let parsed = Rc::new(zone_arg(tz_name, "tz").and_then(|tz| {
-            Schedule::parse(spec, tz)
-                .map(|s| (s, tz))
-                .map_err(|e| format!("invalid schedule \"{spec}\": {e}"))
-        }));
+        let parsed =
+            Rc::new(zone_arg(tz_name, "tz").and_then(|tz| spec_arg(spec, tz).map(|s| (s, tz))));
         if self.entries >= CACHE_LIMIT {
             self.by_spec.clear();
             self.entries = 0;
@@ -286,9 +312,9 @@ pub fn batch(mut input: impl BufRead, output: impl Write) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn batch_line(line: &str, cache: &mut Cache) -> Result<Evaluation, String> {
-    let request: BatchLine<'_> = serde_json::from_str(line)
-        .map_err(|e| format!("not a {{\"spec\",\"at\",\"tz\"}} object: {e}"))?;
+fn batch_line(line: &str, cache: &mut Cache) -> Result<Evaluation, ArgError> {
+    let request: BatchLine<'_> =
+        serde_json::from_str(line).map_err(|e| ArgError::Line(e.to_string()))?;
     let tz_name = request.tz.as_deref().unwrap_or("UTC");
     let parsed = cache.get_or_parse(&request.spec, tz_name);
     let (schedule, tz) = parsed.as_ref().as_ref().map_err(Clone::clone)?;

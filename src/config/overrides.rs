@@ -106,6 +106,34 @@ const SETTABLE: &[Settable] = &[
     text("daemon.idle_timeout", |f, v| {
         daemon(f).idle_timeout = Some(at(v))
     }),
+    text("daemon.public_url", |f, v| {
+        daemon(f).public_url = Some(at(v))
+    }),
+    text("daemon.page", |f, v| daemon(f).page = Some(at(v))),
+    text("daemon.page_session", |f, v| {
+        daemon(f).page_session = Some(at(v))
+    }),
+    text("daemon.proxy_user_header", |f, v| {
+        daemon(f).proxy_user_header = Some(at(v))
+    }),
+    // A list in the file; in a variable, comma-separated (`10.0.0.0/8,192.168.1.7`).
+    text("daemon.proxy_addresses", |f, v| {
+        daemon(f).proxy_addresses = v
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| at(a.to_string()))
+            .collect();
+    }),
+    text("daemon.link_key_env", |f, v| {
+        daemon(f).link_key_env = Some(at(v))
+    }),
+    text("daemon.link_key_file", |f, v| {
+        daemon(f).link_key_file = Some(at(v))
+    }),
+    text("daemon.link_expiry", |f, v| {
+        daemon(f).link_expiry = Some(at(v))
+    }),
     text("platform", |f, v| {
         f.platform = Some(at(RawPlatform::Name(v)))
     }),

@@ -143,6 +143,37 @@ pub struct RawDaemon {
     /// being answered, is closed (default 60s).
     #[serde(default)]
     pub idle_timeout: Option<At<String>>,
+    /// The URL people reach curfew's port at (`https://curfew.example.com`): signed action
+    /// links in notifications are made from it.
+    #[serde(default)]
+    pub public_url: Option<At<String>>,
+    /// The status page on `/`: `off`, `read-only` (anyone who reaches the port sees it;
+    /// an admin may still log in to act) or `login` (only after a login with an admin
+    /// token, or through the trusted proxy). Default: `login` when an admin token is set,
+    /// else `off`.
+    #[serde(default)]
+    pub page: Option<At<String>>,
+    /// How long a login on the status page lasts, as a duration (default 12h).
+    #[serde(default)]
+    pub page_session: Option<At<String>>,
+    /// The header in which an authenticating proxy in front of curfew (oauth2-proxy, an
+    /// ingress with auth) names the user (`X-Forwarded-User`); trusted only from
+    /// `proxy_addresses`.
+    #[serde(default)]
+    pub proxy_user_header: Option<At<String>>,
+    /// The addresses (`10.0.0.7`) or ranges (`10.0.0.0/8`) the proxy connects from.
+    #[serde(default)]
+    pub proxy_addresses: Vec<At<String>>,
+    /// The variable holding the key that signs action links (default `CURFEW_LINK_KEY`):
+    /// one key per line, at most two (the first signs, both are accepted, for rotation).
+    #[serde(default)]
+    pub link_key_env: Option<At<String>>,
+    /// A file holding link keys, as the variable does.
+    #[serde(default)]
+    pub link_key_file: Option<At<String>>,
+    /// How long a signed link may be used, as a duration (default 72h).
+    #[serde(default)]
+    pub link_expiry: Option<At<String>>,
 }
 
 /// `platform: sandbox`, or a map naming one platform and its settings.

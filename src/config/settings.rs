@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::raw::{At, RawFile};
+use super::page::{PageSettings, page_settings};
+use super::raw::{
+    At, RawDaemon, RawFile, RawKubernetes, RawPlatform, RawQovery, RawSandbox, RawTraffic,
+};
 use crate::platform::Mode;
 use crate::schedule::parse_duration;
 
@@ -22,6 +25,8 @@ pub struct Settings {
     pub admin_token_file: Option<PathBuf>,
     /// The longest snooze or wake an operator may ask for.
     pub admin_max_snooze: Duration,
+    /// The status page and its signed links.
+    pub page: PageSettings,
     /// The longest note an operator may attach, in bytes.
     pub admin_max_note_bytes: u32,
     /// HTTP connections served at once.
@@ -116,10 +121,10 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
 ));
 
 /// Reports a setting's error: its field, its place in the file (if from the file), what.
-type Report<'a> = dyn FnMut(&str, Option<(usize, usize)>, String) + 'a;
+pub(super) type Report<'a> = dyn FnMut(&str, Option<(usize, usize)>, String) + 'a;
 
 /// A duration setting longer than 0s, or `default` (absent, or wrong and reported).
-fn positive_duration(
+pub(super) fn positive_duration(
     value: &Option<At<String>>,
     field: &str,
     what: &str,
@@ -184,69 +189,10 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             message,
         });
     };
-    let pos = |a: &At<String>| Some((a.line, a.column));
-    let listen = match &daemon.listen {
-        None => DEFAULT_LISTEN,
-        Some(a) => a.value.trim().parse().unwrap_or_else(|_| {
-            error(
-                "daemon.listen",
-                pos(a),
-                format!("\"{}\" is not an address such as 127.0.0.1:9464", a.value),
-            );
-            DEFAULT_LISTEN
-        }),
-    };
-    let log_format = match daemon.log_format.as_ref().map(|a| (a, a.value.trim())) {
-        None | Some((_, "human")) => LogFormat::Human,
-        Some((_, "json")) => LogFormat::Json,
-        Some((a, other)) => {
-            error(
-                "daemon.log_format",
-                pos(a),
-                format!("unknown log format \"{other}\"; expected human or json"),
-            );
-            LogFormat::Human
-        }
-    };
-    let d = &daemon;
-    let secs = Duration::from_secs;
-    let e = &mut error;
-    let resync = positive_duration(&d.resync, "daemon.resync", "resync", secs(60), e);
-    let max_snooze = positive_duration(
-        &d.admin_max_snooze,
-        "daemon.admin_max_snooze",
-        "the longest snooze",
-        secs(7 * 86_400),
-        e,
-    );
-    let header_timeout = positive_duration(
-        &d.header_timeout,
-        "daemon.header_timeout",
-        "the header timeout",
-        secs(10),
-        e,
-    );
-    let idle_timeout = positive_duration(
-        &d.idle_timeout,
-        "daemon.idle_timeout",
-        "the idle timeout",
-        secs(60),
-        e,
-    );
-    let max_note = positive_count(
-        &d.admin_max_note_bytes,
-        "daemon.admin_max_note_bytes",
-        "the longest note",
-        1024,
-        e,
-    );
-    let max_connections = positive_count(
-        &d.max_connections,
-        "daemon.max_connections",
-        "max_connections",
-        256,
-        e,
-    );
+    let listen = listen(&daemon, &mut error);
+    let log_format = log_format(&daemon, &mut error);
+    let limits = DaemonLimits::of(&daemon, &mut error);
+    let page = page_settings(&daemon, &mut error);
     let platform = platform_settings(raw, &mut error);
     let settings = Settings {
         listen,
@@ -255,18 +201,19 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
             |a| PathBuf::from(a.value.trim()),
         ),
         log_format,
-        resync,
+        resync: limits.resync,
         per_environment_metrics: daemon.per_environment_metrics.unwrap_or(false),
         admin_token_env: daemon.admin_token_env.as_ref().map(|a| a.value.clone()),
         admin_token_file: daemon
             .admin_token_file
             .as_ref()
             .map(|a| PathBuf::from(&a.value)),
-        admin_max_snooze: max_snooze,
-        admin_max_note_bytes: max_note,
-        max_connections,
-        header_timeout,
-        idle_timeout,
+        admin_max_snooze: limits.admin_max_snooze,
+        page,
+        admin_max_note_bytes: limits.admin_max_note_bytes,
+        max_connections: limits.max_connections,
+        header_timeout: limits.header_timeout,
+        idle_timeout: limits.idle_timeout,
         platform,
     };
     if errors.is_empty() {
@@ -276,21 +223,96 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     }
 }
 
+/// `daemon.listen`, or the default.
+fn listen(daemon: &RawDaemon, error: &mut Report<'_>) -> SocketAddr {
+    let Some(a) = &daemon.listen else {
+        return DEFAULT_LISTEN;
+    };
+    a.value.trim().parse().unwrap_or_else(|_| {
+        error(
+            "daemon.listen",
+            Some((a.line, a.column)),
+            format!("\"{}\" is not an address such as 127.0.0.1:9464", a.value),
+        );
+        DEFAULT_LISTEN
+    })
+}
+
+/// `daemon.log_format`: `human` (the default) or `json`.
+fn log_format(daemon: &RawDaemon, error: &mut Report<'_>) -> LogFormat {
+    match daemon.log_format.as_ref().map(|a| (a, a.value.trim())) {
+        None | Some((_, "human")) => LogFormat::Human,
+        Some((_, "json")) => LogFormat::Json,
+        Some((a, other)) => {
+            error(
+                "daemon.log_format",
+                Some((a.line, a.column)),
+                format!("unknown log format \"{other}\"; expected human or json"),
+            );
+            LogFormat::Human
+        }
+    }
+}
+
+/// The daemon's timings and bounds, each positive.
+struct DaemonLimits {
+    resync: Duration,
+    admin_max_snooze: Duration,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    admin_max_note_bytes: u32,
+    max_connections: u32,
+}
+
+impl DaemonLimits {
+    fn of(d: &RawDaemon, e: &mut Report<'_>) -> DaemonLimits {
+        let secs = Duration::from_secs;
+        DaemonLimits {
+            resync: positive_duration(&d.resync, "daemon.resync", "resync", secs(60), e),
+            admin_max_snooze: positive_duration(
+                &d.admin_max_snooze,
+                "daemon.admin_max_snooze",
+                "the longest snooze",
+                secs(7 * 86_400),
+                e,
+            ),
+            header_timeout: positive_duration(
+                &d.header_timeout,
+                "daemon.header_timeout",
+                "the header timeout",
+                secs(10),
+                e,
+            ),
+            idle_timeout: positive_duration(
+                &d.idle_timeout,
+                "daemon.idle_timeout",
+                "the idle timeout",
+                secs(60),
+                e,
+            ),
+            admin_max_note_bytes: positive_count(
+                &d.admin_max_note_bytes,
+                "daemon.admin_max_note_bytes",
+                "the longest note",
+                1024,
+                e,
+            ),
+            max_connections: positive_count(
+                &d.max_connections,
+                "daemon.max_connections",
+                "max_connections",
+                256,
+                e,
+            ),
+        }
+    }
+}
+
 fn platform_settings(raw: &RawFile, error: &mut Report<'_>) -> PlatformSettings {
-    use super::raw::RawPlatform;
     let Some(at) = &raw.platform else {
         return PlatformSettings::Sandbox(SandboxSettings::default());
     };
     let place = Some((at.line, at.column));
-    let sandbox = |s: &super::raw::RawSandbox| {
-        let d = SandboxSettings::default();
-        PlatformSettings::Sandbox(SandboxSettings {
-            projects: s.projects.unwrap_or(d.projects),
-            environments: s.environments.unwrap_or(d.environments),
-            seed: s.seed.unwrap_or(d.seed),
-            clock_speed: s.clock_speed.unwrap_or(d.clock_speed),
-        })
-    };
     match &at.value {
         RawPlatform::Name(name) if name.trim() == "sandbox" => {
             PlatformSettings::Sandbox(SandboxSettings::default())
@@ -306,42 +328,11 @@ fn platform_settings(raw: &RawFile, error: &mut Report<'_>) -> PlatformSettings 
             PlatformSettings::Sandbox(SandboxSettings::default())
         }
         RawPlatform::Detailed(d) => match (&d.qovery, &d.kubernetes, &d.sandbox) {
-            (Some(q), None, None) => {
-                let timeout = q
-                    .timeout
-                    .as_deref()
-                    .map_or(Ok(30), parse_duration)
-                    .unwrap_or_else(|e| {
-                        error("platform.qovery.timeout", place, e.to_string());
-                        30
-                    });
-                if q.organization.trim().is_empty() {
-                    error(
-                        "platform.qovery.organization",
-                        place,
-                        "the organization id is empty".into(),
-                    );
-                }
-                PlatformSettings::Qovery(QoverySettings {
-                    organization: q.organization.trim().to_string(),
-                    token_env: q
-                        .token_env
-                        .clone()
-                        .unwrap_or_else(|| "QOVERY_API_TOKEN".into()),
-                    token_file: q.token_file.as_ref().map(PathBuf::from),
-                    api_url: q
-                        .api_url
-                        .clone()
-                        .unwrap_or_else(|| "https://api.qovery.com".into()),
-                    max_concurrency: q.max_concurrency.unwrap_or(8).max(1),
-                    requests_per_second: q.requests_per_second.filter(|r| *r > 0.0).unwrap_or(10.0),
-                    timeout: Duration::from_secs(timeout.max(1)),
-                })
-            }
+            (Some(q), None, None) => PlatformSettings::Qovery(qovery_settings(q, place, error)),
             (None, Some(k), None) => {
                 PlatformSettings::Kubernetes(kubernetes_settings(k, place, error))
             }
-            (None, None, Some(s)) => sandbox(s),
+            (None, None, Some(s)) => PlatformSettings::Sandbox(sandbox_settings(s)),
             _ => {
                 error(
                     "platform",
@@ -354,97 +345,105 @@ fn platform_settings(raw: &RawFile, error: &mut Report<'_>) -> PlatformSettings 
     }
 }
 
+fn sandbox_settings(s: &RawSandbox) -> SandboxSettings {
+    let d = SandboxSettings::default();
+    SandboxSettings {
+        projects: s.projects.unwrap_or(d.projects),
+        environments: s.environments.unwrap_or(d.environments),
+        seed: s.seed.unwrap_or(d.seed),
+        clock_speed: s.clock_speed.unwrap_or(d.clock_speed),
+    }
+}
+
+fn qovery_settings(
+    q: &RawQovery,
+    place: Option<(usize, usize)>,
+    error: &mut Report<'_>,
+) -> QoverySettings {
+    let timeout = q
+        .timeout
+        .as_deref()
+        .map_or(Ok(30), parse_duration)
+        .unwrap_or_else(|e| {
+            error("platform.qovery.timeout", place, e.to_string());
+            30
+        });
+    if q.organization.trim().is_empty() {
+        error(
+            "platform.qovery.organization",
+            place,
+            "the organization id is empty".into(),
+        );
+    }
+    QoverySettings {
+        organization: q.organization.trim().to_string(),
+        token_env: q
+            .token_env
+            .clone()
+            .unwrap_or_else(|| "QOVERY_API_TOKEN".into()),
+        token_file: q.token_file.as_ref().map(PathBuf::from),
+        api_url: q
+            .api_url
+            .clone()
+            .unwrap_or_else(|| "https://api.qovery.com".into()),
+        max_concurrency: q.max_concurrency.unwrap_or(8).max(1),
+        requests_per_second: q.requests_per_second.filter(|r| *r > 0.0).unwrap_or(10.0),
+        timeout: Duration::from_secs(timeout.max(1)),
+    }
+}
+
+/// A duration in seconds from `value`, or `default` (absent, or wrong and reported).
+fn seconds(
+    field: &str,
+    value: Option<&str>,
+    default: u64,
+    place: Option<(usize, usize)>,
+    error: &mut Report<'_>,
+) -> u64 {
+    value
+        .map_or(Ok(default), parse_duration)
+        .unwrap_or_else(|e| {
+            error(field, place, e.to_string());
+            default
+        })
+}
+
+/// A trimmed value, or `default` when absent or blank.
+fn non_empty(value: &Option<String>, default: &str) -> String {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(default)
+        .to_string()
+}
+
 fn kubernetes_settings(
-    k: &super::raw::RawKubernetes,
+    k: &RawKubernetes,
     place: Option<(usize, usize)>,
     error: &mut Report<'_>,
 ) -> KubernetesSettings {
-    let mut seconds = |field: &str, value: Option<&str>, default: u64| {
-        value
-            .map_or(Ok(default), parse_duration)
-            .unwrap_or_else(|e| {
-                error(field, place, e.to_string());
-                default
-            })
-    };
-    let timeout = seconds("platform.kubernetes.timeout", k.timeout.as_deref(), 30);
+    let timeout = seconds(
+        "platform.kubernetes.timeout",
+        k.timeout.as_deref(),
+        30,
+        place,
+        error,
+    );
     let lookback = k.traffic.as_ref().map_or(0, |t| {
         seconds(
             "platform.kubernetes.traffic.lookback",
             t.lookback.as_deref(),
             7 * 86_400,
+            place,
+            error,
         )
     });
-    let selector = k.namespace_selector.trim().to_string();
-    if selector.is_empty() {
-        error(
-            "platform.kubernetes.namespace_selector",
-            place,
-            "the namespace selector is empty: name the label of your preview namespaces (curfew.dev/preview=true, say); curfew acts on no namespace it was not pointed at".into(),
-        );
-    } else if let Err(message) = crate::platform::kubernetes::selector_requires_a_label(&selector) {
-        error("platform.kubernetes.namespace_selector", place, message);
-    }
-    let default_mode = match k.default_mode.as_deref() {
-        None => Mode::Preview,
-        Some(text) => Mode::parse(text).unwrap_or_else(|| {
-            error(
-                "platform.kubernetes.default_mode",
-                place,
-                format!(
-                    "unknown mode \"{text}\"; expected production, staging, development or preview"
-                ),
-            );
-            Mode::Preview
-        }),
-    };
-    let non_empty = |value: &Option<String>, default: &str| {
-        value
-            .as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .unwrap_or(default)
-            .to_string()
-    };
-    let traffic = k.traffic.as_ref().map(|t| {
-        let url = t.prometheus_url.trim().to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            error(
-                "platform.kubernetes.traffic.prometheus_url",
-                place,
-                format!("\"{url}\" is not an http:// or https:// URL"),
-            );
-        }
-        if t.query.trim().is_empty() {
-            error(
-                "platform.kubernetes.traffic.query",
-                place,
-                "the query is empty: give a request rate per namespace".into(),
-            );
-        }
-        if t.min_rate.is_some_and(|r| !r.is_finite() || r < 0.0) {
-            error(
-                "platform.kubernetes.traffic.min_rate",
-                place,
-                "min_rate is a rate, 0 or more".into(),
-            );
-        }
-        TrafficSettings {
-            prometheus_url: url,
-            query: t.query.trim().to_string(),
-            namespace_label: non_empty(&t.namespace_label, "namespace"),
-            lookback: Duration::from_secs(lookback.max(300)),
-            min_rate: t
-                .min_rate
-                .filter(|r| r.is_finite() && *r >= 0.0)
-                .unwrap_or(0.0),
-        }
-    });
     KubernetesSettings {
-        namespace_selector: selector,
+        namespace_selector: namespace_selector(k, place, error),
         project_label: non_empty(&k.project_label, "app.kubernetes.io/part-of"),
         mode_label: non_empty(&k.mode_label, "curfew.dev/mode"),
-        default_mode,
+        default_mode: default_mode(k, place, error),
         cluster: k.cluster.clone().filter(|c| !c.trim().is_empty()),
         context: k.context.clone().filter(|c| !c.trim().is_empty()),
         max_concurrency: k.max_concurrency.unwrap_or(8).max(1),
@@ -453,6 +452,91 @@ fn kubernetes_settings(
         leader_election: k.leader_election.unwrap_or(false),
         lease_name: non_empty(&k.lease_name, "curfew"),
         lease_namespace: k.lease_namespace.clone().filter(|n| !n.trim().is_empty()),
-        traffic,
+        traffic: k
+            .traffic
+            .as_ref()
+            .map(|t| traffic_settings(t, lookback, place, error)),
+    }
+}
+
+/// The namespace selector: given, and requiring a label (curfew acts on no namespace it
+/// was not pointed at).
+fn namespace_selector(
+    k: &RawKubernetes,
+    place: Option<(usize, usize)>,
+    error: &mut Report<'_>,
+) -> String {
+    let selector = k.namespace_selector.trim().to_string();
+    if selector.is_empty() {
+        error(
+            "platform.kubernetes.namespace_selector",
+            place,
+            "the namespace selector is empty: name the label of your preview namespaces (curfew.dev/preview=true, say); curfew acts on no namespace it was not pointed at".into(),
+        );
+    } else if let Err(message) = crate::platform::kubernetes::selector_requires_a_label(&selector) {
+        error(
+            "platform.kubernetes.namespace_selector",
+            place,
+            message.to_string(),
+        );
+    }
+    selector
+}
+
+/// The mode of a namespace without the mode label: previews unless said otherwise.
+fn default_mode(k: &RawKubernetes, place: Option<(usize, usize)>, error: &mut Report<'_>) -> Mode {
+    let Some(text) = k.default_mode.as_deref() else {
+        return Mode::Preview;
+    };
+    Mode::parse(text).unwrap_or_else(|| {
+        error(
+            "platform.kubernetes.default_mode",
+            place,
+            format!(
+                "unknown mode \"{text}\"; expected production, staging, development or preview"
+            ),
+        );
+        Mode::Preview
+    })
+}
+
+/// Traffic from Prometheus: an http(s) URL, a query, a rate of 0 or more.
+fn traffic_settings(
+    t: &RawTraffic,
+    lookback: u64,
+    place: Option<(usize, usize)>,
+    error: &mut Report<'_>,
+) -> TrafficSettings {
+    let url = t.prometheus_url.trim().to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        error(
+            "platform.kubernetes.traffic.prometheus_url",
+            place,
+            format!("\"{url}\" is not an http:// or https:// URL"),
+        );
+    }
+    if t.query.trim().is_empty() {
+        error(
+            "platform.kubernetes.traffic.query",
+            place,
+            "the query is empty: give a request rate per namespace".into(),
+        );
+    }
+    if t.min_rate.is_some_and(|r| !r.is_finite() || r < 0.0) {
+        error(
+            "platform.kubernetes.traffic.min_rate",
+            place,
+            "min_rate is a rate, 0 or more".into(),
+        );
+    }
+    TrafficSettings {
+        prometheus_url: url,
+        query: t.query.trim().to_string(),
+        namespace_label: non_empty(&t.namespace_label, "namespace"),
+        lookback: Duration::from_secs(lookback.max(300)),
+        min_rate: t
+            .min_rate
+            .filter(|r| r.is_finite() && *r >= 0.0)
+            .unwrap_or(0.0),
     }
 }

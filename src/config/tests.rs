@@ -51,7 +51,7 @@ fn each_documented_error_names_file_line_column_rule_and_field() {
         ),
         (
             "rules:\n  - name: a\n    run: never\n",
-            "rules.yaml:3:10: rule \"a\" field `run`: the schedule \"run never\" never lets an environment run in the coming year",
+            "rules.yaml:3:10: rule \"a\" field `run`: the schedule \"run never\" never lets an environment run in the coming year: give the windows they may run in (such as `run: Mon-Fri 08:00-19:00`), or, to keep them stopped unless a person starts them, add `wake: never` (stop-only)",
         ),
         (
             "rules:\n  - name: a\n    stop_when_idle: 1h\n    delete_after: 10m\n",
@@ -119,6 +119,31 @@ fn each_documented_error_names_file_line_column_rule_and_field() {
         assert!(
             got.iter().any(|e| e.starts_with(want)),
             "for:\n{text}\nwant: {want}\ngot:  {got:#?}"
+        );
+    }
+}
+
+/// The user: "these stay stopped unless a person starts them" is `run: never` (or
+/// `stop: always`) with `wake: never`; without it, the schedule is still refused, and the
+/// error says how to write either.
+#[test]
+fn a_schedule_that_never_runs_is_accepted_as_stop_only_with_wake_never() {
+    for schedule in ["run: never", "stop: always"] {
+        let stop_only = ok(&format!(
+            "rules:\n  - name: parked\n    {schedule}\n    wake: never\n"
+        ));
+        assert_eq!(
+            stop_only.rules[0].wake,
+            crate::policy::Wake::Never,
+            "{schedule}"
+        );
+        let refused = errors(&format!("rules:\n  - name: parked\n    {schedule}\n"));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains("never lets an environment run in the coming year")
+                && refused[0].contains("add `wake: never` (stop-only)"),
+            "{}",
+            refused[0]
         );
     }
 }

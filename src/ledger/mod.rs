@@ -7,30 +7,68 @@
 //! Each write is a transaction: a `kill -9` loses nothing that was written, and an intent
 //! without an outcome is found and resolved on the next start ([`Ledger::pending`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::policy::{Action, Cause, Decision, EnvRecord, LedgerView, StopCause};
+pub use error::{LedgerError, Problem};
 
-/// A ledger problem (disk, corruption, the file gone): the daemon reports it (log,
-/// `/readyz`), acts on nothing it cannot record, and keeps running.
-#[derive(Debug, thiserror::Error)]
-#[error("ledger: {0}")]
-pub struct LedgerError(String);
+use crate::events::ActResult;
+use crate::platform::Outcome as Answer;
+use crate::policy::{Action, Cause, EnvRecord, LedgerView, Step, StopCause};
 
-impl From<rusqlite::Error> for LedgerError {
-    fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) {
-            return LedgerError(format!(
-                "the ledger is read-only ({e}): curfew cannot record its actions, so it takes none; make the file and its folder writable"
-            ));
+mod error;
+
+/// What the ledger writes as an action's outcome: what became of it in a pass (or a
+/// wake), or how the start after a crash resolved it. Its words (`ok`, `already`, `gone`,
+/// `error`, `dry_run`, `skipped_cap`, `confirming`, `recovered_done`,
+/// `recovered_not_done`) are derived here, and only here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Acted(ActResult),
+    /// An intent found without its outcome at start, and whether the platform shows it
+    /// done.
+    Recovered {
+        done: bool,
+    },
+}
+
+impl Outcome {
+    /// The word in `actions.outcome`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Acted(ActResult::Done(Answer::Accepted)) => "ok",
+            Outcome::Acted(ActResult::Done(Answer::AlreadyThereOrBusy)) => "already",
+            Outcome::Acted(ActResult::Done(Answer::Gone)) => "gone",
+            Outcome::Acted(ActResult::DryRun) => "dry_run",
+            Outcome::Acted(ActResult::SkippedCap(_)) => "skipped_cap",
+            Outcome::Acted(ActResult::Confirming) => "confirming",
+            Outcome::Acted(ActResult::Failed(_)) => "error",
+            Outcome::Recovered { done: true } => "recovered_done",
+            Outcome::Recovered { done: false } => "recovered_not_done",
         }
-        LedgerError(e.to_string())
     }
+
+    /// The text in `actions.error`.
+    fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Acted(ActResult::Failed(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The outcomes that count as the platform having done the action (the delete cap's last
+/// hour, the restart checks): it took it, had it already, or a restart found it done.
+fn done_words() -> [&'static str; 3] {
+    [
+        Outcome::Acted(ActResult::Done(Answer::Accepted)).word(),
+        Outcome::Acted(ActResult::Done(Answer::AlreadyThereOrBusy)).word(),
+        Outcome::Recovered { done: true }.word(),
+    ]
 }
 
 /// Whether [`Ledger::open`] may make a fresh ledger where its marker says one was kept.
@@ -61,8 +99,10 @@ fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
 pub struct Pending {
     pub id: i64,
     pub environment_id: String,
-    pub action: String,
-    pub cause: Option<String>,
+    pub action: Action,
+    pub cause: Option<Cause>,
+    /// The rule that decided (every step has one; a row from before rules were kept may
+    /// not).
     pub rule: Option<String>,
     pub intent_at: DateTime<Utc>,
 }
@@ -108,22 +148,49 @@ pub struct EnvironmentSavings {
     pub saved: f64,
 }
 
-/// An operator's change, as the ledger keeps it.
+/// One of curfew's stops of an environment: when, and until when (`None`: still stopped).
+pub type StopSpan = (DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// One use of a signed action link.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OverrideEntry<'a> {
-    /// `snooze`, `end_snooze`, `wake`, `protect`, `unprotect`.
-    pub kind: &'a str,
-    /// The admin token's name.
-    pub who: &'a str,
+pub struct LinkUse<'a> {
+    pub nonce: &'a str,
+    pub environment_id: &'a str,
+    /// `wake`, `keep`, `delay_delete`.
+    pub action: &'a str,
+    /// The notification target the link was sent to.
+    pub target: &'a str,
     pub at: DateTime<Utc>,
-    pub until: Option<DateTime<Utc>>,
-    pub detail: &'a str,
 }
 
+/// An operator's change, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverrideEntry {
+    /// `snooze`, `end_snooze`, `wake`, `protect`, `unprotect`.
+    pub kind: &'static str,
+    /// The admin token's name.
+    pub who: String,
+    pub at: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+    /// The operator's note, or what the change did.
+    pub detail: String,
+}
+
+/// The ledger. Its methods block (SQLite with `synchronous FULL` waits for the disk): from
+/// async code, call them inside [`Ledger::run`], which runs them on a blocking thread.
 pub struct Ledger {
     conn: Mutex<Connection>,
     /// The file, and which file it was when opened (`None` in memory).
     file: Option<(PathBuf, (u64, u64))>,
+    /// Tests: refuse any use outside [`Ledger::run`].
+    #[cfg(test)]
+    strict: bool,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Whether this thread runs the ledger's work for [`Ledger::run`].
+    static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 const SCHEMA: &str = "
@@ -155,6 +222,7 @@ CREATE TABLE IF NOT EXISTS stops (
     started_at TEXT
 );
 CREATE INDEX IF NOT EXISTS stops_open ON stops(environment_id) WHERE started_at IS NULL;
+CREATE INDEX IF NOT EXISTS stops_env ON stops(environment_id, stopped_at);
 CREATE TABLE IF NOT EXISTS records (
     environment_id TEXT PRIMARY KEY,
     record TEXT NOT NULL
@@ -175,7 +243,27 @@ CREATE TABLE IF NOT EXISTS overrides (
     until TEXT,
     detail TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS overrides_env ON overrides(environment_id, at);
+CREATE TABLE IF NOT EXISTS savings_hours (
+    hour TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    stopped_seconds REAL NOT NULL,
+    saved REAL NOT NULL,
+    PRIMARY KEY (hour, currency)
+);
+CREATE TABLE IF NOT EXISTS link_uses (
+    nonce TEXT PRIMARY KEY,
+    environment_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    used_at TEXT NOT NULL
+);
 ";
+
+/// The UTC hour an instant falls in, as `savings_hours` keys it (`2026-11-27T18`).
+fn hour_key(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H").to_string()
+}
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -199,15 +287,20 @@ fn read_record(conn: &Connection, env: &str) -> Result<Option<EnvRecord>, Ledger
         )
         .optional()?;
     json.map(|j| {
-        serde_json::from_str(&j)
-            .map_err(|e| LedgerError(format!("the record of {env} is unreadable: {e}")))
+        serde_json::from_str(&j).map_err(|source| {
+            Problem::Record {
+                environment: env.to_string(),
+                source,
+            }
+            .into()
+        })
     })
     .transpose()
 }
 
 /// Writes (inserts or replaces) one environment's record.
 fn write_record(conn: &Connection, env: &str, record: &EnvRecord) -> Result<(), LedgerError> {
-    let json = serde_json::to_string(record).map_err(|e| LedgerError(e.to_string()))?;
+    let json = serde_json::to_string(record).map_err(Problem::Encode)?;
     conn.prepare_cached(
         "INSERT INTO records (environment_id, record) VALUES (?1, ?2)
          ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
@@ -227,13 +320,19 @@ impl Ledger {
     /// [`Ledger::open`], saying whether a fresh ledger may replace a missing one.
     pub fn open_with(path: &Path, fresh: Fresh) -> Result<Ledger, LedgerError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|source| Problem::File {
+                doing: "create",
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         let marker = marker_path(path);
         let exists = |p: &Path| {
-            p.try_exists()
-                .map_err(|e| LedgerError(format!("cannot look at {}: {e}", p.display())))
+            p.try_exists().map_err(|source| Problem::File {
+                doing: "look at",
+                path: p.to_path_buf(),
+                source,
+            })
         };
         let created = !exists(path)?;
         let kept = exists(&marker)?;
@@ -244,11 +343,12 @@ impl Ledger {
                 .lines()
                 .find_map(|l| l.strip_prefix("created: "))
                 .unwrap_or("an earlier run");
-            return Err(LedgerError(format!(
-                "{} is gone, but {} says curfew kept its ledger there (created {since}): a fresh ledger would forget what curfew stopped (and would not start it again), its savings, snoozes and protections, and the delete cap's last hour. Restore the file, or start with --new-ledger to begin a new one",
-                path.display(),
-                marker.display()
-            )));
+            return Err(Problem::Gone {
+                path: path.to_path_buf(),
+                marker,
+                since: since.to_string(),
+            }
+            .into());
         }
         if created {
             // A journal left by the ledger that was here must not be replayed into the new one.
@@ -258,13 +358,19 @@ impl Ledger {
                 let _ = std::fs::remove_file(PathBuf::from(name));
             }
         }
-        let conn = Connection::open(path)
-            .map_err(|e| LedgerError(format!("cannot open {}: {e}", path.display())))?;
-        let mut ledger = Self::init(conn).map_err(|e| {
-            LedgerError(format!("cannot use the ledger {}: {}", path.display(), e.0))
+        let conn = Connection::open(path).map_err(|source| Problem::Open {
+            path: path.to_path_buf(),
+            source,
         })?;
-        let id = identity(path)
-            .map_err(|e| LedgerError(format!("cannot look at {}: {e}", path.display())))?;
+        let mut ledger = Self::init(conn).map_err(|e| Problem::Unusable {
+            path: path.to_path_buf(),
+            problem: e.into_problem(),
+        })?;
+        let id = identity(path).map_err(|source| Problem::File {
+            doing: "look at",
+            path: path.to_path_buf(),
+            source,
+        })?;
         ledger.file = Some((path.to_path_buf(), id));
         if created && kept {
             tracing::warn!(ledger = %path.display(), "a fresh ledger replaces the one kept here (--new-ledger): what curfew stopped before is forgotten");
@@ -275,8 +381,11 @@ impl Ledger {
                 path.display(),
                 ts(Utc::now())
             );
-            std::fs::write(&marker, text)
-                .map_err(|e| LedgerError(format!("cannot write {}: {e}", marker.display())))?;
+            std::fs::write(&marker, text).map_err(|source| Problem::File {
+                doing: "write",
+                path: marker,
+                source,
+            })?;
         }
         Ok(ledger)
     }
@@ -290,9 +399,7 @@ impl Ledger {
         // SQLite opens a file it may not write read-only, without a word: say so now
         // rather than at the first action.
         if conn.is_readonly(rusqlite::MAIN_DB)? {
-            return Err(LedgerError(
-                "the file is read-only: curfew must record every action before it takes it; make the file and its folder writable".into(),
-            ));
+            return Err(Problem::OpenedReadOnly.into());
         }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -304,7 +411,35 @@ impl Ledger {
         Ok(Ledger {
             conn: Mutex::new(conn),
             file: None,
+            #[cfg(test)]
+            strict: false,
         })
+    }
+
+    /// A ledger in memory that panics when used outside [`Ledger::run`] (tests that check
+    /// that async code keeps the ledger's blocking work off its workers).
+    #[cfg(test)]
+    pub(crate) fn in_memory_strict() -> Result<Ledger, LedgerError> {
+        let mut ledger = Self::in_memory()?;
+        ledger.strict = true;
+        Ok(ledger)
+    }
+
+    /// Runs `work` on the ledger on one of the runtime's blocking threads, off the async
+    /// workers: a disk sync holds up that thread, never a worker that serves `/healthz`.
+    pub async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let ledger = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            IN_RUN.with(|r| r.set(true));
+            work(&ledger)
+        })
+        .await
+        .map_err(|e| LedgerError::from(Problem::Blocking(e)))?
     }
 
     /// Makes the connection refuse writes, as a disk remounted read-only would (tests).
@@ -319,6 +454,11 @@ impl Ledger {
     /// (or replaced) under a running daemon would take its writes to a file nobody will
     /// read again: every pass and every operator's change checks first, and is refused.
     pub fn check(&self) -> Result<(), LedgerError> {
+        #[cfg(test)]
+        assert!(
+            !self.strict || IN_RUN.with(|r| r.get()),
+            "the ledger was used outside Ledger::run (on an async worker)"
+        );
         let Some((path, opened)) = &self.file else {
             return Ok(());
         };
@@ -326,42 +466,50 @@ impl Ledger {
             Ok(now) if now == *opened => return Ok(()),
             Ok(_) => "was replaced by another file",
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => "was deleted",
-            Err(e) => {
-                return Err(LedgerError(format!(
-                    "cannot look at {}: {e}",
-                    path.display()
-                )));
+            Err(source) => {
+                return Err(Problem::File {
+                    doing: "look at",
+                    path: path.clone(),
+                    source,
+                }
+                .into());
             }
         };
-        Err(LedgerError(format!(
-            "{} {what} while curfew was running: curfew records nothing into a file nobody will read again, so it acts on nothing. Restore the file (or move the new one away) and restart curfew",
-            path.display()
-        )))
+        Err(Problem::Swapped {
+            path: path.clone(),
+            what,
+        }
+        .into())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
+        #[cfg(test)]
+        assert!(
+            !self.strict || IN_RUN.with(|r| r.get()),
+            "the ledger was used outside Ledger::run (on an async worker)"
+        );
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes the intent of an action before the platform is called.
-    pub fn intent(&self, d: &Decision, at: DateTime<Utc>) -> Result<i64, LedgerError> {
+    pub fn intent(&self, step: &Step, at: DateTime<Utc>) -> Result<i64, LedgerError> {
         self.check()?;
-        insert_intent(&self.conn(), d, at)
+        insert_intent(&self.conn(), step, at)
     }
 
     /// Writes the intents of several actions in one transaction (one disk sync), before
     /// any of them is called. Returns their ids, in order.
-    pub fn intents(
+    pub fn intents<'s>(
         &self,
-        decisions: &[&Decision],
+        steps: impl IntoIterator<Item = &'s Step>,
         at: DateTime<Utc>,
     ) -> Result<Vec<i64>, LedgerError> {
         self.check()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let ids = decisions
-            .iter()
-            .map(|d| insert_intent(&tx, d, at))
+        let ids = steps
+            .into_iter()
+            .map(|s| insert_intent(&tx, s, at))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
         Ok(ids)
@@ -369,24 +517,24 @@ impl Ledger {
 
     /// Writes the outcomes of a pass's calls and opens the stop intervals of the stops that
     /// were taken, in one transaction.
-    pub fn finish(
+    pub fn finish<'s>(
         &self,
-        outcomes: &[(i64, &str, Option<&str>)],
-        stops: &[&Decision],
+        outcomes: &[(i64, Outcome)],
+        stops: impl IntoIterator<Item = &'s Step>,
         finished: DateTime<Utc>,
         decided: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         write_outcomes(&tx, outcomes, finished)?;
-        for d in stops {
+        for s in stops {
             insert_stop(
                 &tx,
-                &d.environment_id,
-                d.rule.as_deref().unwrap_or_default(),
-                StopCause::of(d.cause),
-                &d.reason,
-                d.hourly_cost,
+                &s.environment_id,
+                &s.rule,
+                StopCause::of(s.cause),
+                &s.reason,
+                s.hourly_cost,
                 decided,
             )?;
         }
@@ -397,7 +545,7 @@ impl Ledger {
     /// Writes several outcomes in one transaction.
     pub fn outcomes(
         &self,
-        outcomes: &[(i64, &str, Option<&str>)],
+        outcomes: &[(i64, Outcome)],
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
@@ -407,16 +555,9 @@ impl Ledger {
         Ok(())
     }
 
-    /// Writes the outcome of an action (`ok`, `already`, `gone`, `error`, `dry_run`,
-    /// `skipped_cap`, `recovered_…`).
-    pub fn outcome(
-        &self,
-        id: i64,
-        outcome: &str,
-        error: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        self.outcomes(&[(id, outcome, error)], at)
+    /// Writes the outcome of an action.
+    pub fn outcome(&self, id: i64, outcome: Outcome, at: DateTime<Utc>) -> Result<(), LedgerError> {
+        self.outcomes(&[(id, outcome)], at)
     }
 
     /// Intents without an outcome: actions in flight when the daemon last died.
@@ -426,16 +567,38 @@ impl Ledger {
             "SELECT id, environment_id, action, cause, rule, intent_at FROM actions WHERE outcome IS NULL ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(Pending {
-                id: r.get(0)?,
-                environment_id: r.get(1)?,
-                action: r.get(2)?,
-                cause: r.get(3)?,
-                rule: r.get(4)?,
-                intent_at: parse_ts(&r.get::<_, String>(5)?)?,
-            })
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                parse_ts(&r.get::<_, String>(5)?)?,
+            ))
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut pending = Vec::new();
+        for row in rows {
+            let (id, environment_id, action, cause, rule, intent_at) = row?;
+            pending.push(Pending {
+                id,
+                environment_id,
+                action: Action::from_word(&action).ok_or(Problem::Word {
+                    column: "actions.action",
+                    word: action,
+                })?,
+                cause: cause
+                    .map(|c| {
+                        Cause::from_ledger_word(&c).ok_or(Problem::Word {
+                            column: "actions.cause",
+                            word: c,
+                        })
+                    })
+                    .transpose()?,
+                rule,
+                intent_at,
+            });
+        }
+        Ok(pending)
     }
 
     /// The per-environment records, as `decide` reads them.
@@ -489,7 +652,7 @@ impl Ledger {
                  ON CONFLICT(environment_id) DO UPDATE SET record = excluded.record",
             )?;
             for (id, record) in changed {
-                let json = serde_json::to_string(record).map_err(|e| LedgerError(e.to_string()))?;
+                let json = serde_json::to_string(record).map_err(Problem::Encode)?;
                 upsert.execute(params![id, json])?;
             }
             let mut delete = tx.prepare("DELETE FROM records WHERE environment_id = ?1")?;
@@ -506,16 +669,16 @@ impl Ledger {
     /// Opens a stop interval for curfew's stop of an environment (decided now).
     pub fn open_stop(
         &self,
-        d: &Decision,
+        step: &Step,
         hourly_cost: Option<f64>,
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        let cause = StopCause::of(d.cause);
+        let cause = StopCause::of(step.cause);
         self.open_stop_for(
-            &d.environment_id,
-            d.rule.as_deref().unwrap_or_default(),
+            &step.environment_id,
+            &step.rule,
             cause,
-            &d.reason,
+            &step.reason,
             hourly_cost,
             at,
         )
@@ -582,6 +745,17 @@ impl Ledger {
                         ended.execute(params![id, ts(now)])?;
                     }
                 }
+            }
+            let (seconds, saved) = by_rule
+                .values()
+                .fold((0.0, 0.0), |(s, m), (rs, rm)| (s + rs, m + rm));
+            if seconds > 0.0 {
+                tx.execute(
+                    "INSERT INTO savings_hours (hour, currency, stopped_seconds, saved) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(hour, currency) DO UPDATE SET stopped_seconds = stopped_seconds + excluded.stopped_seconds,
+                     saved = saved + excluded.saved",
+                    params![hour_key(now), currency, seconds, saved],
+                )?;
             }
             for (rule, (seconds, saved)) in by_rule {
                 tx.execute(
@@ -664,7 +838,7 @@ impl Ledger {
         &self,
         env: &str,
         change: impl FnOnce(&mut EnvRecord),
-        entry: &OverrideEntry<'_>,
+        entry: &OverrideEntry,
     ) -> Result<EnvRecord, LedgerError> {
         self.check()?;
         let mut conn = self.conn();
@@ -682,36 +856,111 @@ impl Ledger {
 
     /// What curfew's stops of one environment saved (open stops up to their last accrual).
     pub fn environment_savings(&self, env: &str) -> Result<EnvironmentSavings, LedgerError> {
+        environment_savings(&self.conn(), env)
+    }
+
+    /// [`Ledger::environment_savings`] of each of `envs` (a page of the fleet), by id.
+    pub fn environments_savings(
+        &self,
+        envs: &[&str],
+    ) -> Result<HashMap<String, EnvironmentSavings>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT hourly_cost, stopped_at, COALESCE(started_at, accrued_until) FROM stops WHERE environment_id = ?1",
+        envs.iter()
+            .map(|env| Ok((env.to_string(), environment_savings(&conn, env)?)))
+            .collect()
+    }
+
+    /// Money saved (and stopped seconds) in `currency` since `since`, to the hour: savings
+    /// are kept by the UTC hour of the pass that accrued them.
+    pub fn saved_since(
+        &self,
+        since: DateTime<Utc>,
+        currency: &str,
+    ) -> Result<(f64, f64), LedgerError> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(SUM(stopped_seconds), 0), COALESCE(SUM(saved), 0) FROM savings_hours
+             WHERE currency = ?1 AND hour >= ?2",
+            params![currency, hour_key(since)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// curfew's stop intervals of one environment that were open at some point since
+    /// `since`, oldest first: when it was stopped, and when it started again (`None`: still
+    /// stopped).
+    pub fn stops_of(&self, env: &str, since: DateTime<Utc>) -> Result<Vec<StopSpan>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT stopped_at, started_at FROM stops WHERE environment_id = ?1
+             AND (started_at IS NULL OR started_at >= ?2) ORDER BY stopped_at",
         )?;
-        let rows = stmt.query_map(params![env], |r| {
+        let rows = stmt.query_map(params![env, ts(since)], |r| {
+            let started: Option<String> = r.get(1)?;
             Ok((
-                r.get::<_, Option<f64>>(0)?,
-                parse_ts(&r.get::<_, String>(1)?)?,
-                parse_ts(&r.get::<_, String>(2)?)?,
+                parse_ts(&r.get::<_, String>(0)?)?,
+                started.map(|s| parse_ts(&s)).transpose()?,
             ))
         })?;
-        let mut out = EnvironmentSavings::default();
-        for row in rows {
-            let (cost, from, to) = row?;
-            let seconds = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
-            out.stops += 1;
-            out.stopped_seconds += seconds;
-            out.saved += cost.unwrap_or(0.0) * seconds / 3600.0;
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Takes a signed link's nonce for its one use: `false` when it was used already.
+    /// Written before the action; [`Ledger::release_link`] gives it back if the action
+    /// fails, so a link is spent only by what it did.
+    pub fn claim_link(&self, used: &LinkUse<'_>) -> Result<bool, LedgerError> {
+        let inserted = self.conn().execute(
+            "INSERT INTO link_uses (nonce, environment_id, action, target, used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(nonce) DO NOTHING",
+            params![
+                used.nonce,
+                used.environment_id,
+                used.action,
+                used.target,
+                ts(used.at)
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    /// Gives a claimed nonce back (its action failed: the link may be used again).
+    pub fn release_link(&self, nonce: &str) -> Result<(), LedgerError> {
+        self.conn()
+            .execute("DELETE FROM link_uses WHERE nonce = ?1", params![nonce])?;
+        Ok(())
+    }
+
+    /// When a link's nonce was used, if it was.
+    pub fn link_used_at(&self, nonce: &str) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        let at: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT used_at FROM link_uses WHERE nonce = ?1",
+                params![nonce],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(at.map(|a| parse_ts(&a)).transpose()?)
     }
 
     /// An environment's recent history: actions, stops and operator changes, newest first.
     pub fn history(&self, env: &str, limit: usize) -> Result<Vec<HistoryEntry>, LedgerError> {
+        self.history_since(env, DateTime::UNIX_EPOCH, limit)
+    }
+
+    /// [`Ledger::history`] from `since` on (the status page's timeline).
+    pub fn history_since(
+        &self,
+        env: &str,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, LedgerError> {
+        let since = ts(since);
         let conn = self.conn();
         let mut out = Vec::new();
         let mut actions = conn.prepare(
-            "SELECT intent_at, action, COALESCE(outcome, 'pending'), reason, COALESCE(error, '') FROM actions WHERE environment_id = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT intent_at, action, COALESCE(outcome, 'pending'), reason, COALESCE(error, '') FROM actions WHERE environment_id = ?1 AND intent_at >= ?3 ORDER BY id DESC LIMIT ?2",
         )?;
-        for row in actions.query_map(params![env, limit as i64], |r| {
+        for row in actions.query_map(params![env, limit as i64, since], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -733,8 +982,8 @@ impl Ledger {
                 detail,
             });
         }
-        let mut overrides = conn.prepare("SELECT at, kind, who, COALESCE(until, ''), detail FROM overrides WHERE environment_id = ?1 ORDER BY id DESC LIMIT ?2")?;
-        for row in overrides.query_map(params![env, limit as i64], |r| {
+        let mut overrides = conn.prepare("SELECT at, kind, who, COALESCE(until, ''), detail FROM overrides WHERE environment_id = ?1 AND at >= ?3 ORDER BY id DESC LIMIT ?2")?;
+        for row in overrides.query_map(params![env, limit as i64, since], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -762,9 +1011,10 @@ impl Ledger {
         action: Action,
         since: DateTime<Utc>,
     ) -> Result<i64, LedgerError> {
+        let done = done_words();
         Ok(self.conn().query_row(
-            "SELECT COUNT(*) FROM actions WHERE action = ?1 AND outcome IN ('ok', 'already', 'recovered_done') AND intent_at >= ?2",
-            params![action.as_str(), ts(since)],
+            "SELECT COUNT(*) FROM actions WHERE action = ?1 AND outcome IN (?3, ?4, ?5) AND intent_at >= ?2",
+            params![action.as_str(), ts(since), done[0], done[1], done[2]],
             |r| r.get(0),
         )?)
     }
@@ -786,10 +1036,12 @@ impl Ledger {
     /// The most stops the platform took for any one environment (as `ok` or
     /// `recovered_done`), and how many environments were stopped: restart checks.
     pub fn stop_counts(&self) -> Result<(i64, i64), LedgerError> {
+        let taken = Outcome::Acted(ActResult::Done(Answer::Accepted)).word();
+        let recovered = Outcome::Recovered { done: true }.word();
         Ok(self.conn().query_row(
             "SELECT COALESCE(MAX(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM actions
-             WHERE action = 'stop' AND outcome IN ('ok', 'recovered_done') GROUP BY environment_id)",
-            [],
+             WHERE action = ?1 AND outcome IN (?2, ?3) GROUP BY environment_id)",
+            params![Action::Stop.as_str(), taken, recovered],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
     }
@@ -804,8 +1056,31 @@ impl Ledger {
     }
 }
 
+/// What curfew's stops of one environment saved (through its index on the environment).
+fn environment_savings(conn: &Connection, env: &str) -> Result<EnvironmentSavings, LedgerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hourly_cost, stopped_at, COALESCE(started_at, accrued_until) FROM stops WHERE environment_id = ?1",
+    )?;
+    let rows = stmt.query_map(params![env], |r| {
+        Ok((
+            r.get::<_, Option<f64>>(0)?,
+            parse_ts(&r.get::<_, String>(1)?)?,
+            parse_ts(&r.get::<_, String>(2)?)?,
+        ))
+    })?;
+    let mut out = EnvironmentSavings::default();
+    for row in rows {
+        let (cost, from, to) = row?;
+        let seconds = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
+        out.stops += 1;
+        out.stopped_seconds += seconds;
+        out.saved += cost.unwrap_or(0.0) * seconds / 3600.0;
+    }
+    Ok(out)
+}
+
 /// One action's intent; its id.
-fn insert_intent(conn: &Connection, d: &Decision, at: DateTime<Utc>) -> Result<i64, LedgerError> {
+fn insert_intent(conn: &Connection, d: &Step, at: DateTime<Utc>) -> Result<i64, LedgerError> {
     conn.prepare_cached(
         "INSERT INTO actions (environment_id, environment, action, cause, rule, reason, dry_run, intent_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -815,7 +1090,7 @@ fn insert_intent(conn: &Connection, d: &Decision, at: DateTime<Utc>) -> Result<i
         d.environment,
         d.action.as_str(),
         d.cause.map(Cause::ledger_word),
-        d.rule,
+        &*d.rule,
         d.reason,
         d.dry_run,
         ts(at)
@@ -823,16 +1098,16 @@ fn insert_intent(conn: &Connection, d: &Decision, at: DateTime<Utc>) -> Result<i
     Ok(conn.last_insert_rowid())
 }
 
-/// Outcomes `(action id, outcome, error)` of intents, at `at`, inside `tx`.
+/// Outcomes `(action id, outcome)` of intents, at `at`, inside `tx`.
 fn write_outcomes(
     tx: &rusqlite::Transaction<'_>,
-    outcomes: &[(i64, &str, Option<&str>)],
+    outcomes: &[(i64, Outcome)],
     at: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
     let mut update =
         tx.prepare("UPDATE actions SET outcome = ?2, outcome_at = ?3, error = ?4 WHERE id = ?1")?;
-    for (id, outcome, error) in outcomes {
-        update.execute(params![id, outcome, ts(at), error])?;
+    for (id, outcome) in outcomes {
+        update.execute(params![id, outcome.word(), ts(at), outcome.error()])?;
     }
     Ok(())
 }
@@ -847,10 +1122,7 @@ fn insert_stop(
     hourly_cost: Option<f64>,
     at: DateTime<Utc>,
 ) -> Result<(), LedgerError> {
-    let cause = match cause {
-        StopCause::Idle => "idle",
-        StopCause::Schedule => "schedule",
-    };
+    let cause = cause.ledger_word();
     let open: Option<i64> = conn
         .query_row(
             "SELECT id FROM stops WHERE environment_id = ?1 AND started_at IS NULL",

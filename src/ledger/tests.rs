@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::platform::EnvState;
-use crate::policy::{Cause, StopCause};
+use crate::policy::{Cause, Decision, StopCause};
 
 #[test]
 fn a_stop_ends_when_its_environment_is_gone() {
@@ -26,6 +26,14 @@ fn a_stop_ends_when_its_environment_is_gone() {
     );
 }
 
+/// The stop of `stop_decision(id)`, as the executor carries it out.
+fn stop(id: &str) -> Step {
+    stop_decision(id).step().unwrap()
+}
+
+/// What the ledger writes for an action the platform took.
+const OK: Outcome = Outcome::Acted(ActResult::Done(Answer::Accepted));
+
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -35,6 +43,7 @@ fn stop_decision(id: &str) -> Decision {
         environment_id: id.into(),
         environment: format!("env-{id}").into(),
         project: "web".into(),
+        mode: crate::platform::Mode::Preview,
         state: EnvState::Running,
         action: Action::Stop,
         cause: Some(Cause::Schedule),
@@ -57,13 +66,13 @@ fn an_intent_without_outcome_is_found_after_a_restart() {
     {
         let ledger = Ledger::open(&path).unwrap();
         let done = ledger
-            .intent(&stop_decision("a"), at("2026-11-27T18:00:00Z"))
+            .intent(&stop("a"), at("2026-11-27T18:00:00Z"))
             .unwrap();
         ledger
-            .outcome(done, "ok", None, at("2026-11-27T18:00:01Z"))
+            .outcome(done, OK, at("2026-11-27T18:00:01Z"))
             .unwrap();
         ledger
-            .intent(&stop_decision("b"), at("2026-11-27T18:00:00Z"))
+            .intent(&stop("b"), at("2026-11-27T18:00:00Z"))
             .unwrap();
         // Dropped without an outcome for "b", as if killed.
     }
@@ -80,8 +89,7 @@ fn an_intent_without_outcome_is_found_after_a_restart() {
     ledger
         .outcome(
             pending[0].id,
-            "recovered_ok",
-            None,
+            Outcome::Recovered { done: true },
             at("2026-11-27T18:05:00Z"),
         )
         .unwrap();
@@ -134,12 +142,8 @@ fn records_round_trip_and_only_changes_are_written() {
 fn savings_accrue_while_stopped_and_stop_when_started() {
     let ledger = Ledger::in_memory().unwrap();
     let t0 = at("2026-11-27T18:00:00Z");
-    ledger
-        .open_stop(&stop_decision("a"), Some(0.5), t0)
-        .unwrap();
-    ledger
-        .open_stop(&stop_decision("a"), Some(0.5), t0)
-        .unwrap(); // idempotent
+    ledger.open_stop(&stop("a"), Some(0.5), t0).unwrap();
+    ledger.open_stop(&stop("a"), Some(0.5), t0).unwrap(); // idempotent
     ledger
         .accrue(t0 + TimeDelta::hours(2), "EUR", &|_| true)
         .unwrap();
@@ -164,11 +168,9 @@ fn savings_accrue_while_stopped_and_stop_when_started() {
 fn history_lists_actions_and_operator_changes_newest_first() {
     let ledger = Ledger::in_memory().unwrap();
     let id = ledger
-        .intent(&stop_decision("a"), at("2026-11-27T18:00:00Z"))
+        .intent(&stop("a"), at("2026-11-27T18:00:00Z"))
         .unwrap();
-    ledger
-        .outcome(id, "ok", None, at("2026-11-27T18:00:01Z"))
-        .unwrap();
+    ledger.outcome(id, OK, at("2026-11-27T18:00:01Z")).unwrap();
     ledger
         .override_entry(
             "a",
@@ -266,8 +268,8 @@ fn a_ledger_deleted_or_replaced_under_a_running_daemon_is_noticed() {
         "{deleted}"
     );
     assert!(ledger.view().is_err());
-    assert!(ledger.intents(&[&stop_decision("a")], t).is_err());
-    assert!(ledger.intent(&stop_decision("a"), t).is_err());
+    assert!(ledger.intents([&stop("a")], t).is_err());
+    assert!(ledger.intent(&stop("a"), t).is_err());
     std::fs::write(&path, b"").unwrap();
     let replaced = ledger.check().unwrap_err().to_string();
     assert!(
@@ -287,7 +289,7 @@ fn a_fresh_ledger_is_refused_where_one_was_kept_unless_asked_for() {
     {
         let ledger = Ledger::open(&path).unwrap();
         ledger
-            .intent(&stop_decision("a"), at("2026-11-27T18:00:00Z"))
+            .intent(&stop("a"), at("2026-11-27T18:00:00Z"))
             .unwrap();
     }
     assert!(marker_path(&path).exists());

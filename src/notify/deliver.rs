@@ -17,7 +17,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use super::message::Kind;
 use super::sign::{SIGNATURE_HEADER, SigningKey, TIMESTAMP_HEADER, signature};
 use crate::clock::Clock;
-use crate::metrics::{Metrics, NotificationResult};
+use crate::events::Notification;
+use crate::metrics::Metrics;
 
 /// Header carrying the message's id (the same on every attempt), for receivers to drop
 /// duplicates.
@@ -125,23 +126,26 @@ impl Courier {
                 planned.map(|p| f.retry_after.map_or(p, |r| r.min(MAX_RETRY_AFTER)))
             })
             .notify(|f: &Failed, wait| {
-                self.metrics
-                    .notification(&d.target, d.kind.as_str(), NotificationResult::Retry);
-                tracing::debug!(target_name = %d.target, kind = d.kind.as_str(), error = %f.message, ?wait, "notification failed; retrying");
+                Notification::Retrying {
+                    target: &d.target,
+                    kind: d.kind.as_str(),
+                    error: &f.message,
+                    wait,
+                }
+                .emit(&*self.metrics);
             })
             .await;
-        match result {
-            Ok(()) => {
-                self.metrics
-                    .notification(&d.target, d.kind.as_str(), NotificationResult::Ok);
-                tracing::debug!(target_name = %d.target, kind = d.kind.as_str(), id = %d.id, "notification delivered");
-            }
-            Err(f) => {
-                self.metrics
-                    .notification(&d.target, d.kind.as_str(), NotificationResult::Error);
-                tracing::warn!(target_name = %d.target, kind = d.kind.as_str(), id = %d.id, error = %f.message, "notification not delivered");
-            }
+        let (target, kind, id) = (&d.target, d.kind.as_str(), &d.id);
+        match &result {
+            Ok(()) => Notification::Delivered { target, kind, id },
+            Err(f) => Notification::Undelivered {
+                target,
+                kind,
+                id,
+                error: &f.message,
+            },
         }
+        .emit(&*self.metrics);
     }
 
     async fn attempt(&self, d: &Delivery) -> Result<(), Failed> {

@@ -1,5 +1,6 @@
-//! The daily digest: when it is due (a wall time in a zone, DST-correct), and what it says
-//! (stopped now, saved yesterday and this month, deletions coming in the next 24 hours).
+//! The daily digest: a job of its own on the daemon's clock ([`run`]); when it is due (a
+//! wall time in a zone, DST-correct), and what it says (stopped now, saved yesterday and
+//! this month, deletions coming in the next 24 hours).
 //!
 //! Digest times follow the schedules' rules for days the clocks change
 //! ([`crate::schedule::zone`]): a time inside the spring gap is sent at the first instant
@@ -7,18 +8,22 @@
 //! twice a day. Zone times are computed here with chrono-tz, not given to a cron library
 //! (see `docs/daemon.md` for why).
 
-use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
+use tokio::sync::watch;
 
 use super::message::{Digest, EnvironmentRef, Saved, UpcomingDelete};
-use crate::config::RuleSet;
-use crate::ledger::StopInterval;
-use crate::platform::{EnvState, Environment, Snapshot};
-use crate::policy::{self, Decision, LedgerView, SNOOZE_LABEL};
-use crate::schedule::{parse_expiry, zone};
+use super::{Message, Notifier, message_id};
+use crate::events::{Counter, NotificationResult};
+use crate::ledger::{LedgerError, StopInterval};
+use crate::platform::{EnvState, NoticeKind};
+use crate::policy::{self, Decision, LedgerView, RuleSet, Target};
+use crate::reconcile::{Daemon, Look, PassError};
+use crate::schedule::zone;
 
 /// How far ahead a digest lists deletions.
 pub const DIGEST_HORIZON: TimeDelta = TimeDelta::hours(24);
@@ -101,15 +106,14 @@ fn saved_between(
     saved
 }
 
-/// Everything a digest is computed from: one pass's view of the fleet.
+/// Everything a digest is computed from: a fresh look at the fleet.
 pub(crate) struct Fleet<'a> {
     pub rules: &'a RuleSet,
-    pub snapshot: &'a Snapshot,
     pub view: &'a LedgerView,
     pub decisions: &'a [Decision],
     /// Stop intervals since [`needs_stops_since`].
     pub stops: &'a [StopInterval],
-    /// From [`upcoming_deletes`].
+    /// From [`policy::upcoming_deletes`].
     pub upcoming: &'a [UpcomingDelete],
 }
 
@@ -125,13 +129,13 @@ pub(crate) fn digest(
     let (yesterday_start, month_start) = period_starts(tz, now);
     let mut stopped_now = 0;
     let mut cost_per_hour_now = 0.0;
-    for (env, d) in fleet.snapshot.environments.iter().zip(fleet.decisions) {
+    for d in fleet.decisions {
         let in_scope = d.rule.as_deref().is_some_and(|r| scope.contains(r));
         let curfews = fleet
             .view
-            .get(&env.id)
+            .get(&d.environment_id)
             .is_some_and(|r| r.curfew_stop.is_some());
-        if in_scope && env.state == EnvState::Stopped && curfews {
+        if in_scope && d.state == EnvState::Stopped && curfews {
             stopped_now += 1;
             cost_per_hour_now += d.hourly_cost.unwrap_or(0.0);
         }
@@ -153,85 +157,201 @@ pub(crate) fn digest(
     }
 }
 
-fn environment_ref(env: &Environment) -> EnvironmentRef {
-    EnvironmentRef {
-        id: env.id.clone(),
-        name: env.name.clone(),
-        project: env.project.clone(),
-        state: env.state,
+/// A delete coming, as a digest lists it.
+fn upcoming(u: policy::UpcomingDelete) -> UpcomingDelete {
+    UpcomingDelete {
+        environment: EnvironmentRef {
+            id: u.environment_id,
+            name: u.environment,
+            project: u.project,
+            state: u.state,
+            mode: u.mode,
+        },
+        rule: u.rule,
+        at: u.at,
     }
 }
 
-/// The deletes `decide` would make within `horizon` of `now` if nothing changed in the
-/// meantime (no deployment, no snooze, no new rule), earliest first, each with its rule.
-///
-/// This asks `decide` itself, at `now + horizon`, with every environment not yet warned
-/// counted as warned now. That assumption moves no delete earlier than it could happen:
-/// a warning not yet given comes at `due - warn_before_delete` at the earliest, and the
-/// delete follows at `due`; one given now would delete at `now + warn_before_delete` at the
-/// earliest. The instant listed is the latest of the constraints `decide` checks (due,
-/// warning period, grace period, snooze).
-pub(crate) fn upcoming_deletes(
-    rules: &RuleSet,
-    snapshot: &Snapshot,
-    view: &LedgerView,
-    now: DateTime<Utc>,
-    horizon: TimeDelta,
-) -> Vec<UpcomingDelete> {
-    let mut projected = view.clone();
-    for env in &snapshot.environments {
-        projected
-            .entry(env.id.clone())
-            .delete_warned_at
-            .get_or_insert(now);
+/// When each target's next digest is due: its wall time in its zone.
+struct DigestClock {
+    at: NaiveTime,
+    tz: Tz,
+    next: DateTime<Utc>,
+}
+
+/// The digests' clocks, one per target with a `digest_at` (not worth the ledger: after a
+/// restart the next digest is the next one due from then).
+pub struct Digests {
+    notifier: Notifier,
+    clocks: HashMap<String, DigestClock>,
+}
+
+impl Digests {
+    pub fn new(notifier: Notifier) -> Digests {
+        Digests {
+            notifier,
+            clocks: HashMap::new(),
+        }
     }
-    // A partial listing holds deletes back for one pass only: project a complete one.
-    let snapshot: Cow<'_, Snapshot> = if snapshot.complete {
-        Cow::Borrowed(snapshot)
-    } else {
-        Cow::Owned(Snapshot {
-            environments: snapshot.environments.clone(),
-            complete: true,
-        })
-    };
-    let later = now + horizon;
-    let decisions = policy::decide(rules, &snapshot, &projected, later);
-    let mut out: Vec<UpcomingDelete> = snapshot
-        .environments
-        .iter()
-        .zip(decisions)
-        .filter(|(_, d)| d.delete_due() && !d.dry_run)
-        .filter_map(|(env, d)| {
-            let rule = rules.rule(d.rule.as_deref()?)?;
-            let record = projected.get(&env.id);
-            let warned_until = record
-                .and_then(|r| r.delete_warned_at)
-                .map(|w| w + rule.warn_before_delete);
-            let snoozed_until = [
-                record.and_then(|r| r.snoozed_until),
-                env.labels
-                    .get(SNOOZE_LABEL)
-                    .and_then(|v| parse_expiry(v).ok()),
-            ];
-            let at = [
-                Some(now),
-                d.delete.as_ref().and_then(|p| p.due_since),
-                warned_until,
-                Some(env.created_at + rule.grace_period),
-            ]
-            .into_iter()
-            .chain(snoozed_until)
-            .flatten()
-            .filter(|t| *t <= later)
-            .max()
-            .unwrap_or(now);
-            Some(UpcomingDelete {
-                environment: environment_ref(env),
-                rule: rule.name.clone(),
+
+    /// The targets whose digest is due at `now` (each then planned for its next day), and
+    /// the next digest instant over all targets. A target seen for the first time, or
+    /// whose time or zone changed (a reload), counts from now: nothing is sent late.
+    pub fn due<'r>(
+        &mut self,
+        rules: &'r RuleSet,
+        now: DateTime<Utc>,
+    ) -> (Vec<(&'r Target, Tz)>, Option<DateTime<Utc>>) {
+        let mut due = Vec::new();
+        let mut next: Option<DateTime<Utc>> = None;
+        for target in rules.notify.values() {
+            let Some(at) = target.digest_at else {
+                continue;
+            };
+            let tz = target.digest_timezone.unwrap_or(rules.timezone);
+            let fresh = || DigestClock {
                 at,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| (a.at, &a.environment.name).cmp(&(b.at, &b.environment.name)));
-    out
+                tz,
+                next: next_digest_after(at, tz, now),
+            };
+            let clock = self.clocks.entry(target.name.clone()).or_insert_with(fresh);
+            if clock.at != at || clock.tz != tz {
+                *clock = fresh();
+            }
+            if now >= clock.next {
+                due.push((target, tz));
+                clock.next = next_digest_after(at, tz, now);
+            }
+            next = Some(next.map_or(clock.next, |n| n.min(clock.next)));
+        }
+        self.clocks.retain(|name, _| {
+            rules
+                .notify
+                .get(name)
+                .is_some_and(|t| t.digest_at.is_some())
+        });
+        (due, next)
+    }
+
+    /// Queues the digest of each target of `due`, computed from `fleet`.
+    pub(crate) fn send(&self, due: &[(&Target, Tz)], fleet: &Fleet<'_>, now: DateTime<Utc>) {
+        for (target, tz) in due {
+            let scope = scope(fleet.rules, &target.name);
+            let d = digest(fleet, &scope, *tz, now);
+            let listed = d
+                .upcoming_deletes
+                .iter()
+                .take(super::message::DIGEST_LIST_MAX);
+            let links = self.notifier.links(
+                listed.map(|u| &u.environment),
+                NoticeKind::Digest,
+                &target.name,
+                now,
+            );
+            self.notifier.send(
+                target,
+                Message {
+                    id: message_id(),
+                    at: now,
+                    timezone: *tz,
+                    event: super::Event::Digest(d),
+                    links,
+                },
+            );
+        }
+    }
+
+    /// Counts each due digest as not sent: the fleet could not be read.
+    fn failed(&self, due: &[(&Target, Tz)], error: &dyn std::error::Error) {
+        tracing::warn!(error = %error, "cannot read the fleet for the daily digest; skipped today");
+        for (target, _) in due {
+            self.notifier.inner.metrics.notification(
+                &target.name,
+                super::Kind::Digest.as_str(),
+                NotificationResult::Error,
+            );
+        }
+    }
+}
+
+/// Why a digest's fleet could not be read.
+#[derive(Debug, thiserror::Error)]
+enum FleetError {
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl Digests {
+    /// One round of the digest job: the digests due at the daemon's now, sent from a fresh
+    /// look at the fleet (one listing); returns when the next one is due.
+    pub async fn send_due(&mut self, daemon: &Daemon) -> Option<DateTime<Utc>> {
+        let rules = daemon.rules();
+        let (due, next) = self.due(&rules, daemon.clock().now());
+        if !due.is_empty()
+            && let Err(e) = send_from_a_look(self, &due, daemon).await
+        {
+            self.failed(&due, &e);
+        }
+        next
+    }
+}
+
+/// The daily digests, as a job of their own: sleeps on the daemon's clock until the next
+/// digest is due (or the rules change), then sends the due ones, until `stop` says stop.
+pub async fn run(mut digests: Digests, daemon: Arc<Daemon>, mut stop: watch::Receiver<bool>) {
+    let clock = daemon.clock();
+    let mut rules_changed = daemon.rules_changed();
+    while !*stop.borrow() {
+        let next = digests.send_due(&daemon).await;
+        // Without a digest to wait for, only a reload can bring one.
+        let wait = next.map_or(Duration::MAX, |t| clock.real_wait_until(t));
+        tokio::select! {
+            _ = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
+            _ = rules_changed.changed() => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The longest the digest job sleeps at once (a clock that jumps is caught up with).
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+async fn send_from_a_look(
+    digests: &Digests,
+    due: &[(&Target, Tz)],
+    daemon: &Daemon,
+) -> Result<(), FleetError> {
+    let Look {
+        rules,
+        snapshot,
+        now,
+        view,
+        decisions,
+    } = daemon.look().await?;
+    let since = due
+        .iter()
+        .map(|(_, tz)| needs_stops_since(*tz, now))
+        .min()
+        .unwrap_or(now);
+    let stops = daemon
+        .ledger()
+        .run(move |l| l.stop_intervals_since(since))
+        .await?;
+    let upcoming: Vec<UpcomingDelete> =
+        policy::upcoming_deletes(&rules, &snapshot, &view, now, DIGEST_HORIZON)
+            .into_iter()
+            .map(upcoming)
+            .collect();
+    drop(snapshot);
+    let fleet = Fleet {
+        rules: &rules,
+        view: &view,
+        decisions: &decisions,
+        stops: &stops,
+        upcoming: &upcoming,
+    };
+    digests.send(due, &fleet, now);
+    Ok(())
 }

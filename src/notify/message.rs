@@ -2,6 +2,7 @@
 //! (`text` plus simple `blocks`) and the generic webhook's documented schema
 //! (`docs/notifications.md`). Rendering is pure: a [`Message`] in, JSON out.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -9,7 +10,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::platform::EnvState;
+use crate::platform::{ActionLink, EnvState, Mode};
 use crate::policy::Action;
 
 /// Version of the generic webhook's JSON schema (the `version` field). Fields may be added
@@ -17,7 +18,7 @@ use crate::policy::Action;
 pub const WEBHOOK_SCHEMA_VERSION: u32 = 1;
 
 /// Most upcoming deletions listed one by one in a digest (the count is always complete).
-const DIGEST_LIST_MAX: usize = 20;
+pub(crate) const DIGEST_LIST_MAX: usize = 20;
 
 /// What a message is about, as in `curfew_notifications_total{kind}` and the webhook's
 /// `kind`.
@@ -51,6 +52,9 @@ pub struct EnvironmentRef {
     pub name: Arc<str>,
     pub project: Arc<str>,
     pub state: EnvState,
+    /// Not sent: it decides whether the message may carry action links.
+    #[serde(skip)]
+    pub mode: Mode,
 }
 
 /// Money not spent over a period.
@@ -127,6 +131,9 @@ pub struct Message {
     /// Zone instants are shown in (the rule's, or the digest's).
     pub timezone: Tz,
     pub event: Event,
+    /// Signed action links by environment id (the warned one, or a digest's coming
+    /// deletes), made for this message's target; empty when links are off.
+    pub links: BTreeMap<Arc<str>, Vec<ActionLink>>,
 }
 
 impl Message {
@@ -208,6 +215,23 @@ impl Markup {
         format!("`{}`", self.text(s))
     }
 
+    /// Signed action links on one line (`Act: <url|keep 4 h> · …` on Slack, `keep 4 h:
+    /// URL · …` in plain text); `None` without any.
+    fn links(self, links: Option<&Vec<ActionLink>>) -> Option<String> {
+        let links = links.filter(|l| !l.is_empty())?;
+        Some(match self {
+            Markup::Plain => format!("Act: {}", crate::platform::links_text(links)),
+            Markup::Slack => format!(
+                "Act: {}",
+                links
+                    .iter()
+                    .map(|l| format!("<{}|{}>", l.url, self.text(&l.label)))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            ),
+        })
+    }
+
     fn env(self, e: &EnvironmentRef) -> String {
         format!("{} (project {})", self.bold(&e.name), self.text(&e.project))
     }
@@ -235,7 +259,10 @@ fn lines(m: &Message, markup: Markup) -> Vec<String> {
                 markup.code(&snooze_command(environment)),
                 markup.code(&snooze_path(environment))
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(markup.links(m.links.get(&environment.id)))
+        .collect(),
         Event::Deleted {
             environment,
             rule,
@@ -264,11 +291,15 @@ fn lines(m: &Message, markup: Markup) -> Vec<String> {
             "curfew keeps trying on each pass; this is the only message until it succeeds."
                 .to_string(),
         ],
-        Event::Digest(d) => digest_lines(d, markup),
+        Event::Digest(d) => digest_lines(d, &m.links, markup),
     }
 }
 
-fn digest_lines(d: &Digest, markup: Markup) -> Vec<String> {
+fn digest_lines(
+    d: &Digest,
+    links: &BTreeMap<Arc<str>, Vec<ActionLink>>,
+    markup: Markup,
+) -> Vec<String> {
     let mut out = vec![
         format!(
             "curfew daily digest for {} ({})",
@@ -300,10 +331,14 @@ fn digest_lines(d: &Digest, markup: Markup) -> Vec<String> {
         ));
         for u in d.upcoming_deletes.iter().take(DIGEST_LIST_MAX) {
             out.push(format!(
-                "• {} at {} (rule {})",
+                "• {} at {} (rule {}){}",
                 markup.env(&u.environment),
                 local(u.at, d.timezone),
-                markup.code(&u.rule)
+                markup.code(&u.rule),
+                markup
+                    .links(links.get(&u.environment.id))
+                    .map(|l| format!(" — {l}"))
+                    .unwrap_or_default()
             ));
         }
         if d.upcoming_deletes.len() > DIGEST_LIST_MAX {
@@ -372,15 +407,21 @@ pub fn webhook(m: &Message) -> Value {
             reason,
             delete_at,
             ..
-        } => json!({
-            "reason": reason,
-            "delete_at": delete_at,
-            "snooze": {
-                "command": snooze_command(environment),
-                "method": "POST",
-                "path": snooze_path(environment),
-            },
-        }),
+        } => {
+            let mut extra = json!({
+                "reason": reason,
+                "delete_at": delete_at,
+                "snooze": {
+                    "command": snooze_command(environment),
+                    "method": "POST",
+                    "path": snooze_path(environment),
+                },
+            });
+            if let Some(links) = m.links.get(&environment.id).filter(|l| !l.is_empty()) {
+                extra["links"] = json!(links);
+            }
+            extra
+        }
         Event::Deleted { reason, .. } => json!({ "reason": reason }),
         Event::Failure {
             action,
@@ -403,7 +444,13 @@ pub fn webhook(m: &Message) -> Value {
                 },
                 "saved_yesterday": d.yesterday,
                 "saved_this_month": d.this_month,
-                "deletions_next_24h": d.upcoming_deletes,
+                "deletions_next_24h": d.upcoming_deletes.iter().map(|u| {
+                    let mut entry = json!(u);
+                    if let Some(links) = m.links.get(&u.environment.id).filter(|l| !l.is_empty()) {
+                        entry["links"] = json!(links);
+                    }
+                    entry
+                }).collect::<Vec<_>>(),
             }
         }),
     };

@@ -1,10 +1,11 @@
 //! Notifications: Slack incoming webhooks and generic JSON webhooks, named under the rule
 //! file's `notify` and referenced by rules.
 //!
-//! After each pass the daemon hands its results to [`Notifier::after_pass`], which turns
-//! them into messages: a warning `warn_before_delete` ahead of a delete (with how to snooze
-//! it), the delete itself, an action that failed [`NotifyOptions::failure_threshold`]
-//! passes in a row (once, not every pass), and each target's optional daily digest.
+//! The notifier hears each pass's report ([`crate::events::PassReport`]) and turns it into
+//! messages: a warning `warn_before_delete` ahead of a delete (with how to snooze it), the
+//! delete itself, and an action that failed [`NotifyOptions::failure_threshold`] passes in
+//! a row (once, not every pass). Each target's optional daily digest is a job of its own
+//! ([`digest::run`]), on the daemon's clock.
 //!
 //! A notifier never holds an action up: messages are rendered in the pass and put on a
 //! bounded queue with `try_send`; a full queue drops the message (counted as `dropped`).
@@ -17,17 +18,16 @@ mod digest;
 mod message;
 mod sign;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use deliver::{DELIVERY_HEADER, Endpoint, KIND_HEADER, SecretUrl};
-pub use digest::{DIGEST_HORIZON, next_digest_after};
+pub use digest::{DIGEST_HORIZON, Digests, next_digest_after, run as run_digests};
 pub use message::{
     Digest, EnvironmentRef, Event, Kind, Message, Saved, UpcomingDelete, WEBHOOK_SCHEMA_VERSION,
     slack, snooze_command, snooze_path, text, webhook,
@@ -35,12 +35,10 @@ pub use message::{
 pub use sign::{SIGNATURE_HEADER, SigningKey, TIMESTAMP_HEADER, signature};
 
 use crate::clock::Clock;
-use crate::config::{RuleSet, Target};
-use crate::ledger::Ledger;
-use crate::metrics::{Metrics, NotificationResult};
-use crate::platform::{Outcome, Snapshot};
-use crate::policy::{Action, Decision, LedgerView};
-use crate::reconcile::ActResult;
+use crate::events::{ActResult, Notification, PassListener, PassReport};
+use crate::metrics::Metrics;
+use crate::platform::{ActionLink, ActionLinks, NoticeKind, Outcome};
+use crate::policy::{Action, RuleSet, Step, Target};
 use deliver::{Courier, Delivery};
 
 /// How notifications are queued and delivered.
@@ -74,25 +72,24 @@ impl Default for NotifyOptions {
     }
 }
 
+/// Why a target's messages cannot be sent: the variable named, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("environment variable {var} ({field}) is not set")]
+    NotSet { var: String, field: &'static str },
+    #[error("its url {0}")]
+    Url(&'static str),
+    #[error("the value of {var} (url_env) {why}")]
+    UrlIn { var: String, why: &'static str },
+    #[error("it has neither url nor url_env")]
+    NoUrl,
+}
+
 /// The notifier could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     #[error("cannot build the notifications' HTTP client: {0}")]
     Client(String),
-}
-
-/// What one pass saw and did, as the notifier reads it.
-pub struct PassFacts<'a> {
-    pub rules: &'a RuleSet,
-    pub snapshot: &'a Snapshot,
-    /// The ledger's records after the pass.
-    pub view: &'a LedgerView,
-    pub decisions: &'a [Decision],
-    /// What became of the decisions that called for an action, by index in `decisions`.
-    pub acted: &'a [crate::reconcile::Acted],
-    /// For the digest's savings (stop intervals), after the pass's accrual.
-    pub ledger: &'a Ledger,
-    pub now: DateTime<Utc>,
 }
 
 /// Turns pass results into messages and queues them. Clones share the queue and memory.
@@ -110,22 +107,16 @@ struct Inner {
     env: HashMap<String, String>,
     failure_threshold: u32,
     memory: Mutex<Memory>,
+    /// Makes the signed action links of warnings and digests, once set.
+    links: std::sync::OnceLock<Arc<dyn ActionLinks>>,
 }
 
 /// What passes remember for notifications (not worth the ledger: after a restart a failure
-/// streak starts over, and the next digest is the next one due from then).
+/// streak starts over).
 #[derive(Default)]
 struct Memory {
     /// Consecutive failed passes by (environment id, action).
     failures: HashMap<(Arc<str>, Action), u32>,
-    /// Next digest instant by target.
-    digests: HashMap<String, DigestClock>,
-}
-
-struct DigestClock {
-    at: NaiveTime,
-    tz: Tz,
-    next: DateTime<Utc>,
 }
 
 // By hand: the environment holds secrets.
@@ -175,6 +166,7 @@ impl Notifier {
                 env,
                 failure_threshold: options.failure_threshold.max(1),
                 memory: Mutex::new(Memory::default()),
+                links: std::sync::OnceLock::new(),
             }),
         };
         let drain = Drain {
@@ -198,6 +190,33 @@ impl Notifier {
         Ok(notifier)
     }
 
+    /// Has delete warnings and digests carry signed action links (keep, delay the delete),
+    /// each made for the target it is sent to.
+    pub fn set_links(&self, links: Arc<dyn ActionLinks>) {
+        let _ = self.inner.links.set(links);
+    }
+
+    /// The links of `notice` about each of `environments`, for `target`.
+    pub(super) fn links<'e>(
+        &self,
+        environments: impl IntoIterator<Item = &'e EnvironmentRef>,
+        notice: NoticeKind,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> BTreeMap<Arc<str>, Vec<ActionLink>> {
+        let Some(links) = self.inner.links.get() else {
+            return BTreeMap::new();
+        };
+        environments
+            .into_iter()
+            .map(|e| {
+                let made = links.links(&e.id, e.mode, notice, target, now);
+                (e.id.clone(), made)
+            })
+            .filter(|(_, l)| !l.is_empty())
+            .collect()
+    }
+
     /// Waits until every queued message has been delivered or given up on (tests, and a
     /// graceful shutdown under a timeout).
     pub async fn settled(&self) {
@@ -212,91 +231,58 @@ impl Notifier {
         rules
             .notify
             .values()
-            .filter_map(|t| self.endpoint(t).err().map(|e| (t.name.clone(), e)))
+            .filter_map(|t| {
+                let e = self.endpoint(t).err()?;
+                Some((t.name.clone(), e.to_string()))
+            })
             .collect()
     }
 
-    /// Turns a pass's results into messages and queues them. Returns when the next digest
-    /// is due, for the daemon to wake then. Never waits for a delivery.
-    pub fn after_pass(&self, f: &PassFacts<'_>) -> Option<DateTime<Utc>> {
-        let mut outgoing: Vec<(&Target, Message)> = Vec::new();
-        let next_digest = {
-            let mut memory = self
-                .inner
-                .memory
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.action_messages(&mut memory, f, &mut outgoing);
-            self.digests(&mut memory, f, &mut outgoing)
-        };
-        for (target, message) in outgoing {
-            self.send(target, message);
-        }
-        next_digest
-    }
-
-    /// Warnings, deletes and failure streaks.
-    fn action_messages<'r>(
-        &self,
-        memory: &mut Memory,
-        f: &PassFacts<'r>,
-        outgoing: &mut Vec<(&'r Target, Message)>,
-    ) {
-        for (d, result) in crate::reconcile::acted(f.decisions, f.acted) {
-            let d = &*d;
-            let key = (d.environment_id.clone(), d.action);
-            let event = match result {
-                ActResult::Done(outcome) => {
-                    memory.failures.remove(&key);
-                    match d.action {
-                        Action::Warn => Some(Event::DeleteWarning {
-                            environment: environment_ref(d),
-                            rule: d.rule.clone().unwrap_or_default(),
-                            reason: d.reason.clone(),
-                            delete_at: d.next_check.unwrap_or(f.now),
-                        }),
-                        // Gone: somebody else deleted it first.
-                        Action::Delete if *outcome != Outcome::Gone => Some(Event::Deleted {
-                            environment: environment_ref(d),
-                            rule: d.rule.clone().unwrap_or_default(),
-                            reason: d.reason.clone(),
-                        }),
-                        _ => None,
-                    }
-                }
-                ActResult::Failed(error) => {
-                    let streak = memory.failures.entry(key).or_insert(0);
-                    *streak += 1;
-                    (*streak == self.inner.failure_threshold).then(|| Event::Failure {
-                        environment: environment_ref(d),
-                        rule: d.rule.clone().unwrap_or_default(),
-                        action: d.action,
-                        failures: *streak,
-                        error: error.clone(),
-                    })
-                }
-                _ => None,
-            };
-            let (Some(event), Some(rule)) =
-                (event, d.rule.as_deref().and_then(|r| f.rules.rule(r)))
-            else {
+    /// Warnings, deletes and failure streaks of one pass, each to the targets its rule
+    /// names.
+    fn action_messages<'r>(&self, report: &'r PassReport) -> Vec<(&'r Target, Message)> {
+        let mut outgoing = Vec::new();
+        let mut memory = self
+            .inner
+            .memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (step, result) in report.acted() {
+            let Some(event) = self.event(&mut memory, &step, result, report) else {
                 continue;
             };
-            for target in rule.notify.iter().filter_map(|n| f.rules.notify.get(n)) {
+            let Some(rule) = report.rules.rule(&step.rule) else {
+                continue;
+            };
+            for target in rule
+                .notify
+                .iter()
+                .filter_map(|n| report.rules.notify.get(n))
+            {
+                let links = match &event {
+                    Event::DeleteWarning { environment, .. } => self.links(
+                        [environment],
+                        NoticeKind::DeleteWarning,
+                        &target.name,
+                        report.at,
+                    ),
+                    _ => BTreeMap::new(),
+                };
                 outgoing.push((
                     target,
                     Message {
                         id: message_id(),
-                        at: f.now,
+                        at: report.at,
                         timezone: rule.timezone,
                         event: event.clone(),
+                        links,
                     },
                 ));
             }
         }
         // A streak ends when its action is no longer due (it succeeded, or the reason for
         // it went away).
-        let due: HashSet<(&str, Action)> = f
+        let due: HashSet<(&str, Action)> = report
             .decisions
             .iter()
             .flat_map(|d| d.actions().map(|a| (d.environment_id.as_ref(), a)))
@@ -304,112 +290,66 @@ impl Notifier {
         memory
             .failures
             .retain(|(id, action), _| due.contains(&(id.as_ref(), *action)));
+        outgoing
     }
 
-    /// Digests due at this pass; returns the next digest instant over all targets.
-    fn digests<'r>(
+    /// What one action of a pass tells people, if anything: a warning, a delete, or the
+    /// failure that makes a streak.
+    fn event(
         &self,
         memory: &mut Memory,
-        f: &PassFacts<'r>,
-        outgoing: &mut Vec<(&'r Target, Message)>,
-    ) -> Option<DateTime<Utc>> {
-        let now = f.now;
-        let mut due: Vec<(&Target, Tz)> = Vec::new();
-        let mut next: Option<DateTime<Utc>> = None;
-        for target in f.rules.notify.values() {
-            let Some(at) = target.digest_at else {
-                continue;
-            };
-            let tz = target.digest_timezone.unwrap_or(f.rules.timezone);
-            let clock = memory
-                .digests
-                .entry(target.name.clone())
-                .or_insert_with(|| DigestClock {
-                    at,
-                    tz,
-                    next: next_digest_after(at, tz, now),
-                });
-            // A new time or zone (a reload) counts from now: nothing is sent late.
-            if clock.at != at || clock.tz != tz {
-                *clock = DigestClock {
-                    at,
-                    tz,
-                    next: next_digest_after(at, tz, now),
-                };
-            }
-            if now >= clock.next {
-                due.push((target, tz));
-                clock.next = next_digest_after(at, tz, now);
-            }
-            next = Some(next.map_or(clock.next, |n| n.min(clock.next)));
-        }
-        memory.digests.retain(|name, _| {
-            f.rules
-                .notify
-                .get(name)
-                .is_some_and(|t| t.digest_at.is_some())
-        });
-        if due.is_empty() {
-            return next;
-        }
-        let since = due
-            .iter()
-            .map(|(_, tz)| digest::needs_stops_since(*tz, now))
-            .min()
-            .unwrap_or(now);
-        let stops = match f.ledger.stop_intervals_since(since) {
-            Ok(stops) => stops,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the ledger for the daily digest; skipped today");
-                for (target, _) in &due {
-                    self.inner.metrics.notification(
-                        &target.name,
-                        Kind::Digest.as_str(),
-                        NotificationResult::Error,
-                    );
+        step: &Step,
+        result: &ActResult,
+        report: &PassReport,
+    ) -> Option<Event> {
+        let key = (step.environment_id.clone(), step.action);
+        match result {
+            ActResult::Done(outcome) => {
+                memory.failures.remove(&key);
+                match step.action {
+                    Action::Warn => Some(Event::DeleteWarning {
+                        environment: environment_ref(step),
+                        rule: step.rule.clone(),
+                        reason: step.reason.clone(),
+                        delete_at: step.delete_at.unwrap_or(report.at),
+                    }),
+                    // Gone: somebody else deleted it first.
+                    Action::Delete if *outcome != Outcome::Gone => Some(Event::Deleted {
+                        environment: environment_ref(step),
+                        rule: step.rule.clone(),
+                        reason: step.reason.clone(),
+                    }),
+                    _ => None,
                 }
-                return next;
             }
-        };
-        let upcoming = digest::upcoming_deletes(f.rules, f.snapshot, f.view, now, DIGEST_HORIZON);
-        let fleet = digest::Fleet {
-            rules: f.rules,
-            snapshot: f.snapshot,
-            view: f.view,
-            decisions: f.decisions,
-            stops: &stops,
-            upcoming: &upcoming,
-        };
-        for (target, tz) in due {
-            let scope = digest::scope(f.rules, &target.name);
-            let d = digest::digest(&fleet, &scope, tz, now);
-            outgoing.push((
-                target,
-                Message {
-                    id: message_id(),
-                    at: now,
-                    timezone: tz,
-                    event: Event::Digest(d),
-                },
-            ));
+            ActResult::Failed(error) => {
+                let streak = memory.failures.entry(key).or_insert(0);
+                *streak += 1;
+                (*streak == self.inner.failure_threshold).then(|| Event::Failure {
+                    environment: environment_ref(step),
+                    rule: step.rule.clone(),
+                    action: step.action,
+                    failures: *streak,
+                    error: error.clone(),
+                })
+            }
+            _ => None,
         }
-        next
     }
 
     /// Renders `message` for `target` and queues it; never waits. A message that cannot be
     /// queued (full queue) or addressed (no URL) is counted and logged, and that is all.
     pub fn send(&self, target: &Target, message: Message) {
         let kind = message.kind();
-        let count = |result| {
-            self.inner
-                .metrics
-                .notification(&target.name, kind.as_str(), result)
-        };
         let endpoint = match self.endpoint(target) {
             Ok(e) => e,
             Err(problem) => {
-                count(NotificationResult::Error);
-                tracing::warn!(target_name = %target.name, kind = kind.as_str(), %problem, "notification not sent");
+                Notification::Unsendable {
+                    target: &target.name,
+                    kind: kind.as_str(),
+                    problem: &problem.to_string(),
+                }
+                .emit(&*self.inner.metrics);
                 return;
             }
         };
@@ -428,30 +368,41 @@ impl Notifier {
         self.inner.pending.send_modify(|n| *n += 1);
         if let Err(e) = self.inner.queue.try_send(delivery) {
             self.inner.pending.send_modify(|n| *n = n.saturating_sub(1));
-            count(NotificationResult::Dropped);
             let why = match e {
                 mpsc::error::TrySendError::Full(_) => "the notification queue is full",
                 mpsc::error::TrySendError::Closed(_) => "notifications are shutting down",
             };
-            tracing::warn!(target_name = %target.name, kind = kind.as_str(), "notification dropped: {why}");
+            Notification::Dropped {
+                target: &target.name,
+                kind: kind.as_str(),
+                why,
+            }
+            .emit(&*self.inner.metrics);
         }
     }
 
     /// Where `target`'s messages go. The error names the variable, never its value.
-    fn endpoint(&self, target: &Target) -> Result<Endpoint, String> {
-        let read = |var: &str, field: &str| {
+    fn endpoint(&self, target: &Target) -> Result<Endpoint, Unusable> {
+        let read = |var: &str, field: &'static str| {
             self.inner
                 .env
                 .get(var)
                 .filter(|v| !v.trim().is_empty())
                 .cloned()
-                .ok_or_else(|| format!("environment variable {var} ({field}) is not set"))
+                .ok_or_else(|| Unusable::NotSet {
+                    var: var.to_string(),
+                    field,
+                })
         };
         let url = match (&target.url, &target.url_env) {
-            (Some(url), _) => SecretUrl::parse(url).map_err(|why| format!("its url {why}"))?,
-            (None, Some(var)) => SecretUrl::parse(&read(var, "url_env")?)
-                .map_err(|why| format!("the value of {var} (url_env) {why}"))?,
-            (None, None) => return Err("it has neither url nor url_env".into()),
+            (Some(url), _) => SecretUrl::parse(url).map_err(Unusable::Url)?,
+            (None, Some(var)) => {
+                SecretUrl::parse(&read(var, "url_env")?).map_err(|why| Unusable::UrlIn {
+                    var: var.to_string(),
+                    why,
+                })?
+            }
+            (None, None) => return Err(Unusable::NoUrl),
         };
         let key = match &target.secret_env {
             // Asked to sign: never send unsigned.
@@ -487,12 +438,23 @@ impl Drain {
     }
 }
 
-fn environment_ref(d: &Decision) -> EnvironmentRef {
+impl PassListener for Notifier {
+    /// Turns the pass's warnings, deletes and failure streaks into messages and queues
+    /// them; never waits for a delivery.
+    fn pass_done(&self, report: &PassReport) {
+        for (target, message) in self.action_messages(report) {
+            self.send(target, message);
+        }
+    }
+}
+
+fn environment_ref(step: &Step) -> EnvironmentRef {
     EnvironmentRef {
-        id: d.environment_id.clone(),
-        name: d.environment.clone(),
-        project: d.project.clone(),
-        state: d.state,
+        id: step.environment_id.clone(),
+        name: step.environment.clone(),
+        project: step.project.clone(),
+        state: step.state,
+        mode: step.mode,
     }
 }
 

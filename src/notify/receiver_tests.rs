@@ -22,9 +22,10 @@ use tokio::sync::watch;
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
-use crate::platform::sandbox::{RunningSandbox, Sandbox};
+use crate::ledger::Ledger;
 use crate::platform::{Operation, Platform, PlatformError};
 use crate::reconcile::{Daemon, DaemonOptions};
+use crate::sandbox::{RunningSandbox, Sandbox};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -225,7 +226,7 @@ fn daemon(
             max_in_flight: 4,
         },
     )
-    .with_notifier(notifier.clone());
+    .with_listener(Arc::new(notifier.clone()));
     Running {
         daemon,
         notifier,
@@ -244,7 +245,7 @@ fn count(metrics: &Metrics, kind: &str, result: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
-fn ids(report: &crate::reconcile::PassReport, action: Action, done: bool) -> BTreeSet<String> {
+fn ids(report: &crate::events::PassReport, action: Action, done: bool) -> BTreeSet<String> {
     report
         .acted()
         .filter(|(d, r)| d.action == action && matches!(r, ActResult::Done(_)) == done)
@@ -596,16 +597,21 @@ async fn the_digest_is_sent_at_nine_local_on_both_sides_of_the_autumn_change() {
         fleet.platform.clone(),
         quick(0),
     );
-    // Passes as the daemon runs them: at each wakeup, at most 20 minutes apart.
+    // Passes as the daemon runs them: at each wakeup, at most 20 minutes apart; and the
+    // digest job's rounds, at its own instants.
     let until = at("2026-10-26T12:00:00+01:00");
+    let mut digests = Digests::new(run.notifier.clone());
     loop {
         let report = run.daemon.pass().await.unwrap();
+        let next_digest = digests.send_due(&run.daemon).await;
         run.notifier.settled().await;
         let now = fleet.clock.now();
         let step = TimeDelta::minutes(20);
-        let next = report
-            .next_wakeup
+        let next = [report.next_wakeup, next_digest]
+            .into_iter()
+            .flatten()
             .filter(|t| *t > now)
+            .min()
             .map_or(now + step, |t| t.min(now + step));
         if next > until {
             break;
@@ -653,3 +659,59 @@ impl Receiver {
 }
 
 use crate::text::LogCapture;
+
+/// Links as a signer would make them, written down so the test can say which were asked
+/// for: `https://curfew.test/link/<id>/<notice>/<target>`.
+struct RecordedLinks;
+
+impl ActionLinks for RecordedLinks {
+    fn links(
+        &self,
+        id: &str,
+        mode: crate::platform::Mode,
+        notice: NoticeKind,
+        target: &str,
+        _now: DateTime<Utc>,
+    ) -> Vec<ActionLink> {
+        if mode == crate::platform::Mode::Production {
+            return Vec::new();
+        }
+        vec![ActionLink {
+            label: "delay the delete by 2 days".into(),
+            url: format!("https://curfew.test/link/{id}/{notice:?}/{target}"),
+        }]
+    }
+}
+
+#[tokio::test]
+async fn warnings_carry_the_action_links_made_for_their_target() {
+    let fleet = Fleet::start("2026-11-27T12:00:00Z", 8).await;
+    let receiver = Receiver::start(&fleet.clock, Answer::Ok).await;
+    let ledger = Arc::new(Ledger::in_memory().unwrap());
+    let run = daemon(
+        &fleet,
+        TTL,
+        &receiver.url,
+        ledger,
+        fleet.platform.clone(),
+        quick(2),
+    );
+    run.notifier.set_links(Arc::new(RecordedLinks));
+    run.daemon.pass().await.unwrap();
+    run.notifier.settled().await;
+    let warnings = receiver.of_kind("delete_warning");
+    assert!(!warnings.is_empty());
+    for w in &warnings {
+        let id = w.body["environment"]["id"].as_str().unwrap();
+        let url = format!("https://curfew.test/link/{id}/DeleteWarning/team");
+        assert_eq!(
+            w.body["links"],
+            serde_json::json!([{"label": "delay the delete by 2 days", "url": url}])
+        );
+        let text = w.body["text"].as_str().unwrap();
+        assert!(
+            text.ends_with(&format!("Act: delay the delete by 2 days: {url}")),
+            "{text}"
+        );
+    }
+}

@@ -11,9 +11,10 @@ use sha2::{Digest as _, Sha256};
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
-use crate::platform::{EnvState, Environment, Mode};
-use crate::policy::{Cause, PendingDelete, StopCause};
-use crate::reconcile::Acted;
+use crate::events::Acted;
+use crate::ledger::Ledger;
+use crate::platform::{EnvState, Environment, Snapshot};
+use crate::policy::{Cause, Decision, LedgerView, PendingDelete, StopCause};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -29,6 +30,7 @@ fn pr12() -> EnvironmentRef {
         name: "pr-12".into(),
         project: "web".into(),
         state: EnvState::Stopped,
+        mode: crate::platform::Mode::Preview,
     }
 }
 
@@ -43,6 +45,7 @@ fn warning() -> Message {
             reason: "older than delete_after 7d: will be deleted at 2026-11-28 01:00 CET (rule \"ttl\"); warning now".into(),
             delete_at: at("2026-11-28T00:00:00Z"),
         },
+        links: Default::default(),
     }
 }
 
@@ -443,6 +446,7 @@ fn decision(e: &Environment, action: Action) -> Decision {
         environment_id: e.id.clone(),
         environment: e.name.clone(),
         project: e.project.clone(),
+        mode: e.mode,
         state: e.state,
         action,
         cause: Some(Cause::Schedule),
@@ -457,18 +461,30 @@ fn decision(e: &Environment, action: Action) -> Decision {
     }
 }
 
+/// The report of a pass that made `decisions` at `now`, with what became of their actions.
+fn report(
+    rules: &Arc<RuleSet>,
+    decisions: &[Decision],
+    acted: &[Acted],
+    now: DateTime<Utc>,
+) -> PassReport {
+    PassReport {
+        rules: rules.clone(),
+        at: now,
+        complete: true,
+        decisions: Arc::new(decisions.to_vec()),
+        acted: acted.to_vec(),
+        next_wakeup: None,
+    }
+}
+
 // ---- failure streaks ----------------------------------------------------------------
 
 #[test]
 fn repeated_failures_are_told_once_and_again_only_after_a_success() {
-    let r = rules(TTL);
+    let r = Arc::new(rules(TTL));
     let (n, mut drain, _) = undrained(64, &[]);
-    let ledger = Ledger::in_memory().unwrap();
     let e = env("pr-1", "2026-10-01T00:00:00Z", EnvState::Running);
-    let snapshot = Snapshot {
-        environments: vec![e.clone()],
-        complete: true,
-    };
     let stop = decision(&e, Action::Stop);
     // What became of `stop`, the pass's only decision.
     let failed = || {
@@ -493,15 +509,7 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
     ];
     // One pass over the one environment: its decisions, what became of them, when.
     let pass = |decisions: &[Decision], acted: &[Acted], now| {
-        n.after_pass(&PassFacts {
-            rules: &r,
-            snapshot: &snapshot,
-            view: &LedgerView::default(),
-            decisions,
-            acted,
-            ledger: &ledger,
-            now,
-        })
+        n.pass_done(&report(&r, decisions, acted, now));
     };
     let stops = std::slice::from_ref(&stop);
     for (i, (acted, want)) in passes.into_iter().enumerate() {
@@ -530,14 +538,9 @@ fn repeated_failures_are_told_once_and_again_only_after_a_success() {
 
 #[test]
 fn a_warning_names_its_delete_instant_and_a_delete_of_a_gone_environment_is_not_told() {
-    let r = rules(TTL);
+    let r = Arc::new(rules(TTL));
     let (n, mut drain, _) = undrained(64, &[]);
-    let ledger = Ledger::in_memory().unwrap();
     let e = env("pr-1", "2026-10-01T00:00:00Z", EnvState::Stopped);
-    let snapshot = Snapshot {
-        environments: vec![e.clone()],
-        complete: true,
-    };
     let step = |action, at| PendingDelete {
         action,
         cause: Cause::Age,
@@ -563,15 +566,12 @@ fn a_warning_names_its_delete_instant_and_a_delete_of_a_gone_environment_is_not_
         Acted::delete(1, ActResult::Done(Outcome::Accepted)),
         Acted::delete(1, ActResult::DryRun),
     ];
-    n.after_pass(&PassFacts {
-        rules: &r,
-        snapshot: &snapshot,
-        view: &LedgerView::default(),
-        decisions: &[warn, delete],
-        acted: &acted,
-        ledger: &ledger,
-        now: at("2026-10-02T12:00:00Z"),
-    });
+    n.pass_done(&report(
+        &r,
+        &[warn, delete],
+        &acted,
+        at("2026-10-02T12:00:00Z"),
+    ));
     let got = queued(&mut drain);
     let kinds: Vec<Kind> = got.iter().map(|(_, k, _)| *k).collect();
     assert_eq!(kinds, [Kind::DeleteWarning, Kind::Deleted]);
@@ -683,7 +683,6 @@ fn a_digest_counts_savings_over_local_days_including_a_25_hour_one() {
         .unwrap();
     let fleet = digest::Fleet {
         rules: &r,
-        snapshot: &snapshot,
         view: &view,
         decisions: &decisions,
         stops: &stops,
@@ -698,53 +697,6 @@ fn a_digest_counts_savings_over_local_days_including_a_25_hour_one() {
     assert!((d.yesterday.amount - 25.0).abs() < 1e-9, "{d:?}");
     // This month: from Friday 19:00 CEST to Monday 09:00 CET = 63 hours.
     assert!((d.this_month.amount - 63.0).abs() < 1e-9, "{d:?}");
-}
-
-#[test]
-fn upcoming_deletes_are_those_decide_would_make_within_a_day() {
-    let r = rules(TTL);
-    let now = at("2026-10-10T12:00:00Z");
-    // delete_after 2d, warn_before_delete 12h.
-    let envs = [
-        // Due in 30 h: not within the day.
-        env("far", "2026-10-09T18:00:00Z", EnvState::Stopped),
-        // Due in 10 h, warned 3 h ago: deleted at the due time.
-        env("due-first", "2026-10-08T22:00:00Z", EnvState::Stopped),
-        // Due in 2 h, warned only 1 h ago: the warning period ends in 11 h.
-        env("warned-late", "2026-10-08T14:00:00Z", EnvState::Stopped),
-        // Due in 20 h, not warned yet (the warning comes at 12 h before): at the due time.
-        env("not-warned", "2026-10-09T08:00:00Z", EnvState::Stopped),
-        // Due long ago, warned long ago, snoozed for 5 h more.
-        env("snoozed", "2026-10-01T00:00:00Z", EnvState::Stopped),
-        // Not a preview: this rule may not delete it.
-        Environment {
-            mode: Mode::Staging,
-            ..env("staging", "2026-10-01T00:00:00Z", EnvState::Stopped)
-        },
-    ];
-    let mut view = LedgerView::default();
-    view.entry("id-due-first").delete_warned_at = Some(now - TimeDelta::hours(3));
-    view.entry("id-warned-late").delete_warned_at = Some(now - TimeDelta::hours(1));
-    view.entry("id-snoozed").delete_warned_at = Some(now - TimeDelta::days(3));
-    view.entry("id-snoozed").snoozed_until = Some(now + TimeDelta::hours(5));
-    let snapshot = Snapshot {
-        environments: envs.to_vec(),
-        complete: false,
-    };
-    let got: Vec<(String, DateTime<Utc>)> =
-        digest::upcoming_deletes(&r, &snapshot, &view, now, DIGEST_HORIZON)
-            .into_iter()
-            .map(|u| (u.environment.name.to_string(), u.at))
-            .collect();
-    let want = [
-        ("snoozed", now + TimeDelta::hours(5)),
-        ("due-first", now + TimeDelta::hours(10)),
-        ("warned-late", now + TimeDelta::hours(11)),
-        ("not-warned", now + TimeDelta::hours(20)),
-    ];
-    assert_eq!(got, want.map(|(n, t)| (n.to_string(), t)).to_vec());
-    // The view itself is not changed by the projection.
-    assert_eq!(view.get("id-not-warned"), None);
 }
 
 #[test]
@@ -765,18 +717,21 @@ fn digests_are_queued_when_due_and_the_next_instant_is_returned() {
         "timezone: Europe/Paris\nnotify:\n  daily: { kind: slack, url: \"http://127.0.0.1:9/\", digest_at: \"09:00\" }\n  quiet: { kind: webhook, url: \"http://127.0.0.1:9/\" }\nrules:\n  - name: office\n    run: Mon-Fri 08:00-19:00\n",
     );
     let (n, mut drain, _) = undrained(8, &[]);
-    let ledger = Ledger::in_memory().unwrap();
-    let snapshot = Snapshot::default();
-    let pass = |now: &str| {
-        n.after_pass(&PassFacts {
+    let mut digests = Digests::new(n);
+    // The digest job's step at `now`: the due digests sent (of an empty fleet), the next
+    // instant returned.
+    let mut pass = |now: &str| {
+        let now = at(now);
+        let (due, next) = digests.due(&r, now);
+        let fleet = digest::Fleet {
             rules: &r,
-            snapshot: &snapshot,
             view: &LedgerView::default(),
             decisions: &[],
-            acted: &[],
-            ledger: &ledger,
-            now: at(now),
-        })
+            stops: &[],
+            upcoming: &[],
+        };
+        digests.send(&due, &fleet, now);
+        next
     };
     // (pass at, next digest returned, digests queued by that pass)
     let cases = [
@@ -808,16 +763,33 @@ fn digests_are_queued_when_due_and_the_next_instant_is_returned() {
 fn a_notifier_with_no_targets_plans_nothing() {
     let r = rules("rules:\n  - name: office\n    run: Mon-Fri 08:00-19:00\n");
     let (n, mut drain, _) = undrained(8, &[]);
-    let ledger = Ledger::in_memory().unwrap();
-    let next = n.after_pass(&PassFacts {
-        rules: &r,
-        snapshot: &Snapshot::default(),
-        view: &LedgerView::default(),
-        decisions: &[],
-        acted: &[],
-        ledger: &ledger,
-        now: at("2026-10-24T09:30:00Z"),
-    });
+    let (due, next) = Digests::new(n).due(&r, at("2026-10-24T09:30:00Z"));
+    assert!(due.is_empty());
     assert_eq!(next, None);
     assert!(queued(&mut drain).is_empty());
+}
+
+#[test]
+fn slack_shows_links_as_links_and_the_webhook_lists_them() {
+    let link = ActionLink {
+        label: "keep until tomorrow 09:00".into(),
+        url: "https://curfew.example.com/link/abc".into(),
+    };
+    let m = Message {
+        links: [(pr12().id, vec![link])].into_iter().collect(),
+        ..warning()
+    };
+    let slack = slack(&m).to_string();
+    assert!(
+        slack.contains("Act: <https://curfew.example.com/link/abc|keep until tomorrow 09:00>"),
+        "{slack}"
+    );
+    assert_eq!(
+        webhook(&m)["links"],
+        json!([{"label": "keep until tomorrow 09:00", "url": "https://curfew.example.com/link/abc"}])
+    );
+    assert!(
+        webhook(&warning()).get("links").is_none(),
+        "none without links"
+    );
 }

@@ -4,27 +4,55 @@
 //! reads nothing else. A snapshot is also a file format: `curfew plan --snapshot FILE`
 //! reads it as JSON.
 
-pub mod connect;
 pub mod kubernetes;
+mod overrides;
 pub mod qovery;
-pub mod sandbox;
+
+pub use overrides::{LabelOverrides, LabelSnooze, PROTECT_LABEL, SNOOZE_LABEL, protects};
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Everything listed from a platform in one pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Snapshot {
     /// The environments, in the platform's order.
     pub environments: Vec<Environment>,
     /// False when any part of the listing failed: curfew then deletes nothing this pass.
     #[serde(default = "yes")]
     pub complete: bool,
+}
+
+/// A snapshot as a file holds it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotFile {
+    environments: Vec<Environment>,
+    #[serde(default = "yes")]
+    complete: bool,
+}
+
+/// Read from a file: each environment's labels are read into its overrides, as an adapter
+/// does when it lists.
+impl<'de> Deserialize<'de> for Snapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Snapshot, D::Error> {
+        let SnapshotFile {
+            mut environments,
+            complete,
+        } = SnapshotFile::deserialize(deserializer)?;
+        for env in &mut environments {
+            env.overrides = LabelOverrides::of_labels(&env.labels);
+        }
+        Ok(Snapshot {
+            environments,
+            complete,
+        })
+    }
 }
 
 fn yes() -> bool {
@@ -91,6 +119,22 @@ pub struct Environment {
     /// state says, and is never deleted for having been stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unstoppable: Option<Arc<str>>,
+    /// What its labels ask of curfew, read where it was listed (`None`: nothing, the usual
+    /// case, kept small for a listing of thousands).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub overrides: Option<Box<LabelOverrides>>,
+}
+
+impl Environment {
+    /// What its labels ask of curfew.
+    pub fn overrides(&self) -> &LabelOverrides {
+        static NONE: LabelOverrides = LabelOverrides {
+            protected: false,
+            snooze: None,
+        };
+        self.overrides.as_deref().unwrap_or(&NONE)
+    }
 }
 
 /// Qovery's environment modes; Kubernetes namespaces take theirs from a label.
@@ -214,6 +258,55 @@ pub trait Platform: Send + Sync {
     /// deleted at T"; `reason` is CamelCase (`DeleteWarning`). Best effort: it never fails,
     /// and by default it does nothing.
     async fn note(&self, _id: &str, _reason: &str, _message: &str) {}
+    /// Has the platform's own notices (a Kubernetes Stopped Event) carry signed action
+    /// links. By default there are no such notices, and this does nothing.
+    fn set_links(&self, _links: Arc<dyn ActionLinks>) {}
+}
+
+/// The notice a signed action link is put in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// A delete is coming (a Slack or webhook message, a Kubernetes Event).
+    DeleteWarning,
+    /// curfew stopped the environment (a Kubernetes Event).
+    Stopped,
+    /// A daily digest's line about a coming delete.
+    Digest,
+}
+
+/// One signed link: what it does, in words, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionLink {
+    /// `keep 4 h`, `wake now`, `delay the delete by 2 days`…
+    pub label: String,
+    pub url: String,
+}
+
+/// Signed action links for the notices about one environment: each lets whoever holds it
+/// keep, wake or delay that environment once, without a login. They are made by the status
+/// page's signer (`crate::ui::links`); adapters and notifiers only put them where people
+/// read. Never made for production environments.
+pub trait ActionLinks: Send + Sync {
+    /// The links a `notice` about the environment `id` (of `mode`) sent to `target` carries,
+    /// made at `now`; empty when it may have none.
+    fn links(
+        &self,
+        id: &str,
+        mode: Mode,
+        notice: NoticeKind,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<ActionLink>;
+}
+
+/// Links as one line of plain text, for a Kubernetes Event's note or a plain message:
+/// `keep 4 h: URL · wake now: URL`.
+pub fn links_text(links: &[ActionLink]) -> String {
+    links
+        .iter()
+        .map(|l| format!("{}: {}", l.label, l.url))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// How the platform took an action.
@@ -229,15 +322,19 @@ pub enum Outcome {
     Gone,
 }
 
-impl Outcome {
-    /// The ledger's word for it (the `outcome` of an action).
-    pub fn ledger_word(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "ok",
-            Outcome::AlreadyThereOrBusy => "already",
-            Outcome::Gone => "gone",
-        }
-    }
+/// Unit prices to turn CPU and memory into an hourly cost (the rule file's
+/// `defaults.prices`), for the adapters that can read what an environment asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    pub vcpu_hour: Option<f64>,
+    pub gib_hour: Option<f64>,
+}
+
+/// Sees every HTTP request an adapter makes (the daemon counts them in metrics).
+pub trait RequestObserver: Send + Sync {
+    /// `endpoint` is a bounded label, the adapter's name for the call (`list_status`,
+    /// `stop`…); `status` an HTTP code or `timeout`/`network`.
+    fn request(&self, endpoint: &'static str, status: &str, elapsed: Duration);
 }
 
 /// Which operation failed.

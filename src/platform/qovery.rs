@@ -25,7 +25,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
 use super::{
-    EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Snapshot, Words,
+    EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Prices,
+    RequestObserver, Snapshot, Words,
 };
 
 /// An API token. It is only ever written into the `Authorization` header: its `Debug`
@@ -43,20 +44,6 @@ impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Token(<redacted>)")
     }
-}
-
-/// Unit prices to turn CPU and memory into an hourly cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Prices {
-    pub vcpu_hour: Option<f64>,
-    pub gib_hour: Option<f64>,
-}
-
-/// Sees every request the adapter makes (the daemon counts them in metrics).
-pub trait RequestObserver: Send + Sync {
-    /// `endpoint` is a bounded label (`list_status`, `stop`…); `status` an HTTP code or
-    /// `timeout`/`network`.
-    fn request(&self, endpoint: &'static str, status: &str, elapsed: Duration);
 }
 
 /// How to reach Qovery.
@@ -199,6 +186,72 @@ struct Attempt {
     message: String,
 }
 
+impl Attempt {
+    /// A failure that may pass if tried again.
+    fn again(message: String) -> Attempt {
+        Attempt {
+            retryable: true,
+            retry_after: None,
+            message,
+        }
+    }
+
+    /// A failure that trying again does not mend.
+    fn fails(message: String) -> Attempt {
+        Attempt {
+            retryable: false,
+            retry_after: None,
+            message,
+        }
+    }
+}
+
+/// A successful answer's JSON. 204 (and 202 whose body curfew does not need) carry
+/// nothing to parse.
+async fn parse_answer<T: DeserializeOwned + Send + 'static>(
+    status: StatusCode,
+    body: Vec<u8>,
+) -> Result<T, Attempt> {
+    let empty = body.is_empty();
+    let parse = if empty {
+        serde_json::from_slice(b"null")
+    } else if body.len() > LARGE_BODY {
+        // Parsing megabytes takes milliseconds: off the runtime's workers, so the answers
+        // of the other calls in flight are read meanwhile (and the body is freed there as
+        // soon as it is parsed).
+        tokio::task::spawn_blocking(move || serde_json::from_slice(&body))
+            .await
+            .map_err(|e| Attempt::again(format!("parsing the answer was interrupted: {e}")))?
+    } else {
+        serde_json::from_slice(&body)
+    };
+    parse.map_err(|e| {
+        if empty {
+            Attempt::fails(format!("empty answer where JSON was expected: {e}"))
+        } else {
+            Attempt::again(format!("malformed JSON in a {status} answer: {e}"))
+        }
+    })
+}
+
+/// What an answer that is neither a success, a conflict nor "not found" means.
+fn refusal(status: StatusCode, retry_after: Option<Duration>) -> Attempt {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Attempt::fails(format!(
+            "{status}: the API token was refused (check the token's variable or file, and its permissions)"
+        )),
+        StatusCode::TOO_MANY_REQUESTS => Attempt {
+            retry_after,
+            ..Attempt::again(format!("{status}: rate limited"))
+        },
+        s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt {
+            retry_after,
+            ..Attempt::again(format!("{status} from the API"))
+        },
+        s => Attempt::fails(format!("unexpected {s} from the API")),
+    }
+}
+
 // Wire types: only the fields curfew reads; unknown fields are ignored so new API fields
 // never break the adapter.
 #[derive(Deserialize)]
@@ -294,22 +347,22 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<
 }
 
 /// A string of an answer, read by `read` straight from its text.
-fn from_text<'de, D: serde::Deserializer<'de>, T>(
+fn from_text<'de, D: serde::Deserializer<'de>, T, E: fmt::Display>(
     deserializer: D,
     expecting: &'static str,
-    read: fn(&str) -> Result<T, String>,
+    read: fn(&str) -> Result<T, E>,
 ) -> Result<T, D::Error> {
-    struct Text<T> {
+    struct Text<T, E> {
         expecting: &'static str,
-        read: fn(&str) -> Result<T, String>,
+        read: fn(&str) -> Result<T, E>,
     }
-    impl<T> serde::de::Visitor<'_> for Text<T> {
+    impl<T, E: fmt::Display> serde::de::Visitor<'_> for Text<T, E> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.expecting)
         }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
-            (self.read)(s).map_err(E::custom)
+        fn visit_str<D: serde::de::Error>(self, s: &str) -> Result<T, D> {
+            (self.read)(s).map_err(D::custom)
         }
     }
     deserializer.deserialize_str(Text { expecting, read })
@@ -323,15 +376,28 @@ fn rfc3339<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime
         DateTime::parse_from_rfc3339(s)
             .map(|at| at.with_timezone(&Utc))
             .or_else(|_| s.parse::<DateTime<Utc>>())
-            .map_err(|e| format!("{s:?} is not an RFC 3339 date-time: {e}"))
+            .map_err(|source| NotAnInstant {
+                text: s.to_string(),
+                source,
+            })
     })
+}
+
+/// A text in an answer where an instant should be.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not an RFC 3339 date-time: {source}")]
+struct NotAnInstant {
+    text: String,
+    source: chrono::ParseError,
 }
 
 /// A string as the listing keeps it, made straight from the answer's text: serde's own
 /// `Arc<str>` goes through a `String` and copies it (two allocations for each of 10,000
 /// ids and names).
 fn shared<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
-    from_text(deserializer, "a string", |s| Ok(Arc::from(s)))
+    from_text(deserializer, "a string", |s| {
+        Ok::<_, std::convert::Infallible>(Arc::from(s))
+    })
 }
 
 fn rfc3339_some<'de, D: serde::Deserializer<'de>>(
@@ -454,18 +520,36 @@ impl Qovery {
             .map_err(|a| self.error(operation, a.retryable, format!("{endpoint} {path}: {}", a.message)))
     }
 
+    /// One try of a call: the exchange, then what its status means.
     async fn attempt<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
         url: &str,
         endpoint: &'static str,
     ) -> Result<Reply<T>, Attempt> {
+        let (status, retry_after, body) = self.exchange(method, url, endpoint).await?;
+        match status {
+            s if s.is_success() => parse_answer(status, body).await.map(Reply::Ok),
+            StatusCode::CONFLICT => Ok(Reply::Conflict),
+            StatusCode::NOT_FOUND => Ok(Reply::NotFound),
+            s => Err(refusal(s, retry_after)),
+        }
+    }
+
+    /// One request through the gate (a connection of the bounded pool, the rate limit),
+    /// observed: its status, its `Retry-After`, and its body (bounded).
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        endpoint: &'static str,
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), Attempt> {
         let inner = &self.inner;
-        let permit = inner.gate.acquire().await.map_err(|_| Attempt {
-            retryable: false,
-            retry_after: None,
-            message: "client is shutting down".into(),
-        })?;
+        let permit = inner
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| Attempt::fails("client is shutting down".into()))?;
         inner.limiter.until_ready().await;
         let started = Instant::now();
         let sent = inner.http.request(method, url).send().await;
@@ -476,18 +560,16 @@ impl Qovery {
         };
         let response = match sent {
             Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                observe("timeout");
+                return Err(Attempt::again("timed out".into()));
+            }
             Err(e) => {
-                let (kind, message) = if e.is_timeout() {
-                    ("timeout", "timed out".to_string())
-                } else {
-                    ("network", format!("request failed: {}", without_url(&e)))
-                };
-                observe(kind);
-                return Err(Attempt {
-                    retryable: true,
-                    retry_after: None,
-                    message,
-                });
+                observe("network");
+                return Err(Attempt::again(format!(
+                    "request failed: {}",
+                    without_url(&e)
+                )));
             }
         };
         let status = response.status();
@@ -501,66 +583,7 @@ impl Qovery {
         observe(status.as_str());
         // The answer is in: parsing it does not need one of the connections.
         drop(permit);
-        let body = body?;
-        match status {
-            s if s.is_success() => {
-                // 204 (and 202 whose body curfew does not need) carry nothing to parse.
-                let empty = body.is_empty();
-                let parse = if empty {
-                    serde_json::from_slice(b"null")
-                } else if body.len() > LARGE_BODY {
-                    // Parsing megabytes takes milliseconds: off the runtime's workers, so
-                    // the answers of the other calls in flight are read meanwhile (and the
-                    // body is freed there as soon as it is parsed).
-                    tokio::task::spawn_blocking(move || serde_json::from_slice(&body))
-                        .await
-                        .map_err(|e| Attempt {
-                            retryable: true,
-                            retry_after: None,
-                            message: format!("parsing the answer was interrupted: {e}"),
-                        })?
-                } else {
-                    serde_json::from_slice(&body)
-                };
-                match parse {
-                    Ok(v) => Ok(Reply::Ok(v)),
-                    Err(e) if empty => Err(Attempt {
-                        retryable: false,
-                        retry_after: None,
-                        message: format!("empty answer where JSON was expected: {e}"),
-                    }),
-                    Err(e) => Err(Attempt {
-                        retryable: true,
-                        retry_after: None,
-                        message: format!("malformed JSON in a {status} answer: {e}"),
-                    }),
-                }
-            }
-            StatusCode::CONFLICT => Ok(Reply::Conflict),
-            StatusCode::NOT_FOUND => Ok(Reply::NotFound),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Attempt {
-                retryable: false,
-                retry_after: None,
-                message: format!(
-                    "{status}: the API token was refused (check the token's variable or file, and its permissions)"
-                ),
-            }),
-            StatusCode::TOO_MANY_REQUESTS => Err(Attempt {
-                retryable: true,
-                retry_after,
-                message: format!("{status}: rate limited"),
-            }),
-            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Err(Attempt {
-                retryable: true,
-                retry_after,
-                message: format!("{status} from the API"),
-            }),
-            s => Err(Attempt {
-                retryable: false,
-                retry_after: None,
-                message: format!("unexpected {s} from the API"),
-            }),
-        }
+        Ok((status, retry_after, body?))
     }
 
     async fn get_list<T: DeserializeOwned + Send + 'static>(
@@ -650,6 +673,7 @@ impl Qovery {
                 hourly_cost: detail.and_then(|d| d.hourly_cost),
                 platform_state: None,
                 unstoppable: None,
+                overrides: None,
             });
         }
         (out, complete)
@@ -768,13 +792,35 @@ fn without_url(e: &reqwest::Error) -> String {
     text
 }
 
-#[async_trait::async_trait]
-impl Platform for Qovery {
-    fn name(&self) -> &'static str {
-        self.inner.options.name
+impl Qovery {
+    /// The ids of the projects of the last listing.
+    fn projects_seen(&self) -> Vec<String> {
+        self.inner
+            .projects_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    async fn list(&self) -> Result<Snapshot, PlatformError> {
+    /// The statuses of a project's environments.
+    async fn status_of(&self, project: String) -> ProjectStatuses {
+        let result = self
+            .get_list::<StatusWire>(
+                format!("/project/{project}/environment/status"),
+                "list_status",
+            )
+            .await;
+        (project, result)
+    }
+
+    /// The organization-wide listings (projects, environments), and the environments
+    /// assembled from them (names, clusters, costs) as soon as both are in, while the
+    /// status calls are still in flight: their answers only fill in each environment's
+    /// state at the end. Returns the projects' ids, the environments, and whether the
+    /// listing is complete so far.
+    async fn organization_listings(
+        &self,
+    ) -> Result<(Vec<String>, (Vec<Environment>, bool)), PlatformError> {
         let org = &self.inner.options.organization;
         let not_found = || {
             self.error(
@@ -783,76 +829,110 @@ impl Platform for Qovery {
                 format!("organization {org} not found (check the organization id)"),
             )
         };
+        let (environments, projects) = tokio::join!(
+            self.get_list::<EnvironmentWire>(
+                format!("/organization/{org}/environments"),
+                "list_environments",
+            ),
+            self.get_list::<ProjectWire>(format!("/organization/{org}/project"), "list_projects"),
+        );
+        let projects = projects?.ok_or_else(not_found)?;
+        let environments = environments?.ok_or_else(not_found)?;
+        self.refresh_details_if_stale(|| {
+            (
+                projects.iter().map(|p| p.id.clone()).collect(),
+                environments.iter().map(|e| e.id.clone()).collect(),
+            )
+        });
+        let ids: Vec<String> = projects.iter().map(|p| p.id.clone()).collect();
+        let this = self.clone();
+        let assembled = tokio::task::spawn_blocking(move || this.assemble(environments, projects))
+            .await
+            .map_err(|e| {
+                self.error(
+                    Operation::List,
+                    true,
+                    format!("assembling the listing failed: {e}"),
+                )
+            })?;
+        Ok((ids, assembled))
+    }
+}
+
+/// One project's status listing: its id, and the statuses (none when the project is gone).
+type ProjectStatuses = (String, Result<Option<Vec<StatusWire>>, PlatformError>);
+
+/// The projects of this listing that the last one did not have.
+fn new_projects(known: &[String], projects: &[String]) -> Vec<String> {
+    let known: HashSet<&String> = known.iter().collect();
+    projects
+        .iter()
+        .filter(|p| !known.contains(p))
+        .cloned()
+        .collect()
+}
+
+/// Fills in each environment's state from its project's status answer; whether every
+/// status listing answered.
+fn fill_states(out: &mut [Environment], statuses: Vec<ProjectStatuses>) -> bool {
+    let mut complete = true;
+    let found: Vec<(usize, StatusWire)> = {
+        let position: HashMap<&str, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.as_ref(), i))
+            .collect();
+        let mut found = Vec::with_capacity(out.len());
+        for (project, result) in statuses {
+            match result {
+                Ok(Some(list)) => found.extend(
+                    list.into_iter()
+                        .filter_map(|s| Some((*position.get(s.id.as_str())?, s))),
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    complete = false;
+                    tracing::warn!(project, error = %e, "status listing failed: this pass's listing is partial");
+                }
+            }
+        }
+        found
+    };
+    // A handful of state words, one copy of each.
+    let mut words = Words::default();
+    for (i, status) in found {
+        let env = &mut out[i];
+        env.state = map_state(&status.state);
+        env.last_deployed_at = status.last_deployment_date;
+        env.platform_state = Some(words.get(status.state));
+    }
+    complete
+}
+
+#[async_trait::async_trait]
+impl Platform for Qovery {
+    fn name(&self) -> &'static str {
+        self.inner.options.name
+    }
+
+    /// The organization's environments with their states: the project and environment
+    /// listings, the status of each project's environments, put together.
+    async fn list(&self) -> Result<Snapshot, PlatformError> {
         // The status calls need only the projects' ids. Those of the projects seen last time
         // start at once, beside the project and organization-wide environment listings;
         // only a project new since then waits for the project listing. The first listing
         // has nothing to go on and waits.
-        let known: Vec<String> = self
-            .inner
-            .projects_seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let status_of = |project: String| async move {
-            let result = self
-                .get_list::<StatusWire>(
-                    format!("/project/{project}/environment/status"),
-                    "list_status",
-                )
-                .await;
-            (project, result)
-        };
-        // The environments are assembled (names, clusters, costs) as soon as the two
-        // organization-wide listings are in, while the status calls are still in flight;
-        // their answers only fill in each environment's state at the end.
-        let listings = async {
-            let (environments, projects) = tokio::join!(
-                self.get_list::<EnvironmentWire>(
-                    format!("/organization/{org}/environments"),
-                    "list_environments",
-                ),
-                self.get_list::<ProjectWire>(
-                    format!("/organization/{org}/project"),
-                    "list_projects"
-                ),
-            );
-            let projects = projects?.ok_or_else(not_found)?;
-            let environments = environments?.ok_or_else(not_found)?;
-            self.refresh_details_if_stale(|| {
-                (
-                    projects.iter().map(|p| p.id.clone()).collect(),
-                    environments.iter().map(|e| e.id.clone()).collect(),
-                )
-            });
-            let ids: Vec<String> = projects.iter().map(|p| p.id.clone()).collect();
-            let this = self.clone();
-            let assembled =
-                tokio::task::spawn_blocking(move || this.assemble(environments, projects))
-                    .await
-                    .map_err(|e| {
-                        self.error(
-                            Operation::List,
-                            true,
-                            format!("assembling the listing failed: {e}"),
-                        )
-                    })?;
-            Ok::<_, PlatformError>((ids, assembled))
-        };
+        let known = self.projects_seen();
         let (listed, mut statuses) = tokio::join!(
-            listings,
-            futures::future::join_all(known.iter().cloned().map(status_of)),
+            self.organization_listings(),
+            futures::future::join_all(known.iter().cloned().map(|p| self.status_of(p))),
         );
-        let (projects, (mut out, mut complete)) = listed?;
-        let new: Vec<String> = {
-            let known: HashSet<&String> = known.iter().collect();
-            projects
-                .iter()
-                .filter(|p| !known.contains(p))
-                .cloned()
-                .collect()
-        };
+        let (projects, (mut out, complete)) = listed?;
+        let new = new_projects(&known, &projects);
         if !new.is_empty() {
-            statuses.extend(futures::future::join_all(new.into_iter().map(status_of)).await);
+            statuses.extend(
+                futures::future::join_all(new.into_iter().map(|p| self.status_of(p))).await,
+            );
         }
         // A project gone since last time: its status answer (if any) is not used.
         {
@@ -864,39 +944,10 @@ impl Platform for Qovery {
             .projects_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = projects;
-        let found: Vec<(usize, StatusWire)> = {
-            let position: HashMap<&str, usize> = out
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (e.id.as_ref(), i))
-                .collect();
-            let mut found = Vec::with_capacity(out.len());
-            for (project, result) in statuses {
-                match result {
-                    Ok(Some(list)) => found.extend(
-                        list.into_iter()
-                            .filter_map(|s| Some((*position.get(s.id.as_str())?, s))),
-                    ),
-                    Ok(None) => {}
-                    Err(e) => {
-                        complete = false;
-                        tracing::warn!(project, error = %e, "status listing failed: this pass's listing is partial");
-                    }
-                }
-            }
-            found
-        };
-        // A handful of state words, one copy of each.
-        let mut words = Words::default();
-        for (i, status) in found {
-            let env = &mut out[i];
-            env.state = map_state(&status.state);
-            env.last_deployed_at = status.last_deployment_date;
-            env.platform_state = Some(words.get(status.state));
-        }
+        let statuses_complete = fill_states(&mut out, statuses);
         Ok(Snapshot {
             environments: out,
-            complete,
+            complete: complete && statuses_complete,
         })
     }
 

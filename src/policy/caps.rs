@@ -5,14 +5,13 @@
 //! The daemon's executor carries out what these let through; `curfew simulate` holds its
 //! simulated passes to the same limits, so both take the same actions at the same instants.
 
-use std::borrow::{Borrow, Cow};
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Action, Decision};
-use crate::config::Safety;
+use super::{Action, Decision, Safety, Step};
 
 /// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +21,8 @@ pub enum Cap {
 }
 
 impl Cap {
+    pub const ALL: [Cap; 2] = [Cap::MaxStopsPerPass, Cap::MaxDeletesPerHour];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Cap::MaxStopsPerPass => "max_stops_per_pass",
@@ -48,9 +49,9 @@ pub enum Gate {
 }
 
 /// One action of a pass: a decision's own, or its delete's step, and what the limits
-/// make of it.
+/// make of it (by index: the decisions are not cloned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
+pub struct CapStep {
     /// The decision's index in the pass's decisions.
     pub index: usize,
     /// The decision's delete step ([`Decision::delete_step`]) rather than its own action.
@@ -58,17 +59,15 @@ pub struct Step {
     pub gate: Gate,
 }
 
-impl Step {
-    /// The step as a decision of its own: the decision itself, or its delete's step.
-    pub fn decision<'d, D: Borrow<Decision>>(
-        &self,
-        decisions: &'d [D],
-    ) -> Option<Cow<'d, Decision>> {
+impl CapStep {
+    /// The step to carry out: the decision's own ([`Decision::step`]) or its delete's
+    /// ([`Decision::delete_step`]).
+    pub fn step<D: Borrow<Decision>>(&self, decisions: &[D]) -> Option<Step> {
         let d: &Decision = decisions.get(self.index)?.borrow();
         if self.delete_step {
-            d.delete_step().map(Cow::Owned)
+            d.delete_step()
         } else {
-            Some(Cow::Borrowed(d))
+            d.step()
         }
     }
 
@@ -101,7 +100,7 @@ pub fn plan<D: Borrow<Decision>>(
     deletes_last_hour: i64,
     complete: bool,
     mut confirmed: impl FnMut(&str) -> bool,
-) -> Vec<Step> {
+) -> Vec<CapStep> {
     let mut gates = Gates {
         stops_left: safety.max_stops_per_pass,
         deletes_left: i64::from(safety.max_deletes_per_hour)
@@ -123,7 +122,7 @@ pub fn plan<D: Borrow<Decision>>(
         .filter(|i| at(*i).delete_step_action().is_some())
         .collect();
     deletes.sort_by(|a, b| due(*a, true).cmp(&due(*b, true)));
-    let mut steps: Vec<Step> = Vec::with_capacity(deletes.len());
+    let mut steps: Vec<CapStep> = Vec::with_capacity(deletes.len());
     let mut deleted: Vec<usize> = Vec::new();
     for index in deletes {
         let d = at(index);
@@ -132,7 +131,7 @@ pub fn plan<D: Borrow<Decision>>(
         if action == Action::Delete && matches!(gate, Gate::Go | Gate::DryRun) {
             deleted.push(index);
         }
-        steps.push(Step {
+        steps.push(CapStep {
             index,
             delete_step: true,
             gate,
@@ -146,7 +145,7 @@ pub fn plan<D: Borrow<Decision>>(
     for index in own {
         let d = at(index);
         let gate = gates.gate(d.action, &d.environment_id, d.dry_run, &mut confirmed);
-        steps.push(Step {
+        steps.push(CapStep {
             index,
             delete_step: false,
             gate,
@@ -247,6 +246,7 @@ mod tests {
             environment_id: id.into(),
             environment: id.into(),
             project: "web".into(),
+            mode: crate::platform::Mode::Preview,
             state: crate::platform::EnvState::Running,
             action,
             cause: None,
@@ -267,11 +267,11 @@ mod tests {
         }
     }
 
-    fn gates(decisions: &[Decision], steps: &[Step]) -> Vec<(String, Action, Gate)> {
+    fn gates(decisions: &[Decision], steps: &[CapStep]) -> Vec<(String, Action, Gate)> {
         steps
             .iter()
             .map(|s| {
-                let d = s.decision(decisions).unwrap();
+                let d = s.step(decisions).unwrap();
                 assert_eq!(d.action, s.action(decisions));
                 (d.environment_id.to_string(), d.action, s.gate)
             })

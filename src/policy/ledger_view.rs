@@ -7,6 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Action, Cause, Decision, Settle, Step};
+
 /// Why curfew stopped an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -16,10 +18,18 @@ pub enum StopCause {
 }
 
 impl StopCause {
+    /// The word the ledger's `stops.cause` holds.
+    pub fn ledger_word(self) -> &'static str {
+        match self {
+            StopCause::Schedule => "schedule",
+            StopCause::Idle => "idle",
+        }
+    }
+
     /// The cause of a stop decided for `cause`: idle, else the schedule.
-    pub fn of(cause: Option<super::Cause>) -> StopCause {
+    pub fn of(cause: Option<Cause>) -> StopCause {
         match cause {
-            Some(super::Cause::Idle) => StopCause::Idle,
+            Some(Cause::Idle) => StopCause::Idle,
             _ => StopCause::Schedule,
         }
     }
@@ -53,6 +63,13 @@ pub struct EnvRecord {
     pub stopped_since: Option<DateTime<Utc>>,
     /// When people were warned that it will be deleted.
     pub delete_warned_at: Option<DateTime<Utc>>,
+    /// No delete before this instant: a person delayed it (the status page, a signed
+    /// link, the admin API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_not_before: Option<DateTime<Utc>>,
+    /// Who delayed the delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_delayed_by: Option<Arc<str>>,
 }
 
 /// The ledger's records by environment id, and what changed since they were read.
@@ -218,39 +235,57 @@ impl LedgerView {
         }
     }
 
-    /// Records the effect of a decision that was carried out (or a settlement).
-    pub fn apply(&mut self, decision: &super::Decision, now: DateTime<Utc>) {
-        use super::{Action, Settle};
-        let r = self.entry(decision.environment_id.clone());
-        match (decision.action, decision.cause) {
-            (Action::Stop, cause) => {
-                let cause = StopCause::of(cause);
+    /// Records what a carried-out step did: curfew's stop (with its rule and cause), its
+    /// start, a warning given, or the environment deleted.
+    pub fn record(&mut self, step: &Step, now: DateTime<Utc>) {
+        let r = self.entry(step.environment_id.clone());
+        match step.action {
+            Action::Stop => {
+                let cause = StopCause::of(step.cause);
                 r.curfew_stop = Some(StopRecord {
                     at: now,
                     cause,
-                    rule: decision.rule.clone().unwrap_or_default(),
+                    rule: step.rule.clone(),
                 });
                 if cause == StopCause::Schedule {
                     r.schedule_stop_settled_at = Some(now);
                 }
             }
-            (Action::Start, _) => {
+            Action::Start => {
                 r.curfew_stop = None;
                 r.last_started_by_curfew_at = Some(now);
                 r.schedule_start_settled_at = Some(now);
             }
-            (Action::Warn, _) => r.delete_warned_at = Some(now),
-            (Action::Delete, _) => {
-                self.remove(&decision.environment_id);
-                return;
-            }
-            (Action::None, _) => {}
+            Action::Warn => r.delete_warned_at = Some(now),
+            Action::Delete => self.remove(&step.environment_id),
+            Action::None => {}
         }
-        match decision.settle {
-            Some(Settle::ScheduleStop) => r.schedule_stop_settled_at = Some(now),
-            Some(Settle::ScheduleStart) => r.schedule_start_settled_at = Some(now),
-            Some(Settle::ClearDeleteWarning) => r.delete_warned_at = None,
-            None => {}
+    }
+
+    /// Records the fact a decision settles without acting (a boundary seen through, a
+    /// warning that no longer applies).
+    pub fn settle(&mut self, decision: &Decision, now: DateTime<Utc>) {
+        let Some(settle) = decision.settle else {
+            return;
+        };
+        let r = self.entry(decision.environment_id.clone());
+        match settle {
+            Settle::ScheduleStop => r.schedule_stop_settled_at = Some(now),
+            Settle::ScheduleStart => r.schedule_start_settled_at = Some(now),
+            Settle::ClearDeleteWarning => r.delete_warned_at = None,
+        }
+    }
+
+    /// Records a decision carried out whole: its own action (every call succeeded), then
+    /// its settlement (what a simulation of passes does).
+    pub fn apply(&mut self, decision: &Decision, now: DateTime<Utc>) {
+        match decision.step() {
+            Some(step) if step.action == Action::Delete => self.record(&step, now),
+            Some(step) => {
+                self.record(&step, now);
+                self.settle(decision, now);
+            }
+            None => self.settle(decision, now),
         }
     }
 }

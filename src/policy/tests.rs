@@ -2,13 +2,16 @@
 //! protected and unmatched environments are never acted on.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
 use super::*;
 use crate::config::parse_rules;
-use crate::platform::{EnvState, Environment, Mode, Snapshot};
+use crate::platform::{
+    EnvState, Environment, LabelOverrides, Mode, PROTECT_LABEL, SNOOZE_LABEL, Snapshot,
+};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -36,6 +39,7 @@ pub(crate) fn env(name: &str) -> Environment {
         labels: BTreeMap::new(),
         hourly_cost: None,
         unstoppable: None,
+        overrides: None,
     }
 }
 
@@ -77,8 +81,10 @@ impl EnvFixture for Environment {
             ..self
         }
     }
+    /// A label, read as an adapter reads it when it lists.
     fn label(mut self, k: &str, v: &str) -> Self {
         self.labels.insert(k.into(), v.into());
+        self.overrides = LabelOverrides::of_labels(&self.labels);
         self
     }
 }
@@ -363,7 +369,7 @@ fn a_delete_is_warned_about_then_done_only_after_the_warning_period() {
     assert_eq!(deleting(&warn), Action::Warn);
     assert_eq!(warn.next_check, Some(at("2026-11-08T00:00:00Z")));
     let mut ledger = none();
-    ledger.apply(&warn.delete_step().unwrap(), at("2026-11-07T12:00:00Z"));
+    ledger.record(&warn.delete_step().unwrap(), at("2026-11-07T12:00:00Z"));
     let waiting = one(&r, e.clone(), &ledger, "2026-11-07T23:59:59Z");
     assert_eq!(
         (waiting.action, deleting(&waiting)),
@@ -630,6 +636,29 @@ fn a_fortnight_across_the_autumn_change_stops_and_starts_at_local_wall_times() {
     }
 }
 
+/// A stop-only rule (`run: never` with `wake: never`): a running environment is stopped, a
+/// person's start afterwards is left alone, and nothing is ever started.
+#[test]
+fn a_stop_only_rule_stops_once_and_leaves_a_persons_start_alone() {
+    let r = rules(
+        "timezone: Europe/Paris\nrules:\n  - name: parked\n    match: { mode: preview }\n    run: never\n    wake: never\n",
+    );
+    let now = "2026-11-27T10:00:00+01:00";
+    let d = one(&r, env("pr-1"), &none(), now);
+    assert_eq!((d.action, d.cause), (Action::Stop, Some(Cause::Schedule)));
+    let mut ledger = none();
+    ledger.apply(&d, at(now));
+    let started = one(&r, env("pr-1"), &ledger, "2026-11-27T12:00:00+01:00");
+    assert_eq!(started.action, Action::None, "{}", started.reason);
+    let stopped = one(
+        &r,
+        env("pr-1").stopped(),
+        &ledger,
+        "2026-11-30T09:00:00+01:00",
+    );
+    assert_eq!(stopped.action, Action::None, "{}", stopped.reason);
+}
+
 #[test]
 fn a_persons_night_start_in_the_simulation_is_not_fought() {
     let r = rules(PREVIEWS);
@@ -683,7 +712,7 @@ fn arb_env() -> impl Strategy<Value = Environment> {
                 e.state = EnvState::Stopped;
             }
             if protect_label {
-                e.labels.insert(PROTECT_LABEL.into(), "true".into());
+                e = e.label(PROTECT_LABEL, "true");
             }
             e
         })
@@ -1047,4 +1076,94 @@ fn a_coming_delete_does_not_keep_an_environment_running() {
         "{:#?}",
         e.steps
     );
+}
+
+#[test]
+fn a_delayed_delete_waits_for_its_new_time_and_is_warned_before_it() {
+    let rules = rules(
+        "timezone: Europe/Paris\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 7d\n    warn_before_delete: 12h\n",
+    );
+    // Created on the 1st: due on the 8th. A person delayed it to the 12th at 12:00 UTC.
+    let delayed = LedgerView::new([(
+        "id-pr-1",
+        EnvRecord {
+            delete_not_before: Some(at("2026-11-12T12:00:00Z")),
+            delete_delayed_by: Some("alice".into()),
+            ..EnvRecord::default()
+        },
+    )]);
+    let d = one(&rules, env("pr-1"), &delayed, "2026-11-10T00:00:00Z");
+    assert_eq!(deleting(&d), Action::None, "{d:?}");
+    assert_eq!(
+        d.next_check,
+        Some(at("2026-11-12T00:00:00Z")),
+        "warned 12 h before"
+    );
+    let d = one(&rules, env("pr-1"), &delayed, "2026-11-12T00:00:00Z");
+    assert_eq!(deleting(&d), Action::Warn);
+    assert!(
+        d.delete
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("delayed until 2026-11-12 13:00 CET by alice"),
+        "{d:?}"
+    );
+    // Without the delay it would be deleted then already.
+    assert_eq!(
+        deleting(&one(&rules, env("pr-1"), &none(), "2026-11-10T00:00:00Z")),
+        Action::Warn
+    );
+}
+
+// ---- upcoming deletes ---------------------------------------------------------------
+
+#[test]
+fn upcoming_deletes_are_those_decide_would_make_within_a_day() {
+    // delete_after 2d, warn_before_delete 12h (the notifications' rule of a day's digest).
+    let r = rules(
+        "timezone: Europe/Paris\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 2d\n    warn_before_delete: 12h\n",
+    );
+    let now = at("2026-10-10T12:00:00Z");
+    let env = |name: &str, created: &str| env(name).created(created).stopped();
+    let envs = [
+        // Due in 30 h: not within the day.
+        env("far", "2026-10-09T18:00:00Z"),
+        // Due in 10 h, warned 3 h ago: deleted at the due time.
+        env("due-first", "2026-10-08T22:00:00Z"),
+        // Due in 2 h, warned only 1 h ago: the warning period ends in 11 h.
+        env("warned-late", "2026-10-08T14:00:00Z"),
+        // Due in 20 h, not warned yet (the warning comes at 12 h before): at the due time.
+        env("not-warned", "2026-10-09T08:00:00Z"),
+        // Due long ago, warned long ago, snoozed for 5 h more.
+        env("snoozed", "2026-10-01T00:00:00Z"),
+        // Not a preview: this rule may not delete it.
+        Environment {
+            mode: Mode::Staging,
+            ..env("staging", "2026-10-01T00:00:00Z")
+        },
+    ];
+    let mut view = LedgerView::default();
+    view.entry("id-due-first").delete_warned_at = Some(now - TimeDelta::hours(3));
+    view.entry("id-warned-late").delete_warned_at = Some(now - TimeDelta::hours(1));
+    view.entry("id-snoozed").delete_warned_at = Some(now - TimeDelta::days(3));
+    view.entry("id-snoozed").snoozed_until = Some(now + TimeDelta::hours(5));
+    let snapshot = Snapshot {
+        environments: envs.to_vec(),
+        complete: false,
+    };
+    let got: Vec<(String, DateTime<Utc>)> =
+        upcoming_deletes(&r, &snapshot, &view, now, TimeDelta::hours(24))
+            .into_iter()
+            .map(|u| (u.environment.to_string(), u.at))
+            .collect();
+    let want = [
+        ("snoozed", now + TimeDelta::hours(5)),
+        ("due-first", now + TimeDelta::hours(10)),
+        ("warned-late", now + TimeDelta::hours(11)),
+        ("not-warned", now + TimeDelta::hours(20)),
+    ];
+    assert_eq!(got, want.map(|(n, t)| (n.to_string(), t)).to_vec());
+    // The view itself is not changed by the projection.
+    assert_eq!(view.get("id-not-warned"), None);
 }

@@ -1,45 +1,18 @@
 //! Carrying decisions out: caps, dry-run, delete confirmation, bounded concurrency, and the
-//! ledger's intent/outcome around every call.
+//! ledger's intent/outcome around every call. An operator's wake goes through the same
+//! steps ([`Daemon::carry_out`]).
 
-use std::borrow::Cow;
 use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 
-use super::{Acted, Daemon, PassError};
-use crate::config::RuleSet;
-use crate::metrics::{ActionResult, Cap};
-use crate::platform::Outcome;
+use super::{Daemon, PassError};
+use crate::events::{ActResult, Acted, ActionTaken, CapHit};
+use crate::ledger::Outcome as Written;
+use crate::platform::{NoticeKind, Outcome, PlatformError, links_text};
 use crate::policy::caps::{self, Gate};
-use crate::policy::{Action, Decision, LedgerView};
-
-/// What became of a decision that called for an action.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActResult {
-    /// The platform took it (or had it already: Qovery's 409, or the environment is gone).
-    Done(Outcome),
-    /// Logged and counted, nothing called.
-    DryRun,
-    /// Over `max_stops_per_pass` or `max_deletes_per_hour`: left for a later pass.
-    SkippedCap(Cap),
-    /// A delete seen due for the first time: confirmed on a pass one resync later.
-    Confirming,
-    /// The platform refused or failed; the next pass decides again.
-    Failed(String),
-}
-
-impl ActResult {
-    /// The `result` label of `curfew_actions_total`.
-    pub fn label(&self) -> ActionResult {
-        match self {
-            ActResult::Done(_) => ActionResult::Ok,
-            ActResult::DryRun => ActionResult::DryRun,
-            ActResult::SkippedCap(_) | ActResult::Confirming => ActionResult::SkippedCap,
-            ActResult::Failed(_) => ActionResult::Error,
-        }
-    }
-}
+use crate::policy::{Action, Decision, LedgerView, RuleSet, Step};
 
 /// A platform call to make: the action's index in the planned ones, what to do, to which
 /// environment, and its intent's id. Owned: a future holding a borrowed decision trips
@@ -47,95 +20,108 @@ impl ActResult {
 /// spawned.
 type Call = (usize, Action, Arc<str>, i64);
 
+/// What a platform call answered.
+pub(super) type Answer = Result<Outcome, PlatformError>;
+
 /// One action the pass takes or holds back: a decision's own, or its delete's step.
-struct Planned<'d> {
+struct Planned {
     index: usize,
     delete_step: bool,
-    decision: Cow<'d, Decision>,
+    step: Step,
     /// What it became without a call (dry-run, held back, a warning); `None`: to be called.
     result: Option<ActResult>,
 }
 
-impl Gate {
-    /// What an action the limits stopped short of a call becomes; `None`: call.
-    fn result(self) -> Option<ActResult> {
-        match self {
-            Gate::Go => None,
-            Gate::DryRun => Some(ActResult::DryRun),
-            Gate::Capped(cap) => Some(ActResult::SkippedCap(cap)),
-            Gate::Confirming => Some(ActResult::Confirming),
-            Gate::Partial => Some(ActResult::Failed("listing partial".into())),
-            Gate::Record => Some(ActResult::Done(Outcome::Accepted)),
+impl Planned {
+    fn acted(&self, result: ActResult) -> Acted {
+        Acted {
+            index: self.index,
+            delete_step: self.delete_step,
+            result,
         }
     }
 }
 
 impl Daemon {
-    /// What each action of the pass becomes before any call, under the safety limits
-    /// ([`caps::plan`]): the deletes done in the last hour come from the ledger, the
-    /// deletes first seen due from the passes' memory.
-    fn plan_actions<'d>(
+    /// What each action of the pass becomes before any call, under the limits written once
+    /// in [`caps::plan`] (which `curfew simulate` follows too): deletes first, then the
+    /// decisions' own actions, oldest due first in each, so caps hold back the newest. (A
+    /// delete never comes from a partial listing: `decide` holds it back.)
+    fn plan_actions(
         &self,
         rules: &RuleSet,
-        decisions: &'d [Decision],
+        decisions: &[Decision],
+        deletes_last_hour: i64,
         now: DateTime<Utc>,
-        complete: bool,
-    ) -> Result<Vec<Planned<'d>>, PassError> {
-        let deletes_last_hour = self
-            .ledger
-            .count_done_since(Action::Delete, now - TimeDelta::hours(1))?;
+    ) -> Vec<Planned> {
         let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-        let steps = caps::plan(
-            decisions,
-            &rules.safety,
-            deletes_last_hour,
-            complete,
-            |id| memory.confirmations.confirmed(id, now),
-        );
-        Ok(steps
-            .into_iter()
-            .filter_map(|s| {
-                Some(Planned {
-                    index: s.index,
-                    delete_step: s.delete_step,
-                    result: s.gate.result(),
-                    decision: s.decision(decisions)?,
-                })
+        caps::plan(decisions, &rules.safety, deletes_last_hour, true, |id| {
+            memory.confirmations.confirmed(id, now)
+        })
+        .into_iter()
+        .filter_map(|c| {
+            let result = match c.gate {
+                Gate::Go => None,
+                Gate::DryRun => Some(ActResult::DryRun),
+                Gate::Capped(cap) => Some(ActResult::SkippedCap(cap)),
+                Gate::Confirming => Some(ActResult::Confirming),
+                // Not reached: the listing is complete whenever `decide` lets a delete through.
+                Gate::Partial => Some(ActResult::Failed("listing partial".into())),
+                // A warning is carried out by recording it (notifications send it).
+                Gate::Record => Some(ActResult::Done(Outcome::Accepted)),
+            };
+            Some(Planned {
+                index: c.index,
+                delete_step: c.delete_step,
+                step: c.step(decisions)?,
+                result,
             })
-            .collect())
+        })
+        .collect()
     }
 
+    /// Carries out the actions `decisions` call for: planned, their intents written, the
+    /// calls made, their outcomes written; returns what became of each. The ledger's work
+    /// runs off the async workers, in three transactions (intents, the outcomes of what
+    /// needed no call, the calls' outcomes with the stops they opened).
     pub(super) async fn act(
         &self,
         rules: &RuleSet,
         decisions: &[Decision],
         view: &mut LedgerView,
         now: DateTime<Utc>,
-        complete: bool,
     ) -> Result<Vec<Acted>, PassError> {
-        let planned = self.plan_actions(rules, decisions, now, complete)?;
+        let hour_ago = now - TimeDelta::hours(1);
+        let deletes_last_hour = self
+            .ledger
+            .run(move |l| l.count_done_since(Action::Delete, hour_ago))
+            .await?;
+        let planned = self.plan_actions(rules, decisions, deletes_last_hour, now);
         // Every intent in one transaction (one disk sync) before the first call.
-        let ids = self.ledger.intents(
-            &planned.iter().map(|p| &*p.decision).collect::<Vec<_>>(),
-            now,
-        )?;
-        let (mut results, calls) = self.settle_uncalled(&planned, ids, view, now)?;
-        // A warning also goes where the platform's people look (a Kubernetes Event), best
-        // effort.
-        for p in &planned {
-            if p.decision.action == Action::Warn && matches!(p.result, Some(ActResult::Done(_))) {
-                let d = &p.decision;
-                self.platform
-                    .note(&d.environment_id, "DeleteWarning", &d.reason)
-                    .await;
-            }
-        }
-        let outcomes = self.call(calls).await;
-        results.extend(self.finish_calls(&planned, outcomes, view, now)?);
+        let (planned, ids) = self
+            .ledger
+            .run(move |l| {
+                let ids = l.intents(planned.iter().map(|p| &p.step), now)?;
+                Ok((planned, ids))
+            })
+            .await?;
+        let (mut results, calls, settled) = self.settle_uncalled(&planned, ids, view, now);
+        self.ledger.run(move |l| l.outcomes(&settled, now)).await?;
+        self.note_warnings(&planned, now).await;
+        let answers = self.call(calls).await;
+        let (done, written, stops) = self.finish_calls(&planned, answers, view, now);
+        let finished = self.clock.now();
+        self.ledger
+            .run(move |l| {
+                let stops = stops.iter().map(|&k| &planned[k].step);
+                l.finish(&written, stops, finished, now)
+            })
+            .await?;
+        results.extend(done);
         for action in [Action::Stop, Action::Start, Action::Delete] {
-            let skipped = super::acted(decisions, &results)
-                .filter(|(d, r)| {
-                    d.action == action
+            let skipped = crate::events::acted(decisions, &results)
+                .filter(|(s, r)| {
+                    s.action == action
                         && matches!(r, ActResult::SkippedCap(_) | ActResult::Failed(_))
                 })
                 .count();
@@ -144,132 +130,150 @@ impl Daemon {
         Ok(results)
     }
 
-    /// Records the actions that need no call (dry-run, held back, warnings) with their
-    /// outcomes; returns them, and the calls to make for the others.
+    /// A warning also goes where the platform's people look (a Kubernetes Event), best
+    /// effort.
+    async fn note_warnings(&self, planned: &[Planned], now: DateTime<Utc>) {
+        for p in planned {
+            if p.step.action == Action::Warn && matches!(p.result, Some(ActResult::Done(_))) {
+                let message = self.note_with_links(&p.step, now);
+                self.platform
+                    .note(&p.step.environment_id, "DeleteWarning", &message)
+                    .await;
+            }
+        }
+    }
+
+    /// Settles the actions that need no call (dry-run, held back, warnings): recorded in the
+    /// view, logged and counted. Returns them, the calls to make for the others, and the
+    /// outcomes to write.
     fn settle_uncalled(
         &self,
-        planned: &[Planned<'_>],
+        planned: &[Planned],
         ids: Vec<i64>,
         view: &mut LedgerView,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<Acted>, Vec<Call>), PassError> {
-        let mut results: Vec<Acted> = Vec::with_capacity(planned.len());
-        let mut settled: Vec<(i64, &str, Option<&str>)> = Vec::new();
+    ) -> (Vec<Acted>, Vec<Call>, Vec<(i64, Written)>) {
+        let mut settled = Vec::new();
         let mut calls: Vec<Call> = Vec::new();
         for (k, (p, id)) in planned.iter().zip(ids).enumerate() {
-            let d = &*p.decision;
-            let Some(r) = p.result.clone() else {
-                calls.push((k, d.action, d.environment_id.clone(), id));
+            let Some(result) = &p.result else {
+                calls.push((k, p.step.action, p.step.environment_id.clone(), id));
                 continue;
             };
-            let outcome = match &r {
-                ActResult::DryRun => "dry_run",
-                ActResult::SkippedCap(_) => "skipped_cap",
-                ActResult::Confirming => "confirming",
-                ActResult::Done(_) => "ok",
-                ActResult::Failed(_) => "error",
-            };
-            settled.push((id, outcome, None));
-            match &r {
-                ActResult::SkippedCap(cap) => self.metrics.cap_hit(*cap),
-                ActResult::Done(_) => view.apply(d, now),
+            settled.push((id, Written::Acted(result.clone())));
+            match result {
+                ActResult::SkippedCap(cap) => CapHit(*cap).emit(&*self.metrics),
+                ActResult::Done(_) => view.record(&p.step, now),
                 _ => {}
             }
-            self.record(d, &r);
-            results.push(Acted {
-                index: p.index,
-                delete_step: p.delete_step,
-                result: r,
-            });
+            self.record(&p.step, result);
         }
-        self.ledger.outcomes(&settled, now)?;
-        Ok((results, calls))
+        let results = planned
+            .iter()
+            .filter_map(|p| Some(p.acted(p.result.clone()?)))
+            .collect();
+        (results, calls, settled)
     }
 
     /// Makes the platform calls, a bounded number in flight: each call's index in the
     /// planned actions, its intent's id, and what the platform said.
-    async fn call(&self, calls: Vec<Call>) -> Vec<(usize, i64, Result<Outcome, String>)> {
+    async fn call(&self, calls: Vec<Call>) -> Vec<(usize, i64, Answer)> {
         if !calls.is_empty() {
             tracing::info!(calls = calls.len(), "calling the platform");
         }
-        let platform = &self.platform;
         futures::stream::iter(calls)
-            .map(|(k, action, env, id)| async move {
-                let r = match action {
-                    Action::Stop => platform.stop(&env).await,
-                    Action::Start => platform.start(&env).await,
-                    _ => platform.delete(&env).await,
-                };
-                (k, id, r.map_err(|e| e.to_string()))
-            })
+            .map(|(k, action, env, id)| async move { (k, id, self.call_one(action, &env).await) })
             .buffer_unordered(self.options.max_in_flight.max(1))
             .collect()
             .await
     }
 
-    /// Records what the calls became: outcomes and the stop intervals they open, in one
-    /// transaction.
+    /// Asks the platform to carry out `action` on the environment `id`.
+    async fn call_one(&self, action: Action, id: &str) -> Answer {
+        match action {
+            Action::Stop => self.platform.stop(id).await,
+            Action::Start => self.platform.start(id).await,
+            _ => self.platform.delete(id).await,
+        }
+    }
+
+    /// What the calls became: recorded in the view, logged and counted. Returns them, the
+    /// outcomes to write, and which planned actions are stops that were taken (their stop
+    /// intervals open).
     fn finish_calls(
         &self,
-        planned: &[Planned<'_>],
-        outcomes: Vec<(usize, i64, Result<Outcome, String>)>,
+        planned: &[Planned],
+        answers: Vec<(usize, i64, Answer)>,
         view: &mut LedgerView,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Acted>, PassError> {
-        let finished = self.clock.now();
-        let mut results = Vec::with_capacity(outcomes.len());
-        let mut written: Vec<(i64, &'static str, Option<String>)> =
-            Vec::with_capacity(outcomes.len());
-        let mut stops: Vec<&Decision> = Vec::new();
-        for (k, id, r) in outcomes {
+    ) -> (Vec<Acted>, Vec<(i64, Written)>, Vec<usize>) {
+        let mut done = Vec::with_capacity(answers.len());
+        let mut written = Vec::with_capacity(answers.len());
+        let mut stops = Vec::new();
+        for (k, id, answer) in answers {
             let p = &planned[k];
-            let d = &*p.decision;
-            let result = match r {
-                Ok(outcome) => {
-                    written.push((id, outcome.ledger_word(), None));
-                    view.apply(d, now);
-                    if d.action == Action::Stop {
-                        stops.push(d);
-                    }
-                    ActResult::Done(outcome)
+            let result = result_of(&answer);
+            if let ActResult::Done(_) = result {
+                view.record(&p.step, now);
+                if p.step.action == Action::Stop {
+                    stops.push(k);
                 }
-                Err(message) => {
-                    written.push((id, "error", Some(message.clone())));
-                    ActResult::Failed(message)
-                }
-            };
-            self.record(d, &result);
-            results.push(Acted {
-                index: p.index,
-                delete_step: p.delete_step,
-                result,
-            });
+            }
+            self.record(&p.step, &result);
+            done.push(p.acted(result.clone()));
+            written.push((id, Written::Acted(result)));
         }
-        let outcomes: Vec<(i64, &str, Option<&str>)> = written
-            .iter()
-            .map(|(id, w, e)| (*id, *w, e.as_deref()))
-            .collect();
-        self.ledger.finish(&outcomes, &stops, finished, now)?;
-        Ok(results)
+        (done, written, stops)
+    }
+
+    /// One action carried out alone, outside a pass (an operator's wake): its intent, the
+    /// call, its outcome and its event, as a pass does them. Returns what the platform
+    /// answered.
+    pub(super) async fn carry_out(
+        &self,
+        step: &Step,
+        now: DateTime<Utc>,
+    ) -> Result<Answer, PassError> {
+        let intent = step.clone();
+        let id = self.ledger.run(move |l| l.intent(&intent, now)).await?;
+        let answer = self.call_one(step.action, &step.environment_id).await;
+        let result = result_of(&answer);
+        self.record(step, &result);
+        let (written, finished) = (Written::Acted(result), self.clock.now());
+        self.ledger
+            .run(move |l| l.outcome(id, written, finished))
+            .await?;
+        Ok(answer)
+    }
+
+    /// A delete warning's text for the platform's notice, with its signed links (keep,
+    /// delay) when the daemon makes them.
+    fn note_with_links(&self, d: &Step, now: DateTime<Utc>) -> String {
+        let links = self.links.as_ref().map(|l| {
+            l.links(
+                &d.environment_id,
+                d.mode,
+                NoticeKind::DeleteWarning,
+                &format!("{} event", self.platform.name()),
+                now,
+            )
+        });
+        match links.filter(|l| !l.is_empty()) {
+            Some(links) => format!("{} — {}", d.reason, links_text(&links)),
+            None => d.reason.to_string(),
+        }
     }
 
     /// One log line and one count per action, from the same data.
-    fn record(&self, d: &Decision, r: &ActResult) {
-        let rule = d.rule.as_deref().unwrap_or("none");
-        // A delete waiting for its second pass was not attempted: logged, not counted.
-        if *r != ActResult::Confirming {
-            self.metrics.action(d.action, d.rule.as_deref(), r.label());
-        }
-        match r {
-            ActResult::Failed(e) => {
-                tracing::warn!(environment = %d.environment, id = %d.environment_id, rule, action = %d.action, reason = %d.reason, result = "error", error = %e, "action failed")
-            }
-            ActResult::Done(o) => {
-                tracing::info!(environment = %d.environment, id = %d.environment_id, rule, action = %d.action, reason = %d.reason, result = ?o, "action")
-            }
-            other => {
-                tracing::info!(environment = %d.environment, id = %d.environment_id, rule, action = %d.action, reason = %d.reason, result = r.label().as_str(), detail = ?other, "action not taken")
-            }
-        }
+    fn record(&self, step: &Step, result: &ActResult) {
+        ActionTaken { step, result }.emit(&*self.metrics);
+    }
+}
+
+/// What became of an action the platform was asked for.
+fn result_of(answer: &Answer) -> ActResult {
+    match answer {
+        Ok(outcome) => ActResult::Done(*outcome),
+        Err(e) => ActResult::Failed(e.to_string()),
     }
 }

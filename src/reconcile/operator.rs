@@ -11,10 +11,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Daemon, PassError};
+use super::{Daemon, Look, PassError};
 use crate::ledger::{EnvironmentSavings, HistoryEntry, LedgerError, OverrideEntry};
-use crate::platform::{Environment, PlatformError, Snapshot};
-use crate::policy::{self, Action, Decision, EnvRecord, Explanation, LedgerView};
+use crate::platform::{EnvState, Environment, PlatformError, Snapshot};
+use crate::policy::{self, Action, Decision, EnvRecord, Explanation, LedgerView, Step};
+
+/// The start a wake makes, and until when its snooze lasts.
+struct Wake {
+    step: Step,
+    until: DateTime<Utc>,
+}
 
 /// How many history lines an environment's report carries.
 const HISTORY: usize = 50;
@@ -28,7 +34,8 @@ pub enum OperatorError {
     Ambiguous { key: String, ids: Vec<String> },
     #[error("{0}")]
     Invalid(String),
-    /// The environment is protected: curfew does not act on it, even when asked.
+    /// The environment is protected (or, for a signed link or the status page, production):
+    /// curfew does not act on it, even when asked.
     #[error("{0}")]
     Protected(String),
     #[error("the platform could not be read: {0}")]
@@ -90,7 +97,7 @@ pub struct EnvironmentReport {
 impl Daemon {
     /// The plan now, from a fresh listing (read-only).
     pub async fn plan_now(&self) -> Result<Plan, OperatorError> {
-        let super::Look {
+        let Look {
             snapshot,
             now,
             view,
@@ -118,26 +125,38 @@ impl Daemon {
     /// One environment (by id, or by a name only it has), explained.
     pub async fn environment_report(&self, key: &str) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
-        self.report(environment, complete)
+        self.report(environment, complete).await
     }
 
     /// The report of an environment already listed (a change answers with it, without
     /// listing the platform a second time).
-    fn report(
+    async fn report(
         &self,
         environment: Environment,
         complete: bool,
     ) -> Result<EnvironmentReport, OperatorError> {
         let now = self.clock.now();
-        let Explanation { steps, decision } = self.explain_one(&environment, complete, now)?;
+        let Explanation { steps, decision } = self.explain_one(&environment, complete, now).await?;
         let rules = self.rules();
+        let id = environment.id.clone();
+        let (record, savings, history) = self
+            .ledger
+            .run(move |l| {
+                let record = l.record(&id)?.unwrap_or_default();
+                Ok((
+                    record,
+                    l.environment_savings(&id)?,
+                    l.history(&id, HISTORY)?,
+                ))
+            })
+            .await?;
         Ok(EnvironmentReport {
             at: now,
             timezone: rules.zone_of(decision.rule.as_deref()).name().to_string(),
-            record: self.ledger.record(&environment.id)?.unwrap_or_default(),
-            savings: self.ledger.environment_savings(&environment.id)?,
+            record,
+            savings,
             currency: rules.currency.clone(),
-            history: self.ledger.history(&environment.id, HISTORY)?,
+            history,
             decision,
             steps,
             environment,
@@ -152,16 +171,11 @@ impl Daemon {
         who: &str,
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
-        self.check_note(note)?;
-        let (environment, complete) = self.find(key).await?;
-        self.check_until(until)?;
-        self.change(&environment.id, "snooze", who, Some(until), note, |r| {
+        self.change_until(key, "snooze", until, who, note, move |r, by| {
             r.snoozed_until = Some(until);
-            r.snoozed_by = Some(who.into());
+            r.snoozed_by = Some(by);
         })
-        .await?;
-        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "snoozed");
-        self.report(environment, complete)
+        .await
     }
 
     /// Ends a snooze: the schedule applies again from the next pass (which starts now).
@@ -171,40 +185,95 @@ impl Daemon {
         who: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
         let (environment, complete) = self.find(key).await?;
-        self.change(&environment.id, "end_snooze", who, None, "", |r| {
+        let entry = self.entry("end_snooze", who, None, "");
+        self.change(&environment.id, entry, |r| {
             r.snoozed_until = None;
             r.snoozed_by = None;
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, "snooze ended");
-        self.report(environment, complete)
+        self.report(environment, complete).await
     }
 
     /// Starts the environment now and snoozes it until `until`, by default until its
-    /// rule's next scheduled stop.
+    /// rule's next scheduled stop. `note` (where the request came from: `via the status
+    /// page`, `via link sent to team-slack`, or a person's words) goes into the ledger
+    /// after the reason.
     pub async fn wake(
         &self,
         key: &str,
         until: Option<DateTime<Utc>>,
         who: &str,
+        note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
+        self.check_note(note)?;
         let (environment, complete) = self.find(key).await?;
         let now = self.clock.now();
+        let start = self
+            .wake_step(&environment, complete, until, who, now)
+            .await?;
+        let until = start.until;
+        let detail = match note.trim() {
+            "" => start.step.reason.to_string(),
+            note => format!("{}; {note}", start.step.reason),
+        };
+        let entry = OverrideEntry {
+            at: now,
+            ..self.entry("wake", who, Some(until), &detail)
+        };
+        let by: Arc<str> = who.into();
+        let _exclusive = self.exclusive.lock().await;
+        self.carry_out(&start.step, now).await??;
+        self.write_change(&environment.id, entry, move |r| {
+            // curfew's stop is over. The start is curfew's own (not a person's on the
+            // platform): when the wake's snooze ends, the schedule takes the environment
+            // back instead of leaving it up until the next scheduled stop. It also
+            // restarts the idle clock.
+            r.curfew_stop = None;
+            r.last_started_by_curfew_at = Some(now);
+            r.snoozed_until = Some(until);
+            r.snoozed_by = Some(by);
+        })
+        .await?;
+        drop(_exclusive);
+        self.nudge.notify_one();
+        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "woken");
+        // Listed again: the start changed its state.
+        self.environment_report(&environment.id).await
+    }
+
+    /// The start a wake makes, and until when it lasts; refused for an environment curfew
+    /// never acts on (protected, or matched by no rule), under dry-run, or without an end.
+    async fn wake_step(
+        &self,
+        environment: &Environment,
+        complete: bool,
+        until: Option<DateTime<Utc>>,
+        who: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Wake, OperatorError> {
         let rules = self.rules();
-        let record = self.ledger.record(&environment.id)?;
-        if let Some(protection) = policy::protection(&rules, &environment, record.as_ref()) {
+        let id = environment.id.clone();
+        let record = self.ledger.run(move |l| l.record(&id)).await?;
+        if let Some(protection) = policy::protection(&rules, environment, record.as_ref()) {
             return Err(OperatorError::Protected(format!(
                 "{} is protected: {protection}; curfew never acts on a protected environment, a wake included (lift the protection first if you mean it)",
                 environment.name
             )));
         }
-        let explained = self.explain_one(&environment, complete, now)?;
-        let rule = explained.decision.rule.as_deref();
-        let zone = rules.zone_of(rule);
+        let decision = self.explain_one(environment, complete, now).await?.decision;
+        let Some(rule) = decision.rule.as_deref().and_then(|name| rules.rule(name)) else {
+            return Err(OperatorError::Invalid(format!(
+                "{} matches no rule: curfew never acts on it, a wake included (start it on the platform)",
+                environment.name
+            )));
+        };
         let until = match until {
             Some(u) => u,
             None => rule
-                .and_then(|name| rules.rule(name)?.schedule.as_ref()?.next_stop(now))
+                .schedule
+                .as_ref()
+                .and_then(|s| s.next_stop(now))
                 .ok_or_else(|| {
                     OperatorError::Invalid(format!(
                         "{} has no scheduled stop ahead to wake it until: give `for` or `until`",
@@ -213,61 +282,27 @@ impl Daemon {
                 })?,
         };
         self.check_until(until)?;
-        if explained.decision.dry_run {
+        if decision.dry_run {
             return Err(OperatorError::Invalid(format!(
                 "{} is under dry-run: curfew starts nothing (start it on the platform, or snooze it)",
                 environment.name
             )));
         }
-        let start = Decision {
+        let reason = format!(
+            "woken by {who} until {}",
+            policy::local(until, rule.timezone)
+        );
+        let step = Decision {
             action: Action::Start,
             cause: None,
-            reason: format!("woken by {who} until {}", policy::local(until, zone)).into(),
+            reason: reason.into(),
+            due_since: None,
             delete: None,
-            ..explained.decision
-        };
-        let _exclusive = self.exclusive.lock().await;
-        let id = self.ledger.intent(&start, now)?;
-        let outcome = self.platform.start(&environment.id).await;
-        let finished = self.clock.now();
-        match &outcome {
-            Ok(o) => self.ledger.outcome(id, o.ledger_word(), None, finished)?,
-            Err(e) => self
-                .ledger
-                .outcome(id, "error", Some(&e.to_string()), finished)?,
+            ..decision
         }
-        let result = match outcome {
-            Ok(_) => crate::metrics::ActionResult::Ok,
-            Err(_) => crate::metrics::ActionResult::Error,
-        };
-        self.metrics
-            .action(Action::Start, start.rule.as_deref(), result);
-        outcome?;
-        self.ledger.change_record(
-            &environment.id,
-            |r| {
-                // curfew's stop is over. The start is curfew's own (not a person's on the
-                // platform): when the wake's snooze ends, the schedule takes the environment
-                // back instead of leaving it up until the next scheduled stop. It also
-                // restarts the idle clock.
-                r.curfew_stop = None;
-                r.last_started_by_curfew_at = Some(now);
-                r.snoozed_until = Some(until);
-                r.snoozed_by = Some(who.into());
-            },
-            &OverrideEntry {
-                kind: "wake",
-                who,
-                at: now,
-                until: Some(until),
-                detail: &start.reason,
-            },
-        )?;
-        drop(_exclusive);
-        self.nudge.notify_one();
-        tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "woken");
-        // Listed again: the start changed its state.
-        self.environment_report(&environment.id).await
+        .step()
+        .ok_or_else(|| OperatorError::Invalid(format!("{} cannot be started", environment.name)))?;
+        Ok(Wake { step, until })
     }
 
     /// A lasting protection (`protect`) or its end: curfew never acts on a protected
@@ -282,12 +317,91 @@ impl Daemon {
         self.check_note(note)?;
         let (environment, complete) = self.find(key).await?;
         let kind = if protect { "protect" } else { "unprotect" };
-        self.change(&environment.id, kind, who, None, note, |r| {
-            r.protected_by = protect.then(|| who.into());
+        let by: Arc<str> = who.into();
+        let entry = self.entry(kind, who, None, note);
+        self.change(&environment.id, entry, move |r| {
+            r.protected_by = protect.then_some(by);
         })
         .await?;
         tracing::info!(environment = %environment.name, id = %environment.id, who, kind, "protection changed");
-        self.report(environment, complete)
+        self.report(environment, complete).await
+    }
+
+    /// Keeps the environment up until `until`: a stopped one is woken until then, a
+    /// running one snoozed (no stop before then). What a person means by "keep it 4 h".
+    pub async fn keep(
+        &self,
+        key: &str,
+        until: DateTime<Utc>,
+        who: &str,
+        note: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, _) = self.find(key).await?;
+        match environment.state {
+            EnvState::Stopped | EnvState::Stopping => {
+                self.wake(&environment.id, Some(until), who, note).await
+            }
+            _ => self.snooze(&environment.id, until, who, note).await,
+        }
+    }
+
+    /// No delete before `until`: the delete waits (and is warned about again
+    /// `warn_before_delete` ahead of the new instant). Schedules and idle stops still apply.
+    pub async fn delay_delete(
+        &self,
+        key: &str,
+        until: DateTime<Utc>,
+        who: &str,
+        note: &str,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        self.change_until(key, "delay_delete", until, who, note, move |r, by| {
+            r.delete_not_before = Some(until);
+            r.delete_delayed_by = Some(by);
+            r.delete_warned_at = None;
+        })
+        .await
+    }
+
+    /// A change that lasts until `until` (a snooze, a delayed delete) by `who`: the note
+    /// and the instant checked, the record changed with its entry, the change logged; the
+    /// environment's report after it.
+    async fn change_until(
+        &self,
+        key: &str,
+        kind: &'static str,
+        until: DateTime<Utc>,
+        who: &str,
+        note: &str,
+        change: impl FnOnce(&mut EnvRecord, Arc<str>) + Send + 'static,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        self.check_note(note)?;
+        let (environment, complete) = self.find(key).await?;
+        self.check_until(until)?;
+        let by: Arc<str> = who.into();
+        let entry = self.entry(kind, who, Some(until), note);
+        self.change(&environment.id, entry, move |r| change(r, by))
+            .await?;
+        tracing::info!(environment = %environment.name, id = %environment.id, who, kind, until = %until, "changed until");
+        self.report(environment, complete).await
+    }
+
+    /// The environment `key` names, if curfew may act on it at a person's request: not
+    /// production, not protected (by the file, a person, or its label).
+    pub async fn actionable(&self, key: &str) -> Result<Environment, OperatorError> {
+        let (environment, _) = self.find(key).await?;
+        let id = environment.id.clone();
+        let record = self.ledger.run(move |l| l.record(&id)).await?;
+        let protection = match environment.mode {
+            crate::platform::Mode::Production => Some("it is a production environment".into()),
+            _ => policy::protection(&self.rules(), &environment, record.as_ref()),
+        };
+        match protection {
+            Some(p) => Err(OperatorError::Protected(format!(
+                "{} is protected ({p}): curfew does not act on it",
+                environment.name
+            ))),
+            None => Ok(environment),
+        }
     }
 
     /// The environment that `key` names: its id, else the one environment of that name.
@@ -315,13 +429,14 @@ impl Daemon {
         }
     }
 
-    fn explain_one(
+    async fn explain_one(
         &self,
         env: &Environment,
         complete: bool,
         now: DateTime<Utc>,
     ) -> Result<Explanation, OperatorError> {
-        let record = self.ledger.record(&env.id)?;
+        let id = env.id.clone();
+        let record = self.ledger.run(move |l| l.record(&id)).await?;
         let mut view = LedgerView::stored(record.map(|r| (env.id.clone(), r)));
         view.observe(
             &Snapshot {
@@ -366,29 +481,49 @@ impl Daemon {
         Ok(())
     }
 
+    /// An operator's change as the ledger keeps it, now.
+    fn entry(
+        &self,
+        kind: &'static str,
+        who: &str,
+        until: Option<DateTime<Utc>>,
+        detail: &str,
+    ) -> OverrideEntry {
+        OverrideEntry {
+            kind,
+            who: who.to_string(),
+            at: self.clock.now(),
+            until,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Changes a record with its operator's entry, the pass held off meanwhile, then asks
+    /// for a pass.
     async fn change(
         &self,
         id: &str,
-        kind: &str,
-        who: &str,
-        until: Option<DateTime<Utc>>,
-        note: &str,
-        change: impl FnOnce(&mut EnvRecord),
+        entry: OverrideEntry,
+        change: impl FnOnce(&mut EnvRecord) + Send + 'static,
     ) -> Result<(), OperatorError> {
         let _exclusive = self.exclusive.lock().await;
-        self.ledger.change_record(
-            id,
-            change,
-            &OverrideEntry {
-                kind,
-                who,
-                at: self.clock.now(),
-                until,
-                detail: note,
-            },
-        )?;
+        self.write_change(id, entry, change).await?;
         drop(_exclusive);
         self.nudge.notify_one();
+        Ok(())
+    }
+
+    /// Changes a record and writes its operator's entry, in one transaction.
+    async fn write_change(
+        &self,
+        id: &str,
+        entry: OverrideEntry,
+        change: impl FnOnce(&mut EnvRecord) + Send + 'static,
+    ) -> Result<(), OperatorError> {
+        let id = id.to_string();
+        self.ledger
+            .run(move |l| l.change_record(&id, change, &entry))
+            .await?;
         Ok(())
     }
 }

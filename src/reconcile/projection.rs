@@ -12,9 +12,9 @@ use std::sync::{Arc, PoisonError};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Daemon;
-use crate::config::RuleSet;
 use crate::ledger::LedgerError;
 use crate::platform::PlatformError;
+use crate::policy::RuleSet;
 use crate::simulate::{self, Projection};
 
 /// How many days the daemon projects.
@@ -73,7 +73,7 @@ impl Daemon {
         let rules = self.rules();
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();
-        let view = self.ledger.view()?;
+        let view = self.ledger.run(|l| l.view()).await?;
         let mut options = simulate::Options::new(
             now,
             PROJECTION_DAYS,

@@ -9,8 +9,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::*;
 use crate::clock::ManualClock;
 use crate::config::parse_rules;
+use crate::events::ActResult;
 use crate::platform::qovery::{Qovery, QoveryOptions, Token};
-use crate::platform::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
+use crate::platform::{PlatformError, Snapshot};
+use crate::policy::Action;
+use crate::sandbox::{Faults, RunningSandbox, Sandbox, SandboxOptions};
 
 pub(crate) fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -496,7 +499,7 @@ async fn a_ledger_that_turned_read_only_is_named_in_readyz() {
 const README_PREVIEWS: &str = "timezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    stop_when_idle: 3h\n    delete_after: 7d\n    warn_before_delete: 12h\n";
 
 /// Every preview deployed now (the team's afternoon), so none is idle before the evening.
-fn deploy_every_preview(w: &World) -> Vec<crate::platform::sandbox::SandboxEnvironment> {
+fn deploy_every_preview(w: &World) -> Vec<crate::sandbox::SandboxEnvironment> {
     let previews: Vec<_> = w
         .sandbox
         .environments()
@@ -819,4 +822,158 @@ async fn a_restarted_daemon_counts_its_savings_from_the_ledger_before_its_first_
         text.contains("curfew_stopped_seconds_total{rule=\"office\"} 10800"),
         "{text}"
     );
+}
+
+/// The sandbox's platform, with the notes it is given written down (Qovery has no place
+/// for them; Kubernetes posts them as Events).
+struct Noted {
+    inner: Arc<Qovery>,
+    notes: std::sync::Mutex<Vec<(String, String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl Platform for Noted {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+    async fn list(&self) -> Result<Snapshot, PlatformError> {
+        self.inner.list().await
+    }
+    async fn stop(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.inner.stop(id).await
+    }
+    async fn start(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.inner.start(id).await
+    }
+    async fn delete(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.inner.delete(id).await
+    }
+    async fn note(&self, id: &str, reason: &str, message: &str) {
+        let mut notes = self.notes.lock().unwrap();
+        notes.push((id.into(), reason.into(), message.into()));
+    }
+}
+
+struct Labelled;
+
+impl ActionLinks for Labelled {
+    fn links(
+        &self,
+        id: &str,
+        _mode: crate::platform::Mode,
+        notice: crate::platform::NoticeKind,
+        target: &str,
+        _now: DateTime<Utc>,
+    ) -> Vec<crate::platform::ActionLink> {
+        vec![crate::platform::ActionLink {
+            label: "delay the delete by 2 days".into(),
+            url: format!("https://c.test/{id}/{notice:?}/{target}"),
+        }]
+    }
+}
+
+#[tokio::test]
+async fn the_platform_s_delete_warning_carries_the_links() {
+    let clock = ManualClock::new(at("2026-11-27T12:00:00Z"));
+    let (_sandbox, _running, qovery) = sandbox_platform(&clock, 8).await;
+    let platform = Arc::new(Noted {
+        inner: qovery,
+        notes: std::sync::Mutex::default(),
+    });
+    let rules = "timezone: UTC\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 1h\n    warn_before_delete: 2h\n";
+    let daemon = Daemon::new(
+        platform.clone(),
+        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(Metrics::new("test", false)),
+        Arc::new(clock.clone()),
+        Arc::new(parse_rules("t.yaml", rules, clock.now()).unwrap()),
+        DaemonOptions {
+            resync: Duration::from_secs(60),
+            max_pass_age: Duration::from_secs(180),
+            max_in_flight: 4,
+        },
+    )
+    .with_links(Arc::new(Labelled));
+    daemon.pass().await.unwrap();
+    let notes = platform.notes.lock().unwrap().clone();
+    assert!(!notes.is_empty());
+    for (id, reason, message) in notes {
+        assert_eq!(reason, "DeleteWarning");
+        assert!(
+            message.ends_with(&format!(
+                "— delay the delete by 2 days: https://c.test/{id}/DeleteWarning/kubernetes event"
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_last_pass_is_kept_for_the_page_and_only_for_it() {
+    let w = world(
+        "timezone: UTC\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n",
+        "2026-11-25T20:00:00Z",
+        6,
+    )
+    .await;
+    let report = w.daemon.pass().await.unwrap();
+    let kept = w.daemon.last_pass().unwrap();
+    assert!(
+        Arc::ptr_eq(&kept.decisions, &report.decisions),
+        "shared, not copied"
+    );
+    assert_eq!(kept.snapshot.environments.len(), 6);
+    assert_eq!(w.daemon.recent_passes().len(), 1);
+
+    let clock = ManualClock::new(at("2026-11-25T20:00:00Z"));
+    let (_sandbox, _running, platform) = sandbox_platform(&clock, 6).await;
+    let off = Daemon::new(
+        platform,
+        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(Metrics::new("test", false)),
+        Arc::new(clock.clone()),
+        w.daemon.rules(),
+        w.daemon.options.clone(),
+    )
+    .without_page();
+    let report = off.pass().await.unwrap();
+    assert!(off.last_pass().is_none(), "nothing kept for nobody");
+    assert_eq!(report.decisions.len(), 6);
+    assert_eq!(
+        off.recent_passes().len(),
+        1,
+        "the passes' health is still kept"
+    );
+}
+
+/// SQLite waits for the disk (`synchronous FULL`): a pass's ledger work, the start's
+/// recovery and an operator's changes run it on blocking threads, never on the async
+/// workers that also answer `/healthz` (the strict ledger panics otherwise).
+#[tokio::test]
+async fn passes_and_operators_changes_keep_the_ledger_off_the_async_workers() {
+    let office = "timezone: Europe/Paris\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 08:00-19:00\n";
+    let ledger = Ledger::in_memory_strict().unwrap();
+    let w = world_with(
+        office,
+        "2026-11-25T19:00:00+01:00",
+        6,
+        ledger,
+        Duration::from_secs(60),
+    )
+    .await;
+    w.daemon.recover().await.unwrap();
+    let report = w.daemon.pass().await.unwrap();
+    let stopped: Vec<String> = report
+        .acted()
+        .filter(|(s, r)| s.action == Action::Stop && matches!(r, ActResult::Done(_)))
+        .map(|(s, _)| s.environment_id.to_string())
+        .collect();
+    assert!(!stopped.is_empty(), "the pass stopped something");
+    w.clock.set(at("2026-11-25T21:00:00+01:00"));
+    let id = &stopped[0];
+    w.daemon.wake(id, None, "alice", "").await.unwrap();
+    let until = at("2026-11-26T09:00:00+01:00");
+    w.daemon.snooze(id, until, "bob", "a demo").await.unwrap();
+    w.daemon.plan_now().await.unwrap();
+    w.daemon.pass().await.unwrap();
 }

@@ -26,8 +26,38 @@ const UNITS: [(char, u64); 5] = [
 #[error("invalid duration \"{input}\": {problem}")]
 pub struct DurationError {
     pub input: String,
-    pub problem: String,
+    pub problem: DurationProblem,
 }
+
+/// What is wrong with a duration, and where (1-based columns).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationProblem {
+    #[error("empty; expected a number and a unit such as 30m, 4h, 7d or 1d12h")]
+    Empty,
+    #[error(
+        "unexpected \"{found}\" at column {column}; expected a digit or one of the units s, m, h, d, w"
+    )]
+    Unexpected { found: char, column: usize },
+    #[error("unit \"{unit}\" at column {column} has no number before it")]
+    NoNumber { unit: char, column: usize },
+    #[error(
+        "unit \"{unit}\" at column {column} is out of order; write units largest first, each once (1w2d3h4m5s)"
+    )]
+    OutOfOrder { unit: char, column: usize },
+    #[error("number too large")]
+    NumberTooLarge,
+    #[error("too large")]
+    TooLarge,
+    #[error("\"{number}\" has no unit; add one of s, m, h, d, w (e.g. {number}m)")]
+    NoUnit { number: String },
+}
+
+/// Why an expiry instant did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid expiry \"{0}\"; expected YYYY-MM-DDTHH:MM:SSZ, YYYY-MM-DDTHH:MM or YYYY-MM-DD (UTC)"
+)]
+pub struct ExpiryError(pub String);
 
 impl Ttl {
     /// Parses `forever`, `30s`, `10m`, `4h`, `7d`, `2w` or a compound such as `1d12h`
@@ -62,9 +92,9 @@ pub fn parse_duration(input: &str) -> Result<u64, DurationError> {
     })
 }
 
-fn parse_seconds(text: &str) -> Result<u64, String> {
+fn parse_seconds(text: &str) -> Result<u64, DurationProblem> {
     if text.is_empty() {
-        return Err("empty; expected a number and a unit such as 30m, 4h, 7d or 1d12h".into());
+        return Err(DurationProblem::Empty);
     }
     let mut total: u64 = 0;
     let mut number = String::new();
@@ -74,36 +104,28 @@ fn parse_seconds(text: &str) -> Result<u64, String> {
             number.push(c);
             continue;
         }
+        let column = col + 1;
         let Some(index) = UNITS.iter().position(|(u, _)| *u == c) else {
-            return Err(format!(
-                "unexpected \"{c}\" at column {}; expected a digit or one of the units s, m, h, d, w",
-                col + 1
-            ));
+            return Err(DurationProblem::Unexpected { found: c, column });
         };
         if number.is_empty() {
-            return Err(format!(
-                "unit \"{c}\" at column {} has no number before it",
-                col + 1
-            ));
+            return Err(DurationProblem::NoNumber { unit: c, column });
         }
         if last_unit.is_some_and(|last| index <= last) {
-            return Err(format!(
-                "unit \"{c}\" at column {} is out of order; write units largest first, each once (1w2d3h4m5s)",
-                col + 1
-            ));
+            return Err(DurationProblem::OutOfOrder { unit: c, column });
         }
         last_unit = Some(index);
-        let n: u64 = number.parse().map_err(|_| "number too large".to_string())?;
+        let n: u64 = number
+            .parse()
+            .map_err(|_| DurationProblem::NumberTooLarge)?;
         total = n
             .checked_mul(UNITS[index].1)
             .and_then(|s| total.checked_add(s))
-            .ok_or_else(|| "too large".to_string())?;
+            .ok_or(DurationProblem::TooLarge)?;
         number.clear();
     }
     if !number.is_empty() {
-        return Err(format!(
-            "\"{number}\" has no unit; add one of s, m, h, d, w (e.g. {number}m)"
-        ));
+        return Err(DurationProblem::NoUnit { number });
     }
     Ok(total)
 }
@@ -135,7 +157,7 @@ impl fmt::Display for Ttl {
 /// Parses an absolute expiry: kube-janitor's `YYYY-MM-DDTHH:MM:SSZ`, `YYYY-MM-DDTHH:MM`
 /// and `YYYY-MM-DD` (the last two taken as UTC, a date as its midnight), or any RFC 3339
 /// instant with an offset.
-pub fn parse_expiry(input: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_expiry(input: &str) -> Result<DateTime<Utc>, ExpiryError> {
     let text = input.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
@@ -148,9 +170,7 @@ pub fn parse_expiry(input: &str) -> Result<DateTime<Utc>, String> {
     {
         return Ok(t.and_utc());
     }
-    Err(format!(
-        "invalid expiry \"{input}\"; expected YYYY-MM-DDTHH:MM:SSZ, YYYY-MM-DDTHH:MM or YYYY-MM-DD (UTC)"
-    ))
+    Err(ExpiryError(input.to_string()))
 }
 
 #[cfg(test)]
@@ -228,6 +248,7 @@ mod tests {
         assert!(
             parse_expiry("24/12/2026")
                 .unwrap_err()
+                .to_string()
                 .contains("expected YYYY-MM-DDTHH:MM:SSZ")
         );
     }

@@ -17,6 +17,30 @@ use croner::Cron;
 
 use super::holiday::{Holiday, is_holiday};
 
+/// Why a cron pattern was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    #[error("invalid cron \"{text}\": {source}")]
+    Invalid {
+        text: String,
+        #[source]
+        source: croner::errors::CronError,
+    },
+    #[error("cron \"{0}\" never fires")]
+    NeverFires(String),
+}
+
+/// Why a Cloud Custodian `off=`/`on=` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustodianError {
+    #[error("\"{value}\": expected (DAYS,HOUR) such as (M-F,19)")]
+    Shape { value: String },
+    #[error("\"{value}\": hour \"{hour}\" is not 0..23")]
+    Hour { value: String, hour: String },
+    #[error("\"{value}\": days \"{days}\" are not M,T,W,H,F,S,U or a range of them")]
+    Days { value: String, days: String },
+}
+
 /// A cron pattern and the text it was written as.
 #[derive(Debug, Clone)]
 pub struct CronSpec {
@@ -32,9 +56,12 @@ impl PartialEq for CronSpec {
 
 impl CronSpec {
     /// Parses a cron pattern (5 fields, or 6 with seconds first), checking that it fires.
-    pub fn parse(text: &str) -> Result<CronSpec, String> {
+    pub fn parse(text: &str) -> Result<CronSpec, CronError> {
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let cron = Cron::from_str(&text).map_err(|e| format!("invalid cron \"{text}\": {e}"))?;
+        let cron = match Cron::from_str(&text) {
+            Ok(cron) => cron,
+            Err(source) => return Err(CronError::Invalid { text, source }),
+        };
         // A pattern such as `0 0 30 2 *` parses but never fires: refuse it here rather than
         // search to the year 5000 on every evaluation.
         let probe = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single();
@@ -48,7 +75,7 @@ impl CronSpec {
                         .map_or(0, |t| t.timestamp())
             });
         if !fires {
-            return Err(format!("cron \"{text}\" never fires"));
+            return Err(CronError::NeverFires(text));
         }
         Ok(CronSpec { text, cron })
     }
@@ -279,24 +306,28 @@ pub fn custodian_zone(value: &str, custodian: bool) -> Option<Tz> {
 
 /// Turns one Custodian `off=`/`on=` value (`(M-F,19)`, `[(M-F,21),(U,18)]`, `[m-f,20]`)
 /// into cron patterns firing on the hour.
-pub fn custodian_crons(value: &str) -> Result<Vec<String>, String> {
+pub fn custodian_crons(value: &str) -> Result<Vec<String>, CustodianError> {
     let bare: String = value.chars().filter(|c| *c != '[' && *c != ']').collect();
     let mut crons = Vec::new();
     for expr in bare.split(",(") {
         let inner: String = expr.chars().filter(|c| *c != '(' && *c != ')').collect();
         let Some((days, hour)) = inner.split_once(',') else {
-            return Err(format!(
-                "\"{value}\": expected (DAYS,HOUR) such as (M-F,19)"
-            ));
+            return Err(CustodianError::Shape {
+                value: value.to_string(),
+            });
         };
         let hour: u32 = hour
             .trim()
             .parse()
             .ok()
             .filter(|h| *h < 24)
-            .ok_or_else(|| format!("\"{value}\": hour \"{hour}\" is not 0..23"))?;
-        let dow = custodian_days(days.trim()).ok_or_else(|| {
-            format!("\"{value}\": days \"{days}\" are not M,T,W,H,F,S,U or a range of them")
+            .ok_or_else(|| CustodianError::Hour {
+                value: value.to_string(),
+                hour: hour.to_string(),
+            })?;
+        let dow = custodian_days(days.trim()).ok_or_else(|| CustodianError::Days {
+            value: value.to_string(),
+            days: days.to_string(),
         })?;
         crons.push(format!("0 {hour} * * {dow}"));
     }
@@ -351,12 +382,19 @@ mod tests {
         assert!(
             custodian_crons("(M-F,24)")
                 .unwrap_err()
+                .to_string()
                 .contains("is not 0..23")
         );
-        assert!(custodian_crons("(X,7)").unwrap_err().contains("days \"X\""));
+        assert!(
+            custodian_crons("(X,7)")
+                .unwrap_err()
+                .to_string()
+                .contains("days \"X\"")
+        );
         assert!(
             custodian_crons("M-F")
                 .unwrap_err()
+                .to_string()
                 .contains("expected (DAYS,HOUR)")
         );
     }
@@ -392,7 +430,7 @@ mod tests {
     #[test]
     fn a_cron_that_never_fires_is_refused() {
         assert_eq!(
-            CronSpec::parse("0 0 30 2 *").unwrap_err(),
+            CronSpec::parse("0 0 30 2 *").unwrap_err().to_string(),
             "cron \"0 0 30 2 *\" never fires"
         );
     }

@@ -11,6 +11,15 @@ pub struct Holiday {
     pub last: NaiveDate,
 }
 
+/// Why a holiday did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HolidayError {
+    #[error("invalid date \"{0}\"; expected YYYY-MM-DD")]
+    Date(String),
+    #[error("holiday range \"{0}\" ends before it starts")]
+    Backwards(String),
+}
+
 impl Holiday {
     /// Whether `day` falls on this holiday.
     pub fn contains(&self, day: NaiveDate) -> bool {
@@ -18,10 +27,9 @@ impl Holiday {
     }
 
     /// Parses `2026-12-25` or `2026-12-24..2027-01-01`.
-    pub fn parse(text: &str) -> Result<Holiday, String> {
+    pub fn parse(text: &str) -> Result<Holiday, HolidayError> {
         let date = |s: &str| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map_err(|_| format!("invalid date \"{s}\"; expected YYYY-MM-DD"))
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| HolidayError::Date(s.to_string()))
         };
         let (first, last) = match text.split_once("..") {
             Some((a, b)) => (date(a)?, date(b)?),
@@ -31,7 +39,7 @@ impl Holiday {
             }
         };
         if last < first {
-            return Err(format!("holiday range \"{text}\" ends before it starts"));
+            return Err(HolidayError::Backwards(text.to_string()));
         }
         Ok(Holiday { first, last })
     }
@@ -73,11 +81,13 @@ mod tests {
     #[test]
     fn bad_holidays_say_what_is_wrong() {
         assert_eq!(
-            Holiday::parse("2027-01-01..2026-12-24").unwrap_err(),
+            Holiday::parse("2027-01-01..2026-12-24")
+                .unwrap_err()
+                .to_string(),
             "holiday range \"2027-01-01..2026-12-24\" ends before it starts"
         );
         assert_eq!(
-            Holiday::parse("2026-13-01").unwrap_err(),
+            Holiday::parse("2026-13-01").unwrap_err().to_string(),
             "invalid date \"2026-13-01\"; expected YYYY-MM-DD"
         );
     }

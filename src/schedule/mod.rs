@@ -16,6 +16,7 @@ mod duration;
 mod events;
 mod holiday;
 mod parse;
+mod rule;
 mod weekly;
 pub mod zone;
 
@@ -24,10 +25,13 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-pub use duration::{DurationError, Ttl, format_seconds, parse_duration, parse_expiry};
-pub use events::{CronSpec, Edge, Events};
-pub use holiday::Holiday;
+pub use duration::{
+    DurationError, DurationProblem, ExpiryError, Ttl, format_seconds, parse_duration, parse_expiry,
+};
+pub use events::{CronError, CronSpec, CustodianError, Edge, Events};
+pub use holiday::{Holiday, HolidayError};
 pub use parse::ParseError;
+pub use rule::RuleSchedule;
 pub use weekly::{DaySet, Weekly};
 
 use holiday::is_holiday;

@@ -30,9 +30,9 @@ impl fmt::Display for ParseError {
     }
 }
 
-fn error(problem: impl Into<String>, column: usize, expected: Option<&str>) -> ParseError {
+fn error(problem: impl ToString, column: usize, expected: Option<&str>) -> ParseError {
     ParseError {
-        problem: problem.into(),
+        problem: problem.to_string(),
         column,
         expected: expected.map(str::to_string),
     }
@@ -462,13 +462,7 @@ const EXPECTED_EVENT: &str = "stop=<cron>, start=<cron>, tz=<zone> or except=<da
 (or Cloud Custodian's off=, on=, tz=)";
 
 fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
-    let mut stops = Vec::new();
-    let mut starts = Vec::new();
-    let mut tz: Option<(String, usize)> = None;
-    let mut holidays = Vec::new();
-    // Custodian's `off=` and `on=` values, each with the column it starts at.
-    let mut custodian: [Option<(String, usize)>; 2] = [None, None];
-    let mut curfew_key_seen: Option<usize> = None;
+    let mut items = EventItems::default();
     // Custodian users sometimes keep the quotes of the docs' examples around the value.
     let quoted = text.trim().starts_with(['\'', '"']);
     let text = text.trim().trim_matches(|c| c == '"' || c == '\'');
@@ -478,10 +472,30 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
         offset += piece.chars().count() + 1;
         let leading = piece.chars().take_while(|c| c.is_whitespace()).count();
         let item = piece.trim();
-        if item.is_empty() {
-            continue; // Custodian tolerates `off=(m-f,1);`
+        // Custodian tolerates `off=(m-f,1);`.
+        if !item.is_empty() {
+            items.read(item, piece_column + leading)?;
         }
-        let column = piece_column + leading;
+    }
+    items.finish(default_tz)
+}
+
+/// What an event spec's items say, as they are read.
+#[derive(Default)]
+struct EventItems {
+    stops: Vec<CronSpec>,
+    starts: Vec<CronSpec>,
+    tz: Option<(String, usize)>,
+    holidays: Vec<Holiday>,
+    /// Custodian's `off=` and `on=` values, each with the column it starts at.
+    custodian: [Option<(String, usize)>; 2],
+    /// Where the first of curfew's own `stop=`/`start=` is.
+    curfew_key_seen: Option<usize>,
+}
+
+impl EventItems {
+    /// One `key=value` item, at `column`.
+    fn read(&mut self, item: &str, column: usize) -> Result<(), ParseError> {
         let Some((key, value)) = item.split_once('=') else {
             return Err(error(
                 format!("\"{item}\" is not key=value"),
@@ -492,30 +506,27 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
         let value_column = column + key.chars().count() + 1;
         let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
         let key = key.trim().to_ascii_lowercase();
-        let at = |e: String| error(e, value_column, None);
+        let at = |e: &dyn fmt::Display| error(e, value_column, None);
         match key.as_str() {
             "stop" | "start" => {
-                curfew_key_seen.get_or_insert(column);
-                let cron = CronSpec::parse(value).map_err(at)?;
+                self.curfew_key_seen.get_or_insert(column);
+                let cron = CronSpec::parse(value).map_err(|e| at(&e))?;
                 if key == "stop" {
-                    stops.push(cron)
+                    self.stops.push(cron)
                 } else {
-                    starts.push(cron)
+                    self.starts.push(cron)
                 }
             }
             "except" => {
                 for date in value.split(',') {
-                    holidays.push(Holiday::parse(date.trim()).map_err(at)?);
+                    self.holidays
+                        .push(Holiday::parse(date.trim()).map_err(|e| at(&e))?);
                 }
             }
-            "tz" => {
-                if tz.is_some() {
-                    return Err(error("tz= given twice", column, None));
-                }
-                tz = Some((value.to_string(), value_column));
-            }
+            "tz" if self.tz.is_some() => return Err(error("tz= given twice", column, None)),
+            "tz" => self.tz = Some((value.to_string(), value_column)),
             "off" | "on" => {
-                let slot = &mut custodian[usize::from(key == "on")];
+                let slot = &mut self.custodian[usize::from(key == "on")];
                 if slot.is_some() {
                     return Err(error(format!("{key}= given twice"), column, None));
                 }
@@ -529,51 +540,64 @@ fn parse_events(text: &str, default_tz: Tz) -> Result<Events, ParseError> {
                 ));
             }
         }
+        Ok(())
     }
-    let uses_custodian = custodian.iter().any(Option::is_some);
-    // Custodian lower-cases tag values, so its `tz=EST` is the alias (New York); in
-    // curfew's own form an IANA name as written wins (`EST` is the fixed zone).
-    let tz = match tz {
-        None => None,
-        Some((value, column)) => Some(custodian_zone(&value, uses_custodian).ok_or_else(|| {
-            error(
-                format!("unknown time zone \"{value}\""),
-                column,
-                Some("an IANA zone such as Europe/Paris, or a Custodian alias such as pt or et"),
-            )
-        })?),
-    };
-    if uses_custodian {
-        if let Some(column) = curfew_key_seen {
+
+    /// The events the items make: the zone resolved, Custodian's values as crons, at
+    /// least one stop.
+    fn finish(mut self, default_tz: Tz) -> Result<Events, ParseError> {
+        let uses_custodian = self.custodian.iter().any(Option::is_some);
+        // Custodian lower-cases tag values, so its `tz=EST` is the alias (New York); in
+        // curfew's own form an IANA name as written wins (`EST` is the fixed zone).
+        let tz = match self.tz.take() {
+            None => None,
+            Some((value, column)) => Some(custodian_zone(&value, uses_custodian).ok_or_else(|| {
+                error(
+                    format!("unknown time zone \"{value}\""),
+                    column,
+                    Some("an IANA zone such as Europe/Paris, or a Custodian alias such as pt or et"),
+                )
+            })?),
+        };
+        if uses_custodian {
+            self.custodian_crons()?;
+        }
+        if self.stops.is_empty() {
+            return Err(error(
+                "an event schedule needs at least one stop=",
+                1,
+                Some("stop=<cron>, such as stop=0 19 * * 1-5"),
+            ));
+        }
+        Ok(Events {
+            stops: self.stops,
+            starts: self.starts,
+            tz: tz.unwrap_or(default_tz),
+            holidays: self.holidays,
+        })
+    }
+
+    /// Custodian's `off=`/`on=` as stop and start crons; a half that is not given takes
+    /// the policy default (off 19:00, on 07:00, Monday to Friday).
+    fn custodian_crons(&mut self) -> Result<(), ParseError> {
+        if let Some(column) = self.curfew_key_seen {
             return Err(error(
                 "Cloud Custodian's off=/on= mixed with stop=/start=",
                 column,
                 Some("one form or the other"),
             ));
         }
-        // Custodian: a half that is not given takes the policy default (off 19:00,
-        // on 07:00, Monday to Friday).
-        let [off, on] = custodian;
+        let [off, on] = std::mem::take(&mut self.custodian);
         let (off, off_col) = off.unwrap_or_else(|| ("(m-f,19)".into(), 1));
         let (on, on_col) = on.unwrap_or_else(|| ("(m-f,7)".into(), 1));
         for text in custodian_crons(&off).map_err(|e| error(e, off_col, None))? {
-            stops.push(CronSpec::parse(&text).map_err(|e| error(e, off_col, None))?);
+            self.stops
+                .push(CronSpec::parse(&text).map_err(|e| error(e, off_col, None))?);
         }
         for text in custodian_crons(&on).map_err(|e| error(e, on_col, None))? {
-            starts.push(CronSpec::parse(&text).map_err(|e| error(e, on_col, None))?);
+            self.starts
+                .push(CronSpec::parse(&text).map_err(|e| error(e, on_col, None))?);
         }
+        Ok(())
     }
-    if stops.is_empty() {
-        return Err(error(
-            "an event schedule needs at least one stop=",
-            1,
-            Some("stop=<cron>, such as stop=0 19 * * 1-5"),
-        ));
-    }
-    Ok(Events {
-        stops,
-        starts,
-        tz: tz.unwrap_or(default_tz),
-        holidays,
-    })
 }

@@ -2,128 +2,30 @@
 //! Kubernetes probes, and room for the admin API (see [`merge_admin`]); its connections
 //! and their limits are in [`serve`].
 //!
-//! Liveness only says the process answers; readiness says curfew is doing its job: a rule
-//! file is loaded and a reconcile pass succeeded recently. Readiness reads the injected
-//! [`Clock`], so tests move time by hand instead of waiting.
+//! Liveness only says the process answers; readiness ([`Health`], kept by the reconcile
+//! loop) says curfew is doing its job: a rule file is loaded and a reconcile pass succeeded
+//! recently. Readiness reads the injected [`Clock`], so tests move time by hand instead of
+//! waiting.
 
 mod serve;
 
 pub(crate) use serve::Throttle;
 pub use serve::{HttpLimits, PROBE_RESERVE, Routes, fit_to_file_limit, serve};
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::reconcile::Health;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
-
-use crate::clock::Clock;
-use crate::metrics::Metrics;
 
 /// The Content-Type of Prometheus' text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// What readiness depends on, shared between the reconcile loop (which reports) and the
-/// server (which answers probes). Clones share the same state.
-#[derive(Debug, Clone)]
-pub struct Health {
-    max_pass_age: TimeDelta,
-    state: Arc<Mutex<HealthState>>,
-}
-
-#[derive(Debug, Default)]
-struct HealthState {
-    rules_loaded: bool,
-    last_pass_success: Option<DateTime<Utc>>,
-    /// Why the ledger cannot be used (deleted, read-only…), until a pass succeeds.
-    ledger_problem: Option<String>,
-}
-
-/// The answer to "is curfew ready?", also the JSON body of `/readyz`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Readiness {
-    pub ready: bool,
-    pub rules_loaded: bool,
-    /// When the last successful reconcile pass finished.
-    pub last_pass_success: Option<DateTime<Utc>>,
-    /// How old that pass may be before curfew stops being ready.
-    pub max_pass_age_seconds: i64,
-    /// Why curfew is not ready, one sentence per failing condition; empty when ready.
-    pub failing: Vec<String>,
-}
-
-impl Health {
-    /// Not ready until rules are loaded and a pass succeeds; a success older than
-    /// `max_pass_age` (say three resync intervals) no longer counts.
-    pub fn new(max_pass_age: Duration) -> Health {
-        Health {
-            max_pass_age: TimeDelta::from_std(max_pass_age).unwrap_or(TimeDelta::MAX),
-            state: Arc::default(),
-        }
-    }
-
-    /// Whether a valid rule file is in force.
-    pub fn set_rules_loaded(&self, loaded: bool) {
-        self.state().rules_loaded = loaded;
-    }
-
-    /// Says why the ledger cannot be used (`None`: it can): curfew is not ready while it
-    /// cannot record what it does.
-    pub fn set_ledger_problem(&self, problem: Option<String>) {
-        self.state().ledger_problem = problem;
-    }
-
-    /// Records a reconcile pass that succeeded at `at` (the clock's time, not the wall's).
-    pub fn pass_succeeded(&self, at: DateTime<Utc>) {
-        self.state().last_pass_success = Some(at);
-    }
-
-    /// Readiness as of `now`.
-    pub fn readiness(&self, now: DateTime<Utc>) -> Readiness {
-        let (rules_loaded, last_pass_success, ledger_problem) = {
-            let state = self.state();
-            (
-                state.rules_loaded,
-                state.last_pass_success,
-                state.ledger_problem.clone(),
-            )
-        };
-        let mut failing = Vec::new();
-        if !rules_loaded {
-            failing.push("no valid rule file is loaded".to_owned());
-        }
-        if let Some(problem) = ledger_problem {
-            failing.push(format!("the ledger cannot be used: {problem}"));
-        }
-        match last_pass_success {
-            None => failing.push("no reconcile pass has succeeded yet".to_owned()),
-            // A pass "in the future" means the clock stepped back: still fresh.
-            Some(at) if now - at > self.max_pass_age => failing.push(format!(
-                "the last successful reconcile pass finished {}s ago, more than the allowed {}s",
-                (now - at).num_seconds(),
-                self.max_pass_age.num_seconds()
-            )),
-            Some(_) => {}
-        }
-        Readiness {
-            ready: failing.is_empty(),
-            rules_loaded,
-            last_pass_success,
-            max_pass_age_seconds: self.max_pass_age.num_seconds(),
-            failing,
-        }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, HealthState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 #[derive(Clone)]
 struct Probes {
@@ -211,6 +113,10 @@ mod tests {
     use chrono::TimeZone;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tower::ServiceExt;
+
+    use std::time::Duration;
+
+    use chrono::{TimeDelta, Utc};
 
     use crate::clock::ManualClock;
 

@@ -19,10 +19,10 @@ use super::{
     BUSIEST, Busiest, DayRow, EnvironmentOutcome, HorizonSavings, Moment, Options, ProjectedDelete,
     Projection, RuleProjection, Totals, Untouched,
 };
-use crate::config::RuleSet;
 use crate::platform::{EnvState, Environment, Snapshot};
+use crate::policy::RuleSet;
 use crate::policy::caps::{self, Cap, DeleteConfirmations, Gate};
-use crate::policy::{self, Action, Cause, Decision, LedgerView};
+use crate::policy::{self, Action, Cause, Decision, LedgerView, Step};
 
 /// One action the simulation takes.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,10 +283,11 @@ impl<'a> Simulation<'a> {
         for step in &steps {
             match step.gate {
                 Gate::Go | Gate::Record => {
-                    let Some(d) = step.decision(&waiting) else {
+                    let Some(d) = step.step(&waiting) else {
                         continue;
                     };
-                    self.carry_out(waiting[step.index].env, &d, now, on_action);
+                    let own = (!step.delete_step).then(|| &*waiting[step.index].decision);
+                    self.carry_out(waiting[step.index].env, &d, own, now, on_action);
                     acted[step.index] = true;
                     match d.action {
                         Action::Stop => moment.stops += 1,
@@ -366,11 +367,13 @@ impl<'a> Simulation<'a> {
     }
 
     /// One step that goes ahead: the environment changes as the platform model says, the
-    /// ledger view records it as the daemon's pass does, and the accounts count it.
+    /// ledger view records it as the daemon's pass does (with what its decision settles,
+    /// when it is the decision's own action), and the accounts count it.
     fn carry_out(
         &mut self,
         i: u32,
-        d: &Decision,
+        d: &Step,
+        own: Option<&Decision>,
         now: DateTime<Utc>,
         on_action: &mut impl FnMut(&super::SimulatedAction),
     ) {
@@ -379,7 +382,10 @@ impl<'a> Simulation<'a> {
             return;
         };
         let present = policy::act_on(&mut self.envs[u], d.action);
-        self.view.apply(d, now);
+        match own {
+            Some(decision) => self.view.apply(decision, now),
+            None => self.view.record(d, now),
+        }
         let status = match (present, self.envs[u].state) {
             (false, _) => Status::Gone,
             (true, EnvState::Stopped) => Status::Stopped,
@@ -400,7 +406,7 @@ impl<'a> Simulation<'a> {
                 id: env.id.clone(),
                 environment: env.name.clone(),
                 project: env.project.clone(),
-                rule: d.rule.clone().unwrap_or_default(),
+                rule: d.rule.clone(),
                 reason: d.reason.clone(),
             });
         }
@@ -412,7 +418,7 @@ impl<'a> Simulation<'a> {
             at: now,
             id: env.id.clone(),
             environment: env.name.clone(),
-            rule: d.rule.clone().unwrap_or_default(),
+            rule: d.rule.clone(),
             action: d.action,
             cause: d.cause,
         });

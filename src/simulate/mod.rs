@@ -21,8 +21,8 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuleSet;
 use crate::platform::{EnvState, Snapshot};
+use crate::policy::RuleSet;
 use crate::policy::{Action, LedgerView};
 
 pub use engine::SimulatedAction;

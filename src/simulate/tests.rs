@@ -44,6 +44,7 @@ fn env(name: &str, project: &str, mode: Mode, cost: Option<f64>) -> Environment 
         labels: BTreeMap::new(),
         hourly_cost: cost,
         unstoppable: None,
+        overrides: None,
     }
 }
 
@@ -228,9 +229,11 @@ fn a_snooze_label_ends_when_it_ends_and_an_idle_stop_comes_at_its_deadline() {
     idle.last_deployed_at = Some(at("2026-11-02T09:30:00Z"));
     let mut snoozed = env("pr-2", "web", Mode::Preview, Some(1.0));
     snoozed.labels.insert(
-        crate::policy::SNOOZE_LABEL.into(),
+        crate::platform::SNOOZE_LABEL.into(),
         "2026-11-02T15:00:00Z".into(),
     );
+    // As an adapter reads labels when it lists.
+    snoozed.overrides = crate::platform::LabelOverrides::of_labels(&snoozed.labels);
     let snapshot = Snapshot {
         environments: vec![idle, snoozed],
         complete: true,

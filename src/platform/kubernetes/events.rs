@@ -18,7 +18,7 @@ use super::leader::micro_time;
 /// `reportingController` of every Event curfew posts.
 pub const REPORTING_CONTROLLER: &str = "curfew.dev/curfew";
 /// The API's limit on an Event's note, in bytes.
-const MAX_NOTE: usize = 1024;
+pub(super) const MAX_NOTE: usize = 1024;
 
 /// `Normal` (an action) or `Warning` (something people should look at).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,17 +21,14 @@
 
 mod events;
 mod leader;
+mod links;
 mod namespace;
 mod pods;
 mod traffic;
 mod workload;
 
 #[cfg(test)]
-mod fake;
-#[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_rules;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::{self, Debug};
@@ -66,8 +63,7 @@ pub use workload::{
 use self::events::Regarding;
 use self::namespace::{Contents, Mapping, terminating};
 use self::workload::{Kind, Restore, Workload};
-use super::qovery::{Prices, RequestObserver};
-use super::{Mode, Operation, Outcome, Platform, PlatformError, Snapshot};
+use super::{Mode, Operation, Outcome, Platform, PlatformError, Prices, RequestObserver, Snapshot};
 use crate::clock::Clock;
 
 const PLATFORM: &str = "kubernetes";
@@ -174,6 +170,8 @@ struct Inner {
     /// Warnings already posted about an object (namespace, object, resourceVersion): one
     /// Event per change of the object, not one per pass.
     warned: Mutex<HashSet<(String, String, String)>>,
+    /// Signed action links for the Stopped Event (see `links.rs`).
+    links: std::sync::OnceLock<Arc<dyn crate::platform::ActionLinks>>,
 }
 
 /// A failed API call.
@@ -332,7 +330,7 @@ impl Kubernetes {
             .clone()
             .map(|t| traffic::Traffic::new(t, options.timeout))
             .transpose()
-            .map_err(|m| failure(Operation::List, false, m))?;
+            .map_err(|e| failure(Operation::List, false, e.to_string()))?;
         let mapping = Mapping {
             project_label: options.project_label.clone(),
             mode_label: options.mode_label.clone(),
@@ -350,6 +348,7 @@ impl Kubernetes {
                 traffic,
                 observer,
                 warned: Mutex::new(HashSet::new()),
+                links: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -764,6 +763,7 @@ impl Kubernetes {
         let done: usize = changed.values().sum();
         if done > 0 {
             let notice = action_notice(step, &changed, &left_as_changed, &not_stopped);
+            let notice = self.with_links(&ns, notice);
             let regarding = Regarding::namespace(id, ns.metadata.uid.as_deref());
             self.post(&regarding, &notice).await;
         }
@@ -872,7 +872,7 @@ impl Kubernetes {
     async fn traffic(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<Option<HashMap<String, DateTime<Utc>>>, String> {
+    ) -> Result<Option<HashMap<String, DateTime<Utc>>>, traffic::TrafficError> {
         let Some(traffic) = &self.inner.traffic else {
             return Ok(None);
         };
@@ -905,13 +905,11 @@ where
 
 /// Protected by its labels or annotations (see the namespace module's table).
 fn protected(ns: &Namespace) -> bool {
-    let labels = namespace::policy_labels(
+    namespace::overrides(
         ns.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
         ns.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()),
-    );
-    labels
-        .get(crate::policy::PROTECT_LABEL)
-        .is_some_and(|v| v == "true")
+    )
+    .protected
 }
 
 /// What a stop or start did to the objects of a namespace.
@@ -1187,6 +1185,10 @@ impl Platform for Kubernetes {
         }
     }
 
+    fn set_links(&self, links: Arc<dyn crate::platform::ActionLinks>) {
+        let _ = self.inner.links.set(links);
+    }
+
     async fn note(&self, id: &str, reason: &str, message: &str) {
         self.post(
             &Regarding::namespace(id, None),
@@ -1201,21 +1203,39 @@ impl Platform for Kubernetes {
     }
 }
 
+/// Why no client for the Kubernetes API could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot find the Kubernetes API: {0} (in a pod, curfew uses its service account; elsewhere KUBECONFIG or ~/.kube/config)"
+    )]
+    NotFound(#[source] kube::config::InferConfigError),
+    #[error("cannot use the kubeconfig context {context}: {source}")]
+    Context {
+        context: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot build the Kubernetes client: {0}")]
+    Build(#[source] kube::Error),
+}
+
 /// A client from the pod's service account (in a cluster) or the kubeconfig (`KUBECONFIG`,
 /// `~/.kube/config`), optionally for a named context.
-pub async fn client(context: Option<&str>, timeout: Duration) -> Result<kube::Client, String> {
+pub async fn client(context: Option<&str>, timeout: Duration) -> Result<kube::Client, ClientError> {
     let mut config = match context {
-        None => kube::Config::infer().await.map_err(|e| {
-            format!("cannot find the Kubernetes API: {e} (in a pod, curfew uses its service account; elsewhere KUBECONFIG or ~/.kube/config)")
-        })?,
+        None => kube::Config::infer().await.map_err(ClientError::NotFound)?,
         Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
             context: Some(context.to_string()),
             ..Default::default()
         })
         .await
-        .map_err(|e| format!("cannot use the kubeconfig context {context}: {e}"))?,
+        .map_err(|source| ClientError::Context {
+            context: context.to_string(),
+            source,
+        })?,
     };
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
-    kube::Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+    kube::Client::try_from(config).map_err(ClientError::Build)
 }

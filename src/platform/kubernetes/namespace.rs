@@ -23,9 +23,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use super::leader::from_jiff;
 use super::pods::{Owner, Running};
 use super::workload::{PodRequests, Workload};
-use crate::platform::qovery::Prices;
-use crate::platform::{EnvState, Environment, Mode};
-use crate::policy::{PROTECT_LABEL, SNOOZE_LABEL};
+use crate::platform::{
+    EnvState, Environment, LabelOverrides, LabelSnooze, Mode, PROTECT_LABEL, Prices, SNOOZE_LABEL,
+    protects,
+};
 use crate::schedule::parse_expiry;
 
 /// kube-downscaler's opt-out of a namespace (or a workload).
@@ -130,6 +131,7 @@ pub fn environment(
         }),
     };
     let (state, platform_state) = state(ns, contents);
+    let overrides = overrides(&labels, &annotations);
     let name: Arc<str> = name.into();
     Environment {
         id: name.clone(),
@@ -149,11 +151,12 @@ pub fn environment(
             .unwrap_or(DateTime::UNIX_EPOCH),
         last_deployed_at: contents.and_then(Contents::last_deployed),
         last_activity_at: last_activity,
-        labels: policy_labels(&labels, &annotations),
         hourly_cost: contents.and_then(|c| hourly_cost(c, state, mapping.prices)),
         unstoppable: contents
             .and_then(|c| unstoppable(c, mapping.prices))
             .map(Arc::from),
+        labels: with_overrides(labels, &overrides),
+        overrides: overrides.boxed(),
     }
 }
 
@@ -331,10 +334,17 @@ fn unstoppable(contents: &Contents, prices: Prices) -> Option<String> {
     Some(text)
 }
 
+/// A namespace selector that requires no label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the namespace selector \"{0}\" requires no label: it chooses every namespace that lacks one, every application namespace of the cluster among them (a preview by default, so deletable); require a label your preview namespaces carry, such as curfew.dev/preview=true"
+)]
+pub struct NoLabelRequired(pub String);
+
 /// Refuses a selector that requires no label (`!label`, `team notin (a)`, `tier!=prod`):
 /// it chooses every namespace without that label, every unlabelled application namespace
 /// of the cluster among them, each a preview by default (deletable).
-pub fn selector_requires_a_label(selector: &str) -> Result<(), String> {
+pub fn selector_requires_a_label(selector: &str) -> Result<(), NoLabelRequired> {
     let mut terms = Vec::new();
     let (mut depth, mut start) = (0usize, 0usize);
     for (i, c) in selector.char_indices() {
@@ -357,47 +367,61 @@ pub fn selector_requires_a_label(selector: &str) -> Result<(), String> {
     if positive {
         Ok(())
     } else {
-        Err(format!(
-            "the namespace selector \"{selector}\" requires no label: it chooses every namespace that lacks one, every application namespace of the cluster among them (a preview by default, so deletable); require a label your preview namespaces carry, such as curfew.dev/preview=true"
-        ))
+        Err(NoLabelRequired(selector.to_string()))
     }
 }
 
-/// The namespace's labels with protection and snoozes folded in (see the module's table).
-pub fn policy_labels(
+/// What a namespace's labels and annotations ask of curfew (see the module's table):
+/// protected by curfew's label or kube-downscaler's `exclude`; snoozed until the latest of
+/// curfew's `snooze-until` and kube-downscaler's `exclude-until`.
+pub fn overrides(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut out = labels.clone();
+) -> LabelOverrides {
     let either = |key: &str| {
         [labels.get(key), annotations.get(key)]
             .into_iter()
             .flatten()
+            .map(String::as_str)
     };
-    let is_true = |v: &String| v.trim().eq_ignore_ascii_case("true");
-    if either(PROTECT_LABEL).any(is_true) || either(DOWNSCALER_EXCLUDE).any(is_true) {
-        out.insert(PROTECT_LABEL.into(), "true".into());
-    }
-    let ours: Vec<&String> = either(SNOOZE_LABEL).collect();
-    let until = ours
-        .iter()
-        .filter_map(|v| parse_expiry(v).ok())
-        .chain(either(DOWNSCALER_EXCLUDE_UNTIL).filter_map(|v| downscaler_instant(v)))
+    let protected = either(PROTECT_LABEL).any(protects) || either(DOWNSCALER_EXCLUDE).any(protects);
+    let ours = LabelSnooze::latest(either(SNOOZE_LABEL));
+    let downscaler = either(DOWNSCALER_EXCLUDE_UNTIL)
+        .filter_map(downscaler_instant)
         .max();
-    match (until, ours.first()) {
-        (Some(t), _) => {
-            out.insert(
-                SNOOZE_LABEL.into(),
-                t.to_rfc3339_opts(SecondsFormat::Secs, true),
-            );
-        }
-        // Unreadable: passed on, so that `curfew explain` says it was ignored and why.
-        (None, Some(raw)) => {
-            out.insert(SNOOZE_LABEL.into(), (*raw).clone());
-        }
-        (None, None) => {}
+    let snooze = match (ours, downscaler) {
+        (Some(LabelSnooze::Until(t)), Some(d)) => Some(LabelSnooze::Until(t.max(d))),
+        // kube-downscaler's instant beats a value of ours that is none.
+        (_, Some(d)) => Some(LabelSnooze::Until(d)),
+        (ours, None) => ours,
+    };
+    LabelOverrides { protected, snooze }
+}
+
+/// The namespace's labels with what `overrides` found written in as curfew's labels (so a
+/// `label:` selector on them fits, and `explain` shows them): `curfew.dev/protect: "true"`,
+/// and `curfew.dev/snooze-until` as an RFC 3339 instant (or, unreadable, as written).
+pub fn with_overrides(
+    mut labels: BTreeMap<String, String>,
+    overrides: &LabelOverrides,
+) -> BTreeMap<String, String> {
+    if overrides.protected {
+        labels.insert(PROTECT_LABEL.into(), "true".into());
     }
-    out
+    if let Some(snooze) = &overrides.snooze {
+        labels.insert(SNOOZE_LABEL.into(), snooze.label_value());
+    }
+    labels
+}
+
+/// The namespace's labels with protection and snoozes folded in (see the module's table),
+/// as [`environment`] gives them.
+#[cfg(test)]
+pub fn policy_labels(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    with_overrides(labels.clone(), &overrides(labels, annotations))
 }
 
 /// kube-downscaler's `exclude-until` formats (`%Y-%m-%dT%H:%M:%SZ`, `%Y-%m-%dT%H:%M`,

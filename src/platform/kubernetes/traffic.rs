@@ -88,12 +88,44 @@ struct Sample {
     value: (f64, String),
 }
 
+/// Why Prometheus's traffic could not be read (never with the query's URL's secrets: the
+/// address is the settings' own).
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    #[error("cannot build the Prometheus client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("Prometheus at {url}: {message}")]
+    Request { url: String, message: String },
+    #[error(
+        "Prometheus at {url} answered {status} with something that is not its API's JSON: {source}"
+    )]
+    NotItsJson {
+        url: String,
+        status: reqwest::StatusCode,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("Prometheus at {url}: {problem}")]
+    Answer { url: String, problem: AnswerProblem },
+}
+
+/// What is wrong with an answer of Prometheus's API.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnswerProblem {
+    #[error("query failed: {0}")]
+    Failed(String),
+    #[error("the answer has no data")]
+    NoData,
+    #[error("expected an instant vector, got a {0}")]
+    NotAVector(String),
+}
+
 impl Traffic {
-    pub fn new(options: TrafficOptions, timeout: Duration) -> Result<Traffic, String> {
+    pub fn new(options: TrafficOptions, timeout: Duration) -> Result<Traffic, TrafficError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| format!("cannot build the Prometheus client: {e}"))?;
+            .map_err(TrafficError::Client)?;
         Ok(Traffic {
             options,
             http,
@@ -125,7 +157,7 @@ impl Traffic {
     pub async fn last_requests(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<HashMap<String, DateTime<Utc>>, String> {
+    ) -> Result<HashMap<String, DateTime<Utc>>, TrafficError> {
         let fresh = self.ask(now, self.window(now)).await?;
         let oldest = now - chrono::TimeDelta::from_std(self.options.lookback).unwrap_or_default();
         let mut remembered = self
@@ -146,7 +178,7 @@ impl Traffic {
         &self,
         now: DateTime<Utc>,
         window: Duration,
-    ) -> Result<HashMap<String, DateTime<Utc>>, String> {
+    ) -> Result<HashMap<String, DateTime<Utc>>, TrafficError> {
         let url = format!(
             "{}/api/v1/query",
             self.options.prometheus_url.trim_end_matches('/')
@@ -159,17 +191,27 @@ impl Traffic {
             .query(&[("query", query.as_str()), ("time", time.as_str())])
             .send()
             .await
-            .map_err(|e| format!("Prometheus at {url}: {}", without_url(&e)))?;
+            .map_err(|e| TrafficError::Request {
+                url: url.clone(),
+                message: without_url(&e),
+            })?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("Prometheus at {url}: {}", without_url(&e)))?;
-        let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
-            format!("Prometheus at {url} answered {status} with something that is not its API's JSON: {e}")
+        let body = response.bytes().await.map_err(|e| TrafficError::Request {
+            url: url.clone(),
+            message: without_url(&e),
         })?;
+        let answer: Answer = match serde_json::from_slice(&body) {
+            Ok(answer) => answer,
+            Err(source) => {
+                return Err(TrafficError::NotItsJson {
+                    url,
+                    status,
+                    source,
+                });
+            }
+        };
         last_requests(answer, &self.options.namespace_label)
-            .map_err(|e| format!("Prometheus at {url}: {e}"))
+            .map_err(|problem| TrafficError::Answer { url, problem })
     }
 }
 
@@ -182,19 +224,18 @@ fn without_url(e: &reqwest::Error) -> String {
 }
 
 /// Reads an answer: one sample per namespace, its value a Unix time.
-fn last_requests(answer: Answer, label: &str) -> Result<HashMap<String, DateTime<Utc>>, String> {
+fn last_requests(
+    answer: Answer,
+    label: &str,
+) -> Result<HashMap<String, DateTime<Utc>>, AnswerProblem> {
     if answer.status != "success" {
-        return Err(format!(
-            "query failed: {}",
-            answer.error.unwrap_or_else(|| answer.status.clone())
+        return Err(AnswerProblem::Failed(
+            answer.error.unwrap_or_else(|| answer.status.clone()),
         ));
     }
-    let data = answer.data.ok_or("the answer has no data")?;
+    let data = answer.data.ok_or(AnswerProblem::NoData)?;
     if data.result_type != "vector" {
-        return Err(format!(
-            "expected an instant vector, got a {}",
-            data.result_type
-        ));
+        return Err(AnswerProblem::NotAVector(data.result_type));
     }
     let mut out = HashMap::new();
     for sample in data.result {
@@ -257,7 +298,7 @@ mod tests {
             "status": "error", "errorType": "bad_data", "error": "parse error at char 5"
         }))
         .unwrap();
-        let e = last_requests(answer, "namespace").unwrap_err();
+        let e = last_requests(answer, "namespace").unwrap_err().to_string();
         assert!(e.contains("parse error at char 5"), "{e}");
     }
 }

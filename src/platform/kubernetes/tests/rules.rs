@@ -13,12 +13,12 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+use super::super::*;
 use super::fake::{
     FakeApi, Fixture, Policy, Then, cron_job, cron_job_with_run, deployment, job_pod, namespace,
     pod, pod_template, replica_set, stateful_set,
 };
-use super::tests::{adapter_with, listed, now, options, patched};
-use super::*;
+use super::{adapter_with, listed, now, options, patched};
 use crate::clock::ManualClock;
 use crate::platform::{EnvState, Environment};
 
@@ -617,7 +617,7 @@ fn a_selector_must_require_a_label() {
         "team notin (billing, core)",
         "!a,b!=c",
     ] {
-        let e = selector_requires_a_label(refused).unwrap_err();
+        let e = selector_requires_a_label(refused).unwrap_err().to_string();
         assert!(e.contains("requires no label"), "{refused}: {e}");
     }
 }

@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::kubernetes::{
-    self, Alone, Election, ElectionOptions, Kubernetes, KubernetesOptions, Leader, TrafficOptions,
-};
-use super::qovery::{Prices, Qovery, QoveryOptions, RequestObserver, Token};
-use super::sandbox::{RunningSandbox, Sandbox, SandboxOptions};
-use super::{Operation, Platform, PlatformError};
 use crate::clock::Clock;
 use crate::config::settings::{KubernetesSettings, PlatformSettings};
+use crate::platform::kubernetes::{
+    self, Alone, Election, ElectionOptions, Kubernetes, KubernetesOptions, Leader, TrafficOptions,
+};
+use crate::platform::qovery::{Qovery, QoveryOptions, Token};
+use crate::platform::{Operation, Platform, PlatformError, Prices, RequestObserver};
+use crate::sandbox::{RunningSandbox, Sandbox, SandboxOptions};
 
 /// A connected platform, and the sandbox behind it when there is one (kept alive here).
 pub struct Connected {
@@ -34,29 +34,39 @@ fn failure(platform: &'static str, message: String) -> PlatformError {
     }
 }
 
+/// Why the Qovery API token could not be read: where curfew looked, never what it found.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the Qovery token file cannot be read: {0}")]
+    File(#[source] crate::files::ReadError),
+    #[error("the Qovery token file {} is empty", .0.display())]
+    Empty(std::path::PathBuf),
+    #[error(
+        "the Qovery API token is not set: put it in the environment variable {0} (or name a file with platform.qovery.token_file)"
+    )]
+    NotSet(String),
+}
+
 /// Reads the API token from the environment variable or file the settings name (a regular
-/// file of at most 64 KiB). The error says where curfew looked, never what it found.
+/// file of at most 64 KiB).
 pub async fn read_token(
     settings: &crate::config::settings::QoverySettings,
     env: &HashMap<String, String>,
-) -> Result<Token, String> {
+) -> Result<Token, TokenError> {
     if let Some(path) = &settings.token_file {
         let limits = crate::files::Limits::bytes(crate::files::TOKEN_FILE_MAX_BYTES);
         let text = crate::files::read(path, limits, "")
             .await
-            .map_err(|e| format!("the Qovery token file cannot be read: {e}"))?;
+            .map_err(TokenError::File)?;
         let token = text.trim();
         if token.is_empty() {
-            return Err(format!("the Qovery token file {} is empty", path.display()));
+            return Err(TokenError::Empty(path.clone()));
         }
         return Ok(Token::new(token));
     }
     match env.get(&settings.token_env).map(|t| t.trim()) {
         Some(t) if !t.is_empty() => Ok(Token::new(t)),
-        _ => Err(format!(
-            "the Qovery API token is not set: put it in the environment variable {} (or name a file with platform.qovery.token_file)",
-            settings.token_env
-        )),
+        _ => Err(TokenError::NotSet(settings.token_env.clone())),
     }
 }
 
@@ -70,7 +80,9 @@ pub async fn connect(
 ) -> Result<Connected, PlatformError> {
     match settings {
         PlatformSettings::Qovery(q) => {
-            let token = read_token(q, env).await.map_err(|m| failure("qovery", m))?;
+            let token = read_token(q, env)
+                .await
+                .map_err(|e| failure("qovery", e.to_string()))?;
             let mut options = QoveryOptions::new(q.api_url.clone(), q.organization.clone(), token);
             options.max_concurrency = q.max_concurrency as usize;
             options.requests_per_second = q.requests_per_second;
@@ -149,7 +161,7 @@ async fn connect_kubernetes(
 ) -> Result<Connected, PlatformError> {
     let client = kubernetes::client(k.context.as_deref(), k.timeout)
         .await
-        .map_err(|m| failure("kubernetes", m))?;
+        .map_err(|e| failure("kubernetes", e.to_string()))?;
     let identity = identity(env);
     let election = k.leader_election.then(|| {
         let namespace = k

@@ -1,4 +1,4 @@
-//! The Kubernetes adapter against a fake API server at the HTTP boundary ([`super::fake`]):
+//! The Kubernetes adapter against a fake API server at the HTTP boundary ([`fake`]):
 //! named scenarios, each asserting what the cluster holds afterwards and which requests
 //! were sent. Time is tokio's paused clock where it matters (leases), and a manual wall
 //! clock everywhere; no test waits for real time.
@@ -10,15 +10,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::fake::{
-    FakeApi, Fixture, Then, controller_revision, cron_job, deployment, hpa, namespace, replica_set,
-    stateful_set,
-};
+mod fake;
+mod rules;
+
 use super::namespace::policy_labels;
 use super::workload::{Kind, PodRequests, Restore, Workload, parse_quantity};
 use super::*;
 use crate::clock::ManualClock;
 use crate::platform::{EnvState, Environment, Mode};
+use fake::{
+    FakeApi, Fixture, Then, controller_revision, cron_job, deployment, hpa, namespace, replica_set,
+    stateful_set,
+};
 
 pub(super) fn now() -> DateTime<Utc> {
     "2026-11-26T10:00:00Z".parse().unwrap()
@@ -712,9 +715,9 @@ async fn a_namespace_lists_as_an_environment_with_its_project_mode_cost_and_last
     );
     assert_eq!(env.last_activity_at, None);
     assert_eq!(env.labels["team"], "checkout");
-    assert_eq!(env.labels[crate::policy::PROTECT_LABEL], "true");
+    assert_eq!(env.labels[crate::platform::PROTECT_LABEL], "true");
     assert_eq!(
-        env.labels[crate::policy::SNOOZE_LABEL],
+        env.labels[crate::platform::SNOOZE_LABEL],
         "2026-12-01T18:00:00Z"
     );
     // 2 × (0.25 vCPU × 0.04 + 0.5 GiB × 0.005) + 1 × (1 vCPU × 0.04 + 2 GiB × 0.005)
@@ -818,7 +821,7 @@ async fn delete_removes_the_namespace_as_it_was_checked_and_adds_no_finalizer() 
 #[tokio::test]
 async fn a_namespace_protected_since_the_listing_is_not_deleted() {
     let fake = FakeApi::new();
-    fake.put(namespace("pr-1").annotated(crate::policy::PROTECT_LABEL, "true"));
+    fake.put(namespace("pr-1").annotated(crate::platform::PROTECT_LABEL, "true"));
     fake.put(namespace("pr-2").annotated(DOWNSCALER_EXCLUDE, "true"));
     let k8s = adapter(&fake);
     for id in ["pr-1", "pr-2"] {
@@ -1139,7 +1142,7 @@ fn a_pod_asks_for_its_containers_and_sidecars_or_its_largest_init_container() {
 
 #[test]
 fn protection_and_snoozes_are_read_from_labels_annotations_and_kube_downscaler() {
-    use crate::policy::{PROTECT_LABEL, SNOOZE_LABEL};
+    use crate::platform::{PROTECT_LABEL, SNOOZE_LABEL};
     let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -1401,4 +1404,53 @@ fn a_selector_that_requires_no_label_is_refused_by_validate() {
             && errors.contains("the namespace selector \"!production\" requires no label"),
         "{errors}"
     );
+}
+
+/// Links that say what they were made for, long enough to need the note's room.
+struct LongLinks;
+
+impl crate::platform::ActionLinks for LongLinks {
+    fn links(
+        &self,
+        id: &str,
+        mode: Mode,
+        notice: crate::platform::NoticeKind,
+        target: &str,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::platform::ActionLink> {
+        ["wake now", "keep 4 h"]
+            .iter()
+            .map(|label| crate::platform::ActionLink {
+                label: label.to_string(),
+                url: format!(
+                    "https://c.test/link/{id}/{mode}/{notice:?}/{target}/{}",
+                    "x".repeat(420)
+                ),
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_stopped_event_carries_the_links_whole_within_an_event_s_note() {
+    let fake = FakeApi::new();
+    preview_with_everything(&fake);
+    let k8s = adapter(&fake);
+    k8s.set_links(Arc::new(LongLinks));
+    k8s.stop("pr-1").await.unwrap();
+    let stopped = &fake.events()[0];
+    let note = stopped["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("curfew stopped this environment"),
+        "{note}"
+    );
+    let url = format!(
+        "https://c.test/link/pr-1/preview/Stopped/kubernetes event/{}",
+        "x".repeat(420)
+    );
+    assert!(
+        note.ends_with(&format!("wake now: {url} · keep 4 h: {url}")),
+        "{note}"
+    );
+    assert!(note.len() <= 1024, "{}", note.len());
 }

@@ -6,190 +6,42 @@
 //!
 //! Label values stay bounded: rule, action, result, platform, operation, currency. The
 //! only series that names environments is the opt-in `curfew_environment_state` gauge.
+//!
+//! The families are registered by groups (`families.rs`): the fleet, the actions, the
+//! savings, the passes, the platform's calls, and people (notifications, the admin API).
+//! Events ([`crate::events`]) are counted through [`Counter`], which [`Metrics`]
+//! implements.
 
-use std::collections::{HashMap, HashSet};
+mod families;
+
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::core::{Atomic, AtomicF64, AtomicI64, GenericGaugeVec};
-use prometheus::{
-    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{IntGaugeVec, Registry, TextEncoder};
 
+use families::{Actions, Fleet, Passes, People, PlatformCalls};
+
+use crate::events::{ActResult, AuthFailure, Cap, Counter, NotificationResult, PassResult};
 use crate::ledger::Savings;
-use crate::platform::EnvState;
-use crate::platform::qovery::RequestObserver;
+use crate::platform::{EnvState, RequestObserver};
 use crate::policy::Action;
 
 /// The `rule` label of environments (and actions) that no rule matched.
 pub const UNMATCHED_RULE: &str = "unmatched";
 
-/// Reconcile passes last from a few milliseconds (sandbox) to minutes (a large
-/// organization listed page by page behind a rate limit).
-const PASS_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-];
-
-/// One HTTP call to a platform: milliseconds when healthy, up to the client's timeout.
-const REQUEST_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
-
-/// How one attempted action ended, as counted in `curfew_actions_total{result}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionResult {
-    /// Done, or already in the wanted state (the platform's 409 "already stopped").
-    Ok,
-    /// The platform refused or could not be reached.
-    Error,
-    /// Would have been done, but dry-run is on.
-    DryRun,
-    /// Not attempted because a safety cap was reached.
-    SkippedCap,
-}
-
-impl ActionResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionResult::Ok => "ok",
-            ActionResult::Error => "error",
-            ActionResult::DryRun => "dry_run",
-            ActionResult::SkippedCap => "skipped_cap",
-        }
-    }
-}
-
-/// How one notification delivery ended, as counted in `curfew_notifications_total{result}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotificationResult {
-    /// The receiver answered 2xx.
-    Ok,
-    /// Given up: retries exhausted, a permanent refusal (4xx), or no usable URL.
-    Error,
-    /// Not queued: the delivery queue was full (the pass never waits for it).
-    Dropped,
-    /// One attempt failed and another follows (counted per retried attempt).
-    Retry,
-}
-
-impl NotificationResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationResult::Ok => "ok",
-            NotificationResult::Error => "error",
-            NotificationResult::Dropped => "dropped",
-            NotificationResult::Retry => "retry",
-        }
-    }
-}
-
-/// How one reconcile pass ended, as counted in `curfew_reconcile_total{result}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassResult {
-    /// Listed everything and every action was attempted.
-    Ok,
-    /// The pass could not run (listing failed, ledger unavailable…).
-    Error,
-    /// The listing was partial or some actions failed; deletes were held back.
-    Partial,
-}
-
-impl PassResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PassResult::Ok => "ok",
-            PassResult::Error => "error",
-            PassResult::Partial => "partial",
-        }
-    }
-}
-
-/// Why an admin request was refused, as counted in
-/// `curfew_admin_auth_failures_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No `Authorization: Bearer` header.
-    Missing,
-    /// A token that is not one of the daemon's.
-    Refused,
-}
-
-impl AuthFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthFailure::Missing => "missing",
-            AuthFailure::Refused => "refused",
-        }
-    }
-}
-
-/// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
-pub use crate::policy::Cap;
-
 /// curfew's Prometheus metrics and the registry that holds them.
 pub struct Metrics {
     registry: Registry,
-    /// Environments seen in the last listing, by state and by the rule that matched them
-    /// (`rule="unmatched"` when none did). `sum(curfew_environments{state="stopped"})` is
-    /// how many environments are down right now.
-    environments: ReplacedGauge,
-    /// Actions curfew attempted, by action (`stop`, `start`, `delete`, `warn`), rule and
-    /// result (`ok`, `error`, `dry_run`, `skipped_cap`). Alert on a rising `error` rate.
-    actions: IntCounterVec,
-    /// Seconds environments have spent stopped by curfew, summed over environments, per
-    /// rule. Continues from the ledger after a restart. `increase(...[1d]) / 3600` is
-    /// environment-hours saved per day.
-    stopped_seconds: CounterVec,
-    /// Money not spent because curfew kept environments stopped (hourly cost × hours
-    /// stopped), per rule and currency. Continues from the ledger after a restart.
-    saved_cost: CounterVec,
-    /// Cost per hour avoided right now: the hourly cost of every environment curfew
-    /// currently keeps stopped, per currency.
-    savings_rate: GaugeVec,
-    /// How long reconcile passes take (list, decide, act), in seconds.
-    reconcile_duration: Histogram,
-    /// Reconcile passes by result (`ok`, `error`, `partial`).
-    reconcile: IntCounterVec,
-    /// When the last fully successful pass finished (Unix seconds). Alert when
-    /// `time() - curfew_last_reconcile_success_timestamp_seconds` grows beyond a few resyncs.
-    last_success: Gauge,
-    /// When curfew will next wake up on its own (Unix seconds): the earliest schedule
-    /// boundary or the periodic resync; 0 when nothing is planned.
-    next_wakeup: Gauge,
-    /// HTTP calls to the platform's API by platform, operation and status (an HTTP
-    /// code, or `timeout`/`network`). 429s and 5xx here explain slow or partial passes.
-    platform_requests: IntCounterVec,
-    /// Latency of HTTP calls to the platform's API, in seconds.
-    platform_request_duration: HistogramVec,
-    /// Rule-file reloads by result (`ok`, `error`). After an `error` curfew keeps
-    /// applying the last good file.
-    config_reloads: IntCounterVec,
-    /// Always 1; the `version` label says which curfew is running.
-    build_info: IntGaugeVec,
-    /// Notification deliveries by target (its name under `notify`), kind
-    /// (`delete_warning`, `deleted`, `failure`, `digest`) and result: `ok`, `error` (gave
-    /// up after retries, or could not be sent), `dropped` (the queue was full) and `retry`
-    /// (one failed attempt that was tried again).
-    notifications: IntCounterVec,
-    /// Times a safety cap held actions back (`max_stops_per_pass`,
-    /// `max_deletes_per_hour`). Frequent hits mean the cap is too low or a rule is too broad.
-    caps_hit: IntCounterVec,
-    /// Environments whose action was due but not done in the last pass (capped, failed,
-    /// dry-run, waiting for a second confirmation), per action.
-    due_not_done: IntGaugeVec,
-    /// What the rules in force would save over the coming days (`horizon`: `7d`, `30d`)
-    /// against every environment running all the time, per rule and currency: the
-    /// daemon's projection ([`crate::simulate`]), made after each reload and once a day,
-    /// in dry-run too.
-    projected_savings: ReplacedGauge<AtomicF64>,
-    /// Admin API requests refused for their token, by reason (`missing`, `refused`). A
-    /// rise is someone guessing, or a client with a stale token.
-    admin_auth_failures: IntCounterVec,
-    /// Opt-in (`per_environment`): 1 per environment, labelled with its name, project,
-    /// rule and state. One series per environment: keep it off for large organizations.
-    environment_state: Option<ReplacedGauge>,
+    fleet: Fleet,
+    actions: Actions,
+    savings: families::Savings,
+    passes: Passes,
+    platform: PlatformCalls,
+    people: People,
+    /// Kept with the others: the registry only holds its collector.
+    _build_info: IntGaugeVec,
 }
 
 impl fmt::Debug for Metrics {
@@ -207,195 +59,15 @@ impl Metrics {
         let registry = Registry::new();
         let r = &registry;
         let metrics = Metrics {
-            environments: ReplacedGauge::new(
-                r,
-                "curfew_environments",
-                "Environments in the last listing, by state and matching rule",
-                &["state", "rule"],
-            ),
-            actions: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new("curfew_actions_total", "Actions attempted, by result"),
-                    &["action", "rule", "result"],
-                ),
-            ),
-            stopped_seconds: register(
-                r,
-                CounterVec::new(
-                    Opts::new(
-                        "curfew_stopped_seconds_total",
-                        "Seconds environments spent stopped by curfew",
-                    ),
-                    &["rule"],
-                ),
-            ),
-            saved_cost: register(
-                r,
-                CounterVec::new(
-                    Opts::new(
-                        "curfew_saved_cost_total",
-                        "Cost avoided by keeping environments stopped",
-                    ),
-                    &["rule", "currency"],
-                ),
-            ),
-            savings_rate: register(
-                r,
-                GaugeVec::new(
-                    Opts::new(
-                        "curfew_savings_rate",
-                        "Cost per hour currently avoided by stopped environments",
-                    ),
-                    &["currency"],
-                ),
-            ),
-            reconcile_duration: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "curfew_reconcile_duration_seconds",
-                        "Duration of reconcile passes",
-                    )
-                    .buckets(PASS_BUCKETS.to_vec()),
-                ),
-            ),
-            reconcile: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new("curfew_reconcile_total", "Reconcile passes, by result"),
-                    &["result"],
-                ),
-            ),
-            last_success: register(
-                r,
-                Gauge::new(
-                    "curfew_last_reconcile_success_timestamp_seconds",
-                    "Unix time the last successful reconcile pass finished",
-                ),
-            ),
-            next_wakeup: register(
-                r,
-                Gauge::new(
-                    "curfew_next_wakeup_timestamp_seconds",
-                    "Unix time of the next planned pass (0: none)",
-                ),
-            ),
-            platform_requests: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "curfew_platform_requests_total",
-                        "HTTP requests to the platform API, by status",
-                    ),
-                    &["platform", "operation", "status"],
-                ),
-            ),
-            platform_request_duration: register(
-                r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "curfew_platform_request_duration_seconds",
-                        "Latency of HTTP requests to the platform API",
-                    )
-                    .buckets(REQUEST_BUCKETS.to_vec()),
-                    &["platform", "operation"],
-                ),
-            ),
-            config_reloads: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "curfew_config_reloads_total",
-                        "Rule-file reloads, by result",
-                    ),
-                    &["result"],
-                ),
-            ),
-            build_info: register(
-                r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "curfew_build_info",
-                        "Always 1, labelled with curfew's version",
-                    ),
-                    &["version"],
-                ),
-            ),
-            notifications: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "curfew_notifications_total",
-                        "Notification deliveries and retried attempts, by result",
-                    ),
-                    &["target", "kind", "result"],
-                ),
-            ),
-            caps_hit: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "curfew_caps_hit_total",
-                        "Times a safety cap held actions back",
-                    ),
-                    &["cap"],
-                ),
-            ),
-            due_not_done: register(
-                r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "curfew_due_not_done",
-                        "Environments whose action was due but not done in the last pass",
-                    ),
-                    &["action"],
-                ),
-            ),
-            projected_savings: ReplacedGauge::new(
-                r,
-                "curfew_projected_savings",
-                "What the rules in force would save over the coming days, by rule",
-                &["rule", "horizon", "currency"],
-            ),
-            admin_auth_failures: register(
-                r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "curfew_admin_auth_failures_total",
-                        "Admin API requests refused for their token, by reason",
-                    ),
-                    &["reason"],
-                ),
-            ),
-            environment_state: per_environment.then(|| {
-                ReplacedGauge::new(
-                    r,
-                    "curfew_environment_state",
-                    "1 per environment, labelled with its state (opt-in)",
-                    &["environment", "project", "rule", "state"],
-                )
-            }),
+            fleet: Fleet::register(r, per_environment),
+            actions: Actions::register(r),
+            savings: families::Savings::register(r),
+            passes: Passes::register(r),
+            platform: PlatformCalls::register(r),
+            people: People::register(r),
+            _build_info: families::build_info(r, version),
             registry,
         };
-        metrics.build_info.with_label_values(&[version]).set(1);
-        // Counters whose labels are known in advance start at 0, so that their first
-        // event is an increase Prometheus can see (`increase()` cannot count a series
-        // that appears already at 1).
-        for result in ["ok", "error"] {
-            metrics.config_reloads.with_label_values(&[result]);
-        }
-        for result in [PassResult::Ok, PassResult::Error, PassResult::Partial] {
-            metrics.reconcile.with_label_values(&[result.as_str()]);
-        }
-        for cap in [Cap::MaxStopsPerPass, Cap::MaxDeletesPerHour] {
-            metrics.caps_hit.with_label_values(&[cap.as_str()]);
-        }
-        for reason in [AuthFailure::Missing, AuthFailure::Refused] {
-            metrics
-                .admin_auth_failures
-                .with_label_values(&[reason.as_str()]);
-        }
         #[cfg(target_os = "linux")]
         if let Err(e) = metrics.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -407,7 +79,7 @@ impl Metrics {
 
     /// Whether `curfew_environment_state` is on.
     pub fn per_environment(&self) -> bool {
-        self.environment_state.is_some()
+        self.fleet.environment_state.is_some()
     }
 
     /// Everything, in Prometheus' text exposition format (version 0.0.4).
@@ -436,34 +108,22 @@ impl Metrics {
             .into_iter()
             .map(|((state, rule), n)| (vec![state.as_str().to_owned(), rule.to_owned()], n))
             .collect();
-        self.environments.replace(values);
+        self.fleet.environments.replace(values);
     }
 
-    /// Counts one attempted action.
     /// Creates every `curfew_actions_total` series the rules can produce at 0 (see
     /// [`Metrics::new`]): each rule (and the unmatched) × action × result.
     pub fn expect_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
-        let results = [
-            ActionResult::Ok,
-            ActionResult::Error,
-            ActionResult::DryRun,
-            ActionResult::SkippedCap,
-        ];
         let actions = [Action::Stop, Action::Start, Action::Delete, Action::Warn];
         for rule in rules {
             for action in actions {
-                for result in results {
+                for result in ActResult::LABELS {
                     self.actions
-                        .with_label_values(&[action.as_str(), rule, result.as_str()]);
+                        .total
+                        .with_label_values(&[action.as_str(), rule, result]);
                 }
             }
         }
-    }
-
-    pub fn action(&self, action: Action, rule: Option<&str>, result: ActionResult) {
-        self.actions
-            .with_label_values(&[action.as_str(), rule_label(rule), result.as_str()])
-            .inc();
     }
 
     /// Brings the savings counters up to the ledger's totals. Counters never go down:
@@ -475,70 +135,33 @@ impl Metrics {
         for s in totals {
             *stopped.entry(s.rule.as_str()).or_default() += s.stopped_seconds;
             raise_to(
-                &self.saved_cost.with_label_values(&[&s.rule, &s.currency]),
+                &self
+                    .savings
+                    .saved_cost
+                    .with_label_values(&[&s.rule, &s.currency]),
                 s.saved,
             );
         }
         for (rule, seconds) in stopped {
-            raise_to(&self.stopped_seconds.with_label_values(&[rule]), seconds);
+            raise_to(
+                &self.savings.stopped_seconds.with_label_values(&[rule]),
+                seconds,
+            );
         }
     }
 
     /// Sets the cost per hour currently avoided in `currency`.
     pub fn set_savings_rate(&self, currency: &str, per_hour: f64) {
-        self.savings_rate
+        self.savings
+            .rate
             .with_label_values(&[currency])
             .set(per_hour);
     }
 
-    /// Records a finished reconcile pass. `finished_at_unix` becomes the last success
-    /// time only when `result` is [`PassResult::Ok`].
-    pub fn pass(
-        &self,
-        result: PassResult,
-        duration: Duration,
-        finished_at_unix: f64,
-        next_wakeup_unix: Option<f64>,
-    ) {
-        self.reconcile_duration.observe(duration.as_secs_f64());
-        self.reconcile.with_label_values(&[result.as_str()]).inc();
-        if result == PassResult::Ok {
-            self.last_success.set(finished_at_unix);
-        }
-        self.next_wakeup.set(next_wakeup_unix.unwrap_or(0.0));
-    }
-
-    /// Counts one admin request refused for its token.
-    pub fn admin_auth_failure(&self, reason: AuthFailure) {
-        self.admin_auth_failures
-            .with_label_values(&[reason.as_str()])
-            .inc();
-    }
-
-    /// Counts one reload of the rule file.
-    pub fn config_reload(&self, ok: bool) {
-        self.config_reloads
-            .with_label_values(&[ok_or_error(ok)])
-            .inc();
-    }
-
-    /// Counts one notification delivery (or one retried attempt). `target` is a name under
-    /// the rule file's `notify` (bounded by the file); `kind` is a fixed name
-    /// (`delete_warning`, `deleted`, `failure`, `digest`), hence `'static`.
-    pub fn notification(&self, target: &str, kind: &'static str, result: NotificationResult) {
-        self.notifications
-            .with_label_values(&[target, kind, result.as_str()])
-            .inc();
-    }
-
-    /// Counts one time a safety cap held actions back.
-    pub fn cap_hit(&self, cap: Cap) {
-        self.caps_hit.with_label_values(&[cap.as_str()]).inc();
-    }
-
     /// Sets how many environments had `action` due but not done in the last pass.
     pub fn set_due_not_done(&self, action: Action, n: u64) {
-        self.due_not_done
+        self.actions
+            .due_not_done
             .with_label_values(&[action.as_str()])
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
@@ -557,13 +180,13 @@ impl Metrics {
                 (labels, saved)
             })
             .collect();
-        self.projected_savings.replace(values);
+        self.savings.projected.replace(values);
     }
 
     /// Replaces `curfew_environment_state` with one series per (environment, project,
     /// rule, state). Does nothing unless per-environment metrics are on.
     pub fn set_environment_states(&self, environments: &[(&str, &str, Option<&str>, EnvState)]) {
-        let Some(gauge) = &self.environment_state else {
+        let Some(gauge) = &self.fleet.environment_state else {
             return;
         };
         let values = environments
@@ -583,12 +206,67 @@ impl Metrics {
         status: &str,
         elapsed: Duration,
     ) {
-        self.platform_requests
+        self.platform
+            .total
             .with_label_values(&[platform, operation, status_label(status)])
             .inc();
-        self.platform_request_duration
+        self.platform
+            .duration
             .with_label_values(&[platform, operation])
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Counter for Metrics {
+    fn action(&self, action: Action, rule: Option<&str>, result: &ActResult) {
+        self.actions
+            .total
+            .with_label_values(&[action.as_str(), rule_label(rule), result.label()])
+            .inc();
+    }
+
+    fn pass(
+        &self,
+        result: PassResult,
+        duration: Duration,
+        finished_at_unix: f64,
+        next_wakeup_unix: Option<f64>,
+    ) {
+        let passes = &self.passes;
+        passes.duration.observe(duration.as_secs_f64());
+        passes.total.with_label_values(&[result.as_str()]).inc();
+        if result == PassResult::Ok {
+            passes.last_success.set(finished_at_unix);
+        }
+        passes.next_wakeup.set(next_wakeup_unix.unwrap_or(0.0));
+    }
+
+    fn config_reload(&self, ok: bool) {
+        self.passes
+            .config_reloads
+            .with_label_values(&[ok_or_error(ok)])
+            .inc();
+    }
+
+    fn cap_hit(&self, cap: Cap) {
+        self.actions
+            .caps_hit
+            .with_label_values(&[cap.as_str()])
+            .inc();
+    }
+
+    fn notification(&self, target: &str, kind: &'static str, result: NotificationResult) {
+        self.people
+            .notifications
+            .with_label_values(&[target, kind, result.as_str()])
+            .inc();
+    }
+
+    fn admin_auth_failure(&self, reason: AuthFailure) {
+        self.people
+            .admin_auth_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 }
 
@@ -612,51 +290,6 @@ impl RequestObserver for PlatformRequests {
         self.metrics
             .platform_request(self.platform, endpoint, status, elapsed);
     }
-}
-
-/// A gauge family replaced as a whole each pass. Unlike resetting then refilling it,
-/// only vanished series are removed, so a scrape in between never sees an empty family.
-struct ReplacedGauge<P: Atomic = AtomicI64> {
-    gauge: GenericGaugeVec<P>,
-    shown: Mutex<HashSet<Vec<String>>>,
-}
-
-impl<P: Atomic + 'static> ReplacedGauge<P> {
-    fn new(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> ReplacedGauge<P> {
-        ReplacedGauge {
-            gauge: register(
-                registry,
-                GenericGaugeVec::new(Opts::new(name, help), labels),
-            ),
-            shown: Mutex::new(HashSet::new()),
-        }
-    }
-
-    fn replace(&self, values: HashMap<Vec<String>, P::T>) {
-        let mut shown = self.shown.lock().unwrap_or_else(PoisonError::into_inner);
-        for gone in shown.iter().filter(|labels| !values.contains_key(*labels)) {
-            // Absent already is as good as removed.
-            let _ = self.gauge.remove_label_values(gone);
-        }
-        for (labels, value) in &values {
-            self.gauge.with_label_values(labels).set(*value);
-        }
-        *shown = values.into_keys().collect();
-    }
-}
-
-/// Registers a collector built from constant names and label lists.
-fn register<C>(registry: &Registry, collector: prometheus::Result<C>) -> C
-where
-    C: prometheus::core::Collector + Clone + 'static,
-{
-    // Names, help texts and label lists are constants of this file, each registered
-    // once; the tests build `Metrics`, so a mistake here fails them, not a deployment.
-    let collector = collector.expect("metric definition is valid");
-    registry
-        .register(Box::new(collector.clone()))
-        .expect("metric names are unique");
-    collector
 }
 
 /// Raises a counter to `total`; never lowers it.
@@ -689,6 +322,7 @@ fn status_label(status: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::Outcome;
 
     /// One sample line of the text format: `name{label="value",...} value`.
     #[derive(Debug, PartialEq)]
@@ -800,7 +434,11 @@ mod tests {
     fn every_metric_is_exported_once_used() {
         let m = Metrics::new("1.2.3", true);
         m.set_environments([(EnvState::Stopped, Some("office-hours"), 3)]);
-        m.action(Action::Stop, Some("office-hours"), ActionResult::Ok);
+        m.action(
+            Action::Stop,
+            Some("office-hours"),
+            &ActResult::Done(Outcome::Accepted),
+        );
         m.set_savings_totals(&[savings("office-hours", "EUR", 7200.0, 0.8)]);
         m.set_savings_rate("EUR", 1.2);
         m.pass(
@@ -1014,8 +652,12 @@ mod tests {
     #[test]
     fn labels_come_from_the_typed_arguments() {
         let m = Metrics::new("1", false);
-        m.action(Action::Delete, Some("ttl"), ActionResult::SkippedCap);
-        m.action(Action::Stop, None, ActionResult::DryRun);
+        m.action(
+            Action::Delete,
+            Some("ttl"),
+            &ActResult::SkippedCap(Cap::MaxDeletesPerHour),
+        );
+        m.action(Action::Stop, None, &ActResult::DryRun);
         m.cap_hit(Cap::MaxStopsPerPass);
         m.config_reload(false);
         m.notification("audit-hook", "failure", NotificationResult::Dropped);
@@ -1091,7 +733,7 @@ mod tests {
         let m = Metrics::new("1.0.0-rc.1+\"build\"", true);
         let odd = "quote\" back\\slash\nnewline {brace}, comma=é";
         m.set_environments([(EnvState::Unknown, Some(odd), 1)]);
-        m.action(Action::Warn, Some(odd), ActionResult::Error);
+        m.action(Action::Warn, Some(odd), &ActResult::Failed("e".into()));
         m.set_savings_totals(&[savings(odd, "€", 1.0, 1e-9)]);
         m.set_environment_states(&[(odd, odd, Some(odd), EnvState::Error)]);
         let text = m.encode();
@@ -1131,7 +773,11 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
-        m.action(Action::Stop, Some("previews"), ActionResult::Ok);
+        m.action(
+            Action::Stop,
+            Some("previews"),
+            &ActResult::Done(Outcome::Accepted),
+        );
         assert!(m.encode().lines().any(
             |l| l == "curfew_actions_total{action=\"stop\",result=\"ok\",rule=\"previews\"} 1"
         ));

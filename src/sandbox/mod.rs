@@ -389,6 +389,18 @@ impl Sandbox {
         })
     }
 
+    /// Renames an environment, as a person does in the console (Qovery takes any name;
+    /// the status page's tests use a hostile one). False when the id is unknown.
+    pub fn rename(&self, id: &str, name: &str) -> bool {
+        self.with_fleet(|inner, _, _| match inner.fleet.get_mut(id) {
+            Some(env) => {
+                env.name = name.to_string();
+                true
+            }
+            None => false,
+        })
+    }
+
     /// What the sandbox has been asked so far.
     pub fn requests(&self) -> RequestCounts {
         self.lock().requests.clone()
