@@ -14,6 +14,9 @@
 //!
 //! `cargo bench --bench simulate`
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -123,17 +126,7 @@ fn fleet(from: DateTime<Utc>) -> Snapshot {
 }
 
 fn main() {
-    println!(
-        "curfew {} for {}-linux-{} on {}",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        if cfg!(target_env = "gnu") {
-            "gnu"
-        } else {
-            "other"
-        },
-        curfew::memory::libc()
-    );
+    common::print_build();
     let from: DateTime<Utc> = "2026-10-15T12:00:00Z".parse().expect("instant");
     let text = rules();
     let rules = parse_rules("bench.yaml", &text, from).expect("the bench's rules");
