@@ -31,18 +31,7 @@ use curfew::sandbox::{Sandbox, SandboxOptions};
 const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
 
 fn main() {
-    // The figures are about this build: the image ships the same one (tests/deploy.rs).
-    println!(
-        "curfew {} for {}-linux-{} on {}",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        if cfg!(target_env = "gnu") {
-            "gnu"
-        } else {
-            "other"
-        },
-        curfew::memory::libc()
-    );
+    common::print_build();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

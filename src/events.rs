@@ -49,23 +49,9 @@ impl ActResult {
     pub const LABELS: [&'static str; 4] = ["ok", "error", "dry_run", "skipped_cap"];
 }
 
-/// A safety cap, as counted in `curfew_caps_hit_total{cap}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cap {
-    MaxStopsPerPass,
-    MaxDeletesPerHour,
-}
-
-impl Cap {
-    pub const ALL: [Cap; 2] = [Cap::MaxStopsPerPass, Cap::MaxDeletesPerHour];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cap::MaxStopsPerPass => "max_stops_per_pass",
-            Cap::MaxDeletesPerHour => "max_deletes_per_hour",
-        }
-    }
-}
+/// A safety cap, as counted in `curfew_caps_hit_total{cap}` (the limits themselves are
+/// [`crate::policy::caps`]).
+pub use crate::policy::Cap;
 
 /// How one reconcile pass ended, as counted in `curfew_reconcile_total{result}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

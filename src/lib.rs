@@ -23,5 +23,6 @@ pub mod reconcile;
 pub mod sandbox;
 pub mod schedule;
 pub mod server;
+pub mod simulate;
 pub mod text;
 pub mod ui;

@@ -462,3 +462,132 @@ fn a_bare_plan_names_the_daemon_and_the_file_ways() {
         .unwrap();
     assert!(from_file.status.success(), "{}", stderr(&from_file));
 }
+
+/// `curfew simulate` over the docs' fortnight (examples/fortnight.*): Monday 19 October
+/// 00:00 in Paris to Monday 2 November, across the night the clocks go back.
+fn simulate(extra: &[&str]) -> Output {
+    let mut args = vec![
+        "simulate",
+        "--config",
+        "examples/fortnight.yaml",
+        "--snapshot",
+        "examples/fortnight.json",
+        "--from",
+        "2026-10-19T00:00:00+02:00",
+        "--days",
+        "14",
+    ];
+    args.extend(extra);
+    curfew(&args)
+}
+
+#[test]
+fn simulate_prints_json_for_scripts_and_the_daily_series_as_csv() {
+    let o = simulate(&["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["to"], "2026-11-01T23:00:00Z");
+    assert_eq!(p["currency"], "EUR");
+    assert_eq!(p["total"]["saved"], 2289.5);
+    assert_eq!(p["rules"][0]["rule"], "office");
+    assert_eq!(p["rules"][0]["hours_running"], 330.0);
+    assert_eq!(p["deletes"][0]["environment"], "spike-42");
+    assert_eq!(p["deletes"][0]["at"], "2026-10-20T10:00:00Z");
+    assert_eq!(p["untouched"][0]["protected"], true);
+    assert!(p["assumptions"].as_array().unwrap().len() >= 5);
+
+    let dir = std::env::temp_dir().join(format!("curfew-simulate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("daily.csv");
+    let o = simulate(&["--csv", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("RULE "), "the table still prints");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 14 * 3, "a header, then each day × rule");
+    assert_eq!(
+        lines[0],
+        "date,rule,hours_running,hours_stopped,hours_deleted,always_on_cost,projected_cost,saved,currency,stops,starts,deletes"
+    );
+    assert!(
+        lines.contains(&"2026-10-25,office,0.00,75.00,0.00,87.50,0.00,87.50,EUR,0,0,0"),
+        "the Sunday the clocks go back has 25 hours: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // `-` prints the series alone.
+    let o = simulate(&["--csv", "-"]);
+    assert!(stdout(&o).starts_with("date,rule,"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("RULE "));
+}
+
+#[test]
+fn simulate_against_an_older_file_names_who_is_stopped_differently() {
+    let dir = std::env::temp_dir().join(format!("curfew-against-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("old.yaml");
+    let text = std::fs::read_to_string("examples/fortnight.yaml").unwrap();
+    std::fs::write(&old, text.replace("08:00-19:00", "08:00-20:00")).unwrap();
+    let o = simulate(&["--against", old.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["comparison"];
+    // An hour less each weekday for 3 environments costing 3.50 an hour in all.
+    let delta = c["new"]["saved"].as_f64().unwrap() - c["old"]["saved"].as_f64().unwrap();
+    assert!((delta - 35.0).abs() < 1e-9, "{delta}");
+    let changed: Vec<&str> = c["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["pr-102-search", "pr-101-cart", "pr-103-login"]);
+    assert_eq!(
+        c["environments"][0]["first_difference"][0]["at"],
+        "2026-10-19T18:00:00Z"
+    );
+    assert!(v["projection"].get("per_environment").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn simulate_refuses_a_bad_instant_range_or_snapshot_with_a_clear_error() {
+    let o = curfew(&[
+        "simulate",
+        "--config",
+        "examples/fortnight.yaml",
+        "--snapshot",
+        "examples/fortnight.json",
+        "--from",
+        "monday",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--from \"monday\" is not an RFC 3339 instant with an offset"),
+        "{}",
+        stderr(&o)
+    );
+    let o = simulate(&["--days", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = curfew(&[
+        "simulate",
+        "--config",
+        "examples/fortnight.yaml",
+        "--snapshot",
+        "examples/fortnight.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("examples/fortnight.yaml:1:1: not a snapshot"),
+        "{}",
+        stderr(&o)
+    );
+    let o = curfew(&[
+        "simulate",
+        "--config",
+        "examples/fortnight.yaml",
+        "--snapshot",
+        "examples",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+}

@@ -19,6 +19,21 @@ impl Drop for Proc {
     }
 }
 
+/// The build the figures are about (the image ships the same one: tests/deploy.rs).
+pub fn print_build() {
+    println!(
+        "curfew {} for {}-linux-{} on {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        if cfg!(target_env = "gnu") {
+            "gnu"
+        } else {
+            "other"
+        },
+        curfew::memory::libc()
+    );
+}
+
 /// A loopback port nothing listens on.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

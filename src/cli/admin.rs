@@ -255,6 +255,30 @@ pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
+    let snapshot = match live_snapshot(&loaded, &env)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    // Without the daemon's ledger: its snoozes, protections and own stops are not
+    // known here (ask the daemon with --server for those).
+    let decisions = policy::decide(&loaded.rules, &snapshot, &LedgerView::default(), now);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&decisions)?);
+    } else {
+        print!("{}", plan_table(&decisions));
+        eprintln!(
+            "read-only, from the platform as it is now, without the daemon's ledger (snoozes, protections and curfew's own stops are not shown: use --server)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists the platform a rule file names, read-only: the snapshot, or the exit code of a
+/// platform that cannot be reached (the error said).
+pub fn live_snapshot(
+    loaded: &crate::config::Loaded,
+    env: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<Result<crate::platform::Snapshot, ExitCode>> {
     runtime()?.block_on(async move {
         let prices = crate::platform::Prices {
             vcpu_hour: loaded.rules.defaults.vcpu_hour,
@@ -263,7 +287,7 @@ pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
         let connected = match connect(
             &loaded.settings.platform,
             prices,
-            &env,
+            env,
             Arc::new(SystemClock),
             None,
         )
@@ -272,7 +296,7 @@ pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
-                return Ok(ExitCode::from(1));
+                return Ok(Err(ExitCode::from(1)));
             }
         };
         let snapshot = telling(connected.platform.list(), QUIET_WAIT, || {
@@ -280,18 +304,7 @@ pub fn plan_live(source: &Source, as_json: bool) -> anyhow::Result<ExitCode> {
         })
         .await
         .context("the platform could not be listed")?;
-        // Without the daemon's ledger: its snoozes, protections and own stops are not
-        // known here (ask the daemon with --server for those).
-        let decisions = policy::decide(&loaded.rules, &snapshot, &LedgerView::default(), now);
-        if as_json {
-            println!("{}", serde_json::to_string_pretty(&decisions)?);
-        } else {
-            print!("{}", plan_table(&decisions));
-            eprintln!(
-                "read-only, from the platform as it is now, without the daemon's ledger (snoozes, protections and curfew's own stops are not shown: use --server)"
-            );
-        }
-        Ok(ExitCode::SUCCESS)
+        Ok(Ok(snapshot))
     })
 }
 

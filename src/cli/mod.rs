@@ -1,4 +1,5 @@
-//! The command line: `curfew schedule …`, `curfew duration …`, `curfew sandbox …`.
+//! The command line: `curfew schedule …`, `curfew plan …`, `curfew simulate …`, `curfew
+//! run …` and the others; arguments and printing only.
 //!
 //! Exit codes: 0 success, 2 invalid input (a bad spec, instant or duration), 1 anything
 //! else.
@@ -11,6 +12,7 @@ pub use rules::{plan_table, rule_set_json, schema_json};
 mod run;
 mod sandbox;
 mod schedule;
+mod simulate;
 
 use std::path::PathBuf;
 
@@ -113,6 +115,11 @@ enum Command {
         #[command(flatten)]
         server: admin::Server,
     },
+    /// Replay the rules over the coming days against the fleet as it is now (the live
+    /// platform, read-only, or a snapshot): hours running and stopped, money saved, deletes,
+    /// untouched environments and the busiest moments; `--against OLD` compares two rule
+    /// files.
+    Simulate(simulate::SimulateArgs),
     /// Parse TTL durations (`30s 10m 4h 7d 2w`, `1d12h`, `forever`) into seconds.
     Duration {
         /// Durations to parse.
@@ -205,6 +212,7 @@ pub fn main() -> ExitCode {
             note,
             server,
         } => admin::protect(&server, &env, remove, note.as_deref()),
+        Command::Simulate(args) => simulate::run(args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Run(args) => run::run(args),
     };

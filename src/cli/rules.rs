@@ -215,22 +215,10 @@ pub fn plan(
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let text = match files::read_blocking(snapshot_file, files::SNAPSHOT_MAX_BYTES) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let snapshot: Snapshot = match serde_json::from_str(&text) {
+    let snapshot = match read_snapshot(snapshot_file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "error: {}:{}:{}: not a snapshot: {e}",
-                snapshot_file.display(),
-                e.line(),
-                e.column()
-            );
+            eprintln!("error: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -246,6 +234,22 @@ pub fn plan(
         print!("{}", plan_table(&decisions));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The largest snapshot file read (a listing of 10,000 environments is about 3 MB).
+/// Reads a snapshot file (JSON: `{"environments": [...], "complete": true}`): a regular
+/// file of at most [`files::SNAPSHOT_MAX_BYTES`], read with a timeout. The error names the
+/// file, and the line and column where it is not a snapshot.
+pub(super) fn read_snapshot(path: &Path) -> Result<Snapshot, String> {
+    let text = files::read_blocking(path, files::SNAPSHOT_MAX_BYTES).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}:{}:{}: not a snapshot: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
 }
 
 /// What a decision does in this pass, in a word or two: `stop`, `stop + warn`,
@@ -294,16 +298,26 @@ pub fn plan_table(decisions: &[Decision]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    aligned(&header, &rows, &[])
+}
+
+/// A table for people: columns two spaces apart, each as wide as its widest cell, those
+/// listed in `right` aligned to the right (numbers); the last column is never padded.
+pub(super) fn aligned(header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            let w = *w;
+            if right.contains(&i) {
+                s.push_str(&format!("{cell:>w$}  "));
+            } else if i + 1 == cells.len() {
                 s.push_str(cell);
             } else {
                 s.push_str(&format!("{cell:<w$}  "));
@@ -312,7 +326,7 @@ pub fn plan_table(decisions: &[Decision]) -> String {
         s.trim_end().to_string() + "\n"
     };
     let mut out = line(header.to_vec());
-    for row in &rows {
+    for row in rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
+use prometheus::core::{Atomic, AtomicF64, AtomicI64, GenericGaugeVec};
 use prometheus::{
     CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
     IntGaugeVec, Opts, Registry,
@@ -118,6 +119,11 @@ pub(super) struct Savings {
     /// Cost per hour avoided right now: the hourly cost of every environment curfew
     /// currently keeps stopped, per currency.
     pub rate: GaugeVec,
+    /// What the rules in force would save over the coming days (`horizon`: `7d`, `30d`)
+    /// against every environment running all the time, per rule and currency: the
+    /// daemon's projection ([`crate::simulate`]), made after each reload and once a day,
+    /// in dry-run too.
+    pub projected: ReplacedGauge<AtomicF64>,
 }
 
 impl Savings {
@@ -152,6 +158,12 @@ impl Savings {
                     ),
                     &["currency"],
                 ),
+            ),
+            projected: ReplacedGauge::new(
+                r,
+                "curfew_projected_savings",
+                "What the rules in force would save over the coming days, by rule",
+                &["rule", "horizon", "currency"],
             ),
         }
     }
@@ -329,20 +341,23 @@ pub(super) fn build_info(r: &Registry, version: &str) -> IntGaugeVec {
 
 /// A gauge family replaced as a whole each pass. Unlike resetting then refilling it,
 /// only vanished series are removed, so a scrape in between never sees an empty family.
-pub(super) struct ReplacedGauge {
-    gauge: IntGaugeVec,
+pub(super) struct ReplacedGauge<P: Atomic = AtomicI64> {
+    gauge: GenericGaugeVec<P>,
     shown: Mutex<HashSet<Vec<String>>>,
 }
 
-impl ReplacedGauge {
-    fn new(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> ReplacedGauge {
+impl<P: Atomic + 'static> ReplacedGauge<P> {
+    fn new(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> ReplacedGauge<P> {
         ReplacedGauge {
-            gauge: register(registry, IntGaugeVec::new(Opts::new(name, help), labels)),
+            gauge: register(
+                registry,
+                GenericGaugeVec::new(Opts::new(name, help), labels),
+            ),
             shown: Mutex::new(HashSet::new()),
         }
     }
 
-    pub fn replace(&self, values: HashMap<Vec<String>, i64>) {
+    pub fn replace(&self, values: HashMap<Vec<String>, P::T>) {
         let mut shown = self.shown.lock().unwrap_or_else(PoisonError::into_inner);
         for gone in shown.iter().filter(|labels| !values.contains_key(*labels)) {
             // Absent already is as good as removed.

@@ -166,6 +166,23 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// Replaces `curfew_projected_savings` with a projection's: `(rule, days, saved)` in
+    /// `currency`, the horizon written `7d`.
+    pub fn set_projected_savings<'a>(
+        &self,
+        currency: &str,
+        savings: impl IntoIterator<Item = (&'a str, u32, f64)>,
+    ) {
+        let values = savings
+            .into_iter()
+            .map(|(rule, days, saved)| {
+                let labels = vec![rule.to_owned(), format!("{days}d"), currency.to_owned()];
+                (labels, saved)
+            })
+            .collect();
+        self.savings.projected.replace(values);
+    }
+
     /// Replaces `curfew_environment_state` with one series per (environment, project,
     /// rule, state). Does nothing unless per-environment metrics are on.
     pub fn set_environment_states(&self, environments: &[(&str, &str, Option<&str>, EnvState)]) {
@@ -435,6 +452,7 @@ mod tests {
         m.cap_hit(Cap::MaxDeletesPerHour);
         m.set_due_not_done(Action::Delete, 2);
         m.set_environment_states(&[("pr-12", "web", Some("office-hours"), EnvState::Stopped)]);
+        m.set_projected_savings("EUR", [("office-hours", 7, 120.5)]);
         let m = Arc::new(m);
         let observer: Arc<dyn RequestObserver> =
             Arc::new(PlatformRequests::new(m.clone(), "qovery"));
@@ -460,6 +478,7 @@ mod tests {
             "curfew_due_not_done",
             "curfew_admin_auth_failures_total",
             "curfew_environment_state",
+            "curfew_projected_savings",
         ] {
             assert!(
                 text.lines()
@@ -554,6 +573,28 @@ mod tests {
         assert_eq!(env(&m, "running", UNMATCHED_RULE), None);
         m.set_environments([]);
         assert!(!m.encode().contains("curfew_environments{"));
+    }
+
+    #[test]
+    fn projected_savings_are_replaced_by_the_next_projection() {
+        let m = Metrics::new("1", false);
+        let saved = |m: &Metrics, rule, horizon| {
+            value(
+                m,
+                "curfew_projected_savings",
+                &[("rule", rule), ("horizon", horizon), ("currency", "EUR")],
+            )
+        };
+        m.set_projected_savings("EUR", [("a", 7, 10.25), ("a", 30, 40.5), ("b", 7, 0.0)]);
+        assert_eq!(saved(&m, "a", "7d"), Some(10.25));
+        assert_eq!(saved(&m, "a", "30d"), Some(40.5));
+        assert_eq!(saved(&m, "b", "7d"), Some(0.0));
+        // Rule "b" renamed by a reload: its series goes.
+        m.set_projected_savings("EUR", [("a", 7, 11.0), ("c", 7, 1.5)]);
+        assert_eq!(saved(&m, "a", "7d"), Some(11.0));
+        assert_eq!(saved(&m, "b", "7d"), None);
+        assert_eq!(saved(&m, "a", "30d"), None);
+        assert_eq!(saved(&m, "c", "7d"), Some(1.5));
     }
 
     #[test]

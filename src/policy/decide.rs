@@ -24,13 +24,20 @@ use crate::platform::{
 };
 use crate::schedule::{RuleSchedule, format_seconds};
 
-/// Each rule's schedule read once per pass (every environment of a rule shares it).
+/// Each rule's schedule read once per pass (every environment of a rule shares it, and
+/// the words its reasons say of it).
 struct ScheduleNow {
     active: bool,
     since: Option<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
     /// The next boundary at which environments must stop (not the window's start).
     next_stop: Option<DateTime<Utc>>,
+    /// Where `now` falls, in the schedule's terms ([`RuleDecision::position`]).
+    position: String,
+    /// `position` and since when (" since 2026-11-27 19:00 CET").
+    position_since: String,
+    /// " until 2026-11-30 08:00 CET", when there is a next boundary.
+    until: String,
 }
 
 struct Pass<'a> {
@@ -48,17 +55,82 @@ pub fn decide(
     ledger: &LedgerView,
     now: DateTime<Utc>,
 ) -> Vec<Decision> {
-    let pass = Pass::new(rules, ledger, snapshot.complete, now);
+    decide_each(
+        rules,
+        &snapshot.environments,
+        snapshot.complete,
+        ledger,
+        now,
+    )
+}
+
+/// Decides for some environments of a listing (`complete` says whether the listing was),
+/// as [`decide`] does for all of them: a simulation decides only for those whose decision
+/// may have changed.
+pub fn decide_each<'e>(
+    rules: &RuleSet,
+    environments: impl IntoIterator<Item = &'e Environment>,
+    complete: bool,
+    ledger: &LedgerView,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let pass = Pass::new(rules, ledger, complete, now);
     let mut reasons = Words::default();
-    snapshot
-        .environments
-        .iter()
+    environments
+        .into_iter()
         .map(|env| {
             let mut d = pass.decide(env, &mut Trace::off());
             d.reason = reasons.get(d.reason);
             d
         })
         .collect()
+}
+
+/// An environment as curfew's `action` leaves it, in the model every platform follows: a
+/// stop leaves it stopped, a start running, a delete removes it (`None`); a warning changes
+/// nothing. The platform's own word for the state is dropped (it said what it was before).
+pub fn after_action(env: &Environment, action: Action) -> Option<Environment> {
+    let mut env = env.clone();
+    act_on(&mut env, action).then_some(env)
+}
+
+/// Changes `env` as [`after_action`] says `action` leaves it; `false` when it removes it.
+pub fn act_on(env: &mut Environment, action: Action) -> bool {
+    let state = match action {
+        Action::Delete => return false,
+        Action::Stop => EnvState::Stopped,
+        Action::Start => EnvState::Running,
+        Action::None | Action::Warn => return true,
+    };
+    env.state = state;
+    env.platform_state = None;
+    true
+}
+
+/// The decision `env` gets at `now` once `decision`'s own action has been carried out,
+/// and its delete's warning too when `warned`: the environment as the action leaves it
+/// ([`after_action`]), its ledger record as the pass writes it and the next pass reads it.
+/// `None` when it is deleted. What a pass's own actions bring due (an idle stop after a
+/// morning start, a delete after a stop) is when the daemon wakes next.
+pub fn decide_after(
+    rules: &RuleSet,
+    env: &Environment,
+    record: Option<&EnvRecord>,
+    decision: &Decision,
+    warned: bool,
+    now: DateTime<Utc>,
+) -> Option<Decision> {
+    let env = after_action(env, decision.action)?;
+    let mut view = LedgerView::new(record.map(|r| (env.id.clone(), r.clone())));
+    view.apply(decision, now);
+    if let Some(warning) = decision
+        .delete_step()
+        .filter(|w| warned && w.action == Action::Warn)
+    {
+        view.record(&warning, now);
+    }
+    view.observe_one(&env, now);
+    decide_each(rules, [&env], true, &view, now).pop()
 }
 
 /// The earliest instant at which any decision could change: the daemon's next wakeup.
@@ -176,11 +248,28 @@ impl<'a> Pass<'a> {
     fn schedule(&self, index: usize, rule: &Rule) -> Option<&ScheduleNow> {
         self.schedules[index]
             .get_or_init(|| {
-                rule.schedule.as_ref().map(|s| ScheduleNow {
-                    active: s.is_active(self.now),
-                    since: s.last_boundary(self.now),
-                    next: s.next_boundary(self.now),
-                    next_stop: s.next_stop(self.now),
+                rule.schedule.as_ref().map(|s| {
+                    let active = s.is_active(self.now);
+                    let since = s.last_boundary(self.now);
+                    let next = s.next_boundary(self.now);
+                    let position = RuleDecision::position(s, active, self.now);
+                    let at = |t: DateTime<Utc>| local(t, rule.timezone);
+                    ScheduleNow {
+                        active,
+                        since,
+                        next,
+                        next_stop: s.next_stop(self.now),
+                        position_since: format!(
+                            "{position}{}",
+                            since
+                                .map(|t| format!(" since {}", at(t)))
+                                .unwrap_or_default()
+                        ),
+                        until: next
+                            .map(|t| format!(" until {}", at(t)))
+                            .unwrap_or_default(),
+                        position,
+                    }
                 })
             })
             .as_ref()
@@ -643,9 +732,9 @@ impl RuleDecision<'_, '_> {
     /// Where `now` falls in the rule's schedule, in the schedule's own terms: inside or
     /// outside `run` windows, outside or inside `stop` windows, in the running or stopped
     /// time of `events`.
-    fn position(&self, schedule: &RuleSchedule, active: bool) -> String {
+    fn position(schedule: &RuleSchedule, active: bool, now: DateTime<Utc>) -> String {
         // Summarized when long: a reason goes into the log and the ledger of every action.
-        let described = schedule.describe_at(self.now());
+        let described = schedule.describe_at(now);
         match (schedule, active) {
             (RuleSchedule::Run(_), true) | (RuleSchedule::Stop { .. }, false) => {
                 format!("inside {described}")
@@ -657,13 +746,13 @@ impl RuleDecision<'_, '_> {
             (RuleSchedule::Events(spec), true) => {
                 format!(
                     "in the running time of events \"{}\"",
-                    spec.describe_at(self.now())
+                    spec.describe_at(now)
                 )
             }
             (RuleSchedule::Events(spec), false) => {
                 format!(
                     "in the stopped time of events \"{}\"",
-                    spec.describe_at(self.now())
+                    spec.describe_at(now)
                 )
             }
         }
@@ -677,13 +766,7 @@ impl RuleDecision<'_, '_> {
         trace: &mut Trace,
     ) -> Option<Decision> {
         let rule = self.rule;
-        let position = format!(
-            "{}{}",
-            self.position(schedule, s.active),
-            s.since
-                .map(|t| format!(" since {}", self.at(t)))
-                .unwrap_or_default()
-        );
+        let position = &s.position_since;
         trace.note(|| {
             format!(
                 "schedule {}: {}{}",
@@ -705,7 +788,7 @@ impl RuleDecision<'_, '_> {
             |at: Option<DateTime<Utc>>| at.is_some_and(|t| s.since.is_none_or(|b| t >= b));
         let record = self.record;
         match (s.active, self.env.state) {
-            (false, EnvState::Running) => self.running_in_stopped_time(s, &position, trace),
+            (false, EnvState::Running) => self.running_in_stopped_time(s, position, trace),
             (false, EnvState::Stopped) => {
                 let settle = (!settled(record.and_then(|r| r.schedule_stop_settled_at)))
                     .then_some(Settle::ScheduleStop);
@@ -716,7 +799,7 @@ impl RuleDecision<'_, '_> {
                     ..self.with(Action::None, None, reason)
                 })
             }
-            (true, EnvState::Stopped) => self.wake(s, &position, trace),
+            (true, EnvState::Stopped) => self.wake(s, position, trace),
             (true, EnvState::Running) => {
                 let settle = (rule.wake == Wake::All
                     && !settled(record.and_then(|r| r.schedule_start_settled_at)))
@@ -851,16 +934,10 @@ impl RuleDecision<'_, '_> {
     fn steady(&self, trace: &mut Trace) -> Decision {
         let rule = self.rule;
         let reason = match (&rule.schedule, self.pass.schedule(self.index, rule)) {
-            (Some(schedule), Some(s)) => {
-                let until = s
-                    .next
-                    .map(|t| format!(" until {}", self.at(t)))
-                    .unwrap_or_default();
+            (Some(_), Some(s)) => {
                 format!(
-                    "{}, {}{until} (rule \"{}\")",
-                    self.env.state,
-                    self.position(schedule, s.active),
-                    rule.name
+                    "{}, {}{} (rule \"{}\")",
+                    self.env.state, s.position, s.until, rule.name
                 )
             }
             _ => format!("{}; nothing due (rule \"{}\")", self.env.state, rule.name),

@@ -240,6 +240,14 @@ impl Decision {
         })
     }
 
+    /// The delete step's action, when it acts in this pass (a warning or the delete).
+    pub fn delete_step_action(&self) -> Option<Action> {
+        self.delete
+            .as_ref()
+            .map(|d| d.action)
+            .filter(|a| *a != Action::None)
+    }
+
     /// Whether the delete is due in this pass.
     pub fn delete_due(&self) -> bool {
         self.delete

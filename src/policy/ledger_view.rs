@@ -205,27 +205,33 @@ impl LedgerView {
     /// Folds what a listing showed into the records: how long each environment has been
     /// stopped, and whether curfew's stop still holds (a running environment ends it).
     pub fn observe(&mut self, snapshot: &crate::platform::Snapshot, now: DateTime<Utc>) {
-        use crate::platform::EnvState;
         for env in &snapshot.environments {
-            // The record's key becomes the listing's id (one copy of it, not two).
-            if let Some((key, _)) = self.records.get_key_value(&*env.id)
-                && !Arc::ptr_eq(key, &env.id)
-                && let Some(slot) = self.records.remove(&*env.id)
-            {
-                self.records.insert(env.id.clone(), slot);
+            self.observe_one(env, now);
+        }
+    }
+
+    /// Folds what a listing showed of one environment into its record (see
+    /// [`LedgerView::observe`]).
+    pub fn observe_one(&mut self, env: &crate::platform::Environment, now: DateTime<Utc>) {
+        use crate::platform::EnvState;
+        // The record's key becomes the listing's id (one copy of it, not two).
+        if let Some((key, _)) = self.records.get_key_value(&*env.id)
+            && !Arc::ptr_eq(key, &env.id)
+            && let Some(slot) = self.records.remove(&*env.id)
+        {
+            self.records.insert(env.id.clone(), slot);
+        }
+        match env.state {
+            EnvState::Stopped => {
+                self.entry(env.id.clone()).stopped_since.get_or_insert(now);
             }
-            match env.state {
-                EnvState::Stopped => {
-                    self.entry(env.id.clone()).stopped_since.get_or_insert(now);
+            EnvState::Running => {
+                if let Some(r) = self.records.get_mut(&env.id).map(|s| &mut s.record) {
+                    r.stopped_since = None;
+                    r.curfew_stop = None;
                 }
-                EnvState::Running => {
-                    if let Some(r) = self.records.get_mut(&env.id).map(|s| &mut s.record) {
-                        r.stopped_since = None;
-                        r.curfew_stop = None;
-                    }
-                }
-                _ => {}
             }
+            _ => {}
         }
     }
 

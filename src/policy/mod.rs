@@ -5,17 +5,24 @@
 //!   and now in, one [`Decision`] per environment out), and [`explain()`], its whole chain
 //!   of reasoning for one environment;
 //! - `decision.rs`: what a decision says; `ledger_view.rs`: what it reads of the ledger;
-//! - `upcoming.rs`: the deletes coming within a horizon (for the daily digest).
+//! - `upcoming.rs`: the deletes coming within a horizon (for the daily digest);
+//! - `caps.rs`: the safety limits on what one pass does, which the executor and
+//!   `curfew simulate` both follow.
 //!
 //! Pure: no I/O, no clock.
 
+pub mod caps;
 mod decide;
 mod decision;
 mod ledger_view;
 mod rules;
 mod upcoming;
 
-pub use decide::{Explanation, decide, explain, local, next_wakeup, protection};
+pub use caps::Cap;
+pub use decide::{
+    Explanation, act_on, after_action, decide, decide_after, decide_each, explain, local,
+    next_wakeup, protection,
+};
 pub use decision::{Action, Cause, Decision, PendingDelete, Settle, Step};
 pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};
 pub use rules::{Defaults, Glob, Protection, Rule, RuleSet, Safety, Selector, Target, Wake};

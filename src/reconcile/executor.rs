@@ -2,22 +2,17 @@
 //! ledger's intent/outcome around every call. An operator's wake goes through the same
 //! steps ([`Daemon::carry_out`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 
 use super::{Daemon, PassError};
-use crate::events::{ActResult, Acted, ActionTaken, Cap, CapHit};
+use crate::events::{ActResult, Acted, ActionTaken, CapHit};
 use crate::ledger::Outcome as Written;
 use crate::platform::{NoticeKind, Outcome, PlatformError, links_text};
+use crate::policy::caps::{self, Gate};
 use crate::policy::{Action, Decision, LedgerView, RuleSet, Step};
-
-/// What the caps leave of a pass's actions, handed out oldest due first.
-struct Gates {
-    stops_left: u32,
-    deletes_left: i64,
-}
 
 /// A platform call to make: the action's index in the planned ones, what to do, to which
 /// environment, and its intent's id. Owned: a future holding a borrowed decision trips
@@ -48,10 +43,10 @@ impl Planned {
 }
 
 impl Daemon {
-    /// What each action of the pass becomes before any call: deletes first (whether one
-    /// goes ahead decides whether its decision's own action is still needed: a deleted
-    /// environment is not stopped first, a held-back delete's environment is), then the
-    /// decisions' own actions; oldest due first in each, so caps hold back the newest.
+    /// What each action of the pass becomes before any call, under the limits written once
+    /// in [`caps::plan`] (which `curfew simulate` follows too): deletes first, then the
+    /// decisions' own actions, oldest due first in each, so caps hold back the newest. (A
+    /// delete never comes from a partial listing: `decide` holds it back.)
     fn plan_actions(
         &self,
         rules: &RuleSet,
@@ -59,84 +54,30 @@ impl Daemon {
         deletes_last_hour: i64,
         now: DateTime<Utc>,
     ) -> Vec<Planned> {
-        let mut gates = Gates {
-            stops_left: rules.safety.max_stops_per_pass,
-            deletes_left: i64::from(rules.safety.max_deletes_per_hour)
-                .saturating_sub(deletes_last_hour)
-                .max(0),
-        };
-        let steps = |delete_step: bool| -> Vec<Planned> {
-            let mut steps: Vec<Planned> = decisions
-                .iter()
-                .enumerate()
-                .filter_map(|(index, d)| {
-                    let step = if delete_step {
-                        d.delete_step()
-                    } else {
-                        d.step()
-                    };
-                    Some(Planned {
-                        index,
-                        delete_step,
-                        step: step?,
-                        result: None,
-                    })
-                })
-                .collect();
-            steps.sort_by(|a, b| {
-                (a.step.due_since, &a.step.environment_id)
-                    .cmp(&(b.step.due_since, &b.step.environment_id))
-            });
-            steps
-        };
-        let mut deletes = steps(true);
-        let mut deleted: Vec<usize> = Vec::new();
-        for planned in &mut deletes {
-            planned.result = self.gate(&mut gates, &planned.step, now);
-            if planned.step.action == Action::Delete
-                && matches!(planned.result, None | Some(ActResult::DryRun))
-            {
-                deleted.push(planned.index);
-            }
-        }
-        deleted.sort_unstable();
-        let mut own = steps(false);
-        own.retain(|p| deleted.binary_search(&p.index).is_err());
-        for planned in &mut own {
-            planned.result = self.gate(&mut gates, &planned.step, now);
-        }
-        deletes.append(&mut own);
-        deletes
-    }
-
-    /// What one action becomes before any call: `None` to call the platform. (A delete
-    /// never comes from a partial listing: `decide` holds it back.)
-    fn gate(&self, gates: &mut Gates, step: &Step, now: DateTime<Utc>) -> Option<ActResult> {
-        if step.dry_run {
-            return Some(ActResult::DryRun);
-        }
-        match step.action {
-            Action::Stop | Action::Start if gates.stops_left == 0 => {
-                Some(ActResult::SkippedCap(Cap::MaxStopsPerPass))
-            }
-            Action::Stop | Action::Start => {
-                gates.stops_left -= 1;
-                None
-            }
-            Action::Delete if !self.delete_confirmed(&step.environment_id, now) => {
-                Some(ActResult::Confirming)
-            }
-            Action::Delete if gates.deletes_left == 0 => {
-                Some(ActResult::SkippedCap(Cap::MaxDeletesPerHour))
-            }
-            Action::Delete => {
-                gates.deletes_left -= 1;
-                None
-            }
-            // A warning is carried out by recording it (notifications send it).
-            Action::Warn => Some(ActResult::Done(Outcome::Accepted)),
-            Action::None => None,
-        }
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        caps::plan(decisions, &rules.safety, deletes_last_hour, true, |id| {
+            memory.confirmations.confirmed(id, now)
+        })
+        .into_iter()
+        .filter_map(|c| {
+            let result = match c.gate {
+                Gate::Go => None,
+                Gate::DryRun => Some(ActResult::DryRun),
+                Gate::Capped(cap) => Some(ActResult::SkippedCap(cap)),
+                Gate::Confirming => Some(ActResult::Confirming),
+                // Not reached: the listing is complete whenever `decide` lets a delete through.
+                Gate::Partial => Some(ActResult::Failed("listing partial".into())),
+                // A warning is carried out by recording it (notifications send it).
+                Gate::Record => Some(ActResult::Done(Outcome::Accepted)),
+            };
+            Some(Planned {
+                index: c.index,
+                delete_step: c.delete_step,
+                step: c.step(decisions)?,
+                result,
+            })
+        })
+        .collect()
     }
 
     /// Carries out the actions `decisions` call for: planned, their intents written, the

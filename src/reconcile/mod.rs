@@ -23,13 +23,15 @@ mod health;
 mod operator;
 mod page;
 mod pass;
+mod projection;
 
 pub use health::{Health, Readiness};
 pub use operator::{EnvironmentReport, OperatorError, Plan, PlanEntry};
 pub use page::{LastPass, PassOutcome};
 pub use pass::{Look, PassError};
+pub use projection::{PROJECTION_DAYS, PROJECTION_HORIZONS, ProjectionError};
 
-use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -43,6 +45,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::platform::{ActionLinks, Platform};
 use crate::policy::RuleSet;
+use crate::policy::caps::DeleteConfirmations;
 
 /// The longest snooze an operator may ask for, unless the settings say otherwise.
 pub const DEFAULT_MAX_SNOOZE: TimeDelta = TimeDelta::days(7);
@@ -90,13 +93,15 @@ pub struct Daemon {
     /// Signed links for the notices the platform posts (a Kubernetes Event's delete
     /// warning); made by the status page's signer.
     links: Option<Arc<dyn ActionLinks>>,
+    /// The last projection of the rules' savings, and whether one is being made.
+    projected: Mutex<Option<projection::Projected>>,
+    projecting: AtomicBool,
 }
 
 /// What passes remember between themselves that is not worth the ledger.
-#[derive(Default)]
 struct Memory {
     /// When each pending delete was first seen due (two passes, one resync apart).
-    delete_first_due: HashMap<String, DateTime<Utc>>,
+    confirmations: DeleteConfirmations,
 }
 
 impl Daemon {
@@ -109,6 +114,9 @@ impl Daemon {
         options: DaemonOptions,
     ) -> Daemon {
         let health = Health::new(options.max_pass_age);
+        let confirmations = DeleteConfirmations::new(
+            TimeDelta::from_std(options.resync).unwrap_or(TimeDelta::seconds(60)),
+        );
         health.set_rules_loaded(true);
         metrics.expect_rules(rules.rules.iter().map(|r| r.name.as_ref()));
         Daemon {
@@ -120,7 +128,7 @@ impl Daemon {
             generation: watch::Sender::new(0),
             options,
             health,
-            memory: Mutex::new(Memory::default()),
+            memory: Mutex::new(Memory { confirmations }),
             exclusive: tokio::sync::Mutex::new(()),
             nudge: tokio::sync::Notify::new(),
             max_snooze: DEFAULT_MAX_SNOOZE,
@@ -129,6 +137,8 @@ impl Daemon {
             passes: Mutex::new(page::Passes::default()),
             keep_last_pass: true,
             links: None,
+            projected: Mutex::new(None),
+            projecting: AtomicBool::new(false),
         }
     }
 
@@ -232,6 +242,8 @@ impl Daemon {
             // The pass's listing, decisions and report are gone: their memory goes back to
             // the system rather than staying in the allocator until the next pass.
             crate::memory::release_free();
+            // After the first pass, a reload, or a day: what the rules would save.
+            self.project_if_due();
             tokio::select! {
                 _ = tokio::time::sleep(self.wait_for(next)) => {}
                 _ = self.nudge.notified() => {}
@@ -248,14 +260,6 @@ impl Daemon {
         next.map_or(self.options.resync, |t| {
             self.clock.real_wait_until(t).min(self.options.resync)
         })
-    }
-
-    /// Whether `id`'s delete was first seen due at least one resync ago; notes it now if new.
-    fn delete_confirmed(&self, id: &str, now: DateTime<Utc>) -> bool {
-        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = *memory.delete_first_due.entry(id.to_string()).or_insert(now);
-        let resync = TimeDelta::from_std(self.options.resync).unwrap_or(TimeDelta::seconds(60));
-        now - first >= resync
     }
 }
 

@@ -96,6 +96,7 @@ impl Daemon {
             decisions,
         } = self.look().await?;
         let complete = snapshot.complete;
+        let after = next_checks_after(&rules, &snapshot, &view, &decisions, now);
         let decisions = Arc::new(decisions);
         // The listing is the pass's largest value, and the decisions carry what the rest of
         // the pass needs of it (ids, names, projects, states). With the status page, it is
@@ -125,9 +126,16 @@ impl Daemon {
             .await?;
         self.accrue(&rules, &decisions, &acted, now).await?;
         self.export(&rules, &decisions, &view).await?;
-        self.forget_deletes_no_longer_due(&decisions);
+        let next_confirmation = self.forget_deletes_no_longer_due(&decisions, now);
+        // The next wakeup: the earliest instant a decision could change, including those
+        // this pass's own actions changed, and a delete's second pass.
+        let next_wakeup = policy::next_wakeup(&decisions)
+            .into_iter()
+            .chain(after_actions(&after, &acted).filter(|t| *t > now))
+            .chain(next_confirmation)
+            .min();
         let report = PassReport {
-            next_wakeup: policy::next_wakeup(&decisions),
+            next_wakeup,
             rules,
             at: now,
             complete,
@@ -220,16 +228,20 @@ impl Daemon {
     }
 
     /// A delete whose condition went away starts its two passes over when it comes back.
-    fn forget_deletes_no_longer_due(&self, decisions: &[Decision]) {
+    /// Returns when the next delete seen due is confirmed: its second pass.
+    fn forget_deletes_no_longer_due(
+        &self,
+        decisions: &[Decision],
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
         let due: HashSet<&str> = decisions
             .iter()
             .filter(|d| d.delete_due())
             .map(|d| d.environment_id.as_ref())
             .collect();
-        memory
-            .delete_first_due
-            .retain(|id, _| due.contains(id.as_str()));
+        memory.confirmations.retain(|id| due.contains(id));
+        memory.confirmations.next_after(now)
     }
 
     /// Resolves actions whose intent was written but whose outcome was not (the daemon
@@ -360,6 +372,42 @@ fn settle(decisions: &[Decision], acted: &[Acted], view: &mut LedgerView, now: D
     for d in idle.chain(done) {
         view.settle(d, now);
     }
+}
+
+/// For each decision whose own action changes the environment's state (a stop, a start),
+/// when the decision it gets once that is done could change next ([`policy::decide_after`]):
+/// computed while the listing is at hand, used for the actions that were done.
+fn next_checks_after(
+    rules: &RuleSet,
+    snapshot: &Snapshot,
+    view: &LedgerView,
+    decisions: &[Decision],
+    now: DateTime<Utc>,
+) -> Vec<(usize, DateTime<Utc>)> {
+    decisions
+        .iter()
+        .zip(&snapshot.environments)
+        .enumerate()
+        .filter(|(_, (d, _))| matches!(d.action, Action::Stop | Action::Start))
+        .filter_map(|(index, (d, env))| {
+            let warned = d.delete_step_action() == Some(Action::Warn);
+            let after = policy::decide_after(rules, env, view.get(&env.id), d, warned, now)?;
+            Some((index, after.next_check?))
+        })
+        .collect()
+}
+
+/// The next checks of [`next_checks_after`] whose action was done.
+fn after_actions<'a>(
+    after: &'a [(usize, DateTime<Utc>)],
+    done: &'a [Acted],
+) -> impl Iterator<Item = DateTime<Utc>> + 'a {
+    done.iter()
+        .filter(|a| !a.delete_step && matches!(a.result, ActResult::Done(_)))
+        .filter_map(|a| {
+            let k = after.binary_search_by_key(&a.index, |(i, _)| *i).ok()?;
+            Some(after[k].1)
+        })
 }
 
 fn failed(a: &Acted) -> bool {

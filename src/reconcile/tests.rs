@@ -61,21 +61,33 @@ pub(crate) async fn sandbox_platform(
 }
 
 pub(crate) async fn world(rules_yaml: &str, start: &str, environments: u32) -> World {
+    world_with_resync(rules_yaml, start, environments, Duration::from_secs(60)).await
+}
+
+/// [`world`] with a daemon that resyncs every `resync`.
+pub(crate) async fn world_with_resync(
+    rules_yaml: &str,
+    start: &str,
+    environments: u32,
+    resync: Duration,
+) -> World {
     world_with(
         rules_yaml,
         start,
         environments,
         Ledger::in_memory().unwrap(),
+        resync,
     )
     .await
 }
 
-/// [`world`] with a given ledger (a file, say).
+/// [`world`] with a given ledger (a file, say) and a daemon that resyncs every `resync`.
 pub(crate) async fn world_with(
     rules_yaml: &str,
     start: &str,
     environments: u32,
     ledger: Ledger,
+    resync: Duration,
 ) -> World {
     let clock = ManualClock::new(at(start));
     let (sandbox, running, platform) = sandbox_platform(&clock, environments).await;
@@ -87,7 +99,7 @@ pub(crate) async fn world_with(
         Arc::new(clock.clone()),
         rules,
         DaemonOptions {
-            resync: Duration::from_secs(60),
+            resync,
             max_pass_age: Duration::from_secs(180),
             max_in_flight: 4,
         },
@@ -421,7 +433,14 @@ async fn a_ledger_deleted_under_the_daemon_stops_its_actions_and_readyz_says_why
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("curfew.db");
     let ledger = Ledger::open(&path).unwrap();
-    let w = world_with(PREVIEWS_PARIS, "2026-11-27T18:00:00+01:00", 6, ledger).await;
+    let w = world_with(
+        PREVIEWS_PARIS,
+        "2026-11-27T18:00:00+01:00",
+        6,
+        ledger,
+        Duration::from_secs(60),
+    )
+    .await;
     w.daemon.pass().await.unwrap();
     assert!(w.daemon.health().readiness(w.clock.now()).ready);
     std::fs::remove_file(&path).unwrap();
@@ -579,6 +598,178 @@ async fn previews_whose_delete_the_cap_holds_back_are_stopped_at_19_00() {
     for pair in deleted_at.windows(2) {
         assert!(pair[1] - pair[0] >= TimeDelta::hours(1), "{deleted_at:?}");
     }
+}
+
+/// Previews in office hours (woken all, idle after 2 h 30, deleted after 10 days with a 12-hour
+/// warning), development stopped at night and at weekends (`stop:`, woken all, deleted when
+/// stopped for 2 days and 10 minutes), staging stopped after a day idle; caps low enough to bind.
+const FORTNIGHT: &str = "safety:\n  max_stops_per_pass: 4\n  max_deletes_per_hour: 2\ntimezone: Europe/Paris\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    wake: all\n    stop_when_idle: 2h30m\n    delete_after: 10d\n    warn_before_delete: 12h\n  - name: development\n    match: { mode: development }\n    stop: Mon-Fri 20:00-07:00, Sat-Sun 00:00-24:00\n    wake: all\n    delete_when_stopped_for: 2d10m\n    allow_delete: [development]\n  - name: staging\n    match: { mode: staging }\n    stop_when_idle: 1d\n";
+
+#[tokio::test]
+async fn the_simulation_takes_the_daemons_actions_at_the_daemons_instants() {
+    let resync = TimeDelta::minutes(20);
+    let start = "2026-10-23T12:00:00+02:00";
+    let w = world_with_resync(FORTNIGHT, start, 30, resync.to_std().unwrap()).await;
+    let until = at(start) + TimeDelta::days(14);
+    // What the simulation makes of the fleet as the daemon first sees it.
+    let snapshot = w.daemon.platform.list().await.unwrap();
+    let mut simulated = Vec::new();
+    let projection = crate::simulate::simulate_each(
+        &w.daemon.rules(),
+        snapshot,
+        w.daemon.ledger.view().unwrap(),
+        &crate::simulate::Options::new(at(start), 14, resync),
+        |a| simulated.push((a.at, a.environment.to_string(), a.action)),
+    );
+    // What the daemon does, pass by pass, as its loop runs them (warnings included).
+    let mut done = Vec::new();
+    loop {
+        let report = w.daemon.pass().await.expect("pass");
+        for (d, r) in report.acted() {
+            if matches!(r, ActResult::Done(_)) {
+                done.push((report.at, d.environment.to_string(), d.action));
+            }
+        }
+        let now = w.clock.now();
+        let next = report
+            .next_wakeup
+            .filter(|t| *t > now)
+            .map_or(now + resync, |t| t.min(now + resync));
+        if next >= until {
+            break;
+        }
+        w.clock.set(next);
+    }
+    let count = |log: &[(DateTime<Utc>, String, Action)], action| {
+        log.iter().filter(|(_, _, a)| *a == action).count()
+    };
+    for action in [Action::Stop, Action::Start, Action::Delete, Action::Warn] {
+        assert!(
+            count(&done, action) > 0,
+            "the fortnight has a {action}: {done:#?}"
+        );
+    }
+    assert!(projection.busiest.passes_capped > 0, "the caps bind");
+    let sorted = |log: &mut Vec<(DateTime<Utc>, String, Action)>| {
+        log.sort_by(|a, b| (a.0, &a.1, a.2.as_str()).cmp(&(b.0, &b.1, b.2.as_str())));
+    };
+    sorted(&mut done);
+    sorted(&mut simulated);
+    assert_eq!(simulated, done);
+}
+
+#[tokio::test]
+async fn the_daemon_wakes_for_what_its_own_actions_bring_due_before_the_next_resync() {
+    // Started at 08:00 by wake: all, idle for 10 minutes at 08:10: sooner than the 20-minute
+    // resync, so only the pass's own actions say when to look again.
+    let rules = "timezone: UTC\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    wake: all\n    stop_when_idle: 10m\n";
+    let w = world_with_resync(rules, "2026-11-30T08:00:00Z", 20, Duration::from_secs(1200)).await;
+    let first = w.daemon.pass().await.unwrap();
+    let started: Vec<String> = first
+        .acted()
+        .filter(|(d, r)| d.action == Action::Start && matches!(r, ActResult::Done(_)))
+        .map(|(d, _)| d.environment.to_string())
+        .collect();
+    assert!(!started.is_empty(), "the fleet has stopped previews");
+    assert_eq!(first.next_wakeup, Some(at("2026-11-30T08:10:00Z")));
+    w.clock.set(at("2026-11-30T08:10:00Z"));
+    let idle = w.daemon.pass().await.unwrap();
+    let stopped: Vec<String> = idle
+        .acted()
+        .filter(|(d, r)| d.action == Action::Stop && matches!(r, ActResult::Done(_)))
+        .map(|(d, _)| d.environment.to_string())
+        .collect();
+    for name in &started {
+        assert!(
+            stopped.contains(name),
+            "{name} stopped at 08:10: {stopped:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_delete_s_second_pass_comes_one_resync_after_its_first_whatever_passes_between() {
+    let rules = "timezone: UTC\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 1h\n";
+    let w = world_with_resync(rules, "2026-11-27T12:00:00Z", 8, Duration::from_secs(1200)).await;
+    let first = w.daemon.pass().await.unwrap();
+    assert!(
+        first
+            .acted()
+            .any(|(d, r)| d.action == Action::Delete && *r == ActResult::Confirming),
+        "old previews are due"
+    );
+    // A pass in between (an operator's change nudges one): the second pass is still due
+    // one resync after the first, not one resync after this one.
+    w.clock.advance(TimeDelta::minutes(5));
+    let between = w.daemon.pass().await.unwrap();
+    assert_eq!(between.next_wakeup, Some(at("2026-11-27T12:20:00Z")));
+    w.clock.set(at("2026-11-27T12:20:00Z"));
+    let second = w.daemon.pass().await.unwrap();
+    assert!(
+        second
+            .acted()
+            .any(|(d, r)| d.action == Action::Delete && matches!(r, ActResult::Done(_)))
+    );
+}
+
+/// The value of `curfew_projected_savings` for `rule` and `horizon` (EUR).
+fn projected(daemon: &Daemon, rule: &str, horizon: &str) -> Option<f64> {
+    let prefix = format!(
+        "curfew_projected_savings{{currency=\"EUR\",horizon=\"{horizon}\",rule=\"{rule}\"}} "
+    );
+    daemon
+        .metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+}
+
+#[tokio::test]
+async fn the_daemon_projects_in_dry_run_too_and_again_after_a_reload_or_a_day() {
+    let acting = format!("currency: EUR\ndefaults:\n  hourly_cost: 0.5\n{PREVIEWS_PARIS}");
+    let dry = format!("safety:\n  dry_run: true\n{acting}");
+    let w = world(&dry, "2026-11-27T12:00:00+01:00", 6).await;
+    assert!(w.daemon.projection().is_none());
+    assert!(w.daemon.projection_due(w.clock.now()));
+    let p = w.daemon.project().await.unwrap();
+    assert!(!w.daemon.projection_due(w.clock.now()));
+    assert_eq!(w.daemon.projection(), Some(p.clone()));
+    // Dry-run or not, the projection is what the rules would do.
+    let rules = parse_rules("test.yaml", &acting, w.clock.now()).unwrap();
+    let mut options = crate::simulate::Options::new(w.clock.now(), 30, TimeDelta::seconds(60));
+    options.horizons = vec![7, 30];
+    options.with_ledger = true;
+    let direct = crate::simulate::simulate(
+        &rules,
+        w.daemon.platform.list().await.unwrap(),
+        w.daemon.ledger.view().unwrap(),
+        &options,
+    );
+    assert_eq!(p.total, direct.total);
+    assert!(p.total.saved > 0.0, "{:?}", p.total);
+    // Exported by rule and horizon.
+    for (h, horizon) in p.horizons.iter().zip(["7d", "30d"]) {
+        assert_eq!(projected(&w.daemon, "office", horizon), Some(h.rules[0].1));
+    }
+    assert!(projected(&w.daemon, "office", "7d") < projected(&w.daemon, "office", "30d"));
+    // A reload makes it due again, and the next one replaces the old rule's series.
+    w.daemon.set_rules(Arc::new(
+        parse_rules(
+            "test.yaml",
+            &dry.replace("name: office", "name: office-v2"),
+            w.clock.now(),
+        )
+        .unwrap(),
+    ));
+    assert!(w.daemon.projection_due(w.clock.now()));
+    w.daemon.project().await.unwrap();
+    assert!(projected(&w.daemon, "office-v2", "30d").is_some());
+    assert_eq!(projected(&w.daemon, "office", "30d"), None);
+    // And a day later.
+    w.clock.advance(TimeDelta::hours(23));
+    assert!(!w.daemon.projection_due(w.clock.now()));
+    w.clock.advance(TimeDelta::hours(1));
+    assert!(w.daemon.projection_due(w.clock.now()));
 }
 
 /// A restarted daemon's savings counters continue from the ledger before its first pass
@@ -762,7 +953,14 @@ async fn the_last_pass_is_kept_for_the_page_and_only_for_it() {
 async fn passes_and_operators_changes_keep_the_ledger_off_the_async_workers() {
     let office = "timezone: Europe/Paris\nrules:\n  - name: office\n    match: { mode: [preview, development, staging] }\n    run: Mon-Fri 08:00-19:00\n";
     let ledger = Ledger::in_memory_strict().unwrap();
-    let w = world_with(office, "2026-11-25T19:00:00+01:00", 6, ledger).await;
+    let w = world_with(
+        office,
+        "2026-11-25T19:00:00+01:00",
+        6,
+        ledger,
+        Duration::from_secs(60),
+    )
+    .await;
     w.daemon.recover().await.unwrap();
     let report = w.daemon.pass().await.unwrap();
     let stopped: Vec<String> = report

@@ -1,4 +1,5 @@
-//! `/`: the fleet. Counts by state and by rule, money saved today, this month and in all,
+//! `/`: the fleet. Counts by state and by rule, money saved today, this month and in all
+//! (and what the rules in force are projected to save over the coming days),
 //! the next boundaries, how the passes went, and a table of every environment (filtered by
 //! text, rule and state; sorted by any column; a page of 100 rows at a time) with what
 //! curfew will do next, when, and why.
@@ -22,6 +23,7 @@ use crate::policy::{Action, Decision, EnvRecord};
 use crate::policy::{RuleSet, Wake};
 use crate::reconcile::{LastPass, PassOutcome};
 use crate::schedule::zone;
+use crate::simulate::Projection;
 
 /// Rows on one page of the table.
 pub const PAGE_ROWS: usize = 100;
@@ -283,12 +285,14 @@ pub async fn page(
         Ok(f) => f,
         Err(page) => return *page,
     };
+    let projection = ui.daemon.projection();
     let view = View {
         last: &last,
         rules: &rules,
         now,
         q: &q,
         facts: &facts,
+        projection: projection.as_deref(),
     };
     let body = html! {
         div data-refresh="60" {
@@ -307,6 +311,9 @@ struct View<'a> {
     now: DateTime<Utc>,
     q: &'a FleetQuery,
     facts: &'a LedgerFacts,
+    /// The daemon's last projection of what the rules in force will save (none before the
+    /// first, made beside the loop after the first pass).
+    projection: Option<&'a Projection>,
 }
 
 impl View<'_> {
@@ -342,6 +349,14 @@ impl View<'_> {
                     ul {
                         li { (money(f.month.1, c)) " this month (" (hours(f.month.0)) " stopped)" }
                         li { (money(f.total.1, c)) " in all (" (hours(f.total.0)) " stopped)" }
+                        @if let Some(p) = self.projection {
+                            li.projected {
+                                (money(p.total.saved, &p.currency)) " projected over the next " (p.days) " days"
+                                @if let Some(percent) = p.total.saved_percent {
+                                    " (" (format!("{percent:.0}")) " % of always-on)"
+                                }
+                            }
+                        }
                     }
                 }
                 div.card {

@@ -170,6 +170,33 @@ async fn the_fleet_lists_every_environment_and_never_calls_the_platform() {
     );
 }
 
+/// Issue 21: the fleet page shows the daemon's last projection of the savings, once made.
+#[tokio::test]
+async fn the_fleet_shows_the_projected_savings_once_projected() {
+    let s = site(PageAccess::ReadOnly, None).await;
+    let page = s.get("/", None).await;
+    assert!(
+        !page.body.contains("projected over the next"),
+        "none made yet"
+    );
+    let p = s.w.daemon.project().await.unwrap();
+    let page = s.get("/", None).await;
+    let line = page
+        .body
+        .split("<li class=\"projected\">")
+        .nth(1)
+        .and_then(|l| l.split("</li>").next())
+        .unwrap_or_else(|| panic!("a projection line in {}", page.body));
+    assert!(
+        line.contains(&format!("projected over the next {} days", p.days)),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("{:.2} {}", p.total.saved, p.currency)),
+        "{line}"
+    );
+}
+
 #[tokio::test]
 async fn filters_sort_and_pages_work_from_the_query() {
     let s = site(PageAccess::ReadOnly, None).await;

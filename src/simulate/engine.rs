@@ -1,0 +1,674 @@
+//! The simulated passes: the daemon's pass (decide, gate under the safety limits, act,
+//! record) over the environments whose decision may have changed, at the instants it may
+//! have.
+//!
+//! A decision says when it could change next (`next_check`), so an environment is decided
+//! again only then; after an action it is decided again at once, as the action left it,
+//! which says when that changes (an idle stop after a morning start). Decisions the caps or
+//! a delete's second pass hold back wait, unchanged, for the next pass: one resync later,
+//! or earlier if something else happens first. That is when the daemon passes too.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::account::{Account, Status, Tally};
+use super::{
+    BUSIEST, Busiest, DayRow, EnvironmentOutcome, HorizonSavings, Moment, Options, ProjectedDelete,
+    Projection, RuleProjection, Totals, Untouched,
+};
+use crate::platform::{EnvState, Environment, Snapshot};
+use crate::policy::RuleSet;
+use crate::policy::caps::{self, Cap, DeleteConfirmations, Gate};
+use crate::policy::{self, Action, Cause, Decision, LedgerView, Step};
+
+/// One action the simulation takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedAction {
+    pub at: DateTime<Utc>,
+    pub id: Arc<str>,
+    pub environment: Arc<str>,
+    pub rule: Arc<str>,
+    pub action: Action,
+    pub cause: Option<Cause>,
+}
+
+/// A decision whose actions are not done yet, and its environment: boxed, since passes
+/// move thousands of them around while caps hold them back.
+struct Waiting {
+    env: u32,
+    decision: Box<Decision>,
+}
+
+impl std::borrow::Borrow<Decision> for Waiting {
+    fn borrow(&self) -> &Decision {
+        &self.decision
+    }
+}
+
+/// One environment's actions, in order.
+type Timeline = Vec<(DateTime<Utc>, Action)>;
+
+/// One environment's place in the simulation.
+struct Slot {
+    /// The rule that matched it (its index); `None` when it is untouched.
+    rule: Option<usize>,
+    per_hour: f64,
+    status: Status,
+    /// Since when it has been in `status`.
+    since: DateTime<Utc>,
+    /// Seconds spent running so far.
+    running: i64,
+    /// When it is to be decided again (the queue's entry for it that counts).
+    scheduled: Option<DateTime<Utc>>,
+}
+
+pub(super) struct Simulation<'a> {
+    rules: &'a RuleSet,
+    options: &'a Options,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    envs: Vec<Environment>,
+    slots: Vec<Slot>,
+    view: LedgerView,
+    /// Instants at which environments are to be decided again, earliest first; an entry
+    /// whose slot says otherwise is stale.
+    queue: BinaryHeap<Reverse<(DateTime<Utc>, u32)>>,
+    /// Decisions with actions not done yet (held back, or due after an action).
+    pending: Vec<Waiting>,
+    confirmations: DeleteConfirmations,
+    /// Deletes done, for `max_deletes_per_hour`.
+    deletes_done: VecDeque<DateTime<Utc>>,
+    account: Account,
+    rule_index: HashMap<&'a str, usize>,
+    busiest: Busiest,
+    untouched: Vec<Untouched>,
+    deletes: Vec<ProjectedDelete>,
+    /// Each environment's actions, when asked for.
+    actions: Option<Vec<Timeline>>,
+    passes: u32,
+    /// What the actions held back in the last pass wait for.
+    wait: Wait,
+}
+
+/// What the actions held back in a pass wait for: the next pass then comes one resync
+/// later, or when the hour's deletes allow one again (the passes between would hold it
+/// back again), or with the next change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Wait {
+    Nothing,
+    Hour,
+    Resync,
+}
+
+/// An environment as the platform will have it once what it is doing now is done: a
+/// deploy or a stop under way finishes; one being deleted is gone (`None`).
+fn settled(mut env: Environment) -> Option<Environment> {
+    let action = match env.state {
+        EnvState::Starting => Action::Start,
+        EnvState::Stopping => Action::Stop,
+        EnvState::Deleting => Action::Delete,
+        _ => return Some(env),
+    };
+    policy::act_on(&mut env, action).then_some(env)
+}
+
+impl<'a> Simulation<'a> {
+    pub fn new(
+        rules: &'a RuleSet,
+        snapshot: Snapshot,
+        mut view: LedgerView,
+        options: &'a Options,
+    ) -> Simulation<'a> {
+        let from = options.from;
+        let to = super::days_after(rules.timezone, from, options.days);
+        let envs: Vec<Environment> = snapshot
+            .environments
+            .into_iter()
+            .filter_map(settled)
+            .collect();
+        for env in &envs {
+            view.observe_one(env, from);
+        }
+        let slots = envs
+            .iter()
+            .map(|e| Slot {
+                rule: None,
+                per_hour: 0.0,
+                status: if e.state == EnvState::Stopped {
+                    Status::Stopped
+                } else {
+                    Status::Running
+                },
+                since: from,
+                running: 0,
+                scheduled: None,
+            })
+            .collect();
+        let marks: Vec<DateTime<Utc>> = options
+            .horizons
+            .iter()
+            .map(|d| super::days_after(rules.timezone, from, *d).min(to))
+            .collect();
+        Simulation {
+            rules,
+            options,
+            from,
+            to,
+            actions: options
+                .per_environment
+                .then(|| vec![Vec::new(); envs.len()]),
+            envs,
+            slots,
+            view,
+            queue: BinaryHeap::new(),
+            pending: Vec::new(),
+            confirmations: DeleteConfirmations::new(options.resync),
+            deletes_done: VecDeque::new(),
+            account: Account::new(rules.rules.len(), from, to, rules.timezone, &marks),
+            rule_index: rules
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (&*r.name, i))
+                .collect(),
+            busiest: Busiest {
+                max_stops_per_pass: rules.safety.max_stops_per_pass,
+                max_deletes_per_hour: rules.safety.max_deletes_per_hour,
+                ..Busiest::default()
+            },
+            untouched: Vec::new(),
+            deletes: Vec::new(),
+            passes: 0,
+            wait: Wait::Nothing,
+        }
+    }
+
+    /// Every pass from the start to the horizon's end.
+    pub fn run(mut self, mut on_action: impl FnMut(&super::SimulatedAction)) -> Projection {
+        let mut now = self.from;
+        let mut due: Vec<u32> = (0..self.envs.len() as u32).collect();
+        self.classify(&due);
+        loop {
+            self.passes += 1;
+            self.pass(now, &due, &mut on_action);
+            match self.next_instant(now) {
+                Some(next) if next < self.to => now = next,
+                _ => break,
+            }
+            due = self.pop_due(now);
+        }
+        self.finish()
+    }
+
+    /// Sorts the environments out on the first pass: the rule that matches each, its cost,
+    /// and the untouched ones (protected or matched by no rule; that never changes).
+    fn classify(&mut self, all: &[u32]) {
+        let first = policy::decide_each(
+            self.rules,
+            all.iter().map(|i| &self.envs[*i as usize]),
+            true,
+            &self.view,
+            self.from,
+        );
+        let hours = (self.to - self.from).num_seconds() as f64 / 3600.0;
+        for (i, d) in all.iter().zip(first) {
+            let (env, slot) = (&self.envs[*i as usize], &mut self.slots[*i as usize]);
+            slot.rule = d
+                .rule
+                .as_deref()
+                .and_then(|r| self.rule_index.get(r).copied());
+            if slot.rule.is_some() {
+                slot.per_hour = d.hourly_cost.unwrap_or(0.0);
+                continue;
+            }
+            let hourly_cost = env.hourly_cost.or(self.rules.defaults.hourly_cost);
+            let running = slot.status == Status::Running;
+            self.untouched.push(Untouched {
+                id: env.id.clone(),
+                environment: env.name.clone(),
+                project: env.project.clone(),
+                protected: policy::protection(self.rules, env, self.view.get(&env.id)).is_some(),
+                reason: d.reason.clone(),
+                state: env.state,
+                hourly_cost,
+                cost: if running {
+                    hourly_cost.unwrap_or(0.0) * hours
+                } else {
+                    0.0
+                },
+            });
+        }
+    }
+
+    /// One pass at `now`: decide for `due`, gate every waiting action under the limits,
+    /// carry out what goes ahead, and decide again for what it changed.
+    fn pass(
+        &mut self,
+        now: DateTime<Utc>,
+        due: &[u32],
+        on_action: &mut impl FnMut(&super::SimulatedAction),
+    ) {
+        let due: Vec<u32> = due
+            .iter()
+            .copied()
+            .filter(|i| self.slots[*i as usize].rule.is_some())
+            .collect();
+        let mut sorted = due.clone();
+        sorted.sort_unstable();
+        // Decided again now: the new decision replaces the one that waited.
+        let mut waiting = std::mem::take(&mut self.pending);
+        waiting.retain(|w| sorted.binary_search(&w.env).is_err());
+        waiting.extend(self.decide(now, &due));
+        let deletes_last_hour = self.deletes_last_hour(now);
+        self.wait = Wait::Nothing;
+        let confirmations = &mut self.confirmations;
+        let steps = caps::plan(
+            &waiting,
+            &self.rules.safety,
+            deletes_last_hour,
+            true,
+            |id| confirmations.confirmed(id, now),
+        );
+        let mut acted = vec![false; waiting.len()];
+        let mut moment = Moment {
+            at: now,
+            stops: 0,
+            starts: 0,
+            deletes: 0,
+            held_back: 0,
+        };
+        for step in &steps {
+            match step.gate {
+                Gate::Go | Gate::Record => {
+                    let Some(d) = step.step(&waiting) else {
+                        continue;
+                    };
+                    let own = (!step.delete_step).then(|| &*waiting[step.index].decision);
+                    self.carry_out(waiting[step.index].env, &d, own, now, on_action);
+                    acted[step.index] = true;
+                    match d.action {
+                        Action::Stop => moment.stops += 1,
+                        Action::Start => moment.starts += 1,
+                        Action::Delete => moment.deletes += 1,
+                        _ => {}
+                    }
+                }
+                Gate::Capped(cap) => {
+                    moment.held_back += 1;
+                    match cap {
+                        Cap::MaxStopsPerPass => self.wait = Wait::Resync,
+                        Cap::MaxDeletesPerHour => self.wait = self.wait.max(Wait::Hour),
+                    }
+                }
+                Gate::Confirming | Gate::DryRun | Gate::Partial => {}
+            }
+        }
+        let due_deletes: HashSet<&str> = waiting
+            .iter()
+            .filter(|w| w.decision.delete_due())
+            .map(|w| &*w.decision.environment_id)
+            .collect();
+        self.confirmations.retain(|id| due_deletes.contains(id));
+        drop(due_deletes);
+        self.note_moment(moment);
+        let mut again = Vec::new();
+        for (w, acted) in waiting.into_iter().zip(acted) {
+            if !acted {
+                self.pending.push(w);
+            } else if self.slots[w.env as usize].status != Status::Gone {
+                again.push(w.env);
+            }
+        }
+        let after = self.decide(now, &again);
+        if !after.is_empty() {
+            self.wait = Wait::Resync;
+        }
+        self.pending.extend(after);
+    }
+
+    /// Decides for `which` at `now`: settlements are recorded, every environment is put
+    /// back in the queue at its next check, and the decisions that call for actions are
+    /// returned.
+    fn decide(&mut self, now: DateTime<Utc>, which: &[u32]) -> Vec<Waiting> {
+        let decisions = policy::decide_each(
+            self.rules,
+            which.iter().map(|i| &self.envs[*i as usize]),
+            true,
+            &self.view,
+            now,
+        );
+        let mut out = Vec::new();
+        for (i, mut d) in which.iter().copied().zip(decisions) {
+            // What the rules would do, dry-run or not.
+            d.dry_run = false;
+            if d.action == Action::None && d.settle.is_some() {
+                self.view.apply(&d, now);
+            }
+            self.schedule(i, d.next_check, now);
+            if d.actions().next().is_some() {
+                out.push(Waiting {
+                    env: i,
+                    decision: Box::new(d),
+                });
+            }
+        }
+        out
+    }
+
+    fn schedule(&mut self, i: u32, at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        let at = at.filter(|t| *t > now && *t < self.to);
+        self.slots[i as usize].scheduled = at;
+        if let Some(t) = at {
+            self.queue.push(Reverse((t, i)));
+        }
+    }
+
+    /// One step that goes ahead: the environment changes as the platform model says, the
+    /// ledger view records it as the daemon's pass does (with what its decision settles,
+    /// when it is the decision's own action), and the accounts count it.
+    fn carry_out(
+        &mut self,
+        i: u32,
+        d: &Step,
+        own: Option<&Decision>,
+        now: DateTime<Utc>,
+        on_action: &mut impl FnMut(&super::SimulatedAction),
+    ) {
+        let u = i as usize;
+        let Some(rule) = self.slots[u].rule else {
+            return;
+        };
+        let present = policy::act_on(&mut self.envs[u], d.action);
+        match own {
+            Some(decision) => self.view.apply(decision, now),
+            None => self.view.record(d, now),
+        }
+        let status = match (present, self.envs[u].state) {
+            (false, _) => Status::Gone,
+            (true, EnvState::Stopped) => Status::Stopped,
+            (true, _) => Status::Running,
+        };
+        if status != self.slots[u].status {
+            self.set_status(u, status, now);
+        }
+        if present {
+            self.view.observe_one(&self.envs[u], now);
+        }
+        let env = &self.envs[u];
+        if d.action == Action::Delete {
+            self.slots[u].scheduled = None;
+            self.deletes_done.push_back(now);
+            self.deletes.push(ProjectedDelete {
+                at: now,
+                id: env.id.clone(),
+                environment: env.name.clone(),
+                project: env.project.clone(),
+                rule: d.rule.clone(),
+                reason: d.reason.clone(),
+            });
+        }
+        self.account.action(rule, now, d.action);
+        if let Some(actions) = &mut self.actions {
+            actions[u].push((now, d.action));
+        }
+        on_action(&super::SimulatedAction {
+            at: now,
+            id: env.id.clone(),
+            environment: env.name.clone(),
+            rule: d.rule.clone(),
+            action: d.action,
+            cause: d.cause,
+        });
+    }
+
+    fn set_status(&mut self, u: usize, status: Status, now: DateTime<Utc>) {
+        let slot = &mut self.slots[u];
+        if let Some(rule) = slot.rule {
+            self.account
+                .span(rule, slot.per_hour, slot.status, slot.since, now);
+        }
+        if slot.status == Status::Running {
+            slot.running += (now - slot.since).num_seconds();
+        }
+        slot.status = status;
+        slot.since = now;
+    }
+
+    /// Deletes done in the hour up to `now`, as the ledger counts them.
+    fn deletes_last_hour(&mut self, now: DateTime<Utc>) -> i64 {
+        let since = now - TimeDelta::hours(1);
+        while self.deletes_done.front().is_some_and(|t| *t < since) {
+            self.deletes_done.pop_front();
+        }
+        self.deletes_done.len() as i64
+    }
+
+    fn note_moment(&mut self, moment: Moment) {
+        if moment.held_back > 0 {
+            self.busiest.passes_capped += 1;
+        }
+        if moment.due() == 0 {
+            return;
+        }
+        let moments = &mut self.busiest.moments;
+        let at = moments.partition_point(|m| m.due() >= moment.due());
+        if at < BUSIEST {
+            moments.insert(at, moment);
+            moments.truncate(BUSIEST);
+        }
+    }
+
+    /// The next pass: the earliest instant a decision could change, a delete's second
+    /// pass, or one resync on while actions wait.
+    fn next_instant(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let queued = loop {
+            let Some(Reverse((t, i))) = self.queue.peek().copied() else {
+                break None;
+            };
+            if self.slots[i as usize].scheduled == Some(t) {
+                break Some(t);
+            }
+            self.queue.pop();
+        };
+        let resync = self.options.resync;
+        let waiting = match self.wait {
+            Wait::Nothing => None,
+            Wait::Resync => Some(now + resync),
+            Wait::Hour => self.hour_frees_after(now),
+        };
+        [queued, self.confirmations.next_after(now), waiting]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The first pass, one resync after another from `now`, at which
+    /// `max_deletes_per_hour` lets a delete through again: the passes between change
+    /// nothing (their deletes are held back again), so they are not simulated.
+    fn hour_frees_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let max = self.rules.safety.max_deletes_per_hour as usize;
+        let resync = self.options.resync;
+        if max == 0 || resync <= TimeDelta::zero() {
+            return None;
+        }
+        // The deletes of the last hour are counted until an hour after each: a delete
+        // goes again once all but max − 1 of them have left the hour.
+        let leaves = *self
+            .deletes_done
+            .get(self.deletes_done.len().checked_sub(max)?)?;
+        let free = leaves + TimeDelta::hours(1);
+        let passes = (free - now).num_milliseconds() / resync.num_milliseconds() + 1;
+        Some(now + resync * i32::try_from(passes.max(1)).ok()?)
+    }
+
+    /// The environments due at `now`, each once.
+    fn pop_due(&mut self, now: DateTime<Utc>) -> Vec<u32> {
+        let mut due = Vec::new();
+        while let Some(Reverse((t, i))) = self.queue.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.queue.pop();
+            let slot = &mut self.slots[i as usize];
+            if slot.scheduled == Some(t) {
+                slot.scheduled = None;
+                due.push(i);
+            }
+        }
+        due
+    }
+
+    /// Closes every account at the horizon's end and sums it up.
+    fn finish(mut self) -> Projection {
+        let to = self.to;
+        for u in 0..self.slots.len() {
+            let status = self.slots[u].status;
+            self.set_status(u, status, to);
+        }
+        let hours = |s: i64| s as f64 / 3600.0;
+        let mut rules: Vec<RuleProjection> = self
+            .rules
+            .rules
+            .iter()
+            .zip(&self.account.totals)
+            .map(|(r, t)| RuleProjection {
+                rule: r.name.to_string(),
+                totals: totals(t),
+            })
+            .collect();
+        for (slot, env) in self.slots.iter().zip(&self.envs) {
+            if let Some(r) = slot.rule {
+                rules[r].totals.environments += 1;
+                let rule = &self.rules.rules[r];
+                if env.hourly_cost.or(rule.hourly_cost).is_none() {
+                    rules[r].totals.without_cost += 1;
+                }
+            }
+        }
+        let total = sum(rules.iter().map(|r| &r.totals));
+        let names: Vec<&str> = self.rules.rules.iter().map(|r| &*r.name).collect();
+        let daily = self
+            .account
+            .days()
+            .flat_map(|(date, tallies)| {
+                tallies.iter().zip(&names).map(move |(t, rule)| DayRow {
+                    date,
+                    rule: rule.to_string(),
+                    hours_running: hours(t.running),
+                    hours_stopped: hours(t.stopped),
+                    hours_deleted: hours(t.gone),
+                    always_on_cost: t.always_on,
+                    projected_cost: t.cost,
+                    saved: t.always_on - t.cost,
+                    stops: t.stops,
+                    starts: t.starts,
+                    deletes: t.deletes,
+                })
+            })
+            .collect();
+        let horizons = self
+            .options
+            .horizons
+            .iter()
+            .enumerate()
+            .map(|(m, days)| {
+                let rules: Vec<(String, f64)> = names
+                    .iter()
+                    .zip(self.account.before(m))
+                    .map(|(n, t)| (n.to_string(), t.always_on - t.cost))
+                    .collect();
+                HorizonSavings {
+                    days: *days,
+                    total: rules.iter().map(|(_, s)| s).sum(),
+                    rules,
+                }
+            })
+            .collect();
+        let per_environment = match &self.actions {
+            Some(actions) => self
+                .envs
+                .iter()
+                .zip(&self.slots)
+                .zip(actions)
+                .map(|((env, slot), actions)| EnvironmentOutcome {
+                    id: env.id.clone(),
+                    environment: env.name.clone(),
+                    project: env.project.clone(),
+                    rule: slot.rule.map(|r| self.rules.rules[r].name.clone()),
+                    hours_running: hours(slot.running),
+                    cost: match slot.rule {
+                        Some(_) => slot.per_hour * hours(slot.running),
+                        None => self
+                            .untouched
+                            .iter()
+                            .find(|u| u.id == env.id)
+                            .map_or(0.0, |u| u.cost),
+                    },
+                    actions: actions.clone(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Projection {
+            from: self.from,
+            to,
+            days: self.options.days,
+            timezone: self.rules.timezone.name().to_string(),
+            currency: self.rules.currency.clone(),
+            assumptions: Vec::new(),
+            environments: self.envs.len(),
+            passes: self.passes,
+            rules,
+            total,
+            untouched: self.untouched,
+            deletes: self.deletes,
+            busiest: self.busiest,
+            daily,
+            horizons,
+            per_environment,
+        }
+    }
+}
+
+fn totals(t: &Tally) -> Totals {
+    let saved = t.always_on - t.cost;
+    Totals {
+        environments: 0,
+        hours_running: t.running as f64 / 3600.0,
+        hours_stopped: t.stopped as f64 / 3600.0,
+        hours_deleted: t.gone as f64 / 3600.0,
+        always_on_cost: t.always_on,
+        projected_cost: t.cost,
+        saved,
+        saved_percent: (t.always_on > 0.0).then(|| 100.0 * saved / t.always_on),
+        stops: t.stops,
+        starts: t.starts,
+        deletes: t.deletes,
+        warnings: t.warnings,
+        without_cost: 0,
+    }
+}
+
+/// Several groups' totals as one.
+pub(super) fn sum<'t>(all: impl Iterator<Item = &'t Totals>) -> Totals {
+    let mut s = Totals::default();
+    for t in all {
+        s.environments += t.environments;
+        s.hours_running += t.hours_running;
+        s.hours_stopped += t.hours_stopped;
+        s.hours_deleted += t.hours_deleted;
+        s.always_on_cost += t.always_on_cost;
+        s.projected_cost += t.projected_cost;
+        s.stops += t.stops;
+        s.starts += t.starts;
+        s.deletes += t.deletes;
+        s.warnings += t.warnings;
+        s.without_cost += t.without_cost;
+    }
+    s.saved = s.always_on_cost - s.projected_cost;
+    s.saved_percent = (s.always_on_cost > 0.0).then(|| 100.0 * s.saved / s.always_on_cost);
+    s
+}
