@@ -2,6 +2,8 @@
 //! rules, 30 days, against the goals of ≤ 2 s and ≤ 100 MB.
 //!
 //! 1. The simulation in-process (`simulate::simulate`), timed on its own.
+//!    With digests of its actions (instant, environment, action, cause, in order) and of
+//!    the projection, so that a faster simulation can be checked to do the same.
 //! 2. `curfew simulate --snapshot … --json` as users run it, a process of its own: wall
 //!    time and peak RSS (the kernel's `ru_maxrss` of the child), reading the 10,000
 //!    environments' snapshot and printing the projection included.
@@ -18,6 +20,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -25,7 +28,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use curfew::config::parse_rules;
 use curfew::platform::{EnvState, Environment, Mode, Snapshot};
 use curfew::policy::LedgerView;
-use curfew::simulate::{Options, simulate};
+use curfew::simulate::{Options, simulate_each};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -133,8 +136,23 @@ fn main() {
     let snapshot = fleet(from);
 
     let options = Options::new(from, DAYS, TimeDelta::seconds(60));
+    let mut actions = DefaultHasher::new();
     let started = Instant::now();
-    let p = simulate(&rules, snapshot.clone(), LedgerView::default(), &options);
+    let p = simulate_each(
+        &rules,
+        snapshot.clone(),
+        LedgerView::default(),
+        &options,
+        |a| {
+            (
+                a.at,
+                &a.id,
+                a.action.as_str(),
+                a.cause.map(|c| c.ledger_word()),
+            )
+                .hash(&mut actions)
+        },
+    );
     let took = started.elapsed();
     println!(
         "in-process: {ENVIRONMENTS} environments, {TEAMS} rules, {DAYS} days: {:.3} s ({} passes; {} stops, {} starts, {} deletes; saved {:.1}%)",
@@ -144,6 +162,16 @@ fn main() {
         p.total.starts,
         p.total.deletes,
         p.total.saved_percent.unwrap_or(0.0)
+    );
+    // Whoever makes the simulation faster checks that it still takes the same actions.
+    let mut projection = DefaultHasher::new();
+    serde_json::to_string(&p)
+        .expect("projection JSON")
+        .hash(&mut projection);
+    println!(
+        "digests: actions {:016x}, projection {:016x}",
+        actions.finish(),
+        projection.finish()
     );
 
     let dir = std::env::temp_dir().join(format!("curfew-bench-simulate-{}", std::process::id()));

@@ -216,6 +216,16 @@ impl DeleteConfirmations {
         now - first >= self.wait
     }
 
+    /// How many deletes have been seen due (and not forgotten).
+    pub fn len(&self) -> usize {
+        self.first_due.len()
+    }
+
+    /// Whether no delete has been seen due.
+    pub fn is_empty(&self) -> bool {
+        self.first_due.is_empty()
+    }
+
     /// Forgets the deletes that are no longer due.
     pub fn retain(&mut self, mut due: impl FnMut(&str) -> bool) {
         self.first_due.retain(|id, _| due(id));

@@ -7,9 +7,15 @@
 //! which says when that changes (an idle stop after a morning start). Decisions the caps or
 //! a delete's second pass hold back wait, unchanged, for the next pass: one resync later,
 //! or earlier if something else happens first. That is when the daemon passes too.
+//!
+//! A delete held back by `max_deletes_per_hour` is held back again on every pass until the
+//! hour frees one (by then the fleet may have hundreds waiting): such decisions are parked
+//! and counted as held back, not planned again on each of those passes. Likewise the
+//! stops and starts `max_stops_per_pass` holds back: a pass plans only as many of them as
+//! it may carry out, oldest due first; the others would be held back again behind these.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -78,6 +84,16 @@ pub(super) struct Simulation<'a> {
     queue: BinaryHeap<Reverse<(DateTime<Utc>, u32)>>,
     /// Decisions with actions not done yet (held back, or due after an action).
     pending: Vec<Waiting>,
+    /// Decisions whose one action is a confirmed delete that `max_deletes_per_hour` held
+    /// back, by environment: planned again only once the hour frees a delete (until then
+    /// each pass would hold them back again, which is all it does with them).
+    parked: BTreeMap<u32, Waiting>,
+    /// Decisions whose one action is a stop or start that `max_stops_per_pass` held back,
+    /// oldest due first (the order the plan takes them in).
+    held: VecDeque<Waiting>,
+    /// No two environments share an id (as platforms list them), so a delete's first
+    /// sighting is its environment's alone.
+    unique_ids: bool,
     confirmations: DeleteConfirmations,
     /// Deletes done, for `max_deletes_per_hour`.
     deletes_done: VecDeque<DateTime<Utc>>,
@@ -152,6 +168,7 @@ impl<'a> Simulation<'a> {
             .iter()
             .map(|d| super::days_after(rules.timezone, from, *d).min(to))
             .collect();
+        let unique_ids = envs.iter().map(|e| &*e.id).collect::<HashSet<_>>().len() == envs.len();
         Simulation {
             rules,
             options,
@@ -165,6 +182,9 @@ impl<'a> Simulation<'a> {
             view,
             queue: BinaryHeap::new(),
             pending: Vec::new(),
+            parked: BTreeMap::new(),
+            held: VecDeque::new(),
+            unique_ids,
             confirmations: DeleteConfirmations::new(options.resync),
             deletes_done: VecDeque::new(),
             account: Account::new(rules.rules.len(), from, to, rules.timezone, &marks),
@@ -251,19 +271,18 @@ impl<'a> Simulation<'a> {
         due: &[u32],
         on_action: &mut impl FnMut(&super::SimulatedAction),
     ) {
-        let due: Vec<u32> = due
-            .iter()
-            .copied()
-            .filter(|i| self.slots[*i as usize].rule.is_some())
-            .collect();
-        let mut sorted = due.clone();
-        sorted.sort_unstable();
-        // Decided again now: the new decision replaces the one that waited.
-        let mut waiting = std::mem::take(&mut self.pending);
-        waiting.retain(|w| sorted.binary_search(&w.env).is_err());
-        waiting.extend(self.decide(now, &due));
         let deletes_last_hour = self.deletes_last_hour(now);
-        self.wait = Wait::Nothing;
+        let hour_full = deletes_last_hour >= i64::from(self.rules.safety.max_deletes_per_hour);
+        let waiting = self.gather(now, due, hour_full);
+        // The parked and held decisions not planned, as the plan would gate them again:
+        // each held back.
+        self.wait = if !self.held.is_empty() {
+            Wait::Resync
+        } else if !self.parked.is_empty() {
+            Wait::Hour
+        } else {
+            Wait::Nothing
+        };
         let confirmations = &mut self.confirmations;
         let steps = caps::plan(
             &waiting,
@@ -273,12 +292,13 @@ impl<'a> Simulation<'a> {
             |id| confirmations.confirmed(id, now),
         );
         let mut acted = vec![false; waiting.len()];
+        let mut capped = vec![None; waiting.len()];
         let mut moment = Moment {
             at: now,
             stops: 0,
             starts: 0,
             deletes: 0,
-            held_back: 0,
+            held_back: (self.parked.len() + self.held.len()) as u32,
         };
         for step in &steps {
             match step.gate {
@@ -302,31 +322,112 @@ impl<'a> Simulation<'a> {
                         Cap::MaxStopsPerPass => self.wait = Wait::Resync,
                         Cap::MaxDeletesPerHour => self.wait = self.wait.max(Wait::Hour),
                     }
+                    capped[step.index] = Some(cap);
                 }
                 Gate::Confirming | Gate::DryRun | Gate::Partial => {}
             }
         }
-        let due_deletes: HashSet<&str> = waiting
+        self.forget_confirmations(&waiting);
+        self.note_moment(moment);
+        self.after_pass(now, waiting, &acted, &capped);
+    }
+
+    /// The decisions a pass gates: those still waiting, except the environments due (they
+    /// are decided again now, and the new decision replaces the one that waited), and the
+    /// new decisions of these; the parked ones too once the hour frees a delete.
+    fn gather(&mut self, now: DateTime<Utc>, due: &[u32], hour_full: bool) -> Vec<Waiting> {
+        let due: Vec<u32> = due
+            .iter()
+            .copied()
+            .filter(|i| self.slots[*i as usize].rule.is_some())
+            .collect();
+        let mut sorted = due.clone();
+        sorted.sort_unstable();
+        let mut waiting = std::mem::take(&mut self.pending);
+        waiting.retain(|w| sorted.binary_search(&w.env).is_err());
+        for i in &sorted {
+            self.parked.remove(i);
+        }
+        if !hour_full {
+            waiting.extend(std::mem::take(&mut self.parked).into_values());
+        }
+        self.held.retain(|w| sorted.binary_search(&w.env).is_err());
+        let stops = self.rules.safety.max_stops_per_pass as usize;
+        waiting.extend(self.held.drain(..stops.min(self.held.len())));
+        waiting.extend(self.decide(now, &due));
+        waiting
+    }
+
+    /// Forgets the first sightings of deletes no longer due (neither waiting nor parked),
+    /// as the daemon's pass does. The plan noted every waiting one and the parked ones were
+    /// kept, so when the counts agree (and ids are unique) nothing left.
+    fn forget_confirmations(&mut self, waiting: &[Waiting]) {
+        let due: HashSet<&str> = waiting
             .iter()
             .filter(|w| w.decision.delete_due())
             .map(|w| &*w.decision.environment_id)
             .collect();
-        self.confirmations.retain(|id| due_deletes.contains(id));
-        drop(due_deletes);
-        self.note_moment(moment);
+        if self.unique_ids && self.confirmations.len() == due.len() + self.parked.len() {
+            return;
+        }
+        let parked: HashSet<&str> = self
+            .parked
+            .values()
+            .map(|w| &*w.decision.environment_id)
+            .collect();
+        self.confirmations
+            .retain(|id| due.contains(id) || parked.contains(id));
+    }
+
+    /// After a pass: what was held back waits (parked or held when a cap held back its one
+    /// action), and what was acted on is decided again as the action left it.
+    fn after_pass(
+        &mut self,
+        now: DateTime<Utc>,
+        waiting: Vec<Waiting>,
+        acted: &[bool],
+        capped: &[Option<Cap>],
+    ) {
         let mut again = Vec::new();
-        for (w, acted) in waiting.into_iter().zip(acted) {
-            if !acted {
-                self.pending.push(w);
-            } else if self.slots[w.env as usize].status != Status::Gone {
-                again.push(w.env);
+        let mut held = Vec::new();
+        for ((w, acted), capped) in waiting.into_iter().zip(acted).zip(capped) {
+            let own = w.decision.action;
+            let delete = w.decision.delete_step_action();
+            match (*acted, capped) {
+                (true, _) if self.slots[w.env as usize].status != Status::Gone => {
+                    again.push(w.env);
+                }
+                (true, _) => {}
+                (false, Some(Cap::MaxDeletesPerHour)) if own == Action::None => {
+                    self.parked.insert(w.env, w);
+                }
+                (false, Some(Cap::MaxStopsPerPass)) if delete.is_none() && self.unique_ids => {
+                    held.push(w);
+                }
+                (false, _) => self.pending.push(w),
             }
         }
+        self.hold(held);
         let after = self.decide(now, &again);
         if !after.is_empty() {
             self.wait = Wait::Resync;
         }
         self.pending.extend(after);
+    }
+
+    /// Adds stops and starts held back to those held, oldest due first as the plan orders
+    /// them (ids break ties: they are unique).
+    fn hold(&mut self, more: Vec<Waiting>) {
+        if more.is_empty() {
+            return;
+        }
+        let mut held: Vec<Waiting> = std::mem::take(&mut self.held).into();
+        held.extend(more);
+        held.sort_by(|a, b| {
+            let (a, b) = (&a.decision, &b.decision);
+            (a.due_since, &a.environment_id).cmp(&(b.due_since, &b.environment_id))
+        });
+        self.held = held.into();
     }
 
     /// Decides for `which` at `now`: settlements are recorded, every environment is put
