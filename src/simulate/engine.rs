@@ -629,90 +629,11 @@ impl<'a> Simulation<'a> {
             let status = self.slots[u].status;
             self.set_status(u, status, to);
         }
-        let hours = |s: i64| s as f64 / 3600.0;
-        let mut rules: Vec<RuleProjection> = self
-            .rules
-            .rules
-            .iter()
-            .zip(&self.account.totals)
-            .map(|(r, t)| RuleProjection {
-                rule: r.name.to_string(),
-                totals: totals(t),
-            })
-            .collect();
-        for (slot, env) in self.slots.iter().zip(&self.envs) {
-            if let Some(r) = slot.rule {
-                rules[r].totals.environments += 1;
-                let rule = &self.rules.rules[r];
-                if env.hourly_cost.or(rule.hourly_cost).is_none() {
-                    rules[r].totals.without_cost += 1;
-                }
-            }
-        }
+        let rules = self.rule_projections();
         let total = sum(rules.iter().map(|r| &r.totals));
-        let names: Vec<&str> = self.rules.rules.iter().map(|r| &*r.name).collect();
-        let daily = self
-            .account
-            .days()
-            .flat_map(|(date, tallies)| {
-                tallies.iter().zip(&names).map(move |(t, rule)| DayRow {
-                    date,
-                    rule: rule.to_string(),
-                    hours_running: hours(t.running),
-                    hours_stopped: hours(t.stopped),
-                    hours_deleted: hours(t.gone),
-                    always_on_cost: t.always_on,
-                    projected_cost: t.cost,
-                    saved: t.always_on - t.cost,
-                    stops: t.stops,
-                    starts: t.starts,
-                    deletes: t.deletes,
-                })
-            })
-            .collect();
-        let horizons = self
-            .options
-            .horizons
-            .iter()
-            .enumerate()
-            .map(|(m, days)| {
-                let rules: Vec<(String, f64)> = names
-                    .iter()
-                    .zip(self.account.before(m))
-                    .map(|(n, t)| (n.to_string(), t.always_on - t.cost))
-                    .collect();
-                HorizonSavings {
-                    days: *days,
-                    total: rules.iter().map(|(_, s)| s).sum(),
-                    rules,
-                }
-            })
-            .collect();
-        let per_environment = match &self.actions {
-            Some(actions) => self
-                .envs
-                .iter()
-                .zip(&self.slots)
-                .zip(actions)
-                .map(|((env, slot), actions)| EnvironmentOutcome {
-                    id: env.id.clone(),
-                    environment: env.name.clone(),
-                    project: env.project.clone(),
-                    rule: slot.rule.map(|r| self.rules.rules[r].name.clone()),
-                    hours_running: hours(slot.running),
-                    cost: match slot.rule {
-                        Some(_) => slot.per_hour * hours(slot.running),
-                        None => self
-                            .untouched
-                            .iter()
-                            .find(|u| u.id == env.id)
-                            .map_or(0.0, |u| u.cost),
-                    },
-                    actions: actions.clone(),
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        let daily = self.daily_rows();
+        let horizons = self.horizon_savings();
+        let per_environment = self.per_environment();
         Projection {
             from: self.from,
             to,
@@ -732,15 +653,122 @@ impl<'a> Simulation<'a> {
             per_environment,
         }
     }
+
+    /// Each rule's totals, with how many environments it holds and how many of them have
+    /// no cost (from the platform or the rule).
+    fn rule_projections(&self) -> Vec<RuleProjection> {
+        let mut rules: Vec<RuleProjection> = self
+            .rules
+            .rules
+            .iter()
+            .zip(&self.account.totals)
+            .map(|(r, t)| RuleProjection {
+                rule: r.name.to_string(),
+                totals: totals(t),
+            })
+            .collect();
+        for (slot, env) in self.slots.iter().zip(&self.envs) {
+            if let Some(r) = slot.rule {
+                rules[r].totals.environments += 1;
+                let rule = &self.rules.rules[r];
+                if env.hourly_cost.or(rule.hourly_cost).is_none() {
+                    rules[r].totals.without_cost += 1;
+                }
+            }
+        }
+        rules
+    }
+
+    fn rule_names(&self) -> Vec<&str> {
+        self.rules.rules.iter().map(|r| &*r.name).collect()
+    }
+
+    /// The daily series: one row per day and rule.
+    fn daily_rows(&self) -> Vec<DayRow> {
+        let names = self.rule_names();
+        self.account
+            .days()
+            .flat_map(|(date, tallies)| {
+                tallies.iter().zip(&names).map(move |(t, rule)| DayRow {
+                    date,
+                    rule: rule.to_string(),
+                    hours_running: hours(t.running),
+                    hours_stopped: hours(t.stopped),
+                    hours_deleted: hours(t.gone),
+                    always_on_cost: t.always_on,
+                    projected_cost: t.cost,
+                    saved: t.always_on - t.cost,
+                    stops: t.stops,
+                    starts: t.starts,
+                    deletes: t.deletes,
+                })
+            })
+            .collect()
+    }
+
+    /// What each rule saves over each of the options' horizons.
+    fn horizon_savings(&self) -> Vec<HorizonSavings> {
+        let names = self.rule_names();
+        self.options
+            .horizons
+            .iter()
+            .enumerate()
+            .map(|(m, days)| {
+                let rules: Vec<(String, f64)> = names
+                    .iter()
+                    .zip(self.account.before(m))
+                    .map(|(n, t)| (n.to_string(), t.always_on - t.cost))
+                    .collect();
+                HorizonSavings {
+                    days: *days,
+                    total: rules.iter().map(|(_, s)| s).sum(),
+                    rules,
+                }
+            })
+            .collect()
+    }
+
+    /// Each environment's outcome, when the simulation kept its actions (else none).
+    fn per_environment(&self) -> Vec<EnvironmentOutcome> {
+        let Some(actions) = &self.actions else {
+            return Vec::new();
+        };
+        self.envs
+            .iter()
+            .zip(&self.slots)
+            .zip(actions)
+            .map(|((env, slot), actions)| EnvironmentOutcome {
+                id: env.id.clone(),
+                environment: env.name.clone(),
+                project: env.project.clone(),
+                rule: slot.rule.map(|r| self.rules.rules[r].name.clone()),
+                hours_running: hours(slot.running),
+                cost: match slot.rule {
+                    Some(_) => slot.per_hour * hours(slot.running),
+                    None => self
+                        .untouched
+                        .iter()
+                        .find(|u| u.id == env.id)
+                        .map_or(0.0, |u| u.cost),
+                },
+                actions: actions.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Seconds as hours.
+fn hours(s: i64) -> f64 {
+    s as f64 / 3600.0
 }
 
 fn totals(t: &Tally) -> Totals {
     let saved = t.always_on - t.cost;
     Totals {
         environments: 0,
-        hours_running: t.running as f64 / 3600.0,
-        hours_stopped: t.stopped as f64 / 3600.0,
-        hours_deleted: t.gone as f64 / 3600.0,
+        hours_running: hours(t.running),
+        hours_stopped: hours(t.stopped),
+        hours_deleted: hours(t.gone),
         always_on_cost: t.always_on,
         projected_cost: t.cost,
         saved,
