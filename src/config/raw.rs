@@ -277,6 +277,15 @@ pub struct RawKubernetes {
     /// Requests to a namespace as a sign of activity, from Prometheus.
     #[serde(default)]
     pub traffic: Option<RawTraffic>,
+    /// curfew's wake Service, `NAME.NAMESPACE:PORT` (the manifests in deploy/ ship
+    /// `curfew-wake.curfew:8080`): while a namespace under a rule with `wake_on_request`
+    /// sleeps, its Ingresses and HTTPRoutes send their traffic there (docs/platforms.md#wake-on-request).
+    /// Unset: curfew never touches Ingresses or HTTPRoutes.
+    #[serde(default)]
+    pub wake_service: Option<String>,
+    /// The cluster's DNS domain, for the wake Service's name (default `cluster.local`).
+    #[serde(default)]
+    pub cluster_domain: Option<String>,
 }
 
 /// Traffic from Prometheus: when each namespace last had requests.

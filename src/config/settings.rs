@@ -101,6 +101,8 @@ pub struct KubernetesSettings {
     /// None: curfew's own namespace.
     pub lease_namespace: Option<String>,
     pub traffic: Option<TrafficSettings>,
+    /// curfew's wake Service (wake on request); None: routes are never touched.
+    pub wake_service: Option<Box<crate::platform::kubernetes::WakeService>>,
 }
 
 /// Traffic from Prometheus (`platform.kubernetes.traffic`).
@@ -456,7 +458,22 @@ fn kubernetes_settings(
             .traffic
             .as_ref()
             .map(|t| traffic_settings(t, lookback, place, error)),
+        wake_service: wake_service(k, place, error),
     }
+}
+
+/// The wake Service, if set: `NAME.NAMESPACE:PORT` in the cluster's domain.
+fn wake_service(
+    k: &RawKubernetes,
+    place: Option<(usize, usize)>,
+    error: &mut Report<'_>,
+) -> Option<Box<crate::platform::kubernetes::WakeService>> {
+    let text = k.wake_service.as_deref()?;
+    let domain = k.cluster_domain.as_deref().unwrap_or("cluster.local");
+    crate::platform::kubernetes::WakeService::parse(text, domain)
+        .map_err(|message| error("platform.kubernetes.wake_service", place, message))
+        .ok()
+        .map(Box::new)
 }
 
 /// The namespace selector: given, and requiring a label (curfew acts on no namespace it

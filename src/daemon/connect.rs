@@ -204,6 +204,7 @@ async fn connect_kubernetes(
         }),
         identity,
         own_namespace,
+        wake_service: k.wake_service.as_deref().cloned(),
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
     Ok(Connected {
