@@ -533,6 +533,11 @@ pub struct RawRule {
     /// Decide and log, call nothing, for this rule.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Let a request wake this rule's environments (the waiting page, Sablier's API); on
+    /// Kubernetes, a sleeping namespace's Ingresses and HTTPRoutes also send their traffic
+    /// to curfew's wake Service (default false).
+    #[serde(default)]
+    pub wake_on_request: Option<bool>,
     /// Modes this rule may delete (default: `[preview]`).
     #[serde(default)]
     pub allow_delete: Option<At<Vec<String>>>,

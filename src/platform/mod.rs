@@ -314,6 +314,15 @@ pub fn links_text(links: &[ActionLink]) -> String {
         .join(" · ")
 }
 
+/// Where an environment serves people, and whether it serves yet (wake on request).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Serving {
+    /// The environment's own URL, if the platform knows one.
+    pub url: Option<String>,
+    /// Ready to serve: started and answering.
+    pub ready: bool,
+}
+
 /// How the platform took an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -325,15 +334,6 @@ pub enum Outcome {
     AlreadyThereOrBusy,
     /// The environment no longer exists.
     Gone,
-}
-
-/// Where an environment serves people, and whether it serves yet (wake on request).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Serving {
-    /// The environment's own URL, if the platform knows one.
-    pub url: Option<String>,
-    /// Ready to serve: started and answering.
-    pub ready: bool,
 }
 
 /// Unit prices to turn CPU and memory into an hourly cost (the rule file's
