@@ -214,8 +214,12 @@ async fn build(
     if page.access == crate::config::page::PageAccess::Off && page.signer.is_none() {
         daemon = daemon.without_page();
     }
+    let daemon = Arc::new(daemon);
+    if let Some(routing) = &connected.wake_routing {
+        routing.follow(&daemon);
+    }
     Ok(Parts {
-        daemon: Arc::new(daemon),
+        daemon,
         connected,
         notifier,
         admin_tokens,
