@@ -440,3 +440,50 @@ fn the_wake_service_setting_is_name_namespace_and_port() {
     }
     assert!(WakeService::parse("a.b:80", "bad_domain").is_err());
 }
+
+#[tokio::test]
+async fn the_shipped_admission_policy_admits_the_swap_and_refuses_other_route_and_service_writes() {
+    let fake = FakeApi::new();
+    preview_with_routes(&fake);
+    fake.admit_with(super::rules::shipped_policy(), super::rules::CURFEW);
+    let k8s = waking(&fake, true);
+    assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(fake.names("services", "pr-1"), [LOCAL_WAKE_SERVICE]);
+    assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    assert!(fake.names("services", "pr-1").is_empty());
+
+    let client = fake.client();
+    let refused = |r: Result<Value, kube::Error>| match r {
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        other => panic!("admitted: {other:?}"),
+    };
+    // The Ingress's TLS is not curfew's to change.
+    let request = kube::core::Request::new("/apis/networking.k8s.io/v1/namespaces/pr-1/ingresses")
+        .patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"tls": null}})),
+        )
+        .unwrap();
+    let (code, message) = refused(client.request::<Value>(request).await);
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("backends of Ingresses and HTTPRoutes"),
+        "{message}"
+    );
+    // Nor is any Service but its ExternalName curfew-wake.
+    let other = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "ExternalName", "externalName": "evil.example.com", "ports": [{"port": 80}]}});
+    let request = kube::core::Request::new("/api/v1/namespaces/pr-1/services")
+        .create(
+            &kube::api::PostParams::default(),
+            serde_json::to_vec(&other).unwrap(),
+        )
+        .unwrap();
+    let (code, message) = refused(client.request::<Value>(request).await);
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("only its ExternalName Service curfew-wake"),
+        "{message}"
+    );
+}
