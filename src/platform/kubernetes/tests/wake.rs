@@ -487,3 +487,37 @@ async fn the_shipped_admission_policy_admits_the_swap_and_refuses_other_route_an
         "{message}"
     );
 }
+
+/// The HTTPRoute as curfew leaves it asleep, and the ReferenceGrant it makes, against the
+/// Gateway API's CRD schemas (.ci/kubernetes/validate-gateway.mjs, from npm).
+#[tokio::test]
+#[ignore = "needs node and `npm install` in .ci/kubernetes (.ci/run does both)"]
+async fn what_curfew_writes_for_http_routes_passes_the_gateway_api_schemas() {
+    use std::io::Write;
+    let fake = FakeApi::new();
+    preview_with_routes(&fake);
+    waking(&fake, true).stop("pr-1").await.unwrap();
+    let objects = json!([
+        fake.object("httproutes", "pr-1", "web"),
+        fake.object("referencegrants", "curfew", &grant_name("pr-1")),
+    ]);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/kubernetes");
+    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
+    let mut child = std::process::Command::new(node)
+        .arg("validate-gateway.mjs")
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(objects.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("ok    ").count(), 2, "{text}");
+}
