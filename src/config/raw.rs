@@ -106,6 +106,16 @@ pub struct RawDaemon {
     /// the container image sets 0.0.0.0:9464).
     #[serde(default)]
     pub listen: Option<At<String>>,
+    /// Address of the public port: the waiting page (`/wake/…`), Sablier's API and the
+    /// signed links, for anyone's browser; nothing else answers there (default: off).
+    #[serde(default)]
+    pub public_listen: Option<At<String>>,
+    /// How long a request keeps its environment awake after it (default 30m).
+    #[serde(default)]
+    pub wake_session: Option<At<String>>,
+    /// Wakes by request over all environments in one hour, at most (default 60).
+    #[serde(default)]
+    pub max_wakes_per_hour: Option<At<u32>>,
     /// SQLite ledger path (default ./curfew.db).
     #[serde(default)]
     pub ledger: Option<At<String>>,

@@ -17,6 +17,12 @@ use crate::schedule::parse_duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The public port (wake on request), if any.
+    pub public_listen: Option<SocketAddr>,
+    /// How long a request keeps its environment awake after it.
+    pub wake_session: Duration,
+    /// Wakes by request in one hour, at most.
+    pub max_wakes_per_hour: u32,
     pub ledger: PathBuf,
     pub log_format: LogFormat,
     pub resync: Duration,
@@ -196,8 +202,22 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     let limits = DaemonLimits::of(&daemon, &mut error);
     let page = page_settings(&daemon, &mut error);
     let platform = platform_settings(raw, &mut error);
+    let public_listen = daemon.public_listen.as_ref().and_then(|a| {
+        let parsed = a.value.trim().parse().ok();
+        if parsed.is_none() {
+            error(
+                "daemon.public_listen",
+                Some((a.line, a.column)),
+                format!("\"{}\" is not an address such as 0.0.0.0:9465", a.value),
+            );
+        }
+        parsed
+    });
     let settings = Settings {
         listen,
+        public_listen,
+        wake_session: limits.wake_session,
+        max_wakes_per_hour: limits.max_wakes_per_hour,
         ledger: daemon.ledger.as_ref().map_or_else(
             || PathBuf::from("./curfew.db"),
             |a| PathBuf::from(a.value.trim()),
@@ -264,6 +284,8 @@ struct DaemonLimits {
     idle_timeout: Duration,
     admin_max_note_bytes: u32,
     max_connections: u32,
+    wake_session: Duration,
+    max_wakes_per_hour: u32,
 }
 
 impl DaemonLimits {
@@ -304,6 +326,20 @@ impl DaemonLimits {
                 "daemon.max_connections",
                 "max_connections",
                 256,
+                e,
+            ),
+            wake_session: positive_duration(
+                &d.wake_session,
+                "daemon.wake_session",
+                "the wake session",
+                secs(30 * 60),
+                e,
+            ),
+            max_wakes_per_hour: positive_count(
+                &d.max_wakes_per_hour,
+                "daemon.max_wakes_per_hour",
+                "max_wakes_per_hour",
+                60,
                 e,
             ),
         }
