@@ -553,6 +553,13 @@ impl Daemon {
         .await
     }
 
+    /// Whether a request may wake the environment `key` names (see
+    /// [`Daemon::wake_by_request`]); the waiting page asks before it says anything of it.
+    pub async fn may_wake_by_request(&self, key: &str) -> Result<(), OperatorError> {
+        let (environment, complete) = self.find(key).await?;
+        self.check_wake_by_request(&environment, complete).await
+    }
+
     /// Keeps a woken environment up until `until` because requests keep coming (activity:
     /// no idle stop, no scheduled stop before then).
     pub async fn keep_by_request(

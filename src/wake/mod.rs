@@ -59,6 +59,8 @@ struct Inner {
 /// One environment's wake, as the requests for it share it.
 #[derive(Default)]
 struct Flight {
+    /// When the rules last let a request wake it.
+    allowed_at: Option<DateTime<Utc>>,
     woken_at: Option<DateTime<Utc>>,
     served_recorded: bool,
     kept_until: Option<DateTime<Utc>>,
@@ -216,6 +218,15 @@ impl Wakes {
             && now - *at < REFUSAL_FRESH
         {
             return Found::Refused(refusal.clone());
+        }
+        // Nothing is said of an environment a request may not wake, not even its URL.
+        if f.allowed_at.is_none_or(|at| now - at >= REFUSAL_FRESH) {
+            if let Err(e) = daemon.may_wake_by_request(&env.id).await {
+                let refusal = refusal_of(&e);
+                f.refused = Some((now, refusal.clone()));
+                return Found::Refused(refusal);
+            }
+            f.allowed_at = Some(now);
         }
         let serving = match &f.checked {
             Some((at, s)) if now - *at < SERVING_FRESH => s.clone(),
@@ -445,3 +456,6 @@ fn problem(r: &Refusal) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests;
