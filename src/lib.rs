@@ -26,3 +26,4 @@ pub mod server;
 pub mod simulate;
 pub mod text;
 pub mod ui;
+pub mod wake;

@@ -46,6 +46,8 @@ EXPECTED_KINDS = {
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 # Added by components/admission-policy, the default for the Kubernetes platform.
 ADMISSION_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+# Added by components/wake-on-request: the wake Service (a second Service) and the policy.
+WAKE_KINDS = {"NetworkPolicy"}
 # admissionregistration.k8s.io/v1 has them from Kubernetes 1.30 on.
 ADMISSION_SINCE = (1, 30)
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"} | ADMISSION_KINDS
@@ -113,7 +115,9 @@ def check_pod(objects, errors):
         rules = yaml.safe_load(text) or {}
     platform = rules.get("platform")
     kubernetes = isinstance(platform, dict) and "kubernetes" in platform
-    expected = EXPECTED_KINDS | (RBAC_KINDS | ADMISSION_KINDS if kubernetes else set())
+    waking = any(o["kind"] == "Service" and o["metadata"]["name"] == "curfew-wake" for o in objects)
+    expected = (EXPECTED_KINDS | (RBAC_KINDS | ADMISSION_KINDS if kubernetes else set())
+                | (WAKE_KINDS if waking else set()))
     kinds = {o["kind"] for o in objects}
     expect(f"kinds {sorted(kinds)} are {sorted(expected)}", kinds == expected)
     namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] not in CLUSTER_SCOPED}
@@ -175,8 +179,11 @@ def check_pod(objects, errors):
         expect("the pod mounts no service account token (it calls Qovery, not Kubernetes)",
                pod.get("automountServiceAccountToken") is False)
 
+    if waking:
+        check_wake(objects, deployment, container, expect)
+
     # The Service reaches the pod, the ServiceMonitor the Service.
-    service = one(objects, "Service", errors)
+    service = one([o for o in objects if o["metadata"]["name"] != "curfew-wake"], "Service", errors)
     labels = spec["template"]["metadata"]["labels"]
     expect("the Service selects the pod",
            all(labels.get(k) == v for k, v in service["spec"]["selector"].items()))
@@ -231,6 +238,40 @@ def cel_string(expression):
     """The text of a CEL string literal (`'curfew.dev/preview'`)."""
     text = expression.strip()
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else None
+
+
+def check_wake(objects, deployment, container, expect):
+    """The wake Service reaches the pod's public port and that port only; the NetworkPolicy
+    selects the pod, admits to the public port only the ingress controller, and to the
+    private port only Prometheus and curfew's own namespace."""
+    wake = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "curfew-wake")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    expect("the wake Service selects the pod",
+           all(labels.get(k) == v for k, v in wake["spec"]["selector"].items()))
+    expect("the wake Service serves the public port only",
+           [p["targetPort"] for p in wake["spec"]["ports"]] == ["public"] and "public" in ports)
+    (policy,) = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    expect("the NetworkPolicy selects the pod",
+           all(labels.get(k) == v for k, v in spec["podSelector"]["matchLabels"].items()))
+    expect("the NetworkPolicy governs ingress", spec["policyTypes"] == ["Ingress"])
+    by_port = {}
+    for rule in spec["ingress"]:
+        names = [p["port"] for p in rule.get("ports", [])]
+        expect(f"each NetworkPolicy rule names its ports: {rule}", len(names) > 0)
+        for name in names:
+            by_port.setdefault(name, []).extend(rule.get("from", []))
+    expect(f"the NetworkPolicy admits to exactly the public and private ports: {sorted(by_port)}",
+           set(by_port) == {"public", "http"})
+    namespaces = lambda peers: {p.get("namespaceSelector", {}).get("matchLabels", {})
+                                .get("kubernetes.io/metadata.name") for p in peers}
+    expect("only the ingress controller reaches the public port",
+           namespaces(by_port.get("public", [])) == {"ingress-nginx"})
+    expect("only Prometheus and curfew's namespace reach the private port",
+           namespaces(by_port.get("http", [])) == {"monitoring", None}
+           and {"podSelector": {}} in by_port.get("http", []))
+    print("ok    wake on request: Service curfew-wake on the public port, NetworkPolicy")
 
 
 def check_admission_policy(objects, namespace, account, kubernetes, expect):

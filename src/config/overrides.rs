@@ -209,6 +209,12 @@ const SETTABLE: &[Settable] = &[
     number("platform.kubernetes.traffic.min_rate", |f, v| {
         traffic(f).min_rate = Some(v);
     }),
+    text("platform.kubernetes.wake_service", |f, v| {
+        kubernetes(f).wake_service = Some(v);
+    }),
+    text("platform.kubernetes.cluster_domain", |f, v| {
+        kubernetes(f).cluster_domain = Some(v);
+    }),
     count("platform.sandbox.projects", |f, v| {
         sandbox(f).projects = Some(v)
     }),

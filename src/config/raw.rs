@@ -106,6 +106,16 @@ pub struct RawDaemon {
     /// the container image sets 0.0.0.0:9464).
     #[serde(default)]
     pub listen: Option<At<String>>,
+    /// Address of the public port: the waiting page (`/wake/…`), Sablier's API and the
+    /// signed links, for anyone's browser; nothing else answers there (default: off).
+    #[serde(default)]
+    pub public_listen: Option<At<String>>,
+    /// How long a request keeps its environment awake after it (default 30m).
+    #[serde(default)]
+    pub wake_session: Option<At<String>>,
+    /// Wakes by request over all environments in one hour, at most (default 60).
+    #[serde(default)]
+    pub max_wakes_per_hour: Option<At<u32>>,
     /// SQLite ledger path (default ./curfew.db).
     #[serde(default)]
     pub ledger: Option<At<String>>,
@@ -277,6 +287,15 @@ pub struct RawKubernetes {
     /// Requests to a namespace as a sign of activity, from Prometheus.
     #[serde(default)]
     pub traffic: Option<RawTraffic>,
+    /// curfew's wake Service, `NAME.NAMESPACE:PORT` (the manifests in deploy/ ship
+    /// `curfew-wake.curfew:8080`): while a namespace under a rule with `wake_on_request`
+    /// sleeps, its Ingresses and HTTPRoutes send their traffic there (docs/platforms.md#wake-on-request).
+    /// Unset: curfew never touches Ingresses or HTTPRoutes.
+    #[serde(default)]
+    pub wake_service: Option<String>,
+    /// The cluster's DNS domain, for the wake Service's name (default `cluster.local`).
+    #[serde(default)]
+    pub cluster_domain: Option<String>,
 }
 
 /// Traffic from Prometheus: when each namespace last had requests.
@@ -524,6 +543,11 @@ pub struct RawRule {
     /// Decide and log, call nothing, for this rule.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Let a request wake this rule's environments (the waiting page, Sablier's API); on
+    /// Kubernetes, a sleeping namespace's Ingresses and HTTPRoutes also send their traffic
+    /// to curfew's wake Service (default false).
+    #[serde(default)]
+    pub wake_on_request: Option<bool>,
     /// Modes this rule may delete (default: `[preview]`).
     #[serde(default)]
     pub allow_delete: Option<At<Vec<String>>>,

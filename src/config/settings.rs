@@ -17,6 +17,12 @@ use crate::schedule::parse_duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The public port (wake on request), if any.
+    pub public_listen: Option<SocketAddr>,
+    /// How long a request keeps its environment awake after it.
+    pub wake_session: Duration,
+    /// Wakes by request in one hour, at most.
+    pub max_wakes_per_hour: u32,
     pub ledger: PathBuf,
     pub log_format: LogFormat,
     pub resync: Duration,
@@ -101,6 +107,8 @@ pub struct KubernetesSettings {
     /// None: curfew's own namespace.
     pub lease_namespace: Option<String>,
     pub traffic: Option<TrafficSettings>,
+    /// curfew's wake Service (wake on request); None: routes are never touched.
+    pub wake_service: Option<Box<crate::platform::kubernetes::WakeService>>,
 }
 
 /// Traffic from Prometheus (`platform.kubernetes.traffic`).
@@ -194,8 +202,22 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     let limits = DaemonLimits::of(&daemon, &mut error);
     let page = page_settings(&daemon, &mut error);
     let platform = platform_settings(raw, &mut error);
+    let public_listen = daemon.public_listen.as_ref().and_then(|a| {
+        let parsed = a.value.trim().parse().ok();
+        if parsed.is_none() {
+            error(
+                "daemon.public_listen",
+                Some((a.line, a.column)),
+                format!("\"{}\" is not an address such as 0.0.0.0:9465", a.value),
+            );
+        }
+        parsed
+    });
     let settings = Settings {
         listen,
+        public_listen,
+        wake_session: limits.wake_session,
+        max_wakes_per_hour: limits.max_wakes_per_hour,
         ledger: daemon.ledger.as_ref().map_or_else(
             || PathBuf::from("./curfew.db"),
             |a| PathBuf::from(a.value.trim()),
@@ -262,6 +284,8 @@ struct DaemonLimits {
     idle_timeout: Duration,
     admin_max_note_bytes: u32,
     max_connections: u32,
+    wake_session: Duration,
+    max_wakes_per_hour: u32,
 }
 
 impl DaemonLimits {
@@ -302,6 +326,20 @@ impl DaemonLimits {
                 "daemon.max_connections",
                 "max_connections",
                 256,
+                e,
+            ),
+            wake_session: positive_duration(
+                &d.wake_session,
+                "daemon.wake_session",
+                "the wake session",
+                secs(30 * 60),
+                e,
+            ),
+            max_wakes_per_hour: positive_count(
+                &d.max_wakes_per_hour,
+                "daemon.max_wakes_per_hour",
+                "max_wakes_per_hour",
+                60,
                 e,
             ),
         }
@@ -456,7 +494,22 @@ fn kubernetes_settings(
             .traffic
             .as_ref()
             .map(|t| traffic_settings(t, lookback, place, error)),
+        wake_service: wake_service(k, place, error),
     }
+}
+
+/// The wake Service, if set: `NAME.NAMESPACE:PORT` in the cluster's domain.
+fn wake_service(
+    k: &RawKubernetes,
+    place: Option<(usize, usize)>,
+    error: &mut Report<'_>,
+) -> Option<Box<crate::platform::kubernetes::WakeService>> {
+    let text = k.wake_service.as_deref()?;
+    let domain = k.cluster_domain.as_deref().unwrap_or("cluster.local");
+    crate::platform::kubernetes::WakeService::parse(text, domain)
+        .map_err(|message| error("platform.kubernetes.wake_service", place, message))
+        .ok()
+        .map(Box::new)
 }
 
 /// The namespace selector: given, and requiring a label (curfew acts on no namespace it

@@ -490,3 +490,12 @@ fn stop_windows_and_holidays_keep_environments_stopped() {
         Some(at("2026-12-28T00:00:00+01:00"))
     );
 }
+
+#[test]
+fn wake_on_request_is_off_unless_a_rule_says_so() {
+    let rules = ok(
+        "rules:\n  - name: a\n    stop_when_idle: 1h\n    wake_on_request: true\n  - name: b\n    stop_when_idle: 1h\n",
+    );
+    assert!(rules.rule("a").is_some_and(|r| r.wake_on_request));
+    assert!(rules.rule("b").is_some_and(|r| !r.wake_on_request));
+}

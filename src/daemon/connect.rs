@@ -23,6 +23,36 @@ pub struct Connected {
     /// The Lease election when `platform.kubernetes.leader_election` is on: nobody takes
     /// or renews the lease until [`Election::run`] is spawned.
     pub election: Option<Election>,
+    /// Which namespaces wake on request (Kubernetes): answered from the daemon's rules
+    /// once the daemon exists ([`RulesInForce::follow`]).
+    pub wake_routing: Option<Arc<RulesInForce>>,
+}
+
+/// The rules in force, as the Kubernetes adapter asks them: a namespace wakes on request
+/// when the first rule that matches it says `wake_on_request: true` (as `decide` picks
+/// the rule). Before the daemon is followed, and after it is gone, nothing does.
+#[derive(Default)]
+pub struct RulesInForce(std::sync::OnceLock<std::sync::Weak<crate::reconcile::Daemon>>);
+
+impl RulesInForce {
+    /// Answers from `daemon`'s rules from now on (a reload changes the answer).
+    pub fn follow(&self, daemon: &Arc<crate::reconcile::Daemon>) {
+        let _ = self.0.set(Arc::downgrade(daemon));
+    }
+}
+
+impl kubernetes::WakeRouting for RulesInForce {
+    fn wakes_on_request(&self, environment: &crate::platform::Environment) -> bool {
+        let Some(daemon) = self.0.get().and_then(std::sync::Weak::upgrade) else {
+            return false;
+        };
+        let rules = daemon.rules();
+        rules
+            .rules
+            .iter()
+            .find(|r| r.selector.matches(environment))
+            .is_some_and(|r| r.wake_on_request)
+    }
 }
 
 fn failure(platform: &'static str, message: String) -> PlatformError {
@@ -93,6 +123,7 @@ pub async fn connect(
                 platform: Arc::new(platform),
                 sandbox: None,
                 election: None,
+                wake_routing: None,
             })
         }
         PlatformSettings::Kubernetes(k) => {
@@ -136,6 +167,7 @@ pub async fn connect(
                 platform: Arc::new(platform),
                 sandbox: Some((sandbox, running)),
                 election: None,
+                wake_routing: None,
             })
         }
     }
@@ -204,11 +236,99 @@ async fn connect_kubernetes(
         }),
         identity,
         own_namespace,
+        wake_service: k.wake_service.as_deref().cloned(),
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
+    let routing = Arc::new(RulesInForce::default());
+    platform.route_wakes(routing.clone());
     Ok(Connected {
         platform: Arc::new(platform),
         sandbox: None,
         election,
+        wake_routing: Some(routing),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::RulesInForce;
+    use crate::clock::ManualClock;
+    use crate::ledger::Ledger;
+    use crate::metrics::Metrics;
+    use crate::platform::kubernetes::WakeRouting;
+    use crate::platform::{Environment, Outcome, Platform, PlatformError, Snapshot};
+    use crate::reconcile::{Daemon, DaemonOptions};
+
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl Platform for Nothing {
+        fn name(&self) -> &'static str {
+            "nothing"
+        }
+        async fn list(&self) -> Result<Snapshot, PlatformError> {
+            Ok(Snapshot::default())
+        }
+        async fn stop(&self, _id: &str) -> Result<Outcome, PlatformError> {
+            Ok(Outcome::Gone)
+        }
+        async fn start(&self, _id: &str) -> Result<Outcome, PlatformError> {
+            Ok(Outcome::Gone)
+        }
+        async fn delete(&self, _id: &str) -> Result<Outcome, PlatformError> {
+            Ok(Outcome::Gone)
+        }
+    }
+
+    fn env(name: &str, project: &str) -> Environment {
+        serde_json::from_value(serde_json::json!({
+            "id": name, "name": name, "project": project, "mode": "preview",
+            "state": "running", "created_at": "2026-11-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    /// The first rule that matches decides, as in `decide`; a reload changes the answer.
+    #[test]
+    fn a_namespace_wakes_on_request_when_its_first_matching_rule_says_so() {
+        let now = "2026-11-26T10:00:00Z".parse().unwrap();
+        let rules = |yaml: &str| {
+            Arc::new(
+                crate::config::parse("curfew.yaml", yaml, &HashMap::new(), now)
+                    .unwrap()
+                    .rules,
+            )
+        };
+        let daemon = Arc::new(Daemon::new(
+            Arc::new(Nothing),
+            Arc::new(Ledger::in_memory().unwrap()),
+            Arc::new(Metrics::new("test", false)),
+            Arc::new(ManualClock::new(now)),
+            rules(
+                "rules:\n  - name: shop\n    match: { project: shop }\n    stop_when_idle: 1h\n  - name: rest\n    stop_when_idle: 1h\n    wake_on_request: true\n",
+            ),
+            DaemonOptions {
+                resync: Duration::from_secs(60),
+                max_pass_age: Duration::from_secs(180),
+                max_in_flight: 4,
+            },
+        ));
+        let routing = RulesInForce::default();
+        assert!(
+            !routing.wakes_on_request(&env("pr-1", "web")),
+            "not following yet"
+        );
+        routing.follow(&daemon);
+        assert!(routing.wakes_on_request(&env("pr-1", "web")));
+        assert!(
+            !routing.wakes_on_request(&env("pr-2", "shop")),
+            "its rule says nothing"
+        );
+        daemon.set_rules(rules("rules:\n  - name: rest\n    stop_when_idle: 1h\n"));
+        assert!(!routing.wakes_on_request(&env("pr-1", "web")), "reloaded");
+    }
 }

@@ -92,6 +92,8 @@ struct Parts {
     /// The status page's access, sessions and link signer (taken when the port is
     /// served).
     page: Option<crate::ui::UiOptions>,
+    /// The signed links for the public port (no page, no login), when both are on.
+    public_links: Option<crate::ui::UiOptions>,
 }
 
 /// Runs the daemon until SIGTERM (or Ctrl-C), or until this replica loses its Lease.
@@ -115,6 +117,13 @@ pub async fn run(
     let listen = options.listen.unwrap_or(settings.listen);
     let page = parts.page.take();
     let server = serve::start(&parts, page, listen, &settings, shutdown_rx.clone()).await?;
+    let public = match settings.public_listen {
+        Some(public) => {
+            let links = parts.public_links.take();
+            Some(serve::start_public(&parts, links, public, &settings, shutdown_rx.clone()).await?)
+        }
+        None => None,
+    };
     let _watcher = reload::start(parts.daemon.clone(), source);
     let election = parts.connected.election.clone();
     let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
@@ -132,6 +141,9 @@ pub async fn run(
     tracing::info!("stopping: no new actions; waiting for the current pass to finish");
     let _ = shutdown_tx.send(true);
     stop(parts, work, lease_task, lease_stop_tx, server).await;
+    if let Some(public) = public {
+        let _ = tokio::time::timeout(Duration::from_secs(5), public).await;
+    }
     Ok(if lost_lease {
         ExitCode::from(1)
     } else {
@@ -211,15 +223,38 @@ async fn build(
         connected.platform.set_links(links.clone());
         daemon = daemon.with_links(links);
     }
-    if page.access == crate::config::page::PageAccess::Off && page.signer.is_none() {
+    // The waiting page knows the environments from the last pass, as the page does.
+    if page.access == crate::config::page::PageAccess::Off
+        && page.signer.is_none()
+        && settings.public_listen.is_none()
+    {
         daemon = daemon.without_page();
     }
+    let daemon = Arc::new(daemon);
+    if let Some(routing) = &connected.wake_routing {
+        routing.follow(&daemon);
+    }
+    let public_links =
+        settings
+            .public_listen
+            .and(signer.clone())
+            .map(|signer| crate::ui::UiOptions {
+                access: crate::config::page::PageAccess::Off,
+                tokens: None,
+                sessions: crate::ui::Sessions::new(
+                    chrono::TimeDelta::hours(1),
+                    settings.page.secure_cookie(),
+                    settings.page.proxy.clone(),
+                ),
+                signer: Some(signer),
+            });
     Ok(Parts {
-        daemon: Arc::new(daemon),
+        daemon,
         connected,
         notifier,
         admin_tokens,
         page: Some(page),
+        public_links,
     })
 }
 

@@ -61,6 +61,43 @@ pub(super) async fn start(
     )))
 }
 
+/// Binds `daemon.public_listen` and serves the public port (the waiting page, the signed
+/// links) until `shutdown` says stop, within the same limits as the daemon's port.
+pub(super) async fn start_public(
+    parts: &Parts,
+    links: Option<crate::ui::UiOptions>,
+    public: SocketAddr,
+    settings: &Settings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(public)
+        .await
+        .map_err(|e| listen_error(public, &e))?;
+    tracing::info!(address = %listener.local_addr()?, "public port: /wake/…, signed links");
+    let daemon = &parts.daemon;
+    let links = links.map(|options| crate::ui::router(daemon.clone(), options));
+    let options = crate::wake::WakeOptions {
+        session: chrono::TimeDelta::from_std(settings.wake_session)
+            .unwrap_or(chrono::TimeDelta::minutes(30)),
+        max_wakes_per_hour: settings.max_wakes_per_hour,
+    };
+    let routes = server::public_routes(crate::wake::public_router(daemon.clone(), options, links));
+    let limits = HttpLimits {
+        max_connections: settings.max_connections as usize,
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+    };
+    let mut stop = shutdown;
+    Ok(tokio::spawn(server::serve(
+        listener,
+        routes,
+        limits,
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        },
+    )))
+}
+
 /// Why the daemon's address cannot be served, and how to choose another.
 fn listen_error(listen: SocketAddr, e: &std::io::Error) -> anyhow::Error {
     let why = match e.kind() {

@@ -253,6 +253,11 @@ pub trait Platform: Send + Sync {
     async fn start(&self, id: &str) -> Result<Outcome, PlatformError>;
     /// Asks the platform to delete an environment.
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError>;
+    /// Whether the environment `id` serves requests yet, and at which URL. By default the
+    /// platform knows no URL and never says ready.
+    async fn serving(&self, _id: &str) -> Result<Serving, PlatformError> {
+        Ok(Serving::default())
+    }
     /// Tells the environment's owners something where they look, if the platform has such
     /// a place (Kubernetes: a Warning Event on the namespace). For warnings such as "to be
     /// deleted at T"; `reason` is CamelCase (`DeleteWarning`). Best effort: it never fails,
@@ -307,6 +312,15 @@ pub fn links_text(links: &[ActionLink]) -> String {
         .map(|l| format!("{}: {}", l.label, l.url))
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// Where an environment serves people, and whether it serves yet (wake on request).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Serving {
+    /// The environment's own URL, if the platform knows one.
+    pub url: Option<String>,
+    /// Ready to serve: started and answering.
+    pub ready: bool,
 }
 
 /// How the platform took an action.

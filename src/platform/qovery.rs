@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     EnvState, Environment, Mode, Operation, Outcome, Platform, PlatformError, Prices,
-    RequestObserver, Snapshot, Words,
+    RequestObserver, Serving, Snapshot, Words,
 };
 
 /// An API token. It is only ever written into the `Authorization` header: its `Debug`
@@ -91,12 +91,26 @@ pub struct Qovery {
     inner: Arc<Inner>,
 }
 
+/// How long the probe of an environment's own URL may take before it counts as not ready.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One of `GET /environment/{id}/link`'s links (`Link`).
+#[derive(Deserialize)]
+struct LinkWire {
+    url: String,
+    #[serde(default)]
+    is_default: bool,
+}
+
 /// An answer over this many bytes is parsed on a blocking thread.
 const LARGE_BODY: usize = 256 * 1024;
 
 struct Inner {
     options: QoveryOptions,
     http: reqwest::Client,
+    /// Probes an environment's own URL: no token (the app must never see it), no
+    /// redirects followed, a short timeout.
+    probe: reqwest::Client,
     gate: Semaphore,
     limiter: DefaultDirectRateLimiter,
     details: Mutex<Details>,
@@ -456,6 +470,18 @@ impl Qovery {
             .user_agent(concat!("curfew/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| build_error(format!("cannot build the HTTP client: {e}")))?;
+        let probe = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(PROBE_TIMEOUT)
+            .connect_timeout(PROBE_TIMEOUT)
+            .user_agent(concat!(
+                "curfew/",
+                env!("CARGO_PKG_VERSION"),
+                " (wake probe)"
+            ))
+            .build()
+            .map_err(|e| build_error(format!("cannot build the HTTP client: {e}")))?;
         let rate = options.requests_per_second.clamp(0.001, 1_000_000.0);
         let quota = if rate >= 1.0 {
             let per_second = NonZeroU32::new(rate.round() as u32).unwrap_or(NonZeroU32::MIN);
@@ -469,6 +495,7 @@ impl Qovery {
             inner: Arc::new(Inner {
                 options,
                 http,
+                probe,
                 gate,
                 limiter: RateLimiter::direct(quota),
                 details: Mutex::new(Details::default()),
@@ -476,6 +503,18 @@ impl Qovery {
                 observer,
             }),
         })
+    }
+
+    /// Whether `url` answers something other than a 5xx within [`PROBE_TIMEOUT`]; only its
+    /// head is read.
+    async fn answers(&self, url: &str) -> bool {
+        match self.inner.probe.get(url).send().await {
+            Ok(response) => !response.status().is_server_error(),
+            Err(e) => {
+                tracing::debug!(url, error = %e, "wake probe failed");
+                false
+            }
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -969,6 +1008,34 @@ impl Platform for Qovery {
             Operation::Start,
         )
         .await
+    }
+
+    /// Ready: the environment's state is `DEPLOYED` and its URL (the default link of
+    /// `GET /environment/{id}/link`, else the first) answers without a 5xx.
+    async fn serving(&self, id: &str) -> Result<Serving, PlatformError> {
+        let links = self
+            .get_list::<LinkWire>(format!("/environment/{id}/link"), "links")
+            .await?
+            .unwrap_or_default();
+        let url = links
+            .iter()
+            .find(|l| l.is_default)
+            .or(links.first())
+            .map(|l| l.url.clone());
+        let status = self
+            .call::<StatusWire>(
+                Method::GET,
+                &format!("/environment/{id}/status"),
+                "status",
+                Operation::List,
+            )
+            .await?;
+        let deployed = matches!(&status, Reply::Ok(s) if s.state == "DEPLOYED");
+        let ready = match (&url, deployed) {
+            (Some(url), true) => self.answers(url).await,
+            _ => false,
+        };
+        Ok(Serving { url, ready })
     }
 
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {

@@ -225,6 +225,10 @@ pub struct Rule {
     pub grace_period: TimeDelta,
     pub hourly_cost: Option<f64>,
     pub dry_run: bool,
+    /// Environments under this rule may be woken by a request (the waiting page, Sablier's
+    /// API); on Kubernetes, a sleeping namespace's Ingresses/HTTPRoutes also send traffic
+    /// to curfew's wake Service.
+    pub wake_on_request: bool,
     pub allow_delete: Vec<Mode>,
     pub notify: Vec<String>,
     pub timezone: Tz,

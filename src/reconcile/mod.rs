@@ -26,7 +26,7 @@ mod pass;
 mod projection;
 
 pub use health::{Health, Readiness};
-pub use operator::{EnvironmentReport, OperatorError, Plan, PlanEntry};
+pub use operator::{BY_REQUEST, EnvironmentReport, OperatorError, Plan, PlanEntry};
 pub use page::{LastPass, PassOutcome};
 pub use pass::{Look, PassError};
 pub use projection::{PROJECTION_DAYS, PROJECTION_HORIZONS, ProjectionError};

@@ -527,3 +527,102 @@ impl Daemon {
         Ok(())
     }
 }
+
+/// Who the ledger says woke an environment when a request did (the waiting page, Sablier's
+/// API): the start's `who`, and the kind of the entry written once it serves.
+pub const BY_REQUEST: &str = "request";
+
+impl Daemon {
+    /// A request's wake (the waiting page, Sablier's API): the environment `key` names is
+    /// started and kept up until `until`, as [`Daemon::wake`] does, when its rule has
+    /// `wake_on_request` and it is neither production, protected, nor due for deletion.
+    /// Nothing is changed when it is refused.
+    pub async fn wake_by_request(
+        &self,
+        key: &str,
+        until: DateTime<Utc>,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        let (environment, complete) = self.find(key).await?;
+        self.check_wake_by_request(&environment, complete).await?;
+        self.wake(
+            &environment.id,
+            Some(until),
+            BY_REQUEST,
+            "via the waiting page",
+        )
+        .await
+    }
+
+    /// Whether a request may wake the environment `key` names (see
+    /// [`Daemon::wake_by_request`]); the waiting page asks before it says anything of it.
+    pub async fn may_wake_by_request(&self, key: &str) -> Result<(), OperatorError> {
+        let (environment, complete) = self.find(key).await?;
+        self.check_wake_by_request(&environment, complete).await
+    }
+
+    /// Keeps a woken environment up until `until` because requests keep coming (activity:
+    /// no idle stop, no scheduled stop before then).
+    pub async fn keep_by_request(
+        &self,
+        id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<EnvironmentReport, OperatorError> {
+        self.snooze(id, until, BY_REQUEST, "requests keep coming")
+            .await
+    }
+
+    /// Whether the environment `id` serves yet, and where (the platform's word, and its
+    /// probe of the URL).
+    pub async fn serving(&self, id: &str) -> Result<crate::platform::Serving, OperatorError> {
+        Ok(self.platform.serving(id).await?)
+    }
+
+    /// Writes that the environment `id`, woken by a request, serves now: the waiting page's
+    /// estimate of the next wake reads these.
+    pub async fn record_served(&self, id: &str) -> Result<(), OperatorError> {
+        let id = id.to_string();
+        let now = self.clock.now();
+        self.ledger
+            .run(move |l| l.override_entry(&id, "served", BY_REQUEST, now, None, ""))
+            .await?;
+        Ok(())
+    }
+
+    async fn check_wake_by_request(
+        &self,
+        environment: &Environment,
+        complete: bool,
+    ) -> Result<(), OperatorError> {
+        let refuse = |why: &str| {
+            Err(OperatorError::Protected(format!(
+                "{} cannot be woken by a request: {why}",
+                environment.name
+            )))
+        };
+        if environment.mode == crate::platform::Mode::Production {
+            return refuse("it is a production environment");
+        }
+        let rules = self.rules();
+        let id = environment.id.clone();
+        let record = self.ledger.run(move |l| l.record(&id)).await?;
+        if let Some(p) = policy::protection(&rules, environment, record.as_ref()) {
+            return refuse(&format!("it is protected ({p})"));
+        }
+        let decision = self
+            .explain_one(environment, complete, self.clock.now())
+            .await?
+            .decision;
+        let allowed = decision
+            .rule
+            .as_deref()
+            .and_then(|name| rules.rule(name))
+            .is_some_and(|r| r.wake_on_request);
+        if !allowed {
+            return refuse("its rule does not have wake_on_request");
+        }
+        if decision.action == Action::Delete || decision.delete_due() {
+            return refuse("it is about to be deleted");
+        }
+        Ok(())
+    }
+}

@@ -7,7 +7,7 @@ use axum::extract::{Path, State as Extract};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::bodies::{
@@ -23,7 +23,8 @@ use super::{ActionCounts, Inner, Sandbox};
 const CONFLICT: &str = "Environment is already stopped or an operation is in progress";
 
 pub(super) fn router(sandbox: Sandbox) -> Router {
-    Router::new()
+    let api = Router::new()
+        .route("/organization", get(list_organizations))
         .route("/organization/{organizationId}/project", get(list_projects))
         .route(
             "/organization/{organizationId}/environments",
@@ -34,7 +35,11 @@ pub(super) fn router(sandbox: Sandbox) -> Router {
             "/project/{projectId}/environment/status",
             get(list_environment_statuses),
         )
-        .route("/environment/{environmentId}", delete(delete_environment))
+        .route(
+            "/environment/{environmentId}",
+            get(get_environment).delete(delete_environment),
+        )
+        .route("/environment/{environmentId}/link", get(environment_links))
         .route(
             "/environment/{environmentId}/status",
             get(environment_status),
@@ -53,7 +58,11 @@ pub(super) fn router(sandbox: Sandbox) -> Router {
             post(deploy_environment),
         )
         .fallback(unknown_path)
-        .layer(middleware::from_fn_with_state(sandbox.clone(), gate))
+        .layer(middleware::from_fn_with_state(sandbox.clone(), gate));
+    // The environments' own apps, which Qovery's links point at: outside the API, so
+    // neither its token nor its faults apply.
+    api.route("/app/{environmentId}", get(app))
+        .route("/app/{environmentId}/{*path}", get(app))
         .with_state(sandbox)
 }
 
@@ -99,6 +108,85 @@ async fn unknown_path() -> Response {
 
 // ---------------------------------------------------------------------------------------
 // Handlers.
+
+/// `GET /organization`: the organizations the token sees, here the one of the fleet
+/// (`OrganizationResponseList`; `Organization` needs `id`, `created_at`, `name`, `plan`).
+async fn list_organizations(Extract(sandbox): Extract<Sandbox>) -> Response {
+    sandbox.with_fleet(|inner, _, _| {
+        let fleet = &inner.fleet;
+        let created_at = fleet.projects.first().map(|p| p.created_at);
+        ok(json!({ "results": [{
+            "id": fleet.organization_id,
+            "created_at": created_at,
+            "name": "sandbox",
+            "plan": "TEAM_2025",
+        }] }))
+    })
+}
+
+/// `GET /environment/{id}`: the environment (`Environment`, as in the project's listing).
+async fn get_environment(Extract(sandbox): Extract<Sandbox>, Path(id): Path<String>) -> Response {
+    sandbox.with_fleet(|inner, _, _| match find(&inner.fleet, &id) {
+        Some(env) => ok(environment_body(&inner.fleet, env)),
+        None => not_found("environment", &id),
+    })
+}
+
+/// `GET /environment/{id}/link` (`LinkResponseList`): one link per application or
+/// container, to the sandbox's own `/app/{id}` on the host the request came to.
+async fn environment_links(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    sandbox.with_fleet(|inner, _, _| {
+        let Some(env) = find(&inner.fleet, &id) else {
+            return not_found("environment", &id);
+        };
+        let results: Vec<Value> = env
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let kind = match s.kind {
+                    super::fleet::ServiceKind::Application { .. } => "APPLICATION",
+                    super::fleet::ServiceKind::Container { .. } => "CONTAINER",
+                };
+                json!({
+                    "service_id": s.id,
+                    "service_type": kind,
+                    "url": format!("http://{host}/app/{}", env.id),
+                    "internal_port": 8080,
+                    "external_port": 80,
+                    "is_qovery_domain": true,
+                    "is_default": i == 0,
+                })
+            })
+            .collect();
+        ok(json!({ "results": results }))
+    })
+}
+
+/// An environment's app: 200 while it is `DEPLOYED`, 503 otherwise (as a stopped
+/// preview's ingress answers), 404 for an unknown one.
+async fn app(
+    Extract(sandbox): Extract<Sandbox>,
+    Path(params): Path<Vec<(String, String)>>,
+) -> Response {
+    let id = params.first().map(|(_, v)| v.clone()).unwrap_or_default();
+    sandbox.with_fleet(|inner, now, step| match find(&inner.fleet, &id) {
+        Some(env) if env.lifecycle.state_at(now, step).as_str() == "DEPLOYED" => {
+            (StatusCode::OK, format!("app of {}\n", env.name)).into_response()
+        }
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "not running\n").into_response(),
+        None => (StatusCode::NOT_FOUND, "no such app\n").into_response(),
+    })
+}
 
 async fn list_projects(Extract(sandbox): Extract<Sandbox>, Path(org): Path<String>) -> Response {
     sandbox.with_fleet(|inner, _, _| {

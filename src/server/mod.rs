@@ -61,6 +61,20 @@ pub fn routes(metrics: Arc<Metrics>, health: Health, clock: Arc<dyn Clock>) -> R
     }
 }
 
+/// The public port's routes (wake on request, Sablier's API, the signed links): `app` and
+/// nothing else, every other path 404 (`/metrics`, `/api/v1/…` are never there); past the
+/// connection cap, 503.
+pub fn public_routes(app: Router) -> Routes {
+    Routes {
+        app: app.fallback(not_here),
+        probes: Router::new().fallback(too_busy),
+    }
+}
+
+async fn not_here() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
 /// Adds the admin API to the probe router. `admin` carries its own full paths
 /// (`/api/v1/...`), its own authentication, and no fallback.
 ///

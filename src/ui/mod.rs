@@ -265,6 +265,11 @@ async fn asset(Path(name): Path<String>) -> Response {
     layout::asset(&name)
 }
 
+/// An asset of the page (its stylesheet, script, icon), for the public port's pages too.
+pub fn public_asset(name: &str) -> Response {
+    layout::asset(name)
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct LoginQuery {
     next: Option<String>,

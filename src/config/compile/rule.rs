@@ -133,6 +133,7 @@ fn compile_rule(
         grace_period: clocks.grace_period,
         hourly_cost,
         dry_run: raw.dry_run.unwrap_or(false),
+        wake_on_request: raw.wake_on_request.unwrap_or(false),
         allow_delete,
         notify: raw
             .notify

@@ -24,6 +24,7 @@ mod leader;
 mod links;
 mod namespace;
 mod pods;
+mod routes;
 mod traffic;
 mod workload;
 
@@ -40,10 +41,12 @@ use futures::{StreamExt, stream};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{
-    Api, DeleteParams, ListParams, ObjectList, Patch, PatchParams, PostParams, Preconditions,
+    Api, DeleteParams, GetParams, ListParams, ObjectList, Patch, PatchParams, PostParams,
+    Preconditions,
 };
 use kube::core::Request;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -54,6 +57,7 @@ pub use leader::{Alone, Election, ElectionError, ElectionOptions, Leader};
 pub use namespace::{
     DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL, SYSTEM_NAMESPACES, selector_requires_a_label,
 };
+pub use routes::{LOCAL_WAKE_SERVICE, ORIGINAL_BACKENDS, WakeService};
 pub use traffic::TrafficOptions;
 pub use workload::{
     ALLOW_VOLUME_DELETION, EXCLUDE, ORIGINAL_REPLICAS, ORIGINAL_STARTING_DEADLINE,
@@ -62,8 +66,12 @@ pub use workload::{
 
 use self::events::Regarding;
 use self::namespace::{Contents, Mapping, terminating};
+use self::routes::Route;
 use self::workload::{Kind, Restore, Workload};
-use super::{Mode, Operation, Outcome, Platform, PlatformError, Prices, RequestObserver, Snapshot};
+use super::{
+    Environment, Mode, Operation, Outcome, Platform, PlatformError, Prices, RequestObserver,
+    Serving, Snapshot,
+};
 use crate::clock::Clock;
 
 const PLATFORM: &str = "kubernetes";
@@ -96,7 +104,32 @@ pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("apps", "replicasets", "list"),
     ("apps", "controllerrevisions", "list"),
     ("events.k8s.io", "events", "create"),
+    // Wake on request (a wake Service set): Ingresses and HTTPRoutes sent to it and back,
+    // and the ExternalName Service a sleeping namespace's Ingresses name.
+    ("networking.k8s.io", "ingresses", "list"),
+    ("networking.k8s.io", "ingresses", "get"),
+    ("networking.k8s.io", "ingresses", "patch"),
+    ("gateway.networking.k8s.io", "httproutes", "list"),
+    ("gateway.networking.k8s.io", "httproutes", "get"),
+    ("gateway.networking.k8s.io", "httproutes", "patch"),
+    ("", "services", "get"),
+    ("", "services", "create"),
+    ("", "services", "delete"),
 ];
+
+/// What wake on request needs in the wake Service's namespace only (a Role): the
+/// ReferenceGrants that let sleeping namespaces' HTTPRoutes send to the wake Service.
+pub const WAKE_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("gateway.networking.k8s.io", "referencegrants", "create"),
+    ("gateway.networking.k8s.io", "referencegrants", "delete"),
+];
+
+/// Which environments wake on request (the rule option `wake_on_request`): the daemon
+/// answers from the rules in force, which the platform does not know.
+pub trait WakeRouting: Send + Sync {
+    /// Whether a stop of `environment` sends its traffic to the wake Service.
+    fn wakes_on_request(&self, environment: &Environment) -> bool;
+}
 
 /// What the leader election needs, in curfew's own namespace only (a Role, not a
 /// ClusterRole).
@@ -131,6 +164,8 @@ pub struct KubernetesOptions {
     pub identity: String,
     /// curfew's own namespace, never an environment (from `POD_NAMESPACE`).
     pub own_namespace: Option<String>,
+    /// curfew's wake Service (wake on request); None: routes are never touched.
+    pub wake_service: Option<WakeService>,
 }
 
 impl KubernetesOptions {
@@ -149,6 +184,7 @@ impl KubernetesOptions {
             traffic: None,
             identity: "curfew".into(),
             own_namespace: None,
+            wake_service: None,
         }
     }
 }
@@ -172,6 +208,8 @@ struct Inner {
     warned: Mutex<HashSet<(String, String, String)>>,
     /// Signed action links for the Stopped Event (see `links.rs`).
     links: std::sync::OnceLock<Arc<dyn crate::platform::ActionLinks>>,
+    /// Which namespaces wake on request, once the daemon has said how to tell.
+    wake_routing: std::sync::OnceLock<Arc<dyn WakeRouting>>,
 }
 
 /// A failed API call.
@@ -300,6 +338,48 @@ enum Change {
     LeftAsChanged,
 }
 
+/// An object a stop or start writes: a workload, or a route (wake on request).
+enum Object {
+    Workload(Workload),
+    Route(Route),
+}
+
+impl Object {
+    fn kind(&self) -> Kind {
+        match self {
+            Object::Workload(w) => w.kind,
+            Object::Route(r) => r.kind,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Object::Workload(w) => &w.name,
+            Object::Route(r) => &r.name,
+        }
+    }
+
+    /// The patch that brings it to `step`, and what it does; None when nothing needs
+    /// writing. A route is only touched with a wake Service.
+    fn plan(&self, step: Step, wake: Option<&WakeService>) -> Option<(Value, Change)> {
+        let restore = |(patch, r): (Value, Restore)| {
+            let change = match r {
+                Restore::Restored => Change::Restored,
+                Restore::LeftAsChanged => Change::LeftAsChanged,
+            };
+            (patch, change)
+        };
+        match (self, step) {
+            (Object::Workload(w), Step::Stop(now)) => {
+                w.stop_patch(now).map(|p| (p, Change::Stopped))
+            }
+            (Object::Workload(w), Step::Start) => w.start_patch().map(restore),
+            (Object::Route(r), Step::Stop(_)) => r.stop_patch(wake?).map(|p| (p, Change::Stopped)),
+            (Object::Route(r), Step::Start) => r.start_patch(wake?).map(restore),
+        }
+    }
+}
+
 /// Traffic in a pass.
 enum Activity {
     /// No traffic query set up.
@@ -349,8 +429,15 @@ impl Kubernetes {
                 observer,
                 warned: Mutex::new(HashSet::new()),
                 links: std::sync::OnceLock::new(),
+                wake_routing: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// How to tell the namespaces that wake on request (the daemon, from its rules); set
+    /// once, before the first pass.
+    pub fn route_wakes(&self, routing: Arc<dyn WakeRouting>) {
+        let _ = self.inner.wake_routing.set(routing);
     }
 
     fn api<K>(&self, namespace: &str) -> Api<K>
@@ -618,33 +705,24 @@ impl Kubernetes {
     async fn converge(
         &self,
         namespace: &str,
-        mut object: Workload,
+        mut object: Object,
         step: Step,
+        wake: Option<&WakeService>,
     ) -> Result<Option<Change>, ObjectError> {
         for _ in 0..CONFLICT_ATTEMPTS {
-            let plan = match step {
-                Step::Stop(now) => object.stop_patch(now).map(|p| (p, Change::Stopped)),
-                Step::Start => object.start_patch().map(|(p, r)| {
-                    let change = match r {
-                        Restore::Restored => Change::Restored,
-                        Restore::LeftAsChanged => Change::LeftAsChanged,
-                    };
-                    (p, change)
-                }),
-            };
-            let Some((patch, change)) = plan else {
+            let Some((patch, change)) = object.plan(step, wake) else {
                 return Ok(None);
             };
             if !self.inner.leader.is_leader() {
                 return Err(ObjectError::NotLeader);
             }
             match self
-                .patch(namespace, object.kind, &object.name, patch)
+                .patch(namespace, object.kind(), object.name(), patch)
                 .await
             {
                 Ok(()) => return Ok(Some(change)),
                 Err(e) if e.code() == Some(409) => {
-                    match self.get(namespace, object.kind, &object.name).await {
+                    match self.get(namespace, object.kind(), object.name()).await {
                         Ok(Some(fresh)) => object = fresh,
                         Ok(None) => return Ok(None),
                         Err(e) => return Err(ObjectError::Call(e)),
@@ -658,6 +736,20 @@ impl Kubernetes {
         Err(ObjectError::Conflicts)
     }
 
+    /// Where the objects of a kind live in a namespace.
+    fn path(namespace: &str, kind: Kind) -> String {
+        match kind {
+            Kind::Deployment => url_path::<Deployment>(namespace),
+            Kind::StatefulSet => url_path::<StatefulSet>(namespace),
+            Kind::CronJob => url_path::<CronJob>(namespace),
+            Kind::Ingress => url_path::<Ingress>(namespace),
+            // Gateway API: no type in k8s-openapi, the path of its v1 API.
+            Kind::HttpRoute => {
+                format!("/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes")
+            }
+        }
+    }
+
     async fn patch(
         &self,
         namespace: &str,
@@ -669,15 +761,13 @@ impl Kubernetes {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        let path = match kind {
-            Kind::Deployment => url_path::<Deployment>(namespace),
-            Kind::StatefulSet => url_path::<StatefulSet>(namespace),
-            Kind::CronJob => url_path::<CronJob>(namespace),
+        let endpoint = match kind {
+            Kind::Ingress | Kind::HttpRoute => "patch_route",
+            _ => "patch_workload",
         };
-        let request = Request::new(path).patch(name, &params, &Patch::Merge(patch));
-        self.write::<IgnoredAny>("patch_workload", request)
-            .await
-            .map(drop)
+        let request =
+            Request::new(Self::path(namespace, kind)).patch(name, &params, &Patch::Merge(patch));
+        self.write::<IgnoredAny>(endpoint, request).await.map(drop)
     }
 
     async fn get(
@@ -685,22 +775,190 @@ impl Kubernetes {
         namespace: &str,
         kind: Kind,
         name: &str,
-    ) -> Result<Option<Workload>, CallError> {
+    ) -> Result<Option<Object>, CallError> {
         let endpoint = "get_workload";
         Ok(match kind {
             Kind::Deployment => self
                 .call(endpoint, self.api::<Deployment>(namespace).get_opt(name))
                 .await?
-                .map(|d| Workload::from_deployment(&d)),
+                .map(|d| Object::Workload(Workload::from_deployment(&d))),
             Kind::StatefulSet => self
                 .call(endpoint, self.api::<StatefulSet>(namespace).get_opt(name))
                 .await?
-                .map(|s| Workload::from_stateful_set(&s)),
+                .map(|s| Object::Workload(Workload::from_stateful_set(&s))),
             Kind::CronJob => self
                 .call(endpoint, self.api::<CronJob>(namespace).get_opt(name))
                 .await?
-                .map(|c| Workload::from_cron_job(&c)),
+                .map(|c| Object::Workload(Workload::from_cron_job(&c))),
+            Kind::Ingress | Kind::HttpRoute => {
+                let request = Request::new(Self::path(namespace, kind))
+                    .get(name, &GetParams::default())
+                    .map_err(|e| CallError::Other(e.to_string()))?;
+                match self
+                    .call("get_route", self.inner.client.request::<Value>(request))
+                    .await
+                {
+                    Ok(object) => Some(Object::Route(Route::from_json(kind, &object))),
+                    Err(e) if e.code() == Some(404) => None,
+                    Err(e) => return Err(e),
+                }
+            }
         })
+    }
+
+    /// The namespace's Ingresses and HTTPRoutes, read fresh (just before acting). A
+    /// cluster without the Gateway API answers 404 for HTTPRoutes: there are none.
+    async fn routes(&self, namespace: &str) -> Result<Vec<Route>, CallError> {
+        let mut out = Vec::new();
+        for kind in [Kind::Ingress, Kind::HttpRoute] {
+            let request = Request::new(Self::path(namespace, kind))
+                .list(&ListParams::default())
+                .map_err(|e| CallError::Other(e.to_string()))?;
+            let list = match self
+                .call("list_routes", self.inner.client.request::<Value>(request))
+                .await
+            {
+                Ok(list) => list,
+                Err(e) if e.code() == Some(404) && kind == Kind::HttpRoute => continue,
+                Err(e) => return Err(e),
+            };
+            out.extend(
+                list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| Route::from_json(kind, o)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether a stop of `ns` sends its traffic to the wake Service: a wake Service is set
+    /// and the rules say so.
+    fn wakes_on_request(&self, ns: &Namespace) -> bool {
+        let (Some(_), Some(routing)) = (
+            &self.inner.options.wake_service,
+            self.inner.wake_routing.get(),
+        ) else {
+            return false;
+        };
+        let env = namespace::environment(ns, None, &self.inner.mapping, None);
+        routing.wakes_on_request(&env)
+    }
+
+    /// Before Ingresses or HTTPRoutes are sent to the wake Service: the ExternalName Service
+    /// in the namespace (for Ingresses) and the ReferenceGrant in the wake Service's
+    /// namespace (for HTTPRoutes), as needed. A Service of that name that curfew did not
+    /// make is never taken over.
+    async fn open_wake(
+        &self,
+        namespace: &str,
+        wake: &WakeService,
+        routes: &[Route],
+    ) -> Result<(), CallError> {
+        let needs = |kind: Kind| {
+            routes
+                .iter()
+                .any(|r| r.kind == kind && r.stop_patch(wake).is_some())
+        };
+        if needs(Kind::Ingress) {
+            let path = url_path::<Service>(namespace);
+            match self
+                .create(&path, "create_wake_service", &wake.local_service(namespace))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.code() == Some(409) => {
+                    let found = self
+                        .call(
+                            "get_wake_service",
+                            self.api::<Service>(namespace).get_opt(LOCAL_WAKE_SERVICE),
+                        )
+                        .await?;
+                    if !found.is_some_and(|s| routes::made_by_curfew(&s.metadata)) {
+                        return Err(CallError::Other(format!(
+                            "a Service {LOCAL_WAKE_SERVICE} that curfew did not make is in the namespace: its Ingresses are left as they are"
+                        )));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if needs(Kind::HttpRoute) {
+            let path = format!(
+                "/apis/gateway.networking.k8s.io/v1beta1/namespaces/{}/referencegrants",
+                wake.namespace
+            );
+            match self
+                .create(&path, "create_reference_grant", &wake.grant(namespace))
+                .await
+            {
+                Err(e) if e.code() != Some(409) => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// After a start restored the routes: the ExternalName Service (if curfew made it,
+    /// exactly that one) and, when the namespace has HTTPRoutes, the ReferenceGrant go.
+    async fn close_wake(
+        &self,
+        namespace: &str,
+        wake: &WakeService,
+        grant: bool,
+    ) -> Result<(), CallError> {
+        let found = self
+            .call(
+                "get_wake_service",
+                self.api::<Service>(namespace).get_opt(LOCAL_WAKE_SERVICE),
+            )
+            .await?;
+        if let Some(service) = found.filter(|s| routes::made_by_curfew(&s.metadata)) {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: service.metadata.uid.clone(),
+                    resource_version: service.metadata.resource_version.clone(),
+                }),
+                ..DeleteParams::default()
+            };
+            let request =
+                Request::new(url_path::<Service>(namespace)).delete(LOCAL_WAKE_SERVICE, &params);
+            match self
+                .write::<IgnoredAny>("delete_wake_service", request)
+                .await
+            {
+                Err(e) if e.code() != Some(404) => return Err(e),
+                _ => {}
+            }
+        }
+        if !grant {
+            return Ok(());
+        }
+        let request = Request::new(format!(
+            "/apis/gateway.networking.k8s.io/v1beta1/namespaces/{}/referencegrants",
+            wake.namespace
+        ))
+        .delete(&routes::grant_name(namespace), &DeleteParams::default());
+        match self
+            .write::<IgnoredAny>("delete_reference_grant", request)
+            .await
+        {
+            Err(e) if e.code() != Some(404) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create(
+        &self,
+        path: &str,
+        endpoint: &'static str,
+        object: &Value,
+    ) -> Result<(), CallError> {
+        let request = serde_json::to_vec(object)
+            .map_err(kube::core::request::Error::SerializeBody)
+            .and_then(|body| Request::new(path).create(&PostParams::default(), body));
+        self.write::<IgnoredAny>(endpoint, request).await.map(drop)
     }
 
     /// Stop or start: every object of the namespace, a bounded number at once.
@@ -736,24 +994,66 @@ impl Kubernetes {
                 ),
             ));
         }
-        let objects = self
+        let workloads = self
             .workloads(id, true)
             .await
             .map_err(|e| self.call_failure(operation, id, &e))?;
-        let total = objects.len();
         let not_stopped = match step {
-            Step::Stop(_) => self.warn_not_stopped(id, &objects).await,
+            Step::Stop(_) => self.warn_not_stopped(id, &workloads).await,
             Step::Start => Vec::new(),
         };
-        let results: Vec<(Kind, String, Result<Option<Change>, ObjectError>)> =
+        let mut objects: Vec<Object> = workloads.into_iter().map(Object::Workload).collect();
+        // Routes: sent to the wake Service by a stop under a rule that wakes on request,
+        // restored by any start (whatever the rules say now).
+        let wake = match step {
+            Step::Stop(_) if self.wakes_on_request(&ns) => self.inner.options.wake_service.as_ref(),
+            Step::Stop(_) => None,
+            Step::Start => self.inner.options.wake_service.as_ref(),
+        };
+        let mut early_failures = Vec::new();
+        if let Some(wake) = wake {
+            let routes = self
+                .routes(id)
+                .await
+                .map_err(|e| self.call_failure(operation, id, &e))?;
+            let opened = match step {
+                Step::Stop(_) => self.open_wake(id, wake, &routes).await,
+                Step::Start => Ok(()),
+            };
+            match opened {
+                Ok(()) => objects.extend(routes.into_iter().map(Object::Route)),
+                Err(e) => early_failures.push((
+                    Kind::Ingress,
+                    LOCAL_WAKE_SERVICE.to_string(),
+                    Err(ObjectError::Call(e)),
+                )),
+            }
+        }
+        let total = objects.len() + early_failures.len();
+        let mut results: Vec<(Kind, String, Result<Option<Change>, ObjectError>)> =
             stream::iter(objects)
                 .map(|object| async move {
-                    let (kind, name) = (object.kind, object.name.clone());
-                    (kind, name, self.converge(id, object, step).await)
+                    let (kind, name) = (object.kind(), object.name().to_string());
+                    (kind, name, self.converge(id, object, step, wake).await)
                 })
                 .buffer_unordered(self.inner.options.max_concurrency.max(1))
                 .collect()
                 .await;
+        results.extend(early_failures);
+        if let (Step::Start, Some(wake)) = (step, wake) {
+            let routes_left = results
+                .iter()
+                .any(|(kind, _, r)| matches!(kind, Kind::Ingress | Kind::HttpRoute) && r.is_err());
+            let grant = results.iter().any(|(kind, _, _)| *kind == Kind::HttpRoute);
+            // The wake Service goes only once no route may still send to it.
+            if !routes_left && let Err(e) = self.close_wake(id, wake, grant).await {
+                let e = match e {
+                    CallError::LostLease => ObjectError::NotLeader,
+                    e => ObjectError::Call(e),
+                };
+                results.push((Kind::Ingress, LOCAL_WAKE_SERVICE.to_string(), Err(e)));
+            }
+        }
         let Tally {
             changed,
             left_as_changed,
@@ -784,6 +1084,35 @@ impl Kubernetes {
         } else {
             Outcome::AlreadyThereOrBusy
         })
+    }
+
+    /// Where the namespace `id` serves people, and whether it serves yet (wake on
+    /// request): the URL of its first Ingress (by name), else of its first HTTPRoute; ready
+    /// when every Deployment and StatefulSet curfew stops is back at its replicas with all
+    /// of them ready (`status.readyReplicas`), and no route still sends to the wake
+    /// Service. A namespace curfew does not manage serves nothing.
+    async fn serving_now(&self, id: &str) -> Result<Serving, PlatformError> {
+        let failed = |e: CallError| {
+            failure(
+                Operation::List,
+                e.retryable(),
+                format!("namespace {id}: {e}"),
+            )
+        };
+        let Some(ns) = self.namespace(id).await.map_err(failed)? else {
+            return Ok(Serving::default());
+        };
+        let workloads = self.workloads(id, false).await.map_err(failed)?;
+        let routes = self.routes(id).await.map_err(failed)?;
+        let url = routes
+            .iter()
+            .filter(|r| r.kind == Kind::Ingress)
+            .chain(routes.iter().filter(|r| r.kind == Kind::HttpRoute))
+            .find_map(Route::url);
+        let ready = !terminating(&ns)
+            && workloads.iter().all(Workload::serves)
+            && routes.iter().all(|r| r.recorded().is_none());
+        Ok(Serving { url, ready })
     }
 
     /// The objects a stop leaves running and why (another controller owns it, its volumes
@@ -1012,6 +1341,12 @@ fn action_notice(
             if !suspended.is_empty() {
                 parts.push(format!("{suspended} suspended"));
             }
+            let routed = list(Change::Stopped, &[Kind::Ingress, Kind::HttpRoute]);
+            if !routed.is_empty() {
+                parts.push(format!(
+                    "{routed} sent to curfew's wake Service (original backends in {ORIGINAL_BACKENDS})"
+                ));
+            }
             if !not_stopped.is_empty() {
                 parts.push(format!("not stopped: {}", not_stopped.join(", ")));
             }
@@ -1121,6 +1456,10 @@ impl Platform for Kubernetes {
 
     async fn start(&self, id: &str) -> Result<Outcome, PlatformError> {
         self.act(id, Step::Start).await
+    }
+
+    async fn serving(&self, id: &str) -> Result<Serving, PlatformError> {
+        self.serving_now(id).await
     }
 
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {

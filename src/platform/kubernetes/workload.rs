@@ -45,16 +45,24 @@ pub const ALLOW_VOLUME_DELETION: &str = "curfew.dev/allow-volume-deletion";
 /// run on time is never missed.
 pub const STARTING_DEADLINE_SECONDS: i64 = 300;
 
-/// The kinds curfew scales.
+/// The kinds curfew scales, and those whose traffic it sends to its wake Service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Deployment,
     StatefulSet,
     CronJob,
+    Ingress,
+    HttpRoute,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Deployment, Kind::StatefulSet, Kind::CronJob];
+    pub const ALL: [Kind; 5] = [
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::CronJob,
+        Kind::Ingress,
+        Kind::HttpRoute,
+    ];
 
     /// The kind's name (`Deployment`).
     pub fn name(self) -> &'static str {
@@ -62,6 +70,8 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::StatefulSet => "StatefulSet",
             Kind::CronJob => "CronJob",
+            Kind::Ingress => "Ingress",
+            Kind::HttpRoute => "HTTPRoute",
         }
     }
 
@@ -69,6 +79,8 @@ impl Kind {
         match self {
             Kind::Deployment | Kind::StatefulSet => "apps/v1",
             Kind::CronJob => "batch/v1",
+            Kind::Ingress => "networking.k8s.io/v1",
+            Kind::HttpRoute => "gateway.networking.k8s.io/v1",
         }
     }
 
@@ -78,6 +90,8 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::StatefulSet => "statefulsets",
             Kind::CronJob => "cronjobs",
+            Kind::Ingress => "ingresses",
+            Kind::HttpRoute => "httproutes",
         }
     }
 }
@@ -100,6 +114,8 @@ pub struct Workload {
     pub replicas: i32,
     /// A CronJob's `spec.suspend`.
     pub suspended: bool,
+    /// Its pods that are ready (`status.readyReplicas`; 0 for a CronJob).
+    pub ready_replicas: i32,
     /// What one of its pods asks for, from its pod template.
     pub requests: PodRequests,
     /// Its controller, if another object controls it (`Kafka/events`).
@@ -125,6 +141,7 @@ impl Workload {
             annotations: metadata.annotations.clone().unwrap_or_default(),
             replicas: 0,
             suspended: false,
+            ready_replicas: 0,
             requests: PodRequests::default(),
             controller: metadata
                 .owner_references
@@ -143,6 +160,11 @@ impl Workload {
         let spec = d.spec.as_ref();
         Workload {
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
+            ready_replicas: d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
             requests: spec
                 .and_then(|s| s.template.spec.as_ref())
                 .map(pod_requests)
@@ -160,6 +182,11 @@ impl Workload {
             .and_then(|p| p.when_scaled.as_deref());
         Workload {
             replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
+            ready_replicas: s
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
             requests: spec
                 .and_then(|s| s.template.spec.as_ref())
                 .map(pod_requests)
@@ -244,6 +271,18 @@ impl Workload {
             Kind::CronJob => !self.suspended,
             _ => self.replicas > 0,
         }
+    }
+
+    /// Ready to serve, as far as this object goes (wake on request): a Deployment or
+    /// StatefulSet that curfew stops is not still at zero by curfew's doing and has all
+    /// its replicas ready (`status.readyReplicas`). CronJobs, and objects curfew leaves
+    /// alone, never hold a wake up.
+    pub fn serves(&self) -> bool {
+        if self.kind == Kind::CronJob || !self.managed() {
+            return true;
+        }
+        let stopped_by_curfew = self.recorded().is_some() && self.replicas == 0;
+        !stopped_by_curfew && self.ready_replicas >= self.replicas
     }
 
     /// Replicas it runs with when its environment runs: what curfew recorded if it stopped

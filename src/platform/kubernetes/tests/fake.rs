@@ -175,6 +175,8 @@ pub struct Store {
     /// Resource versions before this one are compacted away (etcd's periodic compaction).
     compacted: u64,
     policy: Option<Policy>,
+    /// The Gateway API's CRDs are installed: without them its paths are 404.
+    pub gateway_api: bool,
 }
 
 impl Default for Store {
@@ -187,6 +189,7 @@ impl Default for Store {
             next_name: 0,
             compacted: 0,
             policy: None,
+            gateway_api: false,
         }
     }
 }
@@ -289,6 +292,10 @@ fn resource_of(kind: &str) -> &'static str {
         "Lease" => "leases",
         "Event" => "events",
         "LimitRange" => "limitranges",
+        "Ingress" => "ingresses",
+        "HTTPRoute" => "httproutes",
+        "Service" => "services",
+        "ReferenceGrant" => "referencegrants",
         other => panic!("no resource for kind {other}"),
     }
 }
@@ -308,6 +315,10 @@ fn kind_of(resource: &str) -> &'static str {
         "leases" => "Lease",
         "events" => "Event",
         "limitranges" => "LimitRange",
+        "ingresses" => "Ingress",
+        "httproutes" => "HTTPRoute",
+        "services" => "Service",
+        "referencegrants" => "ReferenceGrant",
         other => panic!("no kind for resource {other}"),
     }
 }
@@ -316,6 +327,8 @@ fn api_version(group: &str, resource: &str) -> String {
     match (group, resource) {
         ("", _) => "v1".into(),
         ("autoscaling", _) => "autoscaling/v2".into(),
+        // ReferenceGrant is served at v1beta1 (Gateway API's standard channel).
+        (group, "referencegrants") => format!("{group}/v1beta1"),
         (group, _) => format!("{group}/v1"),
     }
 }
@@ -482,6 +495,25 @@ impl FakeApi {
         events
     }
 
+    /// The kubelet reports every pod of a Deployment or StatefulSet ready.
+    pub fn pods_ready(&self, resource: &str, namespace: &str, name: &str) {
+        let mut store = self.store();
+        let version = store.version();
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let object = store.objects.get_mut(&key).unwrap();
+        object["status"]["readyReplicas"] = object["spec"]["replicas"].clone();
+        object["metadata"]["resourceVersion"] = json!(version);
+    }
+
+    /// Installs the Gateway API's CRDs: HTTPRoutes and ReferenceGrants are served.
+    pub fn install_gateway_api(&self) {
+        self.store().gateway_api = true;
+    }
+
     /// A person scales a workload (`kubectl scale`).
     pub fn scale(&self, resource: &str, namespace: &str, name: &str, replicas: i64) {
         self.store().edit(resource, namespace, name, |o| {
@@ -590,6 +622,17 @@ impl FakeApi {
     fn handle(&self, seen: &Seen) -> (u16, Value) {
         let mut store = self.store();
         let namespace = seen.namespace.clone().unwrap_or_default();
+        // A group no CRD installed is not served: 404 for any path under it.
+        if seen.group == "gateway.networking.k8s.io" && !store.gateway_api {
+            return (
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            );
+        }
         match (seen.verb(), seen.name.as_deref()) {
             ("list", _) => list(&store, seen),
             ("get", Some(name)) => match store.get(&seen.resource, &namespace, name) {
@@ -672,6 +715,9 @@ fn patch(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
         .cloned()
         .unwrap_or_else(|| "curfew".into());
     fields::updated(&mut object, &current, &patch, &manager, &store.stamp());
+    if let Err(errors) = validation::object(&seen.resource, &namespace, &object) {
+        return invalid(&object, name, &errors);
+    }
     if let Err(denied) = admit(store, seen, &object, &current) {
         return denied;
     }
@@ -707,14 +753,8 @@ fn create(store: &mut Store, seen: &Seen) -> (u16, Value) {
     object["metadata"]["namespace"] = json!(namespace);
     object["apiVersion"] = json!(api_version(&seen.group, &seen.resource));
     object["kind"] = json!(kind_of(&seen.resource));
-    if seen.resource == "events"
-        && let Err(errors) = validation::event(&namespace, &object)
-    {
-        let message = format!(
-            "Event.events.k8s.io \"{name}\" is invalid: {}",
-            errors.join(", ")
-        );
-        return (422, status(422, "Invalid", &message));
+    if let Err(errors) = validation::object(&seen.resource, &namespace, &object) {
+        return invalid(&object, &name, &errors);
     }
     if let Err(denied) = admit(store, seen, &object, &Value::Null) {
         return denied;
@@ -727,6 +767,18 @@ fn create(store: &mut Store, seen: &Seen) -> (u16, Value) {
             .cloned()
             .unwrap(),
     )
+}
+
+/// 422 Invalid, as kube-apiserver words it: `Kind.group "name" is invalid: errors`.
+fn invalid(object: &Value, name: &str, errors: &[String]) -> (u16, Value) {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let group = object["apiVersion"]
+        .as_str()
+        .and_then(|v| v.rsplit_once('/'))
+        .map(|(g, _)| format!(".{g}"))
+        .unwrap_or_default();
+    let message = format!("{kind}{group} \"{name}\" is invalid: {}", errors.join(", "));
+    (422, status(422, "Invalid", &message))
 }
 
 fn update(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
@@ -769,6 +821,11 @@ fn delete(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
     }
     if let Err(denied) = admit(store, seen, &Value::Null, &current) {
         return denied;
+    }
+    // Without finalizers an object goes at once; a namespace waits for its content.
+    if seen.resource != "namespaces" {
+        store.remove(&seen.resource, &namespace, name);
+        return (200, status(200, "Success", "deleted"));
     }
     let at = store.stamp();
     store.edit(&seen.resource, &namespace, name, |o| {
@@ -891,7 +948,7 @@ pub fn deployment(namespace: &str, name: &str, replicas: i64) -> Value {
             "selector": {"matchLabels": {"app": "x"}},
             "template": pod_template("250m", "512Mi"),
         },
-        "status": {"replicas": replicas},
+        "status": {"replicas": replicas, "readyReplicas": replicas},
     })
 }
 
@@ -911,7 +968,7 @@ pub fn stateful_set(namespace: &str, name: &str, replicas: i64) -> Value {
             }],
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
         },
-        "status": {"replicas": replicas},
+        "status": {"replicas": replicas, "readyReplicas": replicas},
     })
 }
 
@@ -955,6 +1012,45 @@ pub fn controller_revision(namespace: &str, name: &str, created: &str) -> Value 
         "apiVersion": "apps/v1", "kind": "ControllerRevision",
         "metadata": {"name": name, "namespace": namespace, "creationTimestamp": created},
         "revision": 1,
+    })
+}
+
+/// An Ingress for `host` (TLS or not): `/` to the Service `web` port 80, `/api` to `api`
+/// port `http`.
+pub fn ingress(namespace: &str, name: &str, host: &str, tls: bool) -> Value {
+    let mut o = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{"host": host, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"name": "http"}}}},
+            ]}}],
+        },
+    });
+    if tls {
+        o["spec"]["tls"] = json!([{"hosts": [host], "secretName": format!("{name}-tls")}]);
+    }
+    o
+}
+
+/// An HTTPRoute for `host` on the Gateway `shared/gateway`: one rule split 90/10 between
+/// `web` and `web-canary`, one rule redirecting `/old` (no backends).
+pub fn http_route(namespace: &str, name: &str, host: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "gateway", "namespace": "shared"}],
+            "hostnames": [host],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                 "backendRefs": [{"name": "web", "port": 80, "weight": 90}, {"name": "web-canary", "port": 80, "weight": 10}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
+                 "filters": [{"type": "RequestRedirect", "requestRedirect": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/"}}}]},
+            ],
+        },
     })
 }
 

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 mod fake;
 mod rules;
+mod wake;
 
 use super::namespace::policy_labels;
 use super::workload::{Kind, PodRequests, Restore, Workload, parse_quantity};
@@ -1007,6 +1008,23 @@ async fn the_shipped_roles_grant_exactly_what_the_adapter_uses() {
     });
     k8s.stop("pr-1").await.unwrap();
     k8s.start("pr-1").await.unwrap();
+    // Wake on request: pr-2's routes go to the wake Service and come back, its serving asked.
+    {
+        let mut o = options();
+        o.wake_service = Some(wake::wake());
+        let waking = adapter_with(&fake, o, Arc::new(a.clone()));
+        waking.route_wakes(Arc::new(wake::Rules(true)));
+        fake.install_gateway_api();
+        fake.put(namespace("pr-2"));
+        fake.put(fake::ingress("pr-2", "web", "pr-2.example.com", true));
+        fake.put(fake::http_route("pr-2", "web", "pr-2.example.com"));
+        waking.stop("pr-2").await.unwrap();
+        waking.start("pr-2").await.unwrap();
+        waking.serving("pr-2").await.unwrap();
+        for kind in [Kind::Ingress, Kind::HttpRoute] {
+            assert!(waking.get("pr-2", kind, "web").await.unwrap().is_some());
+        }
+    }
     k8s.delete("pr-1").await.unwrap();
     // Gets after conflicts, on each kind.
     for (resource, name) in [
@@ -1038,10 +1056,16 @@ async fn the_shipped_roles_grant_exactly_what_the_adapter_uses() {
     };
     let cluster = granted(PERMISSIONS);
     let lease = granted(LEASE_PERMISSIONS);
+    let wake = granted(WAKE_PERMISSIONS);
     assert_eq!(
         used,
-        &cluster | &lease,
+        &(&cluster | &lease) | &wake,
         "the tables are what the adapter does"
+    );
+    assert_eq!(
+        rules_in("wake-role.yaml"),
+        wake,
+        "the wake Role is the table"
     );
     assert_eq!(
         rules_in("clusterrole.yaml"),
@@ -1239,6 +1263,7 @@ fn workload(kind: Kind, replicas: i32, suspended: bool, annotations: &[(&str, &s
             .collect(),
         replicas,
         suspended,
+        ready_replicas: 0,
         requests: PodRequests::default(),
         controller: None,
         deletes_volumes: false,
@@ -1365,6 +1390,7 @@ fn the_kubernetes_platform_is_read_from_the_rule_file_with_its_defaults() {
                 lookback: Duration::from_secs(7 * 86_400),
                 min_rate: 0.0,
             }),
+            wake_service: None,
         })
     );
 }

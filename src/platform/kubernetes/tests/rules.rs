@@ -430,7 +430,7 @@ async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fou
 
 // Item 6: the admission policy.
 
-fn shipped_policy() -> Policy {
+pub(super) fn shipped_policy() -> Policy {
     let dir = format!(
         "{}/deploy/kubernetes/components/admission-policy",
         env!("CARGO_MANIFEST_DIR")
@@ -442,7 +442,7 @@ fn shipped_policy() -> Policy {
     )
 }
 
-const CURFEW: &str = "system:serviceaccount:curfew:curfew";
+pub(super) const CURFEW: &str = "system:serviceaccount:curfew:curfew";
 
 #[tokio::test]
 async fn the_shipped_admission_policy_admits_every_write_curfew_makes() {

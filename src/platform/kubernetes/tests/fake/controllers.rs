@@ -21,11 +21,19 @@ fn replicas(object: &Value) -> i64 {
     object["spec"]["replicas"].as_i64().unwrap_or(1)
 }
 
+/// The status a Deployment or StatefulSet controller writes: its replicas, and of them
+/// those ready. Pods removed are no longer ready; pods made are not ready yet (their
+/// readiness comes from the kubelet: [`super::FakeApi::pods_ready`]).
 fn set_status_replicas(store: &mut Store, key: &Key, replicas: i64) {
     if let Some(o) = store.objects.get_mut(key)
         && o.get("status").is_some()
     {
+        let ready = o["status"]["readyReplicas"]
+            .as_i64()
+            .unwrap_or(0)
+            .min(replicas);
         o["status"]["replicas"] = json!(replicas);
+        o["status"]["readyReplicas"] = json!(ready);
     }
 }
 

@@ -107,3 +107,205 @@ pub fn event(namespace: &str, event: &Value) -> Result<(), Vec<String>> {
         Err(errors)
     }
 }
+
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 63 && !text.contains('.') && is_dns_subdomain(text)
+}
+
+fn port_ok(value: &Value) -> bool {
+    value.as_i64().is_some_and(|p| (1..=65535).contains(&p))
+}
+
+/// An Ingress backend (pkg/apis/networking/validation/validation.go,
+/// validateIngressBackend): exactly one of `service` or `resource`; a service names a
+/// Service (a DNS-1035 label) and exactly one of a port name or a port number (1-65535).
+fn ingress_backend(backend: &Value, at: &str, errors: &mut Vec<String>) {
+    let service = &backend["service"];
+    match (service.is_null(), backend["resource"].is_null()) {
+        (false, false) => errors.push(format!(
+            "{at}: Invalid value: \"\": cannot set both resource and service backends"
+        )),
+        (true, true) => errors.push(format!(
+            "{at}: Required value: one of `service` or `resource` must be specified"
+        )),
+        (true, false) => {}
+        (false, true) => {
+            let name = service["name"].as_str().unwrap_or_default();
+            let label =
+                !name.is_empty() && name.as_bytes()[0].is_ascii_lowercase() && is_dns_label(name);
+            if !label {
+                errors.push(format!(
+                    "{at}.service.name: Invalid value: \"{name}\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character"
+                ));
+            }
+            let port = &service["port"];
+            match (port["name"].is_null(), port["number"].is_null()) {
+                (false, false) => errors.push(format!(
+                    "{at}.service.port: Invalid value: \"\": cannot set both port name & port number"
+                )),
+                (true, true) => errors.push(format!(
+                    "{at}.service.port: Invalid value: \"\": port name or number is required"
+                )),
+                (true, false) if !port_ok(&port["number"]) => errors.push(format!(
+                    "{at}.service.port.number: Invalid value: {}: must be between 1 and 65535, inclusive",
+                    port["number"]
+                )),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An Ingress's spec (pkg/apis/networking/validation/validation.go, ValidateIngressSpec
+/// and validateHTTPIngressRuleValue): a default backend or rules; each path a pathType
+/// (Exact, Prefix or ImplementationSpecific) and a backend.
+pub fn ingress(object: &Value) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    let spec = &object["spec"];
+    let rules = spec["rules"].as_array().cloned().unwrap_or_default();
+    if rules.is_empty() && spec["defaultBackend"].is_null() {
+        errors.push(
+            "spec: Invalid value: \"\": either `defaultBackend` or `rules` must be specified"
+                .into(),
+        );
+    }
+    if !spec["defaultBackend"].is_null() {
+        ingress_backend(&spec["defaultBackend"], "spec.defaultBackend", &mut errors);
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        for (j, path) in rule["http"]["paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let at = format!("spec.rules[{i}].http.paths[{j}]");
+            if !matches!(
+                path["pathType"].as_str(),
+                Some("Exact" | "Prefix" | "ImplementationSpecific")
+            ) {
+                errors.push(format!(
+                    "{at}.pathType: Required value: pathType must be specified"
+                ));
+            }
+            ingress_backend(&path["backend"], &format!("{at}.backend"), &mut errors);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// An HTTPRoute's spec as its CRD's schema checks it (gateway-api,
+/// config/crd/standard/gateway.networking.k8s.io_httproutes.yaml): at most 16 rules and 16
+/// backendRefs a rule; a backendRef a name (1-253 characters), a namespace that is a DNS
+/// label, a port of 1-65535, and a port whenever it names a Service (the CEL rule "Must
+/// have port for Service reference").
+pub fn http_route(object: &Value) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    let rules = object["spec"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if rules.len() > 16 {
+        errors.push(format!(
+            "spec.rules: Too many: {}: must have at most 16 items",
+            rules.len()
+        ));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let refs = rule["backendRefs"].as_array().cloned().unwrap_or_default();
+        if refs.len() > 16 {
+            errors.push(format!(
+                "spec.rules[{i}].backendRefs: Too many: {}: must have at most 16 items",
+                refs.len()
+            ));
+        }
+        for (j, r) in refs.iter().enumerate() {
+            let at = format!("spec.rules[{i}].backendRefs[{j}]");
+            let name = r["name"].as_str().unwrap_or_default();
+            if name.is_empty() || name.len() > 253 {
+                errors.push(format!(
+                    "{at}.name: Invalid value: \"{name}\": should be 1 to 253 characters"
+                ));
+            }
+            if let Some(ns) = r.get("namespace").filter(|v| !v.is_null())
+                && !ns.as_str().is_some_and(is_dns_label)
+            {
+                errors.push(format!("{at}.namespace: Invalid value: {ns}: should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'"));
+            }
+            let service = r["group"].as_str().unwrap_or_default().is_empty()
+                && r["kind"].as_str().unwrap_or("Service") == "Service";
+            match r.get("port").filter(|v| !v.is_null()) {
+                None if service => errors.push(format!(
+                    "{at}: Invalid value: \"object\": Must have port for Service reference"
+                )),
+                Some(p) if !port_ok(p) => errors.push(format!(
+                    "{at}.port: Invalid value: {p}: should be between 1 and 65535"
+                )),
+                _ => {}
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// A Service of type ExternalName (pkg/apis/core/validation/validation.go, ValidateService):
+/// `externalName` required and a DNS-1123 subdomain (a trailing dot allowed), no cluster
+/// IP, ports of 1-65535, each named when there are several.
+pub fn service(object: &Value) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    let spec = &object["spec"];
+    if spec["type"] == "ExternalName" {
+        match spec["externalName"].as_str() {
+            None | Some("") => errors.push("spec.externalName: Required value".into()),
+            Some(name) if !is_dns_subdomain(name.trim_end_matches('.')) => errors.push(format!(
+                "spec.externalName: Invalid value: \"{name}\": a lowercase RFC 1123 subdomain"
+            )),
+            _ => {}
+        }
+        if spec["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty() && ip != "None")
+        {
+            errors.push(
+                "spec.clusterIPs: Invalid value: must be empty for ExternalName services".into(),
+            );
+        }
+    }
+    let ports = spec["ports"].as_array().cloned().unwrap_or_default();
+    for (i, port) in ports.iter().enumerate() {
+        if !port_ok(&port["port"]) {
+            errors.push(format!(
+                "spec.ports[{i}].port: Invalid value: {}: must be between 1 and 65535, inclusive",
+                port["port"]
+            ));
+        }
+        if ports.len() > 1 && port["name"].as_str().unwrap_or_default().is_empty() {
+            errors.push(format!("spec.ports[{i}].name: Required value"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The validation kube-apiserver runs on a create or update of `resource`, if the fake
+/// knows it.
+pub fn object(resource: &str, namespace: &str, object: &Value) -> Result<(), Vec<String>> {
+    match resource {
+        "events" => event(namespace, object),
+        "ingresses" => ingress(object),
+        "httproutes" => http_route(object),
+        "services" => service(object),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,461 @@
+//! Wake on request, the public port's endpoints: `GET /wake/{environment}` shows a waiting
+//! page to a browser (or answers `503` + `Retry-After` to an API client) while the
+//! environment starts, and sends the reader to the environment's own URL once it serves.
+//!
+//! It reads the daemon's last pass (to know the environments without calling the platform)
+//! and the ledger (how long past wakes took), and acts only through the operator's verbs
+//! in `reconcile` (`wake_by_request`, `keep_by_request`, `serving`), as the admin API does.
+//! A storm of requests for one environment makes one start: each environment has one
+//! flight, whose lock the requests take in turn, and only the first one that finds it
+//! not serving asks for the start.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, TimeDelta, Utc};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::platform::{Environment, Serving};
+use crate::reconcile::{Daemon, OperatorError};
+
+/// How long the platform's word on whether an environment serves is reused.
+const SERVING_FRESH: TimeDelta = TimeDelta::seconds(2);
+/// How long a refusal is reused before the rules are asked again.
+const REFUSAL_FRESH: TimeDelta = TimeDelta::minutes(1);
+/// What the waiting page and `Retry-After` tell the reader to wait before asking again.
+const RETRY_SECONDS: u32 = 5;
+/// The estimate when the ledger holds no past wake of the environment.
+const DEFAULT_ESTIMATE: TimeDelta = TimeDelta::minutes(2);
+/// The longest environment key or return path read from a request.
+const MAX_KEY: usize = 256;
+
+/// The public port's settings for waking.
+#[derive(Debug, Clone, Copy)]
+pub struct WakeOptions {
+    /// How long a request keeps its environment awake after it.
+    pub session: TimeDelta,
+    /// Wakes by request over all environments in one hour, at most.
+    pub max_wakes_per_hour: u32,
+}
+
+#[derive(Clone)]
+struct Wakes(Arc<Inner>);
+
+struct Inner {
+    daemon: Arc<Daemon>,
+    options: WakeOptions,
+    flights: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<Flight>>>>,
+    /// When the wakes of the last hour were asked for.
+    recent: Mutex<VecDeque<DateTime<Utc>>>,
+}
+
+/// One environment's wake, as the requests for it share it.
+#[derive(Default)]
+struct Flight {
+    /// When the rules last let a request wake it.
+    allowed_at: Option<DateTime<Utc>>,
+    woken_at: Option<DateTime<Utc>>,
+    served_recorded: bool,
+    kept_until: Option<DateTime<Utc>>,
+    refused: Option<(DateTime<Utc>, Refusal)>,
+    checked: Option<(DateTime<Utc>, Serving)>,
+}
+
+#[derive(Clone)]
+struct Refusal {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+}
+
+/// What a request finds.
+enum Found {
+    Ready(String),
+    Waking { estimate: TimeDelta },
+    Refused(Refusal),
+}
+
+/// The public port's app: the wake routes, and `links` (the signed links' pages, with the
+/// page's assets) when they are on; else the assets alone.
+pub fn public_router(daemon: Arc<Daemon>, options: WakeOptions, links: Option<Router>) -> Router {
+    let wake = router(daemon, options);
+    match links {
+        Some(links) => wake.merge(links),
+        None => wake.route(
+            "/assets/{name}",
+            get(|Path(name): Path<String>| async move { crate::ui::public_asset(&name) }),
+        ),
+    }
+}
+
+/// The wake routes: `/wake/{environment}` and `/robots.txt`.
+pub fn router(daemon: Arc<Daemon>, options: WakeOptions) -> Router {
+    let wakes = Wakes(Arc::new(Inner {
+        daemon,
+        options,
+        flights: Mutex::new(HashMap::new()),
+        recent: Mutex::new(VecDeque::new()),
+    }));
+    Router::new()
+        .route("/wake/{environment}", get(wake))
+        .route("/robots.txt", get(robots))
+        .with_state(wakes)
+}
+
+/// Crawlers are asked to stay away (and fetching this wakes nothing).
+async fn robots() -> &'static str {
+    "User-agent: *\nDisallow: /\n"
+}
+
+#[derive(Deserialize)]
+struct Asked {
+    /// The path to return the reader to on the environment (`/orders/42`).
+    #[serde(default)]
+    to: Option<String>,
+}
+
+async fn wake(
+    State(wakes): State<Wakes>,
+    method: Method,
+    Path(key): Path<String>,
+    Query(asked): Query<Asked>,
+    headers: HeaderMap,
+) -> Response {
+    let html = wants_html(&headers);
+    let to = asked.to.filter(|p| return_path_ok(p));
+    let found = match wakes.environment(&key) {
+        Err(refusal) => Found::Refused(refusal),
+        // A HEAD (link checkers, bots) looks but wakes nothing.
+        Ok(env) => wakes.find(&env, method != Method::HEAD).await,
+    };
+    let name = key.chars().take(MAX_KEY).collect::<String>();
+    match (found, html) {
+        (Found::Ready(url), true) => {
+            let target = format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                to.as_deref().unwrap_or("/")
+            );
+            (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
+        }
+        (Found::Ready(url), false) => (
+            StatusCode::OK,
+            axum::Json(json!({ "environment": name, "status": "ready", "url": url })),
+        )
+            .into_response(),
+        (Found::Waking { estimate }, true) => waiting_page(&name, estimate),
+        (Found::Waking { estimate }, false) => {
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({
+                    "environment": name,
+                    "status": "waking",
+                    "estimate_seconds": estimate.num_seconds(),
+                })),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_SECONDS));
+            r
+        }
+        (Found::Refused(r), true) => refused_page(&r),
+        (Found::Refused(r), false) => problem(&r),
+    }
+}
+
+impl Wakes {
+    /// The environment `key` names (its id, or its unique name) in the daemon's last pass.
+    fn environment(&self, key: &str) -> Result<Environment, Refusal> {
+        let unknown = || Refusal {
+            status: StatusCode::NOT_FOUND,
+            title: "Unknown environment",
+            detail: "no environment of that name can be woken here".into(),
+        };
+        if key.len() > MAX_KEY {
+            return Err(unknown());
+        }
+        let Some(pass) = self.0.daemon.last_pass() else {
+            return Err(Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "curfew is starting",
+                detail: "curfew has not listed the environments yet; try again in a moment".into(),
+            });
+        };
+        let envs = &pass.snapshot.environments;
+        if let Some(e) = envs.iter().find(|e| &*e.id == key) {
+            return Ok(e.clone());
+        }
+        let mut named = envs.iter().filter(|e| &*e.name == key);
+        match (named.next(), named.next()) {
+            (Some(e), None) => Ok(e.clone()),
+            _ => Err(unknown()),
+        }
+    }
+
+    fn flight(&self, id: &Arc<str>) -> Arc<tokio::sync::Mutex<Flight>> {
+        let mut flights = self
+            .0
+            .flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        flights.entry(id.clone()).or_default().clone()
+    }
+
+    /// Whether `env` serves, waking it (once per flight) when `may_wake`.
+    async fn find(&self, env: &Environment, may_wake: bool) -> Found {
+        let daemon = &self.0.daemon;
+        let flight = self.flight(&env.id);
+        let mut f = flight.lock().await;
+        let now = daemon.clock().now();
+        if let Some((at, refusal)) = &f.refused
+            && now - *at < REFUSAL_FRESH
+        {
+            return Found::Refused(refusal.clone());
+        }
+        // Nothing is said of an environment a request may not wake, not even its URL.
+        if f.allowed_at.is_none_or(|at| now - at >= REFUSAL_FRESH) {
+            if let Err(e) = daemon.may_wake_by_request(&env.id).await {
+                let refusal = refusal_of(&e);
+                f.refused = Some((now, refusal.clone()));
+                return Found::Refused(refusal);
+            }
+            f.allowed_at = Some(now);
+        }
+        let serving = match &f.checked {
+            Some((at, s)) if now - *at < SERVING_FRESH => s.clone(),
+            _ => {
+                let s = daemon.serving(&env.id).await.unwrap_or_else(|e| {
+                    tracing::warn!(environment = %env.name, error = %e, "cannot tell whether it serves");
+                    Serving::default()
+                });
+                f.checked = Some((now, s.clone()));
+                s
+            }
+        };
+        let until = now + self.0.options.session;
+        if serving.ready
+            && let Some(url) = serving.url
+        {
+            if f.woken_at.is_some() {
+                self.keep(env, &mut f, now, until).await;
+            }
+            return Found::Ready(url);
+        }
+        if f.woken_at.is_none() && may_wake {
+            if let Err(refusal) = self.take_wake(now) {
+                return Found::Refused(refusal);
+            }
+            match daemon.wake_by_request(&env.id, until).await {
+                Ok(_) => {
+                    f.woken_at = Some(now);
+                    f.kept_until = Some(until);
+                }
+                Err(e) => {
+                    let refusal = refusal_of(&e);
+                    f.refused = Some((now, refusal.clone()));
+                    return Found::Refused(refusal);
+                }
+            }
+        } else if f.woken_at.is_some() {
+            self.keep(env, &mut f, now, until).await;
+        }
+        Found::Waking {
+            estimate: self.estimate(&env.id).await,
+        }
+    }
+
+    /// Activity: the environment stays up `session` after this request (the snooze is
+    /// moved when half of it has gone by, not on every request). Its first time serving
+    /// is written to the ledger for the next estimate.
+    async fn keep(
+        &self,
+        env: &Environment,
+        f: &mut Flight,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) {
+        let daemon = &self.0.daemon;
+        if f.checked.as_ref().is_some_and(|(_, s)| s.ready) && !f.served_recorded {
+            f.served_recorded = true;
+            if let Err(e) = daemon.record_served(&env.id).await {
+                tracing::warn!(environment = %env.name, error = %e, "cannot record the wake's end");
+            }
+        }
+        let half = self.0.options.session / 2;
+        if f.kept_until.is_none_or(|k| k - now < half) {
+            match daemon.keep_by_request(&env.id, until).await {
+                Ok(_) => f.kept_until = Some(until),
+                Err(e) => {
+                    tracing::warn!(environment = %env.name, error = %e, "cannot keep it awake")
+                }
+            }
+        }
+    }
+
+    /// Counts one wake against `max_wakes_per_hour`, or refuses it.
+    fn take_wake(&self, now: DateTime<Utc>) -> Result<(), Refusal> {
+        let mut recent = self.0.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        while recent
+            .front()
+            .is_some_and(|t| now - *t >= TimeDelta::hours(1))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= self.0.options.max_wakes_per_hour as usize {
+            return Err(Refusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                title: "Too many wakes",
+                detail:
+                    "curfew has woken as many environments as it may this hour; try again later"
+                        .into(),
+            });
+        }
+        recent.push_back(now);
+        Ok(())
+    }
+
+    /// How long a wake of `id` usually takes: the median of its past wakes by request
+    /// (from the wake to its first time serving, in the ledger), else two minutes.
+    async fn estimate(&self, id: &str) -> TimeDelta {
+        let id = id.to_string();
+        let history = self
+            .0
+            .daemon
+            .ledger()
+            .run(move |l| l.history(&id, 200))
+            .await
+            .unwrap_or_default();
+        let by = crate::reconcile::BY_REQUEST;
+        let (wake, served) = (format!("wake by {by}"), format!("served by {by}"));
+        let mut took = Vec::new();
+        let mut served_at = None;
+        // Newest first: a `served` entry, then the `wake` before it.
+        for e in &history {
+            if e.what == served {
+                served_at = Some(e.at);
+            } else if e.what == wake
+                && let Some(s) = served_at.take()
+            {
+                took.push(s - e.at);
+            }
+        }
+        took.sort();
+        took.get(took.len() / 2)
+            .copied()
+            .unwrap_or(DEFAULT_ESTIMATE)
+    }
+}
+
+/// Whether the client reads HTML (a browser) rather than JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or("");
+    accept.contains("text/html") && !accept.starts_with("application/json")
+}
+
+/// A path on the environment's own host: absolute, not another host's (`//evil`), short.
+fn return_path_ok(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && path.len() <= MAX_KEY * 4
+        && !path.chars().any(char::is_control)
+}
+
+fn refusal_of(e: &OperatorError) -> Refusal {
+    match e {
+        OperatorError::Protected(why) | OperatorError::Invalid(why) => Refusal {
+            status: StatusCode::FORBIDDEN,
+            title: "Not woken",
+            detail: why.clone(),
+        },
+        // The message of an ambiguous name lists other environments' ids: never shown.
+        OperatorError::NotFound(_) | OperatorError::Ambiguous { .. } => Refusal {
+            status: StatusCode::NOT_FOUND,
+            title: "Unknown environment",
+            detail: "no environment of that name can be woken here".into(),
+        },
+        OperatorError::Platform(_) | OperatorError::Ledger(_) => {
+            tracing::warn!(error = %e, "a wake by request failed");
+            Refusal {
+                status: StatusCode::BAD_GATEWAY,
+                title: "Wake failed",
+                detail: "curfew could not start the environment; try again in a minute".into(),
+            }
+        }
+    }
+}
+
+/// In words: `about 2 minutes`, `about 40 seconds`.
+fn about(d: TimeDelta) -> String {
+    let s = d.num_seconds().max(1);
+    match s {
+        0..60 => format!("about {s} seconds"),
+        60..120 => "about a minute".into(),
+        _ => format!("about {} minutes", (s + 30) / 60),
+    }
+}
+
+fn frame(title: &str, body: Markup, refresh: bool) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                meta name="referrer" content="no-referrer";
+                meta name="robots" content="noindex";
+                @if refresh { meta http-equiv="refresh" content=(RETRY_SECONDS); }
+                title { (title) " · curfew" }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body { main { (body) } }
+        }
+    }
+}
+
+fn waiting_page(name: &str, estimate: TimeDelta) -> Response {
+    let title = format!("{name} is waking up");
+    let body = html! {
+        h1 { (name) " is waking up, " (about(estimate)) }
+        p { "It was stopped to save money while nobody used it. It is starting now; this page refreshes itself and takes you there once it answers." }
+    };
+    let mut r = (StatusCode::OK, frame(&title, body, true)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn refused_page(r: &Refusal) -> Response {
+    let body = html! { h1 { (r.title) } p.message { (r.detail) } };
+    (r.status, frame(r.title, body, false)).into_response()
+}
+
+/// An RFC 7807 problem.
+fn problem(r: &Refusal) -> Response {
+    (
+        r.status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        json!({
+            "type": "about:blank",
+            "title": r.title,
+            "status": r.status.as_u16(),
+            "detail": r.detail,
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! Wake on request over the real daemon and the in-process sandbox (real HTTP between
+//! them; the public port itself served over real HTTP where the port is what is tested),
+//! on a manual clock.
+
+use axum::body::{Body, to_bytes};
+use axum::http::Request;
+use tower::ServiceExt;
+
+use super::*;
+use crate::platform::Mode;
+use crate::reconcile::tests::{World, at, world};
+use crate::sandbox::SandboxEnvironment;
+
+/// Previews may be woken by a request; staging may not; production is protected.
+const RULES: &str = "timezone: Europe/Paris\nsafety:\n  protect_production: true\nrules:\n  - name: previews\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    stop_when_idle: 1h\n    wake_on_request: true\n  - name: others\n    match: { mode: [staging, development] }\n    run: Mon-Fri 08:00-19:00\n";
+/// A Wednesday evening: the first pass stops everything.
+const START: &str = "2026-11-25T20:00:00+01:00";
+
+struct Site {
+    w: World,
+    router: Router,
+}
+
+async fn site(max_wakes_per_hour: u32) -> Site {
+    let w = world(RULES, START, 8).await;
+    w.daemon.pass().await.unwrap();
+    w.clock.set(at(START) + TimeDelta::minutes(2));
+    w.daemon.pass().await.unwrap();
+    let options = WakeOptions {
+        session: TimeDelta::minutes(30),
+        max_wakes_per_hour,
+    };
+    let router = crate::server::public_routes(public_router(w.daemon.clone(), options, None)).app;
+    Site { w, router }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Site {
+    async fn ask(&self, method: Method, path: &str, accept: &str) -> Answer {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::ACCEPT, accept)
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    async fn browser(&self, path: &str) -> Answer {
+        self.ask(Method::GET, path, "text/html,application/xhtml+xml")
+            .await
+    }
+
+    async fn api(&self, path: &str) -> Answer {
+        self.ask(Method::GET, path, "application/json").await
+    }
+
+    fn one(&self, mode: Mode) -> SandboxEnvironment {
+        self.w
+            .sandbox
+            .environments()
+            .into_iter()
+            .find(|e| e.mode == mode)
+            .unwrap()
+    }
+
+    fn deploys(&self, id: &str) -> u32 {
+        self.w
+            .sandbox
+            .requests()
+            .deploys
+            .get(id)
+            .map_or(0, |c| c.calls)
+    }
+
+    fn later(&self, minutes: i64) {
+        self.w.clock.advance(TimeDelta::minutes(minutes));
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_concurrent_requests_for_a_stopped_preview_make_one_start() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    assert_eq!(env.state, "STOPPED");
+    let path = format!("/wake/{}", env.name);
+    let answers = futures::future::join_all((0..10_000).map(|_| s.api(&path))).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.status == StatusCode::SERVICE_UNAVAILABLE
+                && a.headers[header::RETRY_AFTER] == "5")
+    );
+    assert_eq!(s.deploys(&env.id), 1);
+    let history = s.w.daemon.ledger().history(&env.id, 10).unwrap();
+    assert!(
+        history.iter().any(|h| h.what == "wake by request"),
+        "{history:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_waiting_page_says_how_long_then_redirects_to_the_very_path_once_it_serves() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    let path = format!("/wake/{}?to=/orders/42", env.name);
+    let waiting = s.browser(&path).await;
+    assert_eq!(waiting.status, StatusCode::OK);
+    assert!(
+        waiting
+            .body
+            .contains(&format!("{} is waking up, about 2 minutes", env.name)),
+        "{}",
+        waiting.body
+    );
+    assert!(waiting.body.contains("http-equiv=\"refresh\""));
+    // The sandbox deploys in a few of its 10 s steps.
+    s.later(2);
+    let ready = s.browser(&path).await;
+    assert_eq!(ready.status, StatusCode::SEE_OTHER, "{}", ready.body);
+    let location = ready.headers[header::LOCATION].to_str().unwrap();
+    assert!(
+        location.ends_with(&format!("/app/{}/orders/42", env.id)),
+        "{location}"
+    );
+    let api = s.api(&format!("/wake/{}", env.id)).await;
+    assert_eq!(api.status, StatusCode::OK);
+    assert!(api.body.contains("\"status\":\"ready\""), "{}", api.body);
+    assert_eq!(s.deploys(&env.id), 1);
+}
+
+#[tokio::test]
+async fn activity_postpones_the_idle_and_scheduled_stop() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    let path = format!("/wake/{}", env.id);
+    s.api(&path).await;
+    // Requests keep coming for 80 minutes, past the rule's 1 h idle stop.
+    for _ in 0..8 {
+        s.later(10);
+        s.api(&path).await;
+        s.w.daemon.pass().await.unwrap();
+    }
+    let now =
+        s.w.sandbox
+            .environments()
+            .into_iter()
+            .find(|e| e.id == env.id)
+            .unwrap();
+    assert_eq!(now.state, "DEPLOYED");
+    assert_eq!(
+        s.w.sandbox
+            .requests()
+            .stops
+            .get(&env.id)
+            .map_or(0, |c| c.calls),
+        1,
+        "only the first pass's stop"
+    );
+}
+
+#[tokio::test]
+async fn production_protected_and_rules_without_wake_on_request_are_refused_and_nothing_starts() {
+    let s = site(60).await;
+    for mode in [Mode::Production, Mode::Staging] {
+        let env = s.one(mode);
+        let a = s.api(&format!("/wake/{}", env.id)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{mode:?}: {}", a.body);
+        assert_eq!(a.headers[header::CONTENT_TYPE], "application/problem+json");
+        let page = s.browser(&format!("/wake/{}", env.id)).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        assert_eq!(s.deploys(&env.id), 0);
+    }
+    let unknown = s.browser("/wake/no-such-env").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    // Nothing on it names another environment.
+    for e in s.w.sandbox.environments() {
+        assert!(!unknown.body.contains(&e.name) && !unknown.body.contains(&e.id));
+    }
+}
+
+#[tokio::test]
+async fn the_cap_on_wakes_per_hour_holds() {
+    let s = site(1).await;
+    let previews: Vec<_> =
+        s.w.sandbox
+            .environments()
+            .into_iter()
+            .filter(|e| e.mode == Mode::Preview)
+            .collect();
+    assert!(previews.len() >= 2, "the fleet has two previews");
+    assert_eq!(
+        s.api(&format!("/wake/{}", previews[0].id)).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let capped = s.api(&format!("/wake/{}", previews[1].id)).await;
+    assert_eq!(capped.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(s.deploys(&previews[1].id), 0);
+}
+
+#[tokio::test]
+async fn head_and_robots_txt_wake_nothing() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    let head = s
+        .ask(Method::HEAD, &format!("/wake/{}", env.id), "text/html")
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    let robots = s.browser("/robots.txt").await;
+    assert_eq!(robots.body, "User-agent: *\nDisallow: /\n");
+    assert_eq!(s.deploys(&env.id), 0);
+}
+
+/// The public port over real HTTP: only the public endpoints answer.
+#[tokio::test]
+async fn the_public_port_answers_only_public_endpoints() {
+    let s = site(60).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = crate::server::public_routes(public_router(
+        s.w.daemon.clone(),
+        WakeOptions {
+            session: TimeDelta::minutes(30),
+            max_wakes_per_hour: 60,
+        },
+        None,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        routes,
+        crate::server::HttpLimits::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let env = s.one(Mode::Preview);
+    for (path, want) in [
+        ("/metrics".to_string(), 404),
+        ("/api/v1/plan".to_string(), 404),
+        ("/healthz".to_string(), 404),
+        ("/".to_string(), 404),
+        ("/robots.txt".to_string(), 200),
+        ("/assets/style.css".to_string(), 200),
+        (format!("/wake/{}", env.id), 503),
+    ] {
+        let got = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status().as_u16(), want, "{path}");
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+}
