@@ -126,6 +126,27 @@ async fn every_request_and_answer_between_adapter_and_sandbox_conforms_to_qovery
         Outcome::AlreadyThereOrBusy
     );
     assert_eq!(q.start(&stopped_env.id).await.unwrap(), Outcome::Accepted);
+    // Wake on request: where an environment serves (its links and its status).
+    let serving = q
+        .serving(&stopped_env.id)
+        .await
+        .expect("serving through prism");
+    assert!(serving.url.is_some());
+    // What the sandbox serves besides the adapter's calls: the organization and one
+    // environment.
+    let http = reqwest::Client::new();
+    for path in [
+        "/organization".to_string(),
+        format!("/environment/{}", stopped_env.id),
+    ] {
+        let answer = http
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .header("Authorization", format!("Token {}", running.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{path} through prism");
+    }
     assert_eq!(q.delete(&stopped_env.id).await.unwrap(), Outcome::Accepted);
     // Clusters and costs (the background refresh) go through prism too.
     let mut o = QoveryOptions::new(
@@ -166,6 +187,8 @@ async fn every_request_and_answer_between_adapter_and_sandbox_conforms_to_qovery
         "list_project_environments",
         "list_applications",
         "list_containers",
+        "links",
+        "status",
     ] {
         assert!(
             endpoints.contains(needed),

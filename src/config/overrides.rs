@@ -77,6 +77,15 @@ const SETTABLE: &[Settable] = &[
     text("timezone", |f, v| f.timezone = Some(at(v))),
     text("currency", |f, v| f.currency = Some(at(v))),
     text("daemon.listen", |f, v| daemon(f).listen = Some(at(v))),
+    text("daemon.public_listen", |f, v| {
+        daemon(f).public_listen = Some(at(v));
+    }),
+    text("daemon.wake_session", |f, v| {
+        daemon(f).wake_session = Some(at(v));
+    }),
+    count("daemon.max_wakes_per_hour", |f, v| {
+        daemon(f).max_wakes_per_hour = Some(at(v));
+    }),
     text("daemon.ledger", |f, v| daemon(f).ledger = Some(at(v))),
     text("daemon.log_format", |f, v| {
         daemon(f).log_format = Some(at(v))
