@@ -204,6 +204,7 @@ async fn connect_kubernetes(
         }),
         identity,
         own_namespace,
+        argocd_namespace: k.argocd_namespace.clone(),
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
     Ok(Connected {

@@ -20,6 +20,7 @@
 //! (the API server is held to the same deadline by the request's `timeout`).
 
 mod events;
+mod gitops;
 mod leader;
 mod links;
 mod namespace;
@@ -50,6 +51,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 pub use events::{EventType, Notice, REPORTING_CONTROLLER};
+pub use gitops::{ARGOCD_INSTANCE, ARGOCD_TRACKING_ID, ORIGINAL_GITOPS};
 pub use leader::{Alone, Election, ElectionError, ElectionOptions, Leader};
 pub use namespace::{
     DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL, SYSTEM_NAMESPACES, selector_requires_a_label,
@@ -63,7 +65,9 @@ pub use workload::{
 use self::events::Regarding;
 use self::namespace::{Contents, Mapping, terminating};
 use self::workload::{Kind, Restore, Workload};
-use super::{Mode, Operation, Outcome, Platform, PlatformError, Prices, RequestObserver, Snapshot};
+use super::{
+    GitOps, Mode, Operation, Outcome, Platform, PlatformError, Prices, RequestObserver, Snapshot,
+};
 use crate::clock::Clock;
 
 const PLATFORM: &str = "kubernetes";
@@ -96,6 +100,17 @@ pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("apps", "replicasets", "list"),
     ("apps", "controllerrevisions", "list"),
     ("events.k8s.io", "events", "create"),
+    // The GitOps owners curfew pauses (see gitops.rs): listed each pass, read and patched
+    // around a stop or a start.
+    ("argoproj.io", "applications", "list"),
+    ("argoproj.io", "applications", "get"),
+    ("argoproj.io", "applications", "patch"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "list"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "get"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "patch"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "list"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "get"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "patch"),
 ];
 
 /// What the leader election needs, in curfew's own namespace only (a Role, not a
@@ -131,6 +146,8 @@ pub struct KubernetesOptions {
     pub identity: String,
     /// curfew's own namespace, never an environment (from `POD_NAMESPACE`).
     pub own_namespace: Option<String>,
+    /// Where Argo CD's Applications are, unless a tracking id names their namespace.
+    pub argocd_namespace: String,
 }
 
 impl KubernetesOptions {
@@ -149,6 +166,7 @@ impl KubernetesOptions {
             traffic: None,
             identity: "curfew".into(),
             own_namespace: None,
+            argocd_namespace: "argocd".into(),
         }
     }
 }
@@ -704,7 +722,7 @@ impl Kubernetes {
     }
 
     /// Stop or start: every object of the namespace, a bounded number at once.
-    async fn act(&self, id: &str, step: Step) -> Result<Outcome, PlatformError> {
+    async fn act(&self, id: &str, step: Step, gitops: GitOps) -> Result<Outcome, PlatformError> {
         let operation = match step {
             Step::Stop(_) => Operation::Stop,
             Step::Start => Operation::Start,
@@ -745,8 +763,19 @@ impl Kubernetes {
             Step::Stop(_) => self.warn_not_stopped(id, &objects).await,
             Step::Start => Vec::new(),
         };
+        // A stop pauses the GitOps owners first: stopped before, a workload would be put
+        // back by its owner at once. One that cannot be paused stops nothing.
+        let mut owners = Vec::new();
+        if let Step::Stop(now) = step {
+            owners = self
+                .converge_owners(id, &objects, Some((gitops, now)))
+                .await;
+            if let Some(e) = owners_failed(operation, id, &owners, "paused") {
+                return Err(e);
+            }
+        }
         let results: Vec<(Kind, String, Result<Option<Change>, ObjectError>)> =
-            stream::iter(objects)
+            stream::iter(objects.clone())
                 .map(|object| async move {
                     let (kind, name) = (object.kind, object.name.clone());
                     (kind, name, self.converge(id, object, step).await)
@@ -754,6 +783,10 @@ impl Kubernetes {
                 .buffer_unordered(self.inner.options.max_concurrency.max(1))
                 .collect()
                 .await;
+        // A start resumes the owners once their workloads run again.
+        if let Step::Start = step {
+            owners = self.converge_owners(id, &objects, None).await;
+        }
         let Tally {
             changed,
             left_as_changed,
@@ -761,8 +794,25 @@ impl Kubernetes {
             not_leader,
         } = Tally::of(results);
         let done: usize = changed.values().sum();
-        if done > 0 {
-            let notice = action_notice(step, &changed, &left_as_changed, &not_stopped);
+        let owners_done: Vec<String> = owners
+            .iter()
+            .filter_map(|(owner, r)| match r {
+                Ok(Some(Change::Stopped)) => Some(format!("paused {owner}")),
+                Ok(Some(Change::Restored)) => Some(format!("resumed {owner}")),
+                Ok(Some(Change::LeftAsChanged)) => {
+                    Some(format!("left {owner} as changed since the stop"))
+                }
+                _ => None,
+            })
+            .collect();
+        if done > 0 || !owners_done.is_empty() {
+            let mut notice = action_notice(step, &changed, &left_as_changed, &not_stopped);
+            if !owners_done.is_empty() {
+                notice.note.push_str(&format!(
+                    "; GitOps: {} (the original in its annotation {ORIGINAL_GITOPS})",
+                    owners_done.join(", ")
+                ));
+            }
             let notice = self.with_links(&ns, notice);
             let regarding = Regarding::namespace(id, ns.metadata.uid.as_deref());
             self.post(&regarding, &notice).await;
@@ -779,7 +829,10 @@ impl Kubernetes {
         if !failed.is_empty() {
             return Err(objects_failed(operation, id, &failed, total, done));
         }
-        Ok(if done > 0 {
+        if let Some(e) = owners_failed(operation, id, &owners, "resumed") {
+            return Err(e);
+        }
+        Ok(if done > 0 || !owners_done.is_empty() {
             Outcome::Accepted
         } else {
             Outcome::AlreadyThereOrBusy
@@ -983,6 +1036,47 @@ fn objects_failed(
     )
 }
 
+/// "namespace pr-1: Application argocd/pr-1 could not be paused (…); nothing stopped".
+fn owners_failed(
+    operation: Operation,
+    id: &str,
+    owners: &gitops::OwnerResults,
+    verb: &str,
+) -> Option<PlatformError> {
+    let failed: Vec<String> = owners
+        .iter()
+        .filter_map(|(owner, r)| match r {
+            Err(ObjectError::Call(c)) => Some(format!("{owner}: {c}")),
+            Err(ObjectError::Conflicts) => {
+                Some(format!("{owner}: changed by someone else at every attempt"))
+            }
+            Err(ObjectError::NotLeader) => Some(format!(
+                "{owner}: this replica lost the lease; the leader acts"
+            )),
+            Ok(_) => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let retryable = owners.iter().all(|(_, r)| match r {
+        Err(ObjectError::Call(c)) => c.retryable(),
+        _ => true,
+    });
+    let then = match operation {
+        Operation::Stop => "nothing stopped, as its owner would put it back",
+        _ => "the next pass tries again",
+    };
+    Some(failure(
+        operation,
+        retryable,
+        format!(
+            "namespace {id}: GitOps owner not {verb} ({}); {then}",
+            failed.join("; ")
+        ),
+    ))
+}
+
 /// "curfew stopped this environment: 3 deployments and 1 statefulset scaled to zero, …".
 fn action_notice(
     step: Step,
@@ -1096,6 +1190,7 @@ impl Platform for Kubernetes {
             .collect()
             .await;
         complete &= contents.iter().all(Option::is_some);
+        let owners = self.owner_notes(&namespaces, &contents).await;
         let environments = namespaces
             .iter()
             .zip(&contents)
@@ -1108,6 +1203,11 @@ impl Platform for Kubernetes {
                 };
                 namespace::environment(ns, contents.as_ref(), &self.inner.mapping, last_activity)
             })
+            .zip(owners)
+            .map(|(mut env, owners)| {
+                env.owners = owners.map(Arc::from);
+                env
+            })
             .collect();
         Ok(Snapshot {
             environments,
@@ -1116,11 +1216,16 @@ impl Platform for Kubernetes {
     }
 
     async fn stop(&self, id: &str) -> Result<Outcome, PlatformError> {
-        self.act(id, Step::Stop(self.inner.clock.now())).await
+        self.stop_under(id, GitOps::default()).await
+    }
+
+    async fn stop_under(&self, id: &str, gitops: GitOps) -> Result<Outcome, PlatformError> {
+        self.act(id, Step::Stop(self.inner.clock.now()), gitops)
+            .await
     }
 
     async fn start(&self, id: &str) -> Result<Outcome, PlatformError> {
-        self.act(id, Step::Start).await
+        self.act(id, Step::Start, GitOps::default()).await
     }
 
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {

@@ -175,6 +175,12 @@ pub struct Store {
     /// Resource versions before this one are compacted away (etcd's periodic compaction).
     compacted: u64,
     policy: Option<Policy>,
+    /// What the GitOps repository says of the objects an Argo CD Application deploys: the
+    /// manifests its self-heal puts back (see [`controllers`]).
+    pub git: BTreeMap<Key, Value>,
+    /// Resources whose CustomResourceDefinition is not installed: the API server answers
+    /// 404 for them.
+    pub not_installed: Vec<String>,
 }
 
 impl Default for Store {
@@ -187,6 +193,8 @@ impl Default for Store {
             next_name: 0,
             compacted: 0,
             policy: None,
+            git: BTreeMap::new(),
+            not_installed: Vec::new(),
         }
     }
 }
@@ -289,6 +297,10 @@ fn resource_of(kind: &str) -> &'static str {
         "Lease" => "leases",
         "Event" => "events",
         "LimitRange" => "limitranges",
+        "Application" => "applications",
+        "ApplicationSet" => "applicationsets",
+        "Kustomization" => "kustomizations",
+        "HelmRelease" => "helmreleases",
         other => panic!("no resource for kind {other}"),
     }
 }
@@ -308,6 +320,10 @@ fn kind_of(resource: &str) -> &'static str {
         "leases" => "Lease",
         "events" => "Event",
         "limitranges" => "LimitRange",
+        "applications" => "Application",
+        "applicationsets" => "ApplicationSet",
+        "kustomizations" => "Kustomization",
+        "helmreleases" => "HelmRelease",
         other => panic!("no kind for resource {other}"),
     }
 }
@@ -316,6 +332,8 @@ fn api_version(group: &str, resource: &str) -> String {
     match (group, resource) {
         ("", _) => "v1".into(),
         ("autoscaling", _) => "autoscaling/v2".into(),
+        ("argoproj.io", _) => "argoproj.io/v1alpha1".into(),
+        ("helm.toolkit.fluxcd.io", _) => "helm.toolkit.fluxcd.io/v2".into(),
         (group, _) => format!("{group}/v1"),
     }
 }
@@ -482,6 +500,14 @@ impl FakeApi {
         events
     }
 
+    /// An object an Argo CD Application deploys from git: put in the cluster, and its
+    /// manifest kept as what the Application's self-heal puts back.
+    pub fn put_from_git(&self, object: Value) {
+        let mut store = self.store();
+        store.git.insert(key_of(&object), object.clone());
+        store.put(object);
+    }
+
     /// A person scales a workload (`kubectl scale`).
     pub fn scale(&self, resource: &str, namespace: &str, name: &str, replicas: i64) {
         self.store().edit(resource, namespace, name, |o| {
@@ -590,6 +616,17 @@ impl FakeApi {
     fn handle(&self, seen: &Seen) -> (u16, Value) {
         let mut store = self.store();
         let namespace = seen.namespace.clone().unwrap_or_default();
+        if store.not_installed.contains(&seen.resource) {
+            // No CRD, no route: kube-apiserver answers 404 with a bare Status.
+            return (
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            );
+        }
         match (seen.verb(), seen.name.as_deref()) {
             ("list", _) => list(&store, seen),
             ("get", Some(name)) => match store.get(&seen.resource, &namespace, name) {
@@ -958,12 +995,57 @@ pub fn controller_revision(namespace: &str, name: &str, created: &str) -> Value 
     })
 }
 
+/// An Argo CD Application deploying into `destination`, with automated sync (and
+/// self-heal, or not): as the ApplicationSet pull-request generator makes them.
+pub fn application(name: &str, destination: &str, self_heal: bool) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": "argocd"},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "https://git.example.com/shop.git", "path": "deploy", "targetRevision": "pr-1"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": destination},
+            "syncPolicy": {
+                "automated": {"prune": true, "selfHeal": self_heal},
+                "syncOptions": ["CreateNamespace=true"],
+            },
+        },
+    })
+}
+
+/// A Flux Kustomization in `flux-system`, reconciling every ten minutes (not suspended:
+/// `suspend` unset, as most are written).
+pub fn kustomization(name: &str, target: &str) -> Value {
+    json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": {
+            "interval": "10m", "path": "./deploy", "prune": true, "targetNamespace": target,
+            "sourceRef": {"kind": "GitRepository", "name": "shop"},
+        },
+    })
+}
+
+/// A Flux HelmRelease in `flux-system`, with `suspend: false` written out.
+pub fn helm_release(name: &str, target: &str) -> Value {
+    json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": {
+            "interval": "10m", "suspend": false, "targetNamespace": target,
+            "chart": {"spec": {"chart": "shop", "sourceRef": {"kind": "HelmRepository", "name": "shop"}}},
+        },
+    })
+}
+
 /// Sentence-like changes to fixtures.
 pub trait Fixture {
     fn labelled(self, key: &str, value: &str) -> Value;
     fn annotated(self, key: &str, value: &str) -> Value;
     /// Controlled by another object (an operator's custom resource, say).
     fn owned_by(self, api_version: &str, kind: &str, name: &str) -> Value;
+    /// Deployed by the Argo CD Application `app`, tracked by annotation.
+    fn tracked_by(self, app: &str) -> Value;
 }
 
 impl Fixture for Value {
@@ -983,5 +1065,22 @@ impl Fixture for Value {
             "uid": format!("uid-{name}"), "controller": true, "blockOwnerDeletion": true,
         }]);
         self
+    }
+
+    fn tracked_by(self, app: &str) -> Value {
+        // util/argo/resource_tracking.go: `APP:GROUP/KIND:NAMESPACE/NAME`.
+        let (group, kind) = match self["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((group, _)) => (
+                group.to_string(),
+                self["kind"].as_str().unwrap().to_string(),
+            ),
+            None => (String::new(), self["kind"].as_str().unwrap().to_string()),
+        };
+        let id = format!(
+            "{app}:{group}/{kind}:{}/{}",
+            self["metadata"]["namespace"].as_str().unwrap(),
+            self["metadata"]["name"].as_str().unwrap()
+        );
+        self.annotated("argocd.argoproj.io/tracking-id", &id)
     }
 }
