@@ -41,6 +41,9 @@ pub const ORIGINAL_GITOPS: &str = "curfew.dev/original-gitops";
 pub const ARGOCD_TRACKING_ID: &str = "argocd.argoproj.io/tracking-id";
 /// Argo CD's tracking label (`label` tracking, the default before Argo CD 3).
 pub const ARGOCD_INSTANCE: &str = "app.kubernetes.io/instance";
+/// KEDA's annotation on a ScaledObject that holds its target at that many replicas and
+/// stops scaling it (keda.sh/docs, "Pause autoscaling").
+pub const KEDA_PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
 
 /// The kinds of owner curfew pauses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -48,14 +51,18 @@ pub enum OwnerKind {
     Application,
     Kustomization,
     HelmRelease,
+    /// Not GitOps, but an owner that scales a stopped workload back up (from zero on its
+    /// triggers): paused whatever the rule's `gitops:` says.
+    ScaledObject,
 }
 
 impl OwnerKind {
     #[cfg(test)]
-    pub const ALL: [OwnerKind; 3] = [
+    pub const ALL: [OwnerKind; 4] = [
         OwnerKind::Application,
         OwnerKind::Kustomization,
         OwnerKind::HelmRelease,
+        OwnerKind::ScaledObject,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +70,7 @@ impl OwnerKind {
             OwnerKind::Application => "Application",
             OwnerKind::Kustomization => "Kustomization",
             OwnerKind::HelmRelease => "HelmRelease",
+            OwnerKind::ScaledObject => "ScaledObject",
         }
     }
 
@@ -71,6 +79,7 @@ impl OwnerKind {
             OwnerKind::Application => "argoproj.io",
             OwnerKind::Kustomization => "kustomize.toolkit.fluxcd.io",
             OwnerKind::HelmRelease => "helm.toolkit.fluxcd.io",
+            OwnerKind::ScaledObject => "keda.sh",
         }
     }
 
@@ -80,6 +89,7 @@ impl OwnerKind {
             OwnerKind::Application => "v1alpha1",
             OwnerKind::Kustomization => "v1",
             OwnerKind::HelmRelease => "v2",
+            OwnerKind::ScaledObject => "v1alpha1",
         }
     }
 
@@ -88,6 +98,7 @@ impl OwnerKind {
             OwnerKind::Application => "applications",
             OwnerKind::Kustomization => "kustomizations",
             OwnerKind::HelmRelease => "helmreleases",
+            OwnerKind::ScaledObject => "scaledobjects",
         }
     }
 
@@ -104,7 +115,20 @@ impl OwnerKind {
     fn paused(self) -> Value {
         match self {
             OwnerKind::Application => Value::Null,
+            OwnerKind::ScaledObject => json!("0"),
             _ => Value::Bool(true),
+        }
+    }
+
+    /// The whole merge patch: `metadata` (resourceVersion, curfew's annotations) and the
+    /// field set to `value`.
+    fn patch(self, mut metadata: Value, value: Value) -> Value {
+        match self {
+            OwnerKind::ScaledObject => {
+                metadata["annotations"][KEDA_PAUSED_REPLICAS] = value;
+                json!({ "metadata": metadata })
+            }
+            _ => json!({ "metadata": metadata, "spec": self.field_patch(value) }),
         }
     }
 
@@ -119,6 +143,9 @@ impl OwnerKind {
     fn field(self, object: &Value) -> Value {
         match self {
             OwnerKind::Application => object["spec"]["syncPolicy"]["automated"].clone(),
+            OwnerKind::ScaledObject => {
+                object["metadata"]["annotations"][KEDA_PAUSED_REPLICAS].clone()
+            }
             _ => object["spec"]["suspend"].clone(),
         }
     }
@@ -252,6 +279,7 @@ impl Owner {
             OwnerKind::Application => {
                 self.field.is_object() && self.field["enabled"] != Value::Bool(false)
             }
+            OwnerKind::ScaledObject => self.field != json!("0"),
             _ => self.field != Value::Bool(true),
         }
     }
@@ -265,6 +293,7 @@ impl Owner {
                 OwnerKind::Application => self.field["selfHeal"] == Value::Bool(true),
                 OwnerKind::Kustomization => true,
                 OwnerKind::HelmRelease => self.drift_detection.as_deref() == Some("enabled"),
+                OwnerKind::ScaledObject => true,
             }
     }
 
@@ -274,6 +303,11 @@ impl Owner {
     pub fn describe(&self) -> String {
         let what = match (self.id.kind, self.reverts(), self.self_heals()) {
             (_, false, _) if self.recorded().is_some() => "paused by curfew".to_string(),
+            (OwnerKind::ScaledObject, true, _) => {
+                "scales its target from zero on its triggers unless curfew pauses it (always)"
+                    .into()
+            }
+            (OwnerKind::ScaledObject, false, _) => "paused: does not scale its target".into(),
             (OwnerKind::Application, false, _) => "manual sync: does not revert a stop".into(),
             (_, false, _) => "suspended: does not revert a stop".into(),
             (OwnerKind::Application, true, true) => {
@@ -312,6 +346,7 @@ impl Owner {
     /// revert the stop, or the rule does not ask), or already paused by curfew.
     pub fn pause_patch(&self, gitops: GitOps, now: DateTime<Utc>) -> Option<Value> {
         let wanted = match gitops {
+            _ if self.id.kind == OwnerKind::ScaledObject => self.reverts(),
             GitOps::Off => false,
             GitOps::Pause => self.reverts(),
             GitOps::SelfHealOnly => self.self_heals(),
@@ -320,13 +355,11 @@ impl Owner {
             return None;
         }
         let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
-        Some(json!({
-            "metadata": self.metadata_patch(json!({
-                ORIGINAL_GITOPS: self.field.to_string(),
-                STOPPED_AT: at,
-            })),
-            "spec": self.id.kind.field_patch(self.id.kind.paused()),
-        }))
+        let metadata = self.metadata_patch(json!({
+            ORIGINAL_GITOPS: self.field.to_string(),
+            STOPPED_AT: at,
+        }));
+        Some(self.id.kind.patch(metadata, self.id.kind.paused()))
     }
 
     /// The patch that resumes it: what curfew recorded, if the field is still as curfew
@@ -337,10 +370,9 @@ impl Owner {
         let forget = self.metadata_patch(json!({ ORIGINAL_GITOPS: null, STOPPED_AT: null }));
         let original: Option<Value> = serde_json::from_str(recorded).ok();
         Some(match original {
-            Some(original) if self.field == self.id.kind.paused() => (
-                json!({ "metadata": forget, "spec": self.id.kind.field_patch(original) }),
-                Restore::Restored,
-            ),
+            Some(original) if self.field == self.id.kind.paused() => {
+                (self.id.kind.patch(forget, original), Restore::Restored)
+            }
             _ => (json!({ "metadata": forget }), Restore::LeftAsChanged),
         })
     }
@@ -399,6 +431,46 @@ impl Kubernetes {
             .collect()
     }
 
+    /// The KEDA ScaledObjects of the namespace that scale one of its workloads (a fresh
+    /// list, just before acting); none when KEDA is not installed.
+    async fn scaled_objects(
+        &self,
+        namespace: &str,
+        workloads: &[Workload],
+    ) -> Result<Vec<OwnerRef>, CallError> {
+        let request = Request::new(OwnerKind::ScaledObject.url_path(Some(namespace)))
+            .list(&ListParams::default())
+            .map_err(|e| CallError::Other(e.to_string()))?;
+        let list: Value = match self
+            .call("list_owners", self.inner.client.request::<Value>(request))
+            .await
+        {
+            Ok(list) => list,
+            Err(e) if e.code() == Some(404) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| {
+                let target = &o["spec"]["scaleTargetRef"];
+                // KEDA's default target kind is a Deployment.
+                let kind = target["kind"].as_str().unwrap_or("Deployment");
+                workloads
+                    .iter()
+                    .any(|w| w.kind.name() == kind && target["name"] == w.name.as_str())
+            })
+            .filter_map(|o| {
+                Some(OwnerRef {
+                    kind: OwnerKind::ScaledObject,
+                    namespace: namespace.to_string(),
+                    name: o["metadata"]["name"].as_str()?.to_string(),
+                })
+            })
+            .collect())
+    }
+
     /// The owner `id` as it is now, or None: not there, or its kind not installed (the API
     /// server answers 404 for a resource it does not serve).
     async fn owner(&self, id: &OwnerRef) -> Result<Option<Owner>, CallError> {
@@ -453,7 +525,18 @@ impl Kubernetes {
         workloads: &[Workload],
         pause: Option<(GitOps, DateTime<Utc>)>,
     ) -> OwnerResults {
-        let ids = owners_of(workloads, &self.inner.options.argocd_namespace);
+        let mut ids = owners_of(workloads, &self.inner.options.argocd_namespace);
+        match self.scaled_objects(namespace, workloads).await {
+            Ok(found) => ids.extend(found),
+            Err(e) => {
+                let id = OwnerRef {
+                    kind: OwnerKind::ScaledObject,
+                    namespace: namespace.to_string(),
+                    name: "*".into(),
+                };
+                return vec![(id, Err(ObjectError::Call(e)))];
+            }
+        }
         stream::iter(ids)
             .map(|id| async move {
                 let result = self.converge_owner(namespace, &id, pause).await;

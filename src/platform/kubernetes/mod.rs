@@ -51,7 +51,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 pub use events::{EventType, Notice, REPORTING_CONTROLLER};
-pub use gitops::{ARGOCD_INSTANCE, ARGOCD_TRACKING_ID, ORIGINAL_GITOPS};
+pub use gitops::{ARGOCD_INSTANCE, ARGOCD_TRACKING_ID, KEDA_PAUSED_REPLICAS, ORIGINAL_GITOPS};
 pub use leader::{Alone, Election, ElectionError, ElectionOptions, Leader};
 pub use namespace::{
     DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL, SYSTEM_NAMESPACES, selector_requires_a_label,
@@ -111,6 +111,10 @@ pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("helm.toolkit.fluxcd.io", "helmreleases", "list"),
     ("helm.toolkit.fluxcd.io", "helmreleases", "get"),
     ("helm.toolkit.fluxcd.io", "helmreleases", "patch"),
+    // KEDA ScaledObjects of a namespace's workloads, paused around a stop.
+    ("keda.sh", "scaledobjects", "list"),
+    ("keda.sh", "scaledobjects", "get"),
+    ("keda.sh", "scaledobjects", "patch"),
 ];
 
 /// What the leader election needs, in curfew's own namespace only (a Role, not a

@@ -301,6 +301,7 @@ fn resource_of(kind: &str) -> &'static str {
         "ApplicationSet" => "applicationsets",
         "Kustomization" => "kustomizations",
         "HelmRelease" => "helmreleases",
+        "ScaledObject" => "scaledobjects",
         other => panic!("no resource for kind {other}"),
     }
 }
@@ -324,6 +325,7 @@ fn kind_of(resource: &str) -> &'static str {
         "applicationsets" => "ApplicationSet",
         "kustomizations" => "Kustomization",
         "helmreleases" => "HelmRelease",
+        "scaledobjects" => "ScaledObject",
         other => panic!("no kind for resource {other}"),
     }
 }
@@ -334,6 +336,7 @@ fn api_version(group: &str, resource: &str) -> String {
         ("autoscaling", _) => "autoscaling/v2".into(),
         ("argoproj.io", _) => "argoproj.io/v1alpha1".into(),
         ("helm.toolkit.fluxcd.io", _) => "helm.toolkit.fluxcd.io/v2".into(),
+        ("keda.sh", _) => "keda.sh/v1alpha1".into(),
         (group, _) => format!("{group}/v1"),
     }
 }
@@ -1034,6 +1037,18 @@ pub fn helm_release(name: &str, target: &str) -> Value {
         "spec": {
             "interval": "10m", "suspend": false, "targetNamespace": target,
             "chart": {"spec": {"chart": "shop", "sourceRef": {"kind": "HelmRepository", "name": "shop"}}},
+        },
+    })
+}
+
+/// A KEDA ScaledObject scaling the Deployment `target` (from zero, on a cron trigger).
+pub fn scaled_object(namespace: &str, name: &str, target: &str) -> Value {
+    json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"name": target}, "minReplicaCount": 0, "maxReplicaCount": 5,
+            "triggers": [{"type": "cron", "metadata": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 19 * * *", "desiredReplicas": "2"}}],
         },
     })
 }

@@ -6,12 +6,14 @@ use serde_json::{Value, json};
 
 use super::fake::{
     FakeApi, Fixture, application, deployment, helm_release, kustomization, namespace,
+    scaled_object,
 };
 use super::{adapter, listed, patched};
 use crate::platform::kubernetes::gitops::{OwnerKind, OwnerRef, owners_of};
 use crate::platform::kubernetes::workload::Workload;
 use crate::platform::kubernetes::{
-    ARGOCD_INSTANCE, ORIGINAL_GITOPS, ORIGINAL_REPLICAS, PERMISSIONS, STOPPED_AT,
+    ARGOCD_INSTANCE, KEDA_PAUSED_REPLICAS, ORIGINAL_GITOPS, ORIGINAL_REPLICAS, PERMISSIONS,
+    STOPPED_AT,
 };
 use crate::platform::{GitOps, Outcome, Platform};
 
@@ -388,4 +390,42 @@ fn the_owner_permissions_are_in_the_table() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_keda_scaled_object_is_paused_at_zero_while_stopped_and_resumed_exactly() {
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-1"));
+    fake.put(deployment("pr-1", "web", 2));
+    fake.put(deployment("pr-1", "worker", 1));
+    fake.put(scaled_object("pr-1", "web", "web"));
+    // A person already holds `worker` at 1 with KEDA's own pause.
+    fake.put(scaled_object("pr-1", "worker", "worker").annotated(KEDA_PAUSED_REPLICAS, "1"));
+    // One scaling a workload of another name is not this stop's business.
+    fake.put(scaled_object("pr-1", "other", "elsewhere"));
+    let k8s = adapter(&fake);
+    // Whatever the rule says of GitOps tools: KEDA is paused.
+    k8s.stop_under("pr-1", GitOps::Off).await.unwrap();
+    let paused = |name: &str| fake.annotation("scaledobjects", "pr-1", name, KEDA_PAUSED_REPLICAS);
+    assert_eq!(paused("web").as_deref(), Some("0"));
+    assert_eq!(paused("worker").as_deref(), Some("0"));
+    assert_eq!(paused("other"), None);
+    assert_eq!(
+        fake.annotation("scaledobjects", "pr-1", "worker", ORIGINAL_GITOPS)
+            .as_deref(),
+        Some(r#""1""#)
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+    k8s.start("pr-1").await.unwrap();
+    assert_eq!(paused("web"), None, "KEDA scales it again");
+    assert_eq!(
+        paused("worker").as_deref(),
+        Some("1"),
+        "the person's pause is back"
+    );
+    assert_eq!(
+        fake.annotation("scaledobjects", "pr-1", "web", ORIGINAL_GITOPS),
+        None
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 2);
 }

@@ -990,6 +990,7 @@ async fn the_shipped_roles_grant_exactly_what_the_adapter_uses() {
     fake.put(fake::kustomization("api-pr-1", "pr-1"));
     fake.put(fake::helm_release("cache-pr-1", "pr-1"));
     fake.put(deployment("pr-1", "shop", 1).tracked_by("shop-pr-1"));
+    fake.put(fake::scaled_object("pr-1", "web", "web"));
     for (prefix, name) in [
         ("kustomize.toolkit.fluxcd.io", "api-pr-1"),
         ("helm.toolkit.fluxcd.io", "cache-pr-1"),
