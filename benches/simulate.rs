@@ -119,6 +119,7 @@ fn fleet(from: DateTime<Utc>) -> Snapshot {
                 hourly_cost: (rng.random_range(0..10) > 0)
                     .then(|| f64::from(rng.random_range(5..200_u32)) / 100.0),
                 unstoppable: None,
+                owners: None,
             }
         })
         .collect();

@@ -78,6 +78,10 @@ fn one_line(text: &str) -> String {
 
 /// A short type for people: `string`, `duration list`, `see daemon`…
 fn type_of(p: &Value) -> String {
+    // One value of a set (`gitops: pause`): the value itself.
+    if let Some(value) = p.get("const").and_then(Value::as_str) {
+        return format!("`{value}`");
+    }
     if let Some(r) = p.get("$ref").and_then(Value::as_str) {
         return link(r);
     }

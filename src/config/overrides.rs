@@ -203,6 +203,9 @@ const SETTABLE: &[Settable] = &[
     text("platform.kubernetes.lease_namespace", |f, v| {
         kubernetes(f).lease_namespace = Some(v);
     }),
+    text("platform.kubernetes.argocd_namespace", |f, v| {
+        kubernetes(f).argocd_namespace = Some(v);
+    }),
     text("platform.kubernetes.traffic.prometheus_url", |f, v| {
         traffic(f).prometheus_url = v;
     }),

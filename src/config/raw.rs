@@ -284,6 +284,10 @@ pub struct RawKubernetes {
     /// Namespace of the Lease (default: curfew's own, from its service account).
     #[serde(default)]
     pub lease_namespace: Option<String>,
+    /// Namespace of Argo CD's Applications, unless a tracking id names theirs (default
+    /// `argocd`).
+    #[serde(default)]
+    pub argocd_namespace: Option<String>,
     /// Requests to a namespace as a sign of activity, from Prometheus.
     #[serde(default)]
     pub traffic: Option<RawTraffic>,
@@ -433,6 +437,19 @@ pub struct RawTarget {
     pub digest_timezone: Option<At<String>>,
 }
 
+/// What a stop does to the GitOps tool that owns an environment's workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[schemars(inline)]
+pub enum RawGitOps {
+    /// Pause the owner (Argo CD's automated sync, Flux's reconciliation) while stopped.
+    Pause,
+    /// Pause it only when it undoes changes between syncs (Argo CD self-heal, Flux).
+    SelfHealOnly,
+    /// Leave it alone.
+    Off,
+}
+
 /// `run:`/`stop:` take one schedule string or a list of windows.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -548,6 +565,12 @@ pub struct RawRule {
     /// to curfew's wake Service (default false).
     #[serde(default)]
     pub wake_on_request: Option<bool>,
+    /// What a stop does to the GitOps tool that owns an environment (Kubernetes: an Argo
+    /// CD Application, a Flux Kustomization or HelmRelease): `pause` it while stopped
+    /// (default), `self-heal-only` (pause only one that undoes changes between syncs), or
+    /// `off` (leave it alone).
+    #[serde(default)]
+    pub gitops: Option<RawGitOps>,
     /// Modes this rule may delete (default: `[preview]`).
     #[serde(default)]
     pub allow_delete: Option<At<Vec<String>>>,

@@ -106,6 +106,8 @@ pub struct KubernetesSettings {
     pub lease_name: String,
     /// None: curfew's own namespace.
     pub lease_namespace: Option<String>,
+    /// Where Argo CD's Applications are (`argocd`).
+    pub argocd_namespace: String,
     pub traffic: Option<TrafficSettings>,
     /// curfew's wake Service (wake on request); None: routes are never touched.
     pub wake_service: Option<Box<crate::platform::kubernetes::WakeService>>,
@@ -490,6 +492,7 @@ fn kubernetes_settings(
         leader_election: k.leader_election.unwrap_or(false),
         lease_name: non_empty(&k.lease_name, "curfew"),
         lease_namespace: k.lease_namespace.clone().filter(|n| !n.trim().is_empty()),
+        argocd_namespace: non_empty(&k.argocd_namespace, "argocd"),
         traffic: k
             .traffic
             .as_ref()

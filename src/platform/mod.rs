@@ -119,6 +119,11 @@ pub struct Environment {
     /// state says, and is never deleted for having been stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unstoppable: Option<Arc<str>>,
+    /// What owns its workloads and may put a stop back, and whether curfew pauses it, for
+    /// people (Kubernetes: an Argo CD Application or a Flux Kustomization or HelmRelease):
+    /// `plan` and `explain` say it before the first stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<Arc<str>>,
     /// What its labels ask of curfew, read where it was listed (`None`: nothing, the usual
     /// case, kept small for a listing of thousands).
     #[serde(skip)]
@@ -238,6 +243,33 @@ impl fmt::Display for EnvState {
     }
 }
 
+/// What a stop does to the GitOps tool that owns an environment's workloads (an Argo CD
+/// Application, a Flux Kustomization or HelmRelease), which would otherwise put them back:
+/// a rule's `gitops:`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GitOps {
+    /// Pause every owner that would put the workloads back (Argo CD's automated sync,
+    /// Flux's reconciliation) for the night, and resume it exactly on start.
+    #[default]
+    Pause,
+    /// Pause only the owners that undo a change between syncs: an Argo CD Application
+    /// with self-heal on, a Flux Kustomization, a HelmRelease with drift detection on.
+    SelfHealOnly,
+    /// Leave the owners alone (curfew then does not fight them: see the revert detection).
+    Off,
+}
+
+impl GitOps {
+    /// As written in the rule file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GitOps::Pause => "pause",
+            GitOps::SelfHealOnly => "self-heal-only",
+            GitOps::Off => "off",
+        }
+    }
+}
+
 /// A platform curfew acts on. Adapters: [`qovery::Qovery`] (also used against the sandbox)
 /// and [`kubernetes::Kubernetes`].
 #[async_trait::async_trait]
@@ -249,6 +281,11 @@ pub trait Platform: Send + Sync {
     async fn list(&self) -> Result<Snapshot, PlatformError>;
     /// Asks the platform to stop an environment.
     async fn stop(&self, id: &str) -> Result<Outcome, PlatformError>;
+    /// Stops an environment under a rule that says what to do with the GitOps tools that
+    /// own it (see [`GitOps`]). Platforms without such owners just stop it.
+    async fn stop_under(&self, id: &str, _gitops: GitOps) -> Result<Outcome, PlatformError> {
+        self.stop(id).await
+    }
     /// Asks the platform to start (deploy) an environment.
     async fn start(&self, id: &str) -> Result<Outcome, PlatformError>;
     /// Asks the platform to delete an environment.

@@ -712,6 +712,7 @@ impl Qovery {
                 hourly_cost: detail.and_then(|d| d.hourly_cost),
                 platform_state: None,
                 unstoppable: None,
+                owners: None,
                 overrides: None,
             });
         }

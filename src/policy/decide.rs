@@ -402,6 +402,14 @@ impl RuleDecision<'_, '_> {
             }
             None => reason,
         };
+        // Who may put a stop back, before the first stop (plan, explain).
+        let reason = match (&self.env.owners, action) {
+            (Some(owners), Action::Stop) => format!(
+                "{reason}; GitOps (gitops: {}): {owners}",
+                self.rule.gitops.as_str()
+            ),
+            _ => reason,
+        };
         Decision {
             action,
             cause,

@@ -9,7 +9,7 @@ use chrono::{NaiveTime, TimeDelta};
 use chrono_tz::Tz;
 use wildmatch::WildMatch;
 
-use crate::platform::{Environment, Mode};
+use crate::platform::{Environment, GitOps, Mode};
 use crate::schedule::RuleSchedule;
 
 /// A validated rule file.
@@ -232,6 +232,8 @@ pub struct Rule {
     pub allow_delete: Vec<Mode>,
     pub notify: Vec<String>,
     pub timezone: Tz,
+    /// What a stop does to the GitOps tool that owns an environment (`gitops:`).
+    pub gitops: GitOps,
 }
 
 impl RuleSet {

@@ -39,6 +39,7 @@ pub(crate) fn env(name: &str) -> Environment {
         labels: BTreeMap::new(),
         hourly_cost: None,
         unstoppable: None,
+        owners: None,
         overrides: None,
     }
 }
@@ -485,6 +486,52 @@ fn an_environment_stopped_around_what_a_stop_does_not_stop_is_never_deleted_for_
     );
     let night = one(&r, in_use, &ledger, "2026-11-24T23:00:00Z");
     assert_eq!(night.action, Action::None, "not deleted: it is in use");
+}
+
+#[test]
+fn a_stop_says_which_gitops_owner_would_put_it_back_and_what_the_rule_does_about_it() {
+    let owners = "Application argocd/shop-pr-1 (automated sync with self-heal: reverts a stop within seconds unless curfew pauses it (gitops: pause or self-heal-only))";
+    let owned = Environment {
+        owners: Some(owners.into()),
+        ..env("pr-1")
+    };
+    for (written, word) in [("", "pause"), ("    gitops: off\n", "off")] {
+        let r = rules(&format!("{PREVIEWS}{written}"));
+        let evening = one(
+            &r,
+            owned.clone(),
+            &LedgerView::default(),
+            "2026-11-23T19:30:00Z",
+        );
+        assert_eq!(evening.action, Action::Stop);
+        assert!(
+            evening
+                .reason
+                .ends_with(&format!("; GitOps (gitops: {word}): {owners}")),
+            "{}",
+            evening.reason
+        );
+        let noon = one(
+            &r,
+            owned.clone(),
+            &LedgerView::default(),
+            "2026-11-23T11:00:00Z",
+        );
+        assert!(!noon.reason.contains("GitOps"), "{}", noon.reason);
+    }
+    let wrong = parse_rules(
+        "test.yaml",
+        &format!("{PREVIEWS}    gitops: sometimes\n"),
+        at("2026-11-01T00:00:00Z"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        wrong.contains(
+            "test.yaml:6:13: rule \"previews\": unknown variant `sometimes`, expected one of pause, self-heal-only, off"
+        ),
+        "{wrong}"
+    );
 }
 
 #[test]

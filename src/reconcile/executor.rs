@@ -10,7 +10,7 @@ use futures::StreamExt;
 use super::{Daemon, PassError};
 use crate::events::{ActResult, Acted, ActionTaken, CapHit};
 use crate::ledger::Outcome as Written;
-use crate::platform::{NoticeKind, Outcome, PlatformError, links_text};
+use crate::platform::{GitOps, NoticeKind, Outcome, PlatformError, links_text};
 use crate::policy::caps::{self, Gate};
 use crate::policy::{Action, Decision, LedgerView, RuleSet, Step};
 
@@ -18,7 +18,9 @@ use crate::policy::{Action, Decision, LedgerView, RuleSet, Step};
 /// environment, and its intent's id. Owned: a future holding a borrowed decision trips
 /// the compiler's "FnOnce is not general enough" (rust-lang/rust#110338) once the pass is
 /// spawned.
-type Call = (usize, Action, Arc<str>, i64);
+/// A platform call to make: the planned action's index, the action, the environment, its
+/// intent's id, and what its rule says of GitOps owners.
+type Call = (usize, Action, Arc<str>, i64, GitOps);
 
 /// What a platform call answered.
 pub(super) type Answer = Result<Outcome, PlatformError>;
@@ -105,7 +107,7 @@ impl Daemon {
                 Ok((planned, ids))
             })
             .await?;
-        let (mut results, calls, settled) = self.settle_uncalled(&planned, ids, view, now);
+        let (mut results, calls, settled) = self.settle_uncalled(rules, &planned, ids, view, now);
         self.ledger.run(move |l| l.outcomes(&settled, now)).await?;
         self.note_warnings(&planned, now).await;
         let answers = self.call(calls).await;
@@ -148,6 +150,7 @@ impl Daemon {
     /// outcomes to write.
     fn settle_uncalled(
         &self,
+        rules: &RuleSet,
         planned: &[Planned],
         ids: Vec<i64>,
         view: &mut LedgerView,
@@ -157,7 +160,11 @@ impl Daemon {
         let mut calls: Vec<Call> = Vec::new();
         for (k, (p, id)) in planned.iter().zip(ids).enumerate() {
             let Some(result) = &p.result else {
-                calls.push((k, p.step.action, p.step.environment_id.clone(), id));
+                let gitops = rules
+                    .rule(&p.step.rule)
+                    .map(|r| r.gitops)
+                    .unwrap_or_default();
+                calls.push((k, p.step.action, p.step.environment_id.clone(), id, gitops));
                 continue;
             };
             settled.push((id, Written::Acted(result.clone())));
@@ -182,16 +189,18 @@ impl Daemon {
             tracing::info!(calls = calls.len(), "calling the platform");
         }
         futures::stream::iter(calls)
-            .map(|(k, action, env, id)| async move { (k, id, self.call_one(action, &env).await) })
+            .map(|(k, action, env, id, gitops)| async move {
+                (k, id, self.call_one(action, &env, gitops).await)
+            })
             .buffer_unordered(self.options.max_in_flight.max(1))
             .collect()
             .await
     }
 
     /// Asks the platform to carry out `action` on the environment `id`.
-    async fn call_one(&self, action: Action, id: &str) -> Answer {
+    async fn call_one(&self, action: Action, id: &str, gitops: GitOps) -> Answer {
         match action {
-            Action::Stop => self.platform.stop(id).await,
+            Action::Stop => self.platform.stop_under(id, gitops).await,
             Action::Start => self.platform.start(id).await,
             _ => self.platform.delete(id).await,
         }
@@ -236,7 +245,9 @@ impl Daemon {
     ) -> Result<Answer, PassError> {
         let intent = step.clone();
         let id = self.ledger.run(move |l| l.intent(&intent, now)).await?;
-        let answer = self.call_one(step.action, &step.environment_id).await;
+        let answer = self
+            .call_one(step.action, &step.environment_id, GitOps::default())
+            .await;
         let result = result_of(&answer);
         self.record(step, &result);
         let (written, finished) = (Written::Acted(result), self.clock.now());

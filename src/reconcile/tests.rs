@@ -829,6 +829,8 @@ async fn a_restarted_daemon_counts_its_savings_from_the_ledger_before_its_first_
 struct Noted {
     inner: Arc<Qovery>,
     notes: std::sync::Mutex<Vec<(String, String, String)>>,
+    /// The stops asked for, with what their rule said of GitOps owners.
+    stops: std::sync::Mutex<Vec<(String, crate::platform::GitOps)>>,
 }
 
 #[async_trait::async_trait]
@@ -840,6 +842,14 @@ impl Platform for Noted {
         self.inner.list().await
     }
     async fn stop(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.inner.stop(id).await
+    }
+    async fn stop_under(
+        &self,
+        id: &str,
+        gitops: crate::platform::GitOps,
+    ) -> Result<crate::platform::Outcome, PlatformError> {
+        self.stops.lock().unwrap().push((id.into(), gitops));
         self.inner.stop(id).await
     }
     async fn start(&self, id: &str) -> Result<crate::platform::Outcome, PlatformError> {
@@ -873,12 +883,50 @@ impl ActionLinks for Labelled {
 }
 
 #[tokio::test]
+async fn a_stop_is_asked_for_with_what_its_rule_says_of_gitops_owners() {
+    use crate::platform::GitOps;
+    for (written, gitops) in [
+        ("", GitOps::Pause),
+        ("    gitops: off\n", GitOps::Off),
+        ("    gitops: self-heal-only\n", GitOps::SelfHealOnly),
+    ] {
+        let clock = ManualClock::new(at("2026-11-25T20:00:00Z"));
+        let (_sandbox, _running, qovery) = sandbox_platform(&clock, 4).await;
+        let platform = Arc::new(Noted {
+            inner: qovery,
+            notes: std::sync::Mutex::default(),
+            stops: std::sync::Mutex::default(),
+        });
+        let rules = format!(
+            "timezone: UTC\nrules:\n  - name: office\n    match: {{ mode: preview }}\n    run: Mon-Fri 08:00-19:00\n{written}"
+        );
+        let daemon = Daemon::new(
+            platform.clone(),
+            Arc::new(Ledger::in_memory().unwrap()),
+            Arc::new(Metrics::new("test", false)),
+            Arc::new(clock.clone()),
+            Arc::new(parse_rules("t.yaml", &rules, clock.now()).unwrap()),
+            DaemonOptions {
+                resync: Duration::from_secs(60),
+                max_pass_age: Duration::from_secs(180),
+                max_in_flight: 4,
+            },
+        );
+        daemon.pass().await.unwrap();
+        let stops = platform.stops.lock().unwrap().clone();
+        assert!(!stops.is_empty(), "{rules}");
+        assert!(stops.iter().all(|(_, g)| *g == gitops), "{stops:?}");
+    }
+}
+
+#[tokio::test]
 async fn the_platform_s_delete_warning_carries_the_links() {
     let clock = ManualClock::new(at("2026-11-27T12:00:00Z"));
     let (_sandbox, _running, qovery) = sandbox_platform(&clock, 8).await;
     let platform = Arc::new(Noted {
         inner: qovery,
         notes: std::sync::Mutex::default(),
+        stops: std::sync::Mutex::default(),
     });
     let rules = "timezone: UTC\nrules:\n  - name: ttl\n    match: { mode: preview }\n    delete_after: 1h\n    warn_before_delete: 2h\n";
     let daemon = Daemon::new(

@@ -44,6 +44,7 @@ fn env(name: &str, project: &str, mode: Mode, cost: Option<f64>) -> Environment 
         labels: BTreeMap::new(),
         hourly_cost: cost,
         unstoppable: None,
+        owners: None,
         overrides: None,
     }
 }

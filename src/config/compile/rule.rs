@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 use super::schedule::{compile_schedule, runs_or_only_stops};
 use super::{Compiler, Place, check_name, compile_selector};
 use crate::config::error::ConfigError;
-use crate::config::raw::{At, RawFile, RawRule};
-use crate::platform::Mode;
+use crate::config::raw::{At, RawFile, RawGitOps, RawRule};
+use crate::platform::{GitOps, Mode};
 use crate::policy::{Defaults, Glob, Rule, Selector, Target, Wake};
 use crate::schedule::{Holiday, format_seconds};
 use crate::text::printable;
@@ -141,6 +141,11 @@ fn compile_rule(
             .map(|n| n.value.trim().to_string())
             .collect(),
         timezone: tz,
+        gitops: match raw.gitops {
+            None | Some(RawGitOps::Pause) => GitOps::Pause,
+            Some(RawGitOps::SelfHealOnly) => GitOps::SelfHealOnly,
+            Some(RawGitOps::Off) => GitOps::Off,
+        },
     })
 }
 

@@ -20,6 +20,7 @@
 //! (the API server is held to the same deadline by the request's `timeout`).
 
 mod events;
+mod gitops;
 mod leader;
 mod links;
 mod namespace;
@@ -53,6 +54,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 pub use events::{EventType, Notice, REPORTING_CONTROLLER};
+pub use gitops::{ARGOCD_INSTANCE, ARGOCD_TRACKING_ID, KEDA_PAUSED_REPLICAS, ORIGINAL_GITOPS};
 pub use leader::{Alone, Election, ElectionError, ElectionOptions, Leader};
 pub use namespace::{
     DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL, SYSTEM_NAMESPACES, selector_requires_a_label,
@@ -69,8 +71,8 @@ use self::namespace::{Contents, Mapping, terminating};
 use self::routes::Route;
 use self::workload::{Kind, Restore, Workload};
 use super::{
-    Environment, Mode, Operation, Outcome, Platform, PlatformError, Prices, RequestObserver,
-    Serving, Snapshot,
+    Environment, GitOps, Mode, Operation, Outcome, Platform, PlatformError, Prices,
+    RequestObserver, Serving, Snapshot,
 };
 use crate::clock::Clock;
 
@@ -115,6 +117,21 @@ pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("", "services", "get"),
     ("", "services", "create"),
     ("", "services", "delete"),
+    // The GitOps owners curfew pauses (see gitops.rs): listed each pass, read and patched
+    // around a stop or a start.
+    ("argoproj.io", "applications", "list"),
+    ("argoproj.io", "applications", "get"),
+    ("argoproj.io", "applications", "patch"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "list"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "get"),
+    ("kustomize.toolkit.fluxcd.io", "kustomizations", "patch"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "list"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "get"),
+    ("helm.toolkit.fluxcd.io", "helmreleases", "patch"),
+    // KEDA ScaledObjects of a namespace's workloads, paused around a stop.
+    ("keda.sh", "scaledobjects", "list"),
+    ("keda.sh", "scaledobjects", "get"),
+    ("keda.sh", "scaledobjects", "patch"),
 ];
 
 /// What wake on request needs in the wake Service's namespace only (a Role): the
@@ -166,6 +183,8 @@ pub struct KubernetesOptions {
     pub own_namespace: Option<String>,
     /// curfew's wake Service (wake on request); None: routes are never touched.
     pub wake_service: Option<WakeService>,
+    /// Where Argo CD's Applications are, unless a tracking id names their namespace.
+    pub argocd_namespace: String,
 }
 
 impl KubernetesOptions {
@@ -185,6 +204,7 @@ impl KubernetesOptions {
             identity: "curfew".into(),
             own_namespace: None,
             wake_service: None,
+            argocd_namespace: "argocd".into(),
         }
     }
 }
@@ -962,7 +982,7 @@ impl Kubernetes {
     }
 
     /// Stop or start: every object of the namespace, a bounded number at once.
-    async fn act(&self, id: &str, step: Step) -> Result<Outcome, PlatformError> {
+    async fn act(&self, id: &str, step: Step, gitops: GitOps) -> Result<Outcome, PlatformError> {
         let operation = match step {
             Step::Stop(_) => Operation::Stop,
             Step::Start => Operation::Start,
@@ -1001,6 +1021,22 @@ impl Kubernetes {
         let not_stopped = match step {
             Step::Stop(_) => self.warn_not_stopped(id, &workloads).await,
             Step::Start => Vec::new(),
+        };
+        // A stop pauses the GitOps owners first: stopped before, a workload would be put
+        // back by its owner at once. One that cannot be paused stops nothing.
+        let mut owners = Vec::new();
+        if let Step::Stop(now) = step {
+            owners = self
+                .converge_owners(id, &workloads, Some((gitops, now)))
+                .await;
+            if let Some(e) = owners_failed(operation, id, &owners, "paused") {
+                return Err(e);
+            }
+        }
+        // What a start resumes the owners of, once its workloads run again.
+        let started = match step {
+            Step::Start => workloads.clone(),
+            Step::Stop(_) => Vec::new(),
         };
         let mut objects: Vec<Object> = workloads.into_iter().map(Object::Workload).collect();
         // Routes: sent to the wake Service by a stop under a rule that wakes on request,
@@ -1054,6 +1090,10 @@ impl Kubernetes {
                 results.push((Kind::Ingress, LOCAL_WAKE_SERVICE.to_string(), Err(e)));
             }
         }
+        // A start resumes the owners once their workloads run again.
+        if let Step::Start = step {
+            owners = self.converge_owners(id, &started, None).await;
+        }
         let Tally {
             changed,
             left_as_changed,
@@ -1061,8 +1101,25 @@ impl Kubernetes {
             not_leader,
         } = Tally::of(results);
         let done: usize = changed.values().sum();
-        if done > 0 {
-            let notice = action_notice(step, &changed, &left_as_changed, &not_stopped);
+        let owners_done: Vec<String> = owners
+            .iter()
+            .filter_map(|(owner, r)| match r {
+                Ok(Some(Change::Stopped)) => Some(format!("paused {owner}")),
+                Ok(Some(Change::Restored)) => Some(format!("resumed {owner}")),
+                Ok(Some(Change::LeftAsChanged)) => {
+                    Some(format!("left {owner} as changed since the stop"))
+                }
+                _ => None,
+            })
+            .collect();
+        if done > 0 || !owners_done.is_empty() {
+            let mut notice = action_notice(step, &changed, &left_as_changed, &not_stopped);
+            if !owners_done.is_empty() {
+                notice.note.push_str(&format!(
+                    "; GitOps: {} (the original in its annotation {ORIGINAL_GITOPS})",
+                    owners_done.join(", ")
+                ));
+            }
             let notice = self.with_links(&ns, notice);
             let regarding = Regarding::namespace(id, ns.metadata.uid.as_deref());
             self.post(&regarding, &notice).await;
@@ -1079,7 +1136,10 @@ impl Kubernetes {
         if !failed.is_empty() {
             return Err(objects_failed(operation, id, &failed, total, done));
         }
-        Ok(if done > 0 {
+        if let Some(e) = owners_failed(operation, id, &owners, "resumed") {
+            return Err(e);
+        }
+        Ok(if done > 0 || !owners_done.is_empty() {
             Outcome::Accepted
         } else {
             Outcome::AlreadyThereOrBusy
@@ -1312,6 +1372,47 @@ fn objects_failed(
     )
 }
 
+/// "namespace pr-1: Application argocd/pr-1 could not be paused (…); nothing stopped".
+fn owners_failed(
+    operation: Operation,
+    id: &str,
+    owners: &gitops::OwnerResults,
+    verb: &str,
+) -> Option<PlatformError> {
+    let failed: Vec<String> = owners
+        .iter()
+        .filter_map(|(owner, r)| match r {
+            Err(ObjectError::Call(c)) => Some(format!("{owner}: {c}")),
+            Err(ObjectError::Conflicts) => {
+                Some(format!("{owner}: changed by someone else at every attempt"))
+            }
+            Err(ObjectError::NotLeader) => Some(format!(
+                "{owner}: this replica lost the lease; the leader acts"
+            )),
+            Ok(_) => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let retryable = owners.iter().all(|(_, r)| match r {
+        Err(ObjectError::Call(c)) => c.retryable(),
+        _ => true,
+    });
+    let then = match operation {
+        Operation::Stop => "nothing stopped, as its owner would put it back",
+        _ => "the next pass tries again",
+    };
+    Some(failure(
+        operation,
+        retryable,
+        format!(
+            "namespace {id}: GitOps owner not {verb} ({}); {then}",
+            failed.join("; ")
+        ),
+    ))
+}
+
 /// "curfew stopped this environment: 3 deployments and 1 statefulset scaled to zero, …".
 fn action_notice(
     step: Step,
@@ -1431,6 +1532,7 @@ impl Platform for Kubernetes {
             .collect()
             .await;
         complete &= contents.iter().all(Option::is_some);
+        let owners = self.owner_notes(&namespaces, &contents).await;
         let environments = namespaces
             .iter()
             .zip(&contents)
@@ -1443,6 +1545,11 @@ impl Platform for Kubernetes {
                 };
                 namespace::environment(ns, contents.as_ref(), &self.inner.mapping, last_activity)
             })
+            .zip(owners)
+            .map(|(mut env, owners)| {
+                env.owners = owners.map(Arc::from);
+                env
+            })
             .collect();
         Ok(Snapshot {
             environments,
@@ -1451,11 +1558,16 @@ impl Platform for Kubernetes {
     }
 
     async fn stop(&self, id: &str) -> Result<Outcome, PlatformError> {
-        self.act(id, Step::Stop(self.inner.clock.now())).await
+        self.stop_under(id, GitOps::default()).await
+    }
+
+    async fn stop_under(&self, id: &str, gitops: GitOps) -> Result<Outcome, PlatformError> {
+        self.act(id, Step::Stop(self.inner.clock.now()), gitops)
+            .await
     }
 
     async fn start(&self, id: &str) -> Result<Outcome, PlatformError> {
-        self.act(id, Step::Start).await
+        self.act(id, Step::Start, GitOps::default()).await
     }
 
     async fn serving(&self, id: &str) -> Result<Serving, PlatformError> {

@@ -155,6 +155,7 @@ pub fn environment(
         unstoppable: contents
             .and_then(|c| unstoppable(c, mapping.prices))
             .map(Arc::from),
+        owners: None,
         labels: with_overrides(labels, &overrides),
         overrides: overrides.boxed(),
     }

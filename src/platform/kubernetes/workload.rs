@@ -110,6 +110,8 @@ pub struct Workload {
     pub name: String,
     pub resource_version: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    /// Its labels (a GitOps tool's tracking labels among them).
+    pub labels: BTreeMap<String, String>,
     /// `spec.replicas` (the API server's default, 1, when absent); 0 for a CronJob.
     pub replicas: i32,
     /// A CronJob's `spec.suspend`.
@@ -139,6 +141,7 @@ impl Workload {
             name: metadata.name.clone().unwrap_or_default(),
             resource_version: metadata.resource_version.clone(),
             annotations: metadata.annotations.clone().unwrap_or_default(),
+            labels: metadata.labels.clone().unwrap_or_default(),
             replicas: 0,
             suspended: false,
             ready_replicas: 0,

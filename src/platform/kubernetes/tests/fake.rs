@@ -177,6 +177,12 @@ pub struct Store {
     policy: Option<Policy>,
     /// The Gateway API's CRDs are installed: without them its paths are 404.
     pub gateway_api: bool,
+    /// What the GitOps repository says of the objects an Argo CD Application deploys: the
+    /// manifests its self-heal puts back (see [`controllers`]).
+    pub git: BTreeMap<Key, Value>,
+    /// Resources whose CustomResourceDefinition is not installed: the API server answers
+    /// 404 for them.
+    pub not_installed: Vec<String>,
 }
 
 impl Default for Store {
@@ -190,6 +196,8 @@ impl Default for Store {
             compacted: 0,
             policy: None,
             gateway_api: false,
+            git: BTreeMap::new(),
+            not_installed: Vec::new(),
         }
     }
 }
@@ -296,6 +304,11 @@ fn resource_of(kind: &str) -> &'static str {
         "HTTPRoute" => "httproutes",
         "Service" => "services",
         "ReferenceGrant" => "referencegrants",
+        "Application" => "applications",
+        "ApplicationSet" => "applicationsets",
+        "Kustomization" => "kustomizations",
+        "HelmRelease" => "helmreleases",
+        "ScaledObject" => "scaledobjects",
         other => panic!("no resource for kind {other}"),
     }
 }
@@ -319,6 +332,11 @@ fn kind_of(resource: &str) -> &'static str {
         "httproutes" => "HTTPRoute",
         "services" => "Service",
         "referencegrants" => "ReferenceGrant",
+        "applications" => "Application",
+        "applicationsets" => "ApplicationSet",
+        "kustomizations" => "Kustomization",
+        "helmreleases" => "HelmRelease",
+        "scaledobjects" => "ScaledObject",
         other => panic!("no kind for resource {other}"),
     }
 }
@@ -329,6 +347,9 @@ fn api_version(group: &str, resource: &str) -> String {
         ("autoscaling", _) => "autoscaling/v2".into(),
         // ReferenceGrant is served at v1beta1 (Gateway API's standard channel).
         (group, "referencegrants") => format!("{group}/v1beta1"),
+        ("argoproj.io", _) => "argoproj.io/v1alpha1".into(),
+        ("helm.toolkit.fluxcd.io", _) => "helm.toolkit.fluxcd.io/v2".into(),
+        ("keda.sh", _) => "keda.sh/v1alpha1".into(),
         (group, _) => format!("{group}/v1"),
     }
 }
@@ -514,6 +535,14 @@ impl FakeApi {
         self.store().gateway_api = true;
     }
 
+    /// An object an Argo CD Application deploys from git: put in the cluster, and its
+    /// manifest kept as what the Application's self-heal puts back.
+    pub fn put_from_git(&self, object: Value) {
+        let mut store = self.store();
+        store.git.insert(key_of(&object), object.clone());
+        store.put(object);
+    }
+
     /// A person scales a workload (`kubectl scale`).
     pub fn scale(&self, resource: &str, namespace: &str, name: &str, replicas: i64) {
         self.store().edit(resource, namespace, name, |o| {
@@ -622,8 +651,11 @@ impl FakeApi {
     fn handle(&self, seen: &Seen) -> (u16, Value) {
         let mut store = self.store();
         let namespace = seen.namespace.clone().unwrap_or_default();
-        // A group no CRD installed is not served: 404 for any path under it.
-        if seen.group == "gateway.networking.k8s.io" && !store.gateway_api {
+        // A group no CRD installed is not served: kube-apiserver answers 404 with a bare
+        // Status for any path under it.
+        if (seen.group == "gateway.networking.k8s.io" && !store.gateway_api)
+            || store.not_installed.contains(&seen.resource)
+        {
             return (
                 404,
                 status(
@@ -1054,12 +1086,69 @@ pub fn http_route(namespace: &str, name: &str, host: &str) -> Value {
     })
 }
 
+/// An Argo CD Application deploying into `destination`, with automated sync (and
+/// self-heal, or not): as the ApplicationSet pull-request generator makes them.
+pub fn application(name: &str, destination: &str, self_heal: bool) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": "argocd"},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "https://git.example.com/shop.git", "path": "deploy", "targetRevision": "pr-1"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": destination},
+            "syncPolicy": {
+                "automated": {"prune": true, "selfHeal": self_heal},
+                "syncOptions": ["CreateNamespace=true"],
+            },
+        },
+    })
+}
+
+/// A Flux Kustomization in `flux-system`, reconciling every ten minutes (not suspended:
+/// `suspend` unset, as most are written).
+pub fn kustomization(name: &str, target: &str) -> Value {
+    json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": {
+            "interval": "10m", "path": "./deploy", "prune": true, "targetNamespace": target,
+            "sourceRef": {"kind": "GitRepository", "name": "shop"},
+        },
+    })
+}
+
+/// A Flux HelmRelease in `flux-system`, with `suspend: false` written out.
+pub fn helm_release(name: &str, target: &str) -> Value {
+    json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": name, "namespace": "flux-system"},
+        "spec": {
+            "interval": "10m", "suspend": false, "targetNamespace": target,
+            "chart": {"spec": {"chart": "shop", "sourceRef": {"kind": "HelmRepository", "name": "shop"}}},
+        },
+    })
+}
+
+/// A KEDA ScaledObject scaling the Deployment `target` (from zero, on a cron trigger).
+pub fn scaled_object(namespace: &str, name: &str, target: &str) -> Value {
+    json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"name": target}, "minReplicaCount": 0, "maxReplicaCount": 5,
+            "triggers": [{"type": "cron", "metadata": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 19 * * *", "desiredReplicas": "2"}}],
+        },
+    })
+}
+
 /// Sentence-like changes to fixtures.
 pub trait Fixture {
     fn labelled(self, key: &str, value: &str) -> Value;
     fn annotated(self, key: &str, value: &str) -> Value;
     /// Controlled by another object (an operator's custom resource, say).
     fn owned_by(self, api_version: &str, kind: &str, name: &str) -> Value;
+    /// Deployed by the Argo CD Application `app`, tracked by annotation.
+    fn tracked_by(self, app: &str) -> Value;
 }
 
 impl Fixture for Value {
@@ -1079,5 +1168,22 @@ impl Fixture for Value {
             "uid": format!("uid-{name}"), "controller": true, "blockOwnerDeletion": true,
         }]);
         self
+    }
+
+    fn tracked_by(self, app: &str) -> Value {
+        // util/argo/resource_tracking.go: `APP:GROUP/KIND:NAMESPACE/NAME`.
+        let (group, kind) = match self["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((group, _)) => (
+                group.to_string(),
+                self["kind"].as_str().unwrap().to_string(),
+            ),
+            None => (String::new(), self["kind"].as_str().unwrap().to_string()),
+        };
+        let id = format!(
+            "{app}:{group}/{kind}:{}/{}",
+            self["metadata"]["namespace"].as_str().unwrap(),
+            self["metadata"]["name"].as_str().unwrap()
+        );
+        self.annotated("argocd.argoproj.io/tracking-id", &id)
     }
 }

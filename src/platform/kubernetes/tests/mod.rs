@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 mod fake;
+mod gitops;
 mod rules;
 mod wake;
 
@@ -985,6 +986,22 @@ async fn the_shipped_roles_grant_exactly_what_the_adapter_uses() {
     let fake = FakeApi::new();
     preview_with_everything(&fake);
     fake.put(controller_revision("pr-1", "db-1", "2026-11-25T07:00:00Z"));
+    // A GitOps owner of each kind, paused and resumed.
+    fake.put(fake::application("shop-pr-1", "pr-1", true));
+    fake.put(fake::kustomization("api-pr-1", "pr-1"));
+    fake.put(fake::helm_release("cache-pr-1", "pr-1"));
+    fake.put(deployment("pr-1", "shop", 1).tracked_by("shop-pr-1"));
+    fake.put(fake::scaled_object("pr-1", "web", "web"));
+    for (prefix, name) in [
+        ("kustomize.toolkit.fluxcd.io", "api-pr-1"),
+        ("helm.toolkit.fluxcd.io", "cache-pr-1"),
+    ] {
+        fake.put(
+            deployment("pr-1", name, 1)
+                .labelled(&format!("{prefix}/name"), name)
+                .labelled(&format!("{prefix}/namespace"), "flux-system"),
+        );
+    }
     let a = election(&fake, "curfew-a", clock());
     assert!(a.try_acquire_or_renew().await.unwrap());
     assert!(a.try_acquire_or_renew().await.unwrap());
@@ -1261,6 +1278,7 @@ fn workload(kind: Kind, replicas: i32, suspended: bool, annotations: &[(&str, &s
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        labels: BTreeMap::new(),
         replicas,
         suspended,
         ready_replicas: 0,
@@ -1383,6 +1401,7 @@ fn the_kubernetes_platform_is_read_from_the_rule_file_with_its_defaults() {
             leader_election: true,
             lease_name: "curfew".into(),
             lease_namespace: None,
+            argocd_namespace: "argocd".into(),
             traffic: Some(TrafficSettings {
                 prometheus_url: "http://prometheus:9090".into(),
                 query: "sum by (namespace) (rate(x[5m]))".into(),

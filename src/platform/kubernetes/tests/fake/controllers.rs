@@ -7,6 +7,7 @@ use super::{Key, Store};
 
 /// Runs the controllers on the object at `key` after it was created or changed.
 pub fn settle(store: &mut Store, key: &Key) {
+    argocd_self_heal(store, key);
     let Some(object) = store.objects.get(key).cloned() else {
         return;
     };
@@ -346,4 +347,45 @@ pub fn cron_sync(store: &mut Store) -> Vec<String> {
         started.push(job);
     }
     started
+}
+
+/// Argo CD's self-heal: an object that an Application with automated sync and `selfHeal`
+/// deploys, changed in the cluster, is synced back to git (controller/appcontroller.go,
+/// autoSync: with selfHeal an OutOfSync application is synced again once
+/// `--self-heal-timeout-seconds` has passed; here at once). The Application is found by
+/// its tracking id (util/argo/resource_tracking.go), in `argocd`; only the replicas are
+/// compared, the field curfew changes. The sync writes as field manager
+/// `argocd-controller`. An Application whose `automated` is gone (curfew's pause) or
+/// `enabled: false` does nothing.
+fn argocd_self_heal(store: &mut Store, key: &Key) {
+    let Some(manifest) = store.git.get(key).cloned() else {
+        return;
+    };
+    let Some(object) = store.objects.get(key).cloned() else {
+        return;
+    };
+    let Some(app) = object["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"]
+        .as_str()
+        .and_then(|id| id.split(':').next())
+    else {
+        return;
+    };
+    let Some(application) = store.get("applications", "argocd", app) else {
+        return;
+    };
+    let automated = &application["spec"]["syncPolicy"]["automated"];
+    if automated["selfHeal"] != json!(true) || automated["enabled"] == json!(false) {
+        return;
+    }
+    let wanted = manifest["spec"]["replicas"].clone();
+    if object["spec"]["replicas"] == wanted {
+        return;
+    }
+    let patch = json!({"spec": {"replicas": wanted}});
+    let mut synced = object.clone();
+    super::merge(&mut synced, &patch);
+    let time = store.stamp();
+    super::fields::updated(&mut synced, &object, &patch, "argocd-controller", &time);
+    synced["metadata"]["resourceVersion"] = json!(store.version());
+    store.objects.insert(key.clone(), synced);
 }

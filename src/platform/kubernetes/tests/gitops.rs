@@ -1,0 +1,450 @@
+//! GitOps-aware sleep against the fake API server: an Argo CD Application with self-heal
+//! puts a stop back unless curfew paused it; pausing and resuming Applications, Flux
+//! Kustomizations and HelmReleases exactly; a person's change in between left alone.
+
+use serde_json::{Value, json};
+
+use super::fake::{
+    FakeApi, Fixture, application, deployment, helm_release, kustomization, namespace,
+    scaled_object,
+};
+use super::{adapter, listed, patched};
+use crate::platform::kubernetes::gitops::{OwnerKind, OwnerRef, owners_of};
+use crate::platform::kubernetes::workload::Workload;
+use crate::platform::kubernetes::{
+    ARGOCD_INSTANCE, KEDA_PAUSED_REPLICAS, ORIGINAL_GITOPS, ORIGINAL_REPLICAS, PERMISSIONS,
+    STOPPED_AT,
+};
+use crate::platform::{GitOps, Outcome, Platform};
+
+/// pr-1 deployed by the Argo CD Application `shop-pr-1` (automated sync, self-heal or
+/// not): web (3 replicas) and worker (1), both from git.
+fn argo_preview(fake: &FakeApi, self_heal: bool) {
+    fake.put(namespace("pr-1"));
+    fake.put(application("shop-pr-1", "pr-1", self_heal));
+    fake.put_from_git(deployment("pr-1", "web", 3).tracked_by("shop-pr-1"));
+    fake.put_from_git(deployment("pr-1", "worker", 1).tracked_by("shop-pr-1"));
+}
+
+fn sync_policy(fake: &FakeApi) -> Value {
+    fake.object("applications", "argocd", "shop-pr-1")["spec"]["syncPolicy"].clone()
+}
+
+#[tokio::test]
+async fn an_application_with_self_heal_puts_a_stop_back_unless_curfew_paused_it() {
+    // gitops: off — Argo CD's self-heal scales web straight back to git's 3.
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    let k8s = adapter(&fake);
+    k8s.stop_under("pr-1", GitOps::Off).await.unwrap();
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 3);
+    assert_eq!(fake.replicas("deployments", "pr-1", "worker"), 1);
+    assert!(
+        !patched(&fake)
+            .iter()
+            .any(|p| p.starts_with("applications/")),
+        "gitops: off writes no Application"
+    );
+    // The listing names who put it back (managedFields), and the owner.
+    let env = listed(&k8s, "pr-1").await;
+    let state = env.platform_state.as_deref().unwrap();
+    assert!(
+        state.contains("deployments/web scaled back to 3 by argocd-controller (Update)"),
+        "{state}"
+    );
+    let owners = env.owners.as_deref().unwrap();
+    assert!(
+        owners.starts_with("Application argocd/shop-pr-1 (automated sync with self-heal"),
+        "{owners}"
+    );
+    // Not fought: the next stop leaves the reverted workloads alone and says why, once.
+    fake.forget_log();
+    k8s.stop_under("pr-1", GitOps::Off).await.unwrap();
+    assert!(
+        !patched(&fake).iter().any(|p| p.starts_with("deployments/")),
+        "{:?}",
+        patched(&fake)
+    );
+    let warned: Vec<String> = fake
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "ScaledBack")
+        .map(|e| e["note"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(warned.len(), 2, "one per workload: {warned:?}");
+    assert!(
+        warned[0].contains("by argocd-controller (Update)"),
+        "{warned:?}"
+    );
+
+    // gitops: pause — the Application is paused first, and the stop holds.
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    let k8s = adapter(&fake);
+    assert_eq!(
+        k8s.stop_under("pr-1", GitOps::Pause).await,
+        Ok(Outcome::Accepted)
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+    assert_eq!(fake.replicas("deployments", "pr-1", "worker"), 0);
+    assert_eq!(
+        patched(&fake)[0],
+        "applications/shop-pr-1",
+        "paused before any workload is scaled"
+    );
+    assert!(sync_policy(&fake).get("automated").is_none());
+    assert_eq!(
+        fake.annotation("applications", "argocd", "shop-pr-1", ORIGINAL_GITOPS)
+            .as_deref(),
+        Some(r#"{"prune":true,"selfHeal":true}"#)
+    );
+    let note = fake.events().last().unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("GitOps: paused Application argocd/shop-pr-1"),
+        "{note}"
+    );
+}
+
+#[tokio::test]
+async fn an_application_paused_stopped_and_started_is_restored_exactly() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    let before = fake.object("applications", "argocd", "shop-pr-1");
+    let k8s = adapter(&fake);
+    k8s.stop("pr-1").await.unwrap();
+    // A second stop changes nothing: already paused, already at zero.
+    fake.forget_log();
+    assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::AlreadyThereOrBusy));
+    assert!(patched(&fake).is_empty(), "{:?}", patched(&fake));
+
+    assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    let after = fake.object("applications", "argocd", "shop-pr-1");
+    assert_eq!(after["spec"], before["spec"], "the spec exactly as it was");
+    assert_eq!(
+        after["metadata"]
+            .get("annotations")
+            .cloned()
+            .unwrap_or(json!({})),
+        json!({}),
+        "curfew's record is gone"
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 3);
+    assert_eq!(fake.replicas("deployments", "pr-1", "worker"), 1);
+    // Self-heal is back: a change is synced back to git again.
+    fake.scale("deployments", "pr-1", "web", 1);
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 3);
+}
+
+#[tokio::test]
+async fn a_person_who_turns_sync_back_on_while_stopped_keeps_their_setting() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, false);
+    let k8s = adapter(&fake);
+    k8s.stop("pr-1").await.unwrap();
+    assert!(sync_policy(&fake).get("automated").is_none());
+    // Someone turns automated sync back on, with self-heal this time.
+    fake.store()
+        .edit("applications", "argocd", "shop-pr-1", |o| {
+            o["spec"]["syncPolicy"]["automated"] = json!({"selfHeal": true});
+        });
+    k8s.start("pr-1").await.unwrap();
+    assert_eq!(
+        sync_policy(&fake)["automated"],
+        json!({"selfHeal": true}),
+        "their value stays"
+    );
+    assert_eq!(
+        fake.annotation("applications", "argocd", "shop-pr-1", ORIGINAL_GITOPS),
+        None
+    );
+    assert_eq!(
+        fake.annotation("applications", "argocd", "shop-pr-1", STOPPED_AT),
+        None
+    );
+}
+
+#[tokio::test]
+async fn self_heal_only_pauses_an_application_with_self_heal_and_leaves_the_others() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, false);
+    let k8s = adapter(&fake);
+    k8s.stop_under("pr-1", GitOps::SelfHealOnly).await.unwrap();
+    assert_eq!(
+        sync_policy(&fake)["automated"],
+        json!({"prune": true, "selfHeal": false}),
+        "no self-heal: left alone"
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    let k8s = adapter(&fake);
+    k8s.stop_under("pr-1", GitOps::SelfHealOnly).await.unwrap();
+    assert!(sync_policy(&fake).get("automated").is_none());
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+}
+
+#[tokio::test]
+async fn a_flux_kustomization_and_helm_release_are_suspended_and_resumed_exactly() {
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-1"));
+    fake.put(kustomization("shop-pr-1", "pr-1"));
+    fake.put(helm_release("db-pr-1", "pr-1"));
+    let flux = |d: Value, prefix: &str, name: &str| {
+        d.labelled(&format!("{prefix}/name"), name)
+            .labelled(&format!("{prefix}/namespace"), "flux-system")
+    };
+    fake.put(flux(
+        deployment("pr-1", "web", 2),
+        "kustomize.toolkit.fluxcd.io",
+        "shop-pr-1",
+    ));
+    fake.put(flux(
+        deployment("pr-1", "db", 1),
+        "helm.toolkit.fluxcd.io",
+        "db-pr-1",
+    ));
+    let k8s = adapter(&fake);
+    k8s.stop("pr-1").await.unwrap();
+    let spec =
+        |resource: &str, name: &str| fake.object(resource, "flux-system", name)["spec"].clone();
+    assert_eq!(spec("kustomizations", "shop-pr-1")["suspend"], json!(true));
+    assert_eq!(spec("helmreleases", "db-pr-1")["suspend"], json!(true));
+    assert_eq!(
+        fake.annotation(
+            "kustomizations",
+            "flux-system",
+            "shop-pr-1",
+            ORIGINAL_GITOPS
+        )
+        .as_deref(),
+        Some("null"),
+        "suspend was unset"
+    );
+    assert_eq!(
+        fake.annotation("helmreleases", "flux-system", "db-pr-1", ORIGINAL_GITOPS)
+            .as_deref(),
+        Some("false")
+    );
+    k8s.start("pr-1").await.unwrap();
+    assert!(
+        spec("kustomizations", "shop-pr-1").get("suspend").is_none(),
+        "unset again, not false"
+    );
+    assert_eq!(spec("helmreleases", "db-pr-1")["suspend"], json!(false));
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 2);
+    assert_eq!(fake.replicas("deployments", "pr-1", "db"), 1);
+}
+
+#[tokio::test]
+async fn an_application_of_that_name_deploying_elsewhere_is_not_paused() {
+    // Label tracking: Helm sets app.kubernetes.io/instance to its release name, which may
+    // name an unrelated Application.
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-1"));
+    fake.put(application("web", "production", true));
+    fake.put(deployment("pr-1", "web", 2).labelled(ARGOCD_INSTANCE, "web"));
+    let k8s = adapter(&fake);
+    k8s.stop("pr-1").await.unwrap();
+    assert!(sync_policy_of(&fake, "web").get("automated").is_some());
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+}
+
+fn sync_policy_of(fake: &FakeApi, app: &str) -> Value {
+    fake.object("applications", "argocd", app)["spec"]["syncPolicy"].clone()
+}
+
+#[tokio::test]
+async fn without_argo_cd_or_flux_installed_a_stop_goes_on() {
+    let fake = FakeApi::new();
+    fake.store().not_installed = vec!["applications".into(), "kustomizations".into()];
+    fake.put(namespace("pr-1"));
+    fake.put(
+        deployment("pr-1", "web", 2)
+            .tracked_by("shop-pr-1")
+            .labelled("kustomize.toolkit.fluxcd.io/name", "shop")
+            .labelled("kustomize.toolkit.fluxcd.io/namespace", "flux-system"),
+    );
+    let k8s = adapter(&fake);
+    assert_eq!(listed(&k8s, "pr-1").await.owners, None);
+    assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+}
+
+#[tokio::test]
+async fn an_owner_that_cannot_be_paused_stops_nothing() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    fake.on(|seen, _| {
+        if seen.resource == "applications" && seen.verb() == "patch" {
+            return super::fake::Then::Fail(403, "applications.argoproj.io is forbidden");
+        }
+        super::fake::Then::Proceed
+    });
+    let k8s = adapter(&fake);
+    let e = k8s.stop("pr-1").await.unwrap_err();
+    assert!(
+        e.message
+            .contains("GitOps owner not paused (Application argocd/shop-pr-1: 403"),
+        "{}",
+        e.message
+    );
+    assert!(!e.retryable);
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 3);
+    assert_eq!(
+        fake.annotation("deployments", "pr-1", "web", ORIGINAL_REPLICAS),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_listing_says_when_an_application_set_would_undo_the_pause() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    fake.store()
+        .edit("applications", "argocd", "shop-pr-1", |o| {
+            o["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+                "name": "previews", "uid": "uid-previews", "controller": true,
+            }]);
+        });
+    let owners = listed(&adapter(&fake), "pr-1").await.owners.unwrap();
+    assert!(
+        owners.contains(
+            "generated by ApplicationSet previews, whose controller puts its sync policy back unless the ApplicationSet sets ignoreApplicationDifferences with jsonPointers [/spec/syncPolicy]"
+        ),
+        "{owners}"
+    );
+}
+
+#[test]
+fn owners_are_found_by_both_of_argo_cds_tracking_methods_and_by_fluxs_labels() {
+    let with = |labels: &[(&str, &str)], annotations: &[(&str, &str)]| {
+        let mut w = Workload::from_deployment(&Default::default());
+        w.labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        w.annotations = annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        w
+    };
+    let owner = |kind, namespace: &str, name: &str| OwnerRef {
+        kind,
+        namespace: namespace.into(),
+        name: name.into(),
+    };
+    let cases = [
+        (
+            with(&[(ARGOCD_INSTANCE, "shop")], &[]),
+            vec![owner(OwnerKind::Application, "argocd", "shop")],
+        ),
+        (
+            // The annotation wins over the label (Helm's release name).
+            with(
+                &[(ARGOCD_INSTANCE, "release")],
+                &[(
+                    "argocd.argoproj.io/tracking-id",
+                    "shop:apps/Deployment:pr-1/web",
+                )],
+            ),
+            vec![owner(OwnerKind::Application, "argocd", "shop")],
+        ),
+        (
+            // Applications in any namespace: `NAMESPACE_NAME`.
+            with(
+                &[],
+                &[(
+                    "argocd.argoproj.io/tracking-id",
+                    "team-a_shop:apps/Deployment:pr-1/web",
+                )],
+            ),
+            vec![owner(OwnerKind::Application, "team-a", "shop")],
+        ),
+        (
+            with(
+                &[
+                    ("kustomize.toolkit.fluxcd.io/name", "apps"),
+                    ("kustomize.toolkit.fluxcd.io/namespace", "flux-system"),
+                    ("helm.toolkit.fluxcd.io/name", "db"),
+                    ("helm.toolkit.fluxcd.io/namespace", "team-a"),
+                ],
+                &[],
+            ),
+            vec![
+                owner(OwnerKind::Kustomization, "flux-system", "apps"),
+                owner(OwnerKind::HelmRelease, "team-a", "db"),
+            ],
+        ),
+        // A name without its namespace label names nothing.
+        (
+            with(&[("kustomize.toolkit.fluxcd.io/name", "apps")], &[]),
+            vec![],
+        ),
+    ];
+    for (workload, want) in cases {
+        let got: Vec<OwnerRef> = owners_of(std::slice::from_ref(&workload), "argocd")
+            .into_iter()
+            .collect();
+        assert_eq!(
+            got, want,
+            "{:?} {:?}",
+            workload.labels, workload.annotations
+        );
+    }
+}
+
+#[test]
+fn the_owner_permissions_are_in_the_table() {
+    for kind in OwnerKind::ALL {
+        for verb in ["list", "get", "patch"] {
+            assert!(
+                PERMISSIONS.contains(&(kind.group(), kind.plural(), verb)),
+                "{kind:?} {verb}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_keda_scaled_object_is_paused_at_zero_while_stopped_and_resumed_exactly() {
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-1"));
+    fake.put(deployment("pr-1", "web", 2));
+    fake.put(deployment("pr-1", "worker", 1));
+    fake.put(scaled_object("pr-1", "web", "web"));
+    // A person already holds `worker` at 1 with KEDA's own pause.
+    fake.put(scaled_object("pr-1", "worker", "worker").annotated(KEDA_PAUSED_REPLICAS, "1"));
+    // One scaling a workload of another name is not this stop's business.
+    fake.put(scaled_object("pr-1", "other", "elsewhere"));
+    let k8s = adapter(&fake);
+    // Whatever the rule says of GitOps tools: KEDA is paused.
+    k8s.stop_under("pr-1", GitOps::Off).await.unwrap();
+    let paused = |name: &str| fake.annotation("scaledobjects", "pr-1", name, KEDA_PAUSED_REPLICAS);
+    assert_eq!(paused("web").as_deref(), Some("0"));
+    assert_eq!(paused("worker").as_deref(), Some("0"));
+    assert_eq!(paused("other"), None);
+    assert_eq!(
+        fake.annotation("scaledobjects", "pr-1", "worker", ORIGINAL_GITOPS)
+            .as_deref(),
+        Some(r#""1""#)
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+    k8s.start("pr-1").await.unwrap();
+    assert_eq!(paused("web"), None, "KEDA scales it again");
+    assert_eq!(
+        paused("worker").as_deref(),
+        Some("1"),
+        "the person's pause is back"
+    );
+    assert_eq!(
+        fake.annotation("scaledobjects", "pr-1", "web", ORIGINAL_GITOPS),
+        None
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 2);
+}
