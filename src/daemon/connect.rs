@@ -204,6 +204,7 @@ async fn connect_kubernetes(
         }),
         identity,
         own_namespace,
+        watch: true,
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
     Ok(Connected {

@@ -19,6 +19,7 @@
 //! asks its [`Leader`] how long this replica may still act, and gives the write no longer
 //! (the API server is held to the same deadline by the request's `timeout`).
 
+mod cache;
 mod events;
 mod leader;
 mod links;
@@ -82,19 +83,26 @@ const LEAST_WRITE_TIME: Duration = Duration::from_secs(1);
 /// ClusterRole and Role in deploy/kubernetes grant exactly these (a test compares them).
 pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("", "namespaces", "list"),
+    ("", "namespaces", "watch"),
     ("", "namespaces", "delete"),
     ("", "pods", "list"),
+    ("", "pods", "watch"),
     ("apps", "deployments", "list"),
+    ("apps", "deployments", "watch"),
     ("apps", "deployments", "get"),
     ("apps", "deployments", "patch"),
     ("apps", "statefulsets", "list"),
+    ("apps", "statefulsets", "watch"),
     ("apps", "statefulsets", "get"),
     ("apps", "statefulsets", "patch"),
     ("batch", "cronjobs", "list"),
+    ("batch", "cronjobs", "watch"),
     ("batch", "cronjobs", "get"),
     ("batch", "cronjobs", "patch"),
     ("apps", "replicasets", "list"),
+    ("apps", "replicasets", "watch"),
     ("apps", "controllerrevisions", "list"),
+    ("apps", "controllerrevisions", "watch"),
     ("events.k8s.io", "events", "create"),
 ];
 
@@ -131,6 +139,10 @@ pub struct KubernetesOptions {
     pub identity: String,
     /// curfew's own namespace, never an environment (from `POD_NAMESPACE`).
     pub own_namespace: Option<String>,
+    /// Keep the namespaces and their objects in a cache fed by cluster-wide watches
+    /// (`cache.rs`): a pass then makes no list request. Off, every pass lists each
+    /// namespace's objects (1 + 5 requests per namespace).
+    pub watch: bool,
 }
 
 impl KubernetesOptions {
@@ -149,6 +161,7 @@ impl KubernetesOptions {
             traffic: None,
             identity: "curfew".into(),
             own_namespace: None,
+            watch: false,
         }
     }
 }
@@ -172,6 +185,8 @@ struct Inner {
     warned: Mutex<HashSet<(String, String, String)>>,
     /// Signed action links for the Stopped Event (see `links.rs`).
     links: std::sync::OnceLock<Arc<dyn crate::platform::ActionLinks>>,
+    /// The watch cache and its feeds, once started (see `cache.rs`).
+    cache: std::sync::OnceLock<(Arc<cache::Cache>, cache::Feeds)>,
 }
 
 /// A failed API call.
@@ -349,8 +364,34 @@ impl Kubernetes {
                 observer,
                 warned: Mutex::new(HashSet::new()),
                 links: std::sync::OnceLock::new(),
+                cache: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Starts the watch cache (once; in a tokio runtime): its feeds list each kind
+    /// cluster-wide, then watch.
+    pub fn watch(&self) {
+        self.cache();
+    }
+
+    fn cache(&self) -> &Arc<cache::Cache> {
+        &self
+            .inner
+            .cache
+            .get_or_init(|| {
+                cache::Cache::start(cache::Source {
+                    client: self.inner.client.clone(),
+                    namespace_selector: self.inner.options.namespace_selector.clone(),
+                    timeout: self.inner.options.timeout,
+                })
+            })
+            .0
+    }
+
+    /// Waits until the watch cache has listed every kind once (starting it if need be).
+    pub async fn synced(&self) {
+        self.cache().synced().await;
     }
 
     fn api<K>(&self, namespace: &str) -> Api<K>
@@ -886,6 +927,67 @@ impl Kubernetes {
     }
 }
 
+impl Kubernetes {
+    /// The last requests of the namespaces, if the traffic query is set up; and whether
+    /// the pass still sees everything (not if the query failed).
+    async fn activity(&self, now: DateTime<Utc>) -> (Activity, bool) {
+        match self.traffic(now).await {
+            Ok(None) => (Activity::NotAsked, true),
+            Ok(Some(last)) => (Activity::Known(last), true),
+            Err(e) => {
+                // Without the traffic signal nobody can tell an idle namespace from a busy
+                // one: count all as active this pass, and delete nothing.
+                tracing::warn!(error = %e, "traffic unknown this pass: every namespace counts as active");
+                (Activity::AssumeActive, false)
+            }
+        }
+    }
+
+    fn environment(
+        &self,
+        ns: &Namespace,
+        contents: Option<&Contents>,
+        activity: &Activity,
+        now: DateTime<Utc>,
+    ) -> crate::platform::Environment {
+        let name = ns.metadata.name.as_deref().unwrap_or_default();
+        let last_activity = match activity {
+            Activity::NotAsked => None,
+            Activity::Known(last) => last.get(name).copied(),
+            Activity::AssumeActive => Some(now),
+        };
+        namespace::environment(ns, contents, &self.inner.mapping, last_activity)
+    }
+
+    /// A pass over the watch cache: no list request. The first waits for the cache's first
+    /// sync (at most four request timeouts; a pass that fails meanwhile keeps `/readyz`
+    /// not ready).
+    async fn list_cached(&self, now: DateTime<Utc>) -> Result<Snapshot, PlatformError> {
+        let cache = self.cache().clone();
+        let limit = self.inner.options.timeout * 4;
+        if tokio::time::timeout(limit, cache.synced()).await.is_err() {
+            return Err(failure(
+                Operation::List,
+                true,
+                format!(
+                    "the watch cache has not listed every kind within {}s; the next pass waits again",
+                    limit.as_secs()
+                ),
+            ));
+        }
+        let (activity, complete) = self.activity(now).await;
+        let environments = cache
+            .read(|name| !self.never_an_environment(name))
+            .iter()
+            .map(|(ns, contents)| self.environment(ns, Some(contents), &activity, now))
+            .collect();
+        Ok(Snapshot {
+            environments,
+            complete,
+        })
+    }
+}
+
 fn failure(operation: Operation, retryable: bool, message: String) -> PlatformError {
     PlatformError {
         platform: PLATFORM,
@@ -1054,19 +1156,11 @@ impl Platform for Kubernetes {
 
     async fn list(&self) -> Result<Snapshot, PlatformError> {
         let now = self.inner.clock.now();
+        if self.inner.options.watch {
+            return self.list_cached(now).await;
+        }
         let namespaces = self.chosen().await?;
-        let mut complete = true;
-        let activity = match self.traffic(now).await {
-            Ok(None) => Activity::NotAsked,
-            Ok(Some(last)) => Activity::Known(last),
-            Err(e) => {
-                // Without the traffic signal nobody can tell an idle namespace from a busy
-                // one: count all as active this pass, and delete nothing.
-                tracing::warn!(error = %e, "traffic unknown this pass: every namespace counts as active");
-                complete = false;
-                Activity::AssumeActive
-            }
-        };
+        let (activity, mut complete) = self.activity(now).await;
         // Owned names: a future borrowing the list trips rust-lang/rust#110338 once spawned.
         let names: Vec<(String, bool)> = namespaces
             .iter()
@@ -1099,15 +1193,7 @@ impl Platform for Kubernetes {
         let environments = namespaces
             .iter()
             .zip(&contents)
-            .map(|(ns, contents)| {
-                let name = ns.metadata.name.as_deref().unwrap_or_default();
-                let last_activity = match &activity {
-                    Activity::NotAsked => None,
-                    Activity::Known(last) => last.get(name).copied(),
-                    Activity::AssumeActive => Some(now),
-                };
-                namespace::environment(ns, contents.as_ref(), &self.inner.mapping, last_activity)
-            })
+            .map(|(ns, contents)| self.environment(ns, contents.as_ref(), &activity, now))
             .collect();
         Ok(Snapshot {
             environments,
