@@ -93,6 +93,7 @@ async fn client(way: &str, port: u16) {
     ));
     let mut options = KubernetesOptions::new("curfew.dev/preview=true");
     options.events = false;
+    options.watch = way == "cache";
     let platform = Kubernetes::new(client, options, clock, Arc::new(Alone), None).expect("adapter");
     let counts = || async { lists(port).await };
     match way {

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::super::cache::WATCH_PAGE;
 use super::fake::{FakeApi, Seen, Then};
 use super::*;
 
@@ -67,20 +68,20 @@ async fn the_cache_lists_each_kind_cluster_wide_in_pages_and_a_pass_then_lists_n
     fleet(&fake);
     // More Deployments than one page holds.
     fake.put(namespace("pr-3"));
-    for i in 0..(PAGE as usize + 20) {
+    for i in 0..(WATCH_PAGE as usize + 20) {
         fake.put(deployment("pr-3", &format!("d{i:03}"), 0));
     }
     let k8s = adapter_with(&fake, cached(), Arc::new(Alone));
     let first = k8s.list().await.unwrap();
     let log = fake.log();
     let listed = lists(&log);
-    // Each kind cluster-wide (no namespace), in pages of PAGE; only the Deployments and
-    // their ReplicaSets take two.
+    // Each kind cluster-wide (no namespace), in pages of WATCH_PAGE; only the Deployments
+    // and their ReplicaSets take two.
     assert!(listed.iter().all(|s| s.namespace.is_none()), "{listed:?}");
     assert!(
         listed
             .iter()
-            .all(|s| s.query.get("limit") == Some(&PAGE.to_string()))
+            .all(|s| s.query.get("limit") == Some(&WATCH_PAGE.to_string()))
     );
     let kinds: Vec<&str> = listed.iter().map(|s| s.resource.as_str()).collect();
     assert_eq!(kinds.len(), 9, "{kinds:?}");
