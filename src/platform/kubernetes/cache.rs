@@ -306,13 +306,23 @@ fn key_of(metadata: &ObjectMeta) -> (Key, Option<String>) {
     )
 }
 
-fn namespace_item(ns: Namespace) -> Item {
+/// What `kubectl apply` leaves on an object: a copy of the whole manifest, often the
+/// biggest part of it, which no pass reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn namespace_item(mut ns: Namespace) -> Item {
     let (key, version) = key_of(&ns.metadata);
+    // Kept whole (a pass maps its labels and annotations), less what no pass reads.
+    ns.metadata.managed_fields = None;
+    if let Some(a) = ns.metadata.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
     (key, version, Entry::Namespace(Box::new(ns)))
 }
 
-fn workload_item(metadata: &ObjectMeta, workload: Workload) -> Item {
+fn workload_item(metadata: &ObjectMeta, mut workload: Workload) -> Item {
     let (key, version) = key_of(metadata);
+    workload.annotations.remove(LAST_APPLIED);
     (key, version, Entry::Workload(workload))
 }
 
