@@ -42,6 +42,8 @@ fn main() {
     match std::env::var(ROLE).as_deref() {
         Ok("server") => server(),
         Ok(way) => {
+            // The allocator's settings of `curfew run`, before the runtime's threads start.
+            curfew::memory::tune();
             let port: u16 = std::env::var("CURFEW_BENCH_PORT")
                 .ok()
                 .and_then(|p| p.parse().ok())
@@ -120,6 +122,7 @@ async fn client(way: &str, port: u16) {
             platform.synced().await;
             let sync = started.elapsed();
             let synced = counts().await;
+            let after_sync = common::status_kb(std::process::id(), "VmRSS:").unwrap_or(0);
             let mut passes = Vec::new();
             let mut environments = 0;
             for _ in 0..5 {
@@ -133,9 +136,10 @@ async fn client(way: &str, port: u16) {
             report(
                 "watch cache (after)",
                 &format!(
-                    "first sync {} list requests in {:.0} ms; then {per_pass} list requests per pass, a pass {:.0} ms (median of {}; {environments} environments)",
+                    "first sync {} list requests in {:.0} ms (RSS then {:.1} MB); then {per_pass} list requests per pass, a pass {:.0} ms (median of {}; {environments} environments)",
                     synced - before,
                     ms(sync),
+                    after_sync as f64 / 1024.0,
                     ms(passes[passes.len() / 2]),
                     passes.len()
                 ),

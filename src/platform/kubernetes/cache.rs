@@ -124,6 +124,9 @@ struct State {
 pub(super) struct Cache {
     state: Mutex<State>,
     synced: tokio::sync::watch::Sender<usize>,
+    /// One feed lists at a time: a page of 1,000 objects is held whole while it is read,
+    /// and seven at once would make the first sync the daemon's peak of memory.
+    listing: tokio::sync::Semaphore,
 }
 
 /// The feeds' tasks, ended when the adapter is dropped.
@@ -152,6 +155,7 @@ impl Cache {
         let cache = Arc::new(Cache {
             state: Mutex::new(State::default()),
             synced,
+            listing: tokio::sync::Semaphore::new(1),
         });
         let tasks = FEEDS
             .iter()
@@ -471,9 +475,12 @@ async fn keep<K>(
     };
     let mut delays = backoff();
     loop {
-        let mut version = match list::<K>(source, &path, selector.as_deref(), metadata_only, item)
-            .await
-        {
+        let listed = {
+            // The semaphore is never closed: acquiring cannot fail.
+            let _turn = cache.listing.acquire().await;
+            list::<K>(source, &path, selector.as_deref(), metadata_only, item).await
+        };
+        let mut version = match listed {
             Ok((items, version)) => {
                 tracing::debug!(kind = feed.name(), objects = items.len(), version = %version, "listed for the watch cache");
                 cache.replace(feed, items);
