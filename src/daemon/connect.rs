@@ -238,6 +238,7 @@ async fn connect_kubernetes(
         own_namespace,
         wake_service: k.wake_service.as_deref().cloned(),
         argocd_namespace: k.argocd_namespace.clone(),
+        watch: true,
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
     let routing = Arc::new(RulesInForce::default());

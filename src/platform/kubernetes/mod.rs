@@ -19,6 +19,7 @@
 //! asks its [`Leader`] how long this replica may still act, and gives the write no longer
 //! (the API server is held to the same deadline by the request's `timeout`).
 
+mod cache;
 mod events;
 mod gitops;
 mod leader;
@@ -92,19 +93,26 @@ const LEAST_WRITE_TIME: Duration = Duration::from_secs(1);
 /// ClusterRole and Role in deploy/kubernetes grant exactly these (a test compares them).
 pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("", "namespaces", "list"),
+    ("", "namespaces", "watch"),
     ("", "namespaces", "delete"),
     ("", "pods", "list"),
+    ("", "pods", "watch"),
     ("apps", "deployments", "list"),
+    ("apps", "deployments", "watch"),
     ("apps", "deployments", "get"),
     ("apps", "deployments", "patch"),
     ("apps", "statefulsets", "list"),
+    ("apps", "statefulsets", "watch"),
     ("apps", "statefulsets", "get"),
     ("apps", "statefulsets", "patch"),
     ("batch", "cronjobs", "list"),
+    ("batch", "cronjobs", "watch"),
     ("batch", "cronjobs", "get"),
     ("batch", "cronjobs", "patch"),
     ("apps", "replicasets", "list"),
+    ("apps", "replicasets", "watch"),
     ("apps", "controllerrevisions", "list"),
+    ("apps", "controllerrevisions", "watch"),
     ("events.k8s.io", "events", "create"),
     // Wake on request (a wake Service set): Ingresses and HTTPRoutes sent to it and back,
     // and the ExternalName Service a sleeping namespace's Ingresses name.
@@ -185,6 +193,10 @@ pub struct KubernetesOptions {
     pub wake_service: Option<WakeService>,
     /// Where Argo CD's Applications are, unless a tracking id names their namespace.
     pub argocd_namespace: String,
+    /// Keep the namespaces and their objects in a cache fed by cluster-wide watches
+    /// (`cache.rs`): a pass then makes no list request. Off, every pass lists each
+    /// namespace's objects (1 + 5 requests per namespace).
+    pub watch: bool,
 }
 
 impl KubernetesOptions {
@@ -205,6 +217,7 @@ impl KubernetesOptions {
             own_namespace: None,
             wake_service: None,
             argocd_namespace: "argocd".into(),
+            watch: false,
         }
     }
 }
@@ -230,6 +243,8 @@ struct Inner {
     links: std::sync::OnceLock<Arc<dyn crate::platform::ActionLinks>>,
     /// Which namespaces wake on request, once the daemon has said how to tell.
     wake_routing: std::sync::OnceLock<Arc<dyn WakeRouting>>,
+    /// The watch cache and its feeds, once started (see `cache.rs`).
+    cache: std::sync::OnceLock<(Arc<cache::Cache>, cache::Feeds)>,
 }
 
 /// A failed API call.
@@ -450,6 +465,7 @@ impl Kubernetes {
                 warned: Mutex::new(HashSet::new()),
                 links: std::sync::OnceLock::new(),
                 wake_routing: std::sync::OnceLock::new(),
+                cache: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -458,6 +474,31 @@ impl Kubernetes {
     /// once, before the first pass.
     pub fn route_wakes(&self, routing: Arc<dyn WakeRouting>) {
         let _ = self.inner.wake_routing.set(routing);
+    }
+
+    /// Starts the watch cache (once; in a tokio runtime): its feeds list each kind
+    /// cluster-wide, then watch.
+    pub fn watch(&self) {
+        self.cache();
+    }
+
+    fn cache(&self) -> &Arc<cache::Cache> {
+        &self
+            .inner
+            .cache
+            .get_or_init(|| {
+                cache::Cache::start(cache::Source {
+                    client: self.inner.client.clone(),
+                    namespace_selector: self.inner.options.namespace_selector.clone(),
+                    timeout: self.inner.options.timeout,
+                })
+            })
+            .0
+    }
+
+    /// Waits until the watch cache has listed every kind once (starting it if need be).
+    pub async fn synced(&self) {
+        self.cache().synced().await;
     }
 
     fn api<K>(&self, namespace: &str) -> Api<K>
@@ -1275,6 +1316,93 @@ impl Kubernetes {
     }
 }
 
+impl Kubernetes {
+    /// The last requests of the namespaces, if the traffic query is set up; and whether
+    /// the pass still sees everything (not if the query failed).
+    async fn activity(&self, now: DateTime<Utc>) -> (Activity, bool) {
+        match self.traffic(now).await {
+            Ok(None) => (Activity::NotAsked, true),
+            Ok(Some(last)) => (Activity::Known(last), true),
+            Err(e) => {
+                // Without the traffic signal nobody can tell an idle namespace from a busy
+                // one: count all as active this pass, and delete nothing.
+                tracing::warn!(error = %e, "traffic unknown this pass: every namespace counts as active");
+                (Activity::AssumeActive, false)
+            }
+        }
+    }
+
+    /// The listing's environments: each namespace with its objects, its last activity and
+    /// the GitOps owners that would put a stop back.
+    fn environments(
+        &self,
+        namespaces: &[Namespace],
+        contents: &[Option<Contents>],
+        owners: Vec<Option<String>>,
+        activity: &Activity,
+        now: DateTime<Utc>,
+    ) -> Vec<crate::platform::Environment> {
+        namespaces
+            .iter()
+            .zip(contents)
+            .map(|(ns, contents)| self.environment(ns, contents.as_ref(), activity, now))
+            .zip(owners)
+            .map(|(mut env, owners)| {
+                env.owners = owners.map(Arc::from);
+                env
+            })
+            .collect()
+    }
+
+    fn environment(
+        &self,
+        ns: &Namespace,
+        contents: Option<&Contents>,
+        activity: &Activity,
+        now: DateTime<Utc>,
+    ) -> crate::platform::Environment {
+        let name = ns.metadata.name.as_deref().unwrap_or_default();
+        let last_activity = match activity {
+            Activity::NotAsked => None,
+            Activity::Known(last) => last.get(name).copied(),
+            Activity::AssumeActive => Some(now),
+        };
+        namespace::environment(ns, contents, &self.inner.mapping, last_activity)
+    }
+
+    /// A pass over the watch cache: no list request. The first waits for the cache's first
+    /// sync (at most four request timeouts; a pass that fails meanwhile keeps `/readyz`
+    /// not ready).
+    async fn list_cached(&self, now: DateTime<Utc>) -> Result<Snapshot, PlatformError> {
+        let cache = self.cache().clone();
+        let limit = self.inner.options.timeout * 4;
+        if tokio::time::timeout(limit, cache.synced()).await.is_err() {
+            return Err(failure(
+                Operation::List,
+                true,
+                format!(
+                    "the watch cache has not listed every kind within {}s; the next pass waits again",
+                    limit.as_secs()
+                ),
+            ));
+        }
+        let (activity, complete) = self.activity(now).await;
+        let (namespaces, contents): (Vec<Namespace>, Vec<Option<Contents>>) = cache
+            .read(|name| !self.never_an_environment(name))
+            .into_iter()
+            .map(|(ns, contents)| (ns, Some(contents)))
+            .unzip();
+        // The GitOps owners are not in the cache: listed (one request per kind) only when
+        // a workload names one.
+        let owners = self.owner_notes(&namespaces, &contents).await;
+        let environments = self.environments(&namespaces, &contents, owners, &activity, now);
+        Ok(Snapshot {
+            environments,
+            complete,
+        })
+    }
+}
+
 fn failure(operation: Operation, retryable: bool, message: String) -> PlatformError {
     PlatformError {
         platform: PLATFORM,
@@ -1490,19 +1618,11 @@ impl Platform for Kubernetes {
 
     async fn list(&self) -> Result<Snapshot, PlatformError> {
         let now = self.inner.clock.now();
+        if self.inner.options.watch {
+            return self.list_cached(now).await;
+        }
         let namespaces = self.chosen().await?;
-        let mut complete = true;
-        let activity = match self.traffic(now).await {
-            Ok(None) => Activity::NotAsked,
-            Ok(Some(last)) => Activity::Known(last),
-            Err(e) => {
-                // Without the traffic signal nobody can tell an idle namespace from a busy
-                // one: count all as active this pass, and delete nothing.
-                tracing::warn!(error = %e, "traffic unknown this pass: every namespace counts as active");
-                complete = false;
-                Activity::AssumeActive
-            }
-        };
+        let (activity, mut complete) = self.activity(now).await;
         // Owned names: a future borrowing the list trips rust-lang/rust#110338 once spawned.
         let names: Vec<(String, bool)> = namespaces
             .iter()
@@ -1533,24 +1653,7 @@ impl Platform for Kubernetes {
             .await;
         complete &= contents.iter().all(Option::is_some);
         let owners = self.owner_notes(&namespaces, &contents).await;
-        let environments = namespaces
-            .iter()
-            .zip(&contents)
-            .map(|(ns, contents)| {
-                let name = ns.metadata.name.as_deref().unwrap_or_default();
-                let last_activity = match &activity {
-                    Activity::NotAsked => None,
-                    Activity::Known(last) => last.get(name).copied(),
-                    Activity::AssumeActive => Some(now),
-                };
-                namespace::environment(ns, contents.as_ref(), &self.inner.mapping, last_activity)
-            })
-            .zip(owners)
-            .map(|(mut env, owners)| {
-                env.owners = owners.map(Arc::from);
-                env
-            })
-            .collect();
+        let environments = self.environments(&namespaces, &contents, owners, &activity, now);
         Ok(Snapshot {
             environments,
             complete,

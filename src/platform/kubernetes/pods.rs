@@ -38,6 +38,11 @@ pub struct Pod {
 struct Meta {
     #[serde(default)]
     name: String,
+    /// Read by the watch cache (`cache.rs`), which keeps pods by namespace.
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    resource_version: Option<String>,
     #[serde(default)]
     owner_references: Vec<OwnerReference>,
 }
@@ -69,6 +74,15 @@ struct Status {
 }
 
 impl Pod {
+    /// Namespace, name and resourceVersion (for the watch cache).
+    pub fn key(&self) -> (&str, &str, Option<&str>) {
+        (
+            &self.metadata.namespace,
+            &self.metadata.name,
+            self.metadata.resource_version.as_deref(),
+        )
+    }
+
     /// Pending or running: a pod that succeeded or failed holds no resources.
     fn active(&self) -> bool {
         !matches!(self.status.phase.as_deref(), Some("Succeeded" | "Failed"))

@@ -54,6 +54,7 @@ impl Seen {
     pub fn verb(&self) -> &'static str {
         match (&self.method, self.name.is_some()) {
             (&Method::GET, true) => "get",
+            (&Method::GET, false) if self.is_watch() => "watch",
             (&Method::GET, false) => "list",
             (&Method::PATCH, _) => "patch",
             (&Method::POST, _) => "create",
@@ -61,6 +62,13 @@ impl Seen {
             (&Method::DELETE, _) => "delete",
             _ => "other",
         }
+    }
+
+    /// A watch (`?watch=true`), not a list.
+    pub fn is_watch(&self) -> bool {
+        self.query
+            .get("watch")
+            .is_some_and(|w| w == "true" || w == "1")
     }
 
     pub fn is_write(&self) -> bool {
@@ -174,6 +182,9 @@ pub struct Store {
     next_name: u64,
     /// Resource versions before this one are compacted away (etcd's periodic compaction).
     compacted: u64,
+    /// Objects removed, each with the resourceVersion of its removal (what a watch
+    /// reports as DELETED).
+    deleted: Vec<(u64, Value)>,
     policy: Option<Policy>,
     /// The Gateway API's CRDs are installed: without them its paths are 404.
     pub gateway_api: bool,
@@ -194,6 +205,7 @@ impl Default for Store {
             next_version: 0,
             next_name: 0,
             compacted: 0,
+            deleted: Vec::new(),
             policy: None,
             gateway_api: false,
             git: BTreeMap::new(),
@@ -250,8 +262,14 @@ impl Store {
     }
 
     pub fn remove(&mut self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.objects
-            .remove(&(resource.into(), namespace.into(), name.into()))
+        let removed = self
+            .objects
+            .remove(&(resource.into(), namespace.into(), name.into()))?;
+        let version = self.version();
+        let mut last = removed.clone();
+        last["metadata"]["resourceVersion"] = json!(version);
+        self.deleted.push((self.next_version, last));
+        Some(removed)
     }
 
     /// Changes an object as a person would (`kubectl scale`, `kubectl edit`): a new
@@ -626,10 +644,19 @@ impl FakeApi {
                 }
                 Then::Proceed => self.handle(&seen),
             };
+            // A watch's answer is its events, one JSON object a line.
+            let body = match (seen.is_watch() && code == 200, &answer) {
+                (true, Value::Array(events)) => events
+                    .iter()
+                    .map(|e| format!("{e}\n"))
+                    .collect::<String>()
+                    .into_bytes(),
+                _ => serde_json::to_vec(&answer).unwrap(),
+            };
             let response = Response::builder()
                 .status(code)
                 .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                .body(Body::from(body))
                 .unwrap();
             respond.send_response(response);
         }
@@ -667,6 +694,7 @@ impl FakeApi {
         }
         match (seen.verb(), seen.name.as_deref()) {
             ("list", _) => list(&store, seen),
+            ("watch", None) => watch(&store, seen),
             ("get", Some(name)) => match store.get(&seen.resource, &namespace, name) {
                 Some(o) => (200, o.clone()),
                 None => not_found(&seen.resource, name),
@@ -877,6 +905,87 @@ fn delete(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
             .cloned()
             .unwrap(),
     )
+}
+
+/// A watch from `resourceVersion`, as kube-apiserver serves it (the API concepts page,
+/// <https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>
+/// and #watch-bookmarks): every change of the resource's objects (those the label selector
+/// chooses) after that version, in order, a removed object as DELETED; with
+/// `allowWatchBookmarks=true`, then a BOOKMARK carrying the version the server has
+/// reached; from a version etcd has compacted, nothing but an ERROR event with a 410
+/// status ("too old resource version", which the client answers with a fresh list). The
+/// fake answers at once and ends the watch there, as a server does when a watch's
+/// `timeoutSeconds` are up: the client watches again from its last version. It sends
+/// changes as MODIFIED, creations included (curfew treats ADDED and MODIFIED alike), and
+/// does not model an object leaving the label selector.
+fn watch(store: &Store, seen: &Seen) -> (u16, Value) {
+    let namespace = seen.namespace.clone().unwrap_or_default();
+    let from: u64 = seen
+        .query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if from < store.compacted {
+        let gone = status(
+            410,
+            "Expired",
+            &format!("too old resource version: {from} ({})", store.compacted),
+        );
+        return (200, json!([{"type": "ERROR", "object": gone}]));
+    }
+    let chosen = |o: &Value| {
+        seen.query
+            .get("labelSelector")
+            .is_none_or(|s| selects(s, &o["metadata"]["labels"]))
+    };
+    let version = |o: &Value| -> u64 {
+        o["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let shown = |o: Value| match seen.metadata_only {
+        true => {
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]})
+        }
+        false => o,
+    };
+    let mut events: Vec<(u64, Value)> = store
+        .all(&seen.resource, &namespace)
+        .into_iter()
+        .filter(|o| chosen(o) && version(o) > from)
+        .map(|o| (version(&o), json!({"type": "MODIFIED", "object": shown(o)})))
+        .collect();
+    events.extend(
+        store
+            .deleted
+            .iter()
+            .filter(|(at, o)| {
+                let (resource, ns, _) = key_of(o);
+                *at > from
+                    && resource == seen.resource
+                    && (namespace.is_empty() || ns == namespace)
+                    && chosen(o)
+            })
+            .map(|(at, o)| (*at, json!({"type": "DELETED", "object": shown(o.clone())}))),
+    );
+    events.sort_by_key(|(at, _)| *at);
+    let mut events: Vec<Value> = events.into_iter().map(|(_, e)| e).collect();
+    if seen
+        .query
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true")
+    {
+        events.push(json!({
+            "type": "BOOKMARK",
+            "object": {
+                "apiVersion": api_version(&seen.group, &seen.resource),
+                "kind": kind_of(&seen.resource),
+                "metadata": {"resourceVersion": store.next_version.to_string()},
+            },
+        }));
+    }
+    (200, Value::Array(events))
 }
 
 fn list(store: &Store, seen: &Seen) -> (u16, Value) {

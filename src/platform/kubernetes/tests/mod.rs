@@ -14,6 +14,7 @@ mod fake;
 mod gitops;
 mod rules;
 mod wake;
+mod watch;
 
 use super::namespace::policy_labels;
 use super::workload::{Kind, PodRequests, Restore, Workload, parse_quantity};
@@ -1007,6 +1008,11 @@ async fn the_shipped_roles_grant_exactly_what_the_adapter_uses() {
     assert!(a.try_acquire_or_renew().await.unwrap());
     let k8s = adapter_with(&fake, options(), Arc::new(a.clone()));
     k8s.list().await.unwrap();
+    // The watch cache's lists and watches too.
+    let cached = adapter_with(&fake, watch::cached(), Arc::new(Alone));
+    cached.list().await.unwrap();
+    watch::until_watched(&fake, 7).await;
+    drop(cached);
     let mut raced = false;
     fake.on(move |seen, store| {
         if seen.verb() == "patch" && !raced {

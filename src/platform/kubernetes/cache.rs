@@ -1,0 +1,644 @@
+//! The watch cache: the chosen namespaces and everything a pass reads in them, kept by one
+//! cluster-wide list and watch per kind, so that a pass makes no list request.
+//!
+//! Per kind (namespaces by the selector; Deployments, StatefulSets, CronJobs, pods; the
+//! metadata of ReplicaSets and ControllerRevisions), a feed of its own, as the API
+//! concepts page has clients do
+//! (<https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>):
+//!
+//! 1. list the whole cluster in pages ([`WATCH_PAGE`], then each page's `continue` token; a token
+//!    that expired, 410, starts the list again), and keep what each object is as curfew
+//!    reads it (a [`Workload`], a pod's owner and requests), not the object;
+//! 2. watch from the list's `resourceVersion`, with bookmarks (`allowWatchBookmarks`), each
+//!    event and bookmark moving the version on; a watch the server ends (its
+//!    `timeoutSeconds`, a dropped connection) starts again from the last version, without
+//!    a list;
+//! 3. when the server says the version is too old (410 Gone, as an answer or as an `ERROR`
+//!    event), list again (step 1) and replace what the kind held.
+//!
+//! Failures wait (backon's exponential backoff, 1 s to 30 s) and try again: the cache keeps
+//! what it had meanwhile. The cache has synced once each kind has listed once; until then a
+//! pass waits, so `/readyz` (which needs a successful pass) is not ready before.
+//!
+//! What a pass reads from here is as fresh as the watch (about a second behind the API
+//! server); curfew still reads a namespace and its objects afresh right before it acts on
+//! them (`Kubernetes::act`), as before.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ListParams, ObjectList, WatchEvent, WatchParams};
+use kube::core::PartialObjectMeta;
+use kube::core::Request;
+use serde::de::DeserializeOwned;
+use tokio::task::AbortHandle;
+
+use super::CallError;
+use super::leader::from_jiff;
+use super::namespace::Contents;
+use super::pods::{self, Pod};
+use super::workload::{Kind, Workload};
+
+/// Page size of the cache's cluster-wide lists: 10,000 namespaces with 40,000 workloads
+/// sync in about a hundred pages of the seven kinds (a page of 1,000 pods is about 2 MB of
+/// JSON, read and dropped page by page).
+pub(super) const WATCH_PAGE: u32 = 1000;
+
+/// How long the API server keeps one watch open before it ends it (and curfew starts
+/// another from the last version).
+const WATCH_SECONDS: u32 = 290;
+
+/// The kinds a pass reads, one feed each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Namespaces,
+    Deployments,
+    StatefulSets,
+    CronJobs,
+    ReplicaSets,
+    Revisions,
+    Pods,
+}
+
+const FEEDS: [Feed; 7] = [
+    Feed::Namespaces,
+    Feed::Deployments,
+    Feed::StatefulSets,
+    Feed::CronJobs,
+    Feed::ReplicaSets,
+    Feed::Revisions,
+    Feed::Pods,
+];
+
+impl Feed {
+    fn name(self) -> &'static str {
+        match self {
+            Feed::Namespaces => "namespaces",
+            Feed::Deployments => "deployments",
+            Feed::StatefulSets => "statefulsets",
+            Feed::CronJobs => "cronjobs",
+            Feed::ReplicaSets => "replicasets",
+            Feed::Revisions => "controllerrevisions",
+            Feed::Pods => "pods",
+        }
+    }
+}
+
+/// One object as a pass reads it.
+#[derive(Debug, Clone)]
+enum Entry {
+    Namespace(Box<Namespace>),
+    Workload(Workload),
+    /// A ReplicaSet or ControllerRevision: when it was made, and its controller
+    /// (`Deployment/web`).
+    Revision {
+        created: Option<DateTime<Utc>>,
+        controller: Option<String>,
+    },
+    Pod(Box<Pod>),
+}
+
+/// (namespace, or "" for a namespace; name).
+type Key = (String, String);
+
+/// An object of a feed: its key, its resourceVersion, what a pass reads of it.
+type Item = (Key, Option<String>, Entry);
+
+#[derive(Default)]
+struct State {
+    /// Per feed (in the order of [`FEEDS`]), its objects by key.
+    objects: [BTreeMap<Key, Entry>; 7],
+    /// Feeds that have listed once.
+    synced: [bool; 7],
+}
+
+/// The cache, shared by its feeds (which write it) and the passes (which read it).
+pub(super) struct Cache {
+    state: Mutex<State>,
+    synced: tokio::sync::watch::Sender<usize>,
+    /// One feed lists at a time: a page of 1,000 objects is held whole while it is read,
+    /// and seven at once would make the first sync the daemon's peak of memory.
+    listing: tokio::sync::Semaphore,
+}
+
+/// The feeds' tasks, ended when the adapter is dropped.
+pub(super) struct Feeds(Vec<AbortHandle>);
+
+impl Drop for Feeds {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// What the feeds need to reach the API server.
+#[derive(Clone)]
+pub(super) struct Source {
+    pub client: kube::Client,
+    pub namespace_selector: String,
+    pub timeout: Duration,
+}
+
+impl Cache {
+    /// A cache and its running feeds.
+    pub fn start(source: Source) -> (Arc<Cache>, Feeds) {
+        let (synced, _) = tokio::sync::watch::channel(0);
+        let cache = Arc::new(Cache {
+            state: Mutex::new(State::default()),
+            synced,
+            listing: tokio::sync::Semaphore::new(1),
+        });
+        let tasks = FEEDS
+            .iter()
+            .map(|feed| {
+                let (cache, source) = (cache.clone(), source.clone());
+                tokio::spawn(run(cache, source, *feed)).abort_handle()
+            })
+            .collect();
+        (cache, Feeds(tasks))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until every kind has listed once.
+    pub async fn synced(&self) {
+        let mut seen = self.synced.subscribe();
+        // The sender lives as long as the cache: waiting cannot fail while it is borrowed.
+        let _ = seen.wait_for(|n| *n >= FEEDS.len()).await;
+    }
+
+    /// Replaces what a feed held by a fresh list.
+    fn replace(&self, feed: Feed, items: Vec<Item>) {
+        let mut state = self.state();
+        let i = feed as usize;
+        state.objects[i] = items.into_iter().map(|(k, _, e)| (k, e)).collect();
+        if !state.synced[i] {
+            state.synced[i] = true;
+            let count = state.synced.iter().filter(|s| **s).count();
+            self.synced.send_replace(count);
+        }
+    }
+
+    fn apply(&self, feed: Feed, item: Item, deleted: bool) {
+        let mut state = self.state();
+        let (key, _, entry) = item;
+        let objects = &mut state.objects[feed as usize];
+        if deleted {
+            objects.remove(&key);
+        } else {
+            objects.insert(key, entry);
+        }
+    }
+
+    /// The chosen namespaces (by name), each with what runs in it; a namespace being
+    /// deleted with only its pods (what it still costs).
+    pub fn read(&self, chosen: impl Fn(&str) -> bool) -> Vec<(Namespace, Contents)> {
+        let state = self.state();
+        let in_namespace = |feed: Feed, ns| in_namespace(&state.objects[feed as usize], ns);
+        state.objects[Feed::Namespaces as usize]
+            .values()
+            .filter_map(|e| match e {
+                Entry::Namespace(ns) => Some(ns),
+                _ => None,
+            })
+            .filter(|ns| chosen(ns.metadata.name.as_deref().unwrap_or_default()))
+            .map(|ns| {
+                let name = ns.metadata.name.as_deref().unwrap_or_default();
+                let pods: Vec<Pod> = in_namespace(Feed::Pods, name)
+                    .filter_map(|(_, e)| match e {
+                        Entry::Pod(p) => Some((**p).clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if super::terminating(ns) {
+                    let pods = pods::classify(&pods, &[], &HashMap::new());
+                    return (
+                        (**ns).clone(),
+                        Contents {
+                            pods,
+                            ..Contents::default()
+                        },
+                    );
+                }
+                let workloads: Vec<Workload> =
+                    [Feed::Deployments, Feed::StatefulSets, Feed::CronJobs]
+                        .into_iter()
+                        .flat_map(|feed| in_namespace(feed, name))
+                        .filter_map(|(_, e)| match e {
+                            Entry::Workload(w) => Some(w.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                let revisions = |feed: Feed| {
+                    in_namespace(feed, name).filter_map(|(name, e)| match e {
+                        Entry::Revision {
+                            created,
+                            controller,
+                        } => Some((name, created, controller)),
+                        _ => None,
+                    })
+                };
+                let mut last_rollout = revisions(Feed::ReplicaSets)
+                    .filter_map(|(_, c, _)| *c)
+                    .max();
+                // As a listing does: StatefulSets roll out through ControllerRevisions.
+                if workloads.iter().any(|w| w.kind == Kind::StatefulSet) {
+                    last_rollout = last_rollout
+                        .max(revisions(Feed::Revisions).filter_map(|(_, c, _)| *c).max());
+                }
+                let replica_sets: HashMap<String, String> = revisions(Feed::ReplicaSets)
+                    .filter_map(|(rs, _, c)| Some((rs.clone(), c.clone()?)))
+                    .collect();
+                let pods = pods::classify(&pods, &workloads, &replica_sets);
+                (
+                    (**ns).clone(),
+                    Contents {
+                        workloads,
+                        last_rollout,
+                        pods,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// A namespace's objects of a kind, by name.
+fn in_namespace<'a>(
+    objects: &'a BTreeMap<Key, Entry>,
+    ns: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a Entry)> + 'a {
+    objects
+        .range((ns.to_string(), String::new())..)
+        .take_while(move |((n, _), _)| n == ns)
+        .map(|((_, name), e)| (name, e))
+}
+
+/// When a ReplicaSet or ControllerRevision was made, and its controller (`Deployment/web`).
+pub(super) fn revision(metadata: &ObjectMeta) -> (Option<DateTime<Utc>>, Option<String>) {
+    let created = metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| from_jiff(t.0));
+    let controller = metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| format!("{}/{}", o.kind, o.name));
+    (created, controller)
+}
+
+fn key_of(metadata: &ObjectMeta) -> (Key, Option<String>) {
+    (
+        (
+            metadata.namespace.clone().unwrap_or_default(),
+            metadata.name.clone().unwrap_or_default(),
+        ),
+        metadata.resource_version.clone(),
+    )
+}
+
+/// What `kubectl apply` leaves on an object: a copy of the whole manifest, often the
+/// biggest part of it, which no pass reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn namespace_item(mut ns: Namespace) -> Item {
+    let (key, version) = key_of(&ns.metadata);
+    // Kept whole (a pass maps its labels and annotations), less what no pass reads.
+    ns.metadata.managed_fields = None;
+    if let Some(a) = ns.metadata.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
+    (key, version, Entry::Namespace(Box::new(ns)))
+}
+
+fn workload_item(metadata: &ObjectMeta, mut workload: Workload) -> Item {
+    let (key, version) = key_of(metadata);
+    workload.annotations.remove(LAST_APPLIED);
+    (key, version, Entry::Workload(workload))
+}
+
+fn revision_item<K>(object: PartialObjectMeta<K>) -> Item {
+    let (key, version) = key_of(&object.metadata);
+    let (created, controller) = revision(&object.metadata);
+    (
+        key,
+        version,
+        Entry::Revision {
+            created,
+            controller,
+        },
+    )
+}
+
+fn pod_item(pod: Pod) -> Item {
+    let (namespace, name, version) = pod.key();
+    let key = (namespace.to_string(), name.to_string());
+    let version = version.map(str::to_string);
+    (key, version, Entry::Pod(Box::new(pod)))
+}
+
+/// One feed, for as long as the adapter lives.
+async fn run(cache: Arc<Cache>, source: Source, feed: Feed) {
+    match feed {
+        Feed::Namespaces => {
+            let selector = Some(source.namespace_selector.clone());
+            keep::<Namespace>(
+                &cache,
+                &source,
+                feed,
+                path::<Namespace>(),
+                selector,
+                false,
+                namespace_item,
+            )
+            .await
+        }
+        Feed::Deployments => {
+            keep::<Deployment>(
+                &cache,
+                &source,
+                feed,
+                path::<Deployment>(),
+                None,
+                false,
+                |d| workload_item(&d.metadata, Workload::from_deployment(&d)),
+            )
+            .await
+        }
+        Feed::StatefulSets => {
+            keep::<StatefulSet>(
+                &cache,
+                &source,
+                feed,
+                path::<StatefulSet>(),
+                None,
+                false,
+                |s| workload_item(&s.metadata, Workload::from_stateful_set(&s)),
+            )
+            .await
+        }
+        Feed::CronJobs => {
+            keep::<CronJob>(&cache, &source, feed, path::<CronJob>(), None, false, |c| {
+                workload_item(&c.metadata, Workload::from_cron_job(&c))
+            })
+            .await
+        }
+        Feed::ReplicaSets => {
+            keep::<PartialObjectMeta<ReplicaSet>>(
+                &cache,
+                &source,
+                feed,
+                path::<ReplicaSet>(),
+                None,
+                true,
+                revision_item,
+            )
+            .await
+        }
+        Feed::Revisions => {
+            keep::<PartialObjectMeta<ControllerRevision>>(
+                &cache,
+                &source,
+                feed,
+                path::<ControllerRevision>(),
+                None,
+                true,
+                revision_item,
+            )
+            .await
+        }
+        Feed::Pods => {
+            keep::<Pod>(
+                &cache,
+                &source,
+                feed,
+                path::<k8s_openapi::api::core::v1::Pod>(),
+                None,
+                false,
+                pod_item,
+            )
+            .await
+        }
+    }
+}
+
+/// The cluster-wide path of a kind.
+fn path<K: kube::Resource>() -> String
+where
+    K::DynamicType: Default,
+{
+    K::url_path(&K::DynamicType::default(), None)
+}
+
+/// Why a feed lists again, or waits before it goes on.
+enum Ended {
+    /// The version is too old (410 Gone): list again.
+    Gone,
+    /// Anything else: wait, then watch again from the last version.
+    Failed(CallError),
+    /// The server ended the watch: watch again at once.
+    Closed,
+}
+
+/// List, then watch for as long as the version lasts; list again after 410 Gone.
+#[allow(clippy::too_many_arguments)]
+async fn keep<K>(
+    cache: &Cache,
+    source: &Source,
+    feed: Feed,
+    path: String,
+    selector: Option<String>,
+    metadata_only: bool,
+    item: fn(K) -> Item,
+) where
+    K: DeserializeOwned + Clone + Send + 'static,
+{
+    let backoff = || {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(30))
+            .without_max_times()
+            .build()
+    };
+    let mut delays = backoff();
+    loop {
+        let listed = {
+            // The semaphore is never closed: acquiring cannot fail.
+            let _turn = cache.listing.acquire().await;
+            list::<K>(source, &path, selector.as_deref(), metadata_only, item).await
+        };
+        let mut version = match listed {
+            Ok((items, version)) => {
+                tracing::debug!(kind = feed.name(), objects = items.len(), version = %version, "listed for the watch cache");
+                cache.replace(feed, items);
+                delays = backoff();
+                version
+            }
+            Err(e) => {
+                let wait = delays.next().unwrap_or(Duration::from_secs(30));
+                tracing::warn!(kind = feed.name(), error = %e, wait_s = wait.as_secs(), "cannot list for the watch cache; trying again");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        loop {
+            match watch::<K>(
+                cache,
+                source,
+                feed,
+                &path,
+                selector.as_deref(),
+                metadata_only,
+                item,
+                &mut version,
+            )
+            .await
+            {
+                Ended::Gone => {
+                    tracing::info!(
+                        kind = feed.name(),
+                        "the watch's version is too old (410 Gone); listing again"
+                    );
+                    break;
+                }
+                Ended::Closed => {
+                    // A server ends a watch after its `timeoutSeconds`; one that ends them
+                    // at once (a proxy, say) is not asked again in a tight loop.
+                    delays = backoff();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Ended::Failed(e) => {
+                    let wait = delays.next().unwrap_or(Duration::from_secs(30));
+                    tracing::warn!(kind = feed.name(), error = %e, wait_s = wait.as_secs(), "the watch failed; watching again");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+/// Every page of a cluster-wide list, and the version it was taken at.
+async fn list<K>(
+    source: &Source,
+    path: &str,
+    selector: Option<&str>,
+    metadata_only: bool,
+    item: fn(K) -> Item,
+) -> Result<(Vec<Item>, String), CallError>
+where
+    K: DeserializeOwned + Clone,
+{
+    let mut params = ListParams::default().limit(WATCH_PAGE);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let mut items = Vec::new();
+    loop {
+        let request = match metadata_only {
+            true => Request::new(path).list_metadata(&params),
+            false => Request::new(path).list(&params),
+        }
+        .map_err(|e| CallError::Other(e.to_string()))?;
+        let page: ObjectList<K> =
+            match tokio::time::timeout(source.timeout, source.client.request(request)).await {
+                Ok(answer) => answer.map_err(CallError::from_kube)?,
+                Err(_) => return Err(CallError::Timeout),
+            };
+        let version = page.metadata.resource_version.clone().unwrap_or_default();
+        items.extend(page.items.into_iter().map(item));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok((items, version)),
+        }
+    }
+}
+
+/// One watch from `version`, applying each event to the cache and moving `version` on.
+#[allow(clippy::too_many_arguments)]
+async fn watch<K>(
+    cache: &Cache,
+    source: &Source,
+    feed: Feed,
+    path: &str,
+    selector: Option<&str>,
+    metadata_only: bool,
+    item: fn(K) -> Item,
+    version: &mut String,
+) -> Ended
+where
+    K: DeserializeOwned + Clone + Send + 'static,
+{
+    let params = WatchParams {
+        label_selector: selector.map(str::to_string),
+        timeout: Some(WATCH_SECONDS),
+        bookmarks: true,
+        ..WatchParams::default()
+    };
+    let request = match metadata_only {
+        true => Request::new(path).watch_metadata(&params, version),
+        false => Request::new(path).watch(&params, version),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return Ended::Failed(CallError::Other(e.to_string())),
+    };
+    let events = match tokio::time::timeout(
+        source.timeout,
+        source.client.request_events::<K>(request),
+    )
+    .await
+    {
+        Ok(Ok(events)) => events,
+        Ok(Err(e)) => {
+            return match CallError::from_kube(e) {
+                e if e.code() == Some(410) => Ended::Gone,
+                e => Ended::Failed(e),
+            };
+        }
+        Err(_) => return Ended::Failed(CallError::Timeout),
+    };
+    let mut events = std::pin::pin!(events);
+    loop {
+        match events.try_next().await {
+            Ok(Some(WatchEvent::Added(o) | WatchEvent::Modified(o))) => {
+                let item = item(o);
+                if let Some(v) = &item.1 {
+                    version.clone_from(v);
+                }
+                cache.apply(feed, item, false);
+            }
+            Ok(Some(WatchEvent::Deleted(o))) => {
+                let item = item(o);
+                if let Some(v) = &item.1 {
+                    version.clone_from(v);
+                }
+                cache.apply(feed, item, true);
+            }
+            Ok(Some(WatchEvent::Bookmark(b))) => {
+                *version = b.metadata.resource_version;
+            }
+            Ok(Some(WatchEvent::Error(status))) if status.code == 410 => return Ended::Gone,
+            Ok(Some(WatchEvent::Error(status))) => {
+                return Ended::Failed(CallError::Status {
+                    code: status.code,
+                    message: status.message,
+                });
+            }
+            Ok(None) => return Ended::Closed,
+            Err(e) => return Ended::Failed(CallError::from_kube(e)),
+        }
+    }
+}
