@@ -251,7 +251,10 @@ async fn acting_still_reads_the_namespace_and_its_objects_afresh() {
         .map(|s| s.resource.clone())
         .collect();
     // The workloads, and the KEDA ScaledObjects a stop pauses (gitops.rs), read afresh.
-    assert_eq!(fresh, ["deployments", "statefulsets", "cronjobs", "scaledobjects"]);
+    assert_eq!(
+        fresh,
+        ["deployments", "statefulsets", "cronjobs", "scaledobjects"]
+    );
     assert_eq!(
         fake.annotation("deployments", "pr-1", "web", ORIGINAL_REPLICAS)
             .as_deref(),
