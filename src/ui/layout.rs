@@ -30,18 +30,27 @@ pub struct Reader<'a> {
     pub csrf: Option<String>,
 }
 
+/// What every page's `head` starts with, the status page's and the waiting page's: the
+/// character set, a layout for narrow screens, light and dark, no referrer, the title and
+/// the style sheet.
+pub fn head_common(title: &str) -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        meta name="color-scheme" content="light dark";
+        meta name="referrer" content="no-referrer";
+        title { (title) " · curfew" }
+        link rel="stylesheet" href="/assets/style.css";
+    }
+}
+
 /// A whole page: `title`, then `body` inside the frame.
 pub fn page(title: &str, reader: &Reader<'_>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
-                meta name="referrer" content="no-referrer";
-                title { (title) " · curfew" }
-                link rel="stylesheet" href="/assets/style.css";
+                (head_common(title))
                 link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
                 script src="/assets/app.js" defer {}
             }

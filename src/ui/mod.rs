@@ -25,6 +25,7 @@ mod tests;
 pub mod timeline;
 
 pub use auth::{SESSION_COOKIE, Sessions};
+pub use layout::head_common;
 pub use links::{LinkAction, LinkKeyError, LinkKeys, Signer};
 
 use std::net::SocketAddr;

@@ -410,14 +410,9 @@ fn frame(title: &str, body: Markup, refresh: bool) -> Markup {
         (DOCTYPE)
         html lang="en" {
             head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
-                meta name="referrer" content="no-referrer";
+                (crate::ui::head_common(title))
                 meta name="robots" content="noindex";
                 @if refresh { meta http-equiv="refresh" content=(RETRY_SECONDS); }
-                title { (title) " · curfew" }
-                link rel="stylesheet" href="/assets/style.css";
             }
             body { main { (body) } }
         }
