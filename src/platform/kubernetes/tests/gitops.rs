@@ -448,3 +448,57 @@ async fn a_keda_scaled_object_is_paused_at_zero_while_stopped_and_resumed_exactl
     );
     assert_eq!(fake.replicas("deployments", "pr-1", "web"), 2);
 }
+
+#[tokio::test]
+async fn the_shipped_admission_policy_admits_the_pauses_and_refuses_any_other_change_to_an_owner() {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+
+    use super::rules::{CURFEW, shipped_policy};
+
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    fake.put(scaled_object("pr-1", "web", "web"));
+    fake.put(namespace("pr-2"));
+    fake.put(kustomization("shop-pr-2", "pr-2"));
+    fake.put(
+        deployment("pr-2", "web", 2)
+            .labelled("kustomize.toolkit.fluxcd.io/name", "shop-pr-2")
+            .labelled("kustomize.toolkit.fluxcd.io/namespace", "flux-system"),
+    );
+    let before = fake.object("applications", "argocd", "shop-pr-1");
+    fake.admit_with(shipped_policy(), CURFEW);
+    let k8s = adapter(&fake);
+    assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::Accepted));
+    assert!(sync_policy(&fake).get("automated").is_none());
+    assert_eq!(
+        fake.annotation("scaledobjects", "pr-1", "web", KEDA_PAUSED_REPLICAS)
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(
+        fake.object("applications", "argocd", "shop-pr-1")["spec"],
+        before["spec"]
+    );
+    assert_eq!(k8s.stop("pr-2").await, Ok(Outcome::Accepted));
+    assert_eq!(
+        fake.object("kustomizations", "flux-system", "shop-pr-2")["spec"]["suspend"],
+        json!(true)
+    );
+    assert_eq!(k8s.start("pr-2").await, Ok(Outcome::Accepted));
+
+    // Anything else of an owner, written with curfew's account, is refused.
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
+    let apps: Api<DynamicObject> =
+        Api::namespaced_with(fake.client(), "argocd", &ApiResource::from_gvk(&gvk));
+    let moved = json!({"spec": {"source": {"targetRevision": "main"}}});
+    match apps
+        .patch("shop-pr-1", &PatchParams::default(), &Patch::Merge(moved))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            assert!(s.message.contains("automated sync"), "{}", s.message)
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+}
