@@ -19,7 +19,7 @@ pub(super) async fn start(
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| listen_error(listen, &e))?;
+        .map_err(|e| listen_error(listen, &e, "--listen ADDR or `daemon.listen`"))?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
     let daemon = &parts.daemon;
     let mut routes = server::routes(daemon.metrics.clone(), daemon.health(), daemon.clock());
@@ -45,20 +45,7 @@ pub(super) async fn start(
         );
         routes.app = server::merge_admin(routes.app, crate::ui::router(daemon.clone(), page));
     }
-    let limits = HttpLimits {
-        max_connections: settings.max_connections as usize,
-        header_timeout: settings.header_timeout,
-        idle_timeout: settings.idle_timeout,
-    };
-    let mut stop = shutdown;
-    Ok(tokio::spawn(server::serve(
-        listener,
-        routes,
-        limits,
-        async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        },
-    )))
+    Ok(spawn(listener, routes, settings, shutdown))
 }
 
 /// Binds `daemon.public_listen` and serves the public port (the waiting page, the signed
@@ -72,7 +59,7 @@ pub(super) async fn start_public(
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(public)
         .await
-        .map_err(|e| listen_error(public, &e))?;
+        .map_err(|e| listen_error(public, &e, "`daemon.public_listen`"))?;
     tracing::info!(address = %listener.local_addr()?, "public port: /wake/…, signed links");
     let daemon = &parts.daemon;
     let links = links.map(|options| crate::ui::router(daemon.clone(), options));
@@ -82,24 +69,29 @@ pub(super) async fn start_public(
         max_wakes_per_hour: settings.max_wakes_per_hour,
     };
     let routes = server::public_routes(crate::wake::public_router(daemon.clone(), options, links));
+    Ok(spawn(listener, routes, settings, shutdown))
+}
+
+/// Serves `routes` on `listener` within the daemon's connection limits until `shutdown`
+/// says stop: the daemon's port and the public port alike.
+fn spawn(
+    listener: tokio::net::TcpListener,
+    routes: server::Routes,
+    settings: &Settings,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
     let limits = HttpLimits {
         max_connections: settings.max_connections as usize,
         header_timeout: settings.header_timeout,
         idle_timeout: settings.idle_timeout,
     };
-    let mut stop = shutdown;
-    Ok(tokio::spawn(server::serve(
-        listener,
-        routes,
-        limits,
-        async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        },
-    )))
+    tokio::spawn(server::serve(listener, routes, limits, async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    }))
 }
 
 /// Why the daemon's address cannot be served, and how to choose another.
-fn listen_error(listen: SocketAddr, e: &std::io::Error) -> anyhow::Error {
+fn listen_error(listen: SocketAddr, e: &std::io::Error, setting: &str) -> anyhow::Error {
     let why = match e.kind() {
         std::io::ErrorKind::AddrInUse => {
             "the address is in use (another curfew, or another program)".to_string()
@@ -108,6 +100,6 @@ fn listen_error(listen: SocketAddr, e: &std::io::Error) -> anyhow::Error {
         _ => e.to_string(),
     };
     anyhow::anyhow!(
-        "cannot listen on {listen}: {why}; choose another address with --listen ADDR or `daemon.listen` in the rule file"
+        "cannot listen on {listen}: {why}; choose another address with {setting} in the rule file"
     )
 }

@@ -438,21 +438,14 @@ impl Kubernetes {
         namespace: &str,
         workloads: &[Workload],
     ) -> Result<Vec<OwnerRef>, CallError> {
-        let request = Request::new(OwnerKind::ScaledObject.url_path(Some(namespace)))
-            .list(&ListParams::default())
-            .map_err(|e| CallError::Other(e.to_string()))?;
-        let list: Value = match self
-            .call("list_owners", self.inner.client.request::<Value>(request))
-            .await
-        {
-            Ok(list) => list,
-            Err(e) if e.code() == Some(404) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        Ok(list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let list = self
+            .list_owners(
+                OwnerKind::ScaledObject.url_path(Some(namespace)),
+                ListParams::default(),
+            )
+            .await?;
+        Ok(list
+            .iter()
             .filter(|o| {
                 let target = &o["spec"]["scaleTargetRef"];
                 // KEDA's default target kind is a Deployment.
@@ -469,6 +462,25 @@ impl Kubernetes {
                 })
             })
             .collect())
+    }
+
+    /// The items of a list of owners at `path`; none when their kind is not installed (the
+    /// API server answers 404 for a resource it does not serve).
+    async fn list_owners(&self, path: String, params: ListParams) -> Result<Vec<Value>, CallError> {
+        let request = Request::new(path)
+            .list(&params)
+            .map_err(|e| CallError::Other(e.to_string()))?;
+        match self
+            .call("list_owners", self.inner.client.request::<Value>(request))
+            .await
+        {
+            Ok(mut list) => match list["items"].take() {
+                Value::Array(items) => Ok(items),
+                _ => Ok(Vec::new()),
+            },
+            Err(e) if e.code() == Some(404) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The owner `id` as it is now, or None: not there, or its kind not installed (the API
@@ -493,21 +505,11 @@ impl Kubernetes {
         &self,
         kind: OwnerKind,
     ) -> Result<BTreeMap<(String, String), Value>, CallError> {
-        let request = Request::new(kind.url_path(None))
-            .list(&ListParams::default().match_any())
-            .map_err(|e| CallError::Other(e.to_string()))?;
-        let list: Value = match self
-            .call("list_owners", self.inner.client.request::<Value>(request))
-            .await
-        {
-            Ok(list) => list,
-            Err(e) if e.code() == Some(404) => return Ok(BTreeMap::new()),
-            Err(e) => return Err(e),
-        };
-        Ok(list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let list = self
+            .list_owners(kind.url_path(None), ListParams::default().match_any())
+            .await?;
+        Ok(list
+            .iter()
             .filter_map(|o| {
                 let ns = o["metadata"]["namespace"].as_str()?;
                 let name = o["metadata"]["name"].as_str()?;
