@@ -5,7 +5,7 @@
 //! - [`ActResult`]: what became of an action, the one result type: the ledger's words and
 //!   the metrics' labels are derived from it.
 //! - One type per observable event ([`ActionTaken`], [`PassFinished`], [`RulesReloaded`],
-//!   [`CapHit`], [`Notification`], [`AdminRefused`]): each `emit`s its log line and its
+//!   [`CapHit`], [`Notification`], [`AdminRefused`], [`Reverted`]): each `emit`s its log line and its
 //!   count together, through a [`Counter`] (the daemon's Prometheus metrics), so the log
 //!   and the metrics never drift apart (vector's internal events).
 
@@ -121,6 +121,100 @@ impl AuthFailure {
     }
 }
 
+/// Who put a stop back, as counted in `curfew_reverted_total{by}`: the field managers of
+/// the tools that do so, a person's client, or anything else. Bounded whatever a manager
+/// calls itself (any client may name its field manager as it likes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevertedBy {
+    /// Argo CD (`argocd-controller`, `argocd-application-controller`).
+    ArgoCd,
+    /// Flux's `kustomize-controller`.
+    Kustomize,
+    /// Flux's `helm-controller`.
+    Helm,
+    /// `keda-operator`.
+    Keda,
+    /// A person's client: `kubectl …`, `k9s`, `Lens`, the `helm` command.
+    Person,
+    /// Anything else, or a manager the object does not name.
+    Other,
+}
+
+impl RevertedBy {
+    pub const ALL: [RevertedBy; 6] = [
+        RevertedBy::ArgoCd,
+        RevertedBy::Kustomize,
+        RevertedBy::Helm,
+        RevertedBy::Keda,
+        RevertedBy::Person,
+        RevertedBy::Other,
+    ];
+
+    /// From a field manager as the platform names it (`argocd-controller (Update)`).
+    pub fn of(manager: &str) -> RevertedBy {
+        // The manager, without the operation the platform adds after it.
+        let name = manager
+            .split(" (")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            n if n.starts_with("argocd") => RevertedBy::ArgoCd,
+            "kustomize-controller" => RevertedBy::Kustomize,
+            "helm-controller" => RevertedBy::Helm,
+            "keda-operator" => RevertedBy::Keda,
+            n if n.starts_with("kubectl") || n == "k9s" || n == "lens" || n == "helm" => {
+                RevertedBy::Person
+            }
+            _ => RevertedBy::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevertedBy::ArgoCd => "argocd-controller",
+            RevertedBy::Kustomize => "kustomize-controller",
+            RevertedBy::Helm => "helm-controller",
+            RevertedBy::Keda => "keda-operator",
+            RevertedBy::Person => "person",
+            RevertedBy::Other => "other",
+        }
+    }
+}
+
+/// A stop of curfew's put back by someone else: logged, counted
+/// (`curfew_reverted_total{rule,by}`); the pass also records it in the ledger and tells
+/// the platform's people (a Kubernetes Event).
+pub struct Reverted<'a> {
+    pub environment_id: &'a str,
+    pub environment: &'a str,
+    /// The rule whose stop it was.
+    pub rule: &'a str,
+    /// Who, as the platform names it.
+    pub by: &'a str,
+    /// When, if the platform says; else when curfew saw it.
+    pub at: DateTime<Utc>,
+}
+
+impl Reverted<'_> {
+    pub fn emit(&self, counter: &dyn Counter) {
+        let by = RevertedBy::of(self.by);
+        counter.reverted(self.rule, by);
+        tracing::warn!(environment = %Printable(self.environment), id = %Printable(self.environment_id), rule = %Printable(self.rule), by = %Printable(self.by), at = %self.at, "a stop of curfew's was put back; not stopped again before the rule's next boundary");
+    }
+
+    /// The words people read (a Kubernetes Event, the ledger's history).
+    pub fn message(&self) -> String {
+        format!(
+            "curfew's stop (rule \"{}\") was put back by {} at {}; curfew does not stop it again before the rule's next boundary and counts no savings from then on. To keep it stopped, have curfew pause its owner (gitops: pause) or exclude it (docs/platforms.md#gitops)",
+            Printable(self.rule),
+            Printable(self.by),
+            self.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+}
+
 /// Where events are counted: the daemon's Prometheus metrics.
 pub trait Counter: Send + Sync {
     /// One attempted action (`curfew_actions_total`).
@@ -143,6 +237,8 @@ pub trait Counter: Send + Sync {
     fn notification(&self, target: &str, kind: &'static str, result: NotificationResult);
     /// One admin request refused for its token.
     fn admin_auth_failure(&self, reason: AuthFailure);
+    /// One stop of curfew's under `rule` put back by `by`.
+    fn reverted(&self, rule: &str, by: RevertedBy);
 }
 
 /// An action taken, held back or failed: one log line and one count.
@@ -409,4 +505,36 @@ impl PassReport {
 /// wait.
 pub trait PassListener: Send + Sync {
     fn pass_done(&self, report: &PassReport);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RevertedBy;
+
+    #[test]
+    fn who_put_a_stop_back_is_one_of_six_labels_whatever_the_manager_calls_itself() {
+        for (manager, label) in [
+            ("argocd-controller (Update)", "argocd-controller"),
+            ("argocd-application-controller (Apply)", "argocd-controller"),
+            ("kustomize-controller (Apply)", "kustomize-controller"),
+            ("helm-controller (Update)", "helm-controller"),
+            ("keda-operator (Update)", "keda-operator"),
+            ("kubectl-scale (Update)", "person"),
+            ("kubectl-edit (Update)", "person"),
+            ("kubectl-client-side-apply (Update)", "person"),
+            ("k9s (Update)", "person"),
+            ("helm (Update)", "person"),
+            ("someone", "other"),
+            ("kube-controller-manager (Update)", "other"),
+            (
+                "\u{1b}[31mevil\u{1b}[0m-name-of-any-length (Update)",
+                "other",
+            ),
+        ] {
+            assert_eq!(RevertedBy::of(manager).as_str(), label, "{manager}");
+        }
+        let labels: std::collections::HashSet<&str> =
+            RevertedBy::ALL.iter().map(|b| b.as_str()).collect();
+        assert_eq!(labels.len(), 6);
+    }
 }

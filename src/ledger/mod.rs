@@ -151,6 +151,21 @@ pub struct EnvironmentSavings {
 /// One of curfew's stops of an environment: when, and until when (`None`: still stopped).
 pub type StopSpan = (DateTime<Utc>, Option<DateTime<Utc>>);
 
+/// A stop of curfew's that someone else put back: the environment, the rule whose stop it
+/// was, who (as the platform names them: `argocd-controller (Update)`), when it was put
+/// back and when curfew saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevertEntry {
+    pub environment_id: String,
+    pub rule: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// The most characters of a revert's `by` kept (a field manager's name comes from any client).
+const REVERT_BY_MAX: usize = 128;
+
 /// One use of a signed action link.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkUse<'a> {
@@ -251,6 +266,15 @@ CREATE TABLE IF NOT EXISTS savings_hours (
     saved REAL NOT NULL,
     PRIMARY KEY (hour, currency)
 );
+CREATE TABLE IF NOT EXISTS reverts (
+    id INTEGER PRIMARY KEY,
+    environment_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    seen_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reverts_env ON reverts(environment_id, at);
 CREATE TABLE IF NOT EXISTS link_uses (
     nonce TEXT PRIMARY KEY,
     environment_id TEXT NOT NULL,
@@ -706,6 +730,19 @@ impl Ledger {
         currency: &str,
         still_stopped: &dyn Fn(&str) -> bool,
     ) -> Result<(), LedgerError> {
+        self.accrue_ending(now, currency, still_stopped, &|_| None)
+    }
+
+    /// [`Ledger::accrue`], where `ended_at` may say when an environment's stop ended before
+    /// now (someone put it back up at that instant): its savings accrue up to then, not
+    /// later, and its interval ends there.
+    pub fn accrue_ending(
+        &self,
+        now: DateTime<Utc>,
+        currency: &str,
+        still_stopped: &dyn Fn(&str) -> bool,
+        ended_at: &dyn Fn(&str) -> Option<DateTime<Utc>>,
+    ) -> Result<(), LedgerError> {
         /// Open intervals are read this many at a time (in the order of their index), so
         /// that 10,000 of them are never all held at once.
         const CHUNK: i64 = 512;
@@ -734,15 +771,19 @@ impl Ledger {
                 after = (last_env.clone(), *last_id);
                 for (id, env, rule, cost, until) in open {
                     let from = parse_ts(&until)?;
-                    let seconds = (now - from).num_milliseconds().max(0) as f64 / 1000.0;
+                    // Savings already counted cannot be taken back: an end before the last
+                    // accrual ends the interval there.
+                    let end = ended_at(&env).map(|t| t.clamp(from.min(now), now));
+                    let to = end.unwrap_or(now);
+                    let seconds = (to - from).num_milliseconds().max(0) as f64 / 1000.0;
                     if seconds > 0.0 {
                         let total = by_rule.entry(rule).or_default();
                         total.0 += seconds;
                         total.1 += cost.unwrap_or(0.0) * seconds / 3600.0;
-                        accrued.execute(params![id, ts(now.max(from))])?;
+                        accrued.execute(params![id, ts(to.max(from))])?;
                     }
-                    if !still_stopped(&env) {
-                        ended.execute(params![id, ts(now)])?;
+                    if end.is_some() || !still_stopped(&env) {
+                        ended.execute(params![id, ts(to.max(from))])?;
                     }
                 }
             }
@@ -768,6 +809,51 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records a stop of curfew's that someone else put back (once per revert: the pass
+    /// records it when it first sees it).
+    pub fn revert(&self, entry: &RevertEntry) -> Result<(), LedgerError> {
+        self.check()?;
+        let by = match entry.by.char_indices().nth(REVERT_BY_MAX) {
+            Some((end, _)) => &entry.by[..end],
+            None => entry.by.as_str(),
+        };
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO reverts (environment_id, rule, by, at, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                entry.environment_id,
+                entry.rule,
+                by,
+                ts(entry.at),
+                ts(entry.seen_at)
+            ])?;
+        Ok(())
+    }
+
+    /// The reverts of one environment's stops since `since`, oldest first.
+    pub fn reverts_of(
+        &self,
+        env: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RevertEntry>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT environment_id, rule, by, at, seen_at FROM reverts
+             WHERE environment_id = ?1 AND at >= ?2 ORDER BY at, id",
+        )?;
+        let rows = stmt.query_map(params![env, ts(since)], |r| {
+            Ok(RevertEntry {
+                environment_id: r.get(0)?,
+                rule: r.get(1)?,
+                by: r.get(2)?,
+                at: parse_ts(&r.get::<_, String>(3)?)?,
+                seen_at: parse_ts(&r.get::<_, String>(4)?)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Savings totals by rule and currency.
@@ -1000,6 +1086,26 @@ impl Ledger {
                 detail,
             });
         }
+        let mut reverts = conn.prepare(
+            "SELECT at, by, rule FROM reverts WHERE environment_id = ?1 AND at >= ?3 ORDER BY id DESC LIMIT ?2",
+        )?;
+        for row in reverts.query_map(params![env, limit as i64, since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
+            let (at, by, rule) = row?;
+            out.push(HistoryEntry {
+                at: parse_ts(&at)?,
+                what: format!("reverted by {by}"),
+                until: None,
+                detail: format!(
+                    "curfew's stop (rule \"{rule}\") put back; not stopped again before the rule's next boundary"
+                ),
+            });
+        }
         out.sort_by_key(|e| std::cmp::Reverse(e.at));
         out.truncate(limit);
         Ok(out)
@@ -1019,7 +1125,8 @@ impl Ledger {
         )?)
     }
 
-    /// Removes actions and closed stops older than `before` (savings totals are kept).
+    /// Removes actions, closed stops and reverts older than `before` (savings totals are
+    /// kept).
     pub fn prune(&self, before: DateTime<Utc>) -> Result<usize, LedgerError> {
         let conn = self.conn();
         let a = conn.execute(
@@ -1030,7 +1137,8 @@ impl Ledger {
             "DELETE FROM stops WHERE started_at IS NOT NULL AND started_at < ?1",
             params![ts(before)],
         )?;
-        Ok(a + s)
+        let r = conn.execute("DELETE FROM reverts WHERE at < ?1", params![ts(before)])?;
+        Ok(a + s + r)
     }
 
     /// The most stops the platform took for any one environment (as `ok` or

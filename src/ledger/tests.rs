@@ -326,3 +326,100 @@ fn a_ledger_that_can_only_be_read_is_refused_at_open() {
     assert!(refused.contains("the file is read-only"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A ledger file written before reverts were kept: the schema as it was, with a stop open.
+const SCHEMA_BEFORE_REVERTS: &str = "
+CREATE TABLE actions (id INTEGER PRIMARY KEY, environment_id TEXT NOT NULL, environment TEXT NOT NULL,
+    action TEXT NOT NULL, cause TEXT, rule TEXT, reason TEXT NOT NULL, dry_run INTEGER NOT NULL,
+    intent_at TEXT NOT NULL, outcome TEXT, outcome_at TEXT, error TEXT);
+CREATE TABLE stops (id INTEGER PRIMARY KEY, environment_id TEXT NOT NULL, rule TEXT NOT NULL,
+    cause TEXT NOT NULL, reason TEXT NOT NULL, hourly_cost REAL, stopped_at TEXT NOT NULL,
+    accrued_until TEXT NOT NULL, started_at TEXT);
+INSERT INTO stops (environment_id, rule, cause, reason, hourly_cost, stopped_at, accrued_until)
+    VALUES ('pr-1', 'office', 'schedule', 'night', 36.0, '2026-11-25T19:00:00.000Z', '2026-11-25T19:00:00.000Z');
+";
+
+#[test]
+fn an_old_ledger_loads_and_keeps_reverts_which_end_savings_when_they_happened() {
+    let dir = fresh_dir("reverts");
+    let path = dir.join("curfew.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(SCHEMA_BEFORE_REVERTS)
+        .unwrap();
+    std::fs::write(marker_path(&path), "created: before\n").unwrap();
+    let ledger = Ledger::open(&path).unwrap();
+    // Put back at 19:00:05, seen at 19:05: savings up to 19:00:05 (36 an hour: 0.05).
+    let entry = RevertEntry {
+        environment_id: "pr-1".into(),
+        rule: "office".into(),
+        by: "argocd-controller (Update)".into(),
+        at: at("2026-11-25T19:00:05Z"),
+        seen_at: at("2026-11-25T19:05:00Z"),
+    };
+    ledger.revert(&entry).unwrap();
+    let ended = |id: &str| (id == "pr-1").then(|| at("2026-11-25T19:00:05Z"));
+    ledger
+        .accrue_ending(at("2026-11-25T19:05:00Z"), "EUR", &|_| false, &ended)
+        .unwrap();
+    let s = ledger.savings().unwrap();
+    assert!((s[0].stopped_seconds - 5.0).abs() < 1e-9, "{s:?}");
+    assert!((s[0].saved - 0.05).abs() < 1e-9, "{s:?}");
+    assert_eq!(
+        ledger.stops_of("pr-1", DateTime::UNIX_EPOCH).unwrap(),
+        [(at("2026-11-25T19:00:00Z"), Some(at("2026-11-25T19:00:05Z")))]
+    );
+    // Kept across a restart; a hostile manager's name is kept bounded.
+    drop(ledger);
+    let ledger = Ledger::open(&path).unwrap();
+    let long = RevertEntry {
+        by: "x".repeat(10_000),
+        at: at("2026-11-26T19:00:30Z"),
+        ..entry.clone()
+    };
+    ledger.revert(&long).unwrap();
+    let kept = ledger.reverts_of("pr-1", DateTime::UNIX_EPOCH).unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0], entry);
+    assert_eq!(kept[1].by.len(), REVERT_BY_MAX);
+    // Bounded in time like the actions: pruned with them.
+    ledger.prune(at("2026-11-26T00:00:00Z")).unwrap();
+    assert_eq!(
+        ledger
+            .reverts_of("pr-1", DateTime::UNIX_EPOCH)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_revert_seen_after_savings_were_accrued_past_it_takes_nothing_back() {
+    let ledger = Ledger::in_memory().unwrap();
+    let t0 = at("2026-11-25T19:00:00Z");
+    ledger
+        .open_stop_for(
+            "pr-1",
+            "office",
+            StopCause::Schedule,
+            "night",
+            Some(36.0),
+            t0,
+        )
+        .unwrap();
+    ledger
+        .accrue(t0 + TimeDelta::seconds(60), "EUR", &|_| true)
+        .unwrap();
+    // Put back at 19:00:05 by the object's clock, seen only now: the interval ends where
+    // it was accrued to, and counters never go down.
+    let ended = |_: &str| Some(t0 + TimeDelta::seconds(5));
+    ledger
+        .accrue_ending(t0 + TimeDelta::seconds(120), "EUR", &|_| true, &ended)
+        .unwrap();
+    let s = ledger.savings().unwrap();
+    assert!((s[0].stopped_seconds - 60.0).abs() < 1e-9, "{s:?}");
+    assert_eq!(
+        ledger.stops_of("pr-1", DateTime::UNIX_EPOCH).unwrap(),
+        [(t0, Some(t0 + TimeDelta::seconds(60)))]
+    );
+}

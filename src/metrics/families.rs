@@ -67,6 +67,9 @@ pub(super) struct Actions {
     /// Environments whose action was due but not done in the last pass (capped, failed,
     /// dry-run, waiting for a second confirmation), per action.
     pub due_not_done: IntGaugeVec,
+    /// Stops of curfew's put back by someone else, by rule and by who (`argocd-controller`,
+    /// `kustomize-controller`, `helm-controller`, `keda-operator`, `person`, `other`).
+    pub reverted: IntCounterVec,
 }
 
 impl Actions {
@@ -97,6 +100,16 @@ impl Actions {
                         "Environments whose action was due but not done in the last pass",
                     ),
                     &["action"],
+                ),
+            ),
+            reverted: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_reverted_total",
+                        "Stops of curfew's put back by someone else, by rule and by who",
+                    ),
+                    &["rule", "by"],
                 ),
             ),
         };

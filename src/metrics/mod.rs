@@ -23,7 +23,9 @@ use prometheus::{IntGaugeVec, Registry, TextEncoder};
 
 use families::{Actions, Fleet, Passes, People, PlatformCalls};
 
-use crate::events::{ActResult, AuthFailure, Cap, Counter, NotificationResult, PassResult};
+use crate::events::{
+    ActResult, AuthFailure, Cap, Counter, NotificationResult, PassResult, RevertedBy,
+};
 use crate::ledger::Savings;
 use crate::platform::{EnvState, RequestObserver};
 use crate::policy::Action;
@@ -112,7 +114,8 @@ impl Metrics {
     }
 
     /// Creates every `curfew_actions_total` series the rules can produce at 0 (see
-    /// [`Metrics::new`]): each rule (and the unmatched) × action × result.
+    /// [`Metrics::new`]): each rule (and the unmatched) × action × result; and each rule's
+    /// `curfew_reverted_total` series.
     pub fn expect_rules<'a>(&self, rules: impl IntoIterator<Item = &'a str>) {
         let actions = [Action::Stop, Action::Start, Action::Delete, Action::Warn];
         for rule in rules {
@@ -122,6 +125,11 @@ impl Metrics {
                         .total
                         .with_label_values(&[action.as_str(), rule, result]);
                 }
+            }
+            for by in RevertedBy::ALL {
+                self.actions
+                    .reverted
+                    .with_label_values(&[rule, by.as_str()]);
             }
         }
     }
@@ -259,6 +267,13 @@ impl Counter for Metrics {
         self.people
             .notifications
             .with_label_values(&[target, kind, result.as_str()])
+            .inc();
+    }
+
+    fn reverted(&self, rule: &str, by: RevertedBy) {
+        self.actions
+            .reverted
+            .with_label_values(&[rule, by.as_str()])
             .inc();
     }
 

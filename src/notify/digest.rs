@@ -329,6 +329,7 @@ async fn send_from_a_look(
         now,
         view,
         decisions,
+        ..
     } = daemon.look().await?;
     let since = due
         .iter()

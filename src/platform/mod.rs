@@ -124,11 +124,47 @@ pub struct Environment {
     /// `plan` and `explain` say it before the first stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owners: Option<Arc<str>>,
+    /// The owners that would put a stop back, each with the rule settings (`gitops:`) under
+    /// which curfew pauses it first: under any other, `plan` warns that the stop will be
+    /// reverted (Kubernetes: Argo CD Applications, Flux Kustomizations and HelmReleases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverters: Vec<Reverter>,
+    /// Who put it back up since curfew stopped it, and when, where the platform can tell
+    /// (Kubernetes: the `managedFields` manager of a workload curfew stopped that runs
+    /// again, such as `argocd-controller`). Boxed: `None` for nearly every environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<Box<Revert>>,
     /// What its labels ask of curfew, read where it was listed (`None`: nothing, the usual
     /// case, kept small for a listing of thousands).
     #[serde(skip)]
     #[schemars(skip)]
     pub overrides: Option<Box<LabelOverrides>>,
+}
+
+/// A stop put back by someone other than curfew (see [`Environment::reverted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Revert {
+    /// Who: the field manager that set the replicas back (`argocd-controller (Update)`,
+    /// `kubectl-scale (Update)`), or `someone` when the object does not say.
+    pub by: Arc<str>,
+    /// When, if the object says (the time of that manager's last change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// An owner of an environment's workloads that would put a stop back (see
+/// [`Environment::reverters`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reverter {
+    /// The owner and how it reverts, for people: `Argo CD Application argocd/shop-pr-1
+    /// (automated sync with self-heal)`.
+    pub owner: Arc<str>,
+    /// The rule settings under which curfew pauses it before a stop; empty when none does
+    /// (an Application whose ApplicationSet puts its sync policy back).
+    #[serde(default)]
+    pub paused_under: Vec<GitOps>,
 }
 
 impl Environment {
@@ -246,7 +282,10 @@ impl fmt::Display for EnvState {
 /// What a stop does to the GitOps tool that owns an environment's workloads (an Argo CD
 /// Application, a Flux Kustomization or HelmRelease), which would otherwise put them back:
 /// a rule's `gitops:`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum GitOps {
     /// Pause every owner that would put the workloads back (Argo CD's automated sync,
     /// Flux's reconciliation) for the night, and resume it exactly on start.

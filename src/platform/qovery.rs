@@ -713,6 +713,8 @@ impl Qovery {
                 platform_state: None,
                 unstoppable: None,
                 owners: None,
+                reverters: Vec::new(),
+                reverted: None,
                 overrides: None,
             });
         }

@@ -40,6 +40,8 @@ pub(crate) fn env(name: &str) -> Environment {
         hourly_cost: None,
         unstoppable: None,
         owners: None,
+        reverters: Vec::new(),
+        reverted: None,
         overrides: None,
     }
 }

@@ -28,7 +28,7 @@ mod projection;
 pub use health::{Health, Readiness};
 pub use operator::{BY_REQUEST, EnvironmentReport, OperatorError, Plan, PlanEntry};
 pub use page::{LastPass, PassOutcome};
-pub use pass::{Look, PassError};
+pub use pass::{Look, PassError, SeenRevert};
 pub use projection::{PROJECTION_DAYS, PROJECTION_HORIZONS, ProjectionError};
 
 use std::sync::atomic::AtomicBool;

@@ -7,8 +7,8 @@ use std::sync::{Arc, PoisonError};
 use chrono::{DateTime, Utc};
 
 use super::{Daemon, LastPass};
-use crate::events::{ActResult, Acted, PassFinished, PassReport, PassResult};
-use crate::ledger::{LedgerError, Outcome, Pending};
+use crate::events::{ActResult, Acted, PassFinished, PassReport, PassResult, Reverted};
+use crate::ledger::{LedgerError, Outcome, Pending, RevertEntry};
 use crate::platform::{EnvState, Environment, PlatformError, Snapshot};
 use crate::policy::{self, Action, Decision, LedgerView, RuleSet, StopCause, StopRecord};
 
@@ -29,6 +29,55 @@ pub struct Look {
     pub now: DateTime<Utc>,
     pub view: LedgerView,
     pub decisions: Vec<Decision>,
+    /// curfew's stops the listing shows put back by someone else, seen for the first time.
+    pub reverts: Vec<SeenRevert>,
+}
+
+/// A stop of curfew's that the listing shows put back by someone else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenRevert {
+    pub environment_id: Arc<str>,
+    pub environment: Arc<str>,
+    /// The rule whose stop it was.
+    pub rule: Arc<str>,
+    /// Who, as the platform names them.
+    pub by: Arc<str>,
+    /// When: as the platform says, within curfew's stop and now; else now.
+    pub at: DateTime<Utc>,
+}
+
+impl SeenRevert {
+    fn event(&self) -> Reverted<'_> {
+        Reverted {
+            environment_id: &self.environment_id,
+            environment: &self.environment,
+            rule: &self.rule,
+            by: &self.by,
+            at: self.at,
+        }
+    }
+}
+
+/// The environments running again that curfew's record says it stopped, and whose
+/// listing names who put them back: each is seen once, as the view then forgets
+/// curfew's stop ([`LedgerView::observe`]).
+fn reverts_seen(snapshot: &Snapshot, view: &LedgerView, now: DateTime<Utc>) -> Vec<SeenRevert> {
+    snapshot
+        .environments
+        .iter()
+        .filter(|e| e.state == EnvState::Running)
+        .filter_map(|e| {
+            let revert = e.reverted.as_deref()?;
+            let stop = view.get(&e.id)?.curfew_stop.as_ref()?;
+            Some(SeenRevert {
+                environment_id: e.id.clone(),
+                environment: e.name.clone(),
+                rule: stop.rule.clone(),
+                by: revert.by.clone(),
+                at: revert.at.unwrap_or(now).max(stop.at).min(now),
+            })
+        })
+        .collect()
 }
 
 impl Daemon {
@@ -41,6 +90,7 @@ impl Daemon {
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();
         let mut view = self.ledger.run(|l| l.view()).await?;
+        let reverts = reverts_seen(&snapshot, &view, now);
         view.observe(&snapshot, now);
         let decisions = policy::decide(&rules, &snapshot, &view, now);
         Ok(Look {
@@ -49,6 +99,7 @@ impl Daemon {
             now,
             view,
             decisions,
+            reverts,
         })
     }
 
@@ -94,8 +145,10 @@ impl Daemon {
             now,
             mut view,
             decisions,
+            reverts,
         } = self.look().await?;
         let complete = snapshot.complete;
+        self.record_reverts(&reverts, now).await?;
         let after = next_checks_after(&rules, &snapshot, &view, &decisions, now);
         let decisions = Arc::new(decisions);
         // The listing is the pass's largest value, and the decisions carry what the rest of
@@ -124,7 +177,8 @@ impl Daemon {
                 Ok(view)
             })
             .await?;
-        self.accrue(&rules, &decisions, &acted, now).await?;
+        self.accrue(&rules, &decisions, &acted, &reverts, now)
+            .await?;
         self.export(&rules, &decisions, &view).await?;
         let next_confirmation = self.forget_deletes_no_longer_due(&decisions, now);
         // The next wakeup: the earliest instant a decision could change, including those
@@ -148,14 +202,49 @@ impl Daemon {
         Ok(report)
     }
 
+    /// Each stop of curfew's put back by someone else: in the ledger, logged and counted,
+    /// and said where the platform's people look (a Kubernetes Event).
+    async fn record_reverts(
+        &self,
+        reverts: &[SeenRevert],
+        now: DateTime<Utc>,
+    ) -> Result<(), PassError> {
+        if reverts.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<RevertEntry> = reverts
+            .iter()
+            .map(|r| RevertEntry {
+                environment_id: r.environment_id.to_string(),
+                rule: r.rule.to_string(),
+                by: r.by.to_string(),
+                at: r.at,
+                seen_at: now,
+            })
+            .collect();
+        self.ledger
+            .run(move |l| entries.iter().try_for_each(|e| l.revert(e)))
+            .await?;
+        for r in reverts {
+            let event = r.event();
+            event.emit(&*self.metrics);
+            self.platform
+                .note(&r.environment_id, "Reverted", &event.message())
+                .await;
+        }
+        Ok(())
+    }
+
     /// Savings accrue up to now; they stop accruing when an environment runs again (seen
-    /// running, started by curfew in this very pass) or is gone. A stop done in this pass
-    /// is stopped, whatever the listing (taken before it) said.
+    /// running, started by curfew in this very pass) or is gone, and for a stop someone
+    /// put back, from that instant on. A stop done in this pass is stopped, whatever the
+    /// listing (taken before it) said.
     async fn accrue(
         &self,
         rules: &RuleSet,
         decisions: &[Decision],
         acted: &[Acted],
+        reverts: &[SeenRevert],
         now: DateTime<Utc>,
     ) -> Result<(), PassError> {
         let mut stopped: Vec<bool> = decisions
@@ -183,10 +272,14 @@ impl Daemon {
             .collect();
         still.sort_unstable();
         let currency = rules.currency.clone();
+        let ended: HashMap<Arc<str>, DateTime<Utc>> = reverts
+            .iter()
+            .map(|r| (r.environment_id.clone(), r.at))
+            .collect();
         self.ledger
             .run(move |l| {
                 let still_stopped = |id: &str| still.binary_search_by(|s| (**s).cmp(id)).is_ok();
-                l.accrue(now, &currency, &still_stopped)
+                l.accrue_ending(now, &currency, &still_stopped, &|id| ended.get(id).copied())
             })
             .await?;
         Ok(())

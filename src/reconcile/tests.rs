@@ -1025,3 +1025,193 @@ async fn passes_and_operators_changes_keep_the_ledger_off_the_async_workers() {
     w.daemon.plan_now().await.unwrap();
     w.daemon.pass().await.unwrap();
 }
+
+/// A platform at our own seam whose one environment is whatever the test says: a stop
+/// stops it and a start starts it; the test puts it back up as a GitOps tool would.
+struct Scripted {
+    env: std::sync::Mutex<crate::platform::Environment>,
+    calls: std::sync::Mutex<Vec<(DateTime<Utc>, Action)>>,
+    notes: std::sync::Mutex<Vec<(String, String)>>,
+    clock: ManualClock,
+}
+
+impl Scripted {
+    fn new(clock: &ManualClock, cost: f64) -> Scripted {
+        let mut env = crate::policy::tests::env("pr-1");
+        env.hourly_cost = Some(cost);
+        Scripted {
+            env: std::sync::Mutex::new(env),
+            calls: std::sync::Mutex::default(),
+            notes: std::sync::Mutex::default(),
+            clock: clock.clone(),
+        }
+    }
+
+    /// Puts it back up, as `by` does, at `at`.
+    fn put_back(&self, by: &str, at: DateTime<Utc>) {
+        let mut env = self.env.lock().unwrap();
+        env.state = crate::platform::EnvState::Running;
+        env.reverted = Some(Box::new(crate::platform::Revert {
+            by: by.into(),
+            at: Some(at),
+        }));
+    }
+
+    fn stops(&self) -> Vec<DateTime<Utc>> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter(|(_, a)| *a == Action::Stop)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    fn set(&self, action: Action, state: crate::platform::EnvState) {
+        self.calls.lock().unwrap().push((self.clock.now(), action));
+        let mut env = self.env.lock().unwrap();
+        env.state = state;
+        env.reverted = None;
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for Scripted {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+    async fn list(&self) -> Result<Snapshot, PlatformError> {
+        Ok(Snapshot {
+            environments: vec![self.env.lock().unwrap().clone()],
+            complete: true,
+        })
+    }
+    async fn stop(&self, _id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.set(Action::Stop, crate::platform::EnvState::Stopped);
+        Ok(crate::platform::Outcome::Accepted)
+    }
+    async fn start(&self, _id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        self.set(Action::Start, crate::platform::EnvState::Running);
+        Ok(crate::platform::Outcome::Accepted)
+    }
+    async fn delete(&self, _id: &str) -> Result<crate::platform::Outcome, PlatformError> {
+        Ok(crate::platform::Outcome::Gone)
+    }
+    async fn note(&self, _id: &str, reason: &str, message: &str) {
+        let mut notes = self.notes.lock().unwrap();
+        notes.push((reason.into(), message.into()));
+    }
+}
+
+#[tokio::test]
+async fn a_stop_put_back_is_recorded_once_counted_by_who_ends_its_savings_and_is_not_fought_until_the_next_boundary()
+ {
+    // Wednesday 19:00 UTC, the rule's stop; 36 an hour is 0.01 a second.
+    let clock = ManualClock::new(at("2026-11-25T19:00:00Z"));
+    let platform = Arc::new(Scripted::new(&clock, 36.0));
+    let ledger = Arc::new(Ledger::in_memory().unwrap());
+    let metrics = Arc::new(Metrics::new("test", false));
+    let rules = "timezone: UTC\ncurrency: EUR\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    gitops: off\n";
+    let daemon = Daemon::new(
+        platform.clone(),
+        ledger.clone(),
+        metrics.clone(),
+        Arc::new(clock.clone()),
+        Arc::new(parse_rules("t.yaml", rules, clock.now()).unwrap()),
+        DaemonOptions {
+            resync: Duration::from_secs(60),
+            max_pass_age: Duration::from_secs(180),
+            max_in_flight: 4,
+        },
+    );
+    let reverted = |by: &str| {
+        let text = metrics.encode();
+        let line = format!("curfew_reverted_total{{by=\"{by}\",rule=\"office\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .map(|v| v.parse::<u64>().unwrap())
+    };
+    assert_eq!(
+        reverted("argocd-controller"),
+        Some(0),
+        "made at 0 in advance"
+    );
+    daemon.pass().await.unwrap();
+    assert_eq!(platform.stops(), [at("2026-11-25T19:00:00Z")]);
+
+    // Argo CD puts it back 5 s later; curfew sees it at 19:05, and again at 19:10.
+    platform.put_back("argocd-controller (Update)", at("2026-11-25T19:00:05Z"));
+    for t in ["2026-11-25T19:05:00Z", "2026-11-25T19:10:00Z"] {
+        clock.set(at(t));
+        daemon.pass().await.unwrap();
+    }
+    assert_eq!(platform.stops().len(), 1, "not stopped again before 08:00");
+    let reverts = ledger.reverts_of("id-pr-1", DateTime::UNIX_EPOCH).unwrap();
+    assert_eq!(
+        reverts.len(),
+        1,
+        "once per revert, not per pass: {reverts:?}"
+    );
+    assert_eq!(reverts[0].by, "argocd-controller (Update)");
+    assert_eq!(reverts[0].rule, "office");
+    assert_eq!(reverts[0].at, at("2026-11-25T19:00:05Z"));
+    assert_eq!(reverts[0].seen_at, at("2026-11-25T19:05:00Z"));
+    assert_eq!(reverted("argocd-controller"), Some(1));
+    assert_eq!(reverted("person"), Some(0));
+    // Savings end when it was put back: 5 s, not the 5 minutes until curfew saw it.
+    let savings = ledger.savings().unwrap();
+    assert_eq!(savings.len(), 1, "{savings:?}");
+    assert!(
+        (savings[0].stopped_seconds - 5.0).abs() < 1e-9,
+        "{savings:?}"
+    );
+    assert!((savings[0].saved - 0.05).abs() < 1e-9, "{savings:?}");
+    assert!(
+        metrics
+            .encode()
+            .contains("curfew_stopped_seconds_total{rule=\"office\"} 5\n")
+    );
+    let history = ledger.history("id-pr-1", 10).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.what == "reverted by argocd-controller (Update)"),
+        "{history:?}"
+    );
+    let notes = platform.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "Reverted");
+    assert!(
+        notes[0]
+            .1
+            .contains("put back by argocd-controller (Update) at 2026-11-25T19:00:05Z"),
+        "{notes:?}"
+    );
+
+    // The next boundary: Thursday 08:00 it runs already; at 19:00 it is stopped again, and a
+    // person's kubectl puts it back: a second revert.
+    for t in ["2026-11-26T08:00:00Z", "2026-11-26T19:00:00Z"] {
+        clock.set(at(t));
+        daemon.pass().await.unwrap();
+    }
+    assert_eq!(
+        platform.stops(),
+        [at("2026-11-25T19:00:00Z"), at("2026-11-26T19:00:00Z")]
+    );
+    platform.put_back("kubectl-scale (Update)", at("2026-11-26T19:00:30Z"));
+    clock.set(at("2026-11-26T19:01:00Z"));
+    daemon.pass().await.unwrap();
+    assert_eq!(reverted("person"), Some(1));
+    assert_eq!(reverted("argocd-controller"), Some(1));
+    assert_eq!(
+        ledger
+            .reverts_of("id-pr-1", DateTime::UNIX_EPOCH)
+            .unwrap()
+            .len(),
+        2
+    );
+    let savings = ledger.savings().unwrap();
+    assert!(
+        (savings[0].stopped_seconds - 35.0).abs() < 1e-9,
+        "{savings:?}"
+    );
+}

@@ -45,6 +45,8 @@ fn env(name: &str, project: &str, mode: Mode, cost: Option<f64>) -> Environment 
         hourly_cost: cost,
         unstoppable: None,
         owners: None,
+        reverters: Vec::new(),
+        reverted: None,
         overrides: None,
     }
 }

@@ -1217,26 +1217,14 @@ impl Kubernetes {
     }
 
     /// The objects a stop leaves running and why (another controller owns it, its volumes
-    /// would go, someone put it back since curfew stopped it), each said once per change of
-    /// the object in a Warning Event about it.
+    /// would go), each said once per change of the object in a Warning Event about it.
     async fn warn_not_stopped(&self, namespace: &str, objects: &[Workload]) -> Vec<String> {
         let mut out = Vec::new();
         for w in objects.iter().filter(|w| !w.excluded() && w.wants_to_run()) {
-            let (reason, why) = match (w.not_stopped(), w.scaled_back()) {
-                (Some(why), _) => ("NotStopped", why),
-                (None, Some(by)) => (
-                    "ScaledBack",
-                    format!(
-                        "put back to {} by {by} after curfew stopped it; curfew does not stop it again, as that would fight {by} at every pass (docs/platforms.md#gitops)",
-                        if w.kind == Kind::CronJob {
-                            "running".to_string()
-                        } else {
-                            format!("{} replicas", w.replicas)
-                        },
-                    ),
-                ),
-                (None, None) => continue,
+            let Some(why) = w.not_stopped() else {
+                continue;
             };
+            let reason = "NotStopped";
             let object = format!("{}/{}", w.kind.plural(), w.name);
             out.push(format!("{object} ({why})"));
             let seen = (

@@ -24,8 +24,8 @@ use super::leader::from_jiff;
 use super::pods::{Owner, Running};
 use super::workload::{PodRequests, Workload};
 use crate::platform::{
-    EnvState, Environment, LabelOverrides, LabelSnooze, Mode, PROTECT_LABEL, Prices, SNOOZE_LABEL,
-    protects,
+    EnvState, Environment, LabelOverrides, LabelSnooze, Mode, PROTECT_LABEL, Prices, Revert,
+    SNOOZE_LABEL, protects,
 };
 use crate::schedule::parse_expiry;
 
@@ -71,6 +71,21 @@ impl Contents {
             .filter_map(|w| w.replicas_set_by.as_ref().and_then(|(_, t)| *t))
             .chain(self.last_rollout)
             .max()
+    }
+
+    /// The first of curfew's stops put back here (a workload curfew stopped that runs
+    /// again, curfew's record still on it): who, and when, as its `managedFields` say.
+    fn reverted(&self) -> Option<Revert> {
+        self.workloads
+            .iter()
+            .filter(|w| w.managed())
+            .filter_map(|w| {
+                let by = w.scaled_back()?;
+                let at = w.replicas_set_by.as_ref().and_then(|(_, t)| *t);
+                Some(Revert { by: by.into(), at })
+            })
+            // The earliest known time first: savings end there.
+            .min_by_key(|r| (r.at.is_none(), r.at))
     }
 
     /// Pods running whatever curfew does, by what runs them (`Rollout/web`), with their
@@ -156,6 +171,8 @@ pub fn environment(
             .and_then(|c| unstoppable(c, mapping.prices))
             .map(Arc::from),
         owners: None,
+        reverters: Vec::new(),
+        reverted: contents.and_then(Contents::reverted).map(Box::new),
         labels: with_overrides(labels, &overrides),
         overrides: overrides.boxed(),
     }

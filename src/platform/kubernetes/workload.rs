@@ -7,8 +7,8 @@
 //!
 //! Some objects curfew does not stop ([`Workload::not_stopped`]): one controlled by another
 //! object (an operator would scale it back), a StatefulSet whose volumes a scale to zero
-//! would delete, and one whose replicas were put back since curfew stopped it (a GitOps
-//! tool or a person: curfew does not fight it, [`Workload::scaled_back`]).
+//! would delete. One whose replicas were put back since curfew stopped it (a GitOps tool
+//! or a person, [`Workload::scaled_back`]) is a revert the listing reports.
 
 use std::collections::BTreeMap;
 
@@ -234,8 +234,8 @@ impl Workload {
     }
 
     /// Who put it back since curfew stopped it: curfew's record is there, yet it runs.
-    /// curfew does not stop it again (that would fight a GitOps tool or a person at every
-    /// pass).
+    /// The listing reports it as a revert; the policy does not stop it again before the
+    /// next boundary (that would fight a GitOps tool or a person at every pass).
     pub fn scaled_back(&self) -> Option<String> {
         if self.recorded().is_none() || !self.wants_to_run() {
             return None;
@@ -313,7 +313,10 @@ impl Workload {
     /// already suspended, excluded). The original value goes into an annotation, so any
     /// curfew replica can restore it.
     pub fn stop_patch(&self, now: DateTime<Utc>) -> Option<Value> {
-        if !self.managed() || !self.wants_to_run() || self.scaled_back().is_some() {
+        // One put back since curfew's last stop is stopped again, its record made afresh:
+        // the policy asks for a stop once per boundary, never again after a revert within
+        // it (see docs/platforms.md#gitops).
+        if !self.managed() || !self.wants_to_run() {
             return None;
         }
         let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);

@@ -57,25 +57,12 @@ async fn an_application_with_self_heal_puts_a_stop_back_unless_curfew_paused_it(
         owners.starts_with("Application argocd/shop-pr-1 (automated sync with self-heal"),
         "{owners}"
     );
-    // Not fought: the next stop leaves the reverted workloads alone and says why, once.
-    fake.forget_log();
-    k8s.stop_under("pr-1", GitOps::Off).await.unwrap();
-    assert!(
-        !patched(&fake).iter().any(|p| p.starts_with("deployments/")),
-        "{:?}",
-        patched(&fake)
-    );
-    let warned: Vec<String> = fake
-        .events()
-        .iter()
-        .filter(|e| e["reason"] == "ScaledBack")
-        .map(|e| e["note"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(warned.len(), 2, "one per workload: {warned:?}");
-    assert!(
-        warned[0].contains("by argocd-controller (Update)"),
-        "{warned:?}"
-    );
+    // Reported as a revert, naming Argo CD's field manager.
+    let revert = env
+        .reverted
+        .as_deref()
+        .expect("the listing reports the revert");
+    assert_eq!(&*revert.by, "argocd-controller (Update)");
 
     // gitops: pause — the Application is paused first, and the stop holds.
     let fake = FakeApi::new();
@@ -502,3 +489,4 @@ async fn the_shipped_admission_policy_admits_the_pauses_and_refuses_any_other_ch
         other => panic!("not refused: {other:?}"),
     }
 }
+

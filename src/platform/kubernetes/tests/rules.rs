@@ -20,7 +20,7 @@ use super::fake::{
 };
 use super::{adapter_with, listed, now, options, patched};
 use crate::clock::ManualClock;
-use crate::platform::{EnvState, Environment};
+use crate::platform::{EnvState, Environment, Revert};
 
 fn at(t: &str) -> DateTime<Utc> {
     t.parse().unwrap()
@@ -378,7 +378,8 @@ async fn curfews_stop_makes_it_the_manager_of_replicas_and_a_server_side_apply_c
 }
 
 #[tokio::test]
-async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fought() {
+async fn a_gitops_tool_that_puts_replicas_back_is_reported_as_a_revert_and_the_next_stop_records_afresh()
+ {
     let fake = FakeApi::new();
     let (k8s, manifest) = stopped_under_argo(&fake).await;
     // Argo CD forces it (self-heal): web runs again.
@@ -405,24 +406,33 @@ async fn a_gitops_tool_that_puts_replicas_back_is_named_warned_about_and_not_fou
         Some(at("2026-11-26T10:05:00Z")),
         "a sync is a deployment: the idle clock starts again"
     );
-
-    fake.forget_log();
-    for _ in 0..2 {
-        assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::AlreadyThereOrBusy));
-    }
-    assert!(patched(&fake).is_empty(), "curfew does not fight it");
-    let warnings: Vec<Value> = fake
-        .events()
-        .into_iter()
-        .filter(|e| e["reason"] == "ScaledBack")
-        .collect();
-    assert_eq!(warnings.len(), 1, "one warning per change, not per pass");
-    assert!(
-        warnings[0]["note"]
-            .as_str()
-            .unwrap()
-            .contains("put back to 3 replicas by argocd-controller (Apply)")
+    // The revert, for the ledger and curfew_reverted_total: who, and when (managedFields).
+    assert_eq!(
+        env.reverted.as_deref(),
+        Some(&Revert {
+            by: "argocd-controller (Apply)".into(),
+            at: Some(at("2026-11-26T10:05:00Z")),
+        })
     );
+
+    // The policy asks for no stop before the rule's next boundary (reconcile's tests);
+    // the next boundary's stop stops it again, its record made afresh from what runs now.
+    fake.forget_log();
+    assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(
+        patched(&fake),
+        ["deployments/web"],
+        "worker was still stopped"
+    );
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 0);
+    assert_eq!(
+        fake.annotation("deployments", "pr-1", "web", ORIGINAL_REPLICAS)
+            .as_deref(),
+        Some("3")
+    );
+    let env = listed(&k8s, "pr-1").await;
+    assert_eq!(env.state, EnvState::Stopped);
+    assert_eq!(env.reverted, None);
     assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
     assert_eq!(fake.replicas("deployments", "pr-1", "web"), 3);
     assert_eq!(fake.replicas("deployments", "pr-1", "worker"), 1);
