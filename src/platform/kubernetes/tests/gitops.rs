@@ -8,7 +8,7 @@ use super::fake::{
     FakeApi, Fixture, application, deployment, helm_release, kustomization, namespace,
     scaled_object,
 };
-use super::{adapter, listed, patched};
+use super::{adapter, listed, patched, validate_with_node};
 use crate::platform::kubernetes::gitops::{OwnerKind, OwnerRef, owners_of};
 use crate::platform::kubernetes::workload::Workload;
 use crate::platform::kubernetes::{
@@ -490,3 +490,57 @@ async fn the_shipped_admission_policy_admits_the_pauses_and_refuses_any_other_ch
     }
 }
 
+/// Every owner curfew patches (an Argo CD Application, a Flux Kustomization and
+/// HelmRelease, a KEDA ScaledObject), as the API server holds it after curfew's stop and
+/// after its start, against the CRD schemas published on npm
+/// (.ci/kubernetes/validate-gitops.mjs).
+#[tokio::test]
+#[ignore = "needs node and `npm install` in .ci/kubernetes (.ci/run does both)"]
+async fn what_curfew_writes_for_gitops_owners_passes_their_crd_schemas() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    fake.put(kustomization("api-pr-1", "pr-1"));
+    fake.put(helm_release("db-pr-1", "pr-1"));
+    let flux = |d: Value, prefix: &str, name: &str| {
+        d.labelled(&format!("{prefix}/name"), name)
+            .labelled(&format!("{prefix}/namespace"), "flux-system")
+    };
+    fake.put(flux(
+        deployment("pr-1", "api", 2),
+        "kustomize.toolkit.fluxcd.io",
+        "api-pr-1",
+    ));
+    fake.put(flux(
+        deployment("pr-1", "db", 1),
+        "helm.toolkit.fluxcd.io",
+        "db-pr-1",
+    ));
+    fake.put(scaled_object("pr-1", "web", "web"));
+    let k8s = adapter(&fake);
+    let owners = [
+        ("applications", "argocd", "shop-pr-1"),
+        ("kustomizations", "flux-system", "api-pr-1"),
+        ("helmreleases", "flux-system", "db-pr-1"),
+        ("scaledobjects", "pr-1", "web"),
+    ];
+    let mut objects = Vec::new();
+    for step in ["stop", "start"] {
+        fake.forget_log();
+        let done = match step {
+            "stop" => k8s.stop_under("pr-1", GitOps::Pause).await,
+            _ => k8s.start("pr-1").await,
+        };
+        assert_eq!(done, Ok(Outcome::Accepted), "{step}");
+        let written = patched(&fake);
+        for (resource, namespace, name) in owners {
+            assert!(
+                written.contains(&format!("{resource}/{name}")),
+                "the {step} wrote {resource}/{name}: {written:?}"
+            );
+            objects.push(fake.object(resource, namespace, name));
+        }
+    }
+    let (passed, text) = validate_with_node("validate-gitops.mjs", &Value::Array(objects));
+    assert!(passed, "{text}");
+    assert_eq!(text.matches("ok    ").count(), 8, "{text}");
+}

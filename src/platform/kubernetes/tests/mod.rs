@@ -80,6 +80,32 @@ fn preview_with_everything(fake: &FakeApi) {
     fake.put(deployment("pr-1", "pinned", 2).annotated(EXCLUDE, "true"));
 }
 
+/// Runs `.ci/kubernetes/SCRIPT` (a validator of custom resources against their published
+/// CRD schemas, from npm) over `objects`; returns whether all passed, and its lines.
+pub(super) fn validate_with_node(script: &str, objects: &Value) -> (bool, String) {
+    use std::io::Write;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/kubernetes");
+    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
+    let mut child = std::process::Command::new(node)
+        .arg(script)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(objects.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 pub(super) fn patched(fake: &FakeApi) -> Vec<String> {
     fake.writes()
         .iter()

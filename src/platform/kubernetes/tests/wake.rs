@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::fake::{FakeApi, Fixture, deployment, http_route, ingress, namespace, stateful_set};
-use super::{adapter_with, options, patched};
+use super::{adapter_with, options, patched, validate_with_node};
 use crate::platform::kubernetes::routes::{MANAGED_BY, grant_name};
 use crate::platform::kubernetes::*;
 use crate::platform::{Environment, Outcome, Platform, Serving};
@@ -493,7 +493,6 @@ async fn the_shipped_admission_policy_admits_the_swap_and_refuses_other_route_an
 #[tokio::test]
 #[ignore = "needs node and `npm install` in .ci/kubernetes (.ci/run does both)"]
 async fn what_curfew_writes_for_http_routes_passes_the_gateway_api_schemas() {
-    use std::io::Write;
     let fake = FakeApi::new();
     preview_with_routes(&fake);
     waking(&fake, true).stop("pr-1").await.unwrap();
@@ -501,23 +500,7 @@ async fn what_curfew_writes_for_http_routes_passes_the_gateway_api_schemas() {
         fake.object("httproutes", "pr-1", "web"),
         fake.object("referencegrants", "curfew", &grant_name("pr-1")),
     ]);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/kubernetes");
-    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
-    let mut child = std::process::Command::new(node)
-        .arg("validate-gateway.mjs")
-        .current_dir(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(objects.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (passed, text) = validate_with_node("validate-gateway.mjs", &objects);
+    assert!(passed, "{text}");
     assert_eq!(text.matches("ok    ").count(), 2, "{text}");
 }
