@@ -275,7 +275,7 @@ fn alert_queries() -> Vec<Query> {
             expr: r["expr"].as_str().unwrap().to_owned(),
         })
         .collect();
-    assert_eq!(queries.len(), 6, "{ALERTS} has its six alerts");
+    assert_eq!(queries.len(), 7, "{ALERTS} has its seven alerts");
     queries
 }
 
@@ -558,6 +558,7 @@ async fn every_dashboard_and_alert_query_works_against_a_live_daemon() {
         ("CurfewActionsFailing", &["inactive"]),
         ("CurfewConfigReloadFailing", &["firing"]),
         ("CurfewCapsHit", &["pending"]),
+        ("CurfewStopsReverted", &["inactive"]),
     ];
     wait_for(
         Duration::from_secs(30),
@@ -576,7 +577,7 @@ async fn every_dashboard_and_alert_query_works_against_a_live_daemon() {
                 }
             }
             match (rules.len(), wrong.is_empty()) {
-                (6, true) => Ok(()),
+                (7, true) => Ok(()),
                 (n, _) => Err(format!("{n} rules; {}", wrong.join("; "))),
             }
         },
