@@ -591,3 +591,58 @@ fn simulate_refuses_a_bad_instant_range_or_snapshot_with_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
 }
+
+#[test]
+fn plan_warns_before_the_first_stop_which_owner_will_revert_it_under_the_rule_s_gitops() {
+    let dir = std::env::temp_dir().join(format!("curfew-cli-reverters-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let snapshot = dir.join("snapshot.json");
+    std::fs::write(
+        &snapshot,
+        r#"{"complete": true, "environments": [
+            {"id": "pr-1", "name": "pr-1", "mode": "preview", "state": "running",
+             "created_at": "2026-11-24T09:12:00Z",
+             "reverters": [{"owner": "Application argocd/shop-pr-1 (Argo CD automated sync with self-heal, within seconds)",
+                            "paused_under": ["pause", "self-heal-only"]}]},
+            {"id": "pr-2", "name": "pr-2", "mode": "preview", "state": "running",
+             "created_at": "2026-11-24T09:12:00Z"}]}"#,
+    )
+    .unwrap();
+    let plan = |gitops: &str, json: bool| {
+        let rules = dir.join(format!("rules-{gitops}.yaml"));
+        std::fs::write(
+            &rules,
+            format!("timezone: UTC\nrules:\n  - name: previews\n    match: {{ mode: preview }}\n    run: Mon-Fri 08:00-19:00\n    gitops: {gitops}\n"),
+        )
+        .unwrap();
+        let mut args = vec![
+            "plan",
+            "--config",
+            rules.to_str().unwrap(),
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            // Wednesday noon: nothing is stopped yet.
+            "--at",
+            "2026-11-25T12:00:00Z",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let o = curfew(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let text = plan("off", false);
+    assert!(
+        text.ends_with(
+            "\nwarnings, before the first stop:\n  pr-1: will be reverted by Application argocd/shop-pr-1 (Argo CD automated sync with self-heal, within seconds) unless gitops: pause or self-heal-only (rule \"previews\" has gitops: off)\n"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("pr-2:"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&plan("off", true)).unwrap();
+    assert_eq!(json["warnings"][0]["environment"], "pr-1");
+    // Paused by curfew under the default: nothing to warn about.
+    assert!(!plan("pause", false).contains("warnings"));
+}

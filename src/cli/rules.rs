@@ -223,17 +223,50 @@ pub fn plan(
         }
     };
     let decisions = policy::decide(&loaded.rules, &snapshot, &LedgerView::default(), now);
+    let warnings = revert_warnings(&loaded.rules, &snapshot, &decisions);
     if as_json {
         let out = json!({
             "at": now,
             "next_wakeup": policy::next_wakeup(&decisions),
             "decisions": decisions,
+            "warnings": warnings
+                .iter()
+                .map(|(env, w)| json!({"environment": env, "warning": w}))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", plan_table(&decisions));
+        if !warnings.is_empty() {
+            println!("\nwarnings, before the first stop:");
+            for (env, w) in &warnings {
+                println!("  {}: {}", printable(env), printable(w));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// For each environment a rule will stop (not protected), who will put its stop back
+/// under the rule's `gitops:` ([`policy::revert_warnings`]), whatever it does now: said
+/// before the first stop, not after it.
+pub fn revert_warnings<'d>(
+    rules: &policy::RuleSet,
+    snapshot: &Snapshot,
+    decisions: &'d [Decision],
+) -> Vec<(&'d str, String)> {
+    snapshot
+        .environments
+        .iter()
+        .zip(decisions)
+        .filter(|(env, _)| policy::protection(rules, env, None).is_none())
+        .filter_map(|(env, d)| Some((rules.rule(d.rule.as_deref()?)?, env, d)))
+        .flat_map(|(rule, env, d)| {
+            policy::revert_warnings(rule, env)
+                .into_iter()
+                .map(|w| (d.environment.as_ref(), w))
+        })
+        .collect()
 }
 
 /// The largest snapshot file read (a listing of 10,000 environments is about 3 MB).

@@ -86,6 +86,32 @@ pub fn decide_each<'e>(
         .collect()
 }
 
+/// Who will put a stop of `env` under `rule` back, said before the first stop (`plan`, and
+/// each stop's reason): the owners that would revert a stop and that the rule's `gitops:`
+/// does not have curfew pause, each with the settings that would. Empty when none.
+pub fn revert_warnings(rule: &Rule, env: &Environment) -> Vec<String> {
+    env.reverters
+        .iter()
+        .filter(|r| !r.paused_under.contains(&rule.gitops))
+        .map(|r| {
+            let unless = match r.paused_under.as_slice() {
+                [] => format!("whatever gitops: says (rule \"{}\")", rule.name),
+                settings => format!(
+                    "unless gitops: {} (rule \"{}\" has gitops: {})",
+                    settings
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    rule.name,
+                    rule.gitops.as_str()
+                ),
+            };
+            format!("will be reverted by {} {unless}", r.owner)
+        })
+        .collect()
+}
+
 /// An environment as curfew's `action` leaves it, in the model every platform follows: a
 /// stop leaves it stopped, a start running, a delete removes it (`None`); a warning changes
 /// nothing. The platform's own word for the state is dropped (it said what it was before).
@@ -408,6 +434,12 @@ impl RuleDecision<'_, '_> {
                 "{reason}; GitOps (gitops: {}): {owners}",
                 self.rule.gitops.as_str()
             ),
+            _ => reason,
+        };
+        let reason = match action {
+            Action::Stop => revert_warnings(self.rule, self.env)
+                .into_iter()
+                .fold(reason, |r, w| format!("{r}; WARNING: {w}")),
             _ => reason,
         };
         Decision {

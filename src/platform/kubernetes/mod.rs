@@ -1326,7 +1326,7 @@ impl Kubernetes {
         &self,
         namespaces: &[Namespace],
         contents: &[Option<Contents>],
-        owners: Vec<Option<String>>,
+        owners: Vec<(Option<String>, Vec<crate::platform::Reverter>)>,
         activity: &Activity,
         now: DateTime<Utc>,
     ) -> Vec<crate::platform::Environment> {
@@ -1335,8 +1335,9 @@ impl Kubernetes {
             .zip(contents)
             .map(|(ns, contents)| self.environment(ns, contents.as_ref(), activity, now))
             .zip(owners)
-            .map(|(mut env, owners)| {
+            .map(|(mut env, (owners, reverters))| {
                 env.owners = owners.map(Arc::from);
+                env.reverters = reverters;
                 env
             })
             .collect()
