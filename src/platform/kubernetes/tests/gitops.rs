@@ -26,6 +26,27 @@ fn argo_preview(fake: &FakeApi, self_heal: bool) {
     fake.put_from_git(deployment("pr-1", "worker", 1).tracked_by("shop-pr-1"));
 }
 
+/// Flux's previews of pr-1 besides what is there: api (2 replicas) from the Kustomization
+/// `api`, db (1) from the HelmRelease `db`, both in `flux-system`.
+fn flux_preview(fake: &FakeApi, api: &str, db: &str) {
+    fake.put(kustomization(api, "pr-1"));
+    fake.put(helm_release(db, "pr-1"));
+    let flux = |d: Value, prefix: &str, name: &str| {
+        d.labelled(&format!("{prefix}/name"), name)
+            .labelled(&format!("{prefix}/namespace"), "flux-system")
+    };
+    fake.put(flux(
+        deployment("pr-1", "api", 2),
+        "kustomize.toolkit.fluxcd.io",
+        api,
+    ));
+    fake.put(flux(
+        deployment("pr-1", "db", 1),
+        "helm.toolkit.fluxcd.io",
+        db,
+    ));
+}
+
 fn sync_policy(fake: &FakeApi) -> Value {
     fake.object("applications", "argocd", "shop-pr-1")["spec"]["syncPolicy"].clone()
 }
@@ -178,22 +199,7 @@ async fn self_heal_only_pauses_an_application_with_self_heal_and_leaves_the_othe
 async fn a_flux_kustomization_and_helm_release_are_suspended_and_resumed_exactly() {
     let fake = FakeApi::new();
     fake.put(namespace("pr-1"));
-    fake.put(kustomization("shop-pr-1", "pr-1"));
-    fake.put(helm_release("db-pr-1", "pr-1"));
-    let flux = |d: Value, prefix: &str, name: &str| {
-        d.labelled(&format!("{prefix}/name"), name)
-            .labelled(&format!("{prefix}/namespace"), "flux-system")
-    };
-    fake.put(flux(
-        deployment("pr-1", "web", 2),
-        "kustomize.toolkit.fluxcd.io",
-        "shop-pr-1",
-    ));
-    fake.put(flux(
-        deployment("pr-1", "db", 1),
-        "helm.toolkit.fluxcd.io",
-        "db-pr-1",
-    ));
+    flux_preview(&fake, "shop-pr-1", "db-pr-1");
     let k8s = adapter(&fake);
     k8s.stop("pr-1").await.unwrap();
     let spec =
@@ -222,7 +228,7 @@ async fn a_flux_kustomization_and_helm_release_are_suspended_and_resumed_exactly
         "unset again, not false"
     );
     assert_eq!(spec("helmreleases", "db-pr-1")["suspend"], json!(false));
-    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 2);
+    assert_eq!(fake.replicas("deployments", "pr-1", "api"), 2);
     assert_eq!(fake.replicas("deployments", "pr-1", "db"), 1);
 }
 
@@ -316,18 +322,7 @@ async fn the_listing_names_each_owner_that_would_revert_a_stop_and_under_which_s
  {
     let fake = FakeApi::new();
     argo_preview(&fake, true);
-    fake.put(kustomization("api-pr-1", "pr-1"));
-    fake.put(helm_release("db-pr-1", "pr-1"));
-    fake.put(
-        deployment("pr-1", "api", 1)
-            .labelled("kustomize.toolkit.fluxcd.io/name", "api-pr-1")
-            .labelled("kustomize.toolkit.fluxcd.io/namespace", "flux-system"),
-    );
-    fake.put(
-        deployment("pr-1", "db", 1)
-            .labelled("helm.toolkit.fluxcd.io/name", "db-pr-1")
-            .labelled("helm.toolkit.fluxcd.io/namespace", "flux-system"),
-    );
+    flux_preview(&fake, "api-pr-1", "db-pr-1");
     // KEDA is always paused: never a reverter.
     fake.put(scaled_object("pr-1", "web", "web"));
     let k8s = adapter(&fake);
@@ -555,22 +550,7 @@ async fn the_shipped_admission_policy_admits_the_pauses_and_refuses_any_other_ch
 async fn what_curfew_writes_for_gitops_owners_passes_their_crd_schemas() {
     let fake = FakeApi::new();
     argo_preview(&fake, true);
-    fake.put(kustomization("api-pr-1", "pr-1"));
-    fake.put(helm_release("db-pr-1", "pr-1"));
-    let flux = |d: Value, prefix: &str, name: &str| {
-        d.labelled(&format!("{prefix}/name"), name)
-            .labelled(&format!("{prefix}/namespace"), "flux-system")
-    };
-    fake.put(flux(
-        deployment("pr-1", "api", 2),
-        "kustomize.toolkit.fluxcd.io",
-        "api-pr-1",
-    ));
-    fake.put(flux(
-        deployment("pr-1", "db", 1),
-        "helm.toolkit.fluxcd.io",
-        "db-pr-1",
-    ));
+    flux_preview(&fake, "api-pr-1", "db-pr-1");
     fake.put(scaled_object("pr-1", "web", "web"));
     let k8s = adapter(&fake);
     let owners = [
