@@ -11,6 +11,10 @@ const SECTIONS: &[(&str, &str)] = &[
     ("RawSelector", "match, protect[]: which environments"),
     ("RawEvents", "events: stop and start instants"),
     ("RawEventFields", "events as kube-green fields"),
+    (
+        "RawPatch",
+        "rules[].patches[]: a merge patch applied on stop",
+    ),
     ("RawDefaults", "defaults"),
     ("RawPrices", "defaults.prices"),
     ("RawSafety", "safety"),

@@ -206,6 +206,15 @@ const SETTABLE: &[Settable] = &[
     text("platform.kubernetes.argocd_namespace", |f, v| {
         kubernetes(f).argocd_namespace = Some(v);
     }),
+    // A comma-separated list: CURFEW_PLATFORM_KUBERNETES_SCALE_KINDS=example.com/v1/Worker,…
+    text("platform.kubernetes.scale_kinds", |f, v| {
+        kubernetes(f).scale_kinds = v
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect();
+    }),
     text("platform.kubernetes.traffic.prometheus_url", |f, v| {
         traffic(f).prometheus_url = v;
     }),

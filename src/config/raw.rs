@@ -300,6 +300,10 @@ pub struct RawKubernetes {
     /// The cluster's DNS domain, for the wake Service's name (default `cluster.local`).
     #[serde(default)]
     pub cluster_domain: Option<String>,
+    /// More kinds a stop scales to zero through their scale subresource, besides Argo
+    /// Rollouts (always): `GROUP/VERSION/KIND` (`example.com/v1/Worker`).
+    #[serde(default)]
+    pub scale_kinds: Vec<String>,
 }
 
 /// Traffic from Prometheus: when each namespace last had requests.
@@ -450,6 +454,16 @@ pub enum RawGitOps {
     Off,
 }
 
+/// One of a rule's `patches:`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatch {
+    /// The kind patched: `GROUP/VERSION/KIND` (`apps/v1/Deployment`, `v1/Service`).
+    pub target: String,
+    /// A JSON merge patch (RFC 7386), applied on stop.
+    pub patch: serde_json::Value,
+}
+
 /// `run:`/`stop:` take one schedule string or a list of windows.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -571,6 +585,14 @@ pub struct RawRule {
     /// `off` (leave it alone).
     #[serde(default)]
     pub gitops: Option<RawGitOps>,
+    /// Kubernetes: JSON merge patches (RFC 7386) applied on stop to every object of a kind
+    /// in the namespace, each undone exactly on start (docs/platforms.md#patches).
+    #[serde(default)]
+    pub patches: Vec<At<RawPatch>>,
+    /// Kubernetes: turn LoadBalancer Services into ClusterIP ones while stopped, and back
+    /// on start (default false).
+    #[serde(default)]
+    pub release_load_balancers: Option<bool>,
     /// Modes this rule may delete (default: `[preview]`).
     #[serde(default)]
     pub allow_delete: Option<At<Vec<String>>>,

@@ -108,6 +108,9 @@ pub struct KubernetesSettings {
     pub lease_namespace: Option<String>,
     /// Where Argo CD's Applications are (`argocd`).
     pub argocd_namespace: String,
+    /// The kinds scaled through their scale subresource: Argo Rollouts, then `scale_kinds`.
+    /// Boxed: the settings' enum stays small (clippy's large_enum_variant).
+    pub scale_kinds: Box<Vec<crate::platform::kubernetes::Target>>,
     pub traffic: Option<TrafficSettings>,
     /// curfew's wake Service (wake on request); None: routes are never touched.
     pub wake_service: Option<Box<crate::platform::kubernetes::WakeService>>,
@@ -458,6 +461,24 @@ fn non_empty(value: &Option<String>, default: &str) -> String {
         .to_string()
 }
 
+/// Argo Rollouts, then the kinds `platform.kubernetes.scale_kinds` names, each once.
+fn scale_kinds(
+    k: &RawKubernetes,
+    place: Option<(usize, usize)>,
+    error: &mut Report<'_>,
+) -> Vec<crate::platform::kubernetes::Target> {
+    use crate::platform::kubernetes::Target;
+    let mut kinds = vec![Target::rollouts()];
+    for (i, text) in k.scale_kinds.iter().enumerate() {
+        match Target::parse(text) {
+            Ok(t) if !kinds.contains(&t) => kinds.push(t),
+            Ok(_) => {}
+            Err(e) => error(&format!("platform.kubernetes.scale_kinds[{i}]"), place, e),
+        }
+    }
+    kinds
+}
+
 fn kubernetes_settings(
     k: &RawKubernetes,
     place: Option<(usize, usize)>,
@@ -493,6 +514,7 @@ fn kubernetes_settings(
         lease_name: non_empty(&k.lease_name, "curfew"),
         lease_namespace: k.lease_namespace.clone().filter(|n| !n.trim().is_empty()),
         argocd_namespace: non_empty(&k.argocd_namespace, "argocd"),
+        scale_kinds: Box::new(scale_kinds(k, place, error)),
         traffic: k
             .traffic
             .as_ref()

@@ -499,3 +499,35 @@ fn wake_on_request_is_off_unless_a_rule_says_so() {
     assert!(rules.rule("a").is_some_and(|r| r.wake_on_request));
     assert!(rules.rule("b").is_some_and(|r| !r.wake_on_request));
 }
+
+#[test]
+fn a_rules_patches_are_checked_at_load_with_where_they_are() {
+    let rules = ok(
+        "rules:\n  - name: a\n    stop_when_idle: 1h\n    release_load_balancers: true\n    patches:\n      - target: apps/v1/Deployment\n        patch: {spec: {template: {spec: {nodeSelector: {pool: spot}}}}}\n",
+    );
+    let a = rules.rule("a").unwrap();
+    assert!(a.extras.release_load_balancers);
+    assert_eq!(a.extras.patches[0].target.plural, "deployments");
+    assert_eq!(
+        a.extras.patches[0].patch["spec"]["template"]["spec"]["nodeSelector"]["pool"],
+        "spot"
+    );
+    let e = errors(
+        "rules:\n  - name: a\n    stop_when_idle: 1h\n    release_load_balancers: true\n    patches:\n      - target: Deployment\n        patch: {spec: {paused: true}}\n      - target: apps/v1/Deployment\n        patch: {metadata: {labels: {a: b}}}\n      - target: v1/Service\n        patch: {spec: {type: ClusterIP}}\n",
+    );
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(
+        e[0].contains("rules.yaml:6:")
+            && e[0].contains("patches[0]")
+            && e[0].contains("GROUP/VERSION/KIND"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].contains("patches[1]") && e[1].contains("`metadata`"),
+        "{e:?}"
+    );
+    assert!(
+        e[2].contains("patches[2]") && e[2].contains("release_load_balancers"),
+        "{e:?}"
+    );
+}

@@ -53,6 +53,40 @@ impl kubernetes::WakeRouting for RulesInForce {
             .find(|r| r.selector.matches(environment))
             .is_some_and(|r| r.wake_on_request)
     }
+
+    fn extras(&self, environment: &crate::platform::Environment) -> kubernetes::Extras {
+        let Some(daemon) = self.0.get().and_then(std::sync::Weak::upgrade) else {
+            return kubernetes::Extras::default();
+        };
+        let rules = daemon.rules();
+        rules
+            .rules
+            .iter()
+            .find(|r| r.selector.matches(environment))
+            .map(|r| r.extras.clone())
+            .unwrap_or_default()
+    }
+
+    fn patched_kinds(&self) -> Vec<kubernetes::Target> {
+        let Some(daemon) = self.0.get().and_then(std::sync::Weak::upgrade) else {
+            return Vec::new();
+        };
+        let rules = daemon.rules();
+        let mut kinds: Vec<kubernetes::Target> = Vec::new();
+        for rule in &rules.rules {
+            let services = rule
+                .extras
+                .release_load_balancers
+                .then(kubernetes::Target::services);
+            let patched = rule.extras.patches.iter().map(|p| p.target.clone());
+            for kind in patched.chain(services) {
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+        }
+        kinds
+    }
 }
 
 fn failure(platform: &'static str, message: String) -> PlatformError {
@@ -239,6 +273,7 @@ async fn connect_kubernetes(
         wake_service: k.wake_service.as_deref().cloned(),
         argocd_namespace: k.argocd_namespace.clone(),
         watch: true,
+        scale_kinds: k.scale_kinds.to_vec(),
     };
     let platform = Kubernetes::new(client, options, clock, leader, observer)?;
     let routing = Arc::new(RulesInForce::default());

@@ -234,6 +234,8 @@ pub struct Rule {
     pub timezone: Tz,
     /// What a stop does to the GitOps tool that owns an environment (`gitops:`).
     pub gitops: GitOps,
+    /// Kubernetes: what else a stop changes (`patches:`, `release_load_balancers:`).
+    pub extras: crate::platform::kubernetes::Extras,
 }
 
 impl RuleSet {

@@ -10,6 +10,7 @@ use super::schedule::{compile_schedule, runs_or_only_stops};
 use super::{Compiler, Place, check_name, compile_selector};
 use crate::config::error::ConfigError;
 use crate::config::raw::{At, RawFile, RawGitOps, RawRule};
+use crate::platform::kubernetes::{Extras, ObjectPatch, Target as KindTarget};
 use crate::platform::{GitOps, Mode};
 use crate::policy::{Defaults, Glob, Rule, Selector, Target, Wake};
 use crate::schedule::{Holiday, format_seconds};
@@ -112,6 +113,7 @@ fn compile_rule(
         .cost(&raw.hourly_cost, rule, "hourly_cost")
         .or(ctx.defaults.hourly_cost);
     let allow_delete = allow_delete(c, raw, rule, clocks.deletes());
+    let extras = extras(c, raw, rule);
     check_targets(c, raw, rule, ctx.targets);
     let does_nothing = schedule.is_none() && clocks.stop_when_idle.is_none() && !clocks.deletes();
     if does_nothing && c.errors.len() == errors_before {
@@ -146,7 +148,45 @@ fn compile_rule(
             Some(RawGitOps::SelfHealOnly) => GitOps::SelfHealOnly,
             Some(RawGitOps::Off) => GitOps::Off,
         },
+        extras,
     })
+}
+
+/// `patches:` and `release_load_balancers:`: each patch's target and patch checked, one
+/// patch per kind, and no patch of Services when their load balancers are released.
+fn extras(c: &mut Compiler<'_>, raw: &RawRule, rule: Option<&str>) -> Extras {
+    let release_load_balancers = raw.release_load_balancers.unwrap_or(false);
+    let mut patches: Vec<ObjectPatch> = Vec::new();
+    for (i, p) in raw.patches.iter().enumerate() {
+        let field = format!("patches[{i}]");
+        let place = Place::of(rule, &field, p);
+        let target = match KindTarget::parse(&p.value.target) {
+            Ok(t) => t,
+            Err(e) => {
+                c.error(place, format!("target: {e}"));
+                continue;
+            }
+        };
+        if patches.iter().any(|q| q.target == target) {
+            c.error(
+                place,
+                format!("a second patch of {target}: give one patch per kind"),
+            );
+            continue;
+        }
+        if release_load_balancers && target == KindTarget::services() {
+            c.error(place, "this rule releases load balancers (release_load_balancers: true), which patches its Services: give Services no patch of their own".to_string());
+            continue;
+        }
+        match ObjectPatch::new(target, p.value.patch.clone()) {
+            Ok(patch) => patches.push(patch),
+            Err(e) => c.error(place, format!("patch: {e}")),
+        }
+    }
+    Extras {
+        patches,
+        release_load_balancers,
+    }
 }
 
 /// `match:`, with Qovery's deployment-rule selectors (`wildcard`, `mode`, `cluster_id`).

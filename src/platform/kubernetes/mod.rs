@@ -21,10 +21,12 @@
 
 mod cache;
 mod events;
+mod extras;
 mod gitops;
 mod leader;
 mod links;
 mod namespace;
+mod patches;
 mod pods;
 mod routes;
 mod traffic;
@@ -60,6 +62,7 @@ pub use leader::{Alone, Election, ElectionError, ElectionOptions, Leader};
 pub use namespace::{
     DOWNSCALER_EXCLUDE, DOWNSCALER_EXCLUDE_UNTIL, SYSTEM_NAMESPACES, selector_requires_a_label,
 };
+pub use patches::{Extras, MAX_PATCH_BYTES, ORIGINAL_PATCH, ObjectPatch, Target};
 pub use routes::{LOCAL_WAKE_SERVICE, ORIGINAL_BACKENDS, WakeService};
 pub use traffic::TrafficOptions;
 pub use workload::{
@@ -140,6 +143,16 @@ pub const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("keda.sh", "scaledobjects", "list"),
     ("keda.sh", "scaledobjects", "get"),
     ("keda.sh", "scaledobjects", "patch"),
+    // Argo Rollouts, read fresh around a stop or a start, their replicas recorded on the
+    // object and set through their scale subresource (patches.rs).
+    ("argoproj.io", "rollouts", "list"),
+    ("argoproj.io", "rollouts", "get"),
+    ("argoproj.io", "rollouts", "patch"),
+    ("argoproj.io", "rollouts/scale", "get"),
+    ("argoproj.io", "rollouts/scale", "patch"),
+    // LoadBalancer Services released while asleep (`release_load_balancers`).
+    ("", "services", "list"),
+    ("", "services", "patch"),
 ];
 
 /// What wake on request needs in the wake Service's namespace only (a Role): the
@@ -154,6 +167,17 @@ pub const WAKE_PERMISSIONS: &[(&str, &str, &str)] = &[
 pub trait WakeRouting: Send + Sync {
     /// Whether a stop of `environment` sends its traffic to the wake Service.
     fn wakes_on_request(&self, environment: &Environment) -> bool;
+    /// What the rule of `environment` adds to its stop: its `patches:`, and whether its
+    /// LoadBalancer Services are released.
+    fn extras(&self, _environment: &Environment) -> Extras {
+        Extras::default()
+    }
+    /// Every kind that some rule patches (Services too when a rule releases load
+    /// balancers): a start undoes curfew's recorded patches on these, whatever rule the
+    /// environment is under now.
+    fn patched_kinds(&self) -> Vec<Target> {
+        Vec::new()
+    }
 }
 
 /// What the leader election needs, in curfew's own namespace only (a Role, not a
@@ -197,6 +221,10 @@ pub struct KubernetesOptions {
     /// (`cache.rs`): a pass then makes no list request. Off, every pass lists each
     /// namespace's objects (1 + 5 requests per namespace).
     pub watch: bool,
+    /// The kinds scaled to zero through their scale subresource, read fresh from a
+    /// namespace when it is stopped or started: Argo Rollouts, and those of
+    /// `platform.kubernetes.scale_kinds`.
+    pub scale_kinds: Vec<Target>,
 }
 
 impl KubernetesOptions {
@@ -218,6 +246,7 @@ impl KubernetesOptions {
             wake_service: None,
             argocd_namespace: "argocd".into(),
             watch: false,
+            scale_kinds: vec![Target::rollouts()],
         }
     }
 }
@@ -377,6 +406,10 @@ enum Change {
 enum Object {
     Workload(Workload),
     Route(Route),
+    /// An object of a kind scaled through its scale subresource.
+    Scaled(patches::Scaled),
+    /// An object a rule's patch changes: the patch on a stop, None on a start.
+    Patched(patches::Patched, Option<Value>),
 }
 
 impl Object {
@@ -384,6 +417,8 @@ impl Object {
         match self {
             Object::Workload(w) => w.kind,
             Object::Route(r) => r.kind,
+            Object::Scaled(_) => Kind::Scaled,
+            Object::Patched(..) => Kind::Patched,
         }
     }
 
@@ -391,6 +426,8 @@ impl Object {
         match self {
             Object::Workload(w) => &w.name,
             Object::Route(r) => &r.name,
+            Object::Scaled(s) => &s.name,
+            Object::Patched(p, _) => &p.name,
         }
     }
 
@@ -411,6 +448,13 @@ impl Object {
             (Object::Workload(w), Step::Start) => w.start_patch().map(restore),
             (Object::Route(r), Step::Stop(_)) => r.stop_patch(wake?).map(|p| (p, Change::Stopped)),
             (Object::Route(r), Step::Start) => r.start_patch(wake?).map(restore),
+            (Object::Patched(p, Some(patch)), Step::Stop(now)) => {
+                p.stop_patch(patch, now).map(|p| (p, Change::Stopped))
+            }
+            (Object::Patched(p, _), Step::Start) => p.start_patch().map(restore),
+            // Written in two steps (converge_scaled); a patched object without a patch
+            // has nothing to apply.
+            (Object::Scaled(_), _) | (Object::Patched(_, None), Step::Stop(_)) => None,
         }
     }
 }
@@ -770,6 +814,9 @@ impl Kubernetes {
         step: Step,
         wake: Option<&WakeService>,
     ) -> Result<Option<Change>, ObjectError> {
+        if let Object::Scaled(scaled) = object {
+            return self.converge_scaled(namespace, scaled, step).await;
+        }
         for _ in 0..CONFLICT_ATTEMPTS {
             let Some((patch, change)) = object.plan(step, wake) else {
                 return Ok(None);
@@ -777,13 +824,27 @@ impl Kubernetes {
             if !self.inner.leader.is_leader() {
                 return Err(ObjectError::NotLeader);
             }
-            match self
-                .patch(namespace, object.kind(), object.name(), patch)
-                .await
-            {
+            let written = match &object {
+                Object::Patched(p, _) => self
+                    .merge_patch("patch_object", p.target.path(namespace), &p.name, patch)
+                    .await
+                    .map(drop),
+                _ => {
+                    self.patch(namespace, object.kind(), object.name(), patch)
+                        .await
+                }
+            };
+            match written {
                 Ok(()) => return Ok(Some(change)),
                 Err(e) if e.code() == Some(409) => {
-                    match self.get(namespace, object.kind(), object.name()).await {
+                    let fresh = match &object {
+                        Object::Patched(p, patch) => self
+                            .read_patched(namespace, &p.target, &p.name)
+                            .await
+                            .map(|o| o.map(|o| Object::Patched(o, patch.clone()))),
+                        _ => self.get(namespace, object.kind(), object.name()).await,
+                    };
+                    match fresh {
                         Ok(Some(fresh)) => object = fresh,
                         Ok(None) => return Ok(None),
                         Err(e) => return Err(ObjectError::Call(e)),
@@ -808,6 +869,8 @@ impl Kubernetes {
             Kind::HttpRoute => {
                 format!("/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes")
             }
+            // Never asked: their objects carry their own kind's path (patches::Target).
+            Kind::Scaled | Kind::Patched => String::new(),
         }
     }
 
@@ -851,6 +914,8 @@ impl Kubernetes {
                 .call(endpoint, self.api::<CronJob>(namespace).get_opt(name))
                 .await?
                 .map(|c| Object::Workload(Workload::from_cron_job(&c))),
+            // Read by their own kind's path (extras.rs).
+            Kind::Scaled | Kind::Patched => None,
             Kind::Ingress | Kind::HttpRoute => {
                 let request = Request::new(Self::path(namespace, kind))
                     .get(name, &GetParams::default())
@@ -1080,6 +1145,12 @@ impl Kubernetes {
             Step::Stop(_) => Vec::new(),
         };
         let mut objects: Vec<Object> = workloads.into_iter().map(Object::Workload).collect();
+        // Rollouts and the other scaled kinds, the rule's patches, its LoadBalancers.
+        objects.extend(
+            self.extra_objects(id, &ns, step)
+                .await
+                .map_err(|e| self.call_failure(operation, id, &e))?,
+        );
         // Routes: sent to the wake Service by a stop under a rule that wakes on request,
         // restored by any start (whatever the rules say now).
         let wake = match step {
@@ -1554,6 +1625,18 @@ fn action_notice(
             let scaled = list(Change::Stopped, &[Kind::Deployment, Kind::StatefulSet]);
             if !scaled.is_empty() {
                 parts.push(format!("{scaled} scaled to zero"));
+            }
+            let scaled = count(Change::Stopped, Kind::Scaled);
+            if scaled > 0 {
+                parts.push(format!(
+                    "{scaled} scaled to zero through their scale subresource (Argo Rollouts, platform.kubernetes.scale_kinds)"
+                ));
+            }
+            let patched = count(Change::Stopped, Kind::Patched);
+            if patched > 0 {
+                parts.push(format!(
+                    "{patched} patched by the rule (patches, release_load_balancers; the inverse in their annotation {ORIGINAL_PATCH})"
+                ));
             }
             let suspended = list(Change::Stopped, &[Kind::CronJob]);
             if !suspended.is_empty() {

@@ -53,15 +53,22 @@ pub enum Kind {
     CronJob,
     Ingress,
     HttpRoute,
+    /// An object of a kind scaled through its scale subresource (an Argo Rollout, a kind
+    /// of `platform.kubernetes.scale_kinds`).
+    Scaled,
+    /// An object a rule's `patches:` (or `release_load_balancers`) changed.
+    Patched,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Deployment,
         Kind::StatefulSet,
         Kind::CronJob,
         Kind::Ingress,
         Kind::HttpRoute,
+        Kind::Scaled,
+        Kind::Patched,
     ];
 
     /// The kind's name (`Deployment`).
@@ -72,6 +79,8 @@ impl Kind {
             Kind::CronJob => "CronJob",
             Kind::Ingress => "Ingress",
             Kind::HttpRoute => "HTTPRoute",
+            Kind::Scaled => "scaled object",
+            Kind::Patched => "patched object",
         }
     }
 
@@ -81,6 +90,8 @@ impl Kind {
             Kind::CronJob => "batch/v1",
             Kind::Ingress => "networking.k8s.io/v1",
             Kind::HttpRoute => "gateway.networking.k8s.io/v1",
+            // Their own, kept with each object (patches.rs).
+            Kind::Scaled | Kind::Patched => "",
         }
     }
 
@@ -92,6 +103,9 @@ impl Kind {
             Kind::CronJob => "cronjobs",
             Kind::Ingress => "ingresses",
             Kind::HttpRoute => "httproutes",
+            // Said before the object's own `plural/name` (`scaled rollouts/web`).
+            Kind::Scaled => "scaled",
+            Kind::Patched => "patched",
         }
     }
 }
@@ -248,9 +262,7 @@ impl Workload {
 
     /// Marked `curfew.dev/exclude: "true"` (or kube-downscaler's `downscaler/exclude`).
     pub fn excluded(&self) -> bool {
-        [EXCLUDE, DOWNSCALER_EXCLUDE]
-            .iter()
-            .any(|k| is_true(self.annotations.get(*k)))
+        excluded(&self.annotations)
     }
 
     /// Counted and acted on by curfew: not excluded, and nothing keeps curfew from
@@ -387,6 +399,13 @@ pub enum Restore {
     /// Changed by someone since curfew stopped it (or its record was unreadable): left as
     /// it is, curfew's record removed.
     LeftAsChanged,
+}
+
+/// Annotations that keep curfew's hands off an object ([`EXCLUDE`], [`DOWNSCALER_EXCLUDE`]).
+pub fn excluded(annotations: &BTreeMap<String, String>) -> bool {
+    [EXCLUDE, DOWNSCALER_EXCLUDE]
+        .iter()
+        .any(|k| is_true(annotations.get(*k)))
 }
 
 fn is_true(value: Option<&String>) -> bool {

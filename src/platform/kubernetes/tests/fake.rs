@@ -47,6 +47,8 @@ pub struct Seen {
     pub query: BTreeMap<String, String>,
     pub body: Option<Value>,
     pub metadata_only: bool,
+    /// The request's Content-Type (a patch's type).
+    pub content_type: String,
 }
 
 impl Seen {
@@ -75,7 +77,13 @@ impl Seen {
         self.method != Method::GET
     }
 
-    fn parse(method: Method, uri: &http::Uri, accept: &str, body: &[u8]) -> Seen {
+    fn parse(
+        method: Method,
+        uri: &http::Uri,
+        accept: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Seen {
         let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
         // /api/v1/... or /apis/GROUP/VERSION/...
         let (group, rest) = match parts.as_slice() {
@@ -84,11 +92,15 @@ impl Seen {
             _ => panic!("unexpected path {}", uri.path()),
         };
         let (namespace, resource, name) = match rest {
-            ["namespaces"] => (None, "namespaces", None),
-            ["namespaces", name] => (None, "namespaces", Some(*name)),
-            ["namespaces", ns, resource] => (Some(*ns), *resource, None),
-            ["namespaces", ns, resource, name] => (Some(*ns), *resource, Some(*name)),
-            [resource] => (None, *resource, None),
+            ["namespaces"] => (None, "namespaces".to_string(), None),
+            ["namespaces", name] => (None, "namespaces".to_string(), Some(*name)),
+            ["namespaces", ns, resource] => (Some(*ns), resource.to_string(), None),
+            ["namespaces", ns, resource, name] => (Some(*ns), resource.to_string(), Some(*name)),
+            // A subresource (`rollouts/scale`), named as RBAC names it.
+            ["namespaces", ns, resource, name, sub] => {
+                (Some(*ns), format!("{resource}/{sub}"), Some(*name))
+            }
+            [resource] => (None, resource.to_string(), None),
             _ => panic!("unexpected path {}", uri.path()),
         };
         let query = uri
@@ -102,12 +114,13 @@ impl Seen {
         Seen {
             method,
             group,
-            resource: resource.to_string(),
+            resource,
             namespace: namespace.map(str::to_string),
             name: name.map(str::to_string),
             query,
             body: serde_json::from_slice(body).ok(),
             metadata_only: accept.contains("as=PartialObjectMetadataList"),
+            content_type: content_type.to_string(),
         }
     }
 
@@ -327,6 +340,7 @@ fn resource_of(kind: &str) -> &'static str {
         "Kustomization" => "kustomizations",
         "HelmRelease" => "helmreleases",
         "ScaledObject" => "scaledobjects",
+        "Rollout" => "rollouts",
         other => panic!("no resource for kind {other}"),
     }
 }
@@ -355,6 +369,7 @@ fn kind_of(resource: &str) -> &'static str {
         "kustomizations" => "Kustomization",
         "helmreleases" => "HelmRelease",
         "scaledobjects" => "ScaledObject",
+        "rollouts" => "Rollout",
         other => panic!("no kind for resource {other}"),
     }
 }
@@ -615,7 +630,13 @@ impl FakeApi {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
                 .to_string();
-            let seen = Seen::parse(parts.method, &parts.uri, &accept, &bytes);
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let seen = Seen::parse(parts.method, &parts.uri, &accept, &content_type, &bytes);
             let then = self.hooks_on(&seen);
             let (code, answer) = match then {
                 Then::Fail(code, message) => (code, status(code, "Injected", message)),
@@ -692,6 +713,26 @@ impl FakeApi {
                 ),
             );
         }
+        // The fake carries out JSON merge patches (RFC 7386) only, which is what curfew
+        // sends: kube-apiserver reads a patch by its Content-Type (json-patch,
+        // merge-patch, strategic-merge-patch, apply-patch) and answers 415 to any other
+        // (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go, PatchResource).
+        if seen.method == Method::PATCH && seen.content_type != "application/merge-patch+json" {
+            return (
+                415,
+                status(
+                    415,
+                    "UnsupportedMediaType",
+                    &format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (the fake: merge-patch only; got {:?})",
+                        seen.content_type
+                    ),
+                ),
+            );
+        }
+        if let Some(resource) = seen.resource.strip_suffix("/scale") {
+            return scale(&mut store, seen, resource);
+        }
         match (seen.verb(), seen.name.as_deref()) {
             ("list", _) => list(&store, seen),
             ("watch", None) => watch(&store, seen),
@@ -742,6 +783,77 @@ fn admit(store: &Store, seen: &Seen, object: &Value, old: &Value) -> Result<(), 
             );
             (403, status(403, "Forbidden", &message))
         })
+}
+
+/// The scale subresource of a custom resource (`/scale`), as kube-apiserver serves it for
+/// a CRD with `subresources.scale` (apiextensions-apiserver, pkg/registry/customresource,
+/// ScaleREST): an `autoscaling/v1` Scale whose `spec.replicas` is the object's
+/// `specReplicasPath` (`.spec.replicas` here, as Argo Rollouts declares it) and whose
+/// resourceVersion is the object's; a patch of it is a patch of the Scale (its
+/// resourceVersion a precondition, only `spec.replicas` kept), written to the object.
+fn scale(store: &mut Store, seen: &Seen, resource: &str) -> (u16, Value) {
+    let namespace = seen.namespace.clone().unwrap_or_default();
+    let name = seen.name.clone().unwrap_or_default();
+    let Some(current) = store.get(resource, &namespace, &name).cloned() else {
+        return not_found(resource, &name);
+    };
+    let as_scale = |object: &Value| {
+        json!({
+            "apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {
+                "name": name, "namespace": namespace,
+                "resourceVersion": object["metadata"]["resourceVersion"],
+                "uid": object["metadata"]["uid"],
+            },
+            "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(1)},
+            "status": {"replicas": object["status"]["replicas"].as_i64().unwrap_or(0)},
+        })
+    };
+    match seen.verb() {
+        "get" => (200, as_scale(&current)),
+        "patch" => {
+            let mut scale = as_scale(&current);
+            let patch = seen.body.clone().unwrap_or_default();
+            if let Some(expected) = patch["metadata"]["resourceVersion"].as_str()
+                && current["metadata"]["resourceVersion"].as_str() != Some(expected)
+            {
+                return (
+                    409,
+                    status(
+                        409,
+                        "Conflict",
+                        &format!(
+                            "Operation cannot be fulfilled on {resource}.scale \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                        ),
+                    ),
+                );
+            }
+            merge(&mut scale, &patch);
+            let Some(replicas) = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0) else {
+                return (
+                    422,
+                    status(
+                        422,
+                        "Invalid",
+                        "spec.replicas: Invalid value: must be greater than or equal to 0",
+                    ),
+                );
+            };
+            let version = store.version();
+            let key = (resource.to_string(), namespace.clone(), name.clone());
+            let Some(object) = store.objects.get_mut(&key) else {
+                return not_found(resource, &name);
+            };
+            object["spec"]["replicas"] = json!(replicas);
+            object["metadata"]["resourceVersion"] = json!(version);
+            let object = object.clone();
+            (200, as_scale(&object))
+        }
+        _ => (
+            405,
+            status(405, "MethodNotAllowed", "not served by the fake"),
+        ),
+    }
 }
 
 fn patch(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 mod fake;
 mod gitops;
+mod kinds;
 mod rules;
 mod wake;
 mod watch;
@@ -1074,6 +1075,30 @@ async fn the_shipped_roles_grant_exactly_what_the_adapter_uses() {
             assert!(waking.get("pr-2", kind, "web").await.unwrap().is_some());
         }
     }
+    // More kinds: a Rollout scaled through its Scale, a LoadBalancer released, and back.
+    {
+        fake.put(namespace("pr-3"));
+        fake.put(kinds::rollout("pr-3", "web", 2));
+        fake.put(kinds::load_balancer("pr-3", "web"));
+        let extras = Extras {
+            patches: Vec::new(),
+            release_load_balancers: true,
+        };
+        let more = kinds::under(&fake, extras);
+        // A racing change: the object and its Scale are read again.
+        let mut raced = false;
+        fake.on(move |seen, store| {
+            if seen.resource == "rollouts/scale" && seen.verb() == "patch" && !raced {
+                raced = true;
+                store.edit("rollouts", "pr-3", "web", |o| {
+                    o["spec"]["minReadySeconds"] = json!(1)
+                });
+            }
+            Then::Proceed
+        });
+        more.stop("pr-3").await.unwrap();
+        more.start("pr-3").await.unwrap();
+    }
     k8s.delete("pr-1").await.unwrap();
     // Gets after conflicts, on each kind.
     for (resource, name) in [
@@ -1434,6 +1459,7 @@ fn the_kubernetes_platform_is_read_from_the_rule_file_with_its_defaults() {
             lease_name: "curfew".into(),
             lease_namespace: None,
             argocd_namespace: "argocd".into(),
+            scale_kinds: Box::new(vec![Target::rollouts()]),
             traffic: Some(TrafficSettings {
                 prometheus_url: "http://prometheus:9090".into(),
                 query: "sum by (namespace) (rate(x[5m]))".into(),

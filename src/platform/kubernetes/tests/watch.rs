@@ -250,10 +250,17 @@ async fn acting_still_reads_the_namespace_and_its_objects_afresh() {
         .filter(|s| s.namespace.as_deref() == Some("pr-1"))
         .map(|s| s.resource.clone())
         .collect();
-    // The workloads, and the KEDA ScaledObjects a stop pauses (gitops.rs), read afresh.
+    // The workloads, the KEDA ScaledObjects a stop pauses (gitops.rs) and the Argo
+    // Rollouts it scales (patches.rs), read afresh.
     assert_eq!(
         fresh,
-        ["deployments", "statefulsets", "cronjobs", "scaledobjects"]
+        [
+            "deployments",
+            "statefulsets",
+            "cronjobs",
+            "scaledobjects",
+            "rollouts"
+        ]
     );
     assert_eq!(
         fake.annotation("deployments", "pr-1", "web", ORIGINAL_REPLICAS)

@@ -256,9 +256,10 @@ pub fn http_route(object: &Value) -> Result<(), Vec<String>> {
     }
 }
 
-/// A Service of type ExternalName (pkg/apis/core/validation/validation.go, ValidateService):
-/// `externalName` required and a DNS-1123 subdomain (a trailing dot allowed), no cluster
-/// IP, ports of 1-65535, each named when there are several.
+/// A Service (pkg/apis/core/validation/validation.go, ValidateService): of type
+/// ExternalName, `externalName` required and a DNS-1123 subdomain (a trailing dot
+/// allowed), no cluster IP; ports of 1-65535, each named when there are several; no node
+/// port on a ClusterIP Service, and the load balancer's fields only on a LoadBalancer.
 pub fn service(object: &Value) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     let spec = &object["spec"];
@@ -279,8 +280,42 @@ pub fn service(object: &Value) -> Result<(), Vec<String>> {
             );
         }
     }
+    // The fields of the types with node ports or a load balancer (ValidateService, and
+    // validateServiceExternalTrafficPolicy): refused on the other types.
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+    let load_balancer = kind == "LoadBalancer";
+    for field in [
+        "loadBalancerSourceRanges",
+        "allocateLoadBalancerNodePorts",
+        "loadBalancerClass",
+    ] {
+        if !load_balancer && !spec[field].is_null() {
+            errors.push(format!(
+                "spec.{field}: Forbidden: may only be used when `type` is 'LoadBalancer'"
+            ));
+        }
+    }
+    let externally_accessible = load_balancer
+        || kind == "NodePort"
+        || spec["externalIPs"]
+            .as_array()
+            .is_some_and(|ips| !ips.is_empty());
+    if !externally_accessible && !spec["externalTrafficPolicy"].is_null() {
+        errors.push(
+            "spec.externalTrafficPolicy: Invalid value: may only be set for externally-accessible services".into(),
+        );
+    }
+    let health_check_allowed = load_balancer && spec["externalTrafficPolicy"] == "Local";
+    if !health_check_allowed && !spec["healthCheckNodePort"].is_null() {
+        errors.push("spec.healthCheckNodePort: Forbidden: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'".into());
+    }
     let ports = spec["ports"].as_array().cloned().unwrap_or_default();
     for (i, port) in ports.iter().enumerate() {
+        if kind == "ClusterIP" && port["nodePort"].as_i64().is_some_and(|p| p != 0) {
+            errors.push(format!(
+                "spec.ports[{i}].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"
+            ));
+        }
         if !port_ok(&port["port"]) {
             errors.push(format!(
                 "spec.ports[{i}].port: Invalid value: {}: must be between 1 and 65535, inclusive",
