@@ -120,6 +120,7 @@ fn fleet(from: DateTime<Utc>) -> Snapshot {
                     .then(|| f64::from(rng.random_range(5..200_u32)) / 100.0),
                 unstoppable: None,
                 owners: None,
+                stopped_by_curfew_at: None,
             }
         })
         .collect();

@@ -713,6 +713,7 @@ impl Qovery {
                 platform_state: None,
                 unstoppable: None,
                 owners: None,
+                stopped_by_curfew_at: None,
                 overrides: None,
             });
         }

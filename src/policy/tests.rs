@@ -40,6 +40,7 @@ pub(crate) fn env(name: &str) -> Environment {
         hourly_cost: None,
         unstoppable: None,
         owners: None,
+        stopped_by_curfew_at: None,
         overrides: None,
     }
 }

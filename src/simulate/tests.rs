@@ -45,6 +45,7 @@ fn env(name: &str, project: &str, mode: Mode, cost: Option<f64>) -> Environment 
         hourly_cost: cost,
         unstoppable: None,
         owners: None,
+        stopped_by_curfew_at: None,
         overrides: None,
     }
 }
