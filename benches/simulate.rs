@@ -122,6 +122,7 @@ fn fleet(from: DateTime<Utc>) -> Snapshot {
                 owners: None,
                 reverters: Vec::new(),
                 reverted: None,
+                stopped_by_curfew_at: None,
             }
         })
         .collect();

@@ -134,6 +134,12 @@ pub struct Environment {
     /// again, such as `argocd-controller`). Boxed: `None` for nearly every environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted: Option<Box<Revert>>,
+    /// When curfew stopped it, by the platform's own record of the stop, while that record
+    /// says curfew has it stopped (Kubernetes: the workloads' `curfew.dev/stopped-at`): a
+    /// replica whose ledger did not see the stop (the new leader after a failover) takes
+    /// it as curfew's, so that its savings count and its start comes at the next boundary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by_curfew_at: Option<DateTime<Utc>>,
     /// What its labels ask of curfew, read where it was listed (`None`: nothing, the usual
     /// case, kept small for a listing of thousands).
     #[serde(skip)]

@@ -715,6 +715,7 @@ impl Qovery {
                 owners: None,
                 reverters: Vec::new(),
                 reverted: None,
+                stopped_by_curfew_at: None,
                 overrides: None,
             });
         }

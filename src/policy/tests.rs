@@ -42,6 +42,7 @@ pub(crate) fn env(name: &str) -> Environment {
         owners: None,
         reverters: Vec::new(),
         reverted: None,
+        stopped_by_curfew_at: None,
         overrides: None,
     }
 }

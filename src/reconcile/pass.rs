@@ -84,6 +84,12 @@ impl Daemon {
     /// A fresh look at the fleet: the rules in force, a listing, the ledger's view of it,
     /// and the decisions now (nothing is acted on).
     pub async fn look(&self) -> Result<Look, PassError> {
+        Ok(self.look_adopting().await?.0)
+    }
+
+    /// [`Daemon::look`], and the stops it took as curfew's from the platform's records
+    /// ([`adopt_recorded_stops`]), whose stop intervals a pass opens.
+    async fn look_adopting(&self) -> Result<(Look, Vec<RecoveredStop>), PassError> {
         // A ledger that is gone makes the whole pass pointless: no listing either.
         self.ledger.run(|l| l.check()).await?;
         let rules = self.rules();
@@ -92,15 +98,17 @@ impl Daemon {
         let mut view = self.ledger.run(|l| l.view()).await?;
         let reverts = reverts_seen(&snapshot, &view, now);
         view.observe(&snapshot, now);
+        let adopted = adopt_recorded_stops(&rules, &snapshot, &mut view);
         let decisions = policy::decide(&rules, &snapshot, &view, now);
-        Ok(Look {
+        let look = Look {
             rules,
             snapshot,
             now,
             view,
             decisions,
             reverts,
-        })
+        };
+        Ok((look, adopted))
     }
 
     /// One pass: list, decide, act, record; its report goes to the listeners.
@@ -139,14 +147,26 @@ impl Daemon {
     /// The pass's steps: look, act, record what the actions and the listing showed,
     /// export, and tell the listeners.
     async fn pass_inner(&self) -> Result<PassReport, PassError> {
-        let Look {
-            rules,
-            snapshot,
-            now,
-            mut view,
-            decisions,
-            reverts,
-        } = self.look().await?;
+        let (
+            Look {
+                rules,
+                snapshot,
+                now,
+                mut view,
+                decisions,
+                reverts,
+            },
+            adopted,
+        ) = self.look_adopting().await?;
+        if !adopted.is_empty() {
+            tracing::info!(
+                stops = adopted.len(),
+                "taken as curfew's from the records on the objects (stopped by another replica, or before this ledger)"
+            );
+            self.ledger
+                .run(move |l| adopted.iter().try_for_each(|stop| stop.open(l)))
+                .await?;
+        }
         let complete = snapshot.complete;
         self.record_reverts(&reverts, now).await?;
         let after = next_checks_after(&rules, &snapshot, &view, &decisions, now);
@@ -417,8 +437,59 @@ impl Daemon {
             cause,
             hourly_cost,
             at: p.intent_at,
+            reason: "stopped (recovered after a restart)",
         })
     }
+}
+
+/// The stops the platform's own records say curfew made (`stopped_by_curfew_at`) and this
+/// replica's ledger does not know (another replica made them before a failover, or a
+/// ledger that was lost): taken as curfew's under the rule that matches the environment
+/// now, for the schedule when that rule's schedule was off at the stop, else for idleness
+/// (an idle stop happens inside a window). Savings then count from the stop, and the
+/// schedule starts it at the next boundary, as if this replica had made it.
+fn adopt_recorded_stops(
+    rules: &RuleSet,
+    snapshot: &Snapshot,
+    view: &mut LedgerView,
+) -> Vec<RecoveredStop> {
+    let mut adopted = Vec::new();
+    for env in &snapshot.environments {
+        let Some(at) = env.stopped_by_curfew_at else {
+            continue;
+        };
+        if env.state != EnvState::Stopped
+            || view.get(&env.id).is_some_and(|r| r.curfew_stop.is_some())
+        {
+            continue;
+        }
+        let Some(rule) = rules.rules.iter().find(|r| r.selector.matches(env)) else {
+            continue;
+        };
+        let cause = match &rule.schedule {
+            Some(s) if !s.is_active(at) => StopCause::Schedule,
+            _ => StopCause::Idle,
+        };
+        let name = rule.name.clone();
+        let r = view.entry(env.id.clone());
+        r.curfew_stop = Some(StopRecord {
+            at,
+            cause,
+            rule: name.clone(),
+        });
+        if cause == StopCause::Schedule {
+            r.schedule_stop_settled_at = Some(at);
+        }
+        adopted.push(RecoveredStop {
+            environment: env.id.to_string(),
+            rule: name,
+            cause,
+            hourly_cost: env.hourly_cost.or(rule.hourly_cost),
+            at,
+            reason: "stopped (taken from the records on the objects)",
+        });
+    }
+    adopted
 }
 
 /// A stop found done after a crash, whose interval the ledger opens.
@@ -428,6 +499,8 @@ struct RecoveredStop {
     cause: StopCause,
     hourly_cost: Option<f64>,
     at: DateTime<Utc>,
+    /// Why, in the ledger's words.
+    reason: &'static str,
 }
 
 impl RecoveredStop {
@@ -436,7 +509,7 @@ impl RecoveredStop {
             &self.environment,
             &self.rule,
             self.cause,
-            "stopped (recovered after a restart)",
+            self.reason,
             self.hourly_cost,
             self.at,
         )

@@ -47,6 +47,7 @@ fn env(name: &str, project: &str, mode: Mode, cost: Option<f64>) -> Environment 
         owners: None,
         reverters: Vec::new(),
         reverted: None,
+        stopped_by_curfew_at: None,
         overrides: None,
     }
 }

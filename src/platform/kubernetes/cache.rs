@@ -8,7 +8,9 @@
 //!
 //! 1. list the whole cluster in pages ([`WATCH_PAGE`], then each page's `continue` token; a token
 //!    that expired, 410, starts the list again), and keep what each object is as curfew
-//!    reads it (a [`Workload`], a pod's owner and requests), not the object;
+//!    reads it (a [`Workload`] with only the labels and annotations curfew reads, a pod's
+//!    owner and requests), not the object: each object of a page is folded as it is
+//!    read, so neither a page of whole objects nor whole objects between passes are kept;
 //! 2. watch from the list's `resourceVersion`, with bookmarks (`allowWatchBookmarks`), each
 //!    event and bookmark moving the version on; a watch the server ends (its
 //!    `timeoutSeconds`, a dropped connection) starts again from the last version, without
@@ -24,7 +26,7 @@
 //! server); curfew still reads a namespace and its objects afresh right before it acts on
 //! them (`Kubernetes::act`), as before.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,12 +35,12 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ListParams, ObjectList, WatchEvent, WatchParams};
+use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
+use kube::api::{ListParams, WatchEvent, WatchParams};
 use kube::core::PartialObjectMeta;
 use kube::core::Request;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny};
 use tokio::task::AbortHandle;
 
 use super::CallError;
@@ -92,25 +94,28 @@ impl Feed {
     }
 }
 
-/// One object as a pass reads it.
+/// One object as a pass reads it. Boxed, so that the maps' slots are small (110,000 of
+/// them for 10,000 namespaces).
 #[derive(Debug, Clone)]
 enum Entry {
     Namespace(Box<Namespace>),
-    Workload(Workload),
+    Workload(Box<Workload>),
     /// A ReplicaSet or ControllerRevision: when it was made, and its controller
     /// (`Deployment/web`).
     Revision {
         created: Option<DateTime<Utc>>,
-        controller: Option<String>,
+        controller: Option<Box<str>>,
     },
     Pod(Box<Pod>),
 }
 
-/// (namespace, or "" for a namespace; name).
-type Key = (String, String);
+/// (namespace, or "" for a namespace; name). The namespace is shared by every object of
+/// it (interned, see [`State::intern`]).
+type Key = (Arc<str>, Box<str>);
 
-/// An object of a feed: its key, its resourceVersion, what a pass reads of it.
-type Item = (Key, Option<String>, Entry);
+/// An object of a feed as read: (namespace, name), its resourceVersion, what a pass reads
+/// of it.
+type Item = ((String, Box<str>), Option<String>, Entry);
 
 #[derive(Default)]
 struct State {
@@ -118,14 +123,27 @@ struct State {
     objects: [BTreeMap<Key, Entry>; 7],
     /// Feeds that have listed once.
     synced: [bool; 7],
+    /// Each namespace's name once, shared by the keys of its objects.
+    names: HashSet<Arc<str>>,
+}
+
+impl State {
+    fn intern(&mut self, namespace: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(namespace) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(namespace);
+        self.names.insert(name.clone());
+        name
+    }
 }
 
 /// The cache, shared by its feeds (which write it) and the passes (which read it).
 pub(super) struct Cache {
     state: Mutex<State>,
     synced: tokio::sync::watch::Sender<usize>,
-    /// One feed lists at a time: a page of 1,000 objects is held whole while it is read,
-    /// and seven at once would make the first sync the daemon's peak of memory.
+    /// One feed lists at a time: a page's text is held while it is read, and seven at
+    /// once would make the first sync the daemon's peak of memory.
     listing: tokio::sync::Semaphore,
 }
 
@@ -182,7 +200,14 @@ impl Cache {
     fn replace(&self, feed: Feed, items: Vec<Item>) {
         let mut state = self.state();
         let i = feed as usize;
-        state.objects[i] = items.into_iter().map(|(k, _, e)| (k, e)).collect();
+        state.objects[i] = BTreeMap::new();
+        let objects: BTreeMap<Key, Entry> = items
+            .into_iter()
+            .map(|((ns, name), _, e)| ((state.intern(&ns), name), e))
+            .collect();
+        state.objects[i] = objects;
+        // Names no object holds any more (namespaces gone) are forgotten.
+        state.names.retain(|n| Arc::strong_count(n) > 1);
         if !state.synced[i] {
             state.synced[i] = true;
             let count = state.synced.iter().filter(|s| **s).count();
@@ -192,7 +217,8 @@ impl Cache {
 
     fn apply(&self, feed: Feed, item: Item, deleted: bool) {
         let mut state = self.state();
-        let (key, _, entry) = item;
+        let ((ns, name), _, entry) = item;
+        let key = (state.intern(&ns), name);
         let objects = &mut state.objects[feed as usize];
         if deleted {
             objects.remove(&key);
@@ -205,7 +231,7 @@ impl Cache {
     /// deleted with only its pods (what it still costs).
     pub fn read(&self, chosen: impl Fn(&str) -> bool) -> Vec<(Namespace, Contents)> {
         let state = self.state();
-        let in_namespace = |feed: Feed, ns| in_namespace(&state.objects[feed as usize], ns);
+        let objects = &state.objects;
         state.objects[Feed::Namespaces as usize]
             .values()
             .filter_map(|e| match e {
@@ -214,8 +240,9 @@ impl Cache {
             })
             .filter(|ns| chosen(ns.metadata.name.as_deref().unwrap_or_default()))
             .map(|ns| {
-                let name = ns.metadata.name.as_deref().unwrap_or_default();
-                let pods: Vec<Pod> = in_namespace(Feed::Pods, name)
+                let name: Arc<str> = Arc::from(ns.metadata.name.as_deref().unwrap_or_default());
+                let name = &name;
+                let pods: Vec<Pod> = in_namespace(&objects[Feed::Pods as usize], name)
                     .filter_map(|(_, e)| match e {
                         Entry::Pod(p) => Some((**p).clone()),
                         _ => None,
@@ -234,14 +261,14 @@ impl Cache {
                 let workloads: Vec<Workload> =
                     [Feed::Deployments, Feed::StatefulSets, Feed::CronJobs]
                         .into_iter()
-                        .flat_map(|feed| in_namespace(feed, name))
+                        .flat_map(|feed| in_namespace(&objects[feed as usize], name))
                         .filter_map(|(_, e)| match e {
-                            Entry::Workload(w) => Some(w.clone()),
+                            Entry::Workload(w) => Some((**w).clone()),
                             _ => None,
                         })
                         .collect();
                 let revisions = |feed: Feed| {
-                    in_namespace(feed, name).filter_map(|(name, e)| match e {
+                    in_namespace(&objects[feed as usize], name).filter_map(|(name, e)| match e {
                         Entry::Revision {
                             created,
                             controller,
@@ -258,7 +285,7 @@ impl Cache {
                         .max(revisions(Feed::Revisions).filter_map(|(_, c, _)| *c).max());
                 }
                 let replica_sets: HashMap<String, String> = revisions(Feed::ReplicaSets)
-                    .filter_map(|(rs, _, c)| Some((rs.clone(), c.clone()?)))
+                    .filter_map(|(rs, _, c)| Some((rs.to_string(), c.as_deref()?.to_string())))
                     .collect();
                 let pods = pods::classify(&pods, &workloads, &replica_sets);
                 (
@@ -277,10 +304,10 @@ impl Cache {
 /// A namespace's objects of a kind, by name.
 fn in_namespace<'a>(
     objects: &'a BTreeMap<Key, Entry>,
-    ns: &'a str,
-) -> impl Iterator<Item = (&'a String, &'a Entry)> + 'a {
+    ns: &'a Arc<str>,
+) -> impl Iterator<Item = (&'a Box<str>, &'a Entry)> + 'a {
     objects
-        .range((ns.to_string(), String::new())..)
+        .range((ns.clone(), Box::<str>::from(""))..)
         .take_while(move |((n, _), _)| n == ns)
         .map(|((_, name), e)| (name, e))
 }
@@ -300,11 +327,11 @@ pub(super) fn revision(metadata: &ObjectMeta) -> (Option<DateTime<Utc>>, Option<
     (created, controller)
 }
 
-fn key_of(metadata: &ObjectMeta) -> (Key, Option<String>) {
+fn key_of(metadata: &ObjectMeta) -> ((String, Box<str>), Option<String>) {
     (
         (
             metadata.namespace.clone().unwrap_or_default(),
-            metadata.name.clone().unwrap_or_default(),
+            metadata.name.as_deref().unwrap_or_default().into(),
         ),
         metadata.resource_version.clone(),
     )
@@ -314,20 +341,35 @@ fn key_of(metadata: &ObjectMeta) -> (Key, Option<String>) {
 /// biggest part of it, which no pass reads.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-fn namespace_item(mut ns: Namespace) -> Item {
+fn namespace_item(ns: Namespace) -> Item {
     let (key, version) = key_of(&ns.metadata);
-    // Kept whole (a pass maps its labels and annotations), less what no pass reads.
-    ns.metadata.managed_fields = None;
-    if let Some(a) = ns.metadata.annotations.as_mut() {
+    // What a pass reads of a namespace (its labels all: rules match on any), not its
+    // managedFields, spec or other status.
+    let mut annotations = ns.metadata.annotations;
+    if let Some(a) = annotations.as_mut() {
         a.remove(LAST_APPLIED);
     }
-    (key, version, Entry::Namespace(Box::new(ns)))
+    let slim = Namespace {
+        metadata: ObjectMeta {
+            name: ns.metadata.name,
+            creation_timestamp: ns.metadata.creation_timestamp,
+            deletion_timestamp: ns.metadata.deletion_timestamp,
+            labels: ns.metadata.labels,
+            annotations,
+            ..ObjectMeta::default()
+        },
+        status: ns.status.map(|s| NamespaceStatus {
+            phase: s.phase,
+            conditions: s.conditions,
+        }),
+        ..Namespace::default()
+    };
+    (key, version, Entry::Namespace(Box::new(slim)))
 }
 
-fn workload_item(metadata: &ObjectMeta, mut workload: Workload) -> Item {
+fn workload_item(metadata: &ObjectMeta, workload: Workload) -> Item {
     let (key, version) = key_of(metadata);
-    workload.annotations.remove(LAST_APPLIED);
-    (key, version, Entry::Workload(workload))
+    (key, version, Entry::Workload(Box::new(workload.slim())))
 }
 
 fn revision_item<K>(object: PartialObjectMeta<K>) -> Item {
@@ -338,16 +380,16 @@ fn revision_item<K>(object: PartialObjectMeta<K>) -> Item {
         version,
         Entry::Revision {
             created,
-            controller,
+            controller: controller.map(String::into_boxed_str),
         },
     )
 }
 
 fn pod_item(pod: Pod) -> Item {
     let (namespace, name, version) = pod.key();
-    let key = (namespace.to_string(), name.to_string());
+    let key = (namespace.to_string(), name.into());
     let version = version.map(str::to_string);
-    (key, version, Entry::Pod(Box::new(pod)))
+    (key, version, Entry::Pod(Box::new(pod.without_key())))
 }
 
 /// One feed, for as long as the adapter lives.
@@ -552,17 +594,102 @@ where
             false => Request::new(path).list(&params),
         }
         .map_err(|e| CallError::Other(e.to_string()))?;
-        let page: ObjectList<K> =
-            match tokio::time::timeout(source.timeout, source.client.request(request)).await {
+        let text =
+            match tokio::time::timeout(source.timeout, source.client.request_text(request)).await {
                 Ok(answer) => answer.map_err(CallError::from_kube)?,
                 Err(_) => return Err(CallError::Timeout),
             };
-        let version = page.metadata.resource_version.clone().unwrap_or_default();
-        items.extend(page.items.into_iter().map(item));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        // Each object is folded into what the cache keeps as soon as it is read: a page
+        // of whole objects is never held.
+        let mut reader = serde_json::Deserializer::from_str(&text);
+        let metadata = Page {
+            item,
+            items: &mut items,
+        }
+        .deserialize(&mut reader)
+        .and_then(|m| reader.end().map(|()| m))
+        .map_err(|e| CallError::Other(format!("cannot read a page of {path}: {e}")))?;
+        drop(text);
+        let version = metadata.resource_version.unwrap_or_default();
+        match metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok((items, version)),
         }
+    }
+}
+
+/// A page of a list, read with each item folded by `item` into `items`; its list metadata.
+struct Page<'a, K> {
+    item: fn(K) -> Item,
+    items: &'a mut Vec<Item>,
+}
+
+impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for Page<'_, K> {
+    type Value = ListMeta;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ListMeta, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, K: DeserializeOwned> de::Visitor<'de> for Page<'_, K> {
+    type Value = ListMeta;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ListMeta, A::Error> {
+        let Page { item, items } = self;
+        let mut metadata = ListMeta::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "metadata" => metadata = map.next_value()?,
+                "items" => map.next_value_seed(Items {
+                    item,
+                    items: &mut *items,
+                })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(metadata)
+    }
+}
+
+/// A list's `items`, each folded as it is read.
+struct Items<'a, K> {
+    item: fn(K) -> Item,
+    items: &'a mut Vec<Item>,
+}
+
+impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for Items<'_, K> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, K: DeserializeOwned> de::Visitor<'de> for Items<'_, K> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list's items")
+    }
+
+    /// `"items": null`, as an empty list may be written.
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Items { item, items } = self;
+        while let Some(object) = seq.next_element::<K>()? {
+            items.push(item(object));
+        }
+        Ok(())
     }
 }
 

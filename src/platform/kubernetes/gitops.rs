@@ -443,9 +443,7 @@ impl Kubernetes {
         let mut objects = BTreeMap::new();
         for kind in kinds {
             match self.all_owners(kind).await {
-                Ok(all) => {
-                    objects.extend(all.into_iter().map(|((ns, name), o)| ((kind, ns, name), o)));
-                }
+                Ok(all) => objects.extend(all.into_iter().map(|o| (o.id.clone(), o))),
                 Err(e) => {
                     tracing::warn!(kind = kind.name(), error = %e, "cannot list the GitOps owners");
                 }
@@ -456,17 +454,15 @@ impl Kubernetes {
             .zip(ids)
             .map(|(ns, ids)| {
                 let name = ns.metadata.name.as_deref().unwrap_or_default();
-                let owners: Vec<Owner> = ids
+                let owners: Vec<&Owner> = ids
                     .into_iter()
                     .filter_map(|id| {
-                        let object =
-                            objects.get(&(id.kind, id.namespace.clone(), id.name.clone()))?;
-                        let owner = Owner::from_value(id, object);
+                        let owner = objects.get(&id)?;
                         owner.deploys_into(name).then_some(owner)
                     })
                     .collect();
-                let words: Vec<String> = owners.iter().map(Owner::describe).collect();
-                let reverters = owners.iter().filter_map(Owner::reverter).collect();
+                let words: Vec<String> = owners.iter().map(|o| o.describe()).collect();
+                let reverters = owners.iter().filter_map(|o| o.reverter()).collect();
                 ((!words.is_empty()).then(|| words.join("; ")), reverters)
             })
             .collect()
@@ -479,48 +475,35 @@ impl Kubernetes {
         namespace: &str,
         workloads: &[Workload],
     ) -> Result<Vec<OwnerRef>, CallError> {
-        let list = self
-            .list_owners(
-                OwnerKind::ScaledObject.url_path(Some(namespace)),
-                ListParams::default(),
-            )
-            .await?;
-        Ok(list
-            .iter()
-            .filter(|o| {
-                let target = &o["spec"]["scaleTargetRef"];
-                // KEDA's default target kind is a Deployment.
-                let kind = target["kind"].as_str().unwrap_or("Deployment");
-                workloads
-                    .iter()
-                    .any(|w| w.kind.name() == kind && target["name"] == w.name.as_str())
+        self.list_owners(OwnerKind::ScaledObject.url_path(Some(namespace)), |o| {
+            let target = &o["spec"]["scaleTargetRef"];
+            // KEDA's default target kind is a Deployment.
+            let kind = target["kind"].as_str().unwrap_or("Deployment");
+            workloads
+                .iter()
+                .any(|w| w.kind.name() == kind && target["name"] == w.name.as_str())
+                .then_some(())?;
+            Some(OwnerRef {
+                kind: OwnerKind::ScaledObject,
+                namespace: namespace.to_string(),
+                name: o["metadata"]["name"].as_str()?.to_string(),
             })
-            .filter_map(|o| {
-                Some(OwnerRef {
-                    kind: OwnerKind::ScaledObject,
-                    namespace: namespace.to_string(),
-                    name: o["metadata"]["name"].as_str()?.to_string(),
-                })
-            })
-            .collect())
+        })
+        .await
     }
 
-    /// The items of a list of owners at `path`; none when their kind is not installed (the
-    /// API server answers 404 for a resource it does not serve).
-    async fn list_owners(&self, path: String, params: ListParams) -> Result<Vec<Value>, CallError> {
-        let request = Request::new(path)
-            .list(&params)
-            .map_err(|e| CallError::Other(e.to_string()))?;
-        match self
-            .call("list_owners", self.inner.client.request::<Value>(request))
-            .await
-        {
-            Ok(mut list) => match list["items"].take() {
-                Value::Array(items) => Ok(items),
-                _ => Ok(Vec::new()),
-            },
+    /// The owners at `path` (read from etcd, in pages of [`super::PAGE`]), each folded
+    /// by `fold` as its page comes; none when their kind is not installed (the API server
+    /// answers 404 for a resource it does not serve).
+    async fn list_owners<U>(
+        &self,
+        path: String,
+        fold: impl FnMut(Value) -> Option<U>,
+    ) -> Result<Vec<U>, CallError> {
+        let first = ListParams::default().limit(super::PAGE);
+        match self.paged("list_owners", &path, first, fold).await {
             Err(e) if e.code() == Some(404) => Ok(Vec::new()),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -540,23 +523,18 @@ impl Kubernetes {
         }
     }
 
-    /// Every owner of a kind in the cluster, by (namespace, name); none when the kind is
-    /// not installed. One list per kind and pass, from the API server's cache.
-    pub(super) async fn all_owners(
-        &self,
-        kind: OwnerKind,
-    ) -> Result<BTreeMap<(String, String), Value>, CallError> {
-        let list = self
-            .list_owners(kind.url_path(None), ListParams::default().match_any())
-            .await?;
-        Ok(list
-            .iter()
-            .filter_map(|o| {
-                let ns = o["metadata"]["namespace"].as_str()?;
-                let name = o["metadata"]["name"].as_str()?;
-                Some(((ns.to_string(), name.to_string()), o.clone()))
-            })
-            .collect())
+    /// Every owner of a kind in the cluster, as curfew reads it; none when the kind is not
+    /// installed. One paged list per kind and pass, each page folded as it comes.
+    pub(super) async fn all_owners(&self, kind: OwnerKind) -> Result<Vec<Owner>, CallError> {
+        self.list_owners(kind.url_path(None), |o| {
+            let id = OwnerRef {
+                kind,
+                namespace: o["metadata"]["namespace"].as_str()?.to_string(),
+                name: o["metadata"]["name"].as_str()?.to_string(),
+            };
+            Some(Owner::from_value(id, &o))
+        })
+        .await
     }
 
     /// Pauses (a stop) or resumes (a start) the owners of a namespace's workloads: read

@@ -89,6 +89,9 @@ const PAGE: u32 = 500;
 const CONFLICT_ATTEMPTS: usize = 3;
 /// Starts of a paged list when its continue token expires (410 Gone) each time.
 const LIST_STARTS: usize = 3;
+/// Pages of one paged list at most ([`PAGE`] objects each: 100,000 objects): a server
+/// that keeps answering with a continue token cannot hold a pass for ever.
+const MOST_PAGES: usize = 200;
 /// A write is not sent with less than this left as leader: it could not finish in time.
 const LEAST_WRITE_TIME: Duration = Duration::from_secs(1);
 
@@ -615,22 +618,45 @@ impl Kubernetes {
         K: kube::Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
         K::DynamicType: Default,
     {
-        let api = self.api::<K>(namespace);
         let first = if fresh {
             ListParams::default().limit(PAGE)
         } else {
             ListParams::default().match_any()
         };
+        self.paged("list_workloads", &url_path::<K>(namespace), first, Some)
+            .await
+    }
+
+    /// The list at `path`, page by page from `first` (its `limit`; a list without one is
+    /// one page), each item folded by `fold` as its page comes (the page is dropped then).
+    /// A continue token that expired (etcd compacted the version the list began at: 410)
+    /// starts the list again, the pages read so far being stale; at most [`LIST_STARTS`]
+    /// starts and [`MOST_PAGES`] pages.
+    async fn paged<T, U>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        first: ListParams,
+        mut fold: impl FnMut(T) -> Option<U>,
+    ) -> Result<Vec<U>, CallError>
+    where
+        T: Clone + DeserializeOwned,
+    {
         let mut params = first.clone();
         let mut items = Vec::new();
         let mut starts = 1;
+        let mut pages = 0;
         loop {
-            let page = match self.call("list_workloads", api.list(&params)).await {
+            let request = Request::new(path)
+                .list(&params)
+                .map_err(|e| CallError::Other(e.to_string()))?;
+            let page: ObjectList<T> = match self
+                .call(endpoint, self.inner.client.request(request))
+                .await
+            {
                 Ok(page) => page,
-                // The continue token expired (etcd compacted the version the list began
-                // at): the pages already read may be stale, so the list starts again.
                 Err(e) if e.code() == Some(410) && starts < LIST_STARTS => {
-                    tracing::info!(namespace, error = %e, "a paged list expired; starting it again");
+                    tracing::info!(path, error = %e, "a paged list expired; starting it again");
                     starts += 1;
                     items.clear();
                     params = first.clone();
@@ -638,8 +664,15 @@ impl Kubernetes {
                 }
                 Err(e) => return Err(e),
             };
-            items.extend(page.items);
+            items.extend(page.items.into_iter().filter_map(&mut fold));
+            pages += 1;
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(_) if pages >= MOST_PAGES => {
+                    return Err(CallError::Other(format!(
+                        "{path}: more than {MOST_PAGES} pages of {} objects; not read further",
+                        first.limit.unwrap_or_default()
+                    )));
+                }
                 Some(token) => params = params.continue_token(&token),
                 None => return Ok(items),
             }

@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Namespace;
 
 use super::leader::from_jiff;
 use super::pods::{Owner, Running};
-use super::workload::{PodRequests, Workload};
+use super::workload::{PodRequests, STOPPED_AT, Workload};
 use crate::platform::{
     EnvState, Environment, LabelOverrides, LabelSnooze, Mode, PROTECT_LABEL, Prices, Revert,
     SNOOZE_LABEL, protects,
@@ -173,9 +173,26 @@ pub fn environment(
         owners: None,
         reverters: Vec::new(),
         reverted: contents.and_then(Contents::reverted).map(Box::new),
+        stopped_by_curfew_at: contents.and_then(|c| stopped_by_curfew_at(c, state)),
         labels: with_overrides(labels, &overrides),
         overrides: overrides.boxed(),
     }
+}
+
+/// When curfew stopped the namespace, by its records on the workloads (the latest
+/// `curfew.dev/stopped-at` of those it recorded), while it is stopped.
+fn stopped_by_curfew_at(contents: &Contents, state: EnvState) -> Option<DateTime<Utc>> {
+    if state != EnvState::Stopped {
+        return None;
+    }
+    contents
+        .workloads
+        .iter()
+        .filter(|w| w.managed() && w.recorded().is_some())
+        .filter_map(|w| w.annotations.get(STOPPED_AT))
+        .filter_map(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .max()
 }
 
 /// Being deleted.

@@ -22,9 +22,25 @@ use serde::Deserialize;
 
 use super::workload::{Kind, PodRequests, Workload, container_requests, effective_requests};
 
-/// A pod, as far as curfew reads it.
+/// A pod, as far as curfew reads it: folded as it is read (serde's `from`), so that
+/// neither a list nor the watch cache keeps a pod's containers, only what they ask for.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(from = "PodObject")]
 pub struct Pod {
+    name: String,
+    /// Read by the watch cache (`cache.rs`), which keeps pods by namespace.
+    namespace: String,
+    resource_version: Option<String>,
+    /// Its controller (or first owner): kind and name.
+    controller: Option<(String, String)>,
+    /// Pending or running: a pod that succeeded or failed holds no resources.
+    active: bool,
+    requests: PodRequests,
+}
+
+/// A pod's JSON, as far as curfew reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct PodObject {
     #[serde(default)]
     metadata: Meta,
     #[serde(default)]
@@ -38,7 +54,6 @@ pub struct Pod {
 struct Meta {
     #[serde(default)]
     name: String,
-    /// Read by the watch cache (`cache.rs`), which keeps pods by namespace.
     #[serde(default)]
     namespace: String,
     #[serde(default)]
@@ -73,39 +88,50 @@ struct Status {
     phase: Option<String>,
 }
 
+impl From<PodObject> for Pod {
+    fn from(pod: PodObject) -> Pod {
+        let of = |c: &Container| container_requests(c.resources.as_ref());
+        let requests = effective_requests(
+            pod.spec.containers.iter().map(of),
+            pod.spec
+                .init_containers
+                .iter()
+                .map(|c| (of(c), c.restart_policy.as_deref() == Some("Always"))),
+            PodRequests::of(pod.spec.overhead.as_ref()),
+        );
+        let owners = pod.metadata.owner_references;
+        let controller = owners
+            .iter()
+            .position(|o| o.controller == Some(true))
+            .or((!owners.is_empty()).then_some(0))
+            .and_then(|i| owners.into_iter().nth(i))
+            .map(|o| (o.kind, o.name));
+        Pod {
+            name: pod.metadata.name,
+            namespace: pod.metadata.namespace,
+            resource_version: pod.metadata.resource_version,
+            controller,
+            active: !matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed")),
+            requests,
+        }
+    }
+}
+
 impl Pod {
     /// Namespace, name and resourceVersion (for the watch cache).
     pub fn key(&self) -> (&str, &str, Option<&str>) {
         (
-            &self.metadata.namespace,
-            &self.metadata.name,
-            self.metadata.resource_version.as_deref(),
+            &self.namespace,
+            &self.name,
+            self.resource_version.as_deref(),
         )
     }
 
-    /// Pending or running: a pod that succeeded or failed holds no resources.
-    fn active(&self) -> bool {
-        !matches!(self.status.phase.as_deref(), Some("Succeeded" | "Failed"))
-    }
-
-    fn controller(&self) -> Option<&OwnerReference> {
-        let owners = &self.metadata.owner_references;
-        owners
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .or(owners.first())
-    }
-
-    fn requests(&self) -> PodRequests {
-        let of = |c: &Container| container_requests(c.resources.as_ref());
-        effective_requests(
-            self.spec.containers.iter().map(of),
-            self.spec
-                .init_containers
-                .iter()
-                .map(|c| (of(c), c.restart_policy.as_deref() == Some("Always"))),
-            PodRequests::of(self.spec.overhead.as_ref()),
-        )
+    /// The pod without what only the watch cache's key needs (kept there once).
+    pub fn without_key(mut self) -> Pod {
+        self.namespace = String::new();
+        self.resource_version = None;
+        self
     }
 }
 
@@ -143,25 +169,25 @@ pub fn classify(
             .position(|w| w.kind == Kind::CronJob && w.active_jobs.iter().any(|j| j == job))
     };
     pods.iter()
-        .filter(|p| p.active())
+        .filter(|p| p.active)
         .map(|pod| {
-            let owner = match pod.controller() {
-                None => Owner::Other(format!("Pod/{}", pod.metadata.name)),
-                Some(o) => {
-                    let found = match o.kind.as_str() {
-                        "ReplicaSet" => match replica_sets.get(&o.name) {
+            let owner = match &pod.controller {
+                None => Owner::Other(format!("Pod/{}", pod.name)),
+                Some((kind, name)) => {
+                    let found = match kind.as_str() {
+                        "ReplicaSet" => match replica_sets.get(name) {
                             Some(controller) => match controller.split_once('/') {
                                 Some(("Deployment", d)) => {
                                     index(Kind::Deployment, d).ok_or_else(|| controller.clone())
                                 }
                                 _ => Err(controller.clone()),
                             },
-                            None => Err(format!("ReplicaSet/{}", o.name)),
+                            None => Err(format!("ReplicaSet/{name}")),
                         },
-                        "StatefulSet" => index(Kind::StatefulSet, &o.name)
-                            .ok_or_else(|| format!("StatefulSet/{}", o.name)),
-                        "Job" => job_of(&o.name).ok_or_else(|| format!("Job/{}", o.name)),
-                        kind => Err(format!("{kind}/{}", o.name)),
+                        "StatefulSet" => index(Kind::StatefulSet, name)
+                            .ok_or_else(|| format!("StatefulSet/{name}")),
+                        "Job" => job_of(name).ok_or_else(|| format!("Job/{name}")),
+                        kind => Err(format!("{kind}/{name}")),
                     };
                     match found {
                         Ok(i) => Owner::Workload(i),
@@ -171,7 +197,7 @@ pub fn classify(
             };
             Running {
                 owner,
-                requests: pod.requests(),
+                requests: pod.requests,
             }
         })
         .collect()

@@ -234,6 +234,25 @@ impl Workload {
         }
     }
 
+    /// The workload as the watch cache keeps it: only the labels and annotations curfew
+    /// reads (its own `curfew.dev/…`, kube-downscaler's exclusion, the GitOps tools'
+    /// tracking), so that 40,000 workloads' `app`, `helm.sh/chart` and
+    /// `last-applied-configuration` are not kept between passes. A fresh read (before
+    /// acting) keeps them all.
+    pub fn slim(mut self) -> Workload {
+        self.annotations.retain(|k, _| {
+            k.starts_with("curfew.dev/")
+                || k == DOWNSCALER_EXCLUDE
+                || k == super::gitops::ARGOCD_TRACKING_ID
+        });
+        self.labels.retain(|k, _| {
+            k == super::gitops::ARGOCD_INSTANCE
+                || k.starts_with("kustomize.toolkit.fluxcd.io/")
+                || k.starts_with("helm.toolkit.fluxcd.io/")
+        });
+        self
+    }
+
     /// Why curfew does not stop it, if it does not: another controller owns it, or a stop
     /// would delete its volumes.
     pub fn not_stopped(&self) -> Option<String> {

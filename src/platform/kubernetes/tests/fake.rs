@@ -1119,12 +1119,26 @@ fn list(store: &Store, seen: &Seen) -> (u16, Value) {
             })
         })
         .collect();
-    // A continue token is the offset and the resourceVersion the list was taken at; once
-    // etcd has compacted that version the token is refused (410 Expired:
-    // staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go, compactedContinue).
+    // Paging as ListOptions documents it (the API reference's `limit` and `continue`): at
+    // most `limit` objects, and a `continue` token while more remain, good only for the
+    // list it came from ("clients may only use the continue value from a previous query
+    // result with identical query parameters … the server may reject a continue value it
+    // does not recognize"): this server rejects one used for another resource or
+    // namespace (400). A token is the offset, the resourceVersion the list was taken at,
+    // and the list's resource and namespace; once etcd has compacted that version the
+    // token is refused (410 Expired: staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go,
+    // compactedContinue).
+    let scope = format!("{}/{namespace}", seen.resource);
     let (start, at) = match seen.query.get("continue") {
         Some(token) => {
-            let (offset, version) = token.split_once(':').unwrap();
+            let mut parts = token.splitn(3, ':');
+            let (offset, version) = (parts.next().unwrap(), parts.next().unwrap_or("0"));
+            if parts.next() != Some(scope.as_str()) {
+                return (
+                    400,
+                    status(400, "BadRequest", "invalid continue token for this list"),
+                );
+            }
             let version: u64 = version.parse().unwrap();
             if version < store.compacted {
                 return (
@@ -1144,7 +1158,7 @@ fn list(store: &Store, seen: &Seen) -> (u16, Value) {
     let mut next = None;
     if let Some(limit) = limit {
         if items.len() > start + limit {
-            next = Some(format!("{}:{at}", start + limit));
+            next = Some(format!("{}:{at}:{scope}", start + limit));
         }
         items = items.into_iter().skip(start).take(limit).collect();
     }

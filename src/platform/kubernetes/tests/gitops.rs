@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::fake::{
-    FakeApi, Fixture, application, deployment, helm_release, kustomization, namespace,
+    FakeApi, Fixture, Then, application, deployment, helm_release, kustomization, namespace,
     scaled_object,
 };
 use super::{adapter, listed, patched, validate_with_node};
@@ -356,6 +356,68 @@ async fn the_listing_names_each_owner_that_would_revert_a_stop_and_under_which_s
     // Paused by curfew's stop, they revert nothing while it sleeps.
     k8s.stop_under("pr-1", GitOps::Pause).await.unwrap();
     assert_eq!(reverters(&listed(&k8s, "pr-1").await), []);
+}
+
+#[tokio::test]
+async fn the_owners_are_listed_in_pages_and_one_on_a_later_page_is_found() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    // 600 Applications sort before `shop-pr-1`: it is on the second page of 500.
+    for i in 0..600 {
+        fake.put(application(
+            &format!("app-{i:04}"),
+            &format!("other-{i}"),
+            false,
+        ));
+    }
+    let owners = listed(&adapter(&fake), "pr-1").await.owners.unwrap();
+    assert!(
+        owners.starts_with("Application argocd/shop-pr-1 (automated sync with self-heal"),
+        "{owners}"
+    );
+    let lists: Vec<_> = fake
+        .log()
+        .into_iter()
+        .filter(|s| s.resource == "applications" && s.verb() == "list")
+        .collect();
+    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert_eq!(lists[0].query.get("limit").map(String::as_str), Some("500"));
+    assert!(lists[1].query.contains_key("continue"), "{lists:?}");
+}
+
+#[tokio::test]
+async fn a_list_of_owners_whose_continue_token_expired_starts_again() {
+    let fake = FakeApi::new();
+    argo_preview(&fake, true);
+    for i in 0..600 {
+        fake.put(application(
+            &format!("app-{i:04}"),
+            &format!("other-{i}"),
+            false,
+        ));
+    }
+    let mut first = true;
+    fake.on(move |seen, store| {
+        if seen.resource == "applications"
+            && seen.query.contains_key("continue")
+            && std::mem::take(&mut first)
+        {
+            store.compact();
+        }
+        Then::Proceed
+    });
+    let owners = listed(&adapter(&fake), "pr-1").await.owners.unwrap();
+    assert!(
+        owners.starts_with("Application argocd/shop-pr-1"),
+        "{owners}"
+    );
+    let firsts = fake
+        .log()
+        .into_iter()
+        .filter(|s| s.resource == "applications" && s.verb() == "list")
+        .filter(|s| !s.query.contains_key("continue"))
+        .count();
+    assert_eq!(firsts, 2, "the list started again once");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+mod failover;
 mod fake;
 mod gitops;
 mod kinds;
