@@ -558,6 +558,7 @@ async fn every_dashboard_and_alert_query_works_against_a_live_daemon() {
         ("CurfewActionsFailing", &["inactive"]),
         ("CurfewConfigReloadFailing", &["firing"]),
         ("CurfewCapsHit", &["pending"]),
+        ("CurfewWakesFailing", &["inactive"]),
     ];
     wait_for(
         Duration::from_secs(30),
@@ -576,7 +577,7 @@ async fn every_dashboard_and_alert_query_works_against_a_live_daemon() {
                 }
             }
             match (rules.len(), wrong.is_empty()) {
-                (6, true) => Ok(()),
+                (7, true) => Ok(()),
                 (n, _) => Err(format!("{n} rules; {}", wrong.join("; "))),
             }
         },
