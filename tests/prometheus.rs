@@ -275,7 +275,7 @@ fn alert_queries() -> Vec<Query> {
             expr: r["expr"].as_str().unwrap().to_owned(),
         })
         .collect();
-    assert_eq!(queries.len(), 7, "{ALERTS} has its seven alerts");
+    assert_eq!(queries.len(), 8, "{ALERTS} has its eight alerts");
     queries
 }
 
@@ -559,6 +559,7 @@ async fn every_dashboard_and_alert_query_works_against_a_live_daemon() {
         ("CurfewConfigReloadFailing", &["firing"]),
         ("CurfewCapsHit", &["pending"]),
         ("CurfewStopsReverted", &["inactive"]),
+        ("CurfewWakesFailing", &["inactive"]),
     ];
     wait_for(
         Duration::from_secs(30),

@@ -396,3 +396,51 @@ where
         .expect("metric names are unique");
     collector
 }
+
+/// A wake by request takes from seconds (a Kubernetes Deployment) to many minutes (a
+/// Qovery environment built again).
+const WAKE_BUCKETS: &[f64] = &[
+    5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0,
+];
+
+/// Wake on request (the public port's `/wake/…` and Sablier's API).
+pub(super) struct Wakes {
+    /// Wakes asked for by requests, by rule and result: `started` (the start was asked
+    /// for), `already_running`, `refused` (production, protected, a rule without
+    /// `wake_on_request`, unknown), `capped` (`max_wakes_per_hour`), `failed` (the
+    /// platform refused the start). Alert on `failed`.
+    pub total: IntCounterVec,
+    /// From the request that woke an environment to its first time serving, by rule.
+    pub ready_seconds: HistogramVec,
+}
+
+impl Wakes {
+    pub const RESULTS: [&'static str; 5] =
+        ["started", "already_running", "refused", "capped", "failed"];
+
+    pub fn register(r: &Registry) -> Wakes {
+        Wakes {
+            total: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curfew_wakes_total",
+                        "Wakes asked for by requests, by result",
+                    ),
+                    &["rule", "result"],
+                ),
+            ),
+            ready_seconds: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "curfew_wake_ready_seconds",
+                        "Time from the request that woke an environment to its first time serving",
+                    )
+                    .buckets(WAKE_BUCKETS.to_vec()),
+                    &["rule"],
+                ),
+            ),
+        }
+    }
+}

@@ -42,6 +42,7 @@ pub struct Metrics {
     passes: Passes,
     platform: PlatformCalls,
     people: People,
+    wakes: families::Wakes,
     /// Kept with the others: the registry only holds its collector.
     _build_info: IntGaugeVec,
 }
@@ -67,6 +68,7 @@ impl Metrics {
             passes: Passes::register(r),
             platform: PlatformCalls::register(r),
             people: People::register(r),
+            wakes: families::Wakes::register(r),
             _build_info: families::build_info(r, version),
             registry,
         };
@@ -131,6 +133,7 @@ impl Metrics {
                     .reverted
                     .with_label_values(&[rule, by.as_str()]);
             }
+            self.expect_wakes(rule);
         }
     }
 
@@ -332,6 +335,35 @@ fn status_label(status: &str) -> &str {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if short_word { status } else { "other" }
+}
+
+/// Wake on request.
+impl Metrics {
+    /// Creates the rule's `curfew_wakes_total` series at 0, and its wake histogram.
+    fn expect_wakes(&self, rule: &str) {
+        for result in families::Wakes::RESULTS {
+            self.wakes.total.with_label_values(&[rule, result]);
+        }
+        self.wakes.ready_seconds.with_label_values(&[rule]);
+    }
+
+    /// Counts one wake asked for by a request, by its environment's rule (`None`: no rule
+    /// matched) and its result (one of `started`, `already_running`, `refused`, `capped`,
+    /// `failed`).
+    pub fn wake(&self, rule: Option<&str>, result: &'static str) {
+        self.wakes
+            .total
+            .with_label_values(&[rule_label(rule), result])
+            .inc();
+    }
+
+    /// A woken environment served for the first time, `seconds` after its wake.
+    pub fn wake_ready(&self, rule: Option<&str>, seconds: f64) {
+        self.wakes
+            .ready_seconds
+            .with_label_values(&[rule_label(rule)])
+            .observe(seconds.max(0.0));
+    }
 }
 
 #[cfg(test)]

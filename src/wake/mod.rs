@@ -63,12 +63,14 @@ struct Flight {
     allowed_at: Option<DateTime<Utc>>,
     woken_at: Option<DateTime<Utc>>,
     served_recorded: bool,
+    /// Whether `curfew_wakes_total{result="already_running"}` counted it.
+    running_counted: bool,
     kept_until: Option<DateTime<Utc>>,
     refused: Option<(DateTime<Utc>, Refusal)>,
     checked: Option<(DateTime<Utc>, Serving)>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Refusal {
     status: StatusCode,
     title: &'static str,
@@ -95,7 +97,8 @@ pub fn public_router(daemon: Arc<Daemon>, options: WakeOptions, links: Option<Ro
     }
 }
 
-/// The wake routes: `/wake/{environment}` and `/robots.txt`.
+/// The wake routes: `/wake/{environment}`, Sablier's API (`/api/strategies/…`, see
+/// [`sablier`]) and `/robots.txt`.
 pub fn router(daemon: Arc<Daemon>, options: WakeOptions) -> Router {
     let wakes = Wakes(Arc::new(Inner {
         daemon,
@@ -106,6 +109,7 @@ pub fn router(daemon: Arc<Daemon>, options: WakeOptions) -> Router {
     Router::new()
         .route("/wake/{environment}", get(wake))
         .route("/robots.txt", get(robots))
+        .merge(sablier::routes())
         .with_state(wakes)
 }
 
@@ -133,7 +137,10 @@ async fn wake(
     let found = match wakes.environment(&key) {
         Err(refusal) => Found::Refused(refusal),
         // A HEAD (link checkers, bots) looks but wakes nothing.
-        Ok(env) => wakes.find(&env, method != Method::HEAD).await,
+        Ok(env) => {
+            let session = wakes.0.options.session;
+            wakes.find(&env, method != Method::HEAD, session).await
+        }
     };
     let name = key.chars().take(MAX_KEY).collect::<String>();
     match (found, html) {
@@ -208,8 +215,9 @@ impl Wakes {
         flights.entry(id.clone()).or_default().clone()
     }
 
-    /// Whether `env` serves, waking it (once per flight) when `may_wake`.
-    async fn find(&self, env: &Environment, may_wake: bool) -> Found {
+    /// Whether `env` serves, waking it (once per flight) when `may_wake`, and keeping it
+    /// up `session` after this request.
+    async fn find(&self, env: &Environment, may_wake: bool, session: TimeDelta) -> Found {
         let daemon = &self.0.daemon;
         let flight = self.flight(&env.id);
         let mut f = flight.lock().await;
@@ -217,12 +225,14 @@ impl Wakes {
         if let Some((at, refusal)) = &f.refused
             && now - *at < REFUSAL_FRESH
         {
+            self.count(env, refusal);
             return Found::Refused(refusal.clone());
         }
         // Nothing is said of an environment a request may not wake, not even its URL.
         if f.allowed_at.is_none_or(|at| now - at >= REFUSAL_FRESH) {
             if let Err(e) = daemon.may_wake_by_request(&env.id).await {
                 let refusal = refusal_of(&e);
+                self.count(env, &refusal);
                 f.refused = Some((now, refusal.clone()));
                 return Found::Refused(refusal);
             }
@@ -239,32 +249,38 @@ impl Wakes {
                 s
             }
         };
-        let until = now + self.0.options.session;
+        let until = now + session;
         if serving.ready
             && let Some(url) = serving.url
         {
             if f.woken_at.is_some() {
-                self.keep(env, &mut f, now, until).await;
+                self.keep(env, &mut f, now, session).await;
+            } else if !f.running_counted {
+                f.running_counted = true;
+                self.metric(env, "already_running");
             }
             return Found::Ready(url);
         }
         if f.woken_at.is_none() && may_wake {
             if let Err(refusal) = self.take_wake(now) {
+                self.count(env, &refusal);
                 return Found::Refused(refusal);
             }
             match daemon.wake_by_request(&env.id, until).await {
                 Ok(_) => {
                     f.woken_at = Some(now);
                     f.kept_until = Some(until);
+                    self.metric(env, "started");
                 }
                 Err(e) => {
                     let refusal = refusal_of(&e);
+                    self.count(env, &refusal);
                     f.refused = Some((now, refusal.clone()));
                     return Found::Refused(refusal);
                 }
             }
         } else if f.woken_at.is_some() {
-            self.keep(env, &mut f, now, until).await;
+            self.keep(env, &mut f, now, session).await;
         }
         Found::Waking {
             estimate: self.estimate(&env.id).await,
@@ -279,16 +295,23 @@ impl Wakes {
         env: &Environment,
         f: &mut Flight,
         now: DateTime<Utc>,
-        until: DateTime<Utc>,
+        session: TimeDelta,
     ) {
         let daemon = &self.0.daemon;
+        let until = now + session;
         if f.checked.as_ref().is_some_and(|(_, s)| s.ready) && !f.served_recorded {
             f.served_recorded = true;
+            if let Some(woken) = f.woken_at {
+                let took = (now - woken).num_milliseconds() as f64 / 1000.0;
+                daemon
+                    .metrics
+                    .wake_ready(self.rule_of(&env.id).as_deref(), took);
+            }
             if let Err(e) = daemon.record_served(&env.id).await {
                 tracing::warn!(environment = %env.name, error = %e, "cannot record the wake's end");
             }
         }
-        let half = self.0.options.session / 2;
+        let half = session / 2;
         if f.kept_until.is_none_or(|k| k - now < half) {
             match daemon.keep_by_request(&env.id, until).await {
                 Ok(_) => f.kept_until = Some(until),
@@ -297,6 +320,30 @@ impl Wakes {
                 }
             }
         }
+    }
+
+    /// The rule that matched `id` in the last pass.
+    fn rule_of(&self, id: &str) -> Option<Arc<str>> {
+        let pass = self.0.daemon.last_pass()?;
+        let decision = pass.decisions.iter().find(|d| &*d.environment_id == id)?;
+        decision.rule.clone()
+    }
+
+    /// `curfew_wakes_total{rule, result}` for `env`.
+    fn metric(&self, env: &Environment, result: &'static str) {
+        let rule = self.rule_of(&env.id);
+        self.0.daemon.metrics.wake(rule.as_deref(), result);
+    }
+
+    /// Counts a refused wake: `capped` past the cap, `failed` when the platform failed,
+    /// else `refused`.
+    fn count(&self, env: &Environment, refusal: &Refusal) {
+        let result = match refusal.status {
+            StatusCode::TOO_MANY_REQUESTS => "capped",
+            StatusCode::BAD_GATEWAY => "failed",
+            _ => "refused",
+        };
+        self.metric(env, result);
     }
 
     /// Counts one wake against `max_wakes_per_hour`, or refuses it.
@@ -405,14 +452,15 @@ fn about(d: TimeDelta) -> String {
     }
 }
 
-fn frame(title: &str, body: Markup, refresh: bool) -> Markup {
+/// A public page; `refresh`: reloaded every that many seconds.
+fn frame(title: &str, body: Markup, refresh: Option<u64>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 (crate::ui::head_common(title))
                 meta name="robots" content="noindex";
-                @if refresh { meta http-equiv="refresh" content=(RETRY_SECONDS); }
+                @if let Some(every) = refresh { meta http-equiv="refresh" content=(every); }
             }
             body { main { (body) } }
         }
@@ -420,12 +468,18 @@ fn frame(title: &str, body: Markup, refresh: bool) -> Markup {
 }
 
 fn waiting_page(name: &str, estimate: TimeDelta) -> Response {
+    waiting_page_with(name, estimate, u64::from(RETRY_SECONDS), html! {})
+}
+
+/// The waiting page, reloaded every `refresh` seconds, with `details` under its text.
+fn waiting_page_with(name: &str, estimate: TimeDelta, refresh: u64, details: Markup) -> Response {
     let title = format!("{name} is waking up");
     let body = html! {
         h1 { (name) " is waking up, " (about(estimate)) }
         p { "It was stopped to save money while nobody used it. It is starting now; this page refreshes itself and takes you there once it answers." }
+        (details)
     };
-    let mut r = (StatusCode::OK, frame(&title, body, true)).into_response();
+    let mut r = (StatusCode::OK, frame(&title, body, Some(refresh))).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -433,7 +487,7 @@ fn waiting_page(name: &str, estimate: TimeDelta) -> Response {
 
 fn refused_page(r: &Refusal) -> Response {
     let body = html! { h1 { (r.title) } p.message { (r.detail) } };
-    (r.status, frame(r.title, body, false)).into_response()
+    (r.status, frame(r.title, body, None)).into_response()
 }
 
 /// An RFC 7807 problem.
@@ -452,5 +506,6 @@ fn problem(r: &Refusal) -> Response {
         .into_response()
 }
 
+mod sablier;
 #[cfg(test)]
 mod tests;

@@ -16,12 +16,12 @@ const RULES: &str = "timezone: Europe/Paris\nsafety:\n  protect_production: true
 /// A Wednesday evening: the first pass stops everything.
 const START: &str = "2026-11-25T20:00:00+01:00";
 
-struct Site {
-    w: World,
-    router: Router,
+pub(super) struct Site {
+    pub(super) w: World,
+    pub(super) router: Router,
 }
 
-async fn site(max_wakes_per_hour: u32) -> Site {
+pub(super) async fn site(max_wakes_per_hour: u32) -> Site {
     let w = world(RULES, START, 8).await;
     w.daemon.pass().await.unwrap();
     w.clock.set(at(START) + TimeDelta::minutes(2));
@@ -34,14 +34,14 @@ async fn site(max_wakes_per_hour: u32) -> Site {
     Site { w, router }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: String,
 }
 
 impl Site {
-    async fn ask(&self, method: Method, path: &str, accept: &str) -> Answer {
+    pub(super) async fn ask(&self, method: Method, path: &str, accept: &str) -> Answer {
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -59,16 +59,16 @@ impl Site {
         }
     }
 
-    async fn browser(&self, path: &str) -> Answer {
+    pub(super) async fn browser(&self, path: &str) -> Answer {
         self.ask(Method::GET, path, "text/html,application/xhtml+xml")
             .await
     }
 
-    async fn api(&self, path: &str) -> Answer {
+    pub(super) async fn api(&self, path: &str) -> Answer {
         self.ask(Method::GET, path, "application/json").await
     }
 
-    fn one(&self, mode: Mode) -> SandboxEnvironment {
+    pub(super) fn one(&self, mode: Mode) -> SandboxEnvironment {
         self.w
             .sandbox
             .environments()
@@ -77,7 +77,7 @@ impl Site {
             .unwrap()
     }
 
-    fn deploys(&self, id: &str) -> u32 {
+    pub(super) fn deploys(&self, id: &str) -> u32 {
         self.w
             .sandbox
             .requests()
@@ -86,7 +86,7 @@ impl Site {
             .map_or(0, |c| c.calls)
     }
 
-    fn later(&self, minutes: i64) {
+    pub(super) fn later(&self, minutes: i64) {
         self.w.clock.advance(TimeDelta::minutes(minutes));
     }
 }
