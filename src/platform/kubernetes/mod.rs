@@ -1677,6 +1677,18 @@ impl Platform for Kubernetes {
         self.serving_now(id).await
     }
 
+    /// The hosts of every Ingress and HTTPRoute of the namespace.
+    async fn links(&self, id: &str) -> Result<Vec<String>, PlatformError> {
+        let routes = self.routes(id).await.map_err(|e| {
+            failure(
+                Operation::List,
+                e.retryable(),
+                format!("namespace {id}: {e}"),
+            )
+        })?;
+        Ok(routes.iter().flat_map(Route::urls).collect())
+    }
+
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {
         let operation = Operation::Delete;
         if !self.inner.leader.is_leader() {
