@@ -68,7 +68,7 @@ pub(super) async fn start_public(
             .unwrap_or(chrono::TimeDelta::minutes(30)),
         max_wakes_per_hour: settings.max_wakes_per_hour,
     };
-    let routes = server::public_routes(crate::wake::public_router(daemon.clone(), options, links));
+    let routes = crate::wake::public_routes(daemon.clone(), options, links);
     Ok(spawn(listener, routes, settings, shutdown))
 }
 

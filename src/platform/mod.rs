@@ -340,6 +340,11 @@ pub trait Platform: Send + Sync {
     async fn serving(&self, _id: &str) -> Result<Serving, PlatformError> {
         Ok(Serving::default())
     }
+    /// Every URL the environment `id` serves people on (wake on request maps a request's
+    /// host to its environment with these). By default the platform knows none.
+    async fn links(&self, _id: &str) -> Result<Vec<String>, PlatformError> {
+        Ok(Vec::new())
+    }
     /// Tells the environment's owners something where they look, if the platform has such
     /// a place (Kubernetes: a Warning Event on the namespace). For warnings such as "to be
     /// deleted at T"; `reason` is CamelCase (`DeleteWarning`). Best effort: it never fails,

@@ -1042,6 +1042,17 @@ impl Platform for Qovery {
         Ok(Serving { url, ready })
     }
 
+    /// Every link of `GET /environment/{id}/link`.
+    async fn links(&self, id: &str) -> Result<Vec<String>, PlatformError> {
+        Ok(self
+            .get_list::<LinkWire>(format!("/environment/{id}/link"), "links")
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.url)
+            .collect())
+    }
+
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {
         self.action(
             Method::DELETE,

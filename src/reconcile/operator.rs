@@ -577,6 +577,11 @@ impl Daemon {
         Ok(self.platform.serving(id).await?)
     }
 
+    /// Every URL the environment `id` serves people on (the platform's links).
+    pub async fn links(&self, id: &str) -> Result<Vec<String>, OperatorError> {
+        Ok(self.platform.links(id).await?)
+    }
+
     /// Writes that the environment `id`, woken by a request, serves now: the waiting page's
     /// estimate of the next wake reads these.
     pub async fn record_served(&self, id: &str) -> Result<(), OperatorError> {

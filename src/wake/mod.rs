@@ -13,8 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -54,6 +55,8 @@ struct Inner {
     flights: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<Flight>>>>,
     /// When the wakes of the last hour were asked for.
     recent: Mutex<VecDeque<DateTime<Utc>>>,
+    /// Which environment a request's host names.
+    hosts: hosts::Hosts,
 }
 
 /// One environment's wake, as the requests for it share it.
@@ -84,33 +87,113 @@ enum Found {
     Refused(Refusal),
 }
 
-/// The public port's app: the wake routes, and `links` (the signed links' pages, with the
-/// page's assets) when they are on; else the assets alone.
-pub fn public_router(daemon: Arc<Daemon>, options: WakeOptions, links: Option<Router>) -> Router {
-    let wake = router(daemon, options);
-    match links {
+/// The public port's routes: the wake routes, and `links` (the signed links' pages, with
+/// the page's assets) when they are on, else the assets alone; every other path 404 (see
+/// [`crate::server::public_routes`]). A request whose host (and path) is a sleeping
+/// environment's link gets that environment's waiting page whatever its path, but
+/// `/robots.txt`, `/assets/…`, `/wake/…` and `/link/…`, which keep their meaning on every
+/// host.
+pub fn public_routes(
+    daemon: Arc<Daemon>,
+    options: WakeOptions,
+    links: Option<Router>,
+) -> crate::server::Routes {
+    let wakes = wakes(daemon, options);
+    let wake = routes(wakes.clone());
+    let app = match links {
         Some(links) => wake.merge(links),
         None => wake.route(
             "/assets/{name}",
             get(|Path(name): Path<String>| async move { crate::ui::public_asset(&name) }),
         ),
-    }
+    };
+    let mut routes = crate::server::public_routes(app);
+    // After the port's fallback, so that any path of a sleeping host goes through it.
+    routes.app = routes
+        .app
+        .layer(axum::middleware::from_fn_with_state(wakes, by_host));
+    routes
 }
 
 /// The wake routes: `/wake/{environment}`, Sablier's API (`/api/strategies/…`, see
 /// [`sablier`]) and `/robots.txt`.
 pub fn router(daemon: Arc<Daemon>, options: WakeOptions) -> Router {
-    let wakes = Wakes(Arc::new(Inner {
+    routes(wakes(daemon, options))
+}
+
+fn wakes(daemon: Arc<Daemon>, options: WakeOptions) -> Wakes {
+    Wakes(Arc::new(Inner {
         daemon,
         options,
         flights: Mutex::new(HashMap::new()),
         recent: Mutex::new(VecDeque::new()),
-    }));
+        hosts: hosts::Hosts::default(),
+    }))
+}
+
+fn routes(wakes: Wakes) -> Router {
     Router::new()
         .route("/wake/{environment}", get(wake))
         .route("/robots.txt", get(robots))
         .merge(sablier::routes())
         .with_state(wakes)
+}
+
+/// A request on a sleeping environment's host: its waiting page (or the API's answer),
+/// which returns the reader to the very path and query asked for once it serves. Any other
+/// request goes on to the port's routes (unknown hosts: 404 but for curfew's own paths).
+async fn by_host(State(wakes): State<Wakes>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    // curfew's own paths on any host, and no lookup (nor refresh) for them.
+    if path == "/robots.txt"
+        || path.starts_with("/assets/")
+        || path.starts_with("/wake/")
+        || path.starts_with("/link/")
+    {
+        return next.run(request).await;
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .filter(|h| !h.is_empty() && h.len() <= hosts::MAX_HOST);
+    let Some(host) = host else {
+        return next.run(request).await;
+    };
+    let Some(found) = wakes.0.hosts.find(&wakes.0.daemon, host, path).await else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        // A form posted to a sleeping app: the reader gets the page, nothing is woken by
+        // anything but a plain look.
+        return refused(
+            &Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "Asleep",
+                detail: "this environment is asleep; open it in a browser to wake it".into(),
+            },
+            wants_html(request.headers()),
+        );
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let to = return_path_ok(&target).then_some(target);
+    let html = wants_html(request.headers());
+    let (found_env, name) = match wakes.environment(&found.id) {
+        Err(refusal) => (Found::Refused(refusal), String::new()),
+        Ok(env) => (
+            wakes
+                .find(&env, method != Method::HEAD, wakes.0.options.session)
+                .await,
+            env.name.to_string(),
+        ),
+    };
+    answer(found_env, html, &name, to.as_deref(), Some(&found.origin))
 }
 
 /// Crawlers are asked to stay away (and fetching this wakes nothing).
@@ -143,21 +226,41 @@ async fn wake(
         }
     };
     let name = key.chars().take(MAX_KEY).collect::<String>();
+    answer(found, html, &name, to.as_deref(), None)
+}
+
+/// The answer to what a request found: `to` is the path to return the reader to; `origin`
+/// is set when the request came on the environment's own host (then the ready page
+/// sends the reader there after a second rather than at once, as the very same URL may
+/// still reach curfew for a moment while the platform's routes change back).
+fn answer(
+    found: Found,
+    html: bool,
+    name: &str,
+    to: Option<&str>,
+    origin: Option<&str>,
+) -> Response {
     match (found, html) {
         (Found::Ready(url), true) => {
-            let target = format!(
-                "{}{}",
-                url.trim_end_matches('/'),
-                to.as_deref().unwrap_or("/")
-            );
+            let base = origin.unwrap_or(&url);
+            let target = format!("{}{}", base.trim_end_matches('/'), to.unwrap_or("/"));
+            if origin.is_some() {
+                return ready_page(name, &target);
+            }
             (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
         }
-        (Found::Ready(url), false) => (
-            StatusCode::OK,
-            axum::Json(json!({ "environment": name, "status": "ready", "url": url })),
-        )
-            .into_response(),
-        (Found::Waking { estimate }, true) => waiting_page(&name, estimate),
+        (Found::Ready(url), false) => {
+            let url = match origin {
+                Some(origin) => format!("{origin}{}", to.unwrap_or("/")),
+                None => url,
+            };
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "environment": name, "status": "ready", "url": url })),
+            )
+                .into_response()
+        }
+        (Found::Waking { estimate }, true) => waiting_page(name, estimate),
         (Found::Waking { estimate }, false) => {
             let mut r = (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -172,9 +275,12 @@ async fn wake(
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_SECONDS));
             r
         }
-        (Found::Refused(r), true) => refused_page(&r),
-        (Found::Refused(r), false) => problem(&r),
+        (Found::Refused(r), html) => refused(&r, html),
     }
+}
+
+fn refused(r: &Refusal, html: bool) -> Response {
+    if html { refused_page(r) } else { problem(r) }
 }
 
 impl Wakes {
@@ -485,6 +591,30 @@ fn waiting_page_with(name: &str, estimate: TimeDelta, refresh: u64, details: Mar
     r
 }
 
+/// On the environment's own host, once it serves: the reader goes on to `target` (the
+/// very path asked for) after a second.
+fn ready_page(name: &str, target: &str) -> Response {
+    let body = html! {
+        h1 { (name) " is ready" }
+        p { "Taking you there: " a href=(target) { (target) } }
+    };
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                (crate::ui::head_common(&format!("{name} is ready")))
+                meta name="robots" content="noindex";
+                meta http-equiv="refresh" content=(format!("1;url={target}"));
+            }
+            body { main { (body) } }
+        }
+    };
+    let mut r = (StatusCode::OK, page).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 fn refused_page(r: &Refusal) -> Response {
     let body = html! { h1 { (r.title) } p.message { (r.detail) } };
     (r.status, frame(r.title, body, None)).into_response()
@@ -506,6 +636,8 @@ fn problem(r: &Refusal) -> Response {
         .into_response()
 }
 
+mod hosts;
 mod sablier;
+
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,7 @@ pub(super) async fn site(max_wakes_per_hour: u32) -> Site {
         session: TimeDelta::minutes(30),
         max_wakes_per_hour,
     };
-    let router = crate::server::public_routes(public_router(w.daemon.clone(), options, None)).app;
+    let router = public_routes(w.daemon.clone(), options, None).app;
     Site { w, router }
 }
 
@@ -224,22 +224,20 @@ async fn head_and_robots_txt_wake_nothing() {
     assert_eq!(s.deploys(&env.id), 0);
 }
 
-/// The public port over real HTTP: only the public endpoints answer.
-#[tokio::test]
-async fn the_public_port_answers_only_public_endpoints() {
-    let s = site(60).await;
+/// The public port served over real HTTP until the returned sender is dropped or fired.
+async fn serve(s: &Site) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let routes = crate::server::public_routes(public_router(
+    let routes = public_routes(
         s.w.daemon.clone(),
         WakeOptions {
             session: TimeDelta::minutes(30),
             max_wakes_per_hour: 60,
         },
         None,
-    ));
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve(
+    tokio::spawn(crate::server::serve(
         listener,
         routes,
         crate::server::HttpLimits::default(),
@@ -247,6 +245,14 @@ async fn the_public_port_answers_only_public_endpoints() {
             let _ = stopped.await;
         },
     ));
+    (addr, stop)
+}
+
+/// The public port over real HTTP: only the public endpoints answer.
+#[tokio::test]
+async fn the_public_port_answers_only_public_endpoints() {
+    let s = site(60).await;
+    let (addr, stop) = serve(&s).await;
     let client = reqwest::Client::new();
     let env = s.one(Mode::Preview);
     for (path, want) in [
@@ -266,5 +272,154 @@ async fn the_public_port_answers_only_public_endpoints() {
         assert_eq!(got.status().as_u16(), want, "{path}");
     }
     let _ = stop.send(());
-    let _ = server.await;
+}
+
+/// `host[:port]` and path of an environment's link, as the platform gives it.
+async fn link_of(s: &Site, id: &str) -> (String, String) {
+    let links = s.w.daemon.links(id).await.unwrap();
+    let url = reqwest::Url::parse(&links[0]).unwrap();
+    let authority = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    (authority, url.path().trim_end_matches('/').to_string())
+}
+
+async fn on_host(
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    method: reqwest::Method,
+    host: &str,
+    path: &str,
+    accept: &str,
+) -> (u16, HeaderMap, String) {
+    let got = client
+        .request(method, format!("http://{addr}{path}"))
+        .header(header::HOST, host)
+        .header(header::ACCEPT, accept)
+        .send()
+        .await
+        .unwrap();
+    let status = got.status().as_u16();
+    let headers = got.headers().clone();
+    (status, headers, got.text().await.unwrap())
+}
+
+/// A swapped Ingress sends every path of a sleeping preview's host to the public port:
+/// any path there shows its waiting page, wakes it once, and returns the reader to that
+/// very path and query once it serves.
+#[tokio::test]
+async fn any_path_of_a_sleeping_preview_s_host_shows_its_waiting_page_then_returns_there() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    assert_eq!(env.state, "STOPPED");
+    let (host, base) = link_of(&s, &env.id).await;
+    let (addr, stop) = serve(&s).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let path = format!("{base}/orders/42?tab=items");
+    let html = "text/html,application/xhtml+xml";
+    // A HEAD looks but wakes nothing.
+    let (head, _, _) = on_host(&client, addr, reqwest::Method::HEAD, &host, &path, html).await;
+    assert_eq!(head, 200);
+    assert_eq!(s.deploys(&env.id), 0);
+    let (status, _, page) = on_host(&client, addr, reqwest::Method::GET, &host, &path, html).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("{} is waking up, about 2 minutes", env.name)),
+        "{page}"
+    );
+    assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+    let (api, headers, body) = on_host(
+        &client,
+        addr,
+        reqwest::Method::GET,
+        &host,
+        &path,
+        "application/json",
+    )
+    .await;
+    assert_eq!(api, 503, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "5");
+    assert_eq!(s.deploys(&env.id), 1);
+    // The sandbox deploys in a few of its 10 s steps.
+    s.later(2);
+    let (status, _, page) = on_host(&client, addr, reqwest::Method::GET, &host, &path, html).await;
+    assert_eq!(status, 200, "{page}");
+    let target = format!("http://{host}{path}");
+    assert!(
+        page.contains(&format!(
+            "content=\"1;url={}\"",
+            target.replace('&', "&amp;")
+        )),
+        "{page}"
+    );
+    let (api, _, body) = on_host(
+        &client,
+        addr,
+        reqwest::Method::GET,
+        &host,
+        &path,
+        "application/json",
+    )
+    .await;
+    assert_eq!(api, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["url"], target.as_str());
+    // The app the reader returns to answers at that very path.
+    let app = client.get(&target).send().await.unwrap();
+    assert_eq!(app.status().as_u16(), 200);
+    assert_eq!(s.deploys(&env.id), 1);
+    let _ = stop.send(());
+}
+
+/// Hosts curfew does not know (or that only production serves on) get 404 and nothing of
+/// any environment; curfew's own paths keep their meaning on any host; an overlong `Host`
+/// is no host.
+#[tokio::test]
+async fn unknown_hosts_get_404_and_curfew_s_own_paths_keep_their_meaning() {
+    let s = site(60).await;
+    let production = s.one(Mode::Production);
+    let preview = s.one(Mode::Preview);
+    let (host, base) = link_of(&s, &production.id).await;
+    let (addr, stop) = serve(&s).await;
+    let client = reqwest::Client::new();
+    let html = "text/html";
+    let long = format!("{}.example.com", "a".repeat(300));
+    for (host, path) in [
+        ("evil.example.com".to_string(), "/orders/42".to_string()),
+        (host.clone(), format!("{base}/orders/42")),
+        (long, "/orders/42".to_string()),
+    ] {
+        let (status, _, body) =
+            on_host(&client, addr, reqwest::Method::GET, &host, &path, html).await;
+        assert_eq!(status, 404, "{host}{path}: {body}");
+        for e in s.w.sandbox.environments() {
+            assert!(!body.contains(&*e.name) && !body.contains(&*e.id), "{body}");
+        }
+    }
+    let (robots, _, body) = on_host(
+        &client,
+        addr,
+        reqwest::Method::GET,
+        "evil.example.com",
+        "/robots.txt",
+        html,
+    )
+    .await;
+    assert_eq!(
+        (robots, body.as_str()),
+        (200, "User-agent: *\nDisallow: /\n")
+    );
+    let (wake, _, _) = on_host(
+        &client,
+        addr,
+        reqwest::Method::GET,
+        "evil.example.com",
+        &format!("/wake/{}", preview.id),
+        "application/json",
+    )
+    .await;
+    assert_eq!(wake, 503);
+    assert_eq!(s.deploys(&production.id), 0);
+    let _ = stop.send(());
 }

@@ -87,6 +87,11 @@ pub const FIELD_MANAGER: &str = "curfew";
 const PAGE: u32 = 500;
 /// Attempts at one object when its writes keep meeting 409 Conflict.
 const CONFLICT_ATTEMPTS: usize = 3;
+/// How often, after a start, whether the workloads serve is looked at before the routes go
+/// back to them.
+const ROUTES_POLL: Duration = Duration::from_secs(5);
+/// How long after a start the routes wait for the workloads to serve, at most.
+const ROUTES_WAIT: Duration = Duration::from_secs(30 * 60);
 /// Starts of a paged list when its continue token expires (410 Gone) each time.
 const LIST_STARTS: usize = 3;
 /// Pages of one paged list at most ([`PAGE`] objects each: 100,000 objects): a server
@@ -1185,23 +1190,20 @@ impl Kubernetes {
                 .map_err(|e| self.call_failure(operation, id, &e))?,
         );
         // Routes: sent to the wake Service by a stop under a rule that wakes on request,
-        // restored by any start (whatever the rules say now).
+        // restored by any start (whatever the rules say now), but only once the workloads
+        // it scales up have their ready replicas back (see `restore_routes_when_ready`).
         let wake = match step {
             Step::Stop(_) if self.wakes_on_request(&ns) => self.inner.options.wake_service.as_ref(),
             Step::Stop(_) => None,
             Step::Start => self.inner.options.wake_service.as_ref(),
         };
         let mut early_failures = Vec::new();
-        if let Some(wake) = wake {
+        if let (Step::Stop(_), Some(wake)) = (step, wake) {
             let routes = self
                 .routes(id)
                 .await
                 .map_err(|e| self.call_failure(operation, id, &e))?;
-            let opened = match step {
-                Step::Stop(_) => self.open_wake(id, wake, &routes).await,
-                Step::Start => Ok(()),
-            };
-            match opened {
+            match self.open_wake(id, wake, &routes).await {
                 Ok(()) => objects.extend(routes.into_iter().map(Object::Route)),
                 Err(e) => early_failures.push((
                     Kind::Ingress,
@@ -1222,17 +1224,22 @@ impl Kubernetes {
                 .await;
         results.extend(early_failures);
         if let (Step::Start, Some(wake)) = (step, wake) {
-            let routes_left = results
-                .iter()
-                .any(|(kind, _, r)| matches!(kind, Kind::Ingress | Kind::HttpRoute) && r.is_err());
-            let grant = results.iter().any(|(kind, _, _)| *kind == Kind::HttpRoute);
-            // The wake Service goes only once no route may still send to it.
-            if !routes_left && let Err(e) = self.close_wake(id, wake, grant).await {
-                let e = match e {
-                    CallError::LostLease => ObjectError::NotLeader,
-                    e => ObjectError::Call(e),
-                };
-                results.push((Kind::Ingress, LOCAL_WAKE_SERVICE.to_string(), Err(e)));
+            // Nothing scaled up (nothing was stopped, or only CronJobs): the routes go back
+            // at once; else once the workloads serve, so that nobody meets the app's 503s
+            // while it warms up. Meanwhile they still show the waiting page.
+            let scaled_up = results.iter().any(|(kind, _, r)| {
+                matches!(kind, Kind::Deployment | Kind::StatefulSet)
+                    && matches!(r, Ok(Some(Change::Restored)))
+            });
+            if scaled_up {
+                self.restore_routes_when_ready(id);
+            } else {
+                match self.routes(id).await {
+                    Ok(routes) => results.extend(self.restore_routes(id, wake, routes).await),
+                    Err(e) => {
+                        results.push((Kind::Ingress, String::new(), Err(ObjectError::Call(e))))
+                    }
+                }
             }
         }
         // A start resumes the owners once their workloads run again.
@@ -1291,11 +1298,73 @@ impl Kubernetes {
         })
     }
 
+    /// Sends the routes of `id` back to their own backends (exactly as recorded; a
+    /// person's edit in between stays), then removes the wake Service and grant once no
+    /// route may still send to them: one result per object.
+    async fn restore_routes(
+        &self,
+        id: &str,
+        wake: &WakeService,
+        routes: Vec<Route>,
+    ) -> Vec<(Kind, String, Result<Option<Change>, ObjectError>)> {
+        let grant = routes.iter().any(|r| r.kind == Kind::HttpRoute);
+        let mut results: Vec<_> = stream::iter(routes)
+            .map(|route| async move {
+                let (kind, name) = (route.kind, route.name.clone());
+                let done = self
+                    .converge(id, Object::Route(route), Step::Start, Some(wake))
+                    .await;
+                (kind, name, done)
+            })
+            .buffer_unordered(self.inner.options.max_concurrency.max(1))
+            .collect()
+            .await;
+        let routes_left = results.iter().any(|(_, _, r)| r.is_err());
+        // The wake Service goes only once no route may still send to it.
+        if !routes_left && let Err(e) = self.close_wake(id, wake, grant).await {
+            let e = match e {
+                CallError::LostLease => ObjectError::NotLeader,
+                e => ObjectError::Call(e),
+            };
+            results.push((Kind::Ingress, LOCAL_WAKE_SERVICE.to_string(), Err(e)));
+        }
+        results
+    }
+
+    /// After a start that scaled workloads up: looks every [`ROUTES_POLL`] (for at most
+    /// [`ROUTES_WAIT`]) whether they serve, and then restores the routes. A request on the
+    /// preview's host meanwhile reaches the waiting page, whose `serving` restores them as
+    /// soon as they serve too (and after a restart of curfew, it alone does).
+    fn restore_routes_when_ready(&self, id: &str) {
+        let (k8s, id) = (self.clone(), id.to_string());
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + ROUTES_WAIT;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(ROUTES_POLL).await;
+                match k8s.serving_now(&id).await {
+                    Ok(serving) if serving.ready => return,
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(namespace = %id, error = %e, "routes wait"),
+                }
+                if !k8s.inner.leader.is_leader() {
+                    return;
+                }
+            }
+            tracing::warn!(
+                namespace = %id,
+                "its workloads are not ready {} minutes after the start: its routes still show the waiting page",
+                ROUTES_WAIT.as_secs() / 60
+            );
+        });
+    }
+
     /// Where the namespace `id` serves people, and whether it serves yet (wake on
     /// request): the URL of its first Ingress (by name), else of its first HTTPRoute; ready
     /// when every Deployment and StatefulSet curfew stops is back at its replicas with all
     /// of them ready (`status.readyReplicas`), and no route still sends to the wake
-    /// Service. A namespace curfew does not manage serves nothing.
+    /// Service. Routes a start left on the wake Service until then are restored here once
+    /// the workloads serve (by the leader). A namespace curfew does not manage serves
+    /// nothing.
     async fn serving_now(&self, id: &str) -> Result<Serving, PlatformError> {
         let failed = |e: CallError| {
             failure(
@@ -1308,15 +1377,40 @@ impl Kubernetes {
             return Ok(Serving::default());
         };
         let workloads = self.workloads(id, false).await.map_err(failed)?;
-        let routes = self.routes(id).await.map_err(failed)?;
+        let mut routes = self.routes(id).await.map_err(failed)?;
+        let workloads_serve = !terminating(&ns) && workloads.iter().all(Workload::serves);
+        if let Some(wake) = self.inner.options.wake_service.as_ref()
+            && workloads_serve
+            && routes.iter().any(|r| r.recorded().is_some())
+            && self.inner.leader.is_leader()
+        {
+            let Tally {
+                changed,
+                left_as_changed,
+                failed: not_restored,
+                ..
+            } = Tally::of(self.restore_routes(id, wake, routes).await);
+            for (kind, name, e) in &not_restored {
+                tracing::warn!(namespace = %id, object = %format!("{}/{name}", kind.plural()), error = ?e, "cannot restore a route");
+            }
+            if !changed.is_empty() {
+                let mut notice = action_notice(Step::Start, &changed, &left_as_changed, &[]);
+                notice.note = notice.note.replacen(
+                    "curfew started this environment",
+                    "its workloads serve again, so curfew sent its routes back",
+                    1,
+                );
+                let regarding = Regarding::namespace(id, ns.metadata.uid.as_deref());
+                self.post(&regarding, &notice).await;
+            }
+            routes = self.routes(id).await.map_err(failed)?;
+        }
         let url = routes
             .iter()
             .filter(|r| r.kind == Kind::Ingress)
             .chain(routes.iter().filter(|r| r.kind == Kind::HttpRoute))
             .find_map(Route::url);
-        let ready = !terminating(&ns)
-            && workloads.iter().all(Workload::serves)
-            && routes.iter().all(|r| r.recorded().is_none());
+        let ready = workloads_serve && routes.iter().all(|r| r.recorded().is_none());
         Ok(Serving { url, ready })
     }
 
@@ -1780,6 +1874,18 @@ impl Platform for Kubernetes {
 
     async fn serving(&self, id: &str) -> Result<Serving, PlatformError> {
         self.serving_now(id).await
+    }
+
+    /// The hosts of every Ingress and HTTPRoute of the namespace.
+    async fn links(&self, id: &str) -> Result<Vec<String>, PlatformError> {
+        let routes = self.routes(id).await.map_err(|e| {
+            failure(
+                Operation::List,
+                e.retryable(),
+                format!("namespace {id}: {e}"),
+            )
+        })?;
+        Ok(routes.iter().flat_map(Route::urls).collect())
     }
 
     async fn delete(&self, id: &str) -> Result<Outcome, PlatformError> {

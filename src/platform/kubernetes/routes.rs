@@ -339,6 +339,47 @@ impl Route {
         })
     }
 
+    /// Every host it serves people on, as URLs (an Ingress's rules' hosts, an HTTPRoute's
+    /// hostnames but wildcards), with the scheme [`url`](Self::url) gives.
+    pub fn urls(&self) -> Vec<String> {
+        let (hosts, tls): (Vec<&str>, Vec<&str>) = match self.kind {
+            Kind::Ingress => (
+                self.spec["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["host"].as_str())
+                    .collect(),
+                self.spec["tls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|t| t["hosts"].as_array().into_iter().flatten())
+                    .filter_map(|h| h.as_str())
+                    .collect(),
+            ),
+            _ => {
+                let hosts: Vec<&str> = self.spec["hostnames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| h.as_str())
+                    .collect();
+                (hosts.clone(), hosts)
+            }
+        };
+        let mut out: Vec<String> = hosts
+            .iter()
+            .filter(|h| !h.is_empty() && !h.starts_with('*'))
+            .map(|h| {
+                let scheme = if tls.contains(h) { "https" } else { "http" };
+                format!("{scheme}://{h}/")
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// Where it serves people: an Ingress's first rule's host (https when its TLS names
     /// the host), an HTTPRoute's first hostname (https: the Gateway's listener, which
     /// curfew does not read, usually terminates TLS).

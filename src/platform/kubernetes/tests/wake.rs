@@ -99,6 +99,9 @@ async fn ingress_and_http_route_backends_are_sent_to_the_wake_service_and_restor
     );
 
     assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    // The routes go back once the workloads serve (here: asked by the waiting page).
+    fake.pods_ready("deployments", "pr-1", "web");
+    assert!(k8s.serving("pr-1").await.unwrap().ready);
     assert_eq!(spec(&fake, "ingresses", "web"), ingress_before);
     assert_eq!(spec(&fake, "httproutes", "web"), route_before);
     assert_eq!(
@@ -135,6 +138,8 @@ async fn a_person_who_changed_a_route_while_asleep_keeps_their_change() {
     let edited = spec(&fake, "ingresses", "web");
 
     assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    fake.pods_ready("deployments", "pr-1", "web");
+    k8s.serving("pr-1").await.unwrap();
     assert_eq!(
         spec(&fake, "ingresses", "web"),
         edited,
@@ -185,6 +190,8 @@ async fn a_change_racing_the_swap_is_a_conflict_and_the_new_backends_are_the_one
         "refused once (409), then planned again on the new version"
     );
     k8s.start("pr-1").await.unwrap();
+    fake.pods_ready("deployments", "pr-1", "web");
+    k8s.serving("pr-1").await.unwrap();
     assert_eq!(
         spec(&fake, "ingresses", "web")["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
         "web-v2"
@@ -252,10 +259,73 @@ async fn without_the_gateway_api_only_ingresses_are_swapped() {
             .is_some()
     );
     assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    fake.pods_ready("deployments", "pr-1", "web");
+    assert!(k8s.serving("pr-1").await.unwrap().ready);
     assert_eq!(
         fake.annotation("ingresses", "pr-1", "web", ORIGINAL_BACKENDS),
         None
     );
+}
+
+/// Routes restored at the start would send readers to an app still warming up (its 503s):
+/// they go back only once every workload the start scaled up has its ready replicas, by
+/// the waiting page's `serving` or, with no request at all, a few seconds later by
+/// themselves.
+#[tokio::test(start_paused = true)]
+async fn a_start_restores_the_routes_only_once_the_workloads_have_their_ready_replicas() {
+    let fake = FakeApi::new();
+    preview_with_routes(&fake);
+    let k8s = waking(&fake, true);
+    let (ingress_before, route_before) = (
+        spec(&fake, "ingresses", "web"),
+        spec(&fake, "httproutes", "web"),
+    );
+    k8s.stop("pr-1").await.unwrap();
+    let asleep = spec(&fake, "ingresses", "web");
+    assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(fake.replicas("deployments", "pr-1", "web"), 2);
+    assert_eq!(
+        spec(&fake, "ingresses", "web"),
+        asleep,
+        "still the waiting page"
+    );
+    assert!(!k8s.serving("pr-1").await.unwrap().ready);
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    assert_eq!(
+        spec(&fake, "ingresses", "web"),
+        asleep,
+        "no pod ready a minute later: still the waiting page"
+    );
+    assert_eq!(fake.names("services", "pr-1"), [LOCAL_WAKE_SERVICE]);
+    fake.pods_ready("deployments", "pr-1", "web");
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(spec(&fake, "ingresses", "web"), ingress_before);
+    assert_eq!(spec(&fake, "httproutes", "web"), route_before);
+    assert!(fake.names("services", "pr-1").is_empty());
+    let note = fake.events().last().unwrap()["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("its workloads serve again, so curfew sent its routes back: 1 ingresses, 1 httproutes restored"),
+        "{note}"
+    );
+    assert!(k8s.serving("pr-1").await.unwrap().ready);
+}
+
+/// A namespace whose start scales nothing up (only routes were sent away) gets its routes
+/// back at once.
+#[tokio::test]
+async fn a_start_with_nothing_to_warm_up_restores_the_routes_at_once() {
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-1"));
+    fake.put(ingress("pr-1", "web", "pr-1.preview.example.com", false));
+    let k8s = waking(&fake, true);
+    let before = spec(&fake, "ingresses", "web");
+    k8s.stop("pr-1").await.unwrap();
+    assert_ne!(spec(&fake, "ingresses", "web"), before);
+    assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(spec(&fake, "ingresses", "web"), before);
 }
 
 #[tokio::test]
@@ -450,6 +520,8 @@ async fn the_shipped_admission_policy_admits_the_swap_and_refuses_other_route_an
     assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::Accepted));
     assert_eq!(fake.names("services", "pr-1"), [LOCAL_WAKE_SERVICE]);
     assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    fake.pods_ready("deployments", "pr-1", "web");
+    assert!(k8s.serving("pr-1").await.unwrap().ready);
     assert!(fake.names("services", "pr-1").is_empty());
 
     let client = fake.client();
