@@ -31,7 +31,6 @@ pub use page::{LastPass, PassOutcome};
 pub use pass::{Look, PassError, SeenRevert};
 pub use projection::{PROJECTION_DAYS, PROJECTION_HORIZONS, ProjectionError};
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -93,9 +92,10 @@ pub struct Daemon {
     /// Signed links for the notices the platform posts (a Kubernetes Event's delete
     /// warning); made by the status page's signer.
     links: Option<Arc<dyn ActionLinks>>,
-    /// The last projection of the rules' savings, and whether one is being made.
+    /// The last projection of the rules' savings.
     projected: Mutex<Option<projection::Projected>>,
-    projecting: AtomicBool,
+    /// What the last pass handed the projection due after it.
+    handoff: Mutex<Option<projection::Handoff>>,
 }
 
 /// What passes remember between themselves that is not worth the ledger.
@@ -138,7 +138,7 @@ impl Daemon {
             keep_last_pass: true,
             links: None,
             projected: Mutex::new(None),
-            projecting: AtomicBool::new(false),
+            handoff: Mutex::new(None),
         }
     }
 
@@ -234,6 +234,9 @@ impl Daemon {
     /// last pass at the latest, and at once when the rules change or an operator asks.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut rules_changed = self.rules_changed();
+        // Projections given up in a row to make way for a pass: after two, the pass waits
+        // for the third (passes that come too often would otherwise starve it).
+        let mut given_up = 0;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -242,13 +245,22 @@ impl Daemon {
             // The pass's listing, decisions and report are gone: their memory goes back to
             // the system rather than staying in the allocator until the next pass.
             crate::memory::release_free();
-            // After the first pass, a reload, or a day: what the rules would save.
-            self.project_if_due();
+            // After the first pass, a reload, or a day: what the rules would save, until
+            // the next pass.
+            let projecting = self.project_handed();
             tokio::select! {
                 _ = tokio::time::sleep(self.wait_for(next)) => {}
                 _ = self.nudge.notified() => {}
                 _ = rules_changed.changed() => {}
                 _ = shutdown.changed() => {}
+            }
+            if let Some(projecting) = projecting {
+                let wait = given_up >= 2 && !*shutdown.borrow();
+                given_up = if projecting.make_way(wait).await {
+                    0
+                } else {
+                    given_up + 1
+                };
             }
         }
         tracing::info!("reconcile loop stopped");

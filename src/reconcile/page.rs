@@ -13,6 +13,10 @@ use crate::events::{ActResult, PassReport, PassResult};
 use crate::platform::Snapshot;
 use crate::policy::Decision;
 
+/// How far ahead in the kept listing a name is looked for (environments made or gone
+/// between two listings).
+const LOOK_AHEAD: usize = 8;
+
 /// How many passes' outcomes the daemon remembers for the status page.
 const RECENT_PASSES: usize = 20;
 
@@ -63,6 +67,35 @@ impl Daemon {
     /// any, and if the page keeps it.
     pub fn last_pass(&self) -> Option<Arc<LastPass>> {
         self.passes().last.clone()
+    }
+
+    /// Shares the names of `snapshot`'s environments with the kept pass's listing where they
+    /// are the same (environments listed again under the same name, the usual case): the
+    /// new pass and the kept one, which live side by side until the new one is published,
+    /// then hold one copy of each name, not two. (Their ids are shared already, through
+    /// the platform's cache.)
+    pub(super) fn share_names_with_last(&self, snapshot: &mut Snapshot) {
+        let Some(last) = self.last_pass() else {
+            return;
+        };
+        let old = &last.snapshot.environments;
+        // Both listings come in the platform's order: walk them side by side, looking a
+        // few places ahead in the old one for environments made or gone since.
+        let mut j = 0;
+        for env in &mut snapshot.environments {
+            let found = old
+                .iter()
+                .enumerate()
+                .skip(j)
+                .take(LOOK_AHEAD)
+                .find(|(_, o)| o.id == env.id);
+            if let Some((k, o)) = found {
+                j = k + 1;
+                if o.name == env.name {
+                    env.name = Arc::clone(&o.name);
+                }
+            }
+        }
     }
 
     /// How the recent passes went, newest first.

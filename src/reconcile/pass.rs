@@ -6,6 +6,7 @@ use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use super::projection::Handoff;
 use super::{Daemon, LastPass};
 use crate::events::{ActResult, Acted, PassFinished, PassReport, PassResult, Reverted};
 use crate::ledger::{LedgerError, Outcome, Pending, RevertEntry};
@@ -93,7 +94,8 @@ impl Daemon {
         // A ledger that is gone makes the whole pass pointless: no listing either.
         self.ledger.run(|l| l.check()).await?;
         let rules = self.rules();
-        let snapshot = self.platform.list().await?;
+        let mut snapshot = self.platform.list().await?;
+        self.share_names_with_last(&mut snapshot);
         let now = self.clock.now();
         let mut view = self.ledger.run(|l| l.view()).await?;
         let reverts = reverts_seen(&snapshot, &view, now);
@@ -175,18 +177,20 @@ impl Daemon {
         // the pass needs of it (ids, names, projects, states). With the status page, it is
         // kept (shared, not copied) with the decisions: the page explains an environment
         // from it without calling the platform, and shows this pass's decisions from now
-        // on. Without the page, it is dropped before the actions. Either way what its
-        // parsing left free in the heap goes back.
+        // on. A projection due after this pass starts from it too (shared, not listed
+        // again). Otherwise it is dropped before the actions. Either way what its parsing
+        // left free in the heap goes back.
+        let projecting = self.projection_due(now);
+        let snapshot = Arc::new(snapshot);
         if self.keep_last_pass {
             self.publish(LastPass {
                 at: now,
                 complete,
                 decisions: decisions.clone(),
-                snapshot: Arc::new(snapshot),
+                snapshot: Arc::clone(&snapshot),
             });
-        } else {
-            drop(snapshot);
         }
+        let for_projection = projecting.then_some(snapshot);
         crate::memory::release_free();
         let acted = self.act(&rules, &decisions, &mut view, now).await?;
         settle(&decisions, &acted, &mut view, now);
@@ -200,6 +204,20 @@ impl Daemon {
         self.accrue(&rules, &decisions, &acted, &reverts, now)
             .await?;
         self.export(&rules, &decisions, &view).await?;
+        if let Some(snapshot) = for_projection {
+            let done = acted
+                .iter()
+                .filter(|a| matches!(a.result, ActResult::Done(_)))
+                .filter_map(|a| Some((a.index, a.step(&decisions)?.action)))
+                .collect();
+            self.hand_over(Handoff {
+                rules: Arc::clone(&rules),
+                at: now,
+                snapshot,
+                done,
+                view,
+            });
+        }
         let next_confirmation = self.forget_deletes_no_longer_due(&decisions, now);
         // The next wakeup: the earliest instant a decision could change, including those
         // this pass's own actions changed, and a delete's second pass.

@@ -3,18 +3,21 @@
 //! `curfew_projected_savings` and kept for whoever shows it (the status page).
 //!
 //! Made after the first pass, after each reload and once a day on the daemon's clock, in
-//! dry-run too (the projection is what the rules would do). It runs beside the loop, on a
-//! blocking thread, so a boundary is never late for it.
+//! dry-run too (the projection is what the rules would do). It starts from the pass's own
+//! listing (as the pass's actions left it) and the ledger's view after the pass, and runs
+//! between two passes on a blocking thread: the next pass gives it up (it is made again
+//! after that pass) so a boundary is never late for it, and never runs beside it, so the
+//! two never hold a fleet's worth of memory at once.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Daemon;
 use crate::ledger::LedgerError;
-use crate::platform::PlatformError;
-use crate::policy::RuleSet;
+use crate::platform::{PlatformError, Snapshot};
+use crate::policy::{self, Action, LedgerView, RuleSet};
 use crate::simulate::{self, Projection};
 
 /// How many days the daemon projects.
@@ -74,6 +77,22 @@ impl Daemon {
         let snapshot = self.platform.list().await?;
         let now = self.clock.now();
         let view = self.ledger.run(|l| l.view()).await?;
+        let never = Arc::new(AtomicBool::new(false));
+        self.project_from(rules, now, snapshot, view, never)
+            .await?
+            .ok_or_else(|| ProjectionError::Simulation("given up".into()))
+    }
+
+    /// Projects `rules` from `snapshot` and `view` as they are at `now`, and exports the
+    /// savings; `None` when `cancel` was set before the end.
+    async fn project_from(
+        &self,
+        rules: Arc<RuleSet>,
+        now: DateTime<Utc>,
+        snapshot: Snapshot,
+        view: LedgerView,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<Option<Arc<Projection>>, ProjectionError> {
         let mut options = simulate::Options::new(
             now,
             PROJECTION_DAYS,
@@ -84,11 +103,14 @@ impl Daemon {
         let started = std::time::Instant::now();
         let simulated = Arc::clone(&rules);
         let projection = tokio::task::spawn_blocking(move || {
-            simulate::simulate(&simulated, snapshot, view, &options)
+            simulate::simulate_unless(&simulated, snapshot, view, &options, &cancel)
         })
         .await
         .map_err(|e| ProjectionError::Simulation(e.to_string()))?;
         crate::memory::release_free();
+        let Some(projection) = projection else {
+            return Ok(None);
+        };
         self.metrics.set_projected_savings(
             &projection.currency,
             projection.horizons.iter().flat_map(|h| {
@@ -116,20 +138,93 @@ impl Daemon {
             at: now,
             projection: Arc::clone(&projection),
         });
-        Ok(projection)
+        Ok(Some(projection))
     }
 
-    /// Starts a projection beside the loop if one is due and none is under way.
-    pub(super) fn project_if_due(self: &Arc<Self>) {
-        if !self.projection_due(self.clock.now()) || self.projecting.swap(true, Ordering::AcqRel) {
-            return;
+    /// Hands the projection due after this pass what it starts from: the pass's own
+    /// listing (shared with the status page, not listed again), the actions it did, and
+    /// the ledger's view once they were recorded.
+    pub(super) fn hand_over(&self, handoff: Handoff) {
+        *self.handoff.lock().unwrap_or_else(PoisonError::into_inner) = Some(handoff);
+    }
+
+    /// Starts the projection the last pass handed over, if one is due, beside the loop:
+    /// the loop stops it (or waits for it) before its next pass, so the two never hold a
+    /// fleet's worth of memory at once.
+    pub(super) fn project_handed(self: &Arc<Self>) -> Option<Projecting> {
+        let handoff = self
+            .handoff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        if !self.projection_due(handoff.at) {
+            return None;
         }
+        let cancel = Arc::new(AtomicBool::new(false));
         let daemon = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Err(e) = daemon.project().await {
-                tracing::warn!(error = %e, "could not project the rules' savings; the next pass tries again");
+        let stop = Arc::clone(&cancel);
+        let task = tokio::spawn(async move {
+            let Handoff {
+                rules,
+                at,
+                snapshot,
+                done,
+                view,
+            } = handoff;
+            // The page may share the listing: then the projection works on its own copy.
+            let mut snapshot = Arc::try_unwrap(snapshot).unwrap_or_else(|s| (*s).clone());
+            // The fleet as the pass's actions left it, as the simulation's platform does.
+            let mut gone = vec![false; snapshot.environments.len()];
+            for (index, action) in done {
+                if let (Some(env), Some(gone)) =
+                    (snapshot.environments.get_mut(index), gone.get_mut(index))
+                {
+                    *gone = !policy::act_on(env, action);
+                }
             }
-            daemon.projecting.store(false, Ordering::Release);
+            let mut left = gone.into_iter();
+            snapshot
+                .environments
+                .retain(|_| !left.next().unwrap_or(false));
+            match daemon.project_from(rules, at, snapshot, view, stop).await {
+                Ok(Some(_)) => true,
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not project the rules' savings; the next pass tries again");
+                    true
+                }
+            }
         });
+        Some(Projecting { cancel, task })
+    }
+}
+
+/// What a pass hands the projection due after it.
+pub(super) struct Handoff {
+    pub rules: Arc<RuleSet>,
+    /// The pass's time.
+    pub at: DateTime<Utc>,
+    /// The pass's listing, taken before its actions.
+    pub snapshot: Arc<Snapshot>,
+    /// The actions the platform took: the index of the environment in the listing.
+    pub done: Vec<(usize, Action)>,
+    /// The ledger's view once the pass recorded them.
+    pub view: LedgerView,
+}
+
+/// A projection under way beside the loop.
+pub(super) struct Projecting {
+    cancel: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<bool>,
+}
+
+impl Projecting {
+    /// Makes way for a pass: gives the projection up (it is due again after the pass)
+    /// unless `wait`, and returns once it is gone. True when it finished.
+    pub(super) async fn make_way(self, wait: bool) -> bool {
+        if !wait {
+            self.cancel.store(true, Ordering::Release);
+        }
+        self.task.await.unwrap_or(true)
     }
 }

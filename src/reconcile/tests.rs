@@ -994,6 +994,86 @@ async fn the_last_pass_is_kept_for_the_page_and_only_for_it() {
     );
 }
 
+#[tokio::test]
+async fn a_pass_shares_the_names_of_the_kept_pass_rather_than_holding_a_second_copy() {
+    let w = world(
+        "timezone: UTC\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n",
+        "2026-11-25T20:00:00Z",
+        6,
+    )
+    .await;
+    let first = w.daemon.pass().await.unwrap();
+    w.clock.advance(TimeDelta::minutes(1));
+    let second = w.daemon.pass().await.unwrap();
+    assert_eq!(first.decisions.len(), second.decisions.len());
+    for (a, b) in first.decisions.iter().zip(second.decisions.iter()) {
+        assert_eq!(a.environment_id, b.environment_id);
+        assert!(
+            Arc::ptr_eq(&a.environment, &b.environment),
+            "{}",
+            a.environment
+        );
+    }
+    let kept = w.daemon.last_pass().unwrap();
+    assert!(Arc::ptr_eq(&kept.decisions, &second.decisions));
+}
+
+/// The loop's projection starts from what the pass handed over (its own listing as its
+/// actions left it, and the ledger's view after them): no second listing, and the same
+/// figures as `curfew simulate` on a fresh listing and the ledger.
+#[tokio::test]
+async fn the_projection_after_a_pass_starts_from_its_listing_and_equals_a_fresh_simulation() {
+    let rules = format!("currency: EUR\ndefaults:\n  hourly_cost: 0.5\n{PREVIEWS_PARIS}");
+    // 19:00 on a Friday: the pass stops the running previews.
+    let w = world(&rules, "2026-11-27T19:00:00+01:00", 6).await;
+    let report = w.daemon.pass().await.unwrap();
+    assert!(
+        report
+            .acted()
+            .any(|(s, r)| s.action == Action::Stop && matches!(r, ActResult::Done(_)))
+    );
+    let before = w.sandbox.requests().total;
+    let projecting = w.daemon.project_handed().expect("a projection is due");
+    assert!(projecting.make_way(true).await, "it finished");
+    assert_eq!(w.sandbox.requests().total, before, "no platform call");
+    let p = w.daemon.projection().expect("projected");
+    assert!(!w.daemon.projection_due(w.clock.now()));
+    let mut options = crate::simulate::Options::new(w.clock.now(), 30, TimeDelta::seconds(60));
+    options.horizons = vec![7, 30];
+    options.with_ledger = true;
+    let direct = crate::simulate::simulate(
+        &w.daemon.rules(),
+        w.daemon.platform.list().await.unwrap(),
+        w.daemon.ledger.view().unwrap(),
+        &options,
+    );
+    assert_eq!(p.total.saved, direct.total.saved);
+    assert_eq!(p.horizons, direct.horizons);
+    assert_eq!(
+        projected(&w.daemon, "office", "30d"),
+        Some(direct.horizons[1].total)
+    );
+    // Handed over once: nothing more to start until the next pass.
+    assert!(w.daemon.project_handed().is_none());
+}
+
+/// A pass does not run beside a projection: the loop gives the projection up before its
+/// next pass (it is due again, and made after that pass).
+#[tokio::test]
+async fn a_projection_makes_way_for_the_next_pass_and_is_made_after_it() {
+    let w = world(PREVIEWS_PARIS, "2026-11-27T12:00:00+01:00", 6).await;
+    w.daemon.pass().await.unwrap();
+    let projecting = w.daemon.project_handed().expect("a projection is due");
+    assert!(!projecting.make_way(false).await, "given up");
+    assert!(w.daemon.projection().is_none());
+    assert!(w.daemon.projection_due(w.clock.now()));
+    w.clock.advance(TimeDelta::minutes(1));
+    w.daemon.pass().await.unwrap();
+    let projecting = w.daemon.project_handed().expect("due again");
+    assert!(projecting.make_way(true).await);
+    assert!(w.daemon.projection().is_some());
+}
+
 /// SQLite waits for the disk (`synchronous FULL`): a pass's ledger work, the start's
 /// recovery and an operator's changes run it on blocking threads, never on the async
 /// workers that also answer `/healthz` (the strict ledger panics otherwise).

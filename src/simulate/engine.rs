@@ -17,6 +17,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -208,19 +209,38 @@ impl<'a> Simulation<'a> {
 
     /// Every pass from the start to the horizon's end.
     pub fn run(mut self, mut on_action: impl FnMut(&super::SimulatedAction)) -> Projection {
+        self.passes_until_end(&mut on_action, None);
+        self.finish()
+    }
+
+    /// [`Simulation::run`], given up (`None`) when `cancel` is set before the end (checked
+    /// before each pass: the daemon's next pass asks it to make way).
+    pub fn run_unless(mut self, cancel: &AtomicBool) -> Option<Projection> {
+        self.passes_until_end(&mut |_| {}, Some(cancel))
+            .then(|| self.finish())
+    }
+
+    /// The passes from the start to the horizon's end; false when `cancel` stopped them.
+    fn passes_until_end(
+        &mut self,
+        on_action: &mut impl FnMut(&super::SimulatedAction),
+        cancel: Option<&AtomicBool>,
+    ) -> bool {
         let mut now = self.from;
         let mut due: Vec<u32> = (0..self.envs.len() as u32).collect();
         self.classify(&due);
         loop {
+            if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
+                return false;
+            }
             self.passes += 1;
-            self.pass(now, &due, &mut on_action);
+            self.pass(now, &due, on_action);
             match self.next_instant(now) {
                 Some(next) if next < self.to => now = next,
-                _ => break,
+                _ => return true,
             }
             due = self.pop_due(now);
         }
-        self.finish()
     }
 
     /// Sorts the environments out on the first pass: the rule that matches each, its cost,

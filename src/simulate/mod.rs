@@ -17,6 +17,7 @@ pub mod compare;
 mod engine;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -255,6 +256,22 @@ pub fn simulate_each(
     let mut projection = engine::Simulation::new(rules, snapshot, view, options).run(on_action);
     projection.assumptions = assumptions(rules, options, partial, &projection);
     projection
+}
+
+/// [`simulate`], given up (`None`) as soon as `cancel` is set: the daemon's projection
+/// makes way for its next pass rather than run beside it.
+pub fn simulate_unless(
+    rules: &RuleSet,
+    snapshot: Snapshot,
+    view: LedgerView,
+    options: &Options,
+    cancel: &AtomicBool,
+) -> Option<Projection> {
+    let partial = !snapshot.complete;
+    let mut projection =
+        engine::Simulation::new(rules, snapshot, view, options).run_unless(cancel)?;
+    projection.assumptions = assumptions(rules, options, partial, &projection);
+    Some(projection)
 }
 
 /// What the simulation takes for granted, for people.
