@@ -23,13 +23,16 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::platform::{Environment, Serving};
+use crate::platform::{EnvState, Environment, Serving};
 use crate::reconcile::{Daemon, OperatorError};
 
 /// How long the platform's word on whether an environment serves is reused.
 const SERVING_FRESH: TimeDelta = TimeDelta::seconds(2);
 /// How long a refusal is reused before the rules are asked again.
 const REFUSAL_FRESH: TimeDelta = TimeDelta::minutes(1);
+/// How long after a start a pass that still lists the environment stopped means the start
+/// was lost ([`Wakes::start_lost`]).
+const START_LOST_AFTER: TimeDelta = TimeDelta::seconds(30);
 /// What the waiting page and `Retry-After` tell the reader to wait before asking again.
 const RETRY_SECONDS: u32 = 5;
 /// The estimate when the ledger holds no past wake of the environment.
@@ -344,15 +347,15 @@ impl Wakes {
             }
             f.allowed_at = Some(now);
         }
-        let serving = match &f.checked {
-            Some((at, s)) if now - *at < SERVING_FRESH => s.clone(),
+        let (serving, fresh) = match &f.checked {
+            Some((at, s)) if now - *at < SERVING_FRESH => (s.clone(), false),
             _ => {
                 let s = daemon.serving(&env.id).await.unwrap_or_else(|e| {
                     tracing::warn!(environment = %env.name, error = %e, "cannot tell whether it serves");
                     Serving::default()
                 });
                 f.checked = Some((now, s.clone()));
-                s
+                (s, true)
             }
         };
         let until = now + session;
@@ -366,6 +369,10 @@ impl Wakes {
                 self.metric(env, "already_running");
             }
             return Found::Ready(url);
+        }
+        if fresh && may_wake && f.woken_at.is_some_and(|w| self.start_lost(&env.id, w)) {
+            tracing::warn!(environment = %env.name, "the start a request asked for was lost (the platform was busy, still stopping it): starting it again");
+            f.woken_at = None;
         }
         if f.woken_at.is_none() && may_wake {
             if let Err(refusal) = self.take_wake(now) {
@@ -391,6 +398,23 @@ impl Wakes {
         Found::Waking {
             estimate: self.estimate(&env.id).await,
         }
+    }
+
+    /// Whether the start of `id` asked for at `woken_at` came to nothing: a pass that
+    /// listed the fleet well after it (by [`START_LOST_AFTER`], longer than a listing
+    /// takes) still saw it stopped. That happens when the platform turned the start away
+    /// as busy (Qovery answers `409` to a start while the environment is still stopping,
+    /// which counts as done) and then finished the stop.
+    fn start_lost(&self, id: &str, woken_at: DateTime<Utc>) -> bool {
+        let Some(pass) = self.0.daemon.last_pass() else {
+            return false;
+        };
+        pass.at > woken_at + START_LOST_AFTER
+            && pass
+                .snapshot
+                .environments
+                .iter()
+                .any(|e| *e.id == *id && e.state == EnvState::Stopped)
     }
 
     /// Activity: the environment stays up `session` after this request (the snooze is

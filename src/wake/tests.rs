@@ -77,6 +77,15 @@ impl Site {
             .unwrap()
     }
 
+    pub(super) fn one_by_id(&self, id: &str) -> SandboxEnvironment {
+        self.w
+            .sandbox
+            .environments()
+            .into_iter()
+            .find(|e| e.id == id)
+            .unwrap()
+    }
+
     pub(super) fn deploys(&self, id: &str) -> u32 {
         self.w
             .sandbox
@@ -422,4 +431,29 @@ async fn unknown_hosts_get_404_and_curfew_s_own_paths_keep_their_meaning() {
     assert_eq!(wake, 503);
     assert_eq!(s.deploys(&production.id), 0);
     let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn a_start_turned_away_while_the_environment_was_still_stopping_is_asked_again_once_it_has_stopped()
+ {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    // Still stopping: Qovery answers a start with 409 (busy), which counts as done.
+    assert!(s.w.sandbox.set_state(&env.id, "STOPPING"));
+    let path = format!("/wake/{}", env.name);
+    assert_eq!(s.api(&path).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s.deploys(&env.id), 1, "the first start, turned away");
+    // The stop finishes; a pass lists it stopped, well after the wake.
+    assert!(s.w.sandbox.set_state(&env.id, "STOPPED"));
+    s.later(1);
+    s.w.daemon.pass().await.unwrap();
+    assert_eq!(s.deploys(&env.id), 1, "the pass itself starts nothing");
+    assert_eq!(s.api(&path).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(s.deploys(&env.id), 2, "the next request starts it again");
+    assert_ne!(s.one_by_id(&env.id).state, "STOPPED");
+    // Once is enough: it started this time, so no third start, and it serves.
+    s.later(1);
+    s.w.daemon.pass().await.unwrap();
+    assert_eq!(s.api(&path).await.status, StatusCode::OK);
+    assert_eq!(s.deploys(&env.id), 2);
 }
