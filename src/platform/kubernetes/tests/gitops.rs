@@ -614,12 +614,14 @@ async fn what_curfew_writes_for_gitops_owners_passes_their_crd_schemas() {
     argo_preview(&fake, true);
     flux_preview(&fake, "api-pr-1", "db-pr-1");
     fake.put(scaled_object("pr-1", "web", "web"));
+    fake.put(super::kinds::rollout("pr-1", "canary", 2));
     let k8s = adapter(&fake);
     let owners = [
         ("applications", "argocd", "shop-pr-1"),
         ("kustomizations", "flux-system", "api-pr-1"),
         ("helmreleases", "flux-system", "db-pr-1"),
         ("scaledobjects", "pr-1", "web"),
+        ("rollouts", "pr-1", "canary"),
     ];
     let mut objects = Vec::new();
     for step in ["stop", "start"] {
@@ -640,5 +642,5 @@ async fn what_curfew_writes_for_gitops_owners_passes_their_crd_schemas() {
     }
     let (passed, text) = validate_with_node("validate-gitops.mjs", &Value::Array(objects));
     assert!(passed, "{text}");
-    assert_eq!(text.matches("ok    ").count(), 8, "{text}");
+    assert_eq!(text.matches("ok    ").count(), 10, "{text}");
 }
