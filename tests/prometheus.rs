@@ -578,7 +578,7 @@ async fn every_dashboard_and_alert_query_works_against_a_live_daemon() {
                 }
             }
             match (rules.len(), wrong.is_empty()) {
-                (7, true) => Ok(()),
+                (8, true) => Ok(()),
                 (n, _) => Err(format!("{n} rules; {}", wrong.join("; "))),
             }
         },
