@@ -64,7 +64,7 @@ fn main() {
         &config,
         format!(
             "timezone: UTC\nplatform:\n  qovery:\n    organization: {org}\n    api_url: {url}\n    token_env: BENCH_TOKEN\n\
-             daemon:\n  listen: 127.0.0.1:{port}\n  public_listen: 127.0.0.1:{public}\n  ledger: {ledger}\n  resync: 10m\n  max_connections: 15000\n  header_timeout: 120s\n  idle_timeout: 120s\n  max_wakes_per_hour: 1000\n\
+             daemon:\n  listen: 127.0.0.1:{port}\n  public_listen: 127.0.0.1:{public}\n  ledger: {ledger}\n  resync: 10m\n  max_connections: 15000\n  header_timeout: 120s\n  idle_timeout: 120s\n  max_wakes_per_hour: 1000\n  public_rate_per_client: off\n\
              rules:\n  - name: previews\n    match: {{ mode: preview }}\n    stop_when_idle: 30d\n    wake_on_request: true\n",
             org = served.organization_id,
             url = served.url,

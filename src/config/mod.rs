@@ -12,6 +12,7 @@ mod compile;
 mod error;
 pub mod overrides;
 pub mod page;
+pub mod public;
 pub mod raw;
 pub mod settings;
 

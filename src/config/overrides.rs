@@ -86,6 +86,19 @@ const SETTABLE: &[Settable] = &[
     count("daemon.max_wakes_per_hour", |f, v| {
         daemon(f).max_wakes_per_hour = Some(at(v));
     }),
+    text("daemon.public_rate_per_client", |f, v| {
+        daemon(f).public_rate_per_client = Some(at(v));
+    }),
+    count("daemon.public_rate_burst", |f, v| {
+        daemon(f).public_rate_burst = Some(at(v));
+    }),
+    // A list in the file; in a variable, comma-separated (`10.42.0.0/16,10.0.0.7`).
+    text("daemon.public_trusted_proxies", |f, v| {
+        daemon(f).public_trusted_proxies = comma_list(&v);
+    }),
+    text("daemon.public_client_header", |f, v| {
+        daemon(f).public_client_header = Some(at(v));
+    }),
     text("daemon.ledger", |f, v| daemon(f).ledger = Some(at(v))),
     text("daemon.log_format", |f, v| {
         daemon(f).log_format = Some(at(v))
@@ -127,12 +140,7 @@ const SETTABLE: &[Settable] = &[
     }),
     // A list in the file; in a variable, comma-separated (`10.0.0.0/8,192.168.1.7`).
     text("daemon.proxy_addresses", |f, v| {
-        daemon(f).proxy_addresses = v
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| at(a.to_string()))
-            .collect();
+        daemon(f).proxy_addresses = comma_list(&v);
     }),
     text("daemon.link_key_env", |f, v| {
         daemon(f).link_key_env = Some(at(v))
@@ -283,6 +291,15 @@ fn at<T>(value: T) -> At<T> {
         line: 0,
         column: 0,
     }
+}
+
+/// A list setting given in one variable, comma-separated.
+fn comma_list(v: &str) -> Vec<At<String>> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| at(a.to_string()))
+        .collect()
 }
 
 fn daemon(f: &mut RawFile) -> &mut RawDaemon {

@@ -163,9 +163,11 @@ pub(super) fn page_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> PageS
     }
 }
 
-fn proxy_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> Option<ProxySettings> {
+/// The addresses (`10.0.0.7`) and ranges (`10.0.0.0/8`) of a list setting; each that is
+/// neither is reported under `field`.
+pub(super) fn addresses(list: &[At<String>], field: &str, error: &mut Report<'_>) -> Vec<IpNet> {
     let mut addresses = Vec::new();
-    for a in &daemon.proxy_addresses {
+    for a in list {
         let text = a.value.trim();
         match text
             .parse::<IpNet>()
@@ -173,12 +175,17 @@ fn proxy_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> Option<ProxySet
         {
             Ok(net) => addresses.push(net),
             Err(_) => error(
-                "daemon.proxy_addresses",
+                field,
                 Some((a.line, a.column)),
                 format!("\"{text}\" is not an address (10.0.0.7) or a range (10.0.0.0/8)"),
             ),
         }
     }
+    addresses
+}
+
+fn proxy_settings(daemon: &RawDaemon, error: &mut Report<'_>) -> Option<ProxySettings> {
+    let addresses = addresses(&daemon.proxy_addresses, "daemon.proxy_addresses", error);
     match &daemon.proxy_user_header {
         None if addresses.is_empty() => None,
         None => {
@@ -221,15 +228,7 @@ mod tests {
     use super::*;
 
     fn page(daemon: &str) -> Result<PageSettings, String> {
-        let text = format!("timezone: UTC\ndaemon:\n{daemon}rules:\n  - name: a\n    run: Sat\n");
-        crate::config::parse(
-            "rules.yaml",
-            &text,
-            &HashMap::new(),
-            "2026-11-25T10:00:00Z".parse().unwrap(),
-        )
-        .map(|l| l.settings.page)
-        .map_err(|e| e.to_string())
+        super::super::settings::of_daemon(daemon).map(|s| s.page)
     }
 
     #[test]

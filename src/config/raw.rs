@@ -116,6 +116,24 @@ pub struct RawDaemon {
     /// Wakes by request over all environments in one hour, at most (default 60).
     #[serde(default)]
     pub max_wakes_per_hour: Option<At<u32>>,
+    /// Requests one client may make to the public port: `20/s` (the default), `600/m`,
+    /// `1000/h`, or `off`. Past it the client gets `429` with `Retry-After`.
+    #[serde(default)]
+    pub public_rate_per_client: Option<At<String>>,
+    /// Requests one client may make at once before the rate applies (default: the rate's
+    /// count, 20 for `20/s`).
+    #[serde(default)]
+    pub public_rate_burst: Option<At<u32>>,
+    /// The addresses (`10.0.0.7`) or ranges (`10.42.0.0/16`) of the reverse proxies in front
+    /// of the public port (the ingress controller): from them, `public_client_header` names
+    /// the client. Not `proxy_addresses`, which is the status page's authenticating proxy.
+    #[serde(default)]
+    pub public_trusted_proxies: Vec<At<String>>,
+    /// The header the trusted proxies name the client in: `X-Forwarded-For` (the default)
+    /// or `Forwarded` (RFC 7239). Its rightmost address that is not a trusted proxy is the
+    /// client.
+    #[serde(default)]
+    pub public_client_header: Option<At<String>>,
     /// SQLite ledger path (default ./curfew.db).
     #[serde(default)]
     pub ledger: Option<At<String>>,
@@ -171,7 +189,8 @@ pub struct RawDaemon {
     /// `proxy_addresses`.
     #[serde(default)]
     pub proxy_user_header: Option<At<String>>,
-    /// The addresses (`10.0.0.7`) or ranges (`10.0.0.0/8`) the proxy connects from.
+    /// The addresses (`10.0.0.7`) or ranges (`10.0.0.0/8`) the status page's authenticating
+    /// proxy connects from (the public port's reverse proxies are `public_trusted_proxies`).
     #[serde(default)]
     pub proxy_addresses: Vec<At<String>>,
     /// The variable holding the key that signs action links (default `CURFEW_LINK_KEY`):

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::page::{PageSettings, page_settings};
+use super::public::{ClientLimit, client_limit};
 use super::raw::{
     At, RawDaemon, RawFile, RawKubernetes, RawPlatform, RawQovery, RawSandbox, RawTraffic,
 };
@@ -23,6 +24,8 @@ pub struct Settings {
     pub wake_session: Duration,
     /// Wakes by request in one hour, at most.
     pub max_wakes_per_hour: u32,
+    /// The public port's per-client rate limit.
+    pub public_clients: ClientLimit,
     pub ledger: PathBuf,
     pub log_format: LogFormat,
     pub resync: Duration,
@@ -184,6 +187,21 @@ fn positive_count(
     }
 }
 
+/// The settings of a rule file whose `daemon:` section is `daemon` (its indented lines),
+/// or its errors as printed.
+#[cfg(test)]
+pub(super) fn of_daemon(daemon: &str) -> Result<Settings, String> {
+    let text = format!("timezone: UTC\ndaemon:\n{daemon}rules:\n  - name: a\n    run: Sat\n");
+    super::parse(
+        "rules.yaml",
+        &text,
+        &std::collections::HashMap::new(),
+        "2026-11-25T10:00:00Z".parse().unwrap(),
+    )
+    .map(|l| l.settings)
+    .map_err(|e| e.to_string())
+}
+
 /// The daemon settings of a (possibly overridden) raw file.
 pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>> {
     let mut errors = Vec::new();
@@ -206,6 +224,7 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
     let log_format = log_format(&daemon, &mut error);
     let limits = DaemonLimits::of(&daemon, &mut error);
     let page = page_settings(&daemon, &mut error);
+    let public_clients = client_limit(&daemon, &mut error);
     let platform = platform_settings(raw, &mut error);
     let public_listen = daemon.public_listen.as_ref().and_then(|a| {
         let parsed = a.value.trim().parse().ok();
@@ -223,6 +242,7 @@ pub fn settings(file: &str, raw: &RawFile) -> Result<Settings, Vec<ConfigError>>
         public_listen,
         wake_session: limits.wake_session,
         max_wakes_per_hour: limits.max_wakes_per_hour,
+        public_clients,
         ledger: daemon.ledger.as_ref().map_or_else(
             || PathBuf::from("./curfew.db"),
             |a| PathBuf::from(a.value.trim()),

@@ -67,6 +67,7 @@ pub(super) async fn start_public(
         session: chrono::TimeDelta::from_std(settings.wake_session)
             .unwrap_or(chrono::TimeDelta::minutes(30)),
         max_wakes_per_hour: settings.max_wakes_per_hour,
+        clients: settings.public_clients.clone(),
     };
     let routes = crate::wake::public_routes(daemon.clone(), options, links);
     Ok(spawn(listener, routes, settings, shutdown))

@@ -41,12 +41,14 @@ const DEFAULT_ESTIMATE: TimeDelta = TimeDelta::minutes(2);
 const MAX_KEY: usize = 256;
 
 /// The public port's settings for waking.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WakeOptions {
     /// How long a request keeps its environment awake after it.
     pub session: TimeDelta,
     /// Wakes by request over all environments in one hour, at most.
     pub max_wakes_per_hour: u32,
+    /// How many requests one client may make.
+    pub clients: crate::config::public::ClientLimit,
 }
 
 #[derive(Clone)]
@@ -95,12 +97,13 @@ enum Found {
 /// [`crate::server::public_routes`]). A request whose host (and path) is a sleeping
 /// environment's link gets that environment's waiting page whatever its path, but
 /// `/robots.txt`, `/assets/…`, `/wake/…` and `/link/…`, which keep their meaning on every
-/// host.
+/// host. Every request first counts against its client's rate ([`clients`]).
 pub fn public_routes(
     daemon: Arc<Daemon>,
     options: WakeOptions,
     links: Option<Router>,
 ) -> crate::server::Routes {
+    let clients = Arc::new(clients::Clients::new(&options.clients));
     let wakes = wakes(daemon, options);
     let wake = routes(wakes.clone());
     let app = match links {
@@ -112,9 +115,14 @@ pub fn public_routes(
     };
     let mut routes = crate::server::public_routes(app);
     // After the port's fallback, so that any path of a sleeping host goes through it.
+    // The client's limit before anything else.
     routes.app = routes
         .app
-        .layer(axum::middleware::from_fn_with_state(wakes, by_host));
+        .layer(axum::middleware::from_fn_with_state(wakes, by_host))
+        .layer(axum::middleware::from_fn_with_state(
+            clients,
+            clients::limit,
+        ));
     routes
 }
 
@@ -660,6 +668,7 @@ fn problem(r: &Refusal) -> Response {
         .into_response()
 }
 
+mod clients;
 mod hosts;
 mod sablier;
 

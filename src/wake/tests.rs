@@ -7,6 +7,7 @@ use axum::http::Request;
 use tower::ServiceExt;
 
 use super::*;
+use crate::config::public::{ClientLimit, Rate};
 use crate::platform::Mode;
 use crate::reconcile::tests::{World, at, world};
 use crate::sandbox::SandboxEnvironment;
@@ -26,12 +27,31 @@ pub(super) async fn site(max_wakes_per_hour: u32) -> Site {
     w.daemon.pass().await.unwrap();
     w.clock.set(at(START) + TimeDelta::minutes(2));
     w.daemon.pass().await.unwrap();
-    let options = WakeOptions {
+    let router = public_routes(
+        w.daemon.clone(),
+        options(max_wakes_per_hour, no_limit()),
+        None,
+    )
+    .app;
+    Site { w, router }
+}
+
+/// A 30-minute session, the hourly cap, and the per-client limit.
+fn options(max_wakes_per_hour: u32, clients: ClientLimit) -> WakeOptions {
+    WakeOptions {
         session: TimeDelta::minutes(30),
         max_wakes_per_hour,
-    };
-    let router = public_routes(w.daemon.clone(), options, None).app;
-    Site { w, router }
+        clients,
+    }
+}
+
+/// The in-process tests call the router without a connection, all as one client: there
+/// the per-client limit is off (it is tested over real HTTP, below).
+fn no_limit() -> ClientLimit {
+    ClientLimit {
+        rate: None,
+        ..ClientLimit::default()
+    }
 }
 
 pub(super) struct Answer {
@@ -102,6 +122,8 @@ impl Site {
 
 #[tokio::test]
 async fn ten_thousand_concurrent_requests_for_a_stopped_preview_make_one_start() {
+    // One client here (no connection): its per-client limit is off, so that the storm
+    // reaches the flight (see `no_limit`).
     let s = site(60).await;
     let env = s.one(Mode::Preview);
     assert_eq!(env.state, "STOPPED");
@@ -235,16 +257,17 @@ async fn head_and_robots_txt_wake_nothing() {
 
 /// The public port served over real HTTP until the returned sender is dropped or fired.
 async fn serve(s: &Site) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    serve_with(s, ClientLimit::default()).await
+}
+
+/// The public port over real HTTP, with the per-client limit `clients`.
+async fn serve_with(
+    s: &Site,
+    clients: ClientLimit,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let routes = public_routes(
-        s.w.daemon.clone(),
-        WakeOptions {
-            session: TimeDelta::minutes(30),
-            max_wakes_per_hour: 60,
-        },
-        None,
-    );
+    let routes = public_routes(s.w.daemon.clone(), options(60, clients), None);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(crate::server::serve(
         listener,
@@ -291,24 +314,47 @@ async fn link_of(s: &Site, id: &str) -> (String, String) {
     (authority, url.path().trim_end_matches('/').to_string())
 }
 
-async fn on_host(
+/// `method path` on the public port at `addr`, with `headers`: the status, the headers
+/// and the body.
+async fn send(
     client: &reqwest::Client,
     addr: std::net::SocketAddr,
     method: reqwest::Method,
-    host: &str,
     path: &str,
-    accept: &str,
+    headers: &[(&str, &str)],
 ) -> (u16, HeaderMap, String) {
-    let got = client
-        .request(method, format!("http://{addr}{path}"))
-        .header(header::HOST, host)
-        .header(header::ACCEPT, accept)
-        .send()
-        .await
-        .unwrap();
+    let mut request = client.request(method, format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let got = request.send().await.unwrap();
     let status = got.status().as_u16();
     let headers = got.headers().clone();
     (status, headers, got.text().await.unwrap())
+}
+
+/// Requests to the public port at `addr` that name `host` (as a swapped Ingress passes
+/// them on).
+struct OnHost<'a> {
+    client: &'a reqwest::Client,
+    addr: std::net::SocketAddr,
+    host: &'a str,
+}
+
+impl OnHost<'_> {
+    async fn ask(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        accept: &str,
+    ) -> (u16, HeaderMap, String) {
+        let headers = [("host", self.host), ("accept", accept)];
+        send(self.client, self.addr, method, path, &headers).await
+    }
+
+    async fn get(&self, path: &str, accept: &str) -> (u16, HeaderMap, String) {
+        self.ask(reqwest::Method::GET, path, accept).await
+    }
 }
 
 /// A swapped Ingress sends every path of a sleeping preview's host to the public port:
@@ -328,31 +374,28 @@ async fn any_path_of_a_sleeping_preview_s_host_shows_its_waiting_page_then_retur
     let path = format!("{base}/orders/42?tab=items");
     let html = "text/html,application/xhtml+xml";
     // A HEAD looks but wakes nothing.
-    let (head, _, _) = on_host(&client, addr, reqwest::Method::HEAD, &host, &path, html).await;
+    let on = OnHost {
+        client: &client,
+        addr,
+        host: &host,
+    };
+    let (head, _, _) = on.ask(reqwest::Method::HEAD, &path, html).await;
     assert_eq!(head, 200);
     assert_eq!(s.deploys(&env.id), 0);
-    let (status, _, page) = on_host(&client, addr, reqwest::Method::GET, &host, &path, html).await;
+    let (status, _, page) = on.get(&path, html).await;
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains(&format!("{} is waking up, about 2 minutes", env.name)),
         "{page}"
     );
     assert!(page.contains("http-equiv=\"refresh\""), "{page}");
-    let (api, headers, body) = on_host(
-        &client,
-        addr,
-        reqwest::Method::GET,
-        &host,
-        &path,
-        "application/json",
-    )
-    .await;
+    let (api, headers, body) = on.get(&path, "application/json").await;
     assert_eq!(api, 503, "{body}");
     assert_eq!(headers[header::RETRY_AFTER], "5");
     assert_eq!(s.deploys(&env.id), 1);
     // The sandbox deploys in a few of its 10 s steps.
     s.later(2);
-    let (status, _, page) = on_host(&client, addr, reqwest::Method::GET, &host, &path, html).await;
+    let (status, _, page) = on.get(&path, html).await;
     assert_eq!(status, 200, "{page}");
     let target = format!("http://{host}{path}");
     assert!(
@@ -362,15 +405,7 @@ async fn any_path_of_a_sleeping_preview_s_host_shows_its_waiting_page_then_retur
         )),
         "{page}"
     );
-    let (api, _, body) = on_host(
-        &client,
-        addr,
-        reqwest::Method::GET,
-        &host,
-        &path,
-        "application/json",
-    )
-    .await;
+    let (api, _, body) = on.get(&path, "application/json").await;
     assert_eq!(api, 200, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["url"], target.as_str());
@@ -399,35 +434,29 @@ async fn unknown_hosts_get_404_and_curfew_s_own_paths_keep_their_meaning() {
         (host.clone(), format!("{base}/orders/42")),
         (long, "/orders/42".to_string()),
     ] {
-        let (status, _, body) =
-            on_host(&client, addr, reqwest::Method::GET, &host, &path, html).await;
+        let on = OnHost {
+            client: &client,
+            addr,
+            host: &host,
+        };
+        let (status, _, body) = on.get(&path, html).await;
         assert_eq!(status, 404, "{host}{path}: {body}");
         for e in s.w.sandbox.environments() {
             assert!(!body.contains(&*e.name) && !body.contains(&*e.id), "{body}");
         }
     }
-    let (robots, _, body) = on_host(
-        &client,
+    let evil = OnHost {
+        client: &client,
         addr,
-        reqwest::Method::GET,
-        "evil.example.com",
-        "/robots.txt",
-        html,
-    )
-    .await;
+        host: "evil.example.com",
+    };
+    let (robots, _, body) = evil.get("/robots.txt", html).await;
     assert_eq!(
         (robots, body.as_str()),
         (200, "User-agent: *\nDisallow: /\n")
     );
-    let (wake, _, _) = on_host(
-        &client,
-        addr,
-        reqwest::Method::GET,
-        "evil.example.com",
-        &format!("/wake/{}", preview.id),
-        "application/json",
-    )
-    .await;
+    let wake_path = format!("/wake/{}", preview.id);
+    let (wake, _, _) = evil.get(&wake_path, "application/json").await;
     assert_eq!(wake, 503);
     assert_eq!(s.deploys(&production.id), 0);
     let _ = stop.send(());
@@ -456,4 +485,117 @@ async fn a_start_turned_away_while_the_environment_was_still_stopping_is_asked_a
     s.w.daemon.pass().await.unwrap();
     assert_eq!(s.api(&path).await.status, StatusCode::OK);
     assert_eq!(s.deploys(&env.id), 2);
+}
+
+/// Two requests at once, then one an hour: past its second request a client waits.
+fn two_then_one_an_hour(trusted_proxies: &[&str]) -> ClientLimit {
+    ClientLimit {
+        rate: Some(Rate {
+            count: 1,
+            per: std::time::Duration::from_secs(3600),
+        }),
+        burst: 2,
+        trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
+        ..ClientLimit::default()
+    }
+}
+
+/// A client connecting from `from` (any of 127/8 reaches the loopback listener).
+fn client_from(from: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `GET path` from `client`, with an `X-Forwarded-For` when given.
+async fn get_as(
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    path: &str,
+    accept: &str,
+    forwarded_for: Option<&str>,
+) -> (u16, HeaderMap, String) {
+    let mut headers = vec![("accept", accept)];
+    headers.extend(forwarded_for.map(|xff| ("x-forwarded-for", xff)));
+    send(client, addr, reqwest::Method::GET, path, &headers).await
+}
+
+/// Over real HTTP from two addresses: the one past its limit gets 429 with `Retry-After`
+/// (a problem for an API, a page for a browser) and goes no further, the other is served.
+#[tokio::test]
+async fn a_client_over_its_limit_gets_429_while_another_is_served() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    let (addr, stop) = serve_with(&s, two_then_one_an_hour(&[])).await;
+    let (one, other) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    let path = format!("/wake/{}", env.id);
+    let json = "application/json";
+    for _ in 0..2 {
+        assert_eq!(get_as(&one, addr, &path, json, None).await.0, 503);
+    }
+    let (status, headers, body) = get_as(&one, addr, &path, json, None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    let retry: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3590..=3600).contains(&retry), "{retry}");
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["status"], 429);
+    let (status, headers, page) = get_as(&one, addr, "/robots.txt", "text/html", None).await;
+    assert_eq!(status, 429, "{page}");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(page.contains("<h1>Too many requests</h1>"), "{page}");
+    assert_eq!(get_as(&other, addr, &path, json, None).await.0, 503);
+    assert_eq!(s.deploys(&env.id), 1);
+    let _ = stop.send(());
+}
+
+/// A client that is not a trusted proxy cannot name another client: its own
+/// `X-Forwarded-For`, new on every request, is ignored.
+#[tokio::test]
+async fn a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let s = site(60).await;
+    let (addr, stop) = serve_with(&s, two_then_one_an_hour(&["10.0.0.0/8"])).await;
+    let client = client_from("127.0.0.2");
+    for (i, want) in [(1, 200), (2, 200), (3, 429)] {
+        let xff = format!("198.51.100.{i}");
+        let got = get_as(&client, addr, "/robots.txt", "text/plain", Some(&xff)).await;
+        assert_eq!(got.0, want, "request {i}");
+    }
+    let _ = stop.send(());
+}
+
+/// Behind a trusted proxy (the ingress controller) every request comes from it: the
+/// client is the rightmost address it forwarded that is not itself trusted, and that is
+/// what is limited, whatever the client wrote to its left.
+#[tokio::test]
+async fn from_a_trusted_proxy_the_forwarded_client_is_limited() {
+    let s = site(60).await;
+    let (addr, stop) = serve_with(&s, two_then_one_an_hour(&["127.0.0.5/32"])).await;
+    let proxy = client_from("127.0.0.5");
+    let ask = |xff: Option<&'static str>| {
+        let proxy = proxy.clone();
+        async move {
+            get_as(&proxy, addr, "/robots.txt", "text/plain", xff)
+                .await
+                .0
+        }
+    };
+    assert_eq!(ask(Some("198.51.100.1")).await, 200);
+    assert_eq!(ask(Some("198.51.100.1")).await, 200);
+    assert_eq!(ask(Some("198.51.100.1")).await, 429);
+    // The client's own header is on the left of what the proxy appended.
+    assert_eq!(ask(Some("203.0.113.7, 198.51.100.1")).await, 429);
+    // Another client behind the same proxy is served.
+    assert_eq!(ask(Some("198.51.100.2")).await, 200);
+    // The proxy speaking for itself (a Sablier plugin) is never limited.
+    for _ in 0..3 {
+        assert_eq!(ask(None).await, 200);
+    }
+    let _ = stop.send(());
 }
