@@ -38,13 +38,16 @@ fn tool(var: &str, name: &str) -> String {
 /// The daemon (`curfew run`) on the sandbox, and the sandbox itself.
 struct Site {
     sandbox: Sandbox,
-    _running: curfew::sandbox::RunningSandbox,
+    running: curfew::sandbox::RunningSandbox,
     _daemon: Killed,
     base: String,
+    /// The public port: the waiting page.
+    public: String,
     dir: std::path::PathBuf,
 }
 
-async fn site() -> Site {
+/// The daemon and its sandbox; `tag` keeps the files of the tests that run at once apart.
+async fn site(tag: &str) -> Site {
     let start: DateTime<Utc> = START.parse().unwrap();
     let sandbox = Sandbox::new(
         SandboxOptions {
@@ -63,18 +66,19 @@ async fn site() -> Site {
         .spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
         .await
         .unwrap();
-    let port = free_port();
+    let (port, public_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{port}");
-    let dir = std::env::temp_dir().join(format!("curfew-browser-{}", std::process::id()));
+    let public = format!("http://127.0.0.1:{public_port}");
+    let dir = std::env::temp_dir().join(format!("curfew-browser-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("curfew.yaml");
     std::fs::write(
         &config,
         format!(
             "timezone: Europe/Paris\ncurrency: EUR\nplatform:\n  qovery:\n    organization: {org}\n    api_url: {url}\n    token_env: SANDBOX_TOKEN\n\
-             daemon:\n  listen: 127.0.0.1:{port}\n  ledger: {ledger}\n  resync: 60s\n  page: login\n  public_url: {base}\n\
+             daemon:\n  listen: 127.0.0.1:{port}\n  public_listen: 127.0.0.1:{public_port}\n  ledger: {ledger}\n  resync: 60s\n  page: login\n  public_url: {base}\n\
              defaults:\n  hourly_cost: 0.40\n\
-             rules:\n  - name: previews\n    match: {{ mode: preview }}\n    run: Mon-Fri 08:00-19:00\n    delete_after: 30d\n",
+             rules:\n  - name: previews\n    match: {{ mode: preview }}\n    run: Mon-Fri 08:00-19:00\n    delete_after: 30d\n    wake_on_request: true\n",
             org = running.organization_id,
             url = running.url,
             ledger = dir.join("ledger.db").display(),
@@ -109,9 +113,10 @@ async fn site() -> Site {
     }
     Site {
         sandbox,
-        _running: running,
+        running,
         _daemon: daemon,
         base,
+        public,
         dir,
     }
 }
@@ -146,7 +151,7 @@ fn shown_state(qovery: &str) -> &'static str {
 }
 
 /// chromedriver on a free port, and a headless Chromium session through it.
-async fn browser() -> (Killed, Client, std::path::PathBuf) {
+async fn browser(tag: &str) -> (Killed, Client, std::path::PathBuf) {
     let port = free_port();
     let driver = Command::new(tool("CHROMEDRIVER_BIN", "chromedriver"))
         .arg(format!("--port={port}"))
@@ -155,7 +160,8 @@ async fn browser() -> (Killed, Client, std::path::PathBuf) {
         .spawn()
         .expect("chromedriver (Debian's chromium-driver)");
     let driver = Killed(driver);
-    let profile = std::env::temp_dir().join(format!("curfew-chromium-{}", std::process::id()));
+    let profile =
+        std::env::temp_dir().join(format!("curfew-chromium-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
     let caps = json!({
         "goog:chromeOptions": {
@@ -250,8 +256,8 @@ fn deploys(sandbox: &Sandbox, id: &str) -> u32 {
 #[tokio::test]
 #[ignore = "needs chromium and chromedriver"]
 async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
-    let site = site().await;
-    let (_driver, c, profile) = browser().await;
+    let site = site("page").await;
+    let (_driver, c, profile) = browser("page").await;
     let base = &site.base;
 
     // The login flow: the page asks for it, the token signs in.
@@ -426,6 +432,59 @@ async fn a_person_reads_the_page_signs_in_and_uses_a_link() {
     }
     assert_eq!(deploys(&site.sandbox, &stopped.id), 1);
     assert_eq!(deploys(&site.sandbox, &other.id), 0);
+
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let _ = std::fs::remove_dir_all(&site.dir);
+}
+
+/// Wake on request as a reviewer sees it: a stopped preview opened on the public port
+/// shows its waiting page and is started once; once the sandbox says it is up, the page
+/// takes the browser on to the preview's own URL, the app.
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver"]
+async fn a_sleeping_preview_shows_its_waiting_page_then_the_app() {
+    let site = site("wake").await;
+    let (_driver, c, profile) = browser("wake").await;
+    let env = preview(&site.sandbox, "STOPPED", 0);
+
+    c.goto(&format!("{}/wake/{}", site.public, env.name))
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&c, "h1").await,
+        format!("{} is waking up, about 2 minutes", env.name)
+    );
+    let refresh = c
+        .find(Locator::Css("meta[http-equiv='refresh']"))
+        .await
+        .unwrap();
+    assert_eq!(refresh.attr("content").await.unwrap().as_deref(), Some("5"));
+    screenshot(&c, "waiting.png").await;
+    assert_eq!(
+        deploys(&site.sandbox, &env.id),
+        1,
+        "the sandbox saw one start"
+    );
+
+    // The sandbox reports it up: the page's next look finds it serving and redirects.
+    assert!(site.sandbox.set_state(&env.id, "DEPLOYED"));
+    let app = c
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_url(&reqwest::Url::parse(&format!("{}/app/{}/", site.running.url, env.id)).unwrap())
+        .await;
+    assert!(
+        app.is_ok(),
+        "the browser stayed on {}",
+        c.current_url().await.unwrap()
+    );
+    assert_eq!(text_of(&c, "body").await, format!("app of {}", env.name));
+    assert_eq!(
+        deploys(&site.sandbox, &env.id),
+        1,
+        "refreshing started nothing more"
+    );
 
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);

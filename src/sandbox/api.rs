@@ -61,7 +61,10 @@ pub(super) fn router(sandbox: Sandbox) -> Router {
         .layer(middleware::from_fn_with_state(sandbox.clone(), gate));
     // The environments' own apps, which Qovery's links point at: outside the API, so
     // neither its token nor its faults apply.
+    // `/app/{id}/` too: curfew's waiting page sends the reader to the link's root with its
+    // slash (a browser found it answered by the API's 401).
     api.route("/app/{environmentId}", get(app))
+        .route("/app/{environmentId}/", get(app))
         .route("/app/{environmentId}/{*path}", get(app))
         .with_state(sandbox)
 }
