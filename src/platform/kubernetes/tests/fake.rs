@@ -394,6 +394,25 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
     })
 }
 
+/// kube-apiserver's answer to a patch whose `metadata.resourceVersion` precondition no
+/// longer holds (`what`: `deployments "web"`): 409 Conflict; `None` when it holds or the
+/// patch has none.
+fn conflict(current: &Value, patch: &Value, what: &str) -> Option<(u16, Value)> {
+    let expected = patch["metadata"]["resourceVersion"].as_str()?;
+    (current["metadata"]["resourceVersion"].as_str() != Some(expected)).then(|| {
+        (
+            409,
+            status(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on {what}: the object has been modified; please apply your changes to the latest version and try again"
+                ),
+            ),
+        )
+    })
+}
+
 fn not_found(resource: &str, name: &str) -> (u16, Value) {
     (
         404,
@@ -814,19 +833,9 @@ fn scale(store: &mut Store, seen: &Seen, resource: &str) -> (u16, Value) {
         "patch" => {
             let mut scale = as_scale(&current);
             let patch = seen.body.clone().unwrap_or_default();
-            if let Some(expected) = patch["metadata"]["resourceVersion"].as_str()
-                && current["metadata"]["resourceVersion"].as_str() != Some(expected)
+            if let Some(stale) = conflict(&current, &patch, &format!("{resource}.scale \"{name}\""))
             {
-                return (
-                    409,
-                    status(
-                        409,
-                        "Conflict",
-                        &format!(
-                            "Operation cannot be fulfilled on {resource}.scale \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-                        ),
-                    ),
-                );
+                return stale;
             }
             merge(&mut scale, &patch);
             let Some(replicas) = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0) else {
@@ -862,20 +871,8 @@ fn patch(store: &mut Store, seen: &Seen, name: &str) -> (u16, Value) {
     let Some(current) = store.get(&seen.resource, &namespace, name).cloned() else {
         return not_found(&seen.resource, name);
     };
-    if let Some(expected) = patch["metadata"]["resourceVersion"].as_str()
-        && current["metadata"]["resourceVersion"].as_str() != Some(expected)
-    {
-        return (
-            409,
-            status(
-                409,
-                "Conflict",
-                &format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                    seen.resource
-                ),
-            ),
-        );
+    if let Some(stale) = conflict(&current, &patch, &format!("{} \"{name}\"", seen.resource)) {
+        return stale;
     }
     let mut object = current.clone();
     merge(&mut object, &patch);
