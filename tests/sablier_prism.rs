@@ -18,7 +18,8 @@ const SPEC: &str = concat!(
     "/../shared/reference/sablier-api.yaml"
 );
 
-/// The previews may be woken by a request and are stopped by every pass otherwise.
+/// The previews may be woken by a request and are stopped by every pass otherwise. Prism
+/// is one client sending every check in a row: the per-client rate limit is off here.
 const RULES: &str = r#"timezone: UTC
 platform:
   sandbox: { projects: 2, environments: 12, seed: 7 }
@@ -26,6 +27,7 @@ daemon:
   ledger: {ledger}
   resync: 2s
   public_listen: 127.0.0.1:{public}
+  public_rate_per_client: off
 rules:
   - name: previews
     match: { mode: preview }

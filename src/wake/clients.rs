@@ -31,12 +31,14 @@ use ipnet::IpNet;
 
 use crate::config::public::{ClientHeader, ClientLimit};
 
-/// The most clients tracked at once (some 4 MB of allowances).
+/// The most clients tracked at once.
 pub(super) const MAX_CLIENTS: usize = 65_536;
 /// How often (in requests) clients whose allowance is whole again are forgotten.
 const RETAIN_EVERY: u64 = 4_096;
 /// The most hops of a forwarded chain read.
 const MAX_HOPS: usize = 32;
+/// How often a client past its rate is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 /// The key every new client shares while [`MAX_CLIENTS`] are tracked.
 const CROWD: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
@@ -52,6 +54,8 @@ pub(super) struct Clients<C: Clock = DefaultClock> {
     header: ClientHeader,
     max_clients: usize,
     requests: AtomicU64,
+    /// The log line of a client past its rate, at most every [`LOG_EVERY`].
+    told: std::sync::Mutex<crate::server::Throttle>,
 }
 
 /// What a request may do.
@@ -81,6 +85,7 @@ impl<C: Clock + Clone> Clients<C> {
             header: limit.header,
             max_clients,
             requests: AtomicU64::new(0),
+            told: std::sync::Mutex::new(crate::server::Throttle::new(LOG_EVERY)),
         }
     }
 
@@ -97,19 +102,27 @@ impl<C: Clock + Clone> Clients<C> {
             },
             None => CROWD,
         };
+        let mut tracked = limiter.len();
         if self.requests.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1
-            || limiter.len() >= self.max_clients
+            || tracked >= self.max_clients
         {
             limiter.retain_recent();
+            tracked = limiter.len();
         }
-        let key = if limiter.len() >= self.max_clients {
+        let key = if tracked >= self.max_clients {
             CROWD
         } else {
             client
         };
         match limiter.check_key(&key) {
             Ok(()) => Verdict::Served,
-            Err(not_until) => Verdict::Limited(not_until.wait_time_from(self.clock.now())),
+            Err(not_until) => {
+                let told = self.told.lock().map(|mut t| t.tick());
+                if let Ok(Some(more)) = told {
+                    tracing::warn!(client = %key, repeated = more, "public port: a client went past daemon.public_rate_per_client");
+                }
+                Verdict::Limited(not_until.wait_time_from(self.clock.now()))
+            }
         }
     }
 
