@@ -11,8 +11,9 @@
 //! counts by its /64, the block one subscriber gets.
 //!
 //! Memory is bounded: clients whose allowance is whole again are forgotten every
-//! [`RETAIN_EVERY`] requests, and past [`MAX_CLIENTS`] tracked at once every new address
-//! counts against one shared allowance until some are forgotten.
+//! [`RETAIN_EVERY`] requests, and past [`MAX_CLIENTS`] tracked at once every request
+//! counts against one shared allowance until some are forgotten (looked for at most once
+//! a second then).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -23,7 +24,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
@@ -37,6 +38,8 @@ pub(super) const MAX_CLIENTS: usize = 65_536;
 const RETAIN_EVERY: u64 = 4_096;
 /// The most hops of a forwarded chain read.
 const MAX_HOPS: usize = 32;
+/// How often a full table of clients is looked through at most.
+const RETAIN_WHEN_FULL_EVERY: Duration = Duration::from_secs(1);
 /// How often a client past its rate is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// The key every new client shares while [`MAX_CLIENTS`] are tracked.
@@ -54,6 +57,8 @@ pub(super) struct Clients<C: Clock = DefaultClock> {
     header: ClientHeader,
     max_clients: usize,
     requests: AtomicU64,
+    /// When a full table was last looked through.
+    retained_when_full: std::sync::Mutex<Option<C::Instant>>,
     /// The log line of a client past its rate, at most every [`LOG_EVERY`].
     told: std::sync::Mutex<crate::server::Throttle>,
 }
@@ -85,6 +90,7 @@ impl<C: Clock + Clone> Clients<C> {
             header: limit.header,
             max_clients,
             requests: AtomicU64::new(0),
+            retained_when_full: std::sync::Mutex::new(None),
             told: std::sync::Mutex::new(crate::server::Throttle::new(LOG_EVERY)),
         }
     }
@@ -103,9 +109,9 @@ impl<C: Clock + Clone> Clients<C> {
             None => CROWD,
         };
         let mut tracked = limiter.len();
-        if self.requests.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1
-            || tracked >= self.max_clients
-        {
+        let periodic =
+            self.requests.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1;
+        if periodic || (tracked >= self.max_clients && self.may_retain_when_full()) {
             limiter.retain_recent();
             tracked = limiter.len();
         }
@@ -124,6 +130,22 @@ impl<C: Clock + Clone> Clients<C> {
                 Verdict::Limited(not_until.wait_time_from(self.clock.now()))
             }
         }
+    }
+
+    /// Whether a full table may be looked through now: at most once per
+    /// [`RETAIN_WHEN_FULL_EVERY`], as it is long (a flood from many addresses must not make
+    /// every request walk it), and by one request at a time.
+    fn may_retain_when_full(&self) -> bool {
+        let Ok(mut last) = self.retained_when_full.try_lock() else {
+            return false;
+        };
+        let now = self.clock.now();
+        let due =
+            last.is_none_or(|at| Duration::from(now.duration_since(at)) >= RETAIN_WHEN_FULL_EVERY);
+        if due {
+            *last = Some(now);
+        }
+        due
     }
 
     /// How many clients are tracked.
