@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use prometheus::core::{Atomic, AtomicF64, AtomicI64, GenericGaugeVec};
 use prometheus::{
-    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGaugeVec, Opts, Registry,
 };
 
@@ -412,6 +412,10 @@ pub(super) struct Wakes {
     pub total: IntCounterVec,
     /// From the request that woke an environment to its first time serving, by rule.
     pub ready_seconds: HistogramVec,
+    /// Requests the public port turned away with 429 because their client went past
+    /// `daemon.public_rate_per_client` (no label: a label per client would let anyone grow
+    /// the series without bound; the log names the client).
+    pub limited: IntCounter,
 }
 
 impl Wakes {
@@ -439,6 +443,13 @@ impl Wakes {
                     )
                     .buckets(WAKE_BUCKETS.to_vec()),
                     &["rule"],
+                ),
+            ),
+            limited: register(
+                r,
+                IntCounter::new(
+                    "curfew_public_requests_limited_total",
+                    "Requests on the public port refused with 429 by the per-client rate limit",
                 ),
             ),
         }

@@ -364,6 +364,12 @@ impl Metrics {
             .with_label_values(&[rule_label(rule)])
             .observe(seconds.max(0.0));
     }
+
+    /// Counts a request the public port refused because its client went past
+    /// `daemon.public_rate_per_client`.
+    pub fn public_request_limited(&self) {
+        self.wakes.limited.inc();
+    }
 }
 
 #[cfg(test)]
@@ -526,6 +532,7 @@ mod tests {
             "curfew_admin_auth_failures_total",
             "curfew_environment_state",
             "curfew_projected_savings",
+            "curfew_public_requests_limited_total",
         ] {
             assert!(
                 text.lines()

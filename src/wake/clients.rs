@@ -238,7 +238,10 @@ fn block(ip: IpAddr) -> IpAddr {
 /// The middleware: a request over its client's limit gets `429` with `Retry-After` (an
 /// RFC 7807 problem, or a small page for a browser) and goes no further.
 pub(super) async fn limit(
-    axum::extract::State(clients): axum::extract::State<std::sync::Arc<Clients>>,
+    axum::extract::State((clients, daemon)): axum::extract::State<(
+        std::sync::Arc<Clients>,
+        std::sync::Arc<crate::reconcile::Daemon>,
+    )>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -248,7 +251,10 @@ pub(super) async fn limit(
         .map(|c| c.0.ip());
     match clients.check(peer, request.headers()) {
         Verdict::Served => next.run(request).await,
-        Verdict::Limited(wait) => too_many(wait, super::wants_html(request.headers())),
+        Verdict::Limited(wait) => {
+            daemon.metrics.public_request_limited();
+            too_many(wait, super::wants_html(request.headers()))
+        }
     }
 }
 

@@ -104,6 +104,7 @@ pub fn public_routes(
     links: Option<Router>,
 ) -> crate::server::Routes {
     let clients = Arc::new(clients::Clients::new(&options.clients));
+    let limited = (clients, daemon.clone());
     let wakes = wakes(daemon, options);
     let wake = routes(wakes.clone());
     let app = match links {
@@ -120,7 +121,7 @@ pub fn public_routes(
         .app
         .layer(axum::middleware::from_fn_with_state(wakes, by_host))
         .layer(axum::middleware::from_fn_with_state(
-            clients,
+            limited,
             clients::limit,
         ));
     routes

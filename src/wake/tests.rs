@@ -552,6 +552,13 @@ async fn a_client_over_its_limit_gets_429_while_another_is_served() {
     assert!(page.contains("<h1>Too many requests</h1>"), "{page}");
     assert_eq!(get_as(&other, addr, &path, json, None).await.0, 503);
     assert_eq!(s.deploys(&env.id), 1);
+    let limited = s.w.daemon.metrics.encode();
+    assert!(
+        limited
+            .lines()
+            .any(|l| l == "curfew_public_requests_limited_total 2"),
+        "the two requests turned away are counted:\n{limited}"
+    );
     let _ = stop.send(());
 }
 
