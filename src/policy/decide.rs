@@ -530,7 +530,7 @@ impl RuleDecision<'_, '_> {
         if decision.settle.is_none() && delete.clear_warning {
             decision.settle = Some(Settle::ClearDeleteWarning);
         }
-        decision.delete = pending;
+        decision.delete = pending.map(Box::new);
         decision
     }
 
