@@ -541,12 +541,14 @@ fn a_warning_names_its_delete_instant_and_a_delete_of_a_gone_environment_is_not_
     let r = Arc::new(rules(TTL));
     let (n, mut drain, _) = undrained(64, &[]);
     let e = env("pr-1", "2026-10-01T00:00:00Z", EnvState::Stopped);
-    let step = |action, at| PendingDelete {
-        action,
-        cause: Cause::Age,
-        reason: "older than delete_after 1d".into(),
-        due_since: None,
-        at,
+    let step = |action, at| {
+        Box::new(PendingDelete {
+            action,
+            cause: Cause::Age,
+            reason: "older than delete_after 1d".into(),
+            due_since: None,
+            at,
+        })
     };
     // The warning rides beside a schedule's stop; the delete beside nothing.
     let warn = Decision {

@@ -267,12 +267,14 @@ mod tests {
             dry_run: false,
             settle: None,
             hourly_cost: None,
-            delete: delete.map(|action| PendingDelete {
-                action,
-                cause: Cause::Age,
-                reason: "old".into(),
-                due_since: Some(at(due)),
-                at: None,
+            delete: delete.map(|action| {
+                Box::new(PendingDelete {
+                    action,
+                    cause: Cause::Age,
+                    reason: "old".into(),
+                    due_since: Some(at(due)),
+                    at: None,
+                })
             }),
         }
     }

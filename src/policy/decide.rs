@@ -74,16 +74,25 @@ pub fn decide_each<'e>(
     ledger: &LedgerView,
     now: DateTime<Utc>,
 ) -> Vec<Decision> {
+    decide_iter(rules, environments, complete, ledger, now).collect()
+}
+
+/// [`decide_each`], one decision at a time as they are asked for: a simulation keeps only
+/// the decisions that act, not one per environment at once.
+pub fn decide_iter<'a, 'e: 'a>(
+    rules: &'a RuleSet,
+    environments: impl IntoIterator<Item = &'e Environment, IntoIter: 'a>,
+    complete: bool,
+    ledger: &'a LedgerView,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = Decision> + 'a {
     let pass = Pass::new(rules, ledger, complete, now);
     let mut reasons = Words::default();
-    environments
-        .into_iter()
-        .map(|env| {
-            let mut d = pass.decide(env, &mut Trace::off());
-            d.reason = reasons.get(d.reason);
-            d
-        })
-        .collect()
+    environments.into_iter().map(move |env| {
+        let mut d = pass.decide(env, &mut Trace::off());
+        d.reason = reasons.get(d.reason);
+        d
+    })
 }
 
 /// Who will put a stop of `env` under `rule` back, said before the first stop (`plan`, and
@@ -521,7 +530,7 @@ impl RuleDecision<'_, '_> {
         if decision.settle.is_none() && delete.clear_warning {
             decision.settle = Some(Settle::ClearDeleteWarning);
         }
-        decision.delete = pending;
+        decision.delete = pending.map(Box::new);
         decision
     }
 

@@ -141,9 +141,10 @@ pub struct Decision {
     pub hourly_cost: Option<f64>,
     /// The delete under way, beside `action`: warned about, waiting, or due. `action` is
     /// what the schedule and the idle limit want meanwhile (a warned environment is still
-    /// stopped at 19:00).
+    /// stopped at 19:00). Boxed: most decisions have none, and a pass keeps one decision
+    /// per environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete: Option<PendingDelete>,
+    pub delete: Option<Box<PendingDelete>>,
 }
 
 /// A delete under way: what its clock does in this pass, and when it comes.

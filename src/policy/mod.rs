@@ -20,8 +20,8 @@ mod upcoming;
 
 pub use caps::Cap;
 pub use decide::{
-    Explanation, act_on, after_action, decide, decide_after, decide_each, explain, local,
-    next_wakeup, protection, revert_warnings,
+    Explanation, act_on, after_action, decide, decide_after, decide_each, decide_iter, explain,
+    local, next_wakeup, protection, revert_warnings,
 };
 pub use decision::{Action, Cause, Decision, PendingDelete, Settle, Step};
 pub use ledger_view::{EnvRecord, LedgerView, StopCause, StopRecord};

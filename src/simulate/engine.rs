@@ -246,7 +246,7 @@ impl<'a> Simulation<'a> {
     /// Sorts the environments out on the first pass: the rule that matches each, its cost,
     /// and the untouched ones (protected or matched by no rule; that never changes).
     fn classify(&mut self, all: &[u32]) {
-        let first = policy::decide_each(
+        let first = policy::decide_iter(
             self.rules,
             all.iter().map(|i| &self.envs[*i as usize]),
             true,
@@ -453,8 +453,12 @@ impl<'a> Simulation<'a> {
     /// Decides for `which` at `now`: settlements are recorded, every environment is put
     /// back in the queue at its next check, and the decisions that call for actions are
     /// returned.
+    ///
+    /// The decisions are made one at a time and only those that act are kept: at a
+    /// boundary that stops most of the fleet, not a second decision per environment beside
+    /// them. What they settle is recorded once all are made, as with decisions made at once.
     fn decide(&mut self, now: DateTime<Utc>, which: &[u32]) -> Vec<Waiting> {
-        let decisions = policy::decide_each(
+        let decisions = policy::decide_iter(
             self.rules,
             which.iter().map(|i| &self.envs[*i as usize]),
             true,
@@ -462,29 +466,36 @@ impl<'a> Simulation<'a> {
             now,
         );
         let mut out = Vec::new();
+        let mut settled = Vec::new();
         for (i, mut d) in which.iter().copied().zip(decisions) {
             // What the rules would do, dry-run or not.
             d.dry_run = false;
-            if d.action == Action::None && d.settle.is_some() {
-                self.view.apply(&d, now);
+            schedule(
+                &mut self.slots,
+                &mut self.queue,
+                self.to,
+                i,
+                d.next_check,
+                now,
+            );
+            let settles = d.action == Action::None && d.settle.is_some();
+            let acts = d.actions().next().is_some();
+            if settles && acts {
+                settled.push(d.clone());
             }
-            self.schedule(i, d.next_check, now);
-            if d.actions().next().is_some() {
-                out.push(Waiting {
+            match (settles, acts) {
+                (_, true) => out.push(Waiting {
                     env: i,
                     decision: Box::new(d),
-                });
+                }),
+                (true, false) => settled.push(d),
+                (false, false) => {}
             }
         }
-        out
-    }
-
-    fn schedule(&mut self, i: u32, at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
-        let at = at.filter(|t| *t > now && *t < self.to);
-        self.slots[i as usize].scheduled = at;
-        if let Some(t) = at {
-            self.queue.push(Reverse((t, i)));
+        for d in &settled {
+            self.view.apply(d, now);
         }
+        out
     }
 
     /// One step that goes ahead: the environment changes as the platform model says, the
@@ -774,6 +785,23 @@ impl<'a> Simulation<'a> {
                 actions: actions.clone(),
             })
             .collect()
+    }
+}
+
+/// Puts environment `i` back in `queue` at its next check `at` (none past the horizon's end
+/// `to`), as its slot records.
+fn schedule(
+    slots: &mut [Slot],
+    queue: &mut BinaryHeap<Reverse<(DateTime<Utc>, u32)>>,
+    to: DateTime<Utc>,
+    i: u32,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) {
+    let at = at.filter(|t| *t > now && *t < to);
+    slots[i as usize].scheduled = at;
+    if let Some(t) = at {
+        queue.push(Reverse((t, i)));
     }
 }
 
