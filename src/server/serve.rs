@@ -11,6 +11,10 @@
 //!   health probes (`/healthz`, `/readyz`; anything else is 503), one request each with a
 //!   short header timeout, so the kubelet sees the daemon alive while the cap is reached.
 //!   Past the reserve, a connection is closed as soon as it is accepted.
+//! - **Parked while idle**: a keep-alive connection on which nothing moved for
+//!   [`PARK_AFTER`] gives back hyper's buffers (8 KiB to read, 8 KiB to write) and waits
+//!   with none until its client sends again (or its header timeout ends it, as before),
+//!   then is served by hyper anew: 10,000 idle connections cost a few MB, not 100.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -37,6 +42,13 @@ const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// File descriptors the rest of the daemon needs besides its HTTP connections: the ledger
 /// and its journal, the platform's connections, the rule file's watcher, the runtime.
 const OTHER_FILES: u64 = 64;
+/// How long a keep-alive connection stays still before it is parked.
+const PARK_AFTER: Duration = Duration::from_millis(100);
+/// How often a keep-alive connection that has not answered yet is looked at for parking.
+const UNANSWERED_LOOK: Duration = Duration::from_millis(500);
+/// How much a parked connection reads at once when its client sends again (on the stack
+/// of that one poll; the bytes go on to hyper).
+const PARKED_READ: usize = 1024;
 /// How often a failure to accept (out of file descriptors, say) is logged at most.
 const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -146,11 +158,20 @@ pub async fn serve(
             () = stopped(&mut stopping) => break,
         };
         let _ = stream.set_nodelay(true);
-        let (router, http, permit) = if let Ok(p) = served.clone().try_acquire_owned() {
-            (routes.app.clone(), http1(limits.header_timeout, true), p)
+        let (router, conn, permit) = if let Ok(p) = served.clone().try_acquire_owned() {
+            let conn = ConnLimits {
+                header_timeout: limits.header_timeout,
+                idle_timeout: limits.idle_timeout,
+                keep_alive: true,
+            };
+            (routes.app.clone(), conn, p)
         } else if let Ok(p) = reserve.clone().try_acquire_owned() {
-            let header = limits.header_timeout.min(PROBE_HEADER_TIMEOUT);
-            (routes.probes.clone(), http1(header, false), p)
+            let conn = ConnLimits {
+                header_timeout: limits.header_timeout.min(PROBE_HEADER_TIMEOUT),
+                idle_timeout: limits.idle_timeout,
+                keep_alive: false,
+            };
+            (routes.probes.clone(), conn, p)
         } else {
             if let Some(more) = full.tick() {
                 tracing::warn!(
@@ -163,7 +184,7 @@ pub async fn serve(
         };
         let stop = stop.clone();
         tokio::spawn(async move {
-            connection(stream, Some(peer), router, http, limits.idle_timeout, stop).await;
+            connection(stream, Some(peer), router, conn, stop).await;
             drop(permit);
         });
     }
@@ -190,47 +211,176 @@ fn http1(header_timeout: Duration, keep_alive: bool) -> hyper::server::conn::htt
     b
 }
 
-/// Serves one connection until it ends, is idle past `idle`, or the daemon stops (then the
-/// request in flight, if any, finishes first).
+/// One connection's limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Off for the reserve's connections: one request each.
+    pub keep_alive: bool,
+}
+
+/// How hyper's part of a connection ended.
+enum Served<S> {
+    /// Over: the client left, an error, the daemon stopping, a timeout.
+    Over,
+    /// Parked: nothing moved for [`PARK_AFTER`]; the stream, and what hyper had read of
+    /// it but not used.
+    Parked(Watched<S>),
+}
+
+/// Serves one connection until it ends, is idle past its idle timeout, its head does not
+/// arrive within the header timeout, or the daemon stops (then the request in flight, if
+/// any, finishes first). While idle between requests it is parked without buffers.
 pub(crate) async fn connection<S>(
     stream: S,
     peer: Option<SocketAddr>,
     router: Router,
-    http: hyper::server::conn::http1::Builder,
-    idle: Duration,
-    mut stop: watch::Receiver<bool>,
+    limits: ConnLimits,
+    stop: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
+    watched_connection(
+        stream,
+        peer,
+        router,
+        limits,
+        stop,
+        Arc::new(Activity::new()),
+    )
+    .await;
+}
+
+/// [`connection`], its activity seen from outside.
+async fn watched_connection<S>(
+    stream: S,
+    peer: Option<SocketAddr>,
+    router: Router,
+    limits: ConnLimits,
+    mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut io = Watched {
         inner: stream,
         activity: activity.clone(),
-    });
-    let service = Counted {
-        router,
-        peer,
-        activity: activity.clone(),
+        unread: Bytes::new(),
     };
-    let conn = http.serve_connection(io, service);
-    tokio::pin!(conn);
-    let mut draining = false;
+    let mut header_timeout = limits.header_timeout;
     loop {
-        let check = activity.next_check(idle);
+        let service = Counted {
+            router: router.clone(),
+            peer,
+            activity: activity.clone(),
+        };
+        match serve_until_parked(io, service, limits, header_timeout, &mut stop).await {
+            Served::Over => return,
+            Served::Parked(parked) => io = parked,
+        }
+        // Parked: only the stream, until its client sends, the head's time is up, or the
+        // daemon stops. What arrives is handed to hyper, whose header timeout is what is
+        // left of the one that runs since the last answer.
+        let deadline = activity.last() + limits.header_timeout;
+        activity.parked.store(true, Ordering::Relaxed);
+        let read = tokio::select! {
+            read = read_parked(&mut io.inner) => read,
+            () = tokio::time::sleep_until(deadline) => return,
+            () = stopped(&mut stop) => return,
+        };
+        activity.parked.store(false, Ordering::Relaxed);
+        match read {
+            Ok(bytes) if !bytes.is_empty() => {
+                activity.touch();
+                io.unread = bytes;
+            }
+            _ => return,
+        }
+        header_timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+    }
+}
+
+/// hyper serves `io` until the connection is over, or parked after [`PARK_AFTER`] without
+/// anything moving and no request being answered.
+async fn serve_until_parked<S>(
+    io: Watched<S>,
+    service: Counted,
+    limits: ConnLimits,
+    header_timeout: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Served<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = io.activity.clone();
+    let http = http1(header_timeout, limits.keep_alive);
+    // Boxed: a parked connection's task does not carry hyper's state.
+    let mut conn = Box::new(http.serve_connection(TokioIo::new(io), service));
+    let answered = activity.answered.load(Ordering::Relaxed);
+    let mut draining = false;
+    let mut parking = false;
+    loop {
+        // Only once hyper has answered a request is it idle between two (before, it
+        // would take the park for a close and say so in its first answer); until then the
+        // connection is looked at now and then, and once it has answered.
+        let may_park = limits.keep_alive && !draining && !parking;
+        let has_answered = activity.answered.load(Ordering::Relaxed) > answered;
+        let look = may_park.then_some(if has_answered {
+            PARK_AFTER
+        } else {
+            UNANSWERED_LOOK
+        });
+        let check = activity.next_check(limits.idle_timeout, look);
         tokio::select! {
-            _ = conn.as_mut() => return,
+            done = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                if !parking || draining || done.is_err() {
+                    return Served::Over;
+                }
+                let parts = conn.into_parts();
+                let mut io = parts.io.into_inner();
+                if !parts.read_buf.is_empty() {
+                    io.unread = parts.read_buf;
+                }
+                return Served::Parked(io);
+            }
             () = tokio::time::sleep_until(check) => {
-                if activity.idle_for(idle) {
+                if activity.idle_for(limits.idle_timeout) {
                     // Dropping the connection closes it.
-                    return;
+                    return Served::Over;
+                }
+                let has_answered = activity.answered.load(Ordering::Relaxed) > answered;
+                if may_park && has_answered && activity.idle_for(PARK_AFTER) {
+                    // hyper, idle between requests, ends its part without a word to the
+                    // client; the stream stays open.
+                    parking = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
                 }
             }
-            () = stopped(&mut stop), if !draining => {
+            () = activity.answer.notified(), if may_park && !has_answered => {}
+            () = stopped(stop), if !draining => {
                 draining = true;
-                conn.as_mut().graceful_shutdown();
+                Pin::new(&mut *conn).graceful_shutdown();
             }
         }
     }
+}
+
+/// Waits, without a buffer of its own, until a parked stream has bytes, and reads what
+/// came (empty: the client closed it).
+async fn read_parked<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Bytes> {
+    std::future::poll_fn(|cx| {
+        let mut buf = [0u8; PARKED_READ];
+        let mut read = ReadBuf::new(&mut buf);
+        match Pin::new(&mut *stream).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(Bytes::copy_from_slice(read.filled()))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// When bytes last moved on a connection, and how many of its requests are being answered.
@@ -239,6 +389,13 @@ struct Activity {
     /// Milliseconds from `start` to the last byte read or written.
     last: AtomicU64,
     in_flight: AtomicUsize,
+    /// Whether the connection is parked now.
+    parked: std::sync::atomic::AtomicBool,
+    /// Requests answered: hyper is idle between requests (and may be parked) only after
+    /// it has answered one.
+    answered: AtomicU64,
+    /// Told when a request has been answered.
+    answer: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -247,6 +404,9 @@ impl Activity {
             start: Instant::now(),
             last: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            answered: AtomicU64::new(0),
+            answer: tokio::sync::Notify::new(),
+            parked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -265,21 +425,28 @@ impl Activity {
         self.in_flight.load(Ordering::Relaxed) == 0 && self.last() + idle <= Instant::now()
     }
 
-    /// When to look again.
-    fn next_check(&self, idle: Duration) -> Instant {
-        let due = self.last() + idle;
-        if self.in_flight.load(Ordering::Relaxed) > 0 || due <= Instant::now() {
-            Instant::now() + idle
+    /// When to look again: at the idle timeout, or first at `park` after the last byte.
+    fn next_check(&self, idle: Duration, park: Option<Duration>) -> Instant {
+        let now = Instant::now();
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return now + park.map_or(idle, |p| p.min(idle));
+        }
+        let last = self.last();
+        let due = last + park.map_or(idle, |p| p.min(idle));
+        if due <= now {
+            now + park.unwrap_or(idle).min(idle)
         } else {
             due
         }
     }
 }
 
-/// A stream that notes when bytes move on it.
+/// A stream that notes when bytes move on it; `unread` is read first (what a parked
+/// connection read, or hyper had read and not used, before it was parked).
 struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
+    unread: Bytes,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -288,6 +455,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -334,7 +506,9 @@ struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.answered.fetch_add(1, Ordering::Relaxed);
         self.0.touch();
+        self.0.answer.notify_one();
     }
 }
 
@@ -419,15 +593,12 @@ mod tests {
     fn pipe(buffer: usize) -> (DuplexStream, JoinHandle<()>, watch::Sender<bool>) {
         let (client, server) = tokio::io::duplex(buffer);
         let (stop, stopped) = watch::channel(false);
-        let http = http1(LIMITS.header_timeout, true);
-        let task = tokio::spawn(connection(
-            server,
-            None,
-            app(),
-            http,
-            LIMITS.idle_timeout,
-            stopped,
-        ));
+        let limits = ConnLimits {
+            header_timeout: LIMITS.header_timeout,
+            idle_timeout: LIMITS.idle_timeout,
+            keep_alive: true,
+        };
+        let task = tokio::spawn(connection(server, None, app(), limits, stopped));
         (client, task, stop)
     }
 
@@ -535,6 +706,46 @@ mod tests {
         let answer = read_until(&mut client, "done").await;
         assert!(answer.ends_with("done"), "{answer}");
         server.await.unwrap();
+    }
+
+    /// hyper's buffers (16 KiB a connection) were held by every idle keep-alive
+    /// connection: one still for 100 ms is parked without them, and its next request,
+    /// even one whose head is split across the park, is answered on the same connection.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_keep_alive_connection_is_parked_and_still_answers() {
+        let (mut client, server) = tokio::io::duplex(64 << 10);
+        let (_stop, stopped) = watch::channel(false);
+        let activity = Arc::new(Activity::new());
+        let limits = ConnLimits {
+            header_timeout: LIMITS.header_timeout,
+            idle_timeout: LIMITS.idle_timeout,
+            keep_alive: true,
+        };
+        let task = tokio::spawn(watched_connection(
+            server,
+            None,
+            app(),
+            limits,
+            stopped,
+            activity.clone(),
+        ));
+        for round in 0..3 {
+            let parked = activity.parked.load(Ordering::Relaxed);
+            assert_eq!(parked, round > 0, "parked before request {round}");
+            client
+                .write_all(b"GET /healthz HTTP/1.1\r\n")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            client.write_all(b"Host: x\r\n\r\n").await.unwrap();
+            let answer = read_until(&mut client, "ok").await;
+            assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+            assert!(!answer.contains("close"), "{answer}");
+            assert!(!activity.parked.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(activity.parked.load(Ordering::Relaxed));
+        assert!(!task.is_finished());
     }
 
     #[test]

@@ -6,17 +6,21 @@
 //! and the ledger (how long past wakes took), and acts only through the operator's verbs
 //! in `reconcile` (`wake_by_request`, `keep_by_request`, `serving`), as the admin API does.
 //! A storm of requests for one environment makes one start: each environment has one
-//! flight, whose lock the requests take in turn, and only the first one that finds it
-//! not serving asks for the start.
+//! flight, and only the first request that finds it not serving asks for the start. The
+//! requests answer from the flight's memory (its last look at the platform, at most 2 s
+//! old, its estimate, its rendered page) without waiting; one at a time asks the rules,
+//! the platform or the ledger when that memory is not enough, while the others answer
+//! from the last look.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{DOCTYPE, Markup, html};
@@ -57,15 +61,33 @@ struct Wakes(Arc<Inner>);
 struct Inner {
     daemon: Arc<Daemon>,
     options: WakeOptions,
-    flights: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<Flight>>>>,
+    flights: Mutex<HashMap<Arc<str>, Arc<FlightCell>>>,
+    /// The waiting pages and the API's `503` bodies as last rendered, by what they show.
+    pages: Mutex<HashMap<PageKey, Bytes>>,
     /// When the wakes of the last hour were asked for.
     recent: Mutex<VecDeque<DateTime<Utc>>>,
     /// Which environment a request's host names.
     hosts: hosts::Hosts,
 }
 
-/// One environment's wake, as the requests for it share it.
+/// One environment's flight: its state, which every request reads from memory, and the
+/// turn of the one request at a time that asks the rules, the platform or the ledger.
 #[derive(Default)]
+struct FlightCell {
+    /// Read and written in short sections, never held across an `.await`.
+    state: Mutex<Flight>,
+    /// Held by the request that asks (in a task of its own, so that a client leaving
+    /// cannot cut its work short); meanwhile the others answer from the last look.
+    asking: tokio::sync::Mutex<()>,
+}
+
+/// What a rendered answer shows: HTML or JSON, the name, the estimate in seconds.
+type PageKey = (bool, Box<str>, i64);
+/// Rendered answers kept, at most (they are made again when the cache is emptied).
+const MAX_PAGES: usize = 1024;
+
+/// One environment's wake, as the requests for it share it.
+#[derive(Default, Clone)]
 struct Flight {
     /// When the rules last let a request wake it.
     allowed_at: Option<DateTime<Utc>>,
@@ -76,6 +98,16 @@ struct Flight {
     kept_until: Option<DateTime<Utc>>,
     refused: Option<(DateTime<Utc>, Refusal)>,
     checked: Option<(DateTime<Utc>, Serving)>,
+    /// How long its wake usually takes (from the ledger), read once per flight and again
+    /// once its wake is recorded as served.
+    estimate: Option<TimeDelta>,
+}
+
+/// An environment a request names, as the flights know it.
+#[derive(Clone, Debug)]
+struct Env {
+    id: Arc<str>,
+    name: Arc<str>,
 }
 
 #[derive(Clone, Debug)]
@@ -138,6 +170,7 @@ fn wakes(daemon: Arc<Daemon>, options: WakeOptions) -> Wakes {
         daemon,
         options,
         flights: Mutex::new(HashMap::new()),
+        pages: Mutex::new(HashMap::new()),
         recent: Mutex::new(VecDeque::new()),
         hosts: hosts::Hosts::default(),
     }))
@@ -205,7 +238,7 @@ async fn by_host(State(wakes): State<Wakes>, request: Request, next: Next) -> Re
             env.name.to_string(),
         ),
     };
-    answer(found_env, html, &name, to.as_deref(), Some(&found.origin))
+    wakes.answer(found_env, html, &name, to.as_deref(), Some(&found.origin))
 }
 
 /// Crawlers are asked to stay away (and fetching this wakes nothing).
@@ -238,56 +271,101 @@ async fn wake(
         }
     };
     let name = key.chars().take(MAX_KEY).collect::<String>();
-    answer(found, html, &name, to.as_deref(), None)
+    wakes.answer(found, html, &name, to.as_deref(), None)
 }
 
-/// The answer to what a request found: `to` is the path to return the reader to; `origin`
-/// is set when the request came on the environment's own host (then the ready page
-/// sends the reader there after a second rather than at once, as the very same URL may
-/// still reach curfew for a moment while the platform's routes change back).
-fn answer(
-    found: Found,
-    html: bool,
-    name: &str,
-    to: Option<&str>,
-    origin: Option<&str>,
-) -> Response {
-    match (found, html) {
-        (Found::Ready(url), true) => {
-            let base = origin.unwrap_or(&url);
-            let target = format!("{}{}", base.trim_end_matches('/'), to.unwrap_or("/"));
-            if origin.is_some() {
-                return ready_page(name, &target);
+impl Wakes {
+    /// The answer to what a request found: `to` is the path to return the reader to;
+    /// `origin` is set when the request came on the environment's own host (then the
+    /// ready page sends the reader there after a second rather than at once, as the very
+    /// same URL may still reach curfew for a moment while the platform's routes change
+    /// back).
+    fn answer(
+        &self,
+        found: Found,
+        html: bool,
+        name: &str,
+        to: Option<&str>,
+        origin: Option<&str>,
+    ) -> Response {
+        match (found, html) {
+            (Found::Ready(url), true) => {
+                let base = origin.unwrap_or(&url);
+                let target = format!("{}{}", base.trim_end_matches('/'), to.unwrap_or("/"));
+                if origin.is_some() {
+                    return ready_page(name, &target);
+                }
+                (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
             }
-            (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
+            (Found::Ready(url), false) => {
+                let url = match origin {
+                    Some(origin) => format!("{origin}{}", to.unwrap_or("/")),
+                    None => url,
+                };
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({ "environment": name, "status": "ready", "url": url })),
+                )
+                    .into_response()
+            }
+            (Found::Waking { estimate }, true) => {
+                let page = self.rendered((true, name.into(), estimate.num_seconds()), || {
+                    waiting_page_body(name, estimate, u64::from(RETRY_SECONDS), html! {})
+                });
+                no_store(
+                    (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        page,
+                    )
+                        .into_response(),
+                )
+            }
+            (Found::Waking { estimate }, false) => {
+                let body = self.rendered((false, name.into(), estimate.num_seconds()), || {
+                    json!({
+                        "environment": name,
+                        "status": "waking",
+                        "estimate_seconds": estimate.num_seconds(),
+                    })
+                    .to_string()
+                });
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        ),
+                        (header::RETRY_AFTER, HeaderValue::from(RETRY_SECONDS)),
+                    ],
+                    body,
+                )
+                    .into_response()
+            }
+            (Found::Refused(r), html) => refused(&r, html),
         }
-        (Found::Ready(url), false) => {
-            let url = match origin {
-                Some(origin) => format!("{origin}{}", to.unwrap_or("/")),
-                None => url,
-            };
-            (
-                StatusCode::OK,
-                axum::Json(json!({ "environment": name, "status": "ready", "url": url })),
-            )
-                .into_response()
+    }
+
+    /// The answer `key` names as last rendered, or `render`ed now and kept: the waiting
+    /// page of an environment changes only with its estimate.
+    fn rendered(&self, key: PageKey, render: impl FnOnce() -> String) -> Bytes {
+        if let Some(page) = self
+            .0
+            .pages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return page.clone();
         }
-        (Found::Waking { estimate }, true) => waiting_page(name, estimate),
-        (Found::Waking { estimate }, false) => {
-            let mut r = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({
-                    "environment": name,
-                    "status": "waking",
-                    "estimate_seconds": estimate.num_seconds(),
-                })),
-            )
-                .into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_SECONDS));
-            r
+        let page = Bytes::from(render());
+        let mut pages = self.0.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        if pages.len() >= MAX_PAGES {
+            pages.clear();
         }
-        (Found::Refused(r), html) => refused(&r, html),
+        pages.insert(key, page.clone());
+        page
     }
 }
 
@@ -297,7 +375,7 @@ fn refused(r: &Refusal, html: bool) -> Response {
 
 impl Wakes {
     /// The environment `key` names (its id, or its unique name) in the daemon's last pass.
-    fn environment(&self, key: &str) -> Result<Environment, Refusal> {
+    fn environment(&self, key: &str) -> Result<Env, Refusal> {
         let unknown = || Refusal {
             status: StatusCode::NOT_FOUND,
             title: "Unknown environment",
@@ -314,17 +392,21 @@ impl Wakes {
             });
         };
         let envs = &pass.snapshot.environments;
+        let env = |e: &Environment| Env {
+            id: e.id.clone(),
+            name: e.name.clone(),
+        };
         if let Some(e) = envs.iter().find(|e| &*e.id == key) {
-            return Ok(e.clone());
+            return Ok(env(e));
         }
         let mut named = envs.iter().filter(|e| &*e.name == key);
         match (named.next(), named.next()) {
-            (Some(e), None) => Ok(e.clone()),
+            (Some(e), None) => Ok(env(e)),
             _ => Err(unknown()),
         }
     }
 
-    fn flight(&self, id: &Arc<str>) -> Arc<tokio::sync::Mutex<Flight>> {
+    fn flight(&self, id: &Arc<str>) -> Arc<FlightCell> {
         let mut flights = self
             .0
             .flights
@@ -335,16 +417,118 @@ impl Wakes {
 
     /// Whether `env` serves, waking it (once per flight) when `may_wake`, and keeping it
     /// up `session` after this request.
-    async fn find(&self, env: &Environment, may_wake: bool, session: TimeDelta) -> Found {
+    ///
+    /// Answered from the flight's memory when its last look is fresh and nothing is to be
+    /// done (the usual case: no lock held across a wait, no platform, no ledger); else by
+    /// the one request whose turn it is to ask, while the others answer from the last look
+    /// (or wait for it, when there is none yet).
+    async fn find(&self, env: &Env, may_wake: bool, session: TimeDelta) -> Found {
+        let cell = self.flight(&env.id);
+        let now = self.0.daemon.clock().now();
+        if let Some(found) = self.remembered(&cell, env, may_wake, session, now, false) {
+            return found;
+        }
+        // Someone else is asking: their last look will do, if there is one.
+        if cell.asking.try_lock().is_err()
+            && let Some(found) = self.remembered(&cell, env, may_wake, session, now, true)
+        {
+            return found;
+        }
+        // The asking is done in a task of its own: a client that leaves meanwhile (its
+        // request dropped) cannot leave a start asked for but not written down.
+        let (wakes, env_owned) = (self.clone(), env.clone());
+        let asked = tokio::spawn(async move {
+            let _turn = cell.asking.lock().await;
+            let now = wakes.0.daemon.clock().now();
+            // Another request may have done it while this one waited for its turn.
+            if let Some(found) = wakes.remembered(&cell, &env_owned, may_wake, session, now, false)
+            {
+                return found;
+            }
+            let mut f = cell
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let found = wakes.ask(&env_owned, &mut f, may_wake, session, now).await;
+            *cell.state.lock().unwrap_or_else(PoisonError::into_inner) = f;
+            found
+        });
+        asked.await.unwrap_or_else(|e| {
+            tracing::warn!(environment = %env.name, error = %e, "a wake by request failed");
+            Found::Refused(Refusal {
+                status: StatusCode::BAD_GATEWAY,
+                title: "Wake failed",
+                detail: "curfew could not start the environment; try again in a minute".into(),
+            })
+        })
+    }
+
+    /// The answer the flight's memory gives without asking anything, if it gives one:
+    /// its refusal, or its last look when that is fresh (or, with `stale`, whatever its
+    /// age, while another request asks again) and nothing is left to do (no start, no
+    /// keep, nothing to write).
+    fn remembered(
+        &self,
+        cell: &FlightCell,
+        env: &Env,
+        may_wake: bool,
+        session: TimeDelta,
+        now: DateTime<Utc>,
+        stale: bool,
+    ) -> Option<Found> {
+        let f = cell.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, refusal)) = &f.refused {
+            let current = f.allowed_at.is_none_or(|a| a <= *at);
+            if now - *at < REFUSAL_FRESH || (stale && current) {
+                let refusal = refusal.clone();
+                drop(f);
+                self.count(env, &refusal);
+                return Some(Found::Refused(refusal));
+            }
+        }
+        let allowed = f.allowed_at?;
+        let (at, serving) = f.checked.as_ref()?;
+        if !stale && (now - allowed >= REFUSAL_FRESH || now - *at >= SERVING_FRESH) {
+            return None;
+        }
+        let keep_due = f.woken_at.is_some() && f.kept_until.is_none_or(|k| k - now < session / 2);
+        if serving.ready
+            && let Some(url) = &serving.url
+        {
+            let done = match f.woken_at {
+                Some(_) => f.served_recorded && !keep_due,
+                None => f.running_counted,
+            };
+            return done.then(|| Found::Ready(url.clone()));
+        }
+        if (may_wake && f.woken_at.is_none()) || keep_due {
+            return None;
+        }
+        f.estimate.map(|estimate| Found::Waking { estimate })
+    }
+
+    /// [`Wakes::find`] when the flight's memory is not enough: asks the rules, the
+    /// platform and the ledger what it must, into `f` (the caller's turn).
+    async fn ask(
+        &self,
+        env: &Env,
+        f: &mut Flight,
+        may_wake: bool,
+        session: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Found {
         let daemon = &self.0.daemon;
-        let flight = self.flight(&env.id);
-        let mut f = flight.lock().await;
-        let now = daemon.clock().now();
         if let Some((at, refusal)) = &f.refused
             && now - *at < REFUSAL_FRESH
         {
             self.count(env, refusal);
             return Found::Refused(refusal.clone());
+        }
+        // The first look at an environment the last pass listed stopped: it does not
+        // serve, so the start goes out at once, asking the platform nothing else first.
+        if may_wake && f.checked.is_none() && f.woken_at.is_none() && self.listed_stopped(&env.id) {
+            return self.start_at_once(env, f, session, now).await;
         }
         // Nothing is said of an environment a request may not wake, not even its URL.
         if f.allowed_at.is_none_or(|at| now - at >= REFUSAL_FRESH) {
@@ -372,7 +556,7 @@ impl Wakes {
             && let Some(url) = serving.url
         {
             if f.woken_at.is_some() {
-                self.keep(env, &mut f, now, session).await;
+                self.keep(env, f, now, session).await;
             } else if !f.running_counted {
                 f.running_counted = true;
                 self.metric(env, "already_running");
@@ -402,11 +586,70 @@ impl Wakes {
                 }
             }
         } else if f.woken_at.is_some() {
-            self.keep(env, &mut f, now, session).await;
+            self.keep(env, f, now, session).await;
         }
-        Found::Waking {
-            estimate: self.estimate(&env.id).await,
+        let estimate = match f.estimate {
+            Some(e) => e,
+            None => *f.estimate.insert(self.estimate(&env.id).await),
+        };
+        Found::Waking { estimate }
+    }
+
+    /// The first request's start of an environment listed stopped: the wake's own check
+    /// (the same as [`Daemon::may_wake_by_request`]'s) refuses what may not be woken, and
+    /// gives back its place under the hourly cap; past the cap, an environment a request
+    /// may not wake is still refused as such, not capped.
+    async fn start_at_once(
+        &self,
+        env: &Env,
+        f: &mut Flight,
+        session: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Found {
+        let daemon = &self.0.daemon;
+        let refuse = |f: &mut Flight, e: &OperatorError| {
+            let refusal = refusal_of(e);
+            self.count(env, &refusal);
+            f.refused = Some((now, refusal.clone()));
+            Found::Refused(refusal)
+        };
+        if let Err(capped) = self.take_wake(now) {
+            if let Err(e) = daemon.may_wake_by_request(&env.id).await {
+                return refuse(f, &e);
+            }
+            f.allowed_at = Some(now);
+            self.count(env, &capped);
+            return Found::Refused(capped);
         }
+        let until = now + session;
+        match daemon.wake_by_request(&env.id, until).await {
+            Ok(_) => {
+                f.allowed_at = Some(now);
+                f.woken_at = Some(now);
+                f.kept_until = Some(until);
+                // It was stopped: not serving as of now.
+                f.checked = Some((now, Serving::default()));
+                self.metric(env, "started");
+            }
+            Err(e) => {
+                if !matches!(e, OperatorError::Platform(_) | OperatorError::Ledger(_)) {
+                    self.give_back_wake(now);
+                }
+                return refuse(f, &e);
+            }
+        }
+        let estimate = *f.estimate.insert(self.estimate(&env.id).await);
+        Found::Waking { estimate }
+    }
+
+    /// Whether the last pass listed `id` stopped.
+    fn listed_stopped(&self, id: &str) -> bool {
+        self.0.daemon.last_pass().is_some_and(|pass| {
+            pass.snapshot
+                .environments
+                .iter()
+                .any(|e| *e.id == *id && e.state == EnvState::Stopped)
+        })
     }
 
     /// Whether the start of `id` asked for at `woken_at` came to nothing: a pass that
@@ -429,17 +672,13 @@ impl Wakes {
     /// Activity: the environment stays up `session` after this request (the snooze is
     /// moved when half of it has gone by, not on every request). Its first time serving
     /// is written to the ledger for the next estimate.
-    async fn keep(
-        &self,
-        env: &Environment,
-        f: &mut Flight,
-        now: DateTime<Utc>,
-        session: TimeDelta,
-    ) {
+    async fn keep(&self, env: &Env, f: &mut Flight, now: DateTime<Utc>, session: TimeDelta) {
         let daemon = &self.0.daemon;
         let until = now + session;
         if f.checked.as_ref().is_some_and(|(_, s)| s.ready) && !f.served_recorded {
             f.served_recorded = true;
+            // The next wake's estimate counts this one.
+            f.estimate = None;
             if let Some(woken) = f.woken_at {
                 let took = (now - woken).num_milliseconds() as f64 / 1000.0;
                 daemon
@@ -469,14 +708,14 @@ impl Wakes {
     }
 
     /// `curfew_wakes_total{rule, result}` for `env`.
-    fn metric(&self, env: &Environment, result: &'static str) {
+    fn metric(&self, env: &Env, result: &'static str) {
         let rule = self.rule_of(&env.id);
         self.0.daemon.metrics.wake(rule.as_deref(), result);
     }
 
     /// Counts a refused wake: `capped` past the cap, `failed` when the platform failed,
     /// else `refused`.
-    fn count(&self, env: &Environment, refusal: &Refusal) {
+    fn count(&self, env: &Env, refusal: &Refusal) {
         let result = match refusal.status {
             StatusCode::TOO_MANY_REQUESTS => "capped",
             StatusCode::BAD_GATEWAY => "failed",
@@ -505,6 +744,14 @@ impl Wakes {
         }
         recent.push_back(now);
         Ok(())
+    }
+
+    /// Gives back a wake counted at `now` that was refused (nothing was started).
+    fn give_back_wake(&self, now: DateTime<Utc>) {
+        let mut recent = self.0.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = recent.iter().rposition(|t| *t == now) {
+            recent.remove(i);
+        }
     }
 
     /// How long a wake of `id` usually takes: the median of its past wakes by request
@@ -606,19 +853,23 @@ fn frame(title: &str, body: Markup, refresh: Option<u64>) -> Markup {
     }
 }
 
-fn waiting_page(name: &str, estimate: TimeDelta) -> Response {
-    waiting_page_with(name, estimate, u64::from(RETRY_SECONDS), html! {})
-}
-
 /// The waiting page, reloaded every `refresh` seconds, with `details` under its text.
 fn waiting_page_with(name: &str, estimate: TimeDelta, refresh: u64, details: Markup) -> Response {
+    no_store(Html(waiting_page_body(name, estimate, refresh, details)).into_response())
+}
+
+fn waiting_page_body(name: &str, estimate: TimeDelta, refresh: u64, details: Markup) -> String {
     let title = format!("{name} is waking up");
     let body = html! {
         h1 { (name) " is waking up, " (about(estimate)) }
         p { "It was stopped to save money while nobody used it. It is starting now; this page refreshes itself and takes you there once it answers." }
         (details)
     };
-    let mut r = (StatusCode::OK, frame(&title, body, Some(refresh))).into_response();
+    frame(&title, body, Some(refresh)).into_string()
+}
+
+/// `Cache-Control: no-store`: a page that changes as the environment wakes.
+fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r

@@ -24,7 +24,7 @@ use chrono::TimeDelta;
 use maud::html;
 use serde_json::{Map, Value, json};
 
-use super::{Found, MAX_KEY, RETRY_SECONDS, Refusal, Wakes, frame, problem};
+use super::{Env, Found, MAX_KEY, RETRY_SECONDS, Refusal, Wakes, frame, problem};
 use crate::platform::Environment;
 
 /// The header Sablier's plugins read: `ready` lets the request through to the app.
@@ -190,7 +190,7 @@ fn duration(key: &str, text: &str, min: Duration, max: Duration) -> Result<Durat
 
 impl Wakes {
     /// The environments `target` names, each with the name it is shown by.
-    fn members(&self, target: &Target) -> Result<Vec<(String, Environment)>, Refusal> {
+    fn members(&self, target: &Target) -> Result<Vec<(String, Env)>, Refusal> {
         let mut seen = HashSet::new();
         let mut members = Vec::new();
         match target {
@@ -232,7 +232,11 @@ impl Wakes {
                             "the group has more than {MAX_GROUP} environments; name them instead"
                         )));
                     }
-                    members.push((env.name.to_string(), env.clone()));
+                    let member = Env {
+                        id: env.id.clone(),
+                        name: env.name.clone(),
+                    };
+                    members.push((env.name.to_string(), member));
                 }
                 if members.is_empty() {
                     return Err(not_found());
@@ -246,7 +250,7 @@ impl Wakes {
     /// not wake (and says nothing of them); named instances are refused as `/wake` is.
     async fn session(
         &self,
-        members: &[(String, Environment)],
+        members: &[(String, Env)],
         group: bool,
         may_wake: bool,
         session: TimeDelta,

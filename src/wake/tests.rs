@@ -242,6 +242,58 @@ async fn the_cap_on_wakes_per_hour_holds() {
     assert_eq!(s.deploys(&previews[1].id), 0);
 }
 
+/// The first request to a preview the last pass listed stopped sends the start at once:
+/// it no longer asks the platform first whether it serves (its status and its link).
+#[tokio::test]
+async fn the_first_request_to_a_stopped_preview_starts_it_without_asking_whether_it_serves() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    assert_eq!(env.state, "STOPPED");
+    let asked = |s: &Site| {
+        let r = s.w.sandbox.requests();
+        (
+            r.endpoint("GET /environment/{environmentId}/status"),
+            r.endpoint("GET /environment/{environmentId}/link"),
+        )
+    };
+    let before = asked(&s);
+    let a = s.api(&format!("/wake/{}", env.name)).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    assert_eq!(s.deploys(&env.id), 1);
+    assert_eq!(asked(&s), before, "the start went out first");
+    // Later requests look as before: after 2 s, whether it serves.
+    s.w.clock.advance(TimeDelta::seconds(3));
+    s.api(&format!("/wake/{}", env.name)).await;
+    assert_eq!(asked(&s).0, before.0 + 1);
+    assert_eq!(s.deploys(&env.id), 1);
+}
+
+/// A request for an environment it may not wake takes no place under the hourly cap, and
+/// past the cap such an environment is still refused as such (403, not 429).
+#[tokio::test]
+async fn a_refused_wake_takes_no_place_under_the_cap() {
+    let s = site(1).await;
+    let staging = s.one(Mode::Staging);
+    let preview = s.one(Mode::Preview);
+    assert_eq!(staging.state, "STOPPED");
+    let refused = s.api(&format!("/wake/{}", staging.id)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let woken = s.api(&format!("/wake/{}", preview.id)).await;
+    assert_eq!(
+        woken.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        woken.body
+    );
+    assert_eq!(s.deploys(&preview.id), 1);
+    // The cap (1) is reached now; staging, asked again after its refusal was forgotten,
+    // is still refused as staging.
+    s.later(2);
+    let again = s.api(&format!("/wake/{}", staging.id)).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "{}", again.body);
+    assert_eq!(s.deploys(&staging.id), 0);
+}
+
 #[tokio::test]
 async fn head_and_robots_txt_wake_nothing() {
     let s = site(60).await;
