@@ -1,7 +1,8 @@
 //! The work of the replica that leads: the reconcile loop, the daily digests, and the
 //! ledger's housekeeping, all on the daemon's (injected) clock. With leader election
 //! (`platform.kubernetes.leader_election`), a standby waits for the Lease before any of it;
-//! a leader that loses the Lease stops (fail-stop, as kube-controller-manager does).
+//! a leader that loses the Lease stops all of it (its current pass finishes, every write
+//! refused by the adapter once the Lease is gone) and stands by again, in the same process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,32 +31,56 @@ const HOUSEKEEPING_AT: NaiveTime = match NaiveTime::from_hms_opt(3, 17, 0) {
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
 /// Waits to lead (when there is an election), then runs the reconcile loop, the digests
-/// and the housekeeping until `shutdown` says stop; returns when the loop has stopped
-/// (its current pass finished).
-pub(super) async fn lead_and_work(
+/// and the housekeeping until `shutdown` says stop or the Lease is lost; after a loss,
+/// stands by again and leads again once it holds the Lease. Returns when `shutdown` says
+/// stop and the work has stopped (its current pass finished).
+pub(crate) async fn lead_and_work(
     daemon: Arc<Daemon>,
     notifier: Notifier,
     election: Option<Election>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if let Some(e) = &election {
-        tracing::info!(lease = %e.options().name, identity = %e.options().identity, "standing by until this replica holds the lease");
-        if !e.wait_to_lead(&mut shutdown).await {
+    let Some(election) = election else {
+        daemon.set_leading(true);
+        return work(&daemon, &notifier, shutdown).await;
+    };
+    loop {
+        daemon.set_leading(false);
+        tracing::info!(lease = %election.options().name, identity = %election.options().identity, "standing by until this replica holds the lease");
+        if !election.wait_to_lead(&mut shutdown).await {
             return;
         }
         tracing::info!("this replica holds the lease: acting");
+        daemon.set_leading(true);
+        // This term's work stops when the Lease is lost or the daemon stops.
+        let (term_tx, term) = watch::channel(false);
+        let working = work(&daemon, &notifier, term);
+        let mut working = std::pin::pin!(working);
+        let stopping = tokio::select! {
+            () = &mut working => true,
+            // A dropped sender never says stop again: taken as a stop.
+            stop = shutdown.wait_for(|s| *s) => { let _ = stop; true }
+            () = election.until_not_leading() => false,
+        };
+        let _ = term_tx.send(true);
+        working.await;
+        if stopping || *shutdown.borrow() {
+            return;
+        }
+        tracing::warn!("this replica lost the lease: its work stopped; standing by again");
     }
+}
+
+/// One term's work: the digests and the housekeeping beside the reconcile loop, all until
+/// `stop` says stop; returns when the loop has stopped (its current pass finished).
+async fn work(daemon: &Arc<Daemon>, notifier: &Notifier, stop: watch::Receiver<bool>) {
     tokio::spawn(crate::notify::run_digests(
-        Digests::new(notifier),
+        Digests::new(notifier.clone()),
         daemon.clone(),
-        shutdown.clone(),
+        stop.clone(),
     ));
-    tokio::spawn(housekeeping(
-        daemon.ledger(),
-        daemon.clock(),
-        shutdown.clone(),
-    ));
-    daemon.run(shutdown).await;
+    tokio::spawn(housekeeping(daemon.ledger(), daemon.clock(), stop.clone()));
+    daemon.clone().run(stop).await;
 }
 
 /// The first housekeeping instant strictly after `now`.

@@ -18,6 +18,8 @@ mod reload;
 mod serve;
 
 pub use connect::{Connected, TokenError, connect, read_token};
+#[cfg(test)]
+pub(crate) use jobs::lead_and_work;
 pub use jobs::{HOUSEKEEPING_KEEPS, housekeeping_once, next_housekeeping_after};
 pub use logging::init_logging;
 
@@ -36,7 +38,6 @@ use crate::config::{Loaded, Source};
 use crate::ledger::{Fresh, Ledger, LedgerError};
 use crate::metrics::{Metrics, PlatformRequests};
 use crate::notify::{Notifier, NotifyError, NotifyOptions};
-use crate::platform::kubernetes::Election;
 use crate::platform::{PlatformError, Prices};
 use crate::reconcile::{Daemon, DaemonOptions};
 
@@ -96,7 +97,7 @@ struct Parts {
     public_links: Option<crate::ui::UiOptions>,
 }
 
-/// Runs the daemon until SIGTERM (or Ctrl-C), or until this replica loses its Lease.
+/// Runs the daemon until SIGTERM (or Ctrl-C); a replica that loses its Lease stands by.
 pub async fn run(
     options: Options,
     source: Source,
@@ -134,21 +135,16 @@ pub async fn run(
         election.clone(),
         shutdown_rx,
     ));
-    let lost_lease = until_signal_or_lost_lease(election.as_ref()).await;
-    if lost_lease {
-        tracing::error!("this replica lost the lease: stopping, to restart as a standby");
-    }
+    // A replica that loses the Lease stands by again in this process (`jobs.rs`): only a
+    // signal ends it.
+    wait_for_signal().await;
     tracing::info!("stopping: no new actions; waiting for the current pass to finish");
     let _ = shutdown_tx.send(true);
     stop(parts, work, lease_task, lease_stop_tx, server).await;
     if let Some(public) = public {
         let _ = tokio::time::timeout(Duration::from_secs(5), public).await;
     }
-    Ok(if lost_lease {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The daemon's clock: the system's, or a scaled one that starts when asked (demos).
@@ -329,14 +325,6 @@ async fn recover(daemon: &Daemon) {
         Err(e) => {
             tracing::error!(error = %e, "could not resolve interrupted actions yet; the next pass decides again")
         }
-    }
-}
-
-/// Waits for SIGTERM or Ctrl-C (false), or for this replica to lose its Lease (true).
-async fn until_signal_or_lost_lease(election: Option<&Election>) -> bool {
-    tokio::select! {
-        () = wait_for_signal() => false,
-        () = async { match election { Some(e) => e.lost().await, None => std::future::pending().await } } => true,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use prometheus::core::{Atomic, AtomicF64, AtomicI64, GenericGaugeVec};
 use prometheus::{
     CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::events::{AuthFailure, Cap, PassResult};
@@ -197,6 +197,9 @@ pub(super) struct Passes {
     /// Rule-file reloads by result (`ok`, `error`). After an `error` curfew keeps
     /// applying the last good file.
     pub config_reloads: IntCounterVec,
+    /// 1 while this replica leads (holds the Lease, or runs without an election), 0 while
+    /// it stands by.
+    pub leader: IntGauge,
 }
 
 impl Passes {
@@ -243,7 +246,16 @@ impl Passes {
                     &["result"],
                 ),
             ),
+            leader: register(
+                r,
+                IntGauge::new(
+                    "curfew_leader",
+                    "1 while this replica leads (holds the Lease, or runs without leader election), 0 while it stands by",
+                ),
+            ),
         };
+        // Without an election the only replica leads; an election sets it as it goes.
+        passes.leader.set(1);
         for result in ["ok", "error"] {
             passes.config_reloads.with_label_values(&[result]);
         }

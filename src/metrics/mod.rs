@@ -169,6 +169,11 @@ impl Metrics {
             .set(per_hour);
     }
 
+    /// Whether this replica leads (`curfew_leader`).
+    pub fn set_leader(&self, leading: bool) {
+        self.passes.leader.set(i64::from(leading));
+    }
+
     /// Sets how many environments had `action` due but not done in the last pass.
     pub fn set_due_not_done(&self, action: Action, n: u64) {
         self.actions

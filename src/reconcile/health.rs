@@ -22,6 +22,8 @@ struct HealthState {
     last_pass_success: Option<DateTime<Utc>>,
     /// Why the ledger cannot be used (deleted, read-only…), until a pass succeeds.
     ledger_problem: Option<String>,
+    /// Waiting for the Lease: another replica leads.
+    standby: bool,
 }
 
 /// The answer to "is curfew ready?", also the JSON body of `/readyz`.
@@ -35,7 +37,17 @@ pub struct Readiness {
     pub max_pass_age_seconds: i64,
     /// Why curfew is not ready, one sentence per failing condition; empty when ready.
     pub failing: Vec<String>,
+    /// `leader` (it acts: it holds the Lease, or runs without an election), or
+    /// `standby: not leader` (another replica holds the Lease; this one serves its port
+    /// and waits). A standby is ready without passes of its own: its Pod stays in the
+    /// Service (metrics, the page) and is ready to take over.
+    pub role: &'static str,
 }
+
+/// [`Readiness::role`] of the replica that acts.
+pub const LEADER: &str = "leader";
+/// [`Readiness::role`] of a replica waiting for the Lease.
+pub const STANDBY: &str = "standby: not leader";
 
 impl Health {
     /// Not ready until rules are loaded and a pass succeeds; a success older than
@@ -58,6 +70,11 @@ impl Health {
         self.state().ledger_problem = problem;
     }
 
+    /// Whether this replica waits for the Lease (true) or leads (false).
+    pub fn set_standby(&self, standby: bool) {
+        self.state().standby = standby;
+    }
+
     /// Records a reconcile pass that succeeded at `at` (the clock's time, not the wall's).
     pub fn pass_succeeded(&self, at: DateTime<Utc>) {
         self.state().last_pass_success = Some(at);
@@ -65,12 +82,13 @@ impl Health {
 
     /// Readiness as of `now`.
     pub fn readiness(&self, now: DateTime<Utc>) -> Readiness {
-        let (rules_loaded, last_pass_success, ledger_problem) = {
+        let (rules_loaded, last_pass_success, ledger_problem, standby) = {
             let state = self.state();
             (
                 state.rules_loaded,
                 state.last_pass_success,
                 state.ledger_problem.clone(),
+                state.standby,
             )
         };
         let mut failing = Vec::new();
@@ -81,6 +99,8 @@ impl Health {
             failing.push(format!("the ledger cannot be used: {problem}"));
         }
         match last_pass_success {
+            // A standby makes no passes: the leader's count.
+            _ if standby => {}
             None => failing.push("no reconcile pass has succeeded yet".to_owned()),
             // A pass "in the future" means the clock stepped back: still fresh.
             Some(at) if now - at > self.max_pass_age => failing.push(format!(
@@ -96,6 +116,7 @@ impl Health {
             last_pass_success,
             max_pass_age_seconds: self.max_pass_age.num_seconds(),
             failing,
+            role: if standby { STANDBY } else { LEADER },
         }
     }
 

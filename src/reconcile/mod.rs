@@ -25,7 +25,7 @@ mod page;
 mod pass;
 mod projection;
 
-pub use health::{Health, Readiness};
+pub use health::{Health, LEADER, Readiness, STANDBY};
 pub use operator::{BY_REQUEST, EnvironmentReport, OperatorError, Plan, PlanEntry};
 pub use page::{LastPass, PassOutcome};
 pub use pass::{Look, PassError, SeenRevert};
@@ -178,6 +178,13 @@ impl Daemon {
     pub fn with_listener(mut self, listener: Arc<dyn PassListener>) -> Daemon {
         self.listeners.push(listener);
         self
+    }
+
+    /// Whether this replica leads (acts) or stands by (waits for the Lease), as `/readyz`
+    /// and `curfew_leader` say.
+    pub fn set_leading(&self, leading: bool) {
+        self.health.set_standby(!leading);
+        self.metrics.set_leader(leading);
     }
 
     /// Readiness, for `/readyz`.

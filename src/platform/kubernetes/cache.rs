@@ -227,77 +227,83 @@ impl Cache {
         }
     }
 
-    /// The chosen namespaces (by name), each with what runs in it; a namespace being
-    /// deleted with only its pods (what it still costs).
-    pub fn read(&self, chosen: impl Fn(&str) -> bool) -> Vec<(Namespace, Contents)> {
+    /// Hands `each` the chosen namespaces (by name) one at a time, each with what runs in
+    /// it (a namespace being deleted with only its pods: what it still costs). What runs
+    /// in one namespace is made for it and dropped before the next: a pass over 10,000
+    /// namespaces never holds a copy of the whole cache beside it.
+    pub fn visit(&self, chosen: impl Fn(&str) -> bool, mut each: impl FnMut(&Namespace, Contents)) {
         let state = self.state();
         let objects = &state.objects;
-        state.objects[Feed::Namespaces as usize]
-            .values()
-            .filter_map(|e| match e {
-                Entry::Namespace(ns) => Some(ns),
+        let namespaces = objects[Feed::Namespaces as usize]
+            .iter()
+            .filter_map(|(key, e)| match e {
+                Entry::Namespace(ns) => Some((&key.1, ns)),
                 _ => None,
-            })
-            .filter(|ns| chosen(ns.metadata.name.as_deref().unwrap_or_default()))
-            .map(|ns| {
-                let name: Arc<str> = Arc::from(ns.metadata.name.as_deref().unwrap_or_default());
-                let name = &name;
-                let pods: Vec<Pod> = in_namespace(&objects[Feed::Pods as usize], name)
-                    .filter_map(|(_, e)| match e {
-                        Entry::Pod(p) => Some((**p).clone()),
-                        _ => None,
-                    })
-                    .collect();
-                if super::terminating(ns) {
-                    let pods = pods::classify(&pods, &[], &HashMap::new());
-                    return (
-                        (**ns).clone(),
-                        Contents {
-                            pods,
-                            ..Contents::default()
-                        },
-                    );
+            });
+        for (name, ns) in namespaces.filter(|(name, _)| chosen(name)) {
+            // Its objects are keyed by the interned name; a namespace holding none has none.
+            let owned: Arc<str>;
+            let name = match state.names.get(&**name) {
+                Some(interned) => interned,
+                None => {
+                    owned = Arc::from(&**name);
+                    &owned
                 }
-                let workloads: Vec<Workload> =
-                    [Feed::Deployments, Feed::StatefulSets, Feed::CronJobs]
-                        .into_iter()
-                        .flat_map(|feed| in_namespace(&objects[feed as usize], name))
-                        .filter_map(|(_, e)| match e {
-                            Entry::Workload(w) => Some((**w).clone()),
-                            _ => None,
-                        })
-                        .collect();
-                let revisions = |feed: Feed| {
-                    in_namespace(&objects[feed as usize], name).filter_map(|(name, e)| match e {
-                        Entry::Revision {
-                            created,
-                            controller,
-                        } => Some((name, created, controller)),
-                        _ => None,
-                    })
-                };
-                let mut last_rollout = revisions(Feed::ReplicaSets)
-                    .filter_map(|(_, c, _)| *c)
-                    .max();
-                // As a listing does: StatefulSets roll out through ControllerRevisions.
-                if workloads.iter().any(|w| w.kind == Kind::StatefulSet) {
-                    last_rollout = last_rollout
-                        .max(revisions(Feed::Revisions).filter_map(|(_, c, _)| *c).max());
-                }
-                let replica_sets: HashMap<String, String> = revisions(Feed::ReplicaSets)
-                    .filter_map(|(rs, _, c)| Some((rs.to_string(), c.as_deref()?.to_string())))
-                    .collect();
-                let pods = pods::classify(&pods, &workloads, &replica_sets);
-                (
-                    (**ns).clone(),
+            };
+            let pods =
+                in_namespace(&objects[Feed::Pods as usize], name).filter_map(|(_, e)| match e {
+                    Entry::Pod(p) => Some(&**p),
+                    _ => None,
+                });
+            if super::terminating(ns) {
+                let pods = pods::classify(pods, &[], &HashMap::<&str, &str>::new());
+                each(
+                    ns,
                     Contents {
-                        workloads,
-                        last_rollout,
                         pods,
+                        ..Contents::default()
                     },
-                )
-            })
-            .collect()
+                );
+                continue;
+            }
+            let workloads: Vec<Workload> = [Feed::Deployments, Feed::StatefulSets, Feed::CronJobs]
+                .into_iter()
+                .flat_map(|feed| in_namespace(&objects[feed as usize], name))
+                .filter_map(|(_, e)| match e {
+                    Entry::Workload(w) => Some((**w).clone()),
+                    _ => None,
+                })
+                .collect();
+            let revisions = |feed: Feed| {
+                in_namespace(&objects[feed as usize], name).filter_map(|(name, e)| match e {
+                    Entry::Revision {
+                        created,
+                        controller,
+                    } => Some((name, created, controller)),
+                    _ => None,
+                })
+            };
+            let mut last_rollout = revisions(Feed::ReplicaSets)
+                .filter_map(|(_, c, _)| *c)
+                .max();
+            // As a listing does: StatefulSets roll out through ControllerRevisions.
+            if workloads.iter().any(|w| w.kind == Kind::StatefulSet) {
+                last_rollout =
+                    last_rollout.max(revisions(Feed::Revisions).filter_map(|(_, c, _)| *c).max());
+            }
+            let replica_sets: HashMap<&str, &str> = revisions(Feed::ReplicaSets)
+                .filter_map(|(rs, _, c)| Some((&**rs, c.as_deref()?)))
+                .collect();
+            let pods = pods::classify(pods, &workloads, &replica_sets);
+            each(
+                ns,
+                Contents {
+                    workloads,
+                    last_rollout,
+                    pods,
+                },
+            );
+        }
     }
 }
 
@@ -526,6 +532,9 @@ async fn keep<K>(
             Ok((items, version)) => {
                 tracing::debug!(kind = feed.name(), objects = items.len(), version = %version, "listed for the watch cache");
                 cache.replace(feed, items);
+                // The pages' text and what the kind held before are gone: their memory
+                // goes back to the system rather than staying in the allocator.
+                crate::memory::release_free();
                 delays = backoff();
                 version
             }

@@ -417,6 +417,25 @@ impl Owner {
     }
 }
 
+/// What the owners `ids` of namespace `name` do to a stop, in words, and those that
+/// would put it back: owners not found, or deploying elsewhere, are left out.
+pub(super) fn owner_note(
+    objects: &BTreeMap<OwnerRef, Owner>,
+    name: &str,
+    ids: BTreeSet<OwnerRef>,
+) -> (Option<String>, Vec<Reverter>) {
+    let owners: Vec<&Owner> = ids
+        .into_iter()
+        .filter_map(|id| {
+            let owner = objects.get(&id)?;
+            owner.deploys_into(name).then_some(owner)
+        })
+        .collect();
+    let words: Vec<String> = owners.iter().map(|o| o.describe()).collect();
+    let reverters = owners.iter().filter_map(|o| o.reverter()).collect();
+    ((!words.is_empty()).then(|| words.join("; ")), reverters)
+}
+
 /// What a pause or a resume did to each owner, or why it failed.
 pub(super) type OwnerResults = Vec<(OwnerRef, Result<Option<Change>, ObjectError>)>;
 
@@ -430,16 +449,37 @@ impl Kubernetes {
         namespaces: &[Namespace],
         contents: &[Option<Contents>],
     ) -> Vec<(Option<String>, Vec<Reverter>)> {
-        let argocd = &self.inner.options.argocd_namespace;
         let ids: Vec<BTreeSet<OwnerRef>> = contents
             .iter()
             .map(|c| {
                 c.as_ref()
-                    .map(|c| owners_of(&c.workloads, argocd))
+                    .map(|c| self.owner_ids(&c.workloads))
                     .unwrap_or_default()
             })
             .collect();
-        let kinds: BTreeSet<OwnerKind> = ids.iter().flatten().map(|id| id.kind).collect();
+        let objects = self.owners_by_id(ids.iter().flatten()).await;
+        namespaces
+            .iter()
+            .zip(ids)
+            .map(|(ns, ids)| {
+                let name = ns.metadata.name.as_deref().unwrap_or_default();
+                owner_note(&objects, name, ids)
+            })
+            .collect()
+    }
+
+    /// The GitOps owners these workloads name (by their tracking labels or annotations).
+    pub(super) fn owner_ids(&self, workloads: &[Workload]) -> BTreeSet<OwnerRef> {
+        owners_of(workloads, &self.inner.options.argocd_namespace)
+    }
+
+    /// The owners of every kind among `ids`, by id: one list per kind, from the API
+    /// server's cache; a list that fails leaves its kind out (and is logged).
+    pub(super) async fn owners_by_id<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a OwnerRef>,
+    ) -> BTreeMap<OwnerRef, Owner> {
+        let kinds: BTreeSet<OwnerKind> = ids.map(|id| id.kind).collect();
         let mut objects = BTreeMap::new();
         for kind in kinds {
             match self.all_owners(kind).await {
@@ -449,23 +489,7 @@ impl Kubernetes {
                 }
             }
         }
-        namespaces
-            .iter()
-            .zip(ids)
-            .map(|(ns, ids)| {
-                let name = ns.metadata.name.as_deref().unwrap_or_default();
-                let owners: Vec<&Owner> = ids
-                    .into_iter()
-                    .filter_map(|id| {
-                        let owner = objects.get(&id)?;
-                        owner.deploys_into(name).then_some(owner)
-                    })
-                    .collect();
-                let words: Vec<String> = owners.iter().map(|o| o.describe()).collect();
-                let reverters = owners.iter().filter_map(|o| o.reverter()).collect();
-                ((!words.is_empty()).then(|| words.join("; ")), reverters)
-            })
-            .collect()
+        objects
     }
 
     /// The KEDA ScaledObjects of the namespace that scale one of its workloads (a fresh

@@ -412,12 +412,9 @@ impl Election {
         }
     }
 
-    /// Completes when this replica, having led, no longer does.
-    pub async fn lost(&self) {
+    /// Completes as soon as this replica does not lead (at once if it does not now).
+    pub async fn until_not_leading(&self) {
         let mut changes = self.inner.changes.subscribe();
-        if changes.wait_for(|l| *l).await.is_err() {
-            return std::future::pending().await;
-        }
         if changes.wait_for(|l| !*l).await.is_err() {
             std::future::pending::<()>().await;
         }

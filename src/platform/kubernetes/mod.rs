@@ -35,7 +35,7 @@ mod workload;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::{self, Debug};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -768,7 +768,11 @@ impl Kubernetes {
 
     /// What is left of a namespace being deleted: its pods (what it still costs).
     async fn remains(&self, namespace: &str) -> Result<Contents, CallError> {
-        let pods = pods::classify(&self.pods(namespace).await?, &[], &HashMap::new());
+        let pods = pods::classify(
+            &self.pods(namespace).await?,
+            &[],
+            &HashMap::<String, String>::new(),
+        );
         Ok(Contents {
             pods,
             ..Contents::default()
@@ -1574,15 +1578,34 @@ impl Kubernetes {
             ));
         }
         let (activity, complete) = self.activity(now).await;
-        let (namespaces, contents): (Vec<Namespace>, Vec<Option<Contents>>) = cache
-            .read(|name| !self.never_an_environment(name))
-            .into_iter()
-            .map(|(ns, contents)| (ns, Some(contents)))
-            .unzip();
+        // Each namespace becomes its environment as the cache hands it over: what runs in
+        // it is not kept beyond that (10,000 of them held at once were ~35 MB).
+        let mut environments = Vec::new();
+        let mut owned: Vec<(usize, BTreeSet<gitops::OwnerRef>)> = Vec::new();
+        cache.visit(
+            |name| !self.never_an_environment(name),
+            |ns, contents| {
+                let ids = self.owner_ids(&contents.workloads);
+                if !ids.is_empty() {
+                    owned.push((environments.len(), ids));
+                }
+                environments.push(self.environment(ns, Some(&contents), &activity, now));
+            },
+        );
         // The GitOps owners are not in the cache: listed (one request per kind) only when
         // a workload names one.
-        let owners = self.owner_notes(&namespaces, &contents).await;
-        let environments = self.environments(&namespaces, &contents, owners, &activity, now);
+        if !owned.is_empty() {
+            let objects = self
+                .owners_by_id(owned.iter().flat_map(|(_, ids)| ids))
+                .await;
+            for (i, ids) in owned {
+                if let Some(env) = environments.get_mut(i) {
+                    let (owners, reverters) = gitops::owner_note(&objects, &env.name, ids);
+                    env.owners = owners.map(Arc::from);
+                    env.reverters = reverters;
+                }
+            }
+        }
         Ok(Snapshot {
             environments,
             complete,

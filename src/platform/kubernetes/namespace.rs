@@ -136,7 +136,8 @@ pub fn environment(
 ) -> Environment {
     let name = ns.metadata.name.clone().unwrap_or_default();
     let labels = ns.metadata.labels.clone().unwrap_or_default();
-    let annotations = ns.metadata.annotations.clone().unwrap_or_default();
+    let no_annotations = BTreeMap::new();
+    let annotations = ns.metadata.annotations.as_ref().unwrap_or(&no_annotations);
     let mode = match labels.get(&mapping.mode_label) {
         None => mapping.default_mode,
         Some(text) => Mode::parse(text).unwrap_or_else(|| {
@@ -146,7 +147,7 @@ pub fn environment(
         }),
     };
     let (state, platform_state) = state(ns, contents);
-    let overrides = overrides(&labels, &annotations);
+    let overrides = overrides(&labels, annotations);
     let name: Arc<str> = name.into();
     Environment {
         id: name.clone(),

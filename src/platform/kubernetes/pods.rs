@@ -153,10 +153,10 @@ pub struct Running {
 
 /// The active pods, each with what runs it. `replica_sets` maps a ReplicaSet's name to
 /// its controller (`Deployment/web`, `Rollout/web`), when it has one.
-pub fn classify(
-    pods: &[Pod],
+pub fn classify<'a, S: std::borrow::Borrow<str> + AsRef<str> + Eq + std::hash::Hash>(
+    pods: impl IntoIterator<Item = &'a Pod>,
     workloads: &[Workload],
-    replica_sets: &HashMap<String, String>,
+    replica_sets: &HashMap<S, S>,
 ) -> Vec<Running> {
     let index = |kind: Kind, name: &str| {
         workloads
@@ -168,19 +168,19 @@ pub fn classify(
             .iter()
             .position(|w| w.kind == Kind::CronJob && w.active_jobs.iter().any(|j| j == job))
     };
-    pods.iter()
+    pods.into_iter()
         .filter(|p| p.active)
         .map(|pod| {
             let owner = match &pod.controller {
                 None => Owner::Other(format!("Pod/{}", pod.name)),
                 Some((kind, name)) => {
                     let found = match kind.as_str() {
-                        "ReplicaSet" => match replica_sets.get(name) {
+                        "ReplicaSet" => match replica_sets.get(name.as_str()).map(AsRef::as_ref) {
                             Some(controller) => match controller.split_once('/') {
                                 Some(("Deployment", d)) => {
-                                    index(Kind::Deployment, d).ok_or_else(|| controller.clone())
+                                    index(Kind::Deployment, d).ok_or_else(|| controller.to_string())
                                 }
-                                _ => Err(controller.clone()),
+                                _ => Err(controller.to_string()),
                             },
                             None => Err(format!("ReplicaSet/{name}")),
                         },

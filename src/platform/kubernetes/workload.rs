@@ -240,16 +240,24 @@ impl Workload {
     /// `last-applied-configuration` are not kept between passes. A fresh read (before
     /// acting) keeps them all.
     pub fn slim(mut self) -> Workload {
-        self.annotations.retain(|k, _| {
-            k.starts_with("curfew.dev/")
-                || k == DOWNSCALER_EXCLUDE
-                || k == super::gitops::ARGOCD_TRACKING_ID
-        });
-        self.labels.retain(|k, _| {
-            k == super::gitops::ARGOCD_INSTANCE
-                || k.starts_with("kustomize.toolkit.fluxcd.io/")
-                || k.starts_with("helm.toolkit.fluxcd.io/")
-        });
+        // Made anew rather than `retain`ed: a map emptied in place keeps its node (about
+        // half a KiB), 40,000 workloads times two maps in the cache.
+        self.annotations = std::mem::take(&mut self.annotations)
+            .into_iter()
+            .filter(|(k, _)| {
+                k.starts_with("curfew.dev/")
+                    || k == DOWNSCALER_EXCLUDE
+                    || k == super::gitops::ARGOCD_TRACKING_ID
+            })
+            .collect();
+        self.labels = std::mem::take(&mut self.labels)
+            .into_iter()
+            .filter(|(k, _)| {
+                k == super::gitops::ARGOCD_INSTANCE
+                    || k.starts_with("kustomize.toolkit.fluxcd.io/")
+                    || k.starts_with("helm.toolkit.fluxcd.io/")
+            })
+            .collect();
         self
     }
 

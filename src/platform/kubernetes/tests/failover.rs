@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::fake::{FakeApi, Then, deployment, namespace};
-use super::{election, options};
+use super::{election, lease_holder, options};
 use crate::clock::{Clock, ManualClock};
 use crate::config::parse_rules;
 use crate::ledger::Ledger;
@@ -130,4 +130,105 @@ async fn a_failover_mid_pass_keeps_the_stops_savings_and_the_morning_start() {
         .sum();
     let expected = (start - stop_a).num_seconds() + (start - stop_b).num_seconds();
     assert_eq!(seconds, expected as f64);
+}
+
+/// curfew_leader's value in the daemon's metrics.
+fn leader_gauge(daemon: &Daemon) -> Option<i64> {
+    daemon
+        .metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix("curfew_leader ")?.trim().parse().ok())
+}
+
+/// Sleeps (paused tokio time) a second at a time until `done`, at most `seconds`.
+async fn within(seconds: u64, mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..seconds {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    done()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_loses_its_lease_stands_by_in_process_and_leads_again_when_it_regains_it() {
+    use crate::reconcile::{LEADER, STANDBY};
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-1"));
+    fake.put(deployment("pr-1", "web", 2));
+    // Thursday 19:00:30: out of hours, every preview is due to stop.
+    let clock = Arc::new(ManualClock::new(at("2026-11-26T19:00:30Z")));
+    let a = election(&fake, "curfew-a", clock.clone());
+    let (daemon, _) = replica(&fake, &clock, &a);
+    daemon.health.set_rules_loaded(true);
+    let daemon = Arc::new(daemon);
+    let notifier = crate::notify::Notifier::start(
+        crate::notify::NotifyOptions::default(),
+        daemon.metrics.clone(),
+        clock.clone(),
+        Default::default(),
+    )
+    .unwrap();
+    let (stop_lease, lease_stop) = tokio::sync::watch::channel(false);
+    let lease = tokio::spawn(a.clone().run(lease_stop));
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let work = tokio::spawn(crate::daemon::lead_and_work(
+        daemon.clone(),
+        notifier,
+        Some(a.clone()),
+        shutdown,
+    ));
+    let role = |d: &Daemon| d.health().readiness(clock.now()).role;
+
+    assert!(
+        within(10, || fake.replicas("deployments", "pr-1", "web") == 0).await,
+        "A leads and stops pr-1"
+    );
+    assert_eq!(role(&daemon), LEADER);
+    assert_eq!(leader_gauge(&daemon), Some(1));
+
+    // Another replica takes the Lease (its record now names curfew-b, fresh to A).
+    fake.store().edit("leases", "curfew", "curfew", |lease| {
+        lease["spec"]["holderIdentity"] = "curfew-b".into();
+        lease["spec"]["renewTime"] = "2026-11-26T19:00:40.000000Z".into();
+    });
+    assert!(
+        within(5, || role(&daemon) == STANDBY).await,
+        "A stands by once its round sees the Lease held by another"
+    );
+    assert!(!a.is_leader());
+    assert_eq!(leader_gauge(&daemon), Some(0));
+    let readiness = daemon.health().readiness(clock.now());
+    assert!(readiness.ready, "a standby stays ready: {readiness:?}");
+    assert!(!work.is_finished(), "the process goes on as a standby");
+
+    // While it stands by, a namespace due to stop appears: A writes nothing.
+    fake.forget_log();
+    fake.put(namespace("pr-2"));
+    fake.put(deployment("pr-2", "web", 2));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let writes: Vec<_> = fake
+        .writes()
+        .into_iter()
+        .filter(|w| w.resource != "leases")
+        .collect();
+    assert!(writes.is_empty(), "a standby writes nothing: {writes:?}");
+    assert_eq!(fake.replicas("deployments", "pr-2", "web"), 2);
+
+    // curfew-b never renews: once its record is a lease duration old, A takes the Lease
+    // again and leads: it stops pr-2.
+    assert!(
+        within(20, || fake.replicas("deployments", "pr-2", "web") == 0).await,
+        "A leads again and stops pr-2"
+    );
+    assert_eq!(lease_holder(&fake).as_deref(), Some("curfew-a"));
+    assert_eq!(role(&daemon), LEADER);
+    assert_eq!(leader_gauge(&daemon), Some(1));
+
+    let _ = shutdown_tx.send(true);
+    work.await.unwrap();
+    let _ = stop_lease.send(true);
+    lease.await.unwrap();
 }

@@ -848,6 +848,16 @@ fn scale(store: &mut Store, seen: &Seen, resource: &str) -> (u16, Value) {
                     ),
                 );
             };
+            // A write to a subresource goes through admission as any write does, matched
+            // by rules naming `resource/subresource`, with the request's `subResource` set
+            // and the subresource's own object (this Scale, old and new) as `object` and
+            // `oldObject`: not the Rollout (Kubernetes docs, Dynamic Admission Control,
+            // "Matching requests: rules" and the AdmissionReview request's `subResource`,
+            // https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/;
+            // kubernetes/kubernetes#84530: the underlying resource's chain is not called).
+            if let Err(denied) = admit(store, seen, &scale, &as_scale(&current)) {
+                return denied;
+            }
             let version = store.version();
             let key = (resource.to_string(), namespace.clone(), name.clone());
             let Some(object) = store.objects.get_mut(&key) else {

@@ -328,3 +328,29 @@ async fn the_shipped_admission_policy_admits_a_rollouts_record_and_a_released_lo
         .await;
     assert!(format!("{refused:?}").contains("403"), "{refused:?}");
 }
+
+/// The Scale of a Rollout goes through admission as other writes do (its own rule,
+/// `rollouts/scale`): outside a preview namespace the shipped policy refuses it.
+#[tokio::test]
+async fn the_shipped_admission_policy_refuses_a_rollouts_scale_outside_a_preview_namespace() {
+    let fake = FakeApi::new();
+    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-1"}}));
+    fake.put(rollout("team-1", "web", 2));
+    fake.admit_with(super::rules::shipped_policy(), super::rules::CURFEW);
+    let request = kube::core::Request::new("/apis/argoproj.io/v1alpha1/namespaces/team-1/rollouts")
+        .patch_subresource(
+            "scale",
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .unwrap();
+    let refused = fake.client().request_text(request).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("curfew acts only in namespaces labelled"),
+        "{refused}"
+    );
+    assert_eq!(fake.replicas("rollouts", "team-1", "web"), 2);
+}

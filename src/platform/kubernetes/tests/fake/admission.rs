@@ -127,10 +127,18 @@ impl Policy {
         if !matched {
             return Ok(());
         }
+        // A subresource's request names its resource and its subresource apart
+        // (`rollouts`, `scale`), as admission.k8s.io/v1 AdmissionRequest does; the rules
+        // above match `rollouts/scale` as a whole, as RBAC names it.
+        let (resource, sub_resource) = seen
+            .resource
+            .split_once('/')
+            .unwrap_or((seen.resource.as_str(), ""));
         let request = serde_json::json!({
             "operation": operation,
             "userInfo": {"username": self.username},
-            "resource": {"group": seen.group, "version": "v1", "resource": seen.resource},
+            "resource": {"group": seen.group, "version": "v1", "resource": resource},
+            "subResource": sub_resource,
             "namespace": seen.namespace.clone().unwrap_or_default(),
             "name": seen.name.clone().or_else(|| object["metadata"]["name"].as_str().map(str::to_string)).unwrap_or_default(),
         });
