@@ -157,6 +157,16 @@ pub struct Revert {
     /// When, if the object says (the time of that manager's last change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
+    /// How many of the parts curfew stopped are still stopped, when only some were put
+    /// back (Kubernetes: workloads still at 0 with curfew's record on them). While there
+    /// are some, the environment runs only in part: the schedule's next running time
+    /// starts the rest.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub still_stopped: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An owner of an environment's workloads that would put a stop back (see

@@ -850,6 +850,9 @@ impl RuleDecision<'_, '_> {
             }
             (true, EnvState::Stopped) => self.wake(s, position, trace),
             (true, EnvState::Running) => {
+                if let Some(d) = self.partly_put_back(s, position, trace) {
+                    return Some(d);
+                }
                 let settle = (rule.wake == Wake::All
                     && !settled(record.and_then(|r| r.schedule_start_settled_at)))
                 .then_some(Settle::ScheduleStart);
@@ -918,6 +921,46 @@ impl RuleDecision<'_, '_> {
             due_since: s.since,
             next_check: s.next,
             ..self.with(Action::Stop, Some(Cause::Schedule), reason)
+        })
+    }
+
+    /// Running in part, in running time: someone put back only some of what curfew
+    /// stopped (a GitOps tool syncing one Deployment, a person scaling one up), and the rest
+    /// is still stopped. The running time starts the rest, whatever `wake` says of stopped
+    /// environments (this one runs: whoever put it back wants it), but never under
+    /// `wake: never`.
+    fn partly_put_back(
+        &self,
+        s: &ScheduleNow,
+        position: &str,
+        trace: &mut Trace,
+    ) -> Option<Decision> {
+        let revert = self.env.reverted.as_deref()?;
+        if revert.still_stopped == 0 || self.rule.wake == Wake::Never {
+            return None;
+        }
+        let reason = format!(
+            "{position}; {by} put back part of it and {n} part{s} curfew stopped {are} still stopped, so rule \"{rule}\" starts {them}",
+            by = revert.by,
+            n = revert.still_stopped,
+            s = if revert.still_stopped == 1 { "" } else { "s" },
+            are = if revert.still_stopped == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            them = if revert.still_stopped == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            rule = self.rule.name,
+        );
+        trace.note(|| reason.clone());
+        Some(Decision {
+            due_since: s.since,
+            next_check: s.next,
+            ..self.with(Action::Start, Some(Cause::Schedule), reason)
         })
     }
 

@@ -1129,12 +1129,27 @@ impl Scripted {
 
     /// Puts it back up, as `by` does, at `at`.
     fn put_back(&self, by: &str, at: DateTime<Utc>) {
+        self.put_back_but(by, at, 0);
+    }
+
+    /// Puts back all but `still_stopped` of its parts, as `by` does, at `at`.
+    fn put_back_but(&self, by: &str, at: DateTime<Utc>, still_stopped: u32) {
         let mut env = self.env.lock().unwrap();
         env.state = crate::platform::EnvState::Running;
         env.reverted = Some(Box::new(crate::platform::Revert {
             by: by.into(),
             at: Some(at),
+            still_stopped,
         }));
+    }
+
+    fn starts(&self) -> Vec<DateTime<Utc>> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter(|(_, a)| *a == Action::Start)
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     fn stops(&self) -> Vec<DateTime<Utc>> {
@@ -1294,4 +1309,47 @@ async fn a_stop_put_back_is_recorded_once_counted_by_who_ends_its_savings_and_is
         (savings[0].stopped_seconds - 35.0).abs() < 1e-9,
         "{savings:?}"
     );
+}
+
+/// A stop put back only in part (one workload of two, say): not fought before the next
+/// boundary, as a whole revert; and the next running time starts what is still stopped,
+/// so that the morning does not find the environment half up.
+#[tokio::test]
+async fn a_stop_put_back_in_part_is_not_fought_and_the_next_running_time_starts_the_rest() {
+    let clock = ManualClock::new(at("2026-11-25T19:00:00Z"));
+    let platform = Arc::new(Scripted::new(&clock, 36.0));
+    let ledger = Arc::new(Ledger::in_memory().unwrap());
+    let rules = "timezone: UTC\ncurrency: EUR\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    gitops: off\n";
+    let daemon = Daemon::new(
+        platform.clone(),
+        ledger.clone(),
+        Arc::new(Metrics::new("test", false)),
+        Arc::new(clock.clone()),
+        Arc::new(parse_rules("t.yaml", rules, clock.now()).unwrap()),
+        DaemonOptions {
+            resync: Duration::from_secs(60),
+            max_pass_age: Duration::from_secs(180),
+            max_in_flight: 4,
+        },
+    );
+    daemon.pass().await.unwrap();
+    platform.put_back_but("argocd-controller (Update)", at("2026-11-25T19:00:05Z"), 1);
+    for t in ["2026-11-25T19:05:00Z", "2026-11-26T07:59:00Z"] {
+        clock.set(at(t));
+        daemon.pass().await.unwrap();
+    }
+    assert_eq!(platform.stops().len(), 1, "not fought before 08:00");
+    assert!(platform.starts().is_empty(), "nor started in the stopped time");
+    clock.set(at("2026-11-26T08:00:00Z"));
+    let report = daemon.pass().await.unwrap();
+    assert_eq!(platform.starts(), [at("2026-11-26T08:00:00Z")]);
+    let why = &report.decisions[0].reason;
+    assert!(
+        why.contains("argocd-controller (Update) put back part of it and 1 part curfew stopped is still stopped"),
+        "{why}"
+    );
+    // Started whole, it is left alone for the rest of the day.
+    clock.set(at("2026-11-26T08:05:00Z"));
+    daemon.pass().await.unwrap();
+    assert_eq!(platform.starts().len(), 1);
 }

@@ -75,17 +75,26 @@ impl Contents {
 
     /// The first of curfew's stops put back here (a workload curfew stopped that runs
     /// again, curfew's record still on it): who, and when, as its `managedFields` say.
+    /// `still_stopped` counts the workloads curfew stopped that are still at 0, its record on
+    /// them, when only some were put back.
     fn reverted(&self) -> Option<Revert> {
-        self.workloads
-            .iter()
-            .filter(|w| w.managed())
+        let managed = || self.workloads.iter().filter(|w| w.managed());
+        let first = managed()
             .filter_map(|w| {
                 let by = w.scaled_back()?;
                 let at = w.replicas_set_by.as_ref().and_then(|(_, t)| *t);
-                Some(Revert { by: by.into(), at })
+                Some((by, at))
             })
             // The earliest known time first: savings end there.
-            .min_by_key(|r| (r.at.is_none(), r.at))
+            .min_by_key(|(_, at)| (at.is_none(), *at))?;
+        let still_stopped = managed()
+            .filter(|w| w.recorded().is_some() && !w.wants_to_run())
+            .count();
+        Some(Revert {
+            by: first.0.into(),
+            at: first.1,
+            still_stopped: u32::try_from(still_stopped).unwrap_or(u32::MAX),
+        })
     }
 
     /// Pods running whatever curfew does, by what runs them (`Rollout/web`), with their

@@ -412,7 +412,9 @@ async fn a_gitops_tool_that_puts_replicas_back_is_reported_as_a_revert_and_the_n
         Some(&Revert {
             by: "argocd-controller (Apply)".into(),
             at: Some(at("2026-11-26T10:05:00Z")),
-        })
+            still_stopped: 1,
+        }),
+        "worker is still stopped"
     );
 
     // The policy asks for no stop before the rule's next boundary (reconcile's tests);
@@ -436,6 +438,47 @@ async fn a_gitops_tool_that_puts_replicas_back_is_reported_as_a_revert_and_the_n
     assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
     assert_eq!(fake.replicas("deployments", "pr-1", "web"), 3);
     assert_eq!(fake.replicas("deployments", "pr-1", "worker"), 1);
+}
+
+/// One workload of two put back by Argo CD: the namespace runs in part, and a start (which
+/// the policy asks for in the rule's running time) brings back the one still at 0 and
+/// leaves the one put back at the count it was put back to.
+#[tokio::test]
+async fn a_start_of_a_namespace_put_back_in_part_brings_back_the_rest_and_keeps_what_was_put_back()
+{
+    let fake = FakeApi::new();
+    let (k8s, manifest) = stopped_under_argo(&fake).await;
+    fake.set_now(at("2026-11-26T10:05:00Z"));
+    fake.apply(
+        "deployments",
+        "pr-1",
+        "web",
+        "argocd-controller",
+        true,
+        &manifest,
+    )
+    .unwrap();
+    let env = listed(&k8s, "pr-1").await;
+    assert_eq!(env.state, EnvState::Running);
+    assert_eq!(env.reverted.as_ref().map(|r| r.still_stopped), Some(1));
+    fake.forget_log();
+    assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(fake.replicas("deployments", "pr-1", "worker"), 1);
+    assert_eq!(
+        fake.replicas("deployments", "pr-1", "web"),
+        3,
+        "left as put back"
+    );
+    for name in ["web", "worker"] {
+        assert_eq!(
+            fake.annotation("deployments", "pr-1", name, ORIGINAL_REPLICAS),
+            None,
+            "curfew's record taken off {name}"
+        );
+    }
+    let env = listed(&k8s, "pr-1").await;
+    assert_eq!(env.state, EnvState::Running);
+    assert_eq!(env.reverted, None, "nothing of curfew's stop is left");
 }
 
 // Item 6: the admission policy.
