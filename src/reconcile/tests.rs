@@ -1144,19 +1144,19 @@ impl Scripted {
     }
 
     fn starts(&self) -> Vec<DateTime<Utc>> {
-        let calls = self.calls.lock().unwrap();
-        calls
-            .iter()
-            .filter(|(_, a)| *a == Action::Start)
-            .map(|(t, _)| *t)
-            .collect()
+        self.calls_of(Action::Start)
     }
 
     fn stops(&self) -> Vec<DateTime<Utc>> {
+        self.calls_of(Action::Stop)
+    }
+
+    /// When `action` was called, in order.
+    fn calls_of(&self, action: Action) -> Vec<DateTime<Utc>> {
         let calls = self.calls.lock().unwrap();
         calls
             .iter()
-            .filter(|(_, a)| *a == Action::Stop)
+            .filter(|(_, a)| *a == action)
             .map(|(t, _)| *t)
             .collect()
     }
@@ -1339,7 +1339,10 @@ async fn a_stop_put_back_in_part_is_not_fought_and_the_next_running_time_starts_
         daemon.pass().await.unwrap();
     }
     assert_eq!(platform.stops().len(), 1, "not fought before 08:00");
-    assert!(platform.starts().is_empty(), "nor started in the stopped time");
+    assert!(
+        platform.starts().is_empty(),
+        "nor started in the stopped time"
+    );
     clock.set(at("2026-11-26T08:00:00Z"));
     let report = daemon.pass().await.unwrap();
     assert_eq!(platform.starts(), [at("2026-11-26T08:00:00Z")]);

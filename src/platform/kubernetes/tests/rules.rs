@@ -347,6 +347,20 @@ async fn stopped_under_argo(fake: &FakeApi) -> (Kubernetes, Value) {
     (k8s, manifest)
 }
 
+/// Argo CD forces web back (self-heal) at 10:05, to the manifest's 3 replicas.
+fn argo_puts_web_back(fake: &FakeApi, manifest: &Value) {
+    fake.set_now(at("2026-11-26T10:05:00Z"));
+    fake.apply(
+        "deployments",
+        "pr-1",
+        "web",
+        "argocd-controller",
+        true,
+        manifest,
+    )
+    .unwrap();
+}
+
 #[tokio::test]
 async fn curfews_stop_makes_it_the_manager_of_replicas_and_a_server_side_apply_conflicts() {
     let fake = FakeApi::new();
@@ -382,17 +396,7 @@ async fn a_gitops_tool_that_puts_replicas_back_is_reported_as_a_revert_and_the_n
  {
     let fake = FakeApi::new();
     let (k8s, manifest) = stopped_under_argo(&fake).await;
-    // Argo CD forces it (self-heal): web runs again.
-    fake.set_now(at("2026-11-26T10:05:00Z"));
-    fake.apply(
-        "deployments",
-        "pr-1",
-        "web",
-        "argocd-controller",
-        true,
-        &manifest,
-    )
-    .unwrap();
+    argo_puts_web_back(&fake, &manifest);
     let env = listed(&k8s, "pr-1").await;
     assert_eq!(env.state, EnvState::Running, "so no savings are counted");
     assert_eq!(
@@ -448,16 +452,7 @@ async fn a_start_of_a_namespace_put_back_in_part_brings_back_the_rest_and_keeps_
 {
     let fake = FakeApi::new();
     let (k8s, manifest) = stopped_under_argo(&fake).await;
-    fake.set_now(at("2026-11-26T10:05:00Z"));
-    fake.apply(
-        "deployments",
-        "pr-1",
-        "web",
-        "argocd-controller",
-        true,
-        &manifest,
-    )
-    .unwrap();
+    argo_puts_web_back(&fake, &manifest);
     let env = listed(&k8s, "pr-1").await;
     assert_eq!(env.state, EnvState::Running);
     assert_eq!(env.reverted.as_ref().map(|r| r.still_stopped), Some(1));
