@@ -136,29 +136,30 @@ impl Details {
     /// as curfew runs).
     fn merge(&mut self, mut found: HashMap<Arc<str>, EnvDetails>, listed: &[Arc<str>]) {
         let before = std::mem::take(&mut self.by_env);
-        self.by_env = listed
-            .iter()
-            .filter_map(|id| {
-                let old = before
-                    .binary_search_by(|(known, _)| known.cmp(id))
-                    .ok()
-                    .map(|i| &before[i].1);
-                let fresh = found.remove(id);
-                if old.is_none() && fresh.is_none() {
-                    return None;
-                }
-                let fresh = fresh.unwrap_or_default();
-                Some((
-                    id.clone(),
-                    EnvDetails {
-                        cluster: fresh
-                            .cluster
-                            .or_else(|| old.and_then(|o| o.cluster.clone())),
-                        hourly_cost: fresh.hourly_cost.or(old.and_then(|o| o.hourly_cost)),
-                    },
-                ))
-            })
-            .collect();
+        // Built at its size: collected through a filter it would grow by doubling, up to
+        // 16,384 slots (786 KB) kept for 10,000 environments, where 480 KB hold them.
+        self.by_env = Vec::with_capacity(listed.len());
+        self.by_env.extend(listed.iter().filter_map(|id| {
+            let old = before
+                .binary_search_by(|(known, _)| known.cmp(id))
+                .ok()
+                .map(|i| &before[i].1);
+            let fresh = found.remove(id);
+            if old.is_none() && fresh.is_none() {
+                return None;
+            }
+            let fresh = fresh.unwrap_or_default();
+            Some((
+                id.clone(),
+                EnvDetails {
+                    cluster: fresh
+                        .cluster
+                        .or_else(|| old.and_then(|o| o.cluster.clone())),
+                    hourly_cost: fresh.hourly_cost.or(old.and_then(|o| o.hourly_cost)),
+                },
+            ))
+        }));
+        self.by_env.shrink_to_fit();
     }
 
     fn get(&self, id: &str) -> Option<&(Arc<str>, EnvDetails)> {
@@ -1114,6 +1115,29 @@ mod tests {
             got,
             [("a", Some("eu-2"), Some(1.0)), ("c", None, Some(3.0))]
         );
+    }
+
+    #[test]
+    fn the_cache_of_clusters_and_costs_keeps_no_spare_room() {
+        // 1,000 environments listed, 999 of them with details: collected by doubling, the
+        // cache would keep room for 1,024 for as long as the daemon runs.
+        let listed: Vec<Arc<str>> = (0..1000)
+            .map(|i| Arc::from(format!("env-{i:04}")))
+            .collect();
+        let found = listed[1..]
+            .iter()
+            .map(|id| {
+                let detail = EnvDetails {
+                    cluster: None,
+                    hourly_cost: Some(1.0),
+                };
+                (id.clone(), detail)
+            })
+            .collect();
+        let mut d = Details::default();
+        d.merge(found, &listed);
+        assert_eq!(d.by_env.len(), 999);
+        assert_eq!(d.by_env.capacity(), 999);
     }
 
     #[tokio::test]

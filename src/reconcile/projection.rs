@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::Daemon;
 use crate::ledger::LedgerError;
 use crate::platform::{PlatformError, Snapshot};
-use crate::policy::{self, Action, LedgerView, RuleSet};
+use crate::policy::{Action, LedgerView, RuleSet};
 use crate::simulate::{self, Projection};
 
 /// How many days the daemon projects.
@@ -78,18 +78,21 @@ impl Daemon {
         let now = self.clock.now();
         let view = self.ledger.run(|l| l.view()).await?;
         let never = Arc::new(AtomicBool::new(false));
-        self.project_from(rules, now, snapshot, view, never)
+        self.project_from(rules, now, Arc::new(snapshot), Vec::new(), view, never)
             .await?
             .ok_or_else(|| ProjectionError::Simulation("given up".into()))
     }
 
-    /// Projects `rules` from `snapshot` and `view` as they are at `now`, and exports the
-    /// savings; `None` when `cancel` was set before the end.
+    /// Projects `rules` from `listing` as the actions `done` left it (each with its
+    /// environment's index in the listing) and `view` as they are at `now`, and exports the
+    /// savings; `None` when `cancel` was set before the end. The listing is shared, never
+    /// copied: the simulation borrows it and keeps only what the actions changed.
     async fn project_from(
         &self,
         rules: Arc<RuleSet>,
         now: DateTime<Utc>,
-        snapshot: Snapshot,
+        listing: Arc<Snapshot>,
+        done: Vec<(usize, Action)>,
         view: LedgerView,
         cancel: Arc<AtomicBool>,
     ) -> Result<Option<Arc<Projection>>, ProjectionError> {
@@ -103,7 +106,7 @@ impl Daemon {
         let started = std::time::Instant::now();
         let simulated = Arc::clone(&rules);
         let projection = tokio::task::spawn_blocking(move || {
-            simulate::simulate_unless(&simulated, snapshot, view, &options, &cancel)
+            simulate::simulate_unless(&simulated, &listing, &done, view, &options, &cancel)
         })
         .await
         .map_err(|e| ProjectionError::Simulation(e.to_string()))?;
@@ -171,22 +174,10 @@ impl Daemon {
                 done,
                 view,
             } = handoff;
-            // The page may share the listing: then the projection works on its own copy.
-            let mut snapshot = Arc::try_unwrap(snapshot).unwrap_or_else(|s| (*s).clone());
-            // The fleet as the pass's actions left it, as the simulation's platform does.
-            let mut gone = vec![false; snapshot.environments.len()];
-            for (index, action) in done {
-                if let (Some(env), Some(gone)) =
-                    (snapshot.environments.get_mut(index), gone.get_mut(index))
-                {
-                    *gone = !policy::act_on(env, action);
-                }
-            }
-            let mut left = gone.into_iter();
-            snapshot
-                .environments
-                .retain(|_| !left.next().unwrap_or(false));
-            match daemon.project_from(rules, at, snapshot, view, stop).await {
+            match daemon
+                .project_from(rules, at, snapshot, done, view, stop)
+                .await
+            {
                 Ok(Some(_)) => true,
                 Ok(None) => false,
                 Err(e) => {

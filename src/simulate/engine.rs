@@ -14,6 +14,7 @@
 //! stops and starts `max_stops_per_pass` holds back: a pass plans only as many of them as
 //! it may carry out, oldest due first; the others would be held back again behind these.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use super::{
     BUSIEST, Busiest, DayRow, EnvironmentOutcome, HorizonSavings, Moment, Options, ProjectedDelete,
     Projection, RuleProjection, Totals, Untouched,
 };
-use crate::platform::{EnvState, Environment, Snapshot};
+use crate::platform::{EnvState, Environment};
 use crate::policy::RuleSet;
 use crate::policy::caps::{self, Cap, DeleteConfirmations, Gate};
 use crate::policy::{self, Action, Cause, Decision, LedgerView, Step};
@@ -77,7 +78,9 @@ pub(super) struct Simulation<'a> {
     options: &'a Options,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    envs: Vec<Environment>,
+    /// The listing, borrowed: what the simulation changed of each environment is in `envs`.
+    listing: &'a [Environment],
+    envs: Vec<Sim>,
     slots: Vec<Slot>,
     view: LedgerView,
     /// Instants at which environments are to be decided again, earliest first; an entry
@@ -120,34 +123,120 @@ enum Wait {
     Resync,
 }
 
-/// An environment as the platform will have it once what it is doing now is done: a
-/// deploy or a stop under way finishes; one being deleted is gone (`None`).
-fn settled(mut env: Environment) -> Option<Environment> {
-    let action = match env.state {
-        EnvState::Starting => Action::Start,
-        EnvState::Stopping => Action::Stop,
-        EnvState::Deleting => Action::Delete,
-        _ => return Some(env),
-    };
-    policy::act_on(&mut env, action).then_some(env)
+/// How many environments are decided at once: those the simulation changed are decided as
+/// copies of the listing's, made a batch at a time, never a copy of the whole fleet.
+const BATCH: usize = 512;
+
+/// One environment as the simulation has it: its place in the listing (borrowed, never
+/// copied) and what the simulated actions changed of it, as [`policy::act_on`] changes an
+/// environment.
+#[derive(Debug, Clone, Copy)]
+struct Sim {
+    /// Its index in the listing.
+    at: u32,
+    state: EnvState,
+    /// An action changed its state: the platform's word for the old one is gone.
+    acted: bool,
+}
+
+impl Sim {
+    /// [`policy::act_on`] on this environment: false when `action` removes it.
+    fn act(&mut self, action: Action) -> bool {
+        self.state = match action {
+            Action::Delete => return false,
+            Action::Stop => EnvState::Stopped,
+            Action::Start => EnvState::Running,
+            Action::None | Action::Warn => return true,
+        };
+        self.acted = true;
+        true
+    }
+
+    /// The environment as the platform will have it once what it is doing now is done: a
+    /// deploy or a stop under way finishes; one being deleted is gone (`None`).
+    fn settled(mut self) -> Option<Sim> {
+        let action = match self.state {
+            EnvState::Starting => Action::Start,
+            EnvState::Stopping => Action::Stop,
+            EnvState::Deleting => Action::Delete,
+            _ => return Some(self),
+        };
+        self.act(action).then_some(self)
+    }
+
+    /// The environment `decide` sees: the listing's own when no action changed it, else a
+    /// copy as the actions left it.
+    fn env<'e>(&self, listing: &'e [Environment]) -> Cow<'e, Environment> {
+        let env = &listing[self.at as usize];
+        if !self.acted {
+            return Cow::Borrowed(env);
+        }
+        let mut changed = env.clone();
+        changed.state = self.state;
+        changed.platform_state = None;
+        Cow::Owned(changed)
+    }
+}
+
+/// Decides for `which` of `sims` at `now`, a batch at a time, handing each decision to `each`
+/// with the environment's index.
+fn decide_batches(
+    rules: &RuleSet,
+    listing: &[Environment],
+    sims: &[Sim],
+    which: &[u32],
+    view: &LedgerView,
+    now: DateTime<Utc>,
+    mut each: impl FnMut(u32, &Environment, Decision),
+) {
+    for batch in which.chunks(BATCH) {
+        let envs: Vec<Cow<'_, Environment>> = batch
+            .iter()
+            .map(|i| sims[*i as usize].env(listing))
+            .collect();
+        let decisions = policy::decide_iter(rules, envs.iter().map(|e| &**e), true, view, now);
+        for ((i, env), d) in batch.iter().zip(&envs).zip(decisions) {
+            each(*i, env, d);
+        }
+    }
 }
 
 impl<'a> Simulation<'a> {
+    /// The simulation of `listing` as the actions `done` (each with its environment's index
+    /// in the listing) left it, with the ledger's `view` of it.
     pub fn new(
         rules: &'a RuleSet,
-        snapshot: Snapshot,
+        listing: &'a [Environment],
+        done: &[(usize, Action)],
         mut view: LedgerView,
         options: &'a Options,
     ) -> Simulation<'a> {
         let from = options.from;
         let to = super::days_after(rules.timezone, from, options.days);
-        let envs: Vec<Environment> = snapshot
-            .environments
-            .into_iter()
-            .filter_map(settled)
+        let mut all: Vec<(Sim, bool)> = (0..listing.len() as u32)
+            .zip(listing)
+            .map(|(at, e)| {
+                let sim = Sim {
+                    at,
+                    state: e.state,
+                    acted: false,
+                };
+                (sim, true)
+            })
             .collect();
-        for env in &envs {
-            view.observe_one(env, from);
+        for (index, action) in done {
+            if let Some((sim, present)) = all.get_mut(*index) {
+                *present = sim.act(*action);
+            }
+        }
+        let mut envs: Vec<Sim> = all
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .filter_map(|(sim, _)| sim.settled())
+            .collect();
+        envs.shrink_to_fit();
+        for sim in &envs {
+            view.observe_one(&sim.env(listing), from);
         }
         let slots = envs
             .iter()
@@ -169,7 +258,12 @@ impl<'a> Simulation<'a> {
             .iter()
             .map(|d| super::days_after(rules.timezone, from, *d).min(to))
             .collect();
-        let unique_ids = envs.iter().map(|e| &*e.id).collect::<HashSet<_>>().len() == envs.len();
+        let unique_ids = envs
+            .iter()
+            .map(|e| &*listing[e.at as usize].id)
+            .collect::<HashSet<_>>()
+            .len()
+            == envs.len();
         Simulation {
             rules,
             options,
@@ -178,6 +272,7 @@ impl<'a> Simulation<'a> {
             actions: options
                 .per_environment
                 .then(|| vec![Vec::new(); envs.len()]),
+            listing,
             envs,
             slots,
             view,
@@ -246,41 +341,42 @@ impl<'a> Simulation<'a> {
     /// Sorts the environments out on the first pass: the rule that matches each, its cost,
     /// and the untouched ones (protected or matched by no rule; that never changes).
     fn classify(&mut self, all: &[u32]) {
-        let first = policy::decide_iter(
-            self.rules,
-            all.iter().map(|i| &self.envs[*i as usize]),
-            true,
-            &self.view,
-            self.from,
-        );
         let hours = (self.to - self.from).num_seconds() as f64 / 3600.0;
-        for (i, d) in all.iter().zip(first) {
-            let (env, slot) = (&self.envs[*i as usize], &mut self.slots[*i as usize]);
-            slot.rule = d
-                .rule
-                .as_deref()
-                .and_then(|r| self.rule_index.get(r).copied());
-            if slot.rule.is_some() {
-                slot.per_hour = d.hourly_cost.unwrap_or(0.0);
-                continue;
-            }
-            let hourly_cost = env.hourly_cost.or(self.rules.defaults.hourly_cost);
-            let running = slot.status == Status::Running;
-            self.untouched.push(Untouched {
-                id: env.id.clone(),
-                environment: env.name.clone(),
-                project: env.project.clone(),
-                protected: policy::protection(self.rules, env, self.view.get(&env.id)).is_some(),
-                reason: d.reason.clone(),
-                state: env.state,
-                hourly_cost,
-                cost: if running {
-                    hourly_cost.unwrap_or(0.0) * hours
-                } else {
-                    0.0
-                },
-            });
-        }
+        let (rules, view) = (self.rules, &self.view);
+        let (slots, untouched, rule_index) =
+            (&mut self.slots, &mut self.untouched, &self.rule_index);
+        decide_batches(
+            rules,
+            self.listing,
+            &self.envs,
+            all,
+            view,
+            self.from,
+            |i, env, d| {
+                let slot = &mut slots[i as usize];
+                slot.rule = d.rule.as_deref().and_then(|r| rule_index.get(r).copied());
+                if slot.rule.is_some() {
+                    slot.per_hour = d.hourly_cost.unwrap_or(0.0);
+                    return;
+                }
+                let hourly_cost = env.hourly_cost.or(rules.defaults.hourly_cost);
+                let running = slot.status == Status::Running;
+                untouched.push(Untouched {
+                    id: env.id.clone(),
+                    environment: env.name.clone(),
+                    project: env.project.clone(),
+                    protected: policy::protection(rules, env, view.get(&env.id)).is_some(),
+                    reason: d.reason.clone(),
+                    state: env.state,
+                    hourly_cost,
+                    cost: if running {
+                        hourly_cost.unwrap_or(0.0) * hours
+                    } else {
+                        0.0
+                    },
+                });
+            },
+        );
     }
 
     /// One pass at `now`: decide for `due`, gate every waiting action under the limits,
@@ -458,40 +554,35 @@ impl<'a> Simulation<'a> {
     /// boundary that stops most of the fleet, not a second decision per environment beside
     /// them. What they settle is recorded once all are made, as with decisions made at once.
     fn decide(&mut self, now: DateTime<Utc>, which: &[u32]) -> Vec<Waiting> {
-        let decisions = policy::decide_iter(
-            self.rules,
-            which.iter().map(|i| &self.envs[*i as usize]),
-            true,
-            &self.view,
-            now,
-        );
         let mut out = Vec::new();
         let mut settled = Vec::new();
-        for (i, mut d) in which.iter().copied().zip(decisions) {
-            // What the rules would do, dry-run or not.
-            d.dry_run = false;
-            schedule(
-                &mut self.slots,
-                &mut self.queue,
-                self.to,
-                i,
-                d.next_check,
-                now,
-            );
-            let settles = d.action == Action::None && d.settle.is_some();
-            let acts = d.actions().next().is_some();
-            if settles && acts {
-                settled.push(d.clone());
-            }
-            match (settles, acts) {
-                (_, true) => out.push(Waiting {
-                    env: i,
-                    decision: Box::new(d),
-                }),
-                (true, false) => settled.push(d),
-                (false, false) => {}
-            }
-        }
+        let (slots, queue, to) = (&mut self.slots, &mut self.queue, self.to);
+        decide_batches(
+            self.rules,
+            self.listing,
+            &self.envs,
+            which,
+            &self.view,
+            now,
+            |i, _, mut d| {
+                // What the rules would do, dry-run or not.
+                d.dry_run = false;
+                schedule(slots, queue, to, i, d.next_check, now);
+                let settles = d.action == Action::None && d.settle.is_some();
+                let acts = d.actions().next().is_some();
+                if settles && acts {
+                    settled.push(d.clone());
+                }
+                match (settles, acts) {
+                    (_, true) => out.push(Waiting {
+                        env: i,
+                        decision: Box::new(d),
+                    }),
+                    (true, false) => settled.push(d),
+                    (false, false) => {}
+                }
+            },
+        );
         for d in &settled {
             self.view.apply(d, now);
         }
@@ -513,7 +604,7 @@ impl<'a> Simulation<'a> {
         let Some(rule) = self.slots[u].rule else {
             return;
         };
-        let present = policy::act_on(&mut self.envs[u], d.action);
+        let present = self.envs[u].act(d.action);
         match own {
             Some(decision) => self.view.apply(decision, now),
             None => self.view.record(d, now),
@@ -526,10 +617,11 @@ impl<'a> Simulation<'a> {
         if status != self.slots[u].status {
             self.set_status(u, status, now);
         }
+        let sim = self.envs[u];
         if present {
-            self.view.observe_one(&self.envs[u], now);
+            self.view.observe_one(&sim.env(self.listing), now);
         }
-        let env = &self.envs[u];
+        let env = &self.listing[sim.at as usize];
         if d.action == Action::Delete {
             self.slots[u].scheduled = None;
             self.deletes_done.push_back(now);
@@ -698,7 +790,8 @@ impl<'a> Simulation<'a> {
                 totals: totals(t),
             })
             .collect();
-        for (slot, env) in self.slots.iter().zip(&self.envs) {
+        for (slot, sim) in self.slots.iter().zip(&self.envs) {
+            let env = &self.listing[sim.at as usize];
             if let Some(r) = slot.rule {
                 rules[r].totals.environments += 1;
                 let rule = &self.rules.rules[r];
@@ -766,6 +859,7 @@ impl<'a> Simulation<'a> {
         };
         self.envs
             .iter()
+            .map(|sim| &self.listing[sim.at as usize])
             .zip(&self.slots)
             .zip(actions)
             .map(|((env, slot), actions)| EnvironmentOutcome {

@@ -253,23 +253,29 @@ pub fn simulate_each(
     on_action: impl FnMut(&SimulatedAction),
 ) -> Projection {
     let partial = !snapshot.complete;
-    let mut projection = engine::Simulation::new(rules, snapshot, view, options).run(on_action);
+    let mut projection =
+        engine::Simulation::new(rules, &snapshot.environments, &[], view, options).run(on_action);
     projection.assumptions = assumptions(rules, options, partial, &projection);
     projection
 }
 
-/// [`simulate`], given up (`None`) as soon as `cancel` is set: the daemon's projection
-/// makes way for its next pass rather than run beside it.
+/// [`simulate`] of `listing` as the actions `done` left it (each with its environment's
+/// index in the listing: a delete removes it, a stop or a start changes its state), given
+/// up (`None`) as soon as `cancel` is set: the daemon's projection makes way for its next
+/// pass rather than run beside it.
+///
+/// The listing is borrowed, never copied: the daemon's status page shares it.
 pub fn simulate_unless(
     rules: &RuleSet,
-    snapshot: Snapshot,
+    listing: &Snapshot,
+    done: &[(usize, Action)],
     view: LedgerView,
     options: &Options,
     cancel: &AtomicBool,
 ) -> Option<Projection> {
-    let partial = !snapshot.complete;
-    let mut projection =
-        engine::Simulation::new(rules, snapshot, view, options).run_unless(cancel)?;
+    let partial = !listing.complete;
+    let mut projection = engine::Simulation::new(rules, &listing.environments, done, view, options)
+        .run_unless(cancel)?;
     projection.assumptions = assumptions(rules, options, partial, &projection);
     Some(projection)
 }
