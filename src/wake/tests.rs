@@ -697,3 +697,30 @@ async fn from_a_trusted_proxy_the_forwarded_client_is_limited() {
     }
     let _ = stop.send(());
 }
+
+/// The admin API's wake of an id the last pass listed reads that one environment, before
+/// the start and for its report after it, and lists nothing.
+#[tokio::test]
+async fn the_admin_wake_of_a_listed_id_reads_its_one_environment_and_lists_nothing() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    let before = s.w.sandbox.requests().by_endpoint;
+    let until = at(START) + TimeDelta::hours(1);
+    let report =
+        s.w.daemon
+            .wake(&env.id, Some(until), "alice", "")
+            .await
+            .unwrap();
+    assert_eq!(&*report.environment.id, env.id);
+    assert_eq!(
+        asked_since(&s, &before),
+        [
+            ("GET /environment/{environmentId}", 2),
+            ("GET /environment/{environmentId}/status", 2),
+            ("POST /environment/{environmentId}/deploy", 1),
+        ]
+        .into_iter()
+        .map(|(e, n)| (e.to_string(), n))
+        .collect(),
+    );
+}
