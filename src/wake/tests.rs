@@ -260,6 +260,19 @@ fn asked_since(
         .collect()
 }
 
+/// `reads` reads of one environment (`GET /environment/{id}` and its status) and one start,
+/// as [`asked_since`] counts them.
+fn one_read_then_start(reads: u64) -> std::collections::BTreeMap<String, u64> {
+    [
+        ("GET /environment/{environmentId}", reads),
+        ("GET /environment/{environmentId}/status", reads),
+        ("POST /environment/{environmentId}/deploy", 1),
+    ]
+    .into_iter()
+    .map(|(e, n)| (e.to_string(), n))
+    .collect()
+}
+
 /// The first request to a preview the last pass listed stopped reads that one environment
 /// from the platform (`GET /environment/{id}` and its status, for its mode and state now),
 /// then starts it: it lists nothing (no project, environment or status listing) and does
@@ -272,17 +285,7 @@ async fn a_request_s_wake_reads_its_one_environment_then_starts_it_and_lists_not
     let before = s.w.sandbox.requests().by_endpoint;
     let a = s.api(&format!("/wake/{}", env.name)).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
-    assert_eq!(
-        asked_since(&s, &before),
-        [
-            ("GET /environment/{environmentId}", 1),
-            ("GET /environment/{environmentId}/status", 1),
-            ("POST /environment/{environmentId}/deploy", 1),
-        ]
-        .into_iter()
-        .map(|(e, n)| (e.to_string(), n))
-        .collect(),
-    );
+    assert_eq!(asked_since(&s, &before), one_read_then_start(1),);
     assert_eq!(s.deploys(&env.id), 1);
     // Later requests look as before: after 2 s, whether it serves (its status and link).
     let before = s.w.sandbox.requests().by_endpoint;
@@ -712,15 +715,5 @@ async fn the_admin_wake_of_a_listed_id_reads_its_one_environment_and_lists_nothi
             .await
             .unwrap();
     assert_eq!(&*report.environment.id, env.id);
-    assert_eq!(
-        asked_since(&s, &before),
-        [
-            ("GET /environment/{environmentId}", 2),
-            ("GET /environment/{environmentId}/status", 2),
-            ("POST /environment/{environmentId}/deploy", 1),
-        ]
-        .into_iter()
-        .map(|(e, n)| (e.to_string(), n))
-        .collect(),
-    );
+    assert_eq!(asked_since(&s, &before), one_read_then_start(2),);
 }
