@@ -334,6 +334,17 @@ pub trait Platform: Send + Sync {
     /// Lists every environment with its state. A listing that failed for a part of the
     /// platform comes back with `complete: false`; one that failed as a whole is an error.
     async fn list(&self) -> Result<Snapshot, PlatformError>;
+    /// The environment `id` alone, read fresh from the platform (a wake reads it right
+    /// before acting, instead of listing the fleet); `None` when the platform has it no
+    /// more. By default, from a whole listing.
+    async fn environment(&self, id: &str) -> Result<Option<Environment>, PlatformError> {
+        Ok(self
+            .list()
+            .await?
+            .environments
+            .into_iter()
+            .find(|e| &*e.id == id))
+    }
     /// Asks the platform to stop an environment.
     async fn stop(&self, id: &str) -> Result<Outcome, PlatformError>;
     /// Stops an environment under a rule that says what to do with the GitOps tools that

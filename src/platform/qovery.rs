@@ -116,6 +116,9 @@ struct Inner {
     details: Mutex<Details>,
     /// The projects of the last listing, whose status calls need not wait for this one's.
     projects_seen: Mutex<Vec<String>>,
+    /// The names of the last listing's projects, by id: a one-environment read names its
+    /// project with them (Qovery's environment names only the project's id).
+    project_names: Mutex<HashMap<String, Arc<str>>>,
     observer: Option<Arc<dyn RequestObserver>>,
 }
 
@@ -501,6 +504,7 @@ impl Qovery {
                 limiter: RateLimiter::direct(quota),
                 details: Mutex::new(Details::default()),
                 projects_seen: Mutex::new(Vec::new()),
+                project_names: Mutex::new(HashMap::new()),
                 observer,
             }),
         })
@@ -645,6 +649,26 @@ impl Qovery {
         }
     }
 
+    /// One object (`GET`), `None` when the platform has it no more (404).
+    async fn get_one<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: String,
+        endpoint: &'static str,
+    ) -> Result<Option<T>, PlatformError> {
+        match self
+            .call::<T>(Method::GET, &path, endpoint, Operation::List)
+            .await?
+        {
+            Reply::Ok(r) => Ok(Some(r)),
+            Reply::NotFound => Ok(None),
+            Reply::Conflict => Err(self.error(
+                Operation::List,
+                true,
+                format!("{endpoint} {path}: 409 on a read"),
+            )),
+        }
+    }
+
     async fn action(
         &self,
         method: Method,
@@ -671,12 +695,8 @@ impl Qovery {
     fn assemble(
         &self,
         environments: Vec<EnvironmentWire>,
-        projects: Vec<ProjectWire>,
+        names: &HashMap<String, Arc<str>>,
     ) -> (Vec<Environment>, bool) {
-        let names: HashMap<String, Arc<str>> = projects
-            .into_iter()
-            .map(|p| (p.id, Arc::from(p.name)))
-            .collect();
         let guard = self
             .inner
             .details
@@ -889,16 +909,28 @@ impl Qovery {
             )
         });
         let ids: Vec<String> = projects.iter().map(|p| p.id.clone()).collect();
+        let names: HashMap<String, Arc<str>> = projects
+            .into_iter()
+            .map(|p| (p.id, Arc::from(p.name)))
+            .collect();
         let this = self.clone();
-        let assembled = tokio::task::spawn_blocking(move || this.assemble(environments, projects))
-            .await
-            .map_err(|e| {
-                self.error(
-                    Operation::List,
-                    true,
-                    format!("assembling the listing failed: {e}"),
-                )
-            })?;
+        let assembled = tokio::task::spawn_blocking(move || {
+            let assembled = this.assemble(environments, &names);
+            *this
+                .inner
+                .project_names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = names;
+            assembled
+        })
+        .await
+        .map_err(|e| {
+            self.error(
+                Operation::List,
+                true,
+                format!("assembling the listing failed: {e}"),
+            )
+        })?;
         Ok((ids, assembled))
     }
 }
@@ -993,6 +1025,45 @@ impl Platform for Qovery {
             environments: out,
             complete: complete && statuses_complete,
         })
+    }
+
+    /// `GET /environment/{id}` and `GET /environment/{id}/status`, at once; the project's
+    /// name from the last listing (a whole listing when it did not have the project).
+    async fn environment(&self, id: &str) -> Result<Option<Environment>, PlatformError> {
+        let (wire, status) = tokio::join!(
+            self.get_one::<EnvironmentWire>(format!("/environment/{id}"), "get_environment"),
+            self.get_one::<StatusWire>(format!("/environment/{id}/status"), "status"),
+        );
+        let (Some(wire), Some(status)) = (wire?, status?) else {
+            return Ok(None);
+        };
+        let project = {
+            let names = self
+                .inner
+                .project_names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            names
+                .get_key_value(&wire.project.id)
+                .map(|(k, v)| (k.clone(), v.clone()))
+        };
+        let Some((project_id, project_name)) = project else {
+            let listed = self.list().await?;
+            return Ok(listed.environments.into_iter().find(|e| &*e.id == id));
+        };
+        let mode = wire.mode.clone();
+        let names = HashMap::from([(project_id, project_name)]);
+        let Some(mut env) = self.assemble(vec![wire], &names).0.pop() else {
+            return Err(self.error(
+                Operation::List,
+                false,
+                format!("environment {id}: unknown mode {mode:?}"),
+            ));
+        };
+        env.state = map_state(&status.state);
+        env.last_deployed_at = status.last_deployment_date;
+        env.platform_state = Some(status.state.into());
+        Ok(Some(env))
     }
 
     async fn stop(&self, id: &str) -> Result<Outcome, PlatformError> {

@@ -207,7 +207,25 @@ impl Daemon {
         note: &str,
     ) -> Result<EnvironmentReport, OperatorError> {
         self.check_note(note)?;
-        let (environment, complete) = self.find(key).await?;
+        let (environment, complete) = self.find_fresh(key).await?;
+        let id = self
+            .wake_found(environment, complete, until, who, note)
+            .await?;
+        // Read again: the start changed its state.
+        let (environment, complete) = self.find_fresh(&id).await?;
+        self.report(environment, complete).await
+    }
+
+    /// [`Daemon::wake`] of an environment just read from the platform: the start and its
+    /// snooze; its id.
+    async fn wake_found(
+        &self,
+        environment: Environment,
+        complete: bool,
+        until: Option<DateTime<Utc>>,
+        who: &str,
+        note: &str,
+    ) -> Result<Arc<str>, OperatorError> {
         let now = self.clock.now();
         let start = self
             .wake_step(&environment, complete, until, who, now)
@@ -238,8 +256,7 @@ impl Daemon {
         drop(_exclusive);
         self.nudge.notify_one();
         tracing::info!(environment = %environment.name, id = %environment.id, who, until = %until, "woken");
-        // Listed again: the start changed its state.
-        self.environment_report(&environment.id).await
+        Ok(environment.id)
     }
 
     /// The start a wake makes, and until when it lasts; refused for an environment curfew
@@ -429,6 +446,26 @@ impl Daemon {
         }
     }
 
+    /// The environment `key` names, as [`Daemon::find`] finds it, without listing the
+    /// fleet when `key` is the id of an environment of the last pass's listing: that one
+    /// environment is read alone from the platform (its state, its mode and labels as they
+    /// are now). A name, or an id the last pass did not list, is looked up in a fresh
+    /// listing (a name may have been given to another environment since).
+    async fn find_fresh(&self, key: &str) -> Result<(Environment, bool), OperatorError> {
+        let listed = self
+            .last_pass()
+            .is_some_and(|last| last.snapshot.environments.iter().any(|e| &*e.id == key));
+        if !listed {
+            return self.find(key).await;
+        }
+        match self.platform.environment(key).await? {
+            // Read whole: its decision (a delete due included) is made as from a complete
+            // listing.
+            Some(environment) => Ok((environment, true)),
+            None => Err(OperatorError::NotFound(key.to_string())),
+        }
+    }
+
     async fn explain_one(
         &self,
         env: &Environment,
@@ -536,27 +573,31 @@ impl Daemon {
     /// A request's wake (the waiting page, Sablier's API): the environment `key` names is
     /// started and kept up until `until`, as [`Daemon::wake`] does, when its rule has
     /// `wake_on_request` and it is neither production, protected, nor due for deletion.
-    /// Nothing is changed when it is refused.
+    /// Nothing is changed when it is refused. The environment is read alone from the
+    /// platform (see [`Daemon::find_fresh`]), once: the start follows that read, and
+    /// nothing is read after it (the waiting page looks again on its own).
     pub async fn wake_by_request(
         &self,
         key: &str,
         until: DateTime<Utc>,
-    ) -> Result<EnvironmentReport, OperatorError> {
-        let (environment, complete) = self.find(key).await?;
+    ) -> Result<(), OperatorError> {
+        let (environment, complete) = self.find_fresh(key).await?;
         self.check_wake_by_request(&environment, complete).await?;
-        self.wake(
-            &environment.id,
+        self.wake_found(
+            environment,
+            complete,
             Some(until),
             BY_REQUEST,
             "via the waiting page",
         )
         .await
+        .map(drop)
     }
 
     /// Whether a request may wake the environment `key` names (see
     /// [`Daemon::wake_by_request`]); the waiting page asks before it says anything of it.
     pub async fn may_wake_by_request(&self, key: &str) -> Result<(), OperatorError> {
-        let (environment, complete) = self.find(key).await?;
+        let (environment, complete) = self.find_fresh(key).await?;
         self.check_wake_by_request(&environment, complete).await
     }
 

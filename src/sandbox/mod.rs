@@ -401,6 +401,19 @@ impl Sandbox {
         })
     }
 
+    /// Changes an environment's mode, as a person does in the console (Qovery's
+    /// `PUT /environment/{id}` takes `mode`). False when the id is unknown.
+    pub fn set_mode(&self, id: &str, mode: crate::platform::Mode) -> bool {
+        self.with_fleet(|inner, now, _| match inner.fleet.get_mut(id) {
+            Some(env) => {
+                env.mode = mode;
+                env.updated_at = now;
+                true
+            }
+            None => false,
+        })
+    }
+
     /// What the sandbox has been asked so far.
     pub fn requests(&self) -> RequestCounts {
         self.lock().requests.clone()

@@ -242,30 +242,72 @@ async fn the_cap_on_wakes_per_hour_holds() {
     assert_eq!(s.deploys(&previews[1].id), 0);
 }
 
-/// The first request to a preview the last pass listed stopped sends the start at once:
-/// it no longer asks the platform first whether it serves (its status and its link).
+/// The requests `s`'s sandbox was asked since `before`, by endpoint (those asked at least
+/// once).
+fn asked_since(
+    s: &Site,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    s.w.sandbox
+        .requests()
+        .by_endpoint
+        .into_iter()
+        .map(|(endpoint, n)| {
+            let since = n - before.get(&endpoint).copied().unwrap_or(0);
+            (endpoint, since)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// `reads` reads of one environment (`GET /environment/{id}` and its status) and one start,
+/// as [`asked_since`] counts them.
+fn one_read_then_start(reads: u64) -> std::collections::BTreeMap<String, u64> {
+    [
+        ("GET /environment/{environmentId}", reads),
+        ("GET /environment/{environmentId}/status", reads),
+        ("POST /environment/{environmentId}/deploy", 1),
+    ]
+    .into_iter()
+    .map(|(e, n)| (e.to_string(), n))
+    .collect()
+}
+
+/// The first request to a preview the last pass listed stopped reads that one environment
+/// from the platform (`GET /environment/{id}` and its status, for its mode and state now),
+/// then starts it: it lists nothing (no project, environment or status listing) and does
+/// not ask first whether it serves (its link).
 #[tokio::test]
-async fn the_first_request_to_a_stopped_preview_starts_it_without_asking_whether_it_serves() {
+async fn a_request_s_wake_reads_its_one_environment_then_starts_it_and_lists_nothing() {
     let s = site(60).await;
     let env = s.one(Mode::Preview);
     assert_eq!(env.state, "STOPPED");
-    let asked = |s: &Site| {
-        let r = s.w.sandbox.requests();
-        (
-            r.endpoint("GET /environment/{environmentId}/status"),
-            r.endpoint("GET /environment/{environmentId}/link"),
-        )
-    };
-    let before = asked(&s);
+    let before = s.w.sandbox.requests().by_endpoint;
     let a = s.api(&format!("/wake/{}", env.name)).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    assert_eq!(asked_since(&s, &before), one_read_then_start(1),);
     assert_eq!(s.deploys(&env.id), 1);
-    assert_eq!(asked(&s), before, "the start went out first");
-    // Later requests look as before: after 2 s, whether it serves.
+    // Later requests look as before: after 2 s, whether it serves (its status and link).
+    let before = s.w.sandbox.requests().by_endpoint;
     s.w.clock.advance(TimeDelta::seconds(3));
     s.api(&format!("/wake/{}", env.name)).await;
-    assert_eq!(asked(&s).0, before.0 + 1);
+    let later = asked_since(&s, &before);
+    assert_eq!(later.get("GET /environment/{environmentId}/link"), Some(&1));
     assert_eq!(s.deploys(&env.id), 1);
+}
+
+/// A preview made production on the platform after the last pass listed it is refused:
+/// the wake acts on the environment as the platform has it now, not as the pass saw it.
+#[tokio::test]
+async fn a_preview_made_production_since_the_last_pass_is_not_woken() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    assert_eq!(env.state, "STOPPED");
+    assert!(s.w.sandbox.set_mode(&env.id, Mode::Production));
+    let a = s.api(&format!("/wake/{}", env.id)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(a.body.contains("production"), "{}", a.body);
+    assert_eq!(s.deploys(&env.id), 0);
 }
 
 /// A request for an environment it may not wake takes no place under the hourly cap, and
@@ -657,4 +699,21 @@ async fn from_a_trusted_proxy_the_forwarded_client_is_limited() {
         assert_eq!(ask(None).await, 200);
     }
     let _ = stop.send(());
+}
+
+/// The admin API's wake of an id the last pass listed reads that one environment, before
+/// the start and for its report after it, and lists nothing.
+#[tokio::test]
+async fn the_admin_wake_of_a_listed_id_reads_its_one_environment_and_lists_nothing() {
+    let s = site(60).await;
+    let env = s.one(Mode::Preview);
+    let before = s.w.sandbox.requests().by_endpoint;
+    let until = at(START) + TimeDelta::hours(1);
+    let report =
+        s.w.daemon
+            .wake(&env.id, Some(until), "alice", "")
+            .await
+            .unwrap();
+    assert_eq!(&*report.environment.id, env.id);
+    assert_eq!(asked_since(&s, &before), one_read_then_start(2),);
 }
