@@ -104,6 +104,7 @@ impl Contents {
         for pod in &self.pods {
             let label = match &pod.owner {
                 Owner::Other(label) => label.clone(),
+                Owner::Rollout(_) => continue,
                 Owner::Workload(i) => match self.workloads.get(*i) {
                     Some(w) if !w.excluded() => match w.not_stopped() {
                         Some(why) => format!("{}/{} ({why})", w.kind.plural(), w.name),
@@ -128,9 +129,21 @@ impl Contents {
                     .workloads
                     .get(i)
                     .is_some_and(|w| w.managed() && !w.wants_to_run()),
-                Owner::Other(_) => false,
+                Owner::Rollout(_) | Owner::Other(_) => false,
             })
             .count()
+    }
+
+    /// The Rollouts whose pods run here (`Rollout/web`), each with its pod count: stopped
+    /// through their Scale with the rest.
+    fn rollouts(&self) -> BTreeMap<&str, usize> {
+        let mut out = BTreeMap::new();
+        for pod in &self.pods {
+            if let Owner::Rollout(label) = &pod.owner {
+                *out.entry(label.as_str()).or_default() += 1;
+            }
+        }
+        out
     }
 }
 
@@ -226,9 +239,16 @@ fn state(ns: &Namespace, contents: Option<&Contents>) -> (EnvState, String) {
     let by_curfew = managed.iter().any(|w| w.recorded().is_some());
     let left = contents.pods_left();
     let unstoppable = !contents.unstoppable().is_empty();
-    if running > 0 {
+    let rollouts = contents.rollouts();
+    if running > 0 || !rollouts.is_empty() {
         let total = managed.len();
         let mut words = format!("Active; {running} of {total} workloads running");
+        for (rollout, pods) in &rollouts {
+            words.push_str(&format!(
+                "; {pods} pod{} of {rollout} (scaled through its Scale)",
+                if *pods == 1 { "" } else { "s" }
+            ));
+        }
         for w in &managed {
             if let Some(by) = w.scaled_back() {
                 words.push_str(&format!(
@@ -345,7 +365,14 @@ pub fn hourly_cost(contents: &Contents, state: EnvState, prices: Prices) -> Opti
             f64::from(w.running_replicas()) * price(per_pod, prices)
         })
         .sum::<f64>();
-    Some(cost)
+    // Rollouts are not listed: what their pods ask for while they run.
+    let rollouts = contents
+        .pods
+        .iter()
+        .filter(|p| matches!(p.owner, Owner::Rollout(_)))
+        .map(|p| price(p.requests, prices))
+        .sum::<f64>();
+    Some(cost + rollouts)
 }
 
 /// "3 pods: Rollout/web ×2, DaemonSet/agent ×1; they ask for 1.50 vCPU and 3.00 GiB

@@ -140,7 +140,11 @@ impl Pod {
 pub enum Owner {
     /// The workload at this index of the namespace's workloads.
     Workload(usize),
-    /// Anything else, for people: `Rollout/web`, `DaemonSet/agent`, `Pod/debug`.
+    /// An Argo Rollout, through its ReplicaSet, for people: `Rollout/web`. curfew does not
+    /// list Rollouts, but scales them through their Scale with the namespace's other
+    /// workloads, so their pods are what a stop stops (and saves).
+    Rollout(String),
+    /// Anything else, for people: `DaemonSet/agent`, `Pod/debug`.
     Other(String),
 }
 
@@ -177,22 +181,19 @@ pub fn classify<'a, S: std::borrow::Borrow<str> + AsRef<str> + Eq + std::hash::H
                     let found = match kind.as_str() {
                         "ReplicaSet" => match replica_sets.get(name.as_str()).map(AsRef::as_ref) {
                             Some(controller) => match controller.split_once('/') {
-                                Some(("Deployment", d)) => {
-                                    index(Kind::Deployment, d).ok_or_else(|| controller.to_string())
-                                }
-                                _ => Err(controller.to_string()),
+                                Some(("Deployment", d)) => index(Kind::Deployment, d)
+                                    .ok_or_else(|| Owner::Other(controller.to_string())),
+                                Some(("Rollout", _)) => Err(Owner::Rollout(controller.to_string())),
+                                _ => Err(Owner::Other(controller.to_string())),
                             },
-                            None => Err(format!("ReplicaSet/{name}")),
+                            None => Err(Owner::Other(format!("ReplicaSet/{name}"))),
                         },
                         "StatefulSet" => index(Kind::StatefulSet, name)
-                            .ok_or_else(|| format!("StatefulSet/{name}")),
-                        "Job" => job_of(name).ok_or_else(|| format!("Job/{name}")),
-                        kind => Err(format!("{kind}/{name}")),
+                            .ok_or_else(|| Owner::Other(format!("StatefulSet/{name}"))),
+                        "Job" => job_of(name).ok_or_else(|| Owner::Other(format!("Job/{name}"))),
+                        kind => Err(Owner::Other(format!("{kind}/{name}"))),
                     };
-                    match found {
-                        Ok(i) => Owner::Workload(i),
-                        Err(other) => Owner::Other(other),
-                    }
+                    found.map_or_else(|owner| owner, Owner::Workload)
                 }
             };
             Running {

@@ -865,8 +865,8 @@ fn scale(store: &mut Store, seen: &Seen, resource: &str) -> (u16, Value) {
             };
             object["spec"]["replicas"] = json!(replicas);
             object["metadata"]["resourceVersion"] = json!(version);
-            let object = object.clone();
-            (200, as_scale(&object))
+            controllers::settle(store, &key);
+            (200, as_scale(&store.objects[&key]))
         }
         _ => (
             405,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::fake::{FakeApi, deployment, namespace};
-use super::{adapter_with, options};
+use super::fake::{FakeApi, deployment, namespace, pod_template};
+use super::{adapter_with, listed, options};
 use crate::platform::kubernetes::*;
-use crate::platform::{Environment, Outcome, Platform};
+use crate::platform::{EnvState, Environment, Outcome, Platform};
 
 /// The rules, as the daemon would answer: every environment under these extras.
 pub(super) struct Rules(pub(super) Extras);
@@ -40,7 +40,11 @@ pub(super) fn rollout(namespace: &str, name: &str, replicas: i64) -> Value {
     json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"replicas": replicas, "strategy": {"canary": {}}},
+        "spec": {
+            "replicas": replicas, "strategy": {"canary": {}},
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": pod_template("250m", "512Mi"),
+        },
         "status": {"replicas": replicas},
     })
 }
@@ -119,6 +123,36 @@ async fn a_rollout_is_scaled_to_zero_through_its_scale_and_restored_exactly() {
 
     assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
     assert_eq!(stable(fake.object("rollouts", "pr-1", "web")), before);
+}
+
+/// A namespace whose only workload is an Argo Rollout (curfew does not list Rollouts; it
+/// knows them by their ReplicaSets' controller): running while its pods run, what they
+/// ask for is what a stop saves, and it is stopped and started as any other.
+#[tokio::test]
+async fn a_namespace_of_only_a_rollout_reads_running_and_is_stopped_and_started() {
+    let fake = FakeApi::new();
+    fake.put(namespace("pr-1"));
+    fake.put(rollout("pr-1", "web", 2));
+    let k8s = under(&fake, Extras::default());
+    let env = listed(&k8s, "pr-1").await;
+    assert_eq!(env.state, EnvState::Running, "{:?}", env.platform_state);
+    assert_eq!(env.unstoppable, None, "a stop stops it");
+    assert_eq!(
+        env.platform_state.as_deref(),
+        Some("Active; 0 of 0 workloads running; 2 pods of Rollout/web (scaled through its Scale)")
+    );
+    // 2 × (0.25 × 0.04 + 0.5 × 0.005).
+    let cost = env.hourly_cost.unwrap_or_default();
+    assert!((cost - 0.025).abs() < 1e-9, "{cost}");
+
+    assert_eq!(k8s.stop("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(fake.replicas("rollouts", "pr-1", "web"), 0);
+    let env = listed(&k8s, "pr-1").await;
+    assert_eq!(env.state, EnvState::Stopped, "{:?}", env.platform_state);
+
+    assert_eq!(k8s.start("pr-1").await, Ok(Outcome::Accepted));
+    assert_eq!(fake.replicas("rollouts", "pr-1", "web"), 2);
+    assert_eq!(listed(&k8s, "pr-1").await.state, EnvState::Running);
 }
 
 #[tokio::test]

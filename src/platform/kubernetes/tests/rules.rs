@@ -112,12 +112,13 @@ async fn every_event_curfew_posts_is_one_the_api_server_accepts() {
 
 // Item 2: pods that curfew's kinds do not explain.
 
-/// An Argo Rollout's ReplicaSet and its pods, and a DaemonSet's pod.
-fn rollout(fake: &FakeApi, ns: &str) {
+/// A ReplicaSet of a kind curfew neither lists nor scales (an operator's `Worker`) and its
+/// pods, and a DaemonSet's pod.
+fn unscaled(fake: &FakeApi, ns: &str) {
     fake.put(
         replica_set(ns, "web-5d8f", "2026-11-20T08:00:00Z").owned_by(
-            "argoproj.io/v1alpha1",
-            "Rollout",
+            "example.com/v1",
+            "Worker",
             "web",
         ),
     );
@@ -131,7 +132,7 @@ fn rollout(fake: &FakeApi, ns: &str) {
 async fn a_namespace_whose_pods_curfew_does_not_scale_is_never_read_as_stopped() {
     let fake = FakeApi::new();
     fake.put(namespace("pr-1"));
-    rollout(&fake, "pr-1");
+    unscaled(&fake, "pr-1");
     let k8s = adapter(&fake);
     let env = listed(&k8s, "pr-1").await;
     assert_eq!(
@@ -142,7 +143,7 @@ async fn a_namespace_whose_pods_curfew_does_not_scale_is_never_read_as_stopped()
     let unstoppable = env.unstoppable.as_deref().unwrap();
     assert!(
         unstoppable.starts_with(
-            "3 pods that curfew does not stop: DaemonSet/agent ×1, Rollout/web ×2; they ask for 1.50 vCPU and 3.00 GiB"
+            "3 pods that curfew does not stop: DaemonSet/agent ×1, Worker/web ×2; they ask for 1.50 vCPU and 3.00 GiB"
         ),
         "{unstoppable}"
     );

@@ -13,6 +13,11 @@ pub fn settle(store: &mut Store, key: &Key) {
     };
     match key.0.as_str() {
         "deployments" => deployment(store, &object),
+        // Argo Rollouts' controller keeps ReplicaSets of a Rollout's template with as many
+        // pods as it asks for, as the Deployment controller does (argo-rollouts docs,
+        // Architecture: "the Rollout controller ... manages ReplicaSets"); the canary and
+        // blue-green steps between templates are not modelled.
+        "rollouts" if object["spec"]["template"].is_object() => deployment(store, &object),
         "statefulsets" => stateful_set(store, &object),
         _ => {}
     }
