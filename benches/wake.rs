@@ -2,8 +2,8 @@
 //! shipped (`curfew run` as its own process) against the sandbox (in this process, on a
 //! thread of its own, its clock stopped so a woken environment stays waking), with Debian's
 //! `wrk` as the load generator on the same cores:
-//! 1. the waiting page (a browser's `Accept`), the API's answer (JSON), and the waiting
-//!    page on the environment's own host: requests/s, p50 and p99 with 16, 32 and 256
+//! 1. the waiting page (a browser's `Accept`), the API's answer (JSON), the waiting
+//!    page on the environment's own host, and Sablier's dynamic strategy: requests/s, p50 and p99 with 16, 32 and 256
 //!    connections (goal ≥ 20,000 requests/s, p99 ≤ 2 ms; wrk waits for each answer before
 //!    it sends the next on that connection, so with 256 the mean latency is 256 divided by
 //!    the rate; 16 and 32 are what a reverse proxy's pool in front would hold open);
@@ -96,9 +96,10 @@ fn main() {
     let page = stopped.pop().expect("two");
     let api = stopped.pop().expect("three");
     let host = stopped.pop().expect("four");
-    // 3 again, a few seconds after the pass: its listing (10 calls here) takes the Qovery
-    // client's whole burst (10 requests/s), so a request right after a pass waits for the
-    // limit; one that comes later, as most do (a pass every 10 minutes here), does not.
+    let sablier = stopped.pop().expect("five");
+    // 3 again, a few seconds after the pass: the pass's listing (10 calls here) takes the
+    // Qovery client's whole burst (10 requests/s); a wake's calls go through a rate of
+    // their own (`for_a_person`), so right after a pass or later should not differ.
     // On the environment the third run below measures: it is waking then as it would be
     // after its own first request.
     std::thread::sleep(Duration::from_secs(3));
@@ -126,6 +127,15 @@ fn main() {
             format!("/app/{}/orders/42", host.id),
             html,
             Some(authority.as_str()),
+        ),
+        (
+            "Sablier's dynamic strategy",
+            format!(
+                "/api/strategies/dynamic?names={}&session_duration=1m",
+                sablier.id
+            ),
+            html,
+            None,
         ),
     ] {
         let (status, _) = get(public, &path, host_header.unwrap_or("127.0.0.1"), accept);

@@ -80,6 +80,23 @@ impl Words {
     }
 }
 
+tokio::task_local! {
+    /// Set while the calls made are ones a person waits on ([`for_a_person`]).
+    static FOR_A_PERSON: ();
+}
+
+/// Runs `f` as platform calls a person waits on (a wake by request: someone is looking at
+/// a waiting page): an adapter may send them ahead of a pass's batch of calls (Qovery: they
+/// do not queue behind the pass's spent rate limit, but go under a small rate of their own).
+pub async fn for_a_person<F: std::future::Future>(f: F) -> F::Output {
+    FOR_A_PERSON.scope((), f).await
+}
+
+/// Whether the calls being made now are ones a person waits on ([`for_a_person`]).
+pub fn is_for_a_person() -> bool {
+    FOR_A_PERSON.try_with(|_| ()).is_ok()
+}
+
 /// One environment (a Qovery environment, a Kubernetes namespace).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -104,6 +104,8 @@ struct LinkWire {
 
 /// An answer over this many bytes is parsed on a blocking thread.
 const LARGE_BODY: usize = 256 * 1024;
+/// Calls a person waits on, per second at most, beside `requests_per_second`.
+const FOR_A_PERSON_PER_SECOND: NonZeroU32 = NonZeroU32::new(5).unwrap();
 
 struct Inner {
     options: QoveryOptions,
@@ -113,6 +115,10 @@ struct Inner {
     probe: reqwest::Client,
     gate: Semaphore,
     limiter: DefaultDirectRateLimiter,
+    /// The rate of calls a person waits on ([`crate::platform::for_a_person`]): they do not
+    /// queue behind a pass that spent `limiter`'s burst, and add at most this to Qovery's
+    /// load (wakes are few: one flight per environment, `max_wakes_per_hour`).
+    for_a_person: DefaultDirectRateLimiter,
     details: Mutex<Details>,
     /// The projects of the last listing, whose status calls need not wait for this one's.
     projects_seen: Mutex<Vec<String>>,
@@ -502,6 +508,7 @@ impl Qovery {
                 probe,
                 gate,
                 limiter: RateLimiter::direct(quota),
+                for_a_person: RateLimiter::direct(Quota::per_second(FOR_A_PERSON_PER_SECOND)),
                 details: Mutex::new(Details::default()),
                 projects_seen: Mutex::new(Vec::new()),
                 project_names: Mutex::new(HashMap::new()),
@@ -580,6 +587,16 @@ impl Qovery {
         }
     }
 
+    /// The rate limit the call being made goes through: its own for a call a person
+    /// waits on, else the client's `requests_per_second`.
+    fn limiter(&self) -> &DefaultDirectRateLimiter {
+        if crate::platform::is_for_a_person() {
+            &self.inner.for_a_person
+        } else {
+            &self.inner.limiter
+        }
+    }
+
     /// One request through the gate (a connection of the bounded pool, the rate limit),
     /// observed: its status, its `Retry-After`, and its body (bounded).
     async fn exchange(
@@ -594,7 +611,7 @@ impl Qovery {
             .acquire()
             .await
             .map_err(|_| Attempt::fails("client is shutting down".into()))?;
-        inner.limiter.until_ready().await;
+        self.limiter().until_ready().await;
         let started = Instant::now();
         let sent = inner.http.request(method, url).send().await;
         let observe = |status: &str| {
@@ -1139,6 +1156,20 @@ impl Platform for Qovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wake's calls do not wait for a pass to have spent the client's burst: they go
+    /// through a rate of their own.
+    #[tokio::test]
+    async fn calls_a_person_waits_on_go_through_their_own_rate_limit() {
+        let options = QoveryOptions::new("http://127.0.0.1:9", "org", Token::new("t"));
+        let q = Qovery::new(options, None).unwrap();
+        assert!(std::ptr::eq(q.limiter(), &q.inner.limiter));
+        crate::platform::for_a_person(async {
+            assert!(std::ptr::eq(q.limiter(), &q.inner.for_a_person));
+        })
+        .await;
+        assert!(std::ptr::eq(q.limiter(), &q.inner.limiter), "only inside");
+    }
 
     #[test]
     fn listing_words_are_read_escaped_or_not_and_anything_else_is_refused() {

@@ -581,17 +581,21 @@ impl Daemon {
         key: &str,
         until: DateTime<Utc>,
     ) -> Result<(), OperatorError> {
-        let (environment, complete) = self.find_fresh(key).await?;
-        self.check_wake_by_request(&environment, complete).await?;
-        self.wake_found(
-            environment,
-            complete,
-            Some(until),
-            BY_REQUEST,
-            "via the waiting page",
-        )
+        // Someone is looking at a waiting page: its calls go ahead of a pass's batch.
+        crate::platform::for_a_person(async {
+            let (environment, complete) = self.find_fresh(key).await?;
+            self.check_wake_by_request(&environment, complete).await?;
+            self.wake_found(
+                environment,
+                complete,
+                Some(until),
+                BY_REQUEST,
+                "via the waiting page",
+            )
+            .await
+            .map(drop)
+        })
         .await
-        .map(drop)
     }
 
     /// Whether a request may wake the environment `key` names (see
@@ -615,7 +619,7 @@ impl Daemon {
     /// Whether the environment `id` serves yet, and where (the platform's word, and its
     /// probe of the URL).
     pub async fn serving(&self, id: &str) -> Result<crate::platform::Serving, OperatorError> {
-        Ok(self.platform.serving(id).await?)
+        Ok(crate::platform::for_a_person(self.platform.serving(id)).await?)
     }
 
     /// Every URL the environment `id` serves people on (the platform's links).

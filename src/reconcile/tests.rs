@@ -1111,6 +1111,8 @@ async fn passes_and_operators_changes_keep_the_ledger_off_the_async_workers() {
 struct Scripted {
     env: std::sync::Mutex<crate::platform::Environment>,
     calls: std::sync::Mutex<Vec<(DateTime<Utc>, Action)>>,
+    /// For each call in `calls`, whether it was made for a person waiting on it.
+    for_a_person: std::sync::Mutex<Vec<bool>>,
     notes: std::sync::Mutex<Vec<(String, String)>>,
     clock: ManualClock,
 }
@@ -1122,9 +1124,26 @@ impl Scripted {
         Scripted {
             env: std::sync::Mutex::new(env),
             calls: std::sync::Mutex::default(),
+            for_a_person: std::sync::Mutex::default(),
             notes: std::sync::Mutex::default(),
             clock: clock.clone(),
         }
+    }
+
+    /// A daemon over this platform under `rules`, on its clock.
+    fn daemon(self: &Arc<Self>, ledger: Arc<Ledger>, metrics: Arc<Metrics>, rules: &str) -> Daemon {
+        Daemon::new(
+            self.clone(),
+            ledger,
+            metrics,
+            Arc::new(self.clock.clone()),
+            Arc::new(parse_rules("t.yaml", rules, self.clock.now()).unwrap()),
+            DaemonOptions {
+                resync: Duration::from_secs(60),
+                max_pass_age: Duration::from_secs(180),
+                max_in_flight: 4,
+            },
+        )
     }
 
     /// Puts it back up, as `by` does, at `at`.
@@ -1163,6 +1182,8 @@ impl Scripted {
 
     fn set(&self, action: Action, state: crate::platform::EnvState) {
         self.calls.lock().unwrap().push((self.clock.now(), action));
+        let person = crate::platform::is_for_a_person();
+        self.for_a_person.lock().unwrap().push(person);
         let mut env = self.env.lock().unwrap();
         env.state = state;
         env.reverted = None;
@@ -1206,18 +1227,7 @@ async fn a_stop_put_back_is_recorded_once_counted_by_who_ends_its_savings_and_is
     let ledger = Arc::new(Ledger::in_memory().unwrap());
     let metrics = Arc::new(Metrics::new("test", false));
     let rules = "timezone: UTC\ncurrency: EUR\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    gitops: off\n";
-    let daemon = Daemon::new(
-        platform.clone(),
-        ledger.clone(),
-        metrics.clone(),
-        Arc::new(clock.clone()),
-        Arc::new(parse_rules("t.yaml", rules, clock.now()).unwrap()),
-        DaemonOptions {
-            resync: Duration::from_secs(60),
-            max_pass_age: Duration::from_secs(180),
-            max_in_flight: 4,
-        },
-    );
+    let daemon = platform.daemon(ledger.clone(), metrics.clone(), rules);
     let reverted = |by: &str| {
         let text = metrics.encode();
         let line = format!("curfew_reverted_total{{by=\"{by}\",rule=\"office\"}} ");
@@ -1311,6 +1321,29 @@ async fn a_stop_put_back_is_recorded_once_counted_by_who_ends_its_savings_and_is
     );
 }
 
+/// A wake by request is made for a person waiting on it (its calls go ahead of a pass's
+/// batch, [`crate::platform::for_a_person`]); a pass's own calls are not.
+#[tokio::test]
+async fn a_wake_by_request_calls_the_platform_for_a_person_and_a_pass_does_not() {
+    let clock = ManualClock::new(at("2026-11-25T19:00:00Z"));
+    let platform = Arc::new(Scripted::new(&clock, 36.0));
+    let rules = "timezone: UTC\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    wake_on_request: true\n";
+    let daemon = platform.daemon(
+        Arc::new(Ledger::in_memory().unwrap()),
+        Arc::new(Metrics::new("test", false)),
+        rules,
+    );
+    daemon.pass().await.unwrap();
+    clock.set(at("2026-11-25T21:00:00Z"));
+    daemon
+        .wake_by_request("id-pr-1", at("2026-11-25T21:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(platform.stops(), [at("2026-11-25T19:00:00Z")]);
+    assert_eq!(platform.starts(), [at("2026-11-25T21:00:00Z")]);
+    assert_eq!(*platform.for_a_person.lock().unwrap(), [false, true]);
+}
+
 /// A stop put back only in part (one workload of two, say): not fought before the next
 /// boundary, as a whole revert; and the next running time starts what is still stopped,
 /// so that the morning does not find the environment half up.
@@ -1320,18 +1353,7 @@ async fn a_stop_put_back_in_part_is_not_fought_and_the_next_running_time_starts_
     let platform = Arc::new(Scripted::new(&clock, 36.0));
     let ledger = Arc::new(Ledger::in_memory().unwrap());
     let rules = "timezone: UTC\ncurrency: EUR\nrules:\n  - name: office\n    match: { mode: preview }\n    run: Mon-Fri 08:00-19:00\n    gitops: off\n";
-    let daemon = Daemon::new(
-        platform.clone(),
-        ledger.clone(),
-        Arc::new(Metrics::new("test", false)),
-        Arc::new(clock.clone()),
-        Arc::new(parse_rules("t.yaml", rules, clock.now()).unwrap()),
-        DaemonOptions {
-            resync: Duration::from_secs(60),
-            max_pass_age: Duration::from_secs(180),
-            max_in_flight: 4,
-        },
-    );
+    let daemon = platform.daemon(ledger.clone(), Arc::new(Metrics::new("test", false)), rules);
     daemon.pass().await.unwrap();
     platform.put_back_but("argocd-controller (Update)", at("2026-11-25T19:00:05Z"), 1);
     for t in ["2026-11-25T19:05:00Z", "2026-11-26T07:59:00Z"] {
