@@ -21,7 +21,12 @@ fn start_of_test() -> DateTime<Utc> {
 struct World {
     clock: ManualClock,
     sandbox: Sandbox,
-    running: curfew::sandbox::RunningSandbox,
+    url: String,
+    organization_id: String,
+    token: String,
+    /// Serves until dropped; `None` when the test serves the router itself (its task
+    /// ends with the test's runtime).
+    _running: Option<curfew::sandbox::RunningSandbox>,
 }
 
 async fn world(options: SandboxOptions) -> World {
@@ -32,7 +37,10 @@ async fn world(options: SandboxOptions) -> World {
     World {
         clock,
         sandbox,
-        running,
+        url: running.url.clone(),
+        organization_id: running.organization_id.clone(),
+        token: running.token.clone(),
+        _running: Some(running),
     }
 }
 
@@ -48,9 +56,9 @@ fn options(projects: u32, environments: u32) -> SandboxOptions {
 
 fn adapter(w: &World, tune: impl FnOnce(&mut QoveryOptions)) -> Qovery {
     let mut o = QoveryOptions::new(
-        w.running.url.clone(),
-        w.running.organization_id.clone(),
-        Token::new(w.running.token.clone()),
+        w.url.clone(),
+        w.organization_id.clone(),
+        Token::new(w.token.clone()),
     );
     o.name = "sandbox";
     o.requests_per_second = 10_000.0;
@@ -266,7 +274,10 @@ async fn an_empty_organization_lists_nothing_and_is_complete() {
     let w = World {
         clock,
         sandbox,
-        running,
+        url: running.url.clone(),
+        organization_id: running.organization_id.clone(),
+        token: running.token.clone(),
+        _running: Some(running),
     };
     let snapshot = adapter(&w, |_| {}).list().await.unwrap();
     assert!(snapshot.complete && snapshot.environments.is_empty());
@@ -298,8 +309,8 @@ async fn a_project_whose_status_call_fails_makes_the_listing_partial() {
 async fn a_refused_token_is_not_retried_and_never_echoed() {
     let w = world(options(1, 2)).await;
     let mut o = QoveryOptions::new(
-        w.running.url.clone(),
-        w.running.organization_id.clone(),
+        w.url.clone(),
+        w.organization_id.clone(),
         Token::new("wrong-s3cret"),
     );
     o.backoff = Duration::from_millis(10);
@@ -337,20 +348,65 @@ async fn faults_never_turn_into_a_wrong_or_duplicated_action() {
     }
 }
 
+/// The sandbox behind a gate that holds the calls costs are read from
+/// (`/environment/{id}/application` and `/container`) until `release` is sent `true`.
+async fn world_holding_cost_calls(
+    options: SandboxOptions,
+) -> (World, tokio::sync::watch::Sender<bool>) {
+    let clock = ManualClock::new(start_of_test());
+    let options_token = options.token.clone();
+    let sandbox = Sandbox::new(options, Arc::new(clock.clone()));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let router = sandbox.router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let mut released = released.clone();
+            async move {
+                let path = request.uri().path();
+                if path.ends_with("/application") || path.ends_with("/container") {
+                    // Err only when the test is over.
+                    let _ = released.wait_for(|r| *r).await;
+                }
+                next.run(request).await
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (organization_id, token) = (sandbox.organization_id(), options_token.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (
+        World {
+            clock,
+            sandbox,
+            url,
+            organization_id,
+            token,
+            _running: None,
+        },
+        release,
+    )
+}
+
 #[tokio::test]
 async fn costs_come_from_cpu_and_memory_and_are_cached() {
-    let w = world(options(2, 8)).await;
+    let (w, release) = world_holding_cost_calls(options(2, 8)).await;
     let q = adapter(&w, |o| {
         o.prices = Prices {
             vcpu_hour: Some(0.04),
             gib_hour: Some(0.005),
         }
     });
-    let first = q.list().await.unwrap();
+    // The listing answers while every call for costs is held: it does not wait for them.
+    let first = tokio::time::timeout(Duration::from_secs(30), q.list())
+        .await
+        .expect("the listing waits on no call for costs")
+        .unwrap();
+    assert!(first.complete);
     assert!(
         first.environments.iter().all(|e| e.hourly_cost.is_none()),
         "costs are fetched in the background"
     );
+    release.send_replace(true);
     // Let the background refresh finish.
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
