@@ -202,8 +202,12 @@ async fn a_429_is_retried_after_the_time_retry_after_asks_for() {
     let w = world(options(1, 3)).await;
     w.sandbox.set_faults(faults(0.0, 1.0, 0.0, 0.0));
     let sandbox = w.sandbox.clone();
+    // Healed once the listing's first two calls have been answered 429, however slow the
+    // machine is to send them.
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        while sandbox.requests().faulted < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         sandbox.set_faults(faults(0.0, 0.0, 0.0, 0.0));
     });
     let q = adapter(&w, |o| o.max_retries = 3);
