@@ -1565,6 +1565,16 @@ impl Kubernetes {
     /// sync (at most four request timeouts; a pass that fails meanwhile keeps `/readyz`
     /// not ready).
     async fn list_cached(&self, now: DateTime<Utc>) -> Result<Snapshot, PlatformError> {
+        self.list_cached_where(now, |_| true).await
+    }
+
+    /// The environments of the watch cache's namespaces that `chosen` names (the listing
+    /// when it names all of them).
+    async fn list_cached_where(
+        &self,
+        now: DateTime<Utc>,
+        chosen: impl Fn(&str) -> bool,
+    ) -> Result<Snapshot, PlatformError> {
         let cache = self.cache().clone();
         let limit = self.inner.options.timeout * 4;
         if tokio::time::timeout(limit, cache.synced()).await.is_err() {
@@ -1583,7 +1593,7 @@ impl Kubernetes {
         let mut environments = Vec::new();
         let mut owned: Vec<(usize, BTreeSet<gitops::OwnerRef>)> = Vec::new();
         cache.visit(
-            |name| !self.never_an_environment(name),
+            |name| !self.never_an_environment(name) && chosen(name),
             |ns, contents| {
                 let ids = self.owner_ids(&contents.workloads);
                 if !ids.is_empty() {
@@ -1880,6 +1890,39 @@ impl Platform for Kubernetes {
             environments,
             complete,
         })
+    }
+
+    /// The namespace `id` alone: read with its workloads, pods and owners (a wake reads it
+    /// right before acting), or from the watch cache, which lists nothing; `None` when it
+    /// is gone or the selector does not choose it.
+    async fn environment(&self, id: &str) -> Result<Option<Environment>, PlatformError> {
+        let now = self.inner.clock.now();
+        if self.inner.options.watch {
+            let mut one = self.list_cached_where(now, |name| name == id).await?;
+            return Ok(one.environments.pop());
+        }
+        let read = |e: CallError| {
+            failure(
+                Operation::List,
+                e.retryable(),
+                format!("namespace {id}: {e}"),
+            )
+        };
+        let Some(ns) = self.namespace(id).await.map_err(read)? else {
+            return Ok(None);
+        };
+        let (activity, _) = self.activity(now).await;
+        let contents = if terminating(&ns) {
+            self.remains(id).await
+        } else {
+            self.contents(id).await
+        }
+        .map_err(read)?;
+        let (namespaces, contents) = ([ns], [Some(contents)]);
+        let owners = self.owner_notes(&namespaces, &contents).await;
+        Ok(self
+            .environments(&namespaces, &contents, owners, &activity, now)
+            .pop())
     }
 
     async fn stop(&self, id: &str) -> Result<Outcome, PlatformError> {

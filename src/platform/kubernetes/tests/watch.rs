@@ -268,3 +268,57 @@ async fn acting_still_reads_the_namespace_and_its_objects_afresh() {
         Some("4")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_reads_its_one_namespace_and_lists_no_other() {
+    let fake = FakeApi::new();
+    fleet(&fake);
+    let direct = adapter(&fake);
+    let listed = direct.list().await.unwrap().environments;
+    let pr1 = listed.iter().find(|e| &*e.id == "pr-1").unwrap();
+
+    // Without the watch cache: the namespace read by its name under the selector, then
+    // that namespace's objects only.
+    fake.forget_log();
+    let one = Platform::environment(&direct, "pr-1").await.unwrap();
+    assert_eq!(one.as_ref(), Some(pr1));
+    let log = fake.log();
+    assert!(!log.is_empty());
+    assert!(
+        log.iter()
+            .all(|s| s.namespace.as_deref().is_none_or(|n| n == "pr-1")),
+        "{log:?}"
+    );
+    let namespaces: Vec<&Seen> = log.iter().filter(|s| s.resource == "namespaces").collect();
+    assert_eq!(namespaces.len(), 1, "{namespaces:?}");
+    assert_eq!(
+        namespaces[0].query.get("fieldSelector").map(String::as_str),
+        Some("metadata.name=pr-1")
+    );
+    assert_eq!(
+        namespaces[0].query.get("labelSelector").map(String::as_str),
+        Some("curfew.dev/preview=true")
+    );
+    // Gone, not chosen by the selector, or the cluster's own: none.
+    for id in ["pr-9", "elsewhere", "kube-system"] {
+        assert_eq!(
+            Platform::environment(&direct, id).await.unwrap(),
+            None,
+            "{id}"
+        );
+    }
+
+    // With it: from memory, no request at all.
+    let k8s = adapter_with(&fake, cached(), Arc::new(Alone));
+    k8s.list().await.unwrap();
+    until_watched(&fake, 7).await;
+    fake.forget_log();
+    assert_eq!(
+        Platform::environment(&k8s, "pr-1").await.unwrap().as_ref(),
+        Some(pr1)
+    );
+    for id in ["pr-9", "elsewhere"] {
+        assert_eq!(Platform::environment(&k8s, id).await.unwrap(), None, "{id}");
+    }
+    assert_eq!(lists(&fake.log()).len(), 0, "{:?}", fake.log());
+}
