@@ -1370,13 +1370,7 @@ impl Kubernetes {
     /// the workloads serve (by the leader). A namespace curfew does not manage serves
     /// nothing.
     async fn serving_now(&self, id: &str) -> Result<Serving, PlatformError> {
-        let failed = |e: CallError| {
-            failure(
-                Operation::List,
-                e.retryable(),
-                format!("namespace {id}: {e}"),
-            )
-        };
+        let failed = reading(id);
         let Some(ns) = self.namespace(id).await.map_err(failed)? else {
             return Ok(Serving::default());
         };
@@ -1620,6 +1614,17 @@ impl Kubernetes {
             environments,
             complete,
         })
+    }
+}
+
+/// What a failed read of the namespace `id`'s objects becomes.
+fn reading(id: &str) -> impl Fn(CallError) -> PlatformError + Copy + '_ {
+    move |e| {
+        failure(
+            Operation::List,
+            e.retryable(),
+            format!("namespace {id}: {e}"),
+        )
     }
 }
 
@@ -1901,13 +1906,7 @@ impl Platform for Kubernetes {
             let mut one = self.list_cached_where(now, |name| name == id).await?;
             return Ok(one.environments.pop());
         }
-        let read = |e: CallError| {
-            failure(
-                Operation::List,
-                e.retryable(),
-                format!("namespace {id}: {e}"),
-            )
-        };
+        let read = reading(id);
         let Some(ns) = self.namespace(id).await.map_err(read)? else {
             return Ok(None);
         };
