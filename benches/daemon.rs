@@ -32,6 +32,7 @@ const CURFEW: &str = env!("CARGO_BIN_EXE_curfew");
 
 fn main() {
     common::print_build();
+    common::print_layout(CURFEW);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

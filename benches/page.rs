@@ -44,6 +44,7 @@ fn main() {
         std::env::consts::ARCH,
         ENVIRONMENTS
     );
+    common::print_layout(CURFEW);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -34,6 +34,39 @@ pub fn print_build() {
     );
 }
 
+/// How much of `link/symbol-order.txt` (the functions a running daemon executes, which
+/// build.rs has the linker lay out together) the binary `curfew` has, by its symbol table
+/// (binutils' `nm`): a list the code has moved away from makes the resident code grow
+/// back, and `.ci/symbol-order` makes it again.
+pub fn print_layout(curfew: &str) {
+    let order = concat!(env!("CARGO_MANIFEST_DIR"), "/link/symbol-order.txt");
+    let listed: std::collections::HashSet<String> = std::fs::read_to_string(order)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let defined = Command::new("nm")
+        .args(["--defined-only", curfew])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    match defined {
+        Some(nm) => {
+            let found = nm
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(2))
+                .filter(|name| listed.contains(*name))
+                .count();
+            println!(
+                "code layout: {found} of the {} functions link/symbol-order.txt names are in this binary",
+                listed.len()
+            );
+        }
+        None => println!("code layout: unknown (no nm)"),
+    }
+}
+
 /// A loopback port nothing listens on.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
