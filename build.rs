@@ -6,16 +6,17 @@
 //! resident; packed, only what runs is (docs/daemon.md, "Resources").
 //!
 //! lld's option: applied where the Rust toolchain links with its own lld
-//! (x86_64-unknown-linux-gnu since Rust 1.90); `CURFEW_NO_SYMBOL_ORDER=1` turns it off. A
+//! (x86_64-unknown-linux-gnu since Rust 1.90); `SYMBOL_ORDER=off` turns it off (not a
+//! `CURFEW_*` name: those are the daemon's settings). A
 //! function the list names that a build no longer has is skipped without a word; one it
 //! does not name is laid out after those it does, as before.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=link/symbol-order.txt");
-    println!("cargo:rerun-if-env-changed=CURFEW_NO_SYMBOL_ORDER");
+    println!("cargo:rerun-if-env-changed=SYMBOL_ORDER");
     let target = std::env::var("TARGET").unwrap_or_default();
-    let off = std::env::var_os("CURFEW_NO_SYMBOL_ORDER").is_some_and(|v| v != "0");
+    let off = std::env::var("SYMBOL_ORDER").is_ok_and(|v| v == "off");
     if target != "x86_64-unknown-linux-gnu" || off {
         return;
     }
