@@ -285,6 +285,43 @@ fn the_image_builds_and_runs_on_the_libc_the_benchmarks_ran_on() {
     );
 }
 
+/// The image ships the build the benchmarks measure: the release profile as `Cargo.toml`
+/// sets it. A `CARGO_PROFILE_*` override in the Dockerfile would change every symbol's
+/// name (the profile is part of each crate's hash), so the code layout that build.rs hands
+/// the linker (`link/symbol-order.txt`) would no longer apply to the image's binary.
+#[test]
+fn the_image_builds_the_release_profile_the_benchmarks_measure() {
+    let dockerfile = read(DOCKERFILE);
+    let commands: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .any(|l| l.contains("cargo build --release --locked --bin curfew")),
+        "the image builds with CI's command"
+    );
+    for line in &commands {
+        assert!(
+            !line.contains("CARGO_PROFILE_") && !line.contains("RUSTFLAGS"),
+            "the Dockerfile overrides the release profile: {line}"
+        );
+    }
+    // build.rs and the layout it reads are in the build context.
+    let ignored = read(".dockerignore");
+    for needed in ["build.rs", "link"] {
+        assert!(
+            !ignored
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .any(|l| l.trim().trim_end_matches('/') == needed),
+            ".dockerignore leaves out {needed}"
+        );
+    }
+    assert!(repo("build.rs").is_file() && repo("link/symbol-order.txt").is_file());
+}
+
 #[test]
 fn the_libc_check_tells_musl_static_and_mismatched_images_apart() {
     let build = [
