@@ -766,6 +766,20 @@ impl Kubernetes {
         })
     }
 
+    /// What the namespace holds: its [`contents`](Self::contents), or only what
+    /// [`remains`](Self::remains) of it while it is being deleted.
+    async fn contents_or_remains(
+        &self,
+        namespace: &str,
+        deleting: bool,
+    ) -> Result<Contents, CallError> {
+        if deleting {
+            self.remains(namespace).await
+        } else {
+            self.contents(namespace).await
+        }
+    }
+
     /// What is left of a namespace being deleted: its pods (what it still costs).
     async fn remains(&self, namespace: &str) -> Result<Contents, CallError> {
         let pods = pods::classify(
@@ -1872,12 +1886,7 @@ impl Platform for Kubernetes {
             .collect();
         let contents: Vec<Option<Contents>> = stream::iter(names)
             .map(|(name, deleting): (String, bool)| async move {
-                let contents = if deleting {
-                    self.remains(&name).await
-                } else {
-                    self.contents(&name).await
-                };
-                match contents {
+                match self.contents_or_remains(&name, deleting).await {
                     Ok(c) => Some(c),
                     Err(e) => {
                         tracing::warn!(namespace = %name, error = %e, "cannot list the namespace's workloads: left alone this pass");
@@ -1911,12 +1920,10 @@ impl Platform for Kubernetes {
             return Ok(None);
         };
         let (activity, _) = self.activity(now).await;
-        let contents = if terminating(&ns) {
-            self.remains(id).await
-        } else {
-            self.contents(id).await
-        }
-        .map_err(read)?;
+        let contents = self
+            .contents_or_remains(id, terminating(&ns))
+            .await
+            .map_err(read)?;
         let (namespaces, contents) = ([ns], [Some(contents)]);
         let owners = self.owner_notes(&namespaces, &contents).await;
         Ok(self
